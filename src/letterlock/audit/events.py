@@ -1,0 +1,61 @@
+"""The closed vocabulary of audit events (``source:subject:action``) and the sink
+interface every service writes through.
+
+No free-form event strings: a new kind of event is a new member here.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+
+class EventType(enum.StrEnum):
+    # admin actions
+    ADMIN_REGION_ADDED = "admin:region:added"
+    ADMIN_DOMAIN_ADDED = "admin:domain:added"
+    ADMIN_ACCOUNT_CREATED = "admin:account:created"
+    ADMIN_ACCOUNT_DELETED = "admin:account:deleted"
+    ADMIN_ACCOUNT_MOVED = "admin:account:moved"
+    ADMIN_OPERATOR_ADDED = "admin:operator:added"
+    ADMIN_MAIL_IMPORTED = "admin:mail:imported"
+    # account self-service that matters to the owner
+    ACCOUNT_PASSWORD_CHANGED = "account:password:changed"
+    ACCOUNT_KEY_RECOVERED = "account:key:recovered"
+    # legal matters
+    LEGAL_MATTER_FILED = "legal:matter:filed"
+    LEGAL_MATTER_EVALUATED = "legal:matter:evaluated"
+    LEGAL_MATTER_DECIDED = "legal:matter:decided"
+    LEGAL_MATTER_OVERRIDDEN = "legal:matter:overridden"
+    LEGAL_MATTER_CLOSED = "legal:matter:closed"
+    LEGAL_HOLD_PLACED = "legal:hold:placed"
+    LEGAL_HOLD_RELEASED = "legal:hold:released"
+    LEGAL_PRODUCTION_EXECUTED = "legal:production:executed"
+    LEGAL_NOTICE_SENT = "legal:notice:sent"
+    # non-disclosure orders
+    LOG_COMMITMENT_REVEALED = "log:commitment:revealed"
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One thing that happened. ``account`` and ``matter`` are references, not data."""
+
+    type: EventType
+    actor: str
+    at: datetime
+    account: str | None = None
+    matter: str | None = None
+    details: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    sealed_until: datetime | None = None
+    """If set, the event is under a non-disclosure order until then (or indefinitely
+    when ``indefinite`` is in details): it enters the log as a salted commitment."""
+
+
+class AuditSink(Protocol):
+    """Where services record events. Implementations must be durable on return."""
+
+    async def record(self, event: AuditEvent) -> int:
+        """Append ``event``; returns its index in the log."""
+        ...

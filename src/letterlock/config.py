@@ -1,0 +1,208 @@
+"""Typed configuration: one schema, loaded from ``HOME/letterlock.toml`` and environment.
+
+Every option is documented here with its unit. Environment variables override the
+file: ``LETTERLOCK_<SECTION>_<OPTION>`` (upper case), e.g. ``LETTERLOCK_SMTP_PORT=2526``
+or ``LETTERLOCK_CRYPTO_ARGON2_MEMORY_KIB=19456``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from letterlock.errors import ConfigError
+
+CONFIG_FILE = "letterlock.toml"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    bind: str = "127.0.0.1"
+    """Address every listener binds to."""
+    hostname: str = "localhost"
+    """Name this server announces in SMTP greetings and Received headers."""
+    tls_cert: str = ""
+    """PEM certificate path; empty means a self-signed one made under HOME/control/tls."""
+    tls_key: str = ""
+    """PEM private key path matching ``tls_cert``."""
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    port: int = 2525
+    """MX listener TCP port."""
+    submission_port: int = 2587
+    """Submission listener TCP port (STARTTLS, AUTH)."""
+    lmtp_port: int = 0
+    """LMTP listener TCP port; 0 disables it."""
+    max_message_bytes: int = 50 * 1024 * 1024
+    """Largest accepted message, in bytes (advertised as SIZE)."""
+    smarthost: str = ""
+    """host:port to relay all outbound mail through; empty means direct MX delivery."""
+    outbound_tls: str = "opportunistic"
+    """Outbound STARTTLS policy: ``opportunistic``, ``required`` or ``none``."""
+    queue_max_age_s: int = 5 * 24 * 3600
+    """Seconds an outbound message is retried before it bounces."""
+    max_connections_per_ip: int = 20
+    """Concurrent SMTP connections allowed from one client address."""
+
+
+@dataclass(frozen=True)
+class ImapConfig:
+    port: int = 1143
+    """IMAP listener TCP port (STARTTLS)."""
+    tls_port: int = 1993
+    """IMAP implicit-TLS listener TCP port."""
+    max_literal_bytes: int = 64 * 1024 * 1024
+    """Largest literal (APPEND size), in bytes; advertised as APPENDLIMIT."""
+    max_line_bytes: int = 64 * 1024
+    """Longest command line outside literals, in bytes."""
+    idle_timeout_s: int = 30 * 60
+    """Seconds an authenticated idle connection may stay silent (RFC 9051: >= 30 min)."""
+    login_timeout_s: int = 60
+    """Seconds an unauthenticated connection may stay silent."""
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    port: int = 8080
+    """HTTP listener TCP port (API and pages)."""
+
+
+@dataclass(frozen=True)
+class CryptoConfig:
+    argon2_memory_kib: int = 65536
+    """Argon2id memory cost per password derivation, in KiB."""
+    argon2_iterations: int = 3
+    """Argon2id passes."""
+    argon2_lanes: int = 1
+    """Argon2id parallelism."""
+    max_concurrent_kdf: int = 2
+    """Password derivations allowed at once (bounds memory: this x argon2_memory_kib)."""
+    chunk_bytes: int = 64 * 1024
+    """Plaintext bytes per sealed chunk."""
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    fsync: bool = True
+    """Flush to stable storage before acknowledging (disable only for throwaway tests)."""
+    group_commit_max: int = 256
+    """Most appends flushed together in one group commit."""
+    postgres_url: str = ""
+    """If set, cells keep metadata in PostgreSQL (one database per region: {region})."""
+
+
+@dataclass(frozen=True)
+class LegalConfig:
+    profile: str = "location-2016"
+    """Policy profile that recommends decisions: ``location-2016`` or ``cloud-act-2018``."""
+    policy_dir: str = ""
+    """Directory of the operator's own Cedar policies; empty uses the shipped profile."""
+    operator_country: str = "US"
+    """ISO 3166 country of the operator's seat."""
+
+
+@dataclass(frozen=True)
+class Config:
+    home: Path
+    server: ServerConfig = field(default_factory=ServerConfig)
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    imap: ImapConfig = field(default_factory=ImapConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    crypto: CryptoConfig = field(default_factory=CryptoConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    legal: LegalConfig = field(default_factory=LegalConfig)
+
+    @property
+    def control_dir(self) -> Path:
+        return self.home / "control"
+
+    def region_dir(self, region_id: str) -> Path:
+        return self.home / "regions" / region_id
+
+
+_SECTIONS: dict[str, type] = {
+    name: hint for name, hint in get_type_hints(Config).items() if name != "home"
+}
+
+
+def _coerce(section: str, name: str, hint: Any, raw: Any, source: str) -> Any:
+    try:
+        if hint is bool:
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        if hint is int:
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            return int(raw)
+        return str(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {section}.{name} must be {hint.__name__}, got {raw!r}") from exc
+
+
+def load(home: Path, env: Mapping[str, str] | None = None,
+         overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Config:
+    """Build the configuration for ``home``: defaults, then the TOML file, then the
+    environment, then explicit ``overrides`` (from command-line flags)."""
+    env = os.environ if env is None else env
+    data: dict[str, dict[str, Any]] = {}
+    path = home / CONFIG_FILE
+    if path.exists():
+        try:
+            parsed = tomllib.loads(path.read_text("utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+        for section, values in parsed.items():
+            if section not in _SECTIONS or not isinstance(values, dict):
+                raise ConfigError(f"{path}: unknown section [{section}]")
+            data[section] = dict(values)
+    sections: dict[str, Any] = {}
+    for section, cls in _SECTIONS.items():
+        hints = get_type_hints(cls)
+        values = data.get(section, {})
+        for key in values:
+            if key not in hints:
+                raise ConfigError(f"{path}: unknown option {section}.{key}")
+        kwargs: dict[str, Any] = {}
+        for name, hint in hints.items():
+            if name in values:
+                kwargs[name] = _coerce(section, name, hint, values[name], str(path))
+            env_key = f"LETTERLOCK_{section}_{name}".upper()
+            if env_key in env:
+                kwargs[name] = _coerce(section, name, hint, env[env_key], env_key)
+            if overrides and name in overrides.get(section, {}):
+                kwargs[name] = overrides[section][name]
+        sections[section] = cls(**kwargs)
+    return Config(home=home, **sections)
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(option, default, documentation) for every option, for ``letterlock config``."""
+    import ast
+    import inspect
+
+    rows: list[tuple[str, str, str]] = []
+    for section, cls in _SECTIONS.items():
+        tree = ast.parse(inspect.getsource(cls))
+        body = tree.body[0].body  # type: ignore[attr-defined]
+        docs: dict[str, str] = {}
+        for prev, node in zip(body, body[1:], strict=False):
+            if isinstance(prev, ast.AnnAssign) and isinstance(node, ast.Expr):
+                target = prev.target
+                if isinstance(target, ast.Name) and isinstance(node.value, ast.Constant):
+                    docs[target.id] = str(node.value.value)
+        for f in dataclasses.fields(cls):
+            rows.append((f"{section}.{f.name}", repr(f.default), docs.get(f.name, "")))
+    return rows

@@ -1,0 +1,179 @@
+"""Sealed blobs: a message (or any byte string) encrypted to an account public key.
+
+Layout (all integers big-endian)::
+
+    header:
+      magic      b"LLS1"
+      version    u8   = 1
+      suite      u8   = 1  (X25519 + HKDF-SHA256 key wrap, AES-256-GCM chunks)
+      chunk_size u32  plaintext bytes per chunk
+      key_id     16   id of the account key the content key is wrapped to
+      eph_pub    32   ephemeral X25519 public key
+      wrapped    48   content key under the wrap key (AES-256-GCM, tag included)
+      prefix      7   random nonce prefix for the chunk stream
+    chunks:
+      each chunk_size plaintext bytes (the last may be shorter, possibly empty)
+      encrypted as ciphertext+tag (16 bytes) with nonce prefix | u32 index | u8 last
+
+The STREAM-style nonce (index and last-chunk flag) means chunks cannot be reordered,
+dropped or truncated without detection, and any byte range can be read by opening
+only the chunks that cover it. Every chunk also authenticates the whole header.
+"""
+
+from __future__ import annotations
+
+import secrets
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from letterlock.errors import CryptoError
+
+MAGIC = b"LLS1"
+VERSION = 1
+SUITE_X25519_AESGCM = 1
+DEFAULT_CHUNK = 64 * 1024
+TAG = 16
+_HEADER = struct.Struct(">4sBBI16s32s48s7s")
+HEADER_SIZE = _HEADER.size
+_WRAP_INFO = b"letterlock seal v1 content-key wrap"
+
+
+@dataclass(frozen=True)
+class SealHeader:
+    chunk_size: int
+    key_id: bytes
+    eph_pub: bytes
+    wrapped: bytes
+    prefix: bytes
+    raw: bytes
+
+    @classmethod
+    def parse(cls, blob: bytes) -> SealHeader:
+        if len(blob) < HEADER_SIZE:
+            raise CryptoError("sealed blob is shorter than its header")
+        magic, version, suite, chunk, key_id, eph, wrapped, prefix = _HEADER.unpack_from(blob)
+        if magic != MAGIC:
+            raise CryptoError("not a sealed blob")
+        if version != VERSION or suite != SUITE_X25519_AESGCM:
+            raise CryptoError(f"unsupported sealed blob version {version} suite {suite}")
+        if chunk <= 0:
+            raise CryptoError("sealed blob has an invalid chunk size")
+        return cls(chunk, key_id, eph, wrapped, prefix, bytes(blob[:HEADER_SIZE]))
+
+
+def _wrap_key(shared: bytes, eph_pub: bytes, recipient_pub: bytes) -> bytes:
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=eph_pub + recipient_pub,
+                info=_WRAP_INFO)
+    return hkdf.derive(shared)
+
+
+def _nonce(prefix: bytes, index: int, last: bool) -> bytes:
+    return prefix + struct.pack(">IB", index, 1 if last else 0)
+
+
+def sealed_size(plain_len: int, chunk_size: int = DEFAULT_CHUNK) -> int:
+    chunks = max(1, -(-plain_len // chunk_size))
+    return HEADER_SIZE + plain_len + chunks * TAG
+
+
+def seal(plaintext: bytes, recipient_public: bytes, key_id: bytes,
+         chunk_size: int = DEFAULT_CHUNK) -> bytes:
+    """Encrypt ``plaintext`` to the X25519 public key ``recipient_public``.
+
+    Needs only the public key: the delivery path can seal but never unseal.
+    """
+    if len(key_id) != 16:
+        raise ValueError("key id must be 16 bytes")
+    eph = X25519PrivateKey.generate()
+    eph_pub = eph.public_key().public_bytes_raw()
+    try:
+        shared = eph.exchange(X25519PublicKey.from_public_bytes(recipient_public))
+    except ValueError as exc:
+        raise CryptoError("invalid recipient public key") from exc
+    content_key = AESGCM.generate_key(bit_length=256)
+    wrap = _wrap_key(shared, eph_pub, recipient_public)
+    # The wrap key is unique to this message, so a fixed nonce is safe here.
+    wrapped = AESGCM(wrap).encrypt(b"\x00" * 12, content_key, key_id)
+    prefix = secrets.token_bytes(7)
+    header = _HEADER.pack(MAGIC, VERSION, SUITE_X25519_AESGCM, chunk_size, key_id,
+                          eph_pub, wrapped, prefix)
+    aead = AESGCM(content_key)
+    out = [header]
+    view = memoryview(plaintext)
+    count = max(1, -(-len(plaintext) // chunk_size))
+    for index in range(count):
+        piece = view[index * chunk_size : (index + 1) * chunk_size]
+        out.append(aead.encrypt(_nonce(prefix, index, index == count - 1), piece, header))
+    return b"".join(out)
+
+
+class Opener:
+    """Opens blobs sealed to one account key (held in a session's memory)."""
+
+    def __init__(self, private_key: X25519PrivateKey, key_id: bytes) -> None:
+        self._private = private_key
+        self._public = private_key.public_key().public_bytes_raw()
+        self.key_id = key_id
+
+    @property
+    def private_key(self) -> X25519PrivateKey:
+        return self._private
+
+    def _content_key(self, header: SealHeader) -> AESGCM:
+        if header.key_id != self.key_id:
+            raise CryptoError("sealed to a different key")
+        shared = self._private.exchange(X25519PublicKey.from_public_bytes(header.eph_pub))
+        wrap = _wrap_key(shared, header.eph_pub, self._public)
+        try:
+            key = AESGCM(wrap).decrypt(b"\x00" * 12, header.wrapped, header.key_id)
+        except InvalidTag as exc:
+            raise CryptoError("content key failed to open") from exc
+        return AESGCM(key)
+
+    def open(self, blob: bytes) -> bytes:
+        """Decrypt a whole sealed blob, verifying every chunk and the end marker."""
+        return b"".join(self.iter_chunks(blob))
+
+    def iter_chunks(self, blob: bytes) -> Iterator[bytes]:
+        header = SealHeader.parse(blob)
+        aead = self._content_key(header)
+        step = header.chunk_size + TAG
+        body = memoryview(blob)[HEADER_SIZE:]
+        if len(body) < TAG:
+            raise CryptoError("sealed blob is truncated")
+        count = -(-len(body) // step)
+        for index in range(count):
+            piece = body[index * step : (index + 1) * step]
+            try:
+                yield aead.decrypt(_nonce(header.prefix, index, index == count - 1), piece,
+                                   header.raw)
+            except InvalidTag as exc:
+                raise CryptoError(f"sealed chunk {index} failed authentication") from exc
+
+    def open_range(self, blob: bytes, start: int, length: int) -> bytes:
+        """Plaintext bytes [start, start+length) opening only the chunks that cover them."""
+        header = SealHeader.parse(blob)
+        aead = self._content_key(header)
+        step = header.chunk_size + TAG
+        body = memoryview(blob)[HEADER_SIZE:]
+        count = -(-len(body) // step)
+        first = start // header.chunk_size
+        last = min(count - 1, (start + max(length, 1) - 1) // header.chunk_size)
+        parts = []
+        for index in range(first, last + 1):
+            piece = body[index * step : (index + 1) * step]
+            try:
+                parts.append(aead.decrypt(_nonce(header.prefix, index, index == count - 1),
+                                          piece, header.raw))
+            except InvalidTag as exc:
+                raise CryptoError(f"sealed chunk {index} failed authentication") from exc
+        joined = b"".join(parts)
+        offset = start - first * header.chunk_size
+        return joined[offset : offset + length]

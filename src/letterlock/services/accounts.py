@@ -1,0 +1,207 @@
+"""Accounts: creation in a chosen region, authentication (unlocking the account key
+into a session), password change and recovery.
+
+Password derivations (Argon2id) run in a small dedicated thread pool: its size bounds
+both CPU and memory under a flood of logins (each derivation holds
+``argon2_memory_kib`` while it runs); waiting logins hold nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from letterlock.audit.events import AuditEvent, AuditSink, EventType
+from letterlock.crypto import keys
+from letterlock.crypto.seal import Opener
+from letterlock.errors import (
+    AlreadyExists,
+    AuthenticationFailed,
+    InvalidInput,
+    UnknownAccount,
+    UnknownDomain,
+)
+from letterlock.services.addresses import domain_of, normalise_address
+from letterlock.services.cells import Cell, Cells
+from letterlock.storage.contracts import ControlStore
+from letterlock.storage.models import AccountRecord
+
+T = TypeVar("T")
+
+DEFAULT_MAILBOXES: tuple[tuple[str, str | None], ...] = (
+    ("INBOX", None),
+    ("Sent", "\\Sent"),
+    ("Drafts", "\\Drafts"),
+    ("Trash", "\\Trash"),
+    ("Junk", "\\Junk"),
+    ("Archive", "\\Archive"),
+)
+MIN_PASSWORD_LENGTH = 8
+
+
+@dataclass(frozen=True)
+class AccountRef:
+    """What delivery needs: where the account lives and its public key. No secrets."""
+
+    record: AccountRecord
+    region: str
+
+    @property
+    def address(self) -> str:
+        return self.record.address
+
+
+@dataclass(frozen=True)
+class Session:
+    """An authenticated owner: the account key unlocked for this session only."""
+
+    ref: AccountRef
+    opener: Opener
+
+    @property
+    def address(self) -> str:
+        return self.ref.address
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    address: str
+    region: str
+    created: datetime
+
+
+class KdfRunner:
+    """Runs password derivations with bounded concurrency, off the event loop."""
+
+    def __init__(self, max_concurrent: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=max(1, max_concurrent),
+                                        thread_name_prefix="kdf")
+
+    async def run(self, func: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, func)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+
+
+class AccountService:
+    def __init__(self, control: ControlStore, cells: Cells, kdf: KdfRunner,
+                 kdf_params: keys.KdfParams, audit: AuditSink) -> None:
+        self._control = control
+        self._cells = cells
+        self._kdf = kdf
+        self._params = kdf_params
+        self._audit = audit
+
+    async def _home(self, address: str) -> tuple[Cell, AccountRecord]:
+        region = await self._control.lookup(address)
+        if region is None:
+            raise UnknownAccount(address)
+        cell = self._cells.get(region)
+        record = await cell.store.get_account(address)
+        if record is None:
+            raise UnknownAccount(address)
+        return cell, record
+
+    async def resolve(self, address: str) -> AccountRef:
+        """The account's home region and public record. Raises UnknownAccount."""
+        try:
+            address = normalise_address(address)
+        except InvalidInput:
+            raise UnknownAccount(address) from None
+        cell, record = await self._home(address)
+        return AccountRef(record, cell.region.id)
+
+    async def create(self, address: str, region_id: str, password: str, *,
+                     actor: str = "operator") -> tuple[AccountRef, str]:
+        """Create an account in ``region_id`` with the default mailboxes.
+
+        Returns the account and its recovery code (shown once, never stored).
+        Everything about the account, keys included, is written only in its cell.
+        """
+        address = normalise_address(address)
+        check_password(password)
+        cell = self._cells.get(region_id)
+        domains = {d.name for d in await self._control.list_domains()}
+        if domain_of(address) not in domains:
+            raise UnknownDomain(f"domain {domain_of(address)} is not hosted here")
+        if await self._control.lookup(address) is not None:
+            raise AlreadyExists(f"{address} exists")
+        pair = keys.KeyPair.generate()
+        code = keys.new_recovery_code()
+        wrapped_pw = await self._kdf.run(
+            lambda: keys.wrap_with_password(pair, password, self._params))
+        record = AccountRecord(
+            id=uuid.uuid4().hex, address=address, created=datetime.now(UTC),
+            public_key=pair.public, key_id=pair.key_id, wrapped_by_password=wrapped_pw,
+            wrapped_by_recovery=keys.wrap_with_recovery_code(pair, code))
+        # Directory entry first: a crash between the two leaves a dangling pointer
+        # that `create` refuses and an operator can remove, never an unlisted account.
+        await self._control.assign(address, region_id)
+        await cell.store.create_account(record)
+        for name, special in DEFAULT_MAILBOXES:
+            await cell.store.create_mailbox(record.id, name, special, True)
+        await self._audit.record(AuditEvent(EventType.ADMIN_ACCOUNT_CREATED, actor,
+                                            datetime.now(UTC), account=address,
+                                            details=(("region", region_id),)))
+        return AccountRef(record, region_id), code
+
+    async def authenticate(self, address: str, password: str) -> Session:
+        """Unlock the account key. Raises AuthenticationFailed for an unknown account
+        or a wrong password alike (after the same work, so timing tells nothing)."""
+        try:
+            ref = await self.resolve(address)
+        except UnknownAccount:
+            await self._kdf.run(lambda: keys.wrap_with_password(
+                keys.KeyPair.generate(), password, self._params))
+            raise AuthenticationFailed("authentication failed") from None
+        record = ref.record
+        pair = await self._kdf.run(lambda: keys.unwrap_with_password(
+            record.wrapped_by_password, password, record.key_id))
+        return Session(ref, Opener(pair.private, pair.key_id))
+
+    async def change_password(self, address: str, old: str, new: str) -> None:
+        check_password(new)
+        session = await self.authenticate(address, old)
+        await self._set_password(session.ref, session.opener, new)
+        await self._audit.record(AuditEvent(EventType.ACCOUNT_PASSWORD_CHANGED, address,
+                                            datetime.now(UTC), account=session.address))
+
+    async def recover(self, address: str, code: str, new_password: str) -> None:
+        """Set a new password using the recovery code. Raises AuthenticationFailed."""
+        check_password(new_password)
+        try:
+            ref = await self.resolve(address)
+        except UnknownAccount:
+            raise AuthenticationFailed("authentication failed") from None
+        record = ref.record
+        pair = keys.unwrap_with_recovery_code(record.wrapped_by_recovery, code, record.key_id)
+        await self._set_password(ref, Opener(pair.private, pair.key_id), new_password)
+        await self._audit.record(AuditEvent(EventType.ACCOUNT_KEY_RECOVERED, address,
+                                            datetime.now(UTC), account=ref.address))
+
+    async def _set_password(self, ref: AccountRef, opener: Opener, password: str) -> None:
+        pair = keys.KeyPair(opener.private_key, ref.record.public_key)
+        wrapped = await self._kdf.run(
+            lambda: keys.wrap_with_password(pair, password, self._params))
+        cell = self._cells.get(ref.region)
+        await cell.store.update_account_keys(ref.address, wrapped,
+                                             ref.record.wrapped_by_recovery)
+
+    async def list(self) -> list[AccountInfo]:
+        out: list[AccountInfo] = []
+        for address, region in await self._control.list_assignments():
+            record = await self._cells.get(region).store.get_account(address)
+            if record is not None:
+                out.append(AccountInfo(address, region, record.created))
+        return out

@@ -1,0 +1,107 @@
+"""Delivery: the one path by which mail enters a mailbox from outside the owner's own
+session (SMTP MX/LMTP/submission to local users, `mail import`, legal notices).
+
+Each recipient's copy is sealed to that recipient's key and stored in that
+recipient's home region; a message to recipients in two regions lands in both cells.
+Delivery returns only when every copy it reports as delivered is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from letterlock.errors import InvalidInput, LetterlockError, UnknownAccount
+from letterlock.services.accounts import AccountRef, AccountService
+from letterlock.services.addresses import domain_of, normalise_address
+from letterlock.services.mailbox import MailboxService, canonical_flags
+from letterlock.storage.contracts import ControlStore
+
+
+class RecipientKind(enum.Enum):
+    LOCAL = "local"
+    """A hosted account: deliver here."""
+    UNKNOWN_USER = "unknown-user"
+    """A hosted domain but no such account."""
+    FOREIGN = "foreign"
+    """A domain this server does not host: relay only for authenticated senders."""
+    INVALID = "invalid"
+
+
+@dataclass(frozen=True)
+class Recipient:
+    address: str
+    kind: RecipientKind
+    account: AccountRef | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    address: str
+    ok: bool
+    error: str = ""
+
+
+class DeliveryService:
+    def __init__(self, control: ControlStore, accounts: AccountService,
+                 mailboxes: MailboxService) -> None:
+        self._control = control
+        self._accounts = accounts
+        self._mailboxes = mailboxes
+
+    async def hosted_domains(self) -> set[str]:
+        return {d.name for d in await self._control.list_domains()}
+
+    async def classify(self, address: str) -> Recipient:
+        """Decide what ``address`` is to this server."""
+        try:
+            normal = normalise_address(address)
+        except InvalidInput:
+            return Recipient(address, RecipientKind.INVALID)
+        if domain_of(normal) not in await self.hosted_domains():
+            return Recipient(normal, RecipientKind.FOREIGN)
+        try:
+            ref = await self._accounts.resolve(normal)
+        except UnknownAccount:
+            return Recipient(normal, RecipientKind.UNKNOWN_USER)
+        return Recipient(normal, RecipientKind.LOCAL, ref)
+
+    async def deliver(self, raw: bytes, recipients: Sequence[AccountRef], *,
+                      mailbox: str = "INBOX", flags: Sequence[str] = (),
+                      internaldate: datetime | None = None) -> list[DeliveryResult]:
+        """Seal ``raw`` once per recipient and store every copy durably.
+
+        Copies for the same region share one group commit. Per-recipient failures are
+        reported, not raised, so a caller (LMTP) can answer per recipient.
+        """
+        canonical = canonical_flags(flags)
+        by_region: dict[str, list[AccountRef]] = {}
+        for ref in recipients:
+            by_region.setdefault(ref.region, []).append(ref)
+
+        async def one_region(refs: list[AccountRef]) -> list[DeliveryResult]:
+            results = []
+            items = []
+            for ref in refs:
+                try:
+                    box = await self._mailboxes.mailbox_for_delivery(ref, mailbox)
+                except LetterlockError as exc:
+                    results.append(DeliveryResult(ref.address, False, str(exc)))
+                    continue
+                items.append((ref, self._mailboxes.seal_message(ref, raw, box, canonical,
+                                                                internaldate)))
+            if items:
+                try:
+                    await self._mailboxes.append_sealed(items[0][0], [i for _, i in items])
+                    results += [DeliveryResult(ref.address, True) for ref, _ in items]
+                except LetterlockError as exc:
+                    results += [DeliveryResult(ref.address, False, str(exc))
+                                for ref, _ in items]
+            return results
+
+        nested = await asyncio.gather(*(one_region(refs) for refs in by_region.values()))
+        order = {ref.address: i for i, ref in enumerate(recipients)}
+        return sorted((r for group in nested for r in group), key=lambda r: order[r.address])

@@ -1,0 +1,271 @@
+"""The mailbox service: every front-end's way to mailboxes and messages.
+
+Reads and changes need a :class:`Session` (the owner, key unlocked); appends need only
+an :class:`AccountRef` (the public key), because sealing needs nothing secret.
+Semantics follow RFC 9051 and RFC 7162; storage guarantees atomicity and durability.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from letterlock.crypto import seal
+from letterlock.errors import (
+    AlreadyExists,
+    InvalidInput,
+    MailboxNotAllowed,
+    UnknownMailbox,
+)
+from letterlock.mime import summary as summaries
+from letterlock.services.accounts import AccountRef, Session
+from letterlock.services.cells import Cell, Cells
+from letterlock.services.notify import ChangeHub
+from letterlock.storage.models import (
+    Appended,
+    Changes,
+    Expunged,
+    FlagChange,
+    MailboxRecord,
+    MessageRecord,
+    NewMessage,
+)
+
+HIERARCHY = "/"
+SYSTEM_FLAGS = {f.lower(): f for f in ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted",
+                                       "\\Draft")}
+SPECIAL_USES = frozenset({"\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent",
+                          "\\Trash"})
+
+BlobReaper = Callable[[AccountRef, Sequence[str]], "object"]
+
+
+def canonical_flags(flags: Sequence[str]) -> frozenset[str]:
+    """System flags in their canonical spelling; keywords as given.
+    Raises InvalidInput for ``\\Recent`` or an unknown system flag."""
+    out = set()
+    for flag in flags:
+        if flag.startswith("\\"):
+            canonical = SYSTEM_FLAGS.get(flag.lower())
+            if canonical is None:
+                raise InvalidInput(f"flag {flag} cannot be set")
+            out.add(canonical)
+        elif flag:
+            out.add(flag)
+    return frozenset(out)
+
+
+def check_mailbox_name(name: str) -> str:
+    if not name or name.startswith(HIERARCHY) or name.endswith(HIERARCHY) \
+            or HIERARCHY * 2 in name or any(ord(ch) < 0x20 or ch == "\x7f" for ch in name):
+        raise InvalidInput(f"invalid mailbox name {name!r}")
+    if name.upper() == "INBOX":
+        return "INBOX"
+    if name.upper().startswith("INBOX" + HIERARCHY):
+        return "INBOX" + name[5:]
+    return name
+
+
+class MailboxService:
+    def __init__(self, cells: Cells, hub: ChangeHub, chunk_bytes: int = seal.DEFAULT_CHUNK,
+                 summarize: Callable[[bytes], summaries.MessageSummary] = summaries.summarize,
+                 ) -> None:
+        self._cells = cells
+        self.hub = hub
+        self._chunk = chunk_bytes
+        self._summarize = summarize
+        self._reapers: list[Callable[[AccountRef, Sequence[str]], object]] = []
+
+    def _cell(self, ref: AccountRef) -> Cell:
+        return self._cells.get(ref.region)
+
+    # -- blobs no longer referenced ------------------------------------------------
+    def add_retention_hook(self, hook: Callable[[AccountRef, Sequence[str]], object]) -> None:
+        """Register ``hook(account, blob_ids) -> awaitable[set of ids to keep]`` that may
+        keep sealed data which would otherwise be deleted (legal holds)."""
+        self._reapers.append(hook)
+
+    async def _release_blobs(self, ref: AccountRef, blob_ids: Sequence[str]) -> None:
+        keep: set[str] = set()
+        for hook in self._reapers:
+            kept = await hook(ref, blob_ids)  # type: ignore[misc]
+            keep |= set(kept)
+        doomed = [b for b in blob_ids if b not in keep]
+        if doomed:
+            await self._cell(ref).blobs.delete_many(doomed)
+
+    # -- mailboxes ----------------------------------------------------------------
+    async def list_mailboxes(self, session: Session) -> list[MailboxRecord]:
+        return await self._cell(session.ref).store.list_mailboxes(session.ref.record.id)
+
+    async def get_mailbox(self, session: Session, name: str) -> MailboxRecord:
+        return await self._cell(session.ref).store.get_mailbox(session.ref.record.id,
+                                                              check_mailbox_name(name))
+
+    async def create_mailbox(self, session: Session, name: str,
+                             special_use: str | None = None) -> MailboxRecord:
+        name = check_mailbox_name(name)
+        if special_use is not None and special_use not in SPECIAL_USES:
+            raise InvalidInput(f"unknown special use {special_use}")
+        store = self._cell(session.ref).store
+        account_id = session.ref.record.id
+        # Create missing parents too, as RFC 9051 6.3.4 lets a server do.
+        parts = name.split(HIERARCHY)
+        existing = {b.name for b in await store.list_mailboxes(account_id)}
+        if name in existing:
+            raise AlreadyExists(f"mailbox {name} exists")
+        for i in range(1, len(parts)):
+            parent = HIERARCHY.join(parts[:i])
+            if parent not in existing:
+                await store.create_mailbox(account_id, parent, None, False)
+        return await store.create_mailbox(account_id, name, special_use, True)
+
+    async def rename_mailbox(self, session: Session, old: str, new: str) -> None:
+        old, new = check_mailbox_name(old), check_mailbox_name(new)
+        store = self._cell(session.ref).store
+        if old == "INBOX":
+            # RFC 9051 6.3.6: renaming INBOX moves its messages to the new name and
+            # leaves INBOX empty.
+            await self.create_mailbox(session, new)
+            inbox = await store.get_mailbox(session.ref.record.id, "INBOX")
+            dst = await store.get_mailbox(session.ref.record.id, new)
+            uids = [m.uid for m in await store.list_messages(inbox.id)]
+            await self.move(session, inbox.id, uids, dst.name)
+            return
+        if new == "INBOX":
+            raise MailboxNotAllowed("cannot rename onto INBOX")
+        if new.startswith(old + HIERARCHY):
+            raise MailboxNotAllowed("cannot rename a mailbox into itself")
+        box = await store.get_mailbox(session.ref.record.id, old)
+        await store.rename_mailbox(session.ref.record.id, old, new)
+        self.hub.notify(box.id)
+
+    async def delete_mailbox(self, session: Session, name: str) -> None:
+        name = check_mailbox_name(name)
+        if name == "INBOX":
+            raise MailboxNotAllowed("INBOX cannot be deleted")
+        store = self._cell(session.ref).store
+        box = await store.get_mailbox(session.ref.record.id, name)
+        orphans = await store.delete_mailbox(session.ref.record.id, name)
+        self.hub.notify(box.id)
+        await self._release_blobs(session.ref, orphans)
+
+    async def subscribe(self, session: Session, name: str, subscribed: bool = True) -> None:
+        await self._cell(session.ref).store.set_subscribed(
+            session.ref.record.id, check_mailbox_name(name), subscribed)
+
+    # -- appends ------------------------------------------------------------------
+    def seal_message(self, ref: AccountRef, raw: bytes, mailbox_id: int,
+                     flags: frozenset[str] = frozenset(),
+                     internaldate: datetime | None = None) -> tuple[NewMessage, bytes]:
+        """Seal a message to the account key (CPU only: no I/O)."""
+        record = ref.record
+        blob = seal.seal(raw, record.public_key, record.key_id, self._chunk)
+        summary = seal.seal(summaries.encode(self._summarize(raw)), record.public_key,
+                            record.key_id, self._chunk)
+        msg = NewMessage(mailbox_id, uuid.uuid4().hex, len(raw),
+                         internaldate or datetime.now(UTC).replace(microsecond=0),
+                         flags, summary)
+        return msg, blob
+
+    async def mailbox_for_delivery(self, ref: AccountRef, name: str) -> int:
+        """The id of mailbox ``name`` of ``ref`` (INBOX if it does not exist)."""
+        store = self._cell(ref).store
+        try:
+            return (await store.get_mailbox(ref.record.id, check_mailbox_name(name))).id
+        except UnknownMailbox:
+            return (await store.get_mailbox(ref.record.id, "INBOX")).id
+
+    async def append(self, ref: AccountRef, mailbox: str, raw: bytes,
+                     flags: Sequence[str] = (), internaldate: datetime | None = None,
+                     ) -> Appended:
+        """Seal and store one message; returns once it is durable."""
+        cell = self._cell(ref)
+        box = await cell.store.get_mailbox(ref.record.id, check_mailbox_name(mailbox))
+        msg, blob = self.seal_message(ref, raw, box.id, canonical_flags(flags), internaldate)
+        [appended] = await cell.committer.append([msg], [(msg.blob_id, blob)])
+        self.hub.notify(box.id)
+        return appended
+
+    async def append_sealed(self, ref: AccountRef, items: Sequence[tuple[NewMessage, bytes]],
+                            ) -> list[Appended]:
+        """Store messages sealed by :meth:`seal_message` in one group commit."""
+        cell = self._cell(ref)
+        result = await cell.committer.append([m for m, _ in items],
+                                             [(m.blob_id, b) for m, b in items])
+        for box_id in {a.mailbox_id for a in result}:
+            self.hub.notify(box_id)
+        return result
+
+    # -- reading ------------------------------------------------------------------
+    async def messages(self, session: Session, mailbox_id: int) -> list[MessageRecord]:
+        await self._owned(session, mailbox_id)
+        return await self._cell(session.ref).store.list_messages(mailbox_id)
+
+    async def get_messages(self, session: Session, mailbox_id: int,
+                           uids: Sequence[int]) -> list[MessageRecord]:
+        await self._owned(session, mailbox_id)
+        return await self._cell(session.ref).store.get_messages(mailbox_id, uids)
+
+    def open_summary(self, session: Session, msg: MessageRecord) -> summaries.MessageSummary:
+        """Unseal a message's summary (CPU only)."""
+        return summaries.decode(session.opener.open(msg.summary))
+
+    async def bodies(self, session: Session,
+                     msgs: Sequence[MessageRecord]) -> dict[int, bytes]:
+        """Full plaintext of several messages (uid -> bytes), one storage round trip."""
+        blobs = await self._cell(session.ref).blobs.get_many([m.blob_id for m in msgs])
+        return {m.uid: session.opener.open(blobs[m.blob_id]) for m in msgs}
+
+    async def _owned(self, session: Session, mailbox_id: int) -> MailboxRecord:
+        box = await self._cell(session.ref).store.get_mailbox_by_id(mailbox_id)
+        if box.account_id != session.ref.record.id:
+            raise UnknownMailbox(str(mailbox_id))
+        return box
+
+    async def mailbox_by_id(self, session: Session, mailbox_id: int) -> MailboxRecord:
+        return await self._owned(session, mailbox_id)
+
+    # -- changes ------------------------------------------------------------------
+    async def store_flags(self, session: Session, mailbox_id: int, uids: Sequence[int],
+                          mode: str, flags: Sequence[str],
+                          unchanged_since: int | None = None,
+                          ) -> tuple[list[FlagChange], list[int]]:
+        await self._owned(session, mailbox_id)
+        result = await self._cell(session.ref).store.store_flags(
+            mailbox_id, uids, mode, canonical_flags(flags), unchanged_since)
+        if result[0]:
+            self.hub.notify(mailbox_id)
+        return result
+
+    async def expunge(self, session: Session, mailbox_id: int,
+                      uids: Sequence[int]) -> list[Expunged]:
+        await self._owned(session, mailbox_id)
+        gone = await self._cell(session.ref).store.expunge(mailbox_id, uids)
+        if gone:
+            self.hub.notify(mailbox_id)
+            await self._release_blobs(session.ref,
+                                      [e.orphaned_blob for e in gone if e.orphaned_blob])
+        return gone
+
+    async def copy(self, session: Session, mailbox_id: int, uids: Sequence[int],
+                   target: str) -> list[tuple[int, Appended]]:
+        await self._owned(session, mailbox_id)
+        dst = await self.get_mailbox(session, target)
+        pairs = await self._cell(session.ref).store.copy_messages(mailbox_id, uids, dst.id)
+        if pairs:
+            self.hub.notify(dst.id)
+        return pairs
+
+    async def move(self, session: Session, mailbox_id: int, uids: Sequence[int],
+                   target: str) -> tuple[list[tuple[int, Appended]], list[Expunged]]:
+        """RFC 6851 MOVE: copy then expunge the sources (blobs are shared, so nothing
+        is re-sealed and no blob is released)."""
+        pairs = await self.copy(session, mailbox_id, uids, target)
+        gone = await self.expunge(session, mailbox_id, [src for src, _ in pairs])
+        return pairs, gone
+
+    async def changes_since(self, session: Session, mailbox_id: int, modseq: int) -> Changes:
+        await self._owned(session, mailbox_id)
+        return await self._cell(session.ref).store.changes_since(mailbox_id, modseq)

@@ -1,0 +1,201 @@
+"""Storage contracts. Every implementation (in-memory, SQLite + files, PostgreSQL +
+S3) satisfies these, and one contract test suite (tests/storage/test_contracts.py)
+runs against each.
+
+Errors: implementations raise :mod:`letterlock.errors` types (``NotFound`` family,
+``AlreadyExists``, ``StorageError``) and never leak driver exceptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from letterlock.storage.models import (
+    AccountRecord,
+    Appended,
+    Changes,
+    Domain,
+    Expunged,
+    FlagChange,
+    MailboxRecord,
+    MessageRecord,
+    NewMessage,
+    Region,
+)
+
+
+class ControlStore(Protocol):
+    """Operator records under ``HOME/control``: regions, domains, the directory
+    (address -> region, nothing else about an account) and settings."""
+
+    async def add_region(self, region: Region) -> None:
+        """Register a region. Raises AlreadyExists."""
+        ...
+
+    async def list_regions(self) -> list[Region]:
+        """All regions, ordered by id."""
+        ...
+
+    async def add_domain(self, name: str) -> Domain:
+        """Host a mail domain (lower-case). Raises AlreadyExists."""
+        ...
+
+    async def list_domains(self) -> list[Domain]:
+        ...
+
+    async def assign(self, address: str, region_id: str) -> None:
+        """Record that ``address`` lives in ``region_id``. Raises AlreadyExists."""
+        ...
+
+    async def reassign(self, address: str, region_id: str) -> None:
+        """Point an existing address at another region. Raises UnknownAccount."""
+        ...
+
+    async def unassign(self, address: str) -> None:
+        """Forget an address. Raises UnknownAccount."""
+        ...
+
+    async def lookup(self, address: str) -> str | None:
+        """The region id of ``address`` or None."""
+        ...
+
+    async def list_assignments(self) -> list[tuple[str, str]]:
+        """(address, region id) pairs ordered by address."""
+        ...
+
+    async def get_setting(self, key: str) -> str | None:
+        ...
+
+    async def set_setting(self, key: str, value: str) -> None:
+        ...
+
+    async def close(self) -> None:
+        ...
+
+
+class BlobStore(Protocol):
+    """Sealed blobs of one cell, addressed by opaque ids."""
+
+    async def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Store every (id, data) pair; returns only when all are on stable storage.
+        Writing an id that exists replaces it atomically."""
+        ...
+
+    async def get(self, blob_id: str) -> bytes:
+        """The blob's bytes. Raises UnknownMessage if absent."""
+        ...
+
+    async def get_many(self, blob_ids: Sequence[str]) -> dict[str, bytes]:
+        """Several blobs in one round trip. Raises UnknownMessage if any is absent."""
+        ...
+
+    async def delete_many(self, blob_ids: Sequence[str]) -> None:
+        """Remove blobs; absent ids are ignored."""
+        ...
+
+    async def list_ids(self) -> list[str]:
+        """Every stored id (for consistency checks)."""
+        ...
+
+    async def close(self) -> None:
+        ...
+
+
+class CellStore(Protocol):
+    """Metadata of one region: accounts, mailboxes and messages.
+
+    Mailbox semantics follow RFC 9051 (UIDVALIDITY, UIDNEXT: strictly ascending UIDs
+    never reused within a UIDVALIDITY) and RFC 7162 (every change to a message or
+    expunge bumps the mailbox's HIGHESTMODSEQ and stamps the message).
+    Every mutating method is atomic and durable on return.
+    """
+
+    # -- accounts --------------------------------------------------------------
+    async def create_account(self, account: AccountRecord) -> None:
+        """Raises AlreadyExists if the address is taken in this cell."""
+        ...
+
+    async def get_account(self, address: str) -> AccountRecord | None:
+        ...
+
+    async def list_accounts(self) -> list[AccountRecord]:
+        ...
+
+    async def update_account_keys(self, address: str, wrapped_by_password: bytes,
+                                  wrapped_by_recovery: bytes) -> None:
+        """Replace the wrapped private key copies. Raises UnknownAccount."""
+        ...
+
+    async def delete_account(self, address: str) -> list[str]:
+        """Remove the account with its mailboxes and messages; returns the blob ids
+        that are no longer referenced. Raises UnknownAccount."""
+        ...
+
+    # -- mailboxes -------------------------------------------------------------
+    async def create_mailbox(self, account_id: str, name: str, special_use: str | None,
+                             subscribed: bool) -> MailboxRecord:
+        """Raises AlreadyExists. A new mailbox gets a UIDVALIDITY never used before
+        for that name in this account."""
+        ...
+
+    async def list_mailboxes(self, account_id: str) -> list[MailboxRecord]:
+        ...
+
+    async def get_mailbox(self, account_id: str, name: str) -> MailboxRecord:
+        """Raises UnknownMailbox."""
+        ...
+
+    async def get_mailbox_by_id(self, mailbox_id: int) -> MailboxRecord:
+        """Raises UnknownMailbox."""
+        ...
+
+    async def rename_mailbox(self, account_id: str, old: str, new: str) -> None:
+        """Rename ``old`` and every ``old/...`` child. Raises UnknownMailbox or
+        AlreadyExists."""
+        ...
+
+    async def delete_mailbox(self, account_id: str, name: str) -> list[str]:
+        """Delete the mailbox and its messages; returns unreferenced blob ids."""
+        ...
+
+    async def set_subscribed(self, account_id: str, name: str, subscribed: bool) -> None:
+        ...
+
+    # -- messages --------------------------------------------------------------
+    async def append_messages(self, messages: Sequence[NewMessage]) -> list[Appended]:
+        """Append in one transaction (group commit); UIDs ascend in input order."""
+        ...
+
+    async def list_messages(self, mailbox_id: int) -> list[MessageRecord]:
+        """Every message of the mailbox, ascending UID."""
+        ...
+
+    async def get_messages(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageRecord]:
+        """The named messages that exist, ascending UID."""
+        ...
+
+    async def store_flags(self, mailbox_id: int, uids: Sequence[int], mode: str,
+                          flags: frozenset[str],
+                          unchanged_since: int | None = None) -> tuple[list[FlagChange],
+                                                                       list[int]]:
+        """``mode`` is ``set``, ``add`` or ``remove``. Returns (changes actually made,
+        UIDs refused because their modseq exceeds ``unchanged_since`` (RFC 7162 3.1.3)).
+        Messages whose flags do not change are not stamped."""
+        ...
+
+    async def expunge(self, mailbox_id: int, uids: Sequence[int]) -> list[Expunged]:
+        """Remove the named messages (absent UIDs are ignored), ascending UID."""
+        ...
+
+    async def copy_messages(self, src_mailbox_id: int, uids: Sequence[int],
+                            dst_mailbox_id: int) -> list[tuple[int, Appended]]:
+        """Copy (sharing blobs); returns (source uid, appended) pairs."""
+        ...
+
+    async def changes_since(self, mailbox_id: int, modseq: int) -> Changes:
+        """Messages with modseq > ``modseq`` and UIDs expunged after it."""
+        ...
+
+    async def close(self) -> None:
+        ...

@@ -1,0 +1,298 @@
+"""In-memory reference implementations of the storage contracts.
+
+Used by fast tests and as the executable statement of what the contracts mean; the
+durable implementations are tested against the same suite.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from letterlock.errors import AlreadyExists, UnknownAccount, UnknownMailbox, UnknownMessage
+from letterlock.storage.models import (
+    AccountRecord,
+    Appended,
+    Changes,
+    Domain,
+    Expunged,
+    FlagChange,
+    MailboxRecord,
+    MessageRecord,
+    NewMessage,
+    Region,
+    apply_flag_mode,
+)
+
+
+class MemoryControlStore:
+    def __init__(self) -> None:
+        self._regions: dict[str, Region] = {}
+        self._domains: dict[str, Domain] = {}
+        self._directory: dict[str, str] = {}
+        self._settings: dict[str, str] = {}
+
+    async def add_region(self, region: Region) -> None:
+        if region.id in self._regions:
+            raise AlreadyExists(f"region {region.id} exists")
+        self._regions[region.id] = region
+
+    async def list_regions(self) -> list[Region]:
+        return sorted(self._regions.values(), key=lambda r: r.id)
+
+    async def add_domain(self, name: str) -> Domain:
+        if name in self._domains:
+            raise AlreadyExists(f"domain {name} exists")
+        domain = Domain(name, datetime.now(UTC))
+        self._domains[name] = domain
+        return domain
+
+    async def list_domains(self) -> list[Domain]:
+        return sorted(self._domains.values(), key=lambda d: d.name)
+
+    async def assign(self, address: str, region_id: str) -> None:
+        if address in self._directory:
+            raise AlreadyExists(f"{address} exists")
+        self._directory[address] = region_id
+
+    async def reassign(self, address: str, region_id: str) -> None:
+        if address not in self._directory:
+            raise UnknownAccount(address)
+        self._directory[address] = region_id
+
+    async def unassign(self, address: str) -> None:
+        if self._directory.pop(address, None) is None:
+            raise UnknownAccount(address)
+
+    async def lookup(self, address: str) -> str | None:
+        return self._directory.get(address)
+
+    async def list_assignments(self) -> list[tuple[str, str]]:
+        return sorted(self._directory.items())
+
+    async def get_setting(self, key: str) -> str | None:
+        return self._settings.get(key)
+
+    async def set_setting(self, key: str, value: str) -> None:
+        self._settings[key] = value
+
+    async def close(self) -> None:
+        pass
+
+
+class MemoryBlobStore:
+    def __init__(self) -> None:
+        self._blobs: dict[str, bytes] = {}
+
+    async def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        for blob_id, data in items:
+            self._blobs[blob_id] = bytes(data)
+
+    async def get(self, blob_id: str) -> bytes:
+        try:
+            return self._blobs[blob_id]
+        except KeyError:
+            raise UnknownMessage(f"blob {blob_id} not found") from None
+
+    async def get_many(self, blob_ids: Sequence[str]) -> dict[str, bytes]:
+        return {blob_id: await self.get(blob_id) for blob_id in blob_ids}
+
+    async def delete_many(self, blob_ids: Sequence[str]) -> None:
+        for blob_id in blob_ids:
+            self._blobs.pop(blob_id, None)
+
+    async def list_ids(self) -> list[str]:
+        return sorted(self._blobs)
+
+    async def close(self) -> None:
+        pass
+
+
+def _is_child(name: str, parent: str) -> bool:
+    return name == parent or name.startswith(parent + "/")
+
+
+class MemoryCellStore:
+    def __init__(self) -> None:
+        self._accounts: dict[str, AccountRecord] = {}
+        self._mailboxes: dict[int, MailboxRecord] = {}
+        self._messages: dict[int, dict[int, MessageRecord]] = {}
+        self._vanished: dict[int, list[tuple[int, int]]] = {}
+        self._ids = itertools.count(1)
+        self._last_validity = 0
+
+    def _next_validity(self) -> int:
+        self._last_validity = max(self._last_validity + 1, int(time.time()))
+        return self._last_validity
+
+    async def create_account(self, account: AccountRecord) -> None:
+        if account.address in self._accounts:
+            raise AlreadyExists(f"{account.address} exists")
+        self._accounts[account.address] = account
+
+    async def get_account(self, address: str) -> AccountRecord | None:
+        return self._accounts.get(address)
+
+    async def list_accounts(self) -> list[AccountRecord]:
+        return sorted(self._accounts.values(), key=lambda a: a.address)
+
+    async def update_account_keys(self, address: str, wrapped_by_password: bytes,
+                                  wrapped_by_recovery: bytes) -> None:
+        account = self._accounts.get(address)
+        if account is None:
+            raise UnknownAccount(address)
+        self._accounts[address] = replace(account, wrapped_by_password=wrapped_by_password,
+                                          wrapped_by_recovery=wrapped_by_recovery)
+
+    async def delete_account(self, address: str) -> list[str]:
+        account = self._accounts.pop(address, None)
+        if account is None:
+            raise UnknownAccount(address)
+        blobs: list[str] = []
+        for box in [b for b in self._mailboxes.values() if b.account_id == account.id]:
+            blobs += [m.blob_id for m in self._messages.pop(box.id).values()]
+            del self._mailboxes[box.id]
+            self._vanished.pop(box.id, None)
+        return sorted({b for b in blobs if not self._referenced(b)})
+
+    def _referenced(self, blob_id: str) -> bool:
+        return any(m.blob_id == blob_id for msgs in self._messages.values()
+                   for m in msgs.values())
+
+    def _box(self, account_id: str, name: str) -> MailboxRecord:
+        for box in self._mailboxes.values():
+            if box.account_id == account_id and box.name == name:
+                return self._with_count(box)
+        raise UnknownMailbox(name)
+
+    def _with_count(self, box: MailboxRecord) -> MailboxRecord:
+        return replace(box, messages=len(self._messages[box.id]))
+
+    async def create_mailbox(self, account_id: str, name: str, special_use: str | None,
+                             subscribed: bool) -> MailboxRecord:
+        if any(b.account_id == account_id and b.name == name
+               for b in self._mailboxes.values()):
+            raise AlreadyExists(f"mailbox {name} exists")
+        box = MailboxRecord(next(self._ids), account_id, name, self._next_validity(), 1, 1,
+                            special_use, subscribed, 0)
+        self._mailboxes[box.id] = box
+        self._messages[box.id] = {}
+        self._vanished[box.id] = []
+        return box
+
+    async def list_mailboxes(self, account_id: str) -> list[MailboxRecord]:
+        return sorted((self._with_count(b) for b in self._mailboxes.values()
+                       if b.account_id == account_id), key=lambda b: b.name)
+
+    async def get_mailbox(self, account_id: str, name: str) -> MailboxRecord:
+        return self._box(account_id, name)
+
+    async def get_mailbox_by_id(self, mailbox_id: int) -> MailboxRecord:
+        box = self._mailboxes.get(mailbox_id)
+        if box is None:
+            raise UnknownMailbox(str(mailbox_id))
+        return self._with_count(box)
+
+    async def rename_mailbox(self, account_id: str, old: str, new: str) -> None:
+        self._box(account_id, old)
+        moving = [b for b in self._mailboxes.values()
+                  if b.account_id == account_id and _is_child(b.name, old)]
+        targets = {new + b.name[len(old):] for b in moving}
+        if any(b.account_id == account_id and b.name in targets and b not in moving
+               for b in self._mailboxes.values()):
+            raise AlreadyExists(f"mailbox {new} exists")
+        for box in moving:
+            self._mailboxes[box.id] = replace(box, name=new + box.name[len(old):],
+                                              uidvalidity=self._next_validity())
+
+    async def delete_mailbox(self, account_id: str, name: str) -> list[str]:
+        box = self._box(account_id, name)
+        blobs = [m.blob_id for m in self._messages.pop(box.id).values()]
+        del self._mailboxes[box.id]
+        del self._vanished[box.id]
+        return sorted({b for b in blobs if not self._referenced(b)})
+
+    async def set_subscribed(self, account_id: str, name: str, subscribed: bool) -> None:
+        box = self._box(account_id, name)
+        self._mailboxes[box.id] = replace(self._mailboxes[box.id], subscribed=subscribed)
+
+    def _bump(self, mailbox_id: int) -> int:
+        box = self._mailboxes[mailbox_id]
+        modseq = box.highestmodseq + 1
+        self._mailboxes[mailbox_id] = replace(box, highestmodseq=modseq)
+        return modseq
+
+    async def append_messages(self, messages: Sequence[NewMessage]) -> list[Appended]:
+        for msg in messages:
+            if msg.mailbox_id not in self._mailboxes:
+                raise UnknownMailbox(str(msg.mailbox_id))
+        out = []
+        for msg in messages:
+            box = self._mailboxes[msg.mailbox_id]
+            modseq = self._bump(box.id)
+            uid = box.uidnext
+            self._mailboxes[box.id] = replace(self._mailboxes[box.id], uidnext=uid + 1)
+            self._messages[box.id][uid] = MessageRecord(
+                box.id, uid, msg.blob_id, msg.size, msg.internaldate, msg.flags, modseq,
+                msg.summary)
+            out.append(Appended(box.id, box.uidvalidity, uid, modseq))
+        return out
+
+    async def list_messages(self, mailbox_id: int) -> list[MessageRecord]:
+        await self.get_mailbox_by_id(mailbox_id)
+        return [self._messages[mailbox_id][uid] for uid in sorted(self._messages[mailbox_id])]
+
+    async def get_messages(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageRecord]:
+        await self.get_mailbox_by_id(mailbox_id)
+        msgs = self._messages[mailbox_id]
+        return [msgs[uid] for uid in sorted(set(uids)) if uid in msgs]
+
+    async def store_flags(self, mailbox_id: int, uids: Sequence[int], mode: str,
+                          flags: frozenset[str],
+                          unchanged_since: int | None = None) -> tuple[list[FlagChange],
+                                                                       list[int]]:
+        changes: list[FlagChange] = []
+        refused: list[int] = []
+        for msg in await self.get_messages(mailbox_id, uids):
+            if unchanged_since is not None and msg.modseq > unchanged_since:
+                refused.append(msg.uid)
+                continue
+            new = apply_flag_mode(msg.flags, mode, flags)
+            if new == msg.flags:
+                continue
+            modseq = self._bump(mailbox_id)
+            self._messages[mailbox_id][msg.uid] = replace(msg, flags=new, modseq=modseq)
+            changes.append(FlagChange(msg.uid, new, modseq))
+        return changes, refused
+
+    async def expunge(self, mailbox_id: int, uids: Sequence[int]) -> list[Expunged]:
+        out = []
+        for msg in await self.get_messages(mailbox_id, uids):
+            del self._messages[mailbox_id][msg.uid]
+            modseq = self._bump(mailbox_id)
+            self._vanished[mailbox_id].append((msg.uid, modseq))
+            orphan = None if self._referenced(msg.blob_id) else msg.blob_id
+            out.append(Expunged(msg.uid, modseq, orphan))
+        return out
+
+    async def copy_messages(self, src_mailbox_id: int, uids: Sequence[int],
+                            dst_mailbox_id: int) -> list[tuple[int, Appended]]:
+        await self.get_mailbox_by_id(dst_mailbox_id)
+        src = await self.get_messages(src_mailbox_id, uids)
+        appended = await self.append_messages([
+            NewMessage(dst_mailbox_id, m.blob_id, m.size, m.internaldate, m.flags, m.summary)
+            for m in src])
+        return [(m.uid, a) for m, a in zip(src, appended, strict=True)]
+
+    async def changes_since(self, mailbox_id: int, modseq: int) -> Changes:
+        box = await self.get_mailbox_by_id(mailbox_id)
+        changed = tuple(m for m in await self.list_messages(mailbox_id) if m.modseq > modseq)
+        vanished = tuple(sorted(uid for uid, ms in self._vanished[mailbox_id] if ms > modseq))
+        return Changes(box.highestmodseq, changed, vanished)
+
+    async def close(self) -> None:
+        pass
+

@@ -1,0 +1,121 @@
+"""Records exchanged with storage. Plain values only: nothing here does I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Region:
+    id: str
+    """Short identifier, e.g. ``eu-dublin``."""
+    country: str
+    """ISO 3166-1 alpha-2 country code of the jurisdiction, e.g. ``IE``."""
+
+
+@dataclass(frozen=True)
+class Domain:
+    name: str
+    created: datetime
+
+
+@dataclass(frozen=True)
+class AccountRecord:
+    """An account as its home cell stores it. Keys are public or wrapped, never clear."""
+
+    id: str
+    address: str
+    created: datetime
+    public_key: bytes
+    key_id: bytes
+    wrapped_by_password: bytes
+    wrapped_by_recovery: bytes
+    custody: str = "sealed"
+    """``sealed`` (server-held key locked by the password) or ``e2e``."""
+
+
+@dataclass(frozen=True)
+class MailboxRecord:
+    id: int
+    account_id: str
+    name: str
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int
+    special_use: str | None
+    subscribed: bool
+    messages: int
+    """Number of messages currently in the mailbox."""
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    """A message's plain metadata plus pointers to its sealed content."""
+
+    mailbox_id: int
+    uid: int
+    blob_id: str
+    size: int
+    """Size of the plaintext RFC 5322 message in octets (RFC822.SIZE)."""
+    internaldate: datetime
+    flags: frozenset[str]
+    modseq: int
+    summary: bytes
+    """Sealed summary (headers, structure) of the message."""
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A message to append. Its sealed blob must already be durable in the blob store."""
+
+    mailbox_id: int
+    blob_id: str
+    size: int
+    internaldate: datetime
+    flags: frozenset[str]
+    summary: bytes
+
+
+@dataclass(frozen=True)
+class Appended:
+    mailbox_id: int
+    uidvalidity: int
+    uid: int
+    modseq: int
+
+
+@dataclass(frozen=True)
+class FlagChange:
+    uid: int
+    flags: frozenset[str]
+    modseq: int
+
+
+@dataclass(frozen=True)
+class Expunged:
+    uid: int
+    modseq: int
+    orphaned_blob: str | None
+    """The message's blob id if no other message in the cell references it any more."""
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What changed in a mailbox after a given modification sequence (RFC 7162)."""
+
+    highestmodseq: int
+    changed: tuple[MessageRecord, ...]
+    vanished: tuple[int, ...]
+    """UIDs expunged after the given modseq."""
+
+
+def apply_flag_mode(current: frozenset[str], mode: str, flags: frozenset[str]) -> frozenset[str]:
+    """The flag set after a STORE of ``flags`` in ``mode`` (``set``, ``add``, ``remove``)."""
+    if mode == "set":
+        return flags
+    if mode == "add":
+        return current | flags
+    if mode == "remove":
+        return current - flags
+    raise ValueError(f"unknown flag mode {mode!r}")

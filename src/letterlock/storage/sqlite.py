@@ -1,0 +1,572 @@
+"""SQLite implementations of the control store and of a cell's metadata store.
+
+One writer thread owns the only writing connection, so transactions never contend
+for the write lock, and readers use their own connections in WAL mode (readers never
+block the writer). With ``fsync`` on, ``synchronous=FULL`` makes every commit durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from letterlock.errors import (
+    AlreadyExists,
+    StorageError,
+    UnknownAccount,
+    UnknownMailbox,
+)
+from letterlock.storage.models import (
+    AccountRecord,
+    Appended,
+    Changes,
+    Domain,
+    Expunged,
+    FlagChange,
+    MailboxRecord,
+    MessageRecord,
+    NewMessage,
+    Region,
+    apply_flag_mode,
+)
+
+T = TypeVar("T")
+
+
+class SqliteDb:
+    """A SQLite file with one writer thread and a small pool of reader threads."""
+
+    def __init__(self, path: Path, schema: str, *, fsync: bool = True, readers: int = 3) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fsync = fsync
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"w-{path.stem}")
+        self._readers = ThreadPoolExecutor(max_workers=readers,
+                                           thread_name_prefix=f"r-{path.stem}")
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        conn = self._connect()
+        with conn:
+            conn.executescript(schema)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                   timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={'FULL' if self._fsync else 'OFF'}")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn  # type: ignore[no-any-return]
+
+    def _in_transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+        except sqlite3.IntegrityError as exc:
+            raise AlreadyExists(str(exc)) from exc
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path.name}: {exc}") from exc
+
+    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN")
+            try:
+                return fn(conn)
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path.name}: {exc}") from exc
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in one IMMEDIATE transaction on the writer thread."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._writer, self._in_transaction, fn)
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in a read transaction (a consistent snapshot)."""
+        return await asyncio.get_running_loop().run_in_executor(self._readers, self._read, fn)
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+
+
+def _ts(dt: datetime) -> str:
+    return dt.isoformat()
+
+
+def _dt(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+# --------------------------------------------------------------------------- control
+
+CONTROL_SCHEMA = """
+CREATE TABLE IF NOT EXISTS regions (id TEXT PRIMARY KEY, country TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS domains (name TEXT PRIMARY KEY, created TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS directory (
+    address TEXT PRIMARY KEY,
+    region_id TEXT NOT NULL REFERENCES regions(id)
+);
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class SqliteControlStore:
+    def __init__(self, path: Path, *, fsync: bool = True) -> None:
+        self.db = SqliteDb(path, CONTROL_SCHEMA, fsync=fsync)
+
+    async def add_region(self, region: Region) -> None:
+        def op(c: sqlite3.Connection) -> None:
+            c.execute("INSERT INTO regions VALUES (?, ?)", (region.id, region.country))
+
+        try:
+            await self.db.write(op)
+        except AlreadyExists:
+            raise AlreadyExists(f"region {region.id} exists") from None
+
+    async def list_regions(self) -> list[Region]:
+        rows = await self.db.read(
+            lambda c: c.execute("SELECT id, country FROM regions ORDER BY id").fetchall())
+        return [Region(*row) for row in rows]
+
+    async def add_domain(self, name: str) -> Domain:
+        domain = Domain(name, datetime.now(UTC))
+
+        def op(c: sqlite3.Connection) -> None:
+            c.execute("INSERT INTO domains VALUES (?, ?)", (name, _ts(domain.created)))
+
+        try:
+            await self.db.write(op)
+        except AlreadyExists:
+            raise AlreadyExists(f"domain {name} exists") from None
+        return domain
+
+    async def list_domains(self) -> list[Domain]:
+        rows = await self.db.read(
+            lambda c: c.execute("SELECT name, created FROM domains ORDER BY name").fetchall())
+        return [Domain(name, _dt(created)) for name, created in rows]
+
+    async def assign(self, address: str, region_id: str) -> None:
+        def op(c: sqlite3.Connection) -> None:
+            c.execute("INSERT INTO directory VALUES (?, ?)", (address, region_id))
+
+        try:
+            await self.db.write(op)
+        except AlreadyExists:
+            raise AlreadyExists(f"{address} exists") from None
+
+    async def reassign(self, address: str, region_id: str) -> None:
+        def op(c: sqlite3.Connection) -> None:
+            cur = c.execute("UPDATE directory SET region_id=? WHERE address=?",
+                            (region_id, address))
+            if cur.rowcount == 0:
+                raise UnknownAccount(address)
+
+        await self.db.write(op)
+
+    async def unassign(self, address: str) -> None:
+        def op(c: sqlite3.Connection) -> None:
+            if c.execute("DELETE FROM directory WHERE address=?", (address,)).rowcount == 0:
+                raise UnknownAccount(address)
+
+        await self.db.write(op)
+
+    async def lookup(self, address: str) -> str | None:
+        row = await self.db.read(lambda c: c.execute(
+            "SELECT region_id FROM directory WHERE address=?", (address,)).fetchone())
+        return None if row is None else str(row[0])
+
+    async def list_assignments(self) -> list[tuple[str, str]]:
+        rows = await self.db.read(lambda c: c.execute(
+            "SELECT address, region_id FROM directory ORDER BY address").fetchall())
+        return [(a, r) for a, r in rows]
+
+    async def get_setting(self, key: str) -> str | None:
+        row = await self.db.read(lambda c: c.execute(
+            "SELECT value FROM settings WHERE key=?", (key,)).fetchone())
+        return None if row is None else str(row[0])
+
+    async def set_setting(self, key: str, value: str) -> None:
+        await self.db.write(lambda c: c.execute(
+            "INSERT INTO settings VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            (key, value)))
+
+    async def close(self) -> None:
+        self.db.close()
+
+
+# --------------------------------------------------------------------------- cell
+
+CELL_SCHEMA = """
+CREATE TABLE IF NOT EXISTS accounts (
+    id TEXT PRIMARY KEY,
+    address TEXT UNIQUE NOT NULL,
+    created TEXT NOT NULL,
+    public_key BLOB NOT NULL,
+    key_id BLOB NOT NULL,
+    wrapped_by_password BLOB NOT NULL,
+    wrapped_by_recovery BLOB NOT NULL,
+    custody TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mailboxes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id TEXT NOT NULL REFERENCES accounts(id),
+    name TEXT NOT NULL,
+    uidvalidity INTEGER NOT NULL,
+    uidnext INTEGER NOT NULL,
+    highestmodseq INTEGER NOT NULL,
+    special_use TEXT,
+    subscribed INTEGER NOT NULL,
+    UNIQUE (account_id, name)
+);
+CREATE TABLE IF NOT EXISTS messages (
+    mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),
+    uid INTEGER NOT NULL,
+    blob_id TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    internaldate TEXT NOT NULL,
+    flags TEXT NOT NULL,
+    modseq INTEGER NOT NULL,
+    summary BLOB NOT NULL,
+    PRIMARY KEY (mailbox_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS messages_blob ON messages (blob_id);
+CREATE INDEX IF NOT EXISTS messages_modseq ON messages (mailbox_id, modseq);
+CREATE TABLE IF NOT EXISTS vanished (
+    mailbox_id INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    modseq INTEGER NOT NULL,
+    PRIMARY KEY (mailbox_id, uid)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cell_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+_ACCOUNT_COLS = ("id, address, created, public_key, key_id, wrapped_by_password, "
+                 "wrapped_by_recovery, custody")
+_MAILBOX_SELECT = ("SELECT id, account_id, name, uidvalidity, uidnext, highestmodseq, "
+                   "special_use, subscribed, (SELECT count(*) FROM messages m "
+                   "WHERE m.mailbox_id = mailboxes.id) FROM mailboxes")
+_MESSAGE_COLS = "mailbox_id, uid, blob_id, size, internaldate, flags, modseq, summary"
+
+
+def _account(row: Sequence[Any]) -> AccountRecord:
+    return AccountRecord(row[0], row[1], _dt(row[2]), bytes(row[3]), bytes(row[4]),
+                         bytes(row[5]), bytes(row[6]), row[7])
+
+
+def _mailbox(row: Sequence[Any]) -> MailboxRecord:
+    return MailboxRecord(row[0], row[1], row[2], row[3], row[4], row[5], row[6],
+                         bool(row[7]), row[8])
+
+
+def _flags_text(flags: frozenset[str]) -> str:
+    return " ".join(sorted(flags))
+
+
+def _message(row: Sequence[Any]) -> MessageRecord:
+    flags = frozenset(row[5].split()) if row[5] else frozenset()
+    return MessageRecord(row[0], row[1], row[2], row[3], _dt(row[4]), flags, row[6],
+                         bytes(row[7]))
+
+
+def _next_validity(c: sqlite3.Connection) -> int:
+    row = c.execute("SELECT value FROM cell_meta WHERE key='last_uidvalidity'").fetchone()
+    value = max((row[0] if row else 0) + 1, int(time.time()))
+    c.execute("INSERT INTO cell_meta VALUES ('last_uidvalidity', ?) "
+              "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (value,))
+    return value
+
+
+def _get_box(c: sqlite3.Connection, account_id: str, name: str) -> MailboxRecord:
+    row = c.execute(_MAILBOX_SELECT + " WHERE account_id=? AND name=?",
+                    (account_id, name)).fetchone()
+    if row is None:
+        raise UnknownMailbox(name)
+    return _mailbox(row)
+
+
+def _get_box_id(c: sqlite3.Connection, mailbox_id: int) -> MailboxRecord:
+    row = c.execute(_MAILBOX_SELECT + " WHERE id=?", (mailbox_id,)).fetchone()
+    if row is None:
+        raise UnknownMailbox(str(mailbox_id))
+    return _mailbox(row)
+
+
+def _orphans(c: sqlite3.Connection, blob_ids: Sequence[str]) -> list[str]:
+    return sorted({b for b in blob_ids
+                   if c.execute("SELECT 1 FROM messages WHERE blob_id=? LIMIT 1",
+                                (b,)).fetchone() is None})
+
+
+def _select_uids(c: sqlite3.Connection, mailbox_id: int,
+                 uids: Sequence[int]) -> list[MessageRecord]:
+    wanted = sorted(set(uids))
+    out: list[MessageRecord] = []
+    for i in range(0, len(wanted), 500):
+        part = wanted[i : i + 500]
+        marks = ",".join("?" * len(part))
+        out += [_message(r) for r in c.execute(
+            f"SELECT {_MESSAGE_COLS} FROM messages WHERE mailbox_id=? AND uid IN ({marks}) "
+            "ORDER BY uid", (mailbox_id, *part))]
+    return out
+
+
+def _bump(c: sqlite3.Connection, mailbox_id: int) -> int:
+    row = c.execute("UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id=? "
+                    "RETURNING highestmodseq", (mailbox_id,)).fetchone()
+    return int(row[0])
+
+
+def _append(c: sqlite3.Connection, messages: Sequence[NewMessage]) -> list[Appended]:
+    out = []
+    for msg in messages:
+        row = c.execute(
+            "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 "
+            "WHERE id=? RETURNING uidnext - 1, highestmodseq, uidvalidity",
+            (msg.mailbox_id,)).fetchone()
+        if row is None:
+            raise UnknownMailbox(str(msg.mailbox_id))
+        uid, modseq, validity = row
+        c.execute(f"INSERT INTO messages ({_MESSAGE_COLS}) VALUES (?,?,?,?,?,?,?,?)",
+                  (msg.mailbox_id, uid, msg.blob_id, msg.size, _ts(msg.internaldate),
+                   _flags_text(msg.flags), modseq, msg.summary))
+        out.append(Appended(msg.mailbox_id, validity, uid, modseq))
+    return out
+
+
+class SqliteCellStore:
+    def __init__(self, path: Path, *, fsync: bool = True) -> None:
+        self.db = SqliteDb(path, CELL_SCHEMA, fsync=fsync)
+
+    async def create_account(self, account: AccountRecord) -> None:
+        def op(c: sqlite3.Connection) -> None:
+            c.execute(f"INSERT INTO accounts ({_ACCOUNT_COLS}) VALUES (?,?,?,?,?,?,?,?)",
+                      (account.id, account.address, _ts(account.created), account.public_key,
+                       account.key_id, account.wrapped_by_password,
+                       account.wrapped_by_recovery, account.custody))
+
+        try:
+            await self.db.write(op)
+        except AlreadyExists:
+            raise AlreadyExists(f"{account.address} exists") from None
+
+    async def get_account(self, address: str) -> AccountRecord | None:
+        row = await self.db.read(lambda c: c.execute(
+            f"SELECT {_ACCOUNT_COLS} FROM accounts WHERE address=?", (address,)).fetchone())
+        return None if row is None else _account(row)
+
+    async def list_accounts(self) -> list[AccountRecord]:
+        rows = await self.db.read(lambda c: c.execute(
+            f"SELECT {_ACCOUNT_COLS} FROM accounts ORDER BY address").fetchall())
+        return [_account(r) for r in rows]
+
+    async def update_account_keys(self, address: str, wrapped_by_password: bytes,
+                                  wrapped_by_recovery: bytes) -> None:
+        def op(c: sqlite3.Connection) -> None:
+            cur = c.execute("UPDATE accounts SET wrapped_by_password=?, wrapped_by_recovery=? "
+                            "WHERE address=?", (wrapped_by_password, wrapped_by_recovery,
+                                                address))
+            if cur.rowcount == 0:
+                raise UnknownAccount(address)
+
+        await self.db.write(op)
+
+    async def delete_account(self, address: str) -> list[str]:
+        def op(c: sqlite3.Connection) -> list[str]:
+            row = c.execute("SELECT id FROM accounts WHERE address=?", (address,)).fetchone()
+            if row is None:
+                raise UnknownAccount(address)
+            boxes = [r[0] for r in c.execute("SELECT id FROM mailboxes WHERE account_id=?",
+                                             (row[0],))]
+            blobs: list[str] = []
+            for box in boxes:
+                blobs += [r[0] for r in c.execute(
+                    "SELECT blob_id FROM messages WHERE mailbox_id=?", (box,))]
+                c.execute("DELETE FROM messages WHERE mailbox_id=?", (box,))
+                c.execute("DELETE FROM vanished WHERE mailbox_id=?", (box,))
+            c.execute("DELETE FROM mailboxes WHERE account_id=?", (row[0],))
+            c.execute("DELETE FROM accounts WHERE id=?", (row[0],))
+            return _orphans(c, blobs)
+
+        return await self.db.write(op)
+
+    async def create_mailbox(self, account_id: str, name: str, special_use: str | None,
+                             subscribed: bool) -> MailboxRecord:
+        def op(c: sqlite3.Connection) -> MailboxRecord:
+            if c.execute("SELECT 1 FROM mailboxes WHERE account_id=? AND name=?",
+                         (account_id, name)).fetchone():
+                raise AlreadyExists(f"mailbox {name} exists")
+            c.execute("INSERT INTO mailboxes (account_id, name, uidvalidity, uidnext, "
+                      "highestmodseq, special_use, subscribed) VALUES (?,?,?,?,?,?,?)",
+                      (account_id, name, _next_validity(c), 1, 1, special_use,
+                       int(subscribed)))
+            return _get_box(c, account_id, name)
+
+        return await self.db.write(op)
+
+    async def list_mailboxes(self, account_id: str) -> list[MailboxRecord]:
+        rows = await self.db.read(lambda c: c.execute(
+            _MAILBOX_SELECT + " WHERE account_id=? ORDER BY name", (account_id,)).fetchall())
+        return [_mailbox(r) for r in rows]
+
+    async def get_mailbox(self, account_id: str, name: str) -> MailboxRecord:
+        return await self.db.read(lambda c: _get_box(c, account_id, name))
+
+    async def get_mailbox_by_id(self, mailbox_id: int) -> MailboxRecord:
+        return await self.db.read(lambda c: _get_box_id(c, mailbox_id))
+
+    async def rename_mailbox(self, account_id: str, old: str, new: str) -> None:
+        def op(c: sqlite3.Connection) -> None:
+            _get_box(c, account_id, old)
+            moving = c.execute(
+                "SELECT id, name FROM mailboxes WHERE account_id=? AND (name=? OR "
+                "substr(name, 1, ?)=?)", (account_id, old, len(old) + 1, old + "/")).fetchall()
+            ids = {r[0] for r in moving}
+            for box_id, name in moving:
+                target = new + name[len(old):]
+                clash = c.execute("SELECT id FROM mailboxes WHERE account_id=? AND name=?",
+                                  (account_id, target)).fetchone()
+                if clash and clash[0] not in ids:
+                    raise AlreadyExists(f"mailbox {target} exists")
+            # two passes so that swapping names inside the subtree cannot collide
+            for box_id, _name in moving:
+                c.execute("UPDATE mailboxes SET name=? WHERE id=?",
+                          (f"\x00renaming\x00{box_id}", box_id))
+            for box_id, name in moving:
+                c.execute("UPDATE mailboxes SET name=?, uidvalidity=? WHERE id=?",
+                          (new + name[len(old):], _next_validity(c), box_id))
+
+        await self.db.write(op)
+
+    async def delete_mailbox(self, account_id: str, name: str) -> list[str]:
+        def op(c: sqlite3.Connection) -> list[str]:
+            box = _get_box(c, account_id, name)
+            blobs = [r[0] for r in c.execute("SELECT blob_id FROM messages WHERE mailbox_id=?",
+                                             (box.id,))]
+            c.execute("DELETE FROM messages WHERE mailbox_id=?", (box.id,))
+            c.execute("DELETE FROM vanished WHERE mailbox_id=?", (box.id,))
+            c.execute("DELETE FROM mailboxes WHERE id=?", (box.id,))
+            return _orphans(c, blobs)
+
+        return await self.db.write(op)
+
+    async def set_subscribed(self, account_id: str, name: str, subscribed: bool) -> None:
+        def op(c: sqlite3.Connection) -> None:
+            box = _get_box(c, account_id, name)
+            c.execute("UPDATE mailboxes SET subscribed=? WHERE id=?", (int(subscribed), box.id))
+
+        await self.db.write(op)
+
+    async def append_messages(self, messages: Sequence[NewMessage]) -> list[Appended]:
+        if not messages:
+            return []
+        return await self.db.write(lambda c: _append(c, messages))
+
+    async def list_messages(self, mailbox_id: int) -> list[MessageRecord]:
+        def op(c: sqlite3.Connection) -> list[MessageRecord]:
+            _get_box_id(c, mailbox_id)
+            return [_message(r) for r in c.execute(
+                f"SELECT {_MESSAGE_COLS} FROM messages WHERE mailbox_id=? ORDER BY uid",
+                (mailbox_id,))]
+
+        return await self.db.read(op)
+
+    async def get_messages(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageRecord]:
+        def op(c: sqlite3.Connection) -> list[MessageRecord]:
+            _get_box_id(c, mailbox_id)
+            return _select_uids(c, mailbox_id, uids)
+
+        return await self.db.read(op)
+
+    async def store_flags(self, mailbox_id: int, uids: Sequence[int], mode: str,
+                          flags: frozenset[str],
+                          unchanged_since: int | None = None) -> tuple[list[FlagChange],
+                                                                       list[int]]:
+        def op(c: sqlite3.Connection) -> tuple[list[FlagChange], list[int]]:
+            _get_box_id(c, mailbox_id)
+            changes: list[FlagChange] = []
+            refused: list[int] = []
+            for msg in _select_uids(c, mailbox_id, uids):
+                if unchanged_since is not None and msg.modseq > unchanged_since:
+                    refused.append(msg.uid)
+                    continue
+                new = apply_flag_mode(msg.flags, mode, flags)
+                if new == msg.flags:
+                    continue
+                modseq = _bump(c, mailbox_id)
+                c.execute("UPDATE messages SET flags=?, modseq=? WHERE mailbox_id=? AND uid=?",
+                          (_flags_text(new), modseq, mailbox_id, msg.uid))
+                changes.append(FlagChange(msg.uid, new, modseq))
+            return changes, refused
+
+        return await self.db.write(op)
+
+    async def expunge(self, mailbox_id: int, uids: Sequence[int]) -> list[Expunged]:
+        def op(c: sqlite3.Connection) -> list[Expunged]:
+            _get_box_id(c, mailbox_id)
+            out = []
+            for msg in _select_uids(c, mailbox_id, uids):
+                c.execute("DELETE FROM messages WHERE mailbox_id=? AND uid=?",
+                          (mailbox_id, msg.uid))
+                modseq = _bump(c, mailbox_id)
+                c.execute("INSERT OR REPLACE INTO vanished VALUES (?,?,?)",
+                          (mailbox_id, msg.uid, modseq))
+                orphan = _orphans(c, [msg.blob_id])
+                out.append(Expunged(msg.uid, modseq, orphan[0] if orphan else None))
+            return out
+
+        return await self.db.write(op)
+
+    async def copy_messages(self, src_mailbox_id: int, uids: Sequence[int],
+                            dst_mailbox_id: int) -> list[tuple[int, Appended]]:
+        def op(c: sqlite3.Connection) -> list[tuple[int, Appended]]:
+            _get_box_id(c, src_mailbox_id)
+            _get_box_id(c, dst_mailbox_id)
+            src = _select_uids(c, src_mailbox_id, uids)
+            appended = _append(c, [NewMessage(dst_mailbox_id, m.blob_id, m.size,
+                                              m.internaldate, m.flags, m.summary)
+                                   for m in src])
+            return [(m.uid, a) for m, a in zip(src, appended, strict=True)]
+
+        return await self.db.write(op)
+
+    async def changes_since(self, mailbox_id: int, modseq: int) -> Changes:
+        def op(c: sqlite3.Connection) -> Changes:
+            box = _get_box_id(c, mailbox_id)
+            changed = tuple(_message(r) for r in c.execute(
+                f"SELECT {_MESSAGE_COLS} FROM messages WHERE mailbox_id=? AND modseq>? "
+                "ORDER BY uid", (mailbox_id, modseq)))
+            vanished = tuple(r[0] for r in c.execute(
+                "SELECT uid FROM vanished WHERE mailbox_id=? AND modseq>? ORDER BY uid",
+                (mailbox_id, modseq)))
+            return Changes(box.highestmodseq, changed, vanished)
+
+        return await self.db.read(op)
+
+    async def close(self) -> None:
+        self.db.close()
