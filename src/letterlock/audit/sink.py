@@ -1,0 +1,99 @@
+"""The asyncio face of the audit log: :class:`AuditLog` implements ``AuditSink``.
+
+File I/O runs in an executor thread. Concurrent ``record`` calls are grouped: while
+one batch is being written and fsynced, new events queue up and go out together in
+the next batch, so many callers share one fsync (group commit) and each call still
+returns only once its event is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from letterlock.audit.events import AuditEvent
+from letterlock.audit.store import MerkleLog, SealedEntry
+from letterlock.audit.verify import SignedHead
+from letterlock.errors import LetterlockError, StorageError
+
+
+@dataclass
+class _Pending:
+    event: AuditEvent
+    done: asyncio.Future[int]
+
+
+class AuditLog:
+    """Durable, group-committing ``AuditSink`` over a :class:`MerkleLog`."""
+
+    def __init__(self, log: MerkleLog, executor: Executor | None = None) -> None:
+        self.log = log
+        self._executor = executor
+        self._queue: list[_Pending] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def record(self, event: AuditEvent) -> int:
+        """Append ``event``; returns its index once it is on stable storage."""
+        loop = asyncio.get_running_loop()
+        pending = _Pending(event, loop.create_future())
+        self._queue.append(pending)
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._drain())
+        return await pending.done
+
+    async def record_many(self, events: list[AuditEvent]) -> list[int]:
+        return list(await asyncio.gather(*(self.record(e) for e in events)))
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                indices = await loop.run_in_executor(
+                    self._executor, self.log.append, [p.event for p in batch]
+                )
+            except LetterlockError as exc:
+                for p in batch:
+                    if not p.done.done():
+                        p.done.set_exception(exc)
+                continue
+            except OSError as exc:
+                for p in batch:
+                    if not p.done.done():
+                        p.done.set_exception(StorageError(f"audit log append failed: {exc}"))
+                continue
+            for p, index in zip(batch, indices, strict=True):
+                if not p.done.done():
+                    p.done.set_result(index)
+
+    async def _call(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def head(self) -> SignedHead:
+        head: SignedHead = await self._call(self.log.head)
+        return head
+
+    async def inclusion_bundle(self, index: int) -> dict[str, Any]:
+        bundle: dict[str, Any] = await self._call(self.log.inclusion_bundle, index)
+        return bundle
+
+    async def reveal(self, index: int, actor: str, at: datetime | None = None) -> int:
+        revealed: int = await self._call(self.log.reveal, index, actor, at)
+        return revealed
+
+    async def reveal_due(self, actor: str, now: datetime | None = None) -> list[int]:
+        revealed: list[int] = await self._call(self.log.reveal_due, actor, now)
+        return revealed
+
+    async def sealed_entries(self) -> list[SealedEntry]:
+        entries: list[SealedEntry] = await self._call(self.log.sealed_entries)
+        return entries
+
+    async def aclose(self) -> None:
+        """Wait for queued events, then close the files."""
+        if self._writer is not None:
+            await self._writer
+        await self._call(self.log.close)
