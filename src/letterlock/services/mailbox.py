@@ -169,6 +169,20 @@ class MailboxService:
                          flags, summary)
         return msg, blob
 
+    async def ensure_mailbox(self, ref: AccountRef, name: str) -> MailboxRecord:
+        """Mailbox ``name`` of ``ref``, created (unsubscribed parents included) if
+        missing. Creating a mailbox reveals nothing, so no session is needed."""
+        name = check_mailbox_name(name)
+        store = self._cell(ref).store
+        existing = {b.name: b for b in await store.list_mailboxes(ref.record.id)}
+        parts = name.split(HIERARCHY)
+        for i in range(1, len(parts) + 1):
+            path = HIERARCHY.join(parts[:i])
+            if path not in existing:
+                existing[path] = await store.create_mailbox(ref.record.id, path, None,
+                                                            i == len(parts))
+        return existing[name]
+
     async def mailbox_for_delivery(self, ref: AccountRef, name: str) -> int:
         """The id of mailbox ``name`` of ``ref`` (INBOX if it does not exist)."""
         store = self._cell(ref).store

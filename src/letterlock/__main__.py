@@ -1,0 +1,3 @@
+from letterlock.cli.main import main
+
+main()

@@ -1,0 +1,161 @@
+"""The composition root: the one place that builds storage, services and front-ends
+from the configuration, and owns their start-up and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from letterlock.audit.events import AuditEvent, AuditSink, EventType
+from letterlock.config import Config
+from letterlock.crypto.keys import KdfParams
+from letterlock.errors import AlreadyExists, NotInitialised
+from letterlock.services.accounts import AccountService, KdfRunner
+from letterlock.services.cells import Cell, Cells, GroupCommitter
+from letterlock.services.delivery import DeliveryService
+from letterlock.services.mailbox import MailboxService
+from letterlock.services.notify import ChangeHub
+from letterlock.services.setup import InitOptions, write_config_file
+from letterlock.storage.files import FileBlobStore
+from letterlock.storage.models import Region
+from letterlock.storage.sqlite import SqliteCellStore, SqliteControlStore
+
+CONTROL_DB = "control.sqlite3"
+CELL_DB = "cell.sqlite3"
+
+
+def is_initialised(config: Config) -> bool:
+    return (config.control_dir / CONTROL_DB).exists()
+
+
+def _open_audit(config: Config) -> AuditSink:
+    try:
+        from letterlock.audit.log import open_sink  # type: ignore[import-not-found]
+    except ImportError:  # the Merkle log is still being written (issue 6)
+        return _InterimAuditSink()
+    return open_sink(config.control_dir / "audit")  # type: ignore[no-any-return]
+
+
+class _InterimAuditSink:
+    def __init__(self) -> None:
+        self.events: list[AuditEvent] = []
+
+    async def record(self, event: AuditEvent) -> int:
+        self.events.append(event)
+        return len(self.events) - 1
+
+
+def open_cell(config: Config, region: Region) -> Cell:
+    root = config.region_dir(region.id)
+    store = SqliteCellStore(root / CELL_DB, fsync=config.storage.fsync)
+    blobs = FileBlobStore(root / "blobs", fsync=config.storage.fsync)
+    return Cell(region, store, blobs,
+                GroupCommitter(store, blobs, config.storage.group_commit_max))
+
+
+@dataclass
+class App:
+    """Everything a front-end or command needs, built once."""
+
+    config: Config
+    control: SqliteControlStore
+    cells: Cells
+    audit: AuditSink
+    kdf: KdfRunner
+    hub: ChangeHub
+    accounts: AccountService
+    mailboxes: MailboxService
+    delivery: DeliveryService
+
+    async def add_region(self, region: Region, actor: str = "operator") -> None:
+        await self.control.add_region(region)
+        self.cells.add(open_cell(self.config, region))
+        await self.audit.record(AuditEvent(EventType.ADMIN_REGION_ADDED, actor,
+                                           _now(), details=(("region", region.id),
+                                                            ("country", region.country))))
+
+    async def add_domain(self, name: str, actor: str = "operator") -> None:
+        await self.control.add_domain(name)
+        await self.audit.record(AuditEvent(EventType.ADMIN_DOMAIN_ADDED, actor, _now(),
+                                           details=(("domain", name),)))
+
+
+def _now():  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+@asynccontextmanager
+async def open_app(config: Config, *, create: bool = False) -> AsyncIterator[App]:
+    """Build the application on ``config.home``. Raises NotInitialised unless the
+    home is initialised or ``create`` is set."""
+    if not create and not is_initialised(config):
+        raise NotInitialised(f"{config.home} is not initialised: run `letterlock init`")
+    config.control_dir.mkdir(parents=True, exist_ok=True)
+    async with AsyncExitStack() as stack:
+        control = SqliteControlStore(config.control_dir / CONTROL_DB,
+                                     fsync=config.storage.fsync)
+        stack.push_async_callback(control.close)
+        cells = Cells([open_cell(config, r) for r in await control.list_regions()])
+        stack.push_async_callback(cells.close)
+        audit = _open_audit(config)
+        closer = getattr(audit, "close", None)
+        if closer is not None:
+            stack.push_async_callback(closer)
+        kdf = KdfRunner(config.crypto.max_concurrent_kdf)
+        stack.callback(kdf.close)
+        params = KdfParams(config.crypto.argon2_memory_kib, config.crypto.argon2_iterations,
+                           config.crypto.argon2_lanes)
+        hub = ChangeHub()
+        accounts = AccountService(control, cells, kdf, params, audit)
+        mailboxes = MailboxService(cells, hub, config.crypto.chunk_bytes)
+        delivery = DeliveryService(control, accounts, mailboxes)
+        yield App(config, control, cells, audit, kdf, hub, accounts, mailboxes, delivery)
+
+
+async def initialise(config: Config, options: InitOptions) -> list[str]:
+    """Create regions and domains that do not exist yet; returns what was created."""
+    config.home.mkdir(parents=True, exist_ok=True)
+    write_config_file(config.home, options)
+    created: list[str] = []
+    async with open_app(config, create=True) as app:
+        for region_id, country in options.regions:
+            with contextlib.suppress(AlreadyExists):
+                await app.add_region(Region(region_id, country))
+                created.append(f"region {region_id} ({country})")
+        for domain in options.domains:
+            with contextlib.suppress(AlreadyExists):
+                await app.add_domain(domain)
+                created.append(f"domain {domain}")
+    return created
+
+
+FrontEnd = Callable[[App], Awaitable[Callable[[], Awaitable[None]]]]
+
+
+async def run_until_signalled(app: App, starters: list[FrontEnd],
+                              ready: Callable[[], None]) -> None:
+    """Start every front-end, call ``ready``, and stop cleanly on SIGINT/SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    stoppers = []
+    try:
+        for start in starters:
+            stoppers.append(await start(app))
+        ready()
+        await stop.wait()
+    finally:
+        for stopper in reversed(stoppers):
+            await stopper()
+
+
+def data_path(home: Path, *parts: str) -> Path:
+    return home.joinpath(*parts)

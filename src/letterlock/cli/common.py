@@ -1,0 +1,91 @@
+"""What every command shares: the HOME option, configuration loading, running a
+coroutine against the application, and turning domain errors into one-line messages
+with a non-zero exit status."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from letterlock import config as config_mod
+from letterlock.errors import (
+    AlreadyExists,
+    AuthenticationFailed,
+    InvalidInput,
+    LetterlockError,
+    NotFound,
+    NotInitialised,
+    Refused,
+)
+
+T = TypeVar("T")
+
+EXIT_CODES: tuple[tuple[type[LetterlockError], int], ...] = (
+    (InvalidInput, 2),
+    (NotInitialised, 3),
+    (NotFound, 4),
+    (AlreadyExists, 5),
+    (AuthenticationFailed, 6),
+    (Refused, 7),
+)
+
+
+@dataclass(frozen=True)
+class CliContext:
+    home: Path
+    overrides: dict[str, dict[str, Any]]
+
+    def config(self) -> config_mod.Config:
+        return config_mod.load(self.home, overrides=self.overrides)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"letterlock: {message}", err=True)
+    sys.exit(code)
+
+
+def exit_code_for(exc: LetterlockError) -> int:
+    for cls, code in EXIT_CODES:
+        if isinstance(exc, cls):
+            return code
+    return 1
+
+
+def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine; a domain error becomes a one-line message and exit status."""
+    try:
+        return asyncio.run(coro_fn())  # type: ignore[arg-type]
+    except LetterlockError as exc:
+        fail(str(exc) or type(exc).__name__, exit_code_for(exc))
+
+
+def read_stdin_lines(count: int, what: str) -> list[str]:
+    """``count`` lines from standard input (passwords and codes are never arguments,
+    so they do not show in the process list or shell history)."""
+    lines = []
+    for i in range(count):
+        line = sys.stdin.readline()
+        if not line:
+            fail(f"expected {what} on standard input (line {i + 1} missing)", 2)
+        lines.append(line.rstrip("\r\n"))
+    return lines
+
+
+def ask_password(password_stdin: bool, prompt: str = "Password") -> str:
+    if password_stdin or not sys.stdin.isatty():
+        return read_stdin_lines(1, "the password")[0]
+    return str(click.prompt(prompt, hide_input=True, confirmation_prompt=False))
+
+
+pass_ctx = click.make_pass_decorator(CliContext)
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("LETTERLOCK_HOME", "./var"))

@@ -1,0 +1,350 @@
+"""`letterlock` command line: administration of a data directory (HOME) and `serve`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from letterlock import app as app_mod
+from letterlock import config as config_mod
+from letterlock.cli.common import (
+    CliContext,
+    ask_password,
+    default_home,
+    fail,
+    pass_ctx,
+    read_stdin_lines,
+    run,
+)
+from letterlock.errors import ConfigError, InvalidInput
+from letterlock.services import setup, transfer
+from letterlock.services.addresses import normalise_address, normalise_domain
+from letterlock.storage.models import Region
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Data directory (default: $LETTERLOCK_HOME or ./var).")
+@click.version_option(package_name="letterlock")
+@click.pass_context
+def cli(ctx: click.Context, home: Path | None) -> None:
+    """letterlock: a mail server where your email belongs to you."""
+    ctx.obj = CliContext(home or default_home(), {})
+
+
+def _config(ctx: CliContext) -> config_mod.Config:
+    try:
+        return ctx.config()
+    except ConfigError as exc:
+        fail(str(exc), 2)
+
+
+# ----------------------------------------------------------------------------- init
+
+
+@cli.command()
+@click.option("--domain", "domains", multiple=True, help="Mail domain to host (repeatable).")
+@click.option("--region", "regions", multiple=True,
+              help="Region as ID:CC, e.g. eu-dublin:IE (repeatable).")
+@click.option("--operator-country", default=None, help="ISO country of the operator's seat.")
+@click.option("--profile", default=None, type=click.Choice(setup.PROFILES),
+              help="Legal policy profile that recommends decisions.")
+@pass_ctx
+def init(ctx: CliContext, domains: tuple[str, ...], regions: tuple[str, ...],
+         operator_country: str | None, profile: str | None) -> None:
+    """Initialise HOME (defaults: domain example.test, regions us-east:US and
+    eu-dublin:IE, operator country US, profile location-2016)."""
+    try:
+        options = setup.build_options([normalise_domain(d) for d in domains], regions,
+                                      operator_country, profile)
+    except InvalidInput as exc:
+        fail(str(exc), 2)
+    config = _config(ctx)
+    created = run(lambda: app_mod.initialise(config, options))
+    for line in created:
+        click.echo(f"created {line}")
+    click.echo(f"initialised {config.home}")
+
+
+# ----------------------------------------------------------------------------- config
+
+
+@cli.command("config")
+@pass_ctx
+def config_cmd(ctx: CliContext) -> None:
+    """Show every configuration option with its value and meaning."""
+    config = _config(ctx)
+    table = Table(title=f"configuration ({config.home / config_mod.CONFIG_FILE})")
+    table.add_column("option")
+    table.add_column("value")
+    table.add_column("meaning")
+    for option, _default, doc in config_mod.describe():
+        section, name = option.split(".")
+        table.add_row(option, repr(getattr(getattr(config, section), name)), doc)
+    Console().print(table)
+
+
+# ----------------------------------------------------------------------------- regions
+
+
+@cli.group()
+def region() -> None:
+    """Regions (one jurisdiction each; every mailbox lives in exactly one)."""
+
+
+@region.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+def region_list(ctx: CliContext, as_json: bool) -> None:
+    """List regions with their country."""
+    config = _config(ctx)
+
+    async def go() -> list[Region]:
+        async with app_mod.open_app(config) as app:
+            return await app.control.list_regions()
+
+    regions = run(go)
+    if as_json:
+        click.echo(json.dumps([{"id": r.id, "country": r.country} for r in regions]))
+        return
+    for r in regions:
+        click.echo(f"{r.id}\t{r.country}")
+
+
+@region.command("add")
+@click.argument("spec")
+@pass_ctx
+def region_add(ctx: CliContext, spec: str) -> None:
+    """Add a region given as ID:CC."""
+    try:
+        region_id, country = setup.parse_region(spec)
+    except InvalidInput as exc:
+        fail(str(exc), 2)
+    config = _config(ctx)
+
+    async def go() -> None:
+        async with app_mod.open_app(config) as app:
+            await app.add_region(Region(region_id, country))
+
+    run(go)
+    click.echo(f"added region {region_id} ({country})")
+
+
+# ----------------------------------------------------------------------------- domains
+
+
+@cli.group()
+def domain() -> None:
+    """Hosted mail domains."""
+
+
+@domain.command("add")
+@click.argument("name")
+@pass_ctx
+def domain_add(ctx: CliContext, name: str) -> None:
+    """Host mail for domain NAME."""
+    try:
+        name = normalise_domain(name)
+    except InvalidInput as exc:
+        fail(str(exc), 2)
+    config = _config(ctx)
+
+    async def go() -> None:
+        async with app_mod.open_app(config) as app:
+            await app.add_domain(name)
+
+    run(go)
+    click.echo(f"added domain {name}")
+
+
+@domain.command("list")
+@pass_ctx
+def domain_list(ctx: CliContext) -> None:
+    """List hosted domains."""
+    config = _config(ctx)
+
+    async def go() -> list[str]:
+        async with app_mod.open_app(config) as app:
+            return [d.name for d in await app.control.list_domains()]
+
+    for name in run(go):
+        click.echo(name)
+
+
+# ----------------------------------------------------------------------------- users
+
+
+@cli.group()
+def user() -> None:
+    """Mail accounts."""
+
+
+@user.command("add")
+@click.argument("address")
+@click.option("--region", "region_id", required=True, help="Home region id of the account.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@pass_ctx
+def user_add(ctx: CliContext, address: str, region_id: str, password_stdin: bool) -> None:
+    """Create an account in a region; prints its recovery code once."""
+    config = _config(ctx)
+    password = ask_password(password_stdin)
+
+    async def go() -> str:
+        async with app_mod.open_app(config) as app:
+            _ref, code = await app.accounts.create(address, region_id, password)
+            return code
+
+    code = run(go)
+    click.echo(f"created {normalise_address(address)} in region {region_id}")
+    click.echo(f"recovery code (shown once, keep it safe): {code}")
+
+
+@user.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+def user_list(ctx: CliContext, as_json: bool) -> None:
+    """List accounts: address, region, creation time."""
+    config = _config(ctx)
+
+    async def go() -> list[Any]:
+        async with app_mod.open_app(config) as app:
+            return await app.accounts.list()
+
+    infos = run(go)
+    if as_json:
+        click.echo(json.dumps([{"address": i.address, "region": i.region,
+                                "created": i.created.isoformat()} for i in infos]))
+        return
+    for i in infos:
+        click.echo(f"{i.address}\t{i.region}\t{i.created.isoformat(timespec='seconds')}")
+
+
+@user.command("passwd")
+@click.argument("address")
+@pass_ctx
+def user_passwd(ctx: CliContext, address: str) -> None:
+    """Change a password: old and new password on standard input, one per line."""
+    config = _config(ctx)
+    old, new = read_stdin_lines(2, "the old and the new password")
+
+    async def go() -> None:
+        async with app_mod.open_app(config) as app:
+            await app.accounts.change_password(address, old, new)
+
+    run(go)
+    click.echo(f"password changed for {address}")
+
+
+@user.command("recover")
+@click.argument("address")
+@pass_ctx
+def user_recover(ctx: CliContext, address: str) -> None:
+    """Set a new password with the recovery code: code and new password on standard
+    input, one per line."""
+    config = _config(ctx)
+    code, new = read_stdin_lines(2, "the recovery code and the new password")
+
+    async def go() -> None:
+        async with app_mod.open_app(config) as app:
+            await app.accounts.recover(address, code, new)
+
+    run(go)
+    click.echo(f"password reset for {address}; the recovery code stays valid")
+
+
+# ----------------------------------------------------------------------------- mail
+
+
+@cli.group()
+def mail() -> None:
+    """Import and export mail."""
+
+
+@mail.command("import")
+@click.argument("address")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--mailbox", default="INBOX", show_default=True, help="Target mailbox.")
+@pass_ctx
+def mail_import(ctx: CliContext, address: str, source: Path, mailbox: str) -> None:
+    """Import an .eml file, an mbox file or a Maildir (no password needed: mail is
+    sealed to the account's public key)."""
+    config = _config(ctx)
+
+    async def go() -> int:
+        async with app_mod.open_app(config) as app:
+            ref = await app.accounts.resolve(address)
+            return await transfer.import_mail(app.delivery, app.mailboxes, ref, source,
+                                              mailbox)
+
+    count = run(go)
+    click.echo(f"imported {count} message(s) into {address} {mailbox}")
+
+
+@mail.command("export")
+@click.argument("address")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="mbox file to write.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@pass_ctx
+def mail_export(ctx: CliContext, address: str, out: Path, password_stdin: bool) -> None:
+    """Export every mailbox to one mbox file (needs the owner's password)."""
+    config = _config(ctx)
+    password = ask_password(password_stdin)
+
+    async def go() -> int:
+        async with app_mod.open_app(config) as app:
+            session = await app.accounts.authenticate(address, password)
+            return await transfer.export_mbox(app.mailboxes, session, out)
+
+    count = run(go)
+    click.echo(f"exported {count} message(s) to {out}")
+
+
+# ----------------------------------------------------------------------------- serve
+
+
+@cli.command()
+@click.option("--bind", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--smtp-port", type=int, default=None, help="SMTP MX port (default 2525).")
+@click.option("--submission-port", type=int, default=None,
+              help="SMTP submission port (default 2587).")
+@click.option("--imap-port", type=int, default=None, help="IMAP port (default 1143).")
+@click.option("--imaps-port", type=int, default=None, help="IMAP implicit TLS port (1993).")
+@click.option("--http-port", type=int, default=None, help="HTTP port (default 8080).")
+@click.option("--demo", is_flag=True, help="Create demo accounts and mail.")
+@click.pass_context
+def serve(click_ctx: click.Context, bind: str | None, smtp_port: int | None,
+          submission_port: int | None, imap_port: int | None, imaps_port: int | None,
+          http_port: int | None, demo: bool) -> None:
+    """Run every listener (initialises an empty HOME with the defaults)."""
+    from letterlock.server import serve as serve_main
+
+    ctx: CliContext = click_ctx.obj
+    overrides: dict[str, dict[str, Any]] = {}
+    for section, name, value in (("server", "bind", bind), ("smtp", "port", smtp_port),
+                                 ("smtp", "submission_port", submission_port),
+                                 ("imap", "port", imap_port), ("imap", "tls_port", imaps_port),
+                                 ("http", "port", http_port)):
+        if value is not None:
+            overrides.setdefault(section, {})[name] = value
+    config = CliContext(ctx.home, overrides).config()
+    run(lambda: serve_main(config, demo=demo))
+
+
+# ----------------------------------------------------------------------------- groups
+# Command groups of other front-end modules are registered here, one line each.
+
+
+def main() -> None:
+    cli(prog_name="letterlock")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Bulk import and export of mail: `.eml` files, mbox files (mboxrd quoting) and
+Maildir folders in; one mbox of every mailbox out.
+
+Import needs no password: it goes through the delivery path, which only seals.
+Export needs the owner's session, because only the owner can unseal.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from letterlock.errors import InvalidInput
+from letterlock.services.accounts import AccountRef, Session
+from letterlock.services.delivery import DeliveryService
+from letterlock.services.mailbox import MailboxService
+
+_FROM_QUOTED = re.compile(rb"^>+From ")
+_MAILDIR_FLAGS = {"S": "\\Seen", "R": "\\Answered", "F": "\\Flagged", "T": "\\Deleted",
+                  "D": "\\Draft"}
+
+
+@dataclass(frozen=True)
+class SourceMessage:
+    raw: bytes
+    flags: tuple[str, ...] = ()
+    internaldate: datetime | None = None
+
+
+def to_crlf(raw: bytes) -> bytes:
+    """Canonical RFC 5322 line endings (stored form); bare CR and LF become CRLF."""
+    return re.sub(rb"\r\n|\r|\n", b"\r\n", raw)
+
+
+def to_lf(raw: bytes) -> bytes:
+    return raw.replace(b"\r\n", b"\n")
+
+
+def _mbox_date(from_line: bytes) -> datetime | None:
+    parts = from_line.decode("ascii", "replace").split(None, 2)
+    if len(parts) < 3:
+        return None
+    try:
+        return datetime.strptime(parts[2].strip(), "%a %b %d %H:%M:%S %Y").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def read_mbox(fh: BinaryIO) -> Iterator[SourceMessage]:
+    """Messages of an mbox file; ``>From `` quoting is undone one level (mboxrd)."""
+    current: list[bytes] | None = None
+    date: datetime | None = None
+    for line in fh:
+        if line.startswith(b"From "):
+            if current is not None:
+                yield _finish_mbox(current, date)
+            current, date = [], _mbox_date(line.rstrip(b"\r\n"))
+            continue
+        if current is None:
+            if line.strip():
+                raise InvalidInput("not an mbox file: first line is not a 'From ' line")
+            continue
+        current.append(line[1:] if _FROM_QUOTED.match(line) else line)
+    if current is not None:
+        yield _finish_mbox(current, date)
+
+
+def _finish_mbox(lines: list[bytes], date: datetime | None) -> SourceMessage:
+    # The blank line before the next "From " separator belongs to the mbox format.
+    if lines and lines[-1] in (b"\n", b"\r\n"):
+        lines = lines[:-1]
+    return SourceMessage(b"".join(lines), internaldate=date)
+
+
+def read_maildir(root: Path) -> Iterator[SourceMessage]:
+    for sub in ("new", "cur"):
+        folder = root / sub
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if not path.is_file():
+                continue
+            info = path.name.partition(":2,")[2]
+            flags = tuple(_MAILDIR_FLAGS[c] for c in info if c in _MAILDIR_FLAGS)
+            yield SourceMessage(path.read_bytes(), flags,
+                                datetime.fromtimestamp(path.stat().st_mtime, UTC))
+
+
+def read_source(path: Path) -> Iterator[SourceMessage]:
+    """Messages from an .eml file, an mbox file or a Maildir directory."""
+    if path.is_dir():
+        if not (path / "cur").is_dir() and not (path / "new").is_dir():
+            raise InvalidInput(f"{path} is a directory but not a Maildir (no cur/ or new/)")
+        yield from read_maildir(path)
+        return
+    if not path.exists():
+        raise InvalidInput(f"{path}: no such file")
+    with open(path, "rb") as fh:
+        head = fh.read(5)
+        fh.seek(0)
+        if head == b"From ":
+            yield from read_mbox(fh)
+        else:
+            data = fh.read()
+            if not data.strip():
+                raise InvalidInput(f"{path} is empty")
+            yield SourceMessage(data)
+
+
+def _header_date(raw: bytes) -> datetime | None:
+    match = re.search(rb"^Date:[ \t]*(.+?)\r?$", raw.split(b"\r\n\r\n", 1)[0],
+                      re.MULTILINE | re.IGNORECASE)
+    if not match:
+        return None
+    try:
+        value = parsedate_to_datetime(match.group(1).decode("ascii", "replace"))
+    except (TypeError, ValueError):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+async def import_mail(delivery: DeliveryService, mailboxes: MailboxService, ref: AccountRef,
+                      source: Path, mailbox: str = "INBOX", batch: int = 64) -> int:
+    """Deliver every message of ``source`` into ``mailbox``; returns the count."""
+    box = await mailboxes.ensure_mailbox(ref, mailbox)
+    count = 0
+    pending = []
+    for msg in read_source(source):
+        raw = to_crlf(msg.raw)
+        when = msg.internaldate or _header_date(raw)
+        pending.append(mailboxes.seal_message(ref, raw, box.id,
+                                              frozenset(msg.flags),
+                                              when.replace(microsecond=0) if when else None))
+        if len(pending) >= batch:
+            count += len(await mailboxes.append_sealed(ref, pending))
+            pending = []
+    if pending:
+        count += len(await mailboxes.append_sealed(ref, pending))
+    return count
+
+
+def _quote_from(body: bytes) -> bytes:
+    return re.sub(rb"(?m)^(>*From )", rb">\1", body)
+
+
+async def export_mbox(mailboxes: MailboxService, session: Session, out: Path,
+                      batch: int = 64) -> int:
+    """Write every message of every mailbox to one mbox (mboxrd quoting, LF line
+    endings, messages otherwise exactly as stored). Returns the count."""
+    count = 0
+    tmp = out.with_name(out.name + ".part")
+    with open(tmp, "wb") as fh:
+        for box in await mailboxes.list_mailboxes(session):
+            msgs = await mailboxes.messages(session, box.id)
+            for i in range(0, len(msgs), batch):
+                part = msgs[i : i + batch]
+                bodies = await mailboxes.bodies(session, part)
+                for msg in part:
+                    stamp = msg.internaldate.astimezone(UTC).strftime("%a %b %d %H:%M:%S %Y")
+                    fh.write(b"From letterlock@localhost " + stamp.encode("ascii") + b"\n")
+                    body = _quote_from(to_lf(bodies[msg.uid]))
+                    fh.write(body)
+                    if not body.endswith(b"\n"):
+                        fh.write(b"\n")
+                    fh.write(b"\n")
+                    count += 1
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, out)
+    return count
