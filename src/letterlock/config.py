@@ -8,6 +8,7 @@ or ``LETTERLOCK_CRYPTO_ARGON2_MEMORY_KIB=19456``.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import tomllib
 from collections.abc import Mapping
@@ -149,7 +150,8 @@ def _coerce(section: str, name: str, hint: Any, raw: Any, source: str) -> Any:
             return int(raw)
         return str(raw)
     except ValueError as exc:
-        raise ConfigError(f"{source}: {section}.{name} must be {hint.__name__}, got {raw!r}") from exc
+        raise ConfigError(
+            f"{source}: {section}.{name} must be {hint.__name__}, got {raw!r}") from exc
 
 
 def load(home: Path, env: Mapping[str, str] | None = None,
@@ -198,7 +200,7 @@ def describe() -> list[tuple[str, str, str]]:
         tree = ast.parse(inspect.getsource(cls))
         body = tree.body[0].body  # type: ignore[attr-defined]
         docs: dict[str, str] = {}
-        for prev, node in zip(body, body[1:], strict=False):
+        for prev, node in itertools.pairwise(body):
             if isinstance(prev, ast.AnnAssign) and isinstance(node, ast.Expr):
                 target = prev.target
                 if isinstance(target, ast.Name) and isinstance(node.value, ast.Constant):

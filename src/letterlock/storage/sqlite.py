@@ -68,7 +68,7 @@ class SqliteDb:
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
-        return conn  # type: ignore[no-any-return]
+        return conn
 
     def _in_transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._connect()
@@ -213,7 +213,8 @@ class SqliteControlStore:
 
     async def set_setting(self, key: str, value: str) -> None:
         await self.db.write(lambda c: c.execute(
-            "INSERT INTO settings VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            "INSERT INTO settings VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
             (key, value)))
 
     async def close(self) -> None:
@@ -447,7 +448,7 @@ class SqliteCellStore:
                 "SELECT id, name FROM mailboxes WHERE account_id=? AND (name=? OR "
                 "substr(name, 1, ?)=?)", (account_id, old, len(old) + 1, old + "/")).fetchall()
             ids = {r[0] for r in moving}
-            for box_id, name in moving:
+            for _box_id, name in moving:
                 target = new + name[len(old):]
                 clash = c.execute("SELECT id FROM mailboxes WHERE account_id=? AND name=?",
                                   (account_id, target)).fetchone()
