@@ -340,6 +340,8 @@ def serve(click_ctx: click.Context, bind: str | None, smtp_port: int | None,
 
 # ----------------------------------------------------------------------------- groups
 # Command groups of other front-end modules are registered here, one line each.
+from letterlock.cli.legal import legal as _legal  # noqa: E402
+cli.add_command(_legal)
 
 
 def main() -> None:
