@@ -92,7 +92,7 @@ class AuditLog:
         entries: list[SealedEntry] = await self._call(self.log.sealed_entries)
         return entries
 
-    async def aclose(self) -> None:
+    async def close(self) -> None:
         """Wait for queued events, then close the files."""
         if self._writer is not None:
             await self._writer

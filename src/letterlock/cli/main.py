@@ -342,6 +342,8 @@ def serve(click_ctx: click.Context, bind: str | None, smtp_port: int | None,
 # Command groups of other front-end modules are registered here, one line each.
 from letterlock.cli.legal import legal as _legal  # noqa: E402
 cli.add_command(_legal)
+from letterlock.cli.log import log_group as _log_group  # noqa: E402
+cli.add_command(_log_group)
 
 
 def main() -> None:
