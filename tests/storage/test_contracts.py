@@ -1,0 +1,213 @@
+"""The storage contract suite: one set of tests, run against every implementation."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from letterlock.errors import AlreadyExists, UnknownAccount, UnknownMailbox, UnknownMessage
+from letterlock.storage.contracts import BlobStore, CellStore, ControlStore
+from letterlock.storage.models import AccountRecord, NewMessage, Region
+
+WHEN = datetime(2025, 1, 15, 9, 0, tzinfo=UTC)
+
+
+def account(address: str = "bob@example.test", ident: str = "acc1") -> AccountRecord:
+    return AccountRecord(ident, address, WHEN, b"p" * 32, b"k" * 16, b"w1", b"w2")
+
+
+def new(box: int, blob: str, flags: frozenset[str] = frozenset()) -> NewMessage:
+    return NewMessage(box, blob, 100, WHEN, flags, b"summary-" + blob.encode())
+
+
+# ------------------------------------------------------------------ control store
+
+
+async def test_regions_domains_and_directory(control: ControlStore) -> None:
+    await control.add_region(Region("us-east", "US"))
+    await control.add_region(Region("eu-dublin", "IE"))
+    with pytest.raises(AlreadyExists):
+        await control.add_region(Region("us-east", "US"))
+    assert [r.id for r in await control.list_regions()] == ["eu-dublin", "us-east"]
+
+    await control.add_domain("example.test")
+    with pytest.raises(AlreadyExists):
+        await control.add_domain("example.test")
+    assert [d.name for d in await control.list_domains()] == ["example.test"]
+
+    await control.assign("bob@example.test", "eu-dublin")
+    with pytest.raises(AlreadyExists):
+        await control.assign("bob@example.test", "us-east")
+    assert await control.lookup("bob@example.test") == "eu-dublin"
+    assert await control.lookup("nobody@example.test") is None
+    await control.reassign("bob@example.test", "us-east")
+    assert await control.list_assignments() == [("bob@example.test", "us-east")]
+    await control.unassign("bob@example.test")
+    with pytest.raises(UnknownAccount):
+        await control.unassign("bob@example.test")
+    with pytest.raises(UnknownAccount):
+        await control.reassign("bob@example.test", "us-east")
+
+
+async def test_settings(control: ControlStore) -> None:
+    assert await control.get_setting("x") is None
+    await control.set_setting("x", "1")
+    await control.set_setting("x", "2")
+    assert await control.get_setting("x") == "2"
+
+
+# ------------------------------------------------------------------ blob store
+
+
+async def test_blobs_put_get_delete(blobs: BlobStore) -> None:
+    await blobs.put_many([("aa" * 16, b"one"), ("bb" * 16, b"two")])
+    assert await blobs.get("aa" * 16) == b"one"
+    assert await blobs.get_many(["aa" * 16, "bb" * 16]) == {"aa" * 16: b"one",
+                                                            "bb" * 16: b"two"}
+    await blobs.put_many([("aa" * 16, b"replaced")])
+    assert await blobs.get("aa" * 16) == b"replaced"
+    assert await blobs.list_ids() == ["aa" * 16, "bb" * 16]
+    await blobs.delete_many(["aa" * 16, "cc" * 16])
+    with pytest.raises(UnknownMessage):
+        await blobs.get("aa" * 16)
+    with pytest.raises(UnknownMessage):
+        await blobs.get_many(["bb" * 16, "aa" * 16])
+
+
+# ------------------------------------------------------------------ accounts
+
+
+async def test_accounts(cell: CellStore) -> None:
+    await cell.create_account(account())
+    with pytest.raises(AlreadyExists):
+        await cell.create_account(account(ident="other"))
+    got = await cell.get_account("bob@example.test")
+    assert got == account()
+    await cell.update_account_keys("bob@example.test", b"n1", b"n2")
+    got = await cell.get_account("bob@example.test")
+    assert got is not None and got.wrapped_by_password == b"n1"
+    with pytest.raises(UnknownAccount):
+        await cell.update_account_keys("x@example.test", b"", b"")
+    assert [a.address for a in await cell.list_accounts()] == ["bob@example.test"]
+
+
+async def test_delete_account_returns_its_blobs(cell: CellStore) -> None:
+    await cell.create_account(account())
+    box = await cell.create_mailbox("acc1", "INBOX", None, True)
+    await cell.append_messages([new(box.id, "b1"), new(box.id, "b2")])
+    assert await cell.delete_account("bob@example.test") == ["b1", "b2"]
+    assert await cell.get_account("bob@example.test") is None
+    assert await cell.list_mailboxes("acc1") == []
+
+
+# ------------------------------------------------------------------ mailboxes
+
+
+async def test_mailbox_lifecycle_and_uidvalidity(cell: CellStore) -> None:
+    await cell.create_account(account())
+    a = await cell.create_mailbox("acc1", "Work", None, True)
+    with pytest.raises(AlreadyExists):
+        await cell.create_mailbox("acc1", "Work", None, True)
+    assert (a.uidnext, a.highestmodseq, a.messages) == (1, 1, 0)
+    await cell.create_mailbox("acc1", "Work/2025", "\\Archive", False)
+    await cell.rename_mailbox("acc1", "Work", "Job")
+    names = {b.name: b for b in await cell.list_mailboxes("acc1")}
+    assert set(names) == {"Job", "Job/2025"}
+    assert names["Job/2025"].special_use == "\\Archive"
+    assert not names["Job/2025"].subscribed
+    # A renamed mailbox must not reuse the UIDVALIDITY it had under the old name.
+    assert names["Job"].uidvalidity > a.uidvalidity
+    await cell.set_subscribed("acc1", "Job/2025", True)
+    assert (await cell.get_mailbox("acc1", "Job/2025")).subscribed
+    await cell.delete_mailbox("acc1", "Job/2025")
+    with pytest.raises(UnknownMailbox):
+        await cell.get_mailbox("acc1", "Job/2025")
+    # Recreating a deleted name gives a new UIDVALIDITY.
+    again = await cell.create_mailbox("acc1", "Work", None, True)
+    assert again.uidvalidity > names["Job"].uidvalidity
+
+
+async def test_rename_onto_existing_is_refused(cell: CellStore) -> None:
+    await cell.create_account(account())
+    await cell.create_mailbox("acc1", "A", None, True)
+    await cell.create_mailbox("acc1", "A/x", None, True)
+    await cell.create_mailbox("acc1", "B/x", None, True)
+    with pytest.raises(AlreadyExists):
+        await cell.rename_mailbox("acc1", "A", "B")
+    with pytest.raises(UnknownMailbox):
+        await cell.rename_mailbox("acc1", "Nope", "C")
+
+
+# ------------------------------------------------------------------ messages
+
+
+async def test_append_assigns_ascending_uids_and_modseqs(cell: CellStore) -> None:
+    await cell.create_account(account())
+    box = await cell.create_mailbox("acc1", "INBOX", None, True)
+    first = await cell.append_messages([new(box.id, "b1"), new(box.id, "b2")])
+    second = await cell.append_messages([new(box.id, "b3", frozenset({"\\Seen"}))])
+    assert [a.uid for a in first + second] == [1, 2, 3]
+    modseqs = [a.modseq for a in first + second]
+    assert modseqs == sorted(modseqs) and len(set(modseqs)) == 3
+    assert all(a.uidvalidity == box.uidvalidity for a in first)
+    state = await cell.get_mailbox_by_id(box.id)
+    assert (state.uidnext, state.messages, state.highestmodseq) == (4, 3, modseqs[-1])
+    msgs = await cell.list_messages(box.id)
+    assert [m.blob_id for m in msgs] == ["b1", "b2", "b3"]
+    assert msgs[2].flags == {"\\Seen"} and msgs[0].summary == b"summary-b1"
+    assert [m.uid for m in await cell.get_messages(box.id, [3, 1, 99])] == [1, 3]
+    with pytest.raises(UnknownMailbox):
+        await cell.append_messages([new(9999, "zz")])
+
+
+async def test_flags_and_unchangedsince(cell: CellStore) -> None:
+    await cell.create_account(account())
+    box = await cell.create_mailbox("acc1", "INBOX", None, True)
+    await cell.append_messages([new(box.id, "b1"), new(box.id, "b2")])
+    changes, refused = await cell.store_flags(box.id, [1, 2], "add", frozenset({"\\Seen"}))
+    assert [c.uid for c in changes] == [1, 2] and refused == []
+    mid = changes[-1].modseq
+    # no-op store does not bump modseq
+    again, _ = await cell.store_flags(box.id, [1], "add", frozenset({"\\Seen"}))
+    assert again == []
+    changes, _ = await cell.store_flags(box.id, [2], "set", frozenset({"$Work"}))
+    assert changes[0].flags == {"$Work"} and changes[0].modseq > mid
+    changes, refused = await cell.store_flags(box.id, [1, 2], "remove",
+                                              frozenset({"\\Seen"}), unchanged_since=mid)
+    assert refused == [2] and [c.uid for c in changes] == [1]
+    delta = await cell.changes_since(box.id, mid)
+    assert {m.uid for m in delta.changed} == {1, 2}
+
+
+async def test_expunge_copy_and_changes(cell: CellStore) -> None:
+    await cell.create_account(account())
+    inbox = await cell.create_mailbox("acc1", "INBOX", None, True)
+    other = await cell.create_mailbox("acc1", "Other", None, True)
+    await cell.append_messages([new(inbox.id, "b1"), new(inbox.id, "b2"),
+                                new(inbox.id, "b3")])
+    before = (await cell.get_mailbox_by_id(inbox.id)).highestmodseq
+    pairs = await cell.copy_messages(inbox.id, [2, 3], other.id)
+    assert [(src, a.uid) for src, a in pairs] == [(2, 1), (3, 2)]
+    gone = await cell.expunge(inbox.id, [1, 2, 42])
+    assert [e.uid for e in gone] == [1, 2]
+    # b1 is referenced nowhere else; b2 still lives on in Other.
+    assert [e.orphaned_blob for e in gone] == ["b1", None]
+    delta = await cell.changes_since(inbox.id, before)
+    assert delta.vanished == (1, 2)
+    assert delta.highestmodseq == (await cell.get_mailbox_by_id(inbox.id)).highestmodseq
+    assert [m.uid for m in await cell.list_messages(inbox.id)] == [3]
+    # UIDs are never reused
+    [appended] = await cell.append_messages([new(inbox.id, "b4")])
+    assert appended.uid == 4
+    assert await cell.delete_mailbox("acc1", "Other") == ["b2"]
+
+
+async def test_concurrent_appends_get_distinct_uids(cell: CellStore) -> None:
+    await cell.create_account(account())
+    box = await cell.create_mailbox("acc1", "INBOX", None, True)
+    results = await asyncio.gather(*(cell.append_messages([new(box.id, f"{i:08x}")])
+                                     for i in range(40)))
+    uids = sorted(r[0].uid for r in results)
+    assert uids == list(range(1, 41))
