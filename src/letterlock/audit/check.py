@@ -134,8 +134,6 @@ def verify_log(
     commitments: dict[int, bytes] = {}
     reveals = 0
     stack: list[tuple[int, bytes]] = []
-    node_counts: dict[int, int] = {}
-    damaged_nodes = 0
     prev_time: datetime | None = None
     time_regressions: list[int] = []
     altered: list[Finding] = []
@@ -183,18 +181,11 @@ def verify_log(
             elif rec.kind == "reveal":
                 reveals += 1
                 _check_reveal(rec, commitments, findings)
-        # rebuild the tree, comparing each interior node with the stored one
         stack.append((0, digest))
         while len(stack) >= 2 and stack[-1][0] == stack[-2][0]:
             level, right = stack.pop()
             _, left = stack.pop()
-            parent = node_hash(left, right)
-            stack.append((level + 1, parent))
-            slot = node_counts.get(level + 1, 0)
-            node_counts[level + 1] = slot + 1
-            stored = levels.get(level + 1, b"")[slot * NODE_STRIDE : (slot + 1) * NODE_STRIDE]
-            if stored != parent:
-                damaged_nodes += 1
+            stack.append((level + 1, node_hash(left, right)))
         size = position + 1
         if size in by_size:
             roots[size] = _fold(stack)
@@ -218,6 +209,7 @@ def verify_log(
                 fatal=False,
             )
         )
+    damaged_nodes = _check_stored_nodes(idx, levels)
     if damaged_nodes:
         findings.append(
             Finding(
@@ -403,6 +395,24 @@ def _compare_heads(
                 events,
             )
         )
+
+
+def _check_stored_nodes(idx: bytes, levels: dict[int, bytes]) -> int:
+    """Count stored interior nodes that are not the hash of their stored children."""
+    bad = 0
+    children = [idx[i : i + 32] for i in range(0, len(idx), LEAF_STRIDE)]
+    level = 1
+    while level in levels:
+        stored = levels[level]
+        parents = [stored[i : i + NODE_STRIDE] for i in range(0, len(stored), NODE_STRIDE)]
+        if len(parents) != len(children) // 2:
+            bad += abs(len(parents) - len(children) // 2)
+        for j, parent in enumerate(parents[: len(children) // 2]):
+            if node_hash(children[2 * j], children[2 * j + 1]) != parent:
+                bad += 1
+        children = parents
+        level += 1
+    return bad
 
 
 def _fold(stack: list[tuple[int, bytes]]) -> bytes:
