@@ -13,6 +13,7 @@ from letterlock.app import App, initialise, open_app
 from letterlock.services.setup import InitOptions
 from support.env import make_config
 
+
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     return tmp_path / "home"

@@ -41,10 +41,7 @@ async def control(request: pytest.FixtureRequest,
 
 @pytest.fixture(params=BLOB_KINDS)
 async def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BlobStore]:
-    store: BlobStore
-    if request.param == "memory":
-        store = MemoryBlobStore()
-    else:
-        store = FileBlobStore(tmp_path / "blobs")
+    store: BlobStore = (MemoryBlobStore() if request.param == "memory"
+                        else FileBlobStore(tmp_path / "blobs"))
     yield store
     await store.close()

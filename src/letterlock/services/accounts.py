@@ -106,11 +106,11 @@ class AccountService:
     async def _home(self, address: str) -> tuple[Cell, AccountRecord]:
         region = await self._control.lookup(address)
         if region is None:
-            raise UnknownAccount(address)
+            raise UnknownAccount(f"no account {address}")
         cell = self._cells.get(region)
         record = await cell.store.get_account(address)
         if record is None:
-            raise UnknownAccount(address)
+            raise UnknownAccount(f"no account {address} in region {region}")
         return cell, record
 
     async def resolve(self, address: str) -> AccountRef:
@@ -118,7 +118,7 @@ class AccountService:
         try:
             address = normalise_address(address)
         except InvalidInput:
-            raise UnknownAccount(address) from None
+            raise UnknownAccount(f"no account {address}") from None
         cell, record = await self._home(address)
         return AccountRef(record, cell.region.id)
 
@@ -166,8 +166,11 @@ class AccountService:
                 keys.KeyPair.generate(), password, self._params))
             raise AuthenticationFailed("authentication failed") from None
         record = ref.record
-        pair = await self._kdf.run(lambda: keys.unwrap_with_password(
-            record.wrapped_by_password, password, record.key_id))
+        try:
+            pair = await self._kdf.run(lambda: keys.unwrap_with_password(
+                record.wrapped_by_password, password, record.key_id))
+        except AuthenticationFailed:
+            raise AuthenticationFailed("authentication failed") from None
         return Session(ref, Opener(pair.private, pair.key_id))
 
     async def change_password(self, address: str, old: str, new: str) -> None:
@@ -185,7 +188,11 @@ class AccountService:
         except UnknownAccount:
             raise AuthenticationFailed("authentication failed") from None
         record = ref.record
-        pair = keys.unwrap_with_recovery_code(record.wrapped_by_recovery, code, record.key_id)
+        try:
+            pair = keys.unwrap_with_recovery_code(record.wrapped_by_recovery, code,
+                                                  record.key_id)
+        except AuthenticationFailed:
+            raise AuthenticationFailed("wrong recovery code") from None
         await self._set_password(ref, Opener(pair.private, pair.key_id), new_password)
         await self._audit.record(AuditEvent(EventType.ACCOUNT_KEY_RECOVERED, address,
                                             datetime.now(UTC), account=ref.address))
