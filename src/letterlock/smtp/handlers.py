@@ -1,0 +1,219 @@
+"""What each listener does with mail: the decisions behind the replies.
+
+- :class:`MxHandler`: internet mail for hosted users only (no relay), delivered
+  sealed into each recipient's home region before 250.
+- :class:`LmtpHandler`: the same behind another MTA, one reply per recipient.
+- :class:`SubmissionHandler`: authenticated users' outgoing mail: the sender must be
+  the authenticated address; local recipients are delivered at once, the others go
+  to the durable outbound queue.
+
+Every handler only calls services; SMTP codes come from :mod:`letterlock.smtp.replies`.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from email.utils import format_datetime, make_msgid
+from typing import Protocol
+
+from letterlock.errors import AuthenticationFailed, InvalidInput, LetterlockError
+from letterlock.mime.summary import split_header
+from letterlock.services.accounts import AccountRef, AccountService, Session
+from letterlock.services.addresses import normalise_address
+from letterlock.services.delivery import (
+    DeliveryResult,
+    DeliveryService,
+    Recipient,
+    RecipientKind,
+)
+from letterlock.smtp import replies
+from letterlock.smtp.protocol import Envelope, MailParams, PeerInfo
+from letterlock.smtp.received import received_header
+from letterlock.smtp.replies import Reply
+
+log = logging.getLogger("letterlock.smtp")
+
+Clock = Callable[[], datetime]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_queue_id() -> str:
+    return secrets.token_hex(8).upper()
+
+
+class Outbound(Protocol):
+    """The part of the outbound queue submission needs."""
+
+    async def submit(self, sender: AccountRef, mail_from: str, recipients: Sequence[str],
+                     message: bytes) -> str:
+        """Queue ``message`` durably for ``recipients``; returns the queue id."""
+        ...
+
+
+def _trace(peer: PeerInfo, hostname: str, queue_id: str, when: datetime,
+           recipients: Sequence[str]) -> bytes:
+    return received_header(helo=peer.helo, peer_ip=peer.ip, hostname=hostname,
+                           protocol=peer.protocol, queue_id=queue_id, when=when,
+                           recipient=recipients[0] if len(recipients) == 1 else None)
+
+
+def _return_path(sender: str) -> bytes:
+    safe = sender if all(0x20 < ord(c) < 0x7f for c in sender) else "invalid"
+    return f"Return-Path: <{safe}>\r\n".encode("ascii")
+
+
+def _unique_accounts(envelope: Envelope) -> list[AccountRef]:
+    """Accounts to deliver to, each once (two RCPT spellings of one account)."""
+    seen: dict[str, AccountRef] = {}
+    for accepted in envelope.recipients:
+        ref = accepted.recipient.account
+        if ref is not None and ref.address not in seen:
+            seen[ref.address] = ref
+    return list(seen.values())
+
+
+class MxHandler:
+    def __init__(self, delivery: DeliveryService, hostname: str, clock: Clock = _now) -> None:
+        self._delivery = delivery
+        self._hostname = hostname
+        self._clock = clock
+
+    async def authenticate(self, peer: PeerInfo, login: str, password: str) -> Session | None:
+        return None
+
+    async def mail(self, peer: PeerInfo, sender: str, params: MailParams) -> Reply:
+        return replies.SENDER_OK
+
+    async def rcpt(self, peer: PeerInfo, envelope: Envelope,
+                   address: str) -> tuple[Reply, Recipient | None]:
+        recipient = await self._delivery.classify(address)
+        if recipient.kind is RecipientKind.LOCAL:
+            return replies.RECIPIENT_OK, recipient
+        if recipient.kind is RecipientKind.UNKNOWN_USER:
+            return replies.UNKNOWN_USER, None
+        if recipient.kind is RecipientKind.FOREIGN:
+            return replies.RELAY_DENIED, None
+        return replies.BAD_ADDRESS, None
+
+    async def _deliver(self, peer: PeerInfo, envelope: Envelope,
+                       message: bytes) -> tuple[str, list[DeliveryResult]]:
+        queue_id = new_queue_id()
+        refs = _unique_accounts(envelope)
+        trace = _trace(peer, self._hostname, queue_id, self._clock(),
+                       [r.address for r in refs])
+        raw = _return_path(envelope.sender) + trace + message
+        return queue_id, await self._delivery.deliver(raw, refs)
+
+    async def data(self, peer: PeerInfo, envelope: Envelope, message: bytes) -> list[Reply]:
+        queue_id, results = await self._deliver(peer, envelope, message)
+        failed = [r for r in results if not r.ok]
+        if failed:
+            # Some copies may be stored: a retry can duplicate them, never lose any.
+            log.warning("delivery %s failed for %d recipient(s): %s", queue_id, len(failed),
+                        failed[0].error)
+            return [replies.TRY_LATER]
+        return [Reply(250, "2.0.0", f"OK queued as {queue_id}")]
+
+
+class LmtpHandler(MxHandler):
+    async def rcpt(self, peer: PeerInfo, envelope: Envelope,
+                   address: str) -> tuple[Reply, Recipient | None]:
+        reply, recipient = await super().rcpt(peer, envelope, address)
+        if reply == replies.RELAY_DENIED:
+            return replies.UNKNOWN_USER, None
+        return reply, recipient
+
+    async def data(self, peer: PeerInfo, envelope: Envelope, message: bytes) -> list[Reply]:
+        queue_id, results = await self._deliver(peer, envelope, message)
+        by_account = {r.address: r for r in results}
+        out = []
+        for accepted in envelope.recipients:
+            ref = accepted.recipient.account
+            result = by_account.get(ref.address) if ref is not None else None
+            if result is not None and result.ok:
+                out.append(Reply(250, "2.0.0", f"<{accepted.address}> delivered as {queue_id}"))
+            else:
+                out.append(Reply(451, "4.3.0", f"<{accepted.address}> try again later"))
+        return out
+
+
+class SubmissionHandler:
+    def __init__(self, delivery: DeliveryService, accounts: AccountService,
+                 outbound: Outbound | None, hostname: str, clock: Clock = _now) -> None:
+        self._delivery = delivery
+        self._accounts = accounts
+        self._outbound = outbound
+        self._hostname = hostname
+        self._clock = clock
+
+    async def authenticate(self, peer: PeerInfo, login: str, password: str) -> Session | None:
+        try:
+            return await self._accounts.authenticate(login, password)
+        except (AuthenticationFailed, InvalidInput):
+            return None
+
+    async def mail(self, peer: PeerInfo, sender: str, params: MailParams) -> Reply:
+        if peer.identity is None:
+            return replies.AUTH_REQUIRED
+        try:
+            owned = normalise_address(sender) == peer.identity.address
+        except InvalidInput:
+            owned = False
+        return replies.SENDER_OK if owned else replies.NOT_OWNED_SENDER
+
+    async def rcpt(self, peer: PeerInfo, envelope: Envelope,
+                   address: str) -> tuple[Reply, Recipient | None]:
+        recipient = await self._delivery.classify(address)
+        if recipient.kind is RecipientKind.LOCAL:
+            return replies.RECIPIENT_OK, recipient
+        if recipient.kind is RecipientKind.UNKNOWN_USER:
+            return replies.UNKNOWN_USER, None
+        if recipient.kind is RecipientKind.FOREIGN and self._outbound is not None:
+            return replies.RECIPIENT_OK, recipient
+        if recipient.kind is RecipientKind.FOREIGN:
+            return replies.RELAY_DENIED, None
+        return replies.BAD_ADDRESS, None
+
+    def _complete(self, message: bytes, sender: str, when: datetime) -> bytes:
+        """RFC 6409 8.3/8.4: add Date and Message-ID when the client left them out."""
+        header, _ = split_header(message)
+        names = {line.split(b":", 1)[0].strip().lower()
+                 for line in header.split(b"\n") if b":" in line and line[:1] not in b" \t"}
+        extra = b""
+        if b"date" not in names:
+            extra += f"Date: {format_datetime(when)}\r\n".encode("ascii")
+        if b"message-id" not in names:
+            domain = sender.rpartition("@")[2] or self._hostname
+            extra += f"Message-ID: {make_msgid(domain=domain)}\r\n".encode("ascii")
+        return extra + message
+
+    async def data(self, peer: PeerInfo, envelope: Envelope, message: bytes) -> list[Reply]:
+        assert peer.identity is not None
+        queue_id = new_queue_id()
+        when = self._clock()
+        message = self._complete(message, envelope.sender, when)
+        local = _unique_accounts(envelope)
+        foreign = list(dict.fromkeys(a.recipient.address for a in envelope.recipients
+                                     if a.recipient.kind is RecipientKind.FOREIGN))
+        trace = _trace(peer, self._hostname, queue_id, when,
+                       [a.address for a in envelope.recipients])
+        try:
+            if local:
+                results = await self._delivery.deliver(_return_path(envelope.sender) + trace
+                                                       + message, local)
+                if not all(r.ok for r in results):
+                    return [replies.TRY_LATER]
+            if foreign:
+                assert self._outbound is not None
+                await self._outbound.submit(peer.identity.ref, envelope.sender, foreign,
+                                            trace + message)
+        except LetterlockError as exc:
+            log.warning("submission %s failed: %r", queue_id, exc)
+            return [replies.reply_for_error(exc)]
+        return [Reply(250, "2.0.0", f"OK queued as {queue_id}")]

@@ -1,0 +1,76 @@
+"""Per-client-address limits shared by every listener of one server: concurrent
+connections, and a recent-error budget after which new connections are refused for
+a while (a client that keeps guessing addresses or passwords is slowed down)."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    max_connections_per_ip: int = 20
+    """Concurrent connections from one address."""
+    max_errors_per_session: int = 20
+    """Error replies (4xx/5xx) in one session before it is closed with 421."""
+    max_auth_failures: int = 3
+    """Failed AUTH attempts in one session before it is closed."""
+    max_errors_per_window: int = 100
+    """Error replies from one address within ``error_window_s`` before its new
+    connections are refused (421) until the window moves on."""
+    error_window_s: float = 60.0
+    max_recipients: int = 1000
+    """RCPT commands accepted per transaction (more get 452 4.5.3)."""
+    timeout_s: float = 300.0
+    """Idle seconds before a session is closed (RFC 5321 4.5.3.2 suggests 5 minutes)."""
+
+
+@dataclass
+class _Client:
+    connections: int = 0
+    errors: deque[float] = field(default_factory=deque)
+
+
+class ClientLimits:
+    def __init__(self, settings: LimitSettings,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._clients: dict[str, _Client] = {}
+
+    def _prune(self, ip: str, client: _Client) -> None:
+        horizon = self._clock() - self.settings.error_window_s
+        while client.errors and client.errors[0] < horizon:
+            client.errors.popleft()
+        if client.connections == 0 and not client.errors:
+            self._clients.pop(ip, None)
+
+    def connect(self, ip: str) -> bool:
+        """Count a new connection from ``ip``; False if it must be refused (and then
+        it is not counted)."""
+        client = self._clients.setdefault(ip, _Client())
+        self._prune(ip, client)
+        if client.connections >= self.settings.max_connections_per_ip \
+                or len(client.errors) >= self.settings.max_errors_per_window:
+            return False
+        client.connections += 1
+        self._clients[ip] = client
+        return True
+
+    def disconnect(self, ip: str) -> None:
+        client = self._clients.get(ip)
+        if client is not None:
+            client.connections = max(0, client.connections - 1)
+            self._prune(ip, client)
+
+    def error(self, ip: str) -> None:
+        client = self._clients.setdefault(ip, _Client())
+        client.errors.append(self._clock())
+        self._prune(ip, client)
+
+    def connections(self, ip: str) -> int:
+        client = self._clients.get(ip)
+        return client.connections if client else 0

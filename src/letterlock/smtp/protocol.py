@@ -1,0 +1,513 @@
+"""The SMTP and LMTP wire protocol: aiosmtpd's connection handling (reading
+commands, STARTTLS, the AUTH exchange) extended with what a mail server needs and
+aiosmtpd 1.4 lacks or gets wrong:
+
+- typed handler hooks (:class:`SmtpHandler`) instead of untyped ``handle_*`` methods;
+- PIPELINING and ENHANCEDSTATUSCODES advertised, an enhanced code on every reply;
+- the null reverse-path ``MAIL FROM:<>`` (bounces) accepted, MAIL/RCPT parameters
+  parsed by :mod:`letterlock.smtp.parse`;
+- DATA read in large blocks (not line by line), with the size limit enforced while
+  reading, lines of any length stored as sent, bare CR/LF normalised so smuggling
+  sequences are inert, and no end of data but ``<CRLF>.<CRLF>``;
+- per-client limits (connections, errors, AUTH failures) and an idle timeout that
+  keeps running during DATA;
+- LMTP (RFC 2033) with one reply per accepted recipient after DATA.
+
+The protocol decides nothing about mail: it calls the handler and sends its replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import collections
+import contextlib
+import enum
+import logging
+import ssl
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiosmtpd.smtp import SMTP, AuthResult
+
+from letterlock.services.accounts import Session
+from letterlock.services.delivery import Recipient
+from letterlock.smtp import replies
+from letterlock.smtp.limits import ClientLimits
+from letterlock.smtp.parse import PathError, decode_data, parse_path_arg
+from letterlock.smtp.replies import Reply
+
+log = logging.getLogger("letterlock.smtp")
+
+READ_LIMIT = 64 * 1024
+"""StreamReader buffer limit: the longest command line read before it is refused, and
+the block size DATA is read in."""
+
+
+class ListenerKind(enum.Enum):
+    MX = "mx"
+    SUBMISSION = "submission"
+    LMTP = "lmtp"
+
+
+@dataclass(frozen=True)
+class PeerInfo:
+    """What a handler may know about the client at the time of a command."""
+
+    ip: str
+    port: int
+    helo: str
+    tls: bool
+    identity: Session | None
+    """The authenticated account (submission), or None."""
+    kind: ListenerKind
+
+    @property
+    def protocol(self) -> str:
+        """RFC 3848 ``with`` keyword for the Received header."""
+        if self.kind is ListenerKind.LMTP:
+            return "LMTPS" if self.tls else "LMTP"
+        base = "ESMTP"
+        if self.tls:
+            base += "S"
+        if self.identity is not None:
+            base += "A"
+        return base
+
+
+@dataclass(frozen=True)
+class MailParams:
+    size: int | None
+    body_8bit: bool
+    smtputf8: bool
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A recipient the handler accepted at RCPT."""
+
+    address: str
+    recipient: Recipient
+
+
+@dataclass(frozen=True)
+class Envelope:
+    sender: str
+    """Reverse-path; ``""`` is the null sender of a bounce."""
+    recipients: tuple[Accepted, ...]
+    params: MailParams
+
+
+class SmtpHandler(Protocol):
+    """What to do with each command; every method returns the reply to send."""
+
+    async def authenticate(self, peer: PeerInfo, login: str, password: str) -> Session | None:
+        """The session for valid credentials, or None (RFC 4954: 535 follows)."""
+        ...
+
+    async def mail(self, peer: PeerInfo, sender: str, params: MailParams) -> Reply:
+        """Accept or refuse the reverse-path (RFC 5321 4.1.1.2)."""
+        ...
+
+    async def rcpt(self, peer: PeerInfo, envelope: Envelope,
+                   address: str) -> tuple[Reply, Recipient | None]:
+        """Accept (returning the classified recipient) or refuse one forward-path."""
+        ...
+
+    async def data(self, peer: PeerInfo, envelope: Envelope, message: bytes) -> list[Reply]:
+        """Take responsibility for ``message``: a positive reply only once it is
+        durable. SMTP uses the first reply; LMTP needs one per accepted recipient."""
+        ...
+
+
+@dataclass
+class _Transaction:
+    sender: str
+    params: MailParams
+    recipients: list[Accepted]
+
+    def envelope(self) -> Envelope:
+        return Envelope(self.sender, tuple(self.recipients), self.params)
+
+
+class _NoHooks:
+    """aiosmtpd looks for ``handle_*`` methods on its handler; ours has none."""
+
+
+class _DataTooBig(Exception):
+    pass
+
+
+class SmtpListener(SMTP):
+    """One SMTP connection (aiosmtpd makes one protocol object per connection)."""
+
+    line_length_limit = READ_LIMIT
+    AuthLoginUsernameChallenge = "Username:"
+    AuthLoginPasswordChallenge = "Password:"
+
+    def __init__(self, handler: SmtpHandler, *, kind: ListenerKind, limits: ClientLimits,
+                 hostname: str, max_message_bytes: int,
+                 tls_context: ssl.SSLContext | None, auth: bool,
+                 on_close: Callable[[SmtpListener], None] | None = None) -> None:
+        super().__init__(
+            _NoHooks(), data_size_limit=max_message_bytes, enable_SMTPUTF8=True,
+            decode_data=False, hostname=hostname, ident="letterlock ESMTP",
+            tls_context=tls_context, require_starttls=False,
+            timeout=limits.settings.timeout_s, auth_required=auth, auth_require_tls=True,
+            authenticator=_never_called, loop=asyncio.get_running_loop())
+        # aiosmtpd keeps command size limits in a class-level dict that EHLO mutates;
+        # give each connection its own.
+        self.command_size_limits = collections.defaultdict(
+            lambda: 512, {"MAIL": 1024, "RCPT": 1024, "AUTH": 12288})
+        self._handler = handler
+        self._kind = kind
+        self._limits = limits
+        self._offer_auth = auth
+        self._txn: _Transaction | None = None
+        self._identity: Session | None = None
+        self._ip = ""
+        self._port = 0
+        self._counted = False
+        self._refused = False
+        self._errors = 0
+        self._auth_failures = 0
+        self._closing = False
+        self._in_ehlo = False
+        self._on_close = on_close
+
+    # -- connection lifetime --------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        first = self.transport is None
+        super().connection_made(transport)
+        self._identity = None
+        self._txn = None
+        if first:
+            peer = transport.get_extra_info("peername") or ("", 0)
+            self._ip, self._port = str(peer[0]), int(peer[1])
+            self._counted = self._limits.connect(self._ip)
+            self._refused = not self._counted
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._counted:
+            self._counted = False
+            self._limits.disconnect(self._ip)
+        if self._on_close is not None:
+            self._on_close(self)
+            self._on_close = None
+        super().connection_lost(error)
+
+    async def _handle_client(self) -> None:
+        if self._refused:
+            await self._close_with(replies.TOO_MANY_CONNECTIONS)
+            return
+        await super()._handle_client()
+
+    async def _close_with(self, reply: Reply) -> None:
+        self._closing = True
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await SMTP.push(self, str(reply))
+        if self.transport is not None:
+            self.transport.close()
+
+    # -- replies ----------------------------------------------------------------------
+    async def push(self, status: Any) -> None:
+        if isinstance(status, str) and not self._in_ehlo:
+            status = replies.with_enhanced_status(status)
+        await super().push(status)
+        if self._closing:
+            return
+        first = status[:1] if isinstance(status, str) else chr(status[0]) if status else ""
+        if first in ("4", "5"):
+            self._errors += 1
+            self._limits.error(self._ip)
+            if self._errors >= self._limits.settings.max_errors_per_session:
+                await self._close_with(replies.TOO_MANY_ERRORS)
+
+    async def reply(self, reply: Reply) -> None:
+        await self.push(str(reply))
+
+    async def handle_exception(self, error: Exception) -> str:
+        if not isinstance(error, ConnectionError):
+            log.warning("%s: error handling a command: %r", self._ip, error,
+                        exc_info=not isinstance(error, OSError))
+        return str(replies.reply_for_error(error))
+
+    def peer(self) -> PeerInfo:
+        assert self.session is not None
+        return PeerInfo(self._ip, self._port, self.session.host_name or "",
+                        self._tls_protocol is not None, self._identity, self._kind)
+
+    def _set_rset_state(self) -> None:
+        super()._set_rset_state()  # type: ignore[no-untyped-call]
+        self._txn = None
+
+    def _set_post_data_state(self) -> None:
+        super()._set_post_data_state()  # type: ignore[no-untyped-call]
+        self._txn = None
+
+    # -- greeting ---------------------------------------------------------------------
+    def _extensions(self) -> list[str]:
+        lines = [self.hostname, "PIPELINING"]
+        if self.data_size_limit:
+            lines.append(f"SIZE {self.data_size_limit}")
+        lines += ["8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES"]
+        if self.tls_context is not None and self._tls_protocol is None:
+            lines.append("STARTTLS")
+        if self._offer_auth and self._tls_protocol is not None:
+            lines.append("AUTH PLAIN LOGIN")
+        return lines
+
+    async def _greet(self, hostname: str | None, verb: str) -> None:
+        if not hostname:
+            await self.push(f"501 Syntax: {verb} hostname")
+            return
+        self._set_rset_state()
+        assert self.session is not None
+        self.session.extended_smtp = True
+        self.session.host_name = hostname
+        lines = self._extensions()
+        self._in_ehlo = True
+        try:
+            for line in lines[:-1]:
+                await self.push(f"250-{line}")
+            await self.push(f"250 {lines[-1]}")
+        finally:
+            self._in_ehlo = False
+
+    async def smtp_EHLO(self, hostname: str | None) -> None:
+        await self._greet(hostname, "EHLO")
+
+    async def smtp_HELO(self, hostname: str | None) -> None:
+        if not hostname:
+            await self.push("501 Syntax: HELO hostname")
+            return
+        self._set_rset_state()
+        assert self.session is not None
+        self.session.extended_smtp = False
+        self.session.host_name = hostname
+        self._in_ehlo = True
+        try:
+            await self.push(f"250 {self.hostname}")
+        finally:
+            self._in_ehlo = False
+
+    # -- AUTH (the exchange is aiosmtpd's; checking credentials is the handler's) ------
+    async def auth_PLAIN(self, _: object, args: list[str]) -> AuthResult:
+        if len(args) == 1:
+            blob = await self.challenge_auth("")
+            if not isinstance(blob, bytes):
+                return AuthResult(success=False, handled=True)
+        else:
+            try:
+                blob = base64.b64decode(args[1].encode(), validate=True)
+            except (binascii.Error, ValueError):
+                await self.push("501 5.5.2 Cannot decode base64")
+                return AuthResult(success=False, handled=True)
+        parts = blob.split(b"\x00")
+        if len(parts) != 3:
+            await self.push("501 5.5.2 Cannot split AUTH PLAIN response")
+            return AuthResult(success=False, handled=True)
+        authzid, login, password = parts
+        if authzid and authzid != login:
+            return await self._auth_failed()
+        return await self._check_credentials(login, password)
+
+    async def auth_LOGIN(self, _: object, args: list[str]) -> AuthResult:
+        if len(args) == 1:
+            login = await self.challenge_auth(self.AuthLoginUsernameChallenge)
+        else:
+            try:
+                login = base64.b64decode(args[1].encode(), validate=True)
+            except (binascii.Error, ValueError):
+                await self.push("501 5.5.2 Cannot decode base64")
+                return AuthResult(success=False, handled=True)
+        if not isinstance(login, bytes):
+            return AuthResult(success=False, handled=True)
+        password = await self.challenge_auth(self.AuthLoginPasswordChallenge)
+        if not isinstance(password, bytes):
+            return AuthResult(success=False, handled=True)
+        return await self._check_credentials(login, password)
+
+    async def _check_credentials(self, login: bytes, password: bytes) -> AuthResult:
+        try:
+            user, secret = login.decode("utf-8"), password.decode("utf-8")
+        except UnicodeDecodeError:
+            return await self._auth_failed()
+        identity = await self._handler.authenticate(self.peer(), user, secret)
+        if identity is None:
+            return await self._auth_failed()
+        self._identity = identity
+        return AuthResult(success=True, auth_data=identity.address)
+
+    async def _auth_failed(self) -> AuthResult:
+        self._auth_failures += 1
+        await self.reply(replies.AUTH_FAILED)
+        if self._auth_failures >= self._limits.settings.max_auth_failures:
+            await self._close_with(replies.TOO_MANY_ERRORS)
+        return AuthResult(success=False, handled=True)
+
+    # -- the transaction ----------------------------------------------------------------
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        if await self.check_helo_needed() or await self.check_auth_needed("MAIL"):
+            return
+        if self._txn is not None:
+            await self.reply(replies.NESTED_MAIL)
+            return
+        try:
+            path = parse_path_arg(arg, "FROM:", allow_null=True)
+            params = self._mail_params(path.params)
+        except PathError as exc:
+            await self.reply(exc.reply)
+            return
+        reply = await self._handler.mail(self.peer(), path.address, params)
+        if reply.ok:
+            self._txn = _Transaction(path.address, params, [])
+        await self.reply(reply)
+
+    def _mail_params(self, params: Sequence[tuple[str, str | None]]) -> MailParams:
+        size: int | None = None
+        body_8bit = False
+        smtputf8 = False
+        for key, value in params:
+            if key == "SIZE":
+                if value is None or not value.isdigit() or len(value) > 20:
+                    raise PathError(Reply(501, "5.5.4", "SIZE needs a number"))
+                size = int(value)
+                if self.data_size_limit and size > self.data_size_limit:
+                    raise PathError(replies.TOO_BIG)
+            elif key == "BODY":
+                if value is None or value.upper() not in ("7BIT", "8BITMIME"):
+                    raise PathError(Reply(501, "5.5.4", "BODY must be 7BIT or 8BITMIME"))
+                body_8bit = value.upper() == "8BITMIME"
+            elif key == "SMTPUTF8":
+                if value is not None:
+                    raise PathError(Reply(501, "5.5.4", "SMTPUTF8 takes no value"))
+                smtputf8 = True
+            elif key == "AUTH" and self._offer_auth:
+                pass  # RFC 4954 5: we never relay for another submitter, so ignore it
+            else:
+                raise PathError(Reply(555, "5.5.4", f"Parameter {key} not supported"))
+        return MailParams(size, body_8bit, smtputf8)
+
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        if await self.check_helo_needed() or await self.check_auth_needed("RCPT"):
+            return
+        if self._txn is None:
+            await self.reply(replies.NEED_MAIL)
+            return
+        try:
+            path = parse_path_arg(arg, "TO:", allow_null=False)
+        except PathError as exc:
+            await self.reply(exc.reply)
+            return
+        if path.params:
+            await self.reply(Reply(555, "5.5.4", "RCPT parameters not supported"))
+            return
+        if len(self._txn.recipients) >= self._limits.settings.max_recipients:
+            await self.reply(replies.TOO_MANY_RECIPIENTS)
+            return
+        reply, recipient = await self._handler.rcpt(self.peer(), self._txn.envelope(),
+                                                    path.address)
+        if reply.ok and recipient is not None and self._txn is not None:
+            self._txn.recipients.append(Accepted(path.address, recipient))
+        await self.reply(reply)
+
+    async def smtp_DATA(self, arg: str | None) -> None:
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        if self._txn is None:
+            await self.reply(replies.NEED_MAIL)
+            return
+        if not self._txn.recipients:
+            await self.reply(replies.NEED_RCPT)
+            return
+        if arg:
+            await self.push("501 5.5.4 Syntax: DATA")
+            return
+        envelope = self._txn.envelope()
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            wire = await self._read_data()
+        except asyncio.IncompleteReadError:
+            # Truncated DATA: the client went away; nothing was accepted.
+            self._set_post_data_state()
+            if self.transport is not None:
+                self.transport.close()
+            return
+        except _DataTooBig:
+            self._set_post_data_state()
+            await self.reply(replies.TOO_BIG)
+            return
+        message = decode_data(wire)
+        self._set_post_data_state()
+        # Once the whole message is here, finish storing it even if the client
+        # disconnects meanwhile: the work is not wasted and nothing is half-done.
+        task = asyncio.ensure_future(self._handler.data(self.peer(), envelope, message))
+        results = await asyncio.shield(task)
+        if self._kind is ListenerKind.LMTP:
+            for result in results:
+                await self.reply(result)
+        else:
+            await self.reply(results[0])
+
+    async def _read_data(self) -> bytes:
+        """Everything up to the ``<CRLF>.<CRLF>`` that ends DATA, exclusive of the
+        final ``.<CRLF>``. Reads in blocks of up to READ_LIMIT bytes; once the message
+        outgrows the size limit, keeps reading (discarding) to the end, then raises
+        _DataTooBig so the client gets its 552 in step (RFC 5321 4.5.3.1.10)."""
+        limit = self.data_size_limit or 0
+        parts: list[bytes] = []
+        total = 0
+        too_big = False
+        last2 = b"\r\n"  # after the 354 reply the client is at a line start
+        reader = self._reader
+        while True:
+            try:
+                chunk = await reader.readuntil(b".\r\n")
+                found = True
+            except asyncio.LimitOverrunError as exc:
+                chunk = await reader.readexactly(exc.consumed)
+                found = False
+            self._reset_timeout()
+            if found:
+                head = len(chunk) - 3
+                before = chunk[head - 2:head] if head >= 2 else (last2 + chunk[:head])[-2:]
+                if before == b"\r\n":
+                    total += head
+                    if not too_big:
+                        parts.append(chunk[:head])
+                    break
+            total += len(chunk)
+            if limit and total > limit:
+                too_big = True
+                parts.clear()
+            elif not too_big:
+                parts.append(chunk)
+            last2 = chunk[-2:] if len(chunk) >= 2 else (last2 + chunk)[-2:]
+        if too_big or (limit and total > limit):
+            raise _DataTooBig
+        return b"".join(parts)
+
+
+class LmtpListener(SmtpListener):
+    """RFC 2033: LHLO instead of EHLO/HELO, and one reply per recipient after DATA."""
+
+    async def smtp_LHLO(self, hostname: str | None) -> None:
+        await self._greet(hostname, "LHLO")
+
+    async def smtp_EHLO(self, hostname: str | None) -> None:
+        await self.push('500 5.5.1 Error: command "EHLO" not recognized')
+
+    async def smtp_HELO(self, hostname: str | None) -> None:
+        await self.push('500 5.5.1 Error: command "HELO" not recognized')
+
+    def _extensions(self) -> list[str]:
+        return [line for line in super()._extensions() if line != "STARTTLS"] \
+            if self.tls_context is None else super()._extensions()
+
+
+def _never_called(*_args: object) -> AuthResult:
+    # aiosmtpd's synchronous authenticator hook; our auth_* methods bypass it.
+    return AuthResult(success=False)

@@ -1,0 +1,112 @@
+"""The SMTP front-end as one object: MX, submission and (optionally) LMTP listeners
+built from services and configuration by the composition root.
+
+    server = SmtpServer(delivery, accounts, outbound, config.smtp,
+                        hostname=config.server.hostname, ssl_context=ctx,
+                        bind=config.server.bind)
+    await server.start()      # listening; server.ports tells where
+    ...
+    await server.close()      # stops accepting, lets sessions finish briefly
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from letterlock.config import SmtpConfig
+from letterlock.services.accounts import AccountService
+from letterlock.services.delivery import DeliveryService
+from letterlock.smtp import replies
+from letterlock.smtp.handlers import LmtpHandler, MxHandler, Outbound, SubmissionHandler
+from letterlock.smtp.limits import ClientLimits, LimitSettings
+from letterlock.smtp.protocol import ListenerKind, LmtpListener, SmtpHandler, SmtpListener
+
+log = logging.getLogger("letterlock.smtp")
+
+
+@dataclass(frozen=True)
+class Ports:
+    mx: int
+    submission: int
+    lmtp: int | None
+
+
+class SmtpServer:
+    def __init__(self, delivery: DeliveryService, accounts: AccountService,
+                 outbound: Outbound | None, config: SmtpConfig, hostname: str,
+                 ssl_context: ssl.SSLContext | None, *, bind: str = "127.0.0.1",
+                 lmtp: bool | None = None, limits: LimitSettings | None = None,
+                 grace_s: float = 5.0) -> None:
+        self._config = config
+        self._hostname = hostname
+        self._ssl = ssl_context
+        self._bind = bind
+        self._lmtp = config.lmtp_port != 0 if lmtp is None else lmtp
+        self._limits = ClientLimits(limits or LimitSettings(
+            max_connections_per_ip=config.max_connections_per_ip))
+        self._grace = grace_s
+        self._mx = MxHandler(delivery, hostname)
+        self._submission = SubmissionHandler(delivery, accounts, outbound, hostname)
+        self._lmtp_handler = LmtpHandler(delivery, hostname)
+        self._servers: list[asyncio.AbstractServer] = []
+        self._sessions: set[SmtpListener] = set()
+        self.ports: Ports | None = None
+
+    def _factory(self, kind: ListenerKind, handler: SmtpHandler, *, auth: bool,
+                 tls: bool) -> Callable[[], SmtpListener]:
+        cls = LmtpListener if kind is ListenerKind.LMTP else SmtpListener
+
+        def make() -> SmtpListener:
+            listener = cls(handler, kind=kind, limits=self._limits, hostname=self._hostname,
+                           max_message_bytes=self._config.max_message_bytes,
+                           tls_context=self._ssl if tls else None, auth=auth,
+                           on_close=self._sessions.discard)
+            self._sessions.add(listener)
+            return listener
+
+        return make
+
+    async def _listen(self, kind: ListenerKind, handler: SmtpHandler, port: int, *,
+                      auth: bool, tls: bool) -> int:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            self._factory(kind, handler, auth=auth, tls=tls),
+            host=self._bind, port=port, reuse_address=True)
+        self._servers.append(server)
+        bound: int = server.sockets[0].getsockname()[1]
+        log.info("%s listening on %s:%d", kind.value, self._bind, bound)
+        return bound
+
+    async def start(self) -> Ports:
+        mx = await self._listen(ListenerKind.MX, self._mx, self._config.port,
+                                auth=False, tls=self._ssl is not None)
+        sub = await self._listen(ListenerKind.SUBMISSION, self._submission,
+                                 self._config.submission_port, auth=True,
+                                 tls=self._ssl is not None)
+        lmtp = None
+        if self._lmtp:
+            lmtp = await self._listen(ListenerKind.LMTP, self._lmtp_handler,
+                                      self._config.lmtp_port, auth=False, tls=False)
+        self.ports = Ports(mx, sub, lmtp)
+        return self.ports
+
+    async def close(self) -> None:
+        for server in self._servers:
+            server.close()
+        for server in self._servers:
+            await server.wait_closed() if not self._sessions else None
+        deadline = asyncio.get_running_loop().time() + self._grace
+        # Sessions between commands are told to go away; a DATA being stored finishes.
+        for session in list(self._sessions):
+            if session.transport is not None and session._txn is None:
+                await session._close_with(replies.SHUTTING_DOWN)
+        while self._sessions and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        for session in list(self._sessions):
+            if session.transport is not None:
+                session.transport.close()
+        self._servers.clear()
