@@ -56,6 +56,10 @@ def syntax_error(command: str) -> PathError:
 
 def is_mailbox(address: str) -> bool:
     """RFC 5321 Mailbox (with RFC 6531 UTF-8 allowed): local-part "@" domain."""
+    try:
+        address.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes the reader kept as surrogates
+        return False
     local, at, domain = address.rpartition("@")
     if not at or not local or not domain or len(address) > MAX_PATH:
         return False
