@@ -132,7 +132,7 @@ async def test_pipelined_client(world: World, pipelined: bool) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", world.mx_port)
     assert (await reader.readline()).startswith(b"220 ")
     writer.write(b"EHLO pipe.test\r\n")
-    while not (line := await reader.readline()).startswith(b"250 "):
+    while not (await reader.readline()).startswith(b"250 "):
         pass
     writer.write(b"MAIL FROM:<p@remote.test>\r\nRCPT TO:<alice@example.test>\r\n"
                  b"RCPT TO:<nobody@example.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n")
