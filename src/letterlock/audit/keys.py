@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -15,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from letterlock.audit.verify import canonical_json, log_id_for
 from letterlock.errors import AlreadyExists, NotInitialised, StorageError
 
 PRIVATE_FILE = "log-key.pem"
@@ -94,3 +96,17 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def sign_statement(directory: Path, document: dict[str, Any]) -> dict[str, Any]:
+    """Sign a statement (e.g. a warrant canary) with the log key.
+
+    ``document`` must carry its own ``format``; ``log_id``, ``public_key`` and
+    ``signature`` are added. The verifier checks it with ``check_signed_document``.
+    """
+    key = load_private_key(directory)
+    public = public_bytes(key)
+    signed = {k: v for k, v in document.items() if k not in ("signature", "public_key")}
+    signed["log_id"] = log_id_for(public)
+    signature = key.sign(canonical_json(signed))
+    return {**signed, "public_key": public.hex(), "signature": signature.hex()}
