@@ -5,15 +5,18 @@ system."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from letterlock.cli.common import CliContext, exit_code_for, fail
+from letterlock.app import open_app
+from letterlock.cli.common import CliContext, exit_code_for, fail, run
 from letterlock.config import Config, LegalConfig
 from letterlock.errors import ConfigError, InvalidInput, LetterlockError
 from letterlock.policy import (
@@ -31,6 +34,10 @@ from letterlock.policy import (
     validate,
 )
 from letterlock.policy.rules import PROFILES_DIR
+from letterlock.services.legal import LegalService, Matter, verify_package
+from letterlock.storage.legal_sqlite import LegalStore
+
+T = TypeVar("T")
 
 
 def _read_json(path: Path, what: str) -> Any:
@@ -156,3 +163,172 @@ def validate_cmd(ctx: click.Context, directory: Path | None) -> None:
             click.echo(f"ok: {target} ({count} policies)")
     if failed:
         raise SystemExit(1)
+
+
+# ----------------------------------------------------------------------------- matters
+
+
+@asynccontextmanager
+async def open_legal(config: Config) -> AsyncIterator[LegalService]:
+    """The application with its legal service (holds registered as a retention hook)."""
+    async with open_app(config) as app:
+        store = LegalStore(config.control_dir, fsync=config.storage.fsync)
+        try:
+            engine = PolicyEngine(
+                load_profile(config.legal.policy_dir or config.legal.profile),
+                load_jurisdictions())
+            service = LegalService(store, app.control, app.cells, app.accounts, app.delivery,
+                                   app.audit, engine, config.legal.operator_country,
+                                   config.control_dir / "legal")
+            app.mailboxes.add_retention_hook(service.retain)
+            yield service
+        finally:
+            await store.close()
+
+
+def _config_of(ctx: click.Context) -> Config:
+    obj = ctx.find_object(CliContext)
+    if obj is None:
+        fail("no HOME", 2)
+    try:
+        return obj.config()
+    except ConfigError as exc:
+        fail(str(exc), 2)
+
+
+def _with_service(ctx: click.Context, fn: Callable[[LegalService], Awaitable[T]]) -> T:
+    config = _config_of(ctx)
+
+    async def main() -> T:
+        async with open_legal(config) as service:
+            return await fn(service)
+    return run(main)
+
+
+def _print_matter(matter: Matter, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(matter.to_json(), indent=2))
+        return
+    console = Console()
+    request = matter.request
+    console.print(f"matter {matter.id}: {matter.state}")
+    console.print(f"filed {format_time(matter.filed_at)} by {matter.filed_by}; "
+                  f"{request.issuer.authority} ({request.issuer.country}), "
+                  f"{request.instrument}, {request.action} "
+                  f"{', '.join(request.categories)} of {', '.join(request.targets) or '-'}")
+    render_decision(matter.decision or matter.recommendation, console)
+    if matter.overridden:
+        console.print(f"overridden by {matter.decided_by}: {matter.justification}")
+    if matter.package:
+        console.print(f"package: {matter.package}")
+    for hold in matter.holds:
+        state = "released" if hold.released_at else f"until {format_time(hold.expires_at)}"
+        console.print(f"hold: {hold.address} ({hold.region}) {state}")
+    for notice in matter.notices:
+        when = (f"sent {format_time(notice.sent_at)}" if notice.sent_at else
+                f"due {format_time(notice.due_at)}" if notice.due_at else "waits for the gag")
+        console.print(f"notice: {notice.address} {when}")
+
+
+ACTOR = "operator"
+
+
+@legal.command("file")
+@click.argument("request_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--facts", "facts_file", default=None,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="What the legal team asserts: us_person, residence, conflict_with.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def file_cmd(ctx: click.Context, request_file: Path, facts_file: Path | None,
+             as_json: bool) -> None:
+    """Record a request and print its matter id (then its recommended decision)."""
+    request = _guard(lambda: _read_json(request_file, "request"))
+    facts = _guard(lambda: _read_json(facts_file, "facts")) if facts_file else None
+    matter = _with_service(ctx, lambda s: s.file(request, ACTOR, facts))
+    if as_json:
+        _print_matter(matter, True)
+    else:
+        click.echo(matter.id)
+
+
+@legal.command("list")
+@click.option("--open", "open_only", is_flag=True, help="Only matters not closed.")
+@click.option("--due", "due_days", type=int, default=None,
+              help="Only matters with a deadline within DAYS.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def list_cmd(ctx: click.Context, open_only: bool, due_days: int | None, as_json: bool) -> None:
+    """List matters."""
+    due = None if due_days is None else timedelta(days=due_days)
+    matters = _with_service(ctx, lambda s: s.list_matters(open_only=open_only, due_within=due))
+    if as_json:
+        click.echo(json.dumps([m.to_json() for m in matters], indent=2))
+        return
+    table = Table(title="Legal matters")
+    for column in ("id", "state", "filed", "issuer", "instrument", "targets", "next due"):
+        table.add_column(column)
+    for m in matters:
+        table.add_row(m.id, m.state, format_time(m.filed_at), m.request.issuer.country,
+                      m.request.instrument, ", ".join(m.request.targets),
+                      format_time(m.next_due) if m.next_due else "")
+    Console().print(table)
+
+
+@legal.command("show")
+@click.argument("matter_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def show_cmd(ctx: click.Context, matter_id: str, as_json: bool) -> None:
+    """Show a matter: request, recommendation or decision, holds, notices."""
+    _print_matter(_with_service(ctx, lambda s: s.show(matter_id)), as_json)
+
+
+@legal.command("decide")
+@click.argument("matter_id")
+@click.option("--accept", is_flag=True, help="Accept the policy's recommendation.")
+@click.option("--override", "override", default=None, help="Decide this outcome instead.")
+@click.option("--justification", default=None, help="Why the recommendation is overridden.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def decide_cmd(ctx: click.Context, matter_id: str, accept: bool, override: str | None,
+               justification: str | None, as_json: bool) -> None:
+    """Decide a matter (--accept, or --override OUTCOME --justification TEXT); the
+    decision is executed at once (holds, production package, user notice)."""
+    if accept == (override is not None):
+        fail("give exactly one of --accept or --override OUTCOME", 2)
+    if override is not None and not (justification or "").strip():
+        fail("--justification: an override needs a justification", 2)
+    matter = _with_service(ctx, lambda s: s.decide(matter_id, ACTOR, override=override,
+                                                   justification=justification))
+    _print_matter(matter, as_json)
+
+
+@legal.command("close")
+@click.argument("matter_id")
+@click.pass_context
+def close_cmd(ctx: click.Context, matter_id: str) -> None:
+    """Close a matter and release its holds."""
+    matter = _with_service(ctx, lambda s: s.close(matter_id, ACTOR))
+    click.echo(f"{matter.id}: {matter.state}")
+
+
+@legal.command("tick")
+@click.pass_context
+def tick_cmd(ctx: click.Context) -> None:
+    """Run due work once: notices whose gag expired, holds that ran out."""
+    report = _with_service(ctx, lambda s: s.tick())
+    click.echo(f"notices sent: {report.notices_sent}; holds released: {report.holds_released}")
+
+
+@legal.command("verify-package")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--public-key", default=None, help="Pin the operator's key (hex).")
+def verify_package_cmd(path: Path, public_key: str | None) -> None:
+    """Check a production package's signature and every item's SHA-256."""
+    check = _guard(lambda: verify_package(path, public_key))
+    for problem in check.problems:
+        click.echo(f"{path}: {problem}", err=True)
+    if not check.ok:
+        raise SystemExit(1)
+    click.echo(f"ok: matter {check.matter}, {check.items} items, key {check.public_key}")

@@ -1,0 +1,634 @@
+"""Legal matters: one service function per step, shared by the CLI and the HTTP API.
+
+    received -> evaluated -> decided -> executed -> notified -> closed
+
+- ``file``: record a request; facts come from the store (existence, home region's
+  country, hosted-tenant domains, key custody), plus what the legal team asserts
+  (US person, residence, conflicting laws); the policy recommends a decision.
+- ``decide``: a human accepts the recommendation or overrides it (with a written
+  justification); the decision is executed at once: preservation places holds,
+  disclosure writes a signed production package; then the user notice is sent, or
+  scheduled for the gag's expiry.
+- ``tick``: due work: notices whose gag has expired, holds that have run out.
+- ``close``: ends the matter and releases its holds.
+
+Every step is written to the audit log. A step under a gag is logged sealed until
+the gag expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from letterlock.audit.events import AuditEvent, AuditSink, EventType
+from letterlock.errors import InvalidInput, MatterOpen, NotFound, Refused, UnknownAccount
+from letterlock.policy import (
+    AccountFacts,
+    Decision,
+    Finding,
+    LegalRequest,
+    PolicyEngine,
+    format_time,
+    operator_for,
+    parse_facts,
+    parse_request,
+)
+from letterlock.policy.decision import transparency_bucket
+from letterlock.policy.rules import OUTCOMES
+from letterlock.services.accounts import AccountService
+from letterlock.services.cells import Cells
+from letterlock.services.delivery import DeliveryService
+from letterlock.storage.contracts import ControlStore
+from letterlock.storage.legal_sqlite import HoldRow, LegalStore, MatterRow, NoticeRow
+
+STATES = ("received", "evaluated", "decided", "executed", "notified", "closed")
+HOSTED_TENANT_SETTING = "legal.hosted_tenant_domains"
+"""Control-store setting: comma-separated domains whose mail belongs to a hosted
+customer (LEGAL.md row 11)."""
+PACKAGE_FORMAT = "letterlock-production/1"
+KEY_FILE = "production-key.pem"
+SEALED_STATEMENT = ("Content of a sealed account is included only as ciphertext: it is "
+                    "sealed to the account holder's key, and the operator holds no key "
+                    "that can open it.")
+_INDEFINITE = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Matter:
+    id: str
+    state: str
+    filed_at: datetime
+    filed_by: str
+    request: LegalRequest
+    facts: Mapping[str, AccountFacts]
+    recommendation: Decision
+    decision: Decision | None
+    overridden: bool
+    justification: str | None
+    decided_by: str | None
+    package: str | None
+    next_due: datetime | None
+    closed_at: datetime | None
+    holds: tuple[HoldRow, ...] = ()
+    notices: tuple[NoticeRow, ...] = ()
+
+    @property
+    def open(self) -> bool:
+        return self.state != "closed"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "state": self.state,
+            "filed_at": format_time(self.filed_at),
+            "filed_by": self.filed_by,
+            "request": self.request.to_json(),
+            "facts": {a: f.to_json() for a, f in self.facts.items()},
+            "recommendation": self.recommendation.to_json(),
+            "decision": None if self.decision is None else self.decision.to_json(),
+            "overridden": self.overridden,
+            "justification": self.justification,
+            "decided_by": self.decided_by,
+            "package": self.package,
+            "next_due": None if self.next_due is None else format_time(self.next_due),
+            "closed_at": None if self.closed_at is None else format_time(self.closed_at),
+            "holds": [{"address": h.address, "region": h.region,
+                       "placed_at": format_time(h.placed_at),
+                       "expires_at": format_time(h.expires_at),
+                       "released_at": None if h.released_at is None
+                       else format_time(h.released_at)} for h in self.holds],
+            "notices": [{"address": n.address,
+                         "due_at": None if n.due_at is None else format_time(n.due_at),
+                         "sent_at": None if n.sent_at is None else format_time(n.sent_at)}
+                        for n in self.notices],
+        }
+
+
+@dataclass(frozen=True)
+class TickReport:
+    notices_sent: int
+    holds_released: int
+
+
+@dataclass(frozen=True)
+class PackageCheck:
+    ok: bool
+    matter: str | None
+    items: int
+    problems: tuple[str, ...]
+    public_key: str | None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class LegalService:
+    def __init__(self, store: LegalStore, control: ControlStore, cells: Cells,
+                 accounts: AccountService, delivery: DeliveryService, audit: AuditSink,
+                 engine: PolicyEngine, operator_country: str, work_dir: Path,
+                 clock: Callable[[], datetime] = _now) -> None:
+        self._store = store
+        self._control = control
+        self._cells = cells
+        self._accounts = accounts
+        self._delivery = delivery
+        self._audit = audit
+        self._engine = engine
+        self._operator_country = operator_country
+        self._dir = work_dir
+        self._clock = clock
+
+    # -- reading ------------------------------------------------------------------------
+
+    async def _load(self, row: MatterRow) -> Matter:
+        assert row.recommendation is not None
+        return Matter(
+            id=row.id, state=row.state, filed_at=row.filed_at, filed_by=row.filed_by,
+            request=parse_request(json.loads(row.request)),
+            facts=parse_facts(json.loads(row.facts)),
+            recommendation=Decision.from_json(json.loads(row.recommendation)),
+            decision=None if row.decision is None
+            else Decision.from_json(json.loads(row.decision)),
+            overridden=row.overridden, justification=row.justification,
+            decided_by=row.decided_by, package=row.package, next_due=row.next_due,
+            closed_at=row.closed_at,
+            holds=tuple(await self._store.holds(matter_id=row.id)),
+            notices=tuple(await self._store.notices(matter_id=row.id)),
+        )
+
+    async def show(self, matter_id: str) -> Matter:
+        return await self._load(await self._store.get_matter(matter_id))
+
+    async def list_matters(self, *, open_only: bool = False,
+                   due_within: timedelta | None = None) -> list[Matter]:
+        now = self._clock()
+        out = []
+        for row in await self._store.list_matters():
+            if open_only and row.state == "closed":
+                continue
+            if due_within is not None and (row.state == "closed" or row.next_due is None
+                                           or row.next_due > now + due_within):
+                continue
+            out.append(await self._load(row))
+        return out
+
+    # -- audit ----------------------------------------------------------------------------
+
+    async def _record(self, kind: EventType, actor: str, request: LegalRequest, matter: str,
+                      account: str | None = None,
+                      details: Sequence[tuple[str, str]] = ()) -> None:
+        sealed_until: datetime | None = None
+        extra: tuple[tuple[str, str], ...] = tuple(details)
+        if request.gag is not None:
+            sealed_until = request.gag.until or _INDEFINITE
+            if request.gag.until is None:
+                extra += (("indefinite", "true"),)
+        await self._audit.record(AuditEvent(kind, actor, self._clock(), account=account,
+                                            matter=matter, details=extra,
+                                            sealed_until=sealed_until))
+
+    # -- filing and evaluation ------------------------------------------------------------
+
+    async def facts_from_store(self, request: LegalRequest,
+                               asserted: Mapping[str, AccountFacts]) -> dict[str, AccountFacts]:
+        """Existence, location, hosted tenancy and key custody come from the store;
+        residence, US-person status and conflicting laws from the legal team."""
+        countries = {r.id: r.country for r in await self._control.list_regions()}
+        tenants = {d.strip().lower() for d in
+                   (await self._control.get_setting(HOSTED_TENANT_SETTING) or "").split(",")
+                   if d.strip()}
+        out: dict[str, AccountFacts] = {}
+        for target in request.targets:
+            told = asserted.get(target)
+            region = await self._control.lookup(target)
+            record = None if region is None else \
+                await self._cells.get(region).store.get_account(target)
+            if region is None or record is None:
+                out[target] = AccountFacts(False, None, False, None, False, (), "sealed")
+                continue
+            out[target] = AccountFacts(
+                exists=True,
+                location=countries[region],
+                us_person=bool(told and told.us_person),
+                residence=told.residence if told else None,
+                hosted_tenant=target.rsplit("@", 1)[1] in tenants,
+                conflict_with=told.conflict_with if told else (),
+                key_custody=record.custody,
+            )
+        return out
+
+    async def _evaluate(self, request: LegalRequest,
+                        facts: Mapping[str, AccountFacts]) -> Decision:
+        regions = frozenset(r.country for r in await self._control.list_regions())
+        operator = operator_for(self._engine.jurisdictions, self._operator_country, regions)
+        return self._engine.evaluate(request, facts, operator, self._clock())
+
+    async def file(self, request_data: object, actor: str,
+                   asserted_facts: object | None = None) -> Matter:
+        """Record a request (LEGAL.md JSON) and evaluate it. Returns the matter."""
+        request = parse_request(request_data)
+        asserted = parse_facts(asserted_facts) if asserted_facts is not None else {}
+        now = self._clock()
+        matter_id = request.id or f"M-{now:%Y%m%d}-{secrets.token_hex(3)}"
+        request = replace(request, id=matter_id)
+        row = MatterRow(matter_id, now, actor, "received", json.dumps(request.to_json()),
+                        "{}", None, None, False, None, None, None, None, None)
+        await self._store.add_matter(row)
+        await self._record(EventType.LEGAL_MATTER_FILED, actor, request, matter_id,
+                           details=(("instrument", request.instrument),
+                                    ("issuer_country", request.issuer.country)))
+        facts = await self.facts_from_store(request, asserted)
+        recommendation = await self._evaluate(request, facts)
+        row = replace(row, state="evaluated",
+                      facts=json.dumps({a: f.to_json() for a, f in facts.items()}),
+                      recommendation=json.dumps(recommendation.to_json()),
+                      next_due=_earliest(recommendation, now))
+        await self._store.update_matter(row)
+        await self._record(EventType.LEGAL_MATTER_EVALUATED, "policy", request, matter_id,
+                           details=(("profile", recommendation.profile),
+                                    ("transparency", recommendation.transparency)))
+        return await self._load(row)
+
+    # -- deciding and executing -----------------------------------------------------------
+
+    async def decide(self, matter_id: str, actor: str, *, override: str | None = None,
+                     justification: str | None = None) -> Matter:
+        """Accept the recommendation (``override`` None) or replace every finding's
+        outcome with ``override``, which needs a justification. Then execute."""
+        row = await self._store.get_matter(matter_id)
+        if row.state != "evaluated":
+            raise Refused(f"matter {matter_id} is {row.state}; only an evaluated matter "
+                          "can be decided")
+        matter = await self._load(row)
+        decision = matter.recommendation
+        if override is not None:
+            if override not in OUTCOMES:
+                raise InvalidInput(f"--override: expected one of {', '.join(OUTCOMES)}")
+            if not justification or not justification.strip():
+                raise InvalidInput("--justification: an override needs a justification")
+            decision = _override(decision, override, actor)
+        row = replace(row, state="decided", decision=json.dumps(decision.to_json()),
+                      overridden=override is not None,
+                      justification=justification.strip() if justification else None,
+                      decided_by=actor)
+        await self._store.update_matter(row)
+        if override is not None:
+            await self._record(EventType.LEGAL_MATTER_OVERRIDDEN, actor, matter.request,
+                               matter_id, details=(("outcome", override),
+                                                   ("justification", justification or "")))
+        await self._record(EventType.LEGAL_MATTER_DECIDED, actor, matter.request, matter_id,
+                           details=(("overridden", str(override is not None).lower()),))
+        return await self._execute(row, decision, actor)
+
+    async def _execute(self, row: MatterRow, decision: Decision, actor: str) -> Matter:
+        matter = await self._load(row)
+        request, now = matter.request, self._clock()
+        # Preservation: a hold on each account with something to preserve.
+        expiry = next((d.due for d in decision.deadlines if d.kind == "preservation-expiry"),
+                      now + timedelta(days=90))
+        for target, cats in decision.targets:
+            if any(f.outcome == "preserve" for _, f in cats):
+                region = await self._control.lookup(target)
+                if region is None:
+                    continue
+                await self._store.add_hold(row.id, target, region, now, expiry)
+                await self._record(EventType.LEGAL_HOLD_PLACED, actor, request, row.id,
+                                   account=target,
+                                   details=(("expires_at", format_time(expiry)),))
+        # Disclosure: a signed package with exactly the approved categories.
+        package = None
+        if any(f.outcome == "disclose" for _, _, f in decision.findings()):
+            package = await self._produce(matter, decision)
+            await self._record(EventType.LEGAL_PRODUCTION_EXECUTED, actor, request, row.id,
+                               details=(("package", package),))
+        row = replace(row, state="executed", package=package)
+        await self._store.update_matter(row)
+        # User notice: now, or when the gag expires (tick), or never while preserving.
+        notice = decision.user_notice
+        if notice.when != "none":
+            due = now if notice.when in ("before-disclosure", "after-emergency") \
+                else notice.not_before
+            for target in request.targets:
+                if matter.facts.get(target) is not None and matter.facts[target].exists:
+                    await self._store.add_notice(row.id, target, due,
+                                                 _notice_text(matter, decision))
+            await self._send_due_notices(now)
+        return await self.show(row.id)
+
+    async def _produce(self, matter: Matter, decision: Decision) -> str:
+        items: list[tuple[str, str, str, bytes]] = []  # (path, target, category, data)
+        unavailable: list[dict[str, str]] = []
+        countries = {r.id: r.country for r in await self._control.list_regions()}
+        for target, category, finding in decision.findings():
+            if finding.outcome != "disclose":
+                continue
+            region = await self._control.lookup(target)
+            cell = None if region is None else self._cells.get(region)
+            record = None if cell is None else await cell.store.get_account(target)
+            if cell is None or record is None or region is None:
+                unavailable.append({"target": target, "category": category,
+                                    "reason": "no such account"})
+                continue
+            if category == "subscriber":
+                doc = {"address": record.address, "created": format_time(record.created),
+                       "region": region, "country": countries.get(region, "")}
+                items.append((f"subscriber/{target}.json", target, category, _j(doc)))
+            elif category == "identification":
+                doc = {"address": record.address, "account_id": record.id,
+                       "key_id": record.key_id.hex(), "public_key": record.public_key.hex(),
+                       "key_custody": record.custody}
+                items.append((f"identification/{target}.json", target, category, _j(doc)))
+            elif category == "traffic":
+                entries = []
+                for box in await cell.store.list_mailboxes(record.id):
+                    for msg in await cell.store.list_messages(box.id):
+                        entries.append({"mailbox": box.name, "uid": msg.uid, "size": msg.size,
+                                        "internaldate": format_time(msg.internaldate),
+                                        "flags": sorted(msg.flags)})
+                items.append((f"traffic/{target}.json", target, category, _j(entries)))
+                unavailable.append({"target": target, "category": category,
+                                    "reason": "envelope and header fields are sealed to the "
+                                              "account key; only plain metadata is included"})
+            elif category == "content":
+                for box in await cell.store.list_mailboxes(record.id):
+                    for msg in await cell.store.list_messages(box.id):
+                        path = f"content/{target}/{box.id}-{msg.uid}.sealed"
+                        try:
+                            data = await cell.blobs.get(msg.blob_id)
+                        except NotFound:
+                            unavailable.append({"target": target, "category": category,
+                                                "reason": f"{path}: sealed blob missing"})
+                            continue
+                        items.append((path, target, category, data))
+                unavailable.append({"target": target, "category": category,
+                                    "reason": "plaintext: " + SEALED_STATEMENT})
+        key = await asyncio.to_thread(self._signing_key)
+        manifest = {
+            "format": PACKAGE_FORMAT,
+            "matter": matter.id,
+            "created_at": format_time(self._clock()),
+            "decision": decision.to_json(),
+            "items": [{"path": p, "target": t, "category": c, "size": len(d),
+                       "sha256": hashlib.sha256(d).hexdigest()} for p, t, c, d in items],
+            "unavailable": unavailable,
+            "statements": [SEALED_STATEMENT],
+            "public_key": key.public_key().public_bytes(
+                serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex(),
+        }
+        body = _canonical(manifest)
+        signature = key.sign(body).hex()
+        root = self._dir / "packages" / matter.id
+        await asyncio.to_thread(_write_package, root, items, body, signature)
+        return str(root)
+
+    def _signing_key(self) -> Ed25519PrivateKey:
+        path = self._dir / KEY_FILE
+        if path.exists():
+            loaded = serialization.load_pem_private_key(path.read_bytes(), None)
+            assert isinstance(loaded, Ed25519PrivateKey)
+            return loaded
+        self._dir.mkdir(parents=True, exist_ok=True)
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, pem)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return key
+
+    # -- notices, holds, closing ------------------------------------------------------------
+
+    async def _send_due_notices(self, now: datetime) -> int:
+        sent = 0
+        for notice in await self._store.notices():
+            if notice.sent_at is not None or notice.due_at is None or notice.due_at > now:
+                continue
+            row = await self._store.get_matter(notice.matter_id)
+            if row.state == "closed":
+                continue
+            request = parse_request(json.loads(row.request))
+            try:
+                ref = await self._accounts.resolve(notice.address)
+            except UnknownAccount:
+                continue
+            results = await self._delivery.deliver(_notice_message(notice), [ref])
+            if not all(r.ok for r in results):
+                continue
+            await self._store.mark_notice_sent(notice.id, now)
+            await self._record(EventType.LEGAL_NOTICE_SENT, "system", request, row.id,
+                               account=notice.address)
+            sent += 1
+            pending = [n for n in await self._store.notices(matter_id=row.id)
+                       if n.sent_at is None]
+            if not pending and row.state == "executed":
+                await self._store.update_matter(replace(row, state="notified"))
+        return sent
+
+    async def _release(self, hold: HoldRow, actor: str, request: LegalRequest) -> None:
+        doomed = await self._store.release_hold(hold.id, self._clock())
+        by_region: dict[str, list[str]] = {}
+        for region, blob in doomed:
+            by_region.setdefault(region, []).append(blob)
+        for region, blobs in by_region.items():
+            await self._cells.get(region).blobs.delete_many(blobs)
+        await self._record(EventType.LEGAL_HOLD_RELEASED, actor, request, hold.matter_id,
+                           account=hold.address, details=(("blobs_released", str(len(doomed))),))
+
+    async def tick(self) -> TickReport:
+        """Run due work once: notices whose time has come, holds that have expired."""
+        now = self._clock()
+        sent = await self._send_due_notices(now)
+        released = 0
+        for hold in await self._store.holds():
+            if hold.released_at is None and hold.expires_at <= now:
+                row = await self._store.get_matter(hold.matter_id)
+                await self._release(hold, "system", parse_request(json.loads(row.request)))
+                released += 1
+        return TickReport(sent, released)
+
+    async def close(self, matter_id: str, actor: str) -> Matter:
+        row = await self._store.get_matter(matter_id)
+        if row.state == "closed":
+            raise Refused(f"matter {matter_id} is closed already")
+        request = parse_request(json.loads(row.request))
+        for hold in await self._store.holds(matter_id=matter_id):
+            if hold.released_at is None:
+                await self._release(hold, actor, request)
+        await self._store.update_matter(replace(row, state="closed",
+                                                closed_at=self._clock()))
+        await self._record(EventType.LEGAL_MATTER_CLOSED, actor, request, matter_id)
+        return await self.show(matter_id)
+
+    # -- what other services ask ------------------------------------------------------------
+
+    async def check_account_free(self, address: str) -> None:
+        """Raises MatterOpen if an open matter names the account (deleting it or moving
+        it to another region must wait)."""
+        for row in await self._store.list_matters():
+            if row.state != "closed":
+                request = parse_request(json.loads(row.request))
+                if address.lower() in request.targets:
+                    raise MatterOpen(f"{address} is the subject of open legal matter {row.id}")
+
+    async def retain(self, ref: Any, blob_ids: Sequence[str]) -> set[str]:
+        """Mailbox retention hook: while a hold is active, expunged mail stays stored."""
+        holds = await self._store.holds(address=ref.address, active_at=self._clock())
+        if not holds:
+            return set()
+        await self._store.keep_blobs(holds[0].id, ref.region, list(blob_ids))
+        return set(blob_ids)
+
+    async def notices_for(self, address: str) -> list[NoticeRow]:
+        """The notices an account holder may read (those already sent)."""
+        return [n for n in await self._store.notices(address=address.lower())
+                if n.sent_at is not None]
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _override(decision: Decision, outcome: str, actor: str) -> Decision:
+    targets = tuple(
+        (t, tuple((c, Finding(outcome, (), (f"override:{actor}", *f.policies), f.flags))
+                  for c, f in cats))
+        for t, cats in decision.targets)
+    bucket = transparency_bucket([(c, outcome) for _, cats in targets for c, _ in cats])
+    return replace(decision, targets=targets, transparency=bucket)
+
+
+def _earliest(decision: Decision, now: datetime) -> datetime | None:
+    dues = [d.due for d in decision.deadlines if d.due >= now - timedelta(days=365 * 10)]
+    return min(dues) if dues else None
+
+
+def _j(value: object) -> bytes:
+    return json.dumps(value, indent=2, sort_keys=True).encode()
+
+
+def _canonical(value: object) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode()
+
+
+def _write_package(root: Path, items: list[tuple[str, str, str, bytes]], manifest: bytes,
+                   signature: str) -> None:
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    for path, _, _, data in items:
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    (root / "manifest.json").write_bytes(manifest)
+    (root / "manifest.sig").write_text(signature + "\n")
+    archive = root.with_suffix(".zip")
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for file in sorted(p for p in root.rglob("*") if p.is_file()):
+            zf.write(file, file.relative_to(root).as_posix())
+    for file in [*root.rglob("*"), archive]:
+        if file.is_file():
+            with open(file, "rb") as fh:
+                os.fsync(fh.fileno())
+
+
+def _notice_text(matter: Matter, decision: Decision) -> str:
+    request = matter.request
+    lines = [
+        "A government request concerned your account.",
+        "",
+        f"Reference: {matter.id}",
+        f"Received: {format_time(request.received_at)}",
+        f"From: {request.issuer.authority} in {request.issuer.country}",
+        f"Instrument: {request.instrument}",
+        f"Asked for: {', '.join(request.categories)}",
+        "",
+        "What we did:",
+    ]
+    for _, category, finding in decision.findings():
+        lines.append(f"  {category}: {finding.outcome}")
+    lines += ["", "Your mail is sealed to your key: we cannot read it, and we did not hand "
+                  "over anything we could read."]
+    return "\n".join(lines) + "\n"
+
+
+def _notice_message(notice: NoticeRow) -> bytes:
+    msg = EmailMessage()
+    domain = notice.address.rsplit("@", 1)[1]
+    msg["From"] = f"Legal notices <legal-notices@{domain}>"
+    msg["To"] = notice.address
+    msg["Subject"] = f"A legal request concerned your account ({notice.matter_id})"
+    msg["Date"] = format_datetime(_now())
+    msg["Message-ID"] = make_msgid(domain=domain)
+    msg.set_content(notice.text)
+    return bytes(msg).replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+# --- package verification (pure; used by `legal verify-package`) -----------------------------
+
+
+def verify_package(path: Path, public_key_hex: str | None = None) -> PackageCheck:
+    """Check a production package (directory or zip): the manifest's Ed25519 signature
+    and every item's SHA-256. ``public_key_hex`` pins the operator's key."""
+    files: dict[str, bytes] = {}
+    try:
+        if path.is_dir():
+            files = {p.relative_to(path).as_posix(): p.read_bytes()
+                     for p in path.rglob("*") if p.is_file()}
+        else:
+            with zipfile.ZipFile(path) as zf:
+                files = {n: zf.read(n) for n in zf.namelist()}
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise InvalidInput(f"{path}: not a readable package ({exc})") from exc
+    body, sig = files.get("manifest.json"), files.get("manifest.sig")
+    if body is None or sig is None:
+        raise InvalidInput(f"{path}: manifest.json or manifest.sig missing")
+    try:
+        manifest = json.loads(body)
+        key_hex = str(manifest["public_key"])
+        key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(key_hex))
+        signature = bytes.fromhex(sig.decode().strip())
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidInput(f"{path}: malformed manifest ({exc})") from exc
+    problems: list[str] = []
+    if public_key_hex is not None and public_key_hex.lower() != key_hex:
+        problems.append("manifest is signed by a different key than the one pinned")
+    try:
+        key.verify(signature, body)
+    except InvalidSignature:
+        problems.append("manifest signature does not verify")
+    items = manifest.get("items", [])
+    for item in items:
+        data = files.get(item["path"])
+        if data is None:
+            problems.append(f"{item['path']}: missing")
+        elif hashlib.sha256(data).hexdigest() != item["sha256"]:
+            problems.append(f"{item['path']}: SHA-256 does not match")
+    listed = {i["path"] for i in items} | {"manifest.json", "manifest.sig"}
+    for extra in sorted(set(files) - listed):
+        problems.append(f"{extra}: not listed in the manifest")
+    return PackageCheck(not problems, manifest.get("matter"), len(items), tuple(problems),
+                        key_hex)
