@@ -344,6 +344,8 @@ from letterlock.cli.legal import legal as _legal  # noqa: E402
 cli.add_command(_legal)
 from letterlock.cli.log import log_group as _log_group  # noqa: E402
 cli.add_command(_log_group)
+from letterlock.cli.report import report_group as _report_group  # noqa: E402
+cli.add_command(_report_group)
 
 
 def main() -> None:

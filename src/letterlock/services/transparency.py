@@ -23,21 +23,27 @@ Counting rules (per issuing country, for matters served in the period):
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import html
 import io
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
+from letterlock.audit.keys import sign_statement
+from letterlock.audit.log import open_reader
 from letterlock.errors import InvalidInput
+from letterlock.storage.legal_sqlite import LEGAL_DB, LegalStore
 
 BUCKETS = ("content", "non-content", "no-data", "rejected")
 NATIONAL_SECURITY_INSTRUMENTS = frozenset({"us-nsl", "us-fisa"})
 BAND = 500
+AUDIT_DIR = "audit"  # under HOME/control, as the application opens it
 ROW_KEYS = (
     "country",
     "period",
@@ -533,3 +539,44 @@ def build_canary(
         ],
         "notice": "A statement missing from this list is one we can no longer make.",
     }
+
+
+# --- wiring: stored matters and the audit log head ---------------------------------------
+
+
+def current_head(audit_dir: Path) -> HeadRef:
+    """The latest signed tree head of the audit log (blocking; see ``report_for``)."""
+    with open_reader(audit_dir) as log:
+        head = log.head()
+    return HeadRef(head.tree_size, head.root_hash.hex(), head.timestamp, head.log_id)
+
+
+async def load_decided_matters(control_dir: Path) -> list[MatterFacts]:
+    """The report's facts for every decided matter in ``HOME/control/legal.sqlite3``."""
+    if not (control_dir / LEGAL_DB).exists():
+        return []
+    store = LegalStore(control_dir)
+    try:
+        rows = await store.list_matters()
+    finally:
+        await store.close()
+    return facts_from_stored(rows)
+
+
+async def report_for(control_dir: Path, period: Period) -> TransparencyReport:
+    """The report for ``period`` from the recorded decisions, naming the head of the
+    audit log taken after reading them (so the head covers every decision counted)."""
+    matters = await load_decided_matters(control_dir)
+    head = await asyncio.to_thread(current_head, control_dir / AUDIT_DIR)
+    return replace(compute_report(matters, period), head=head)
+
+
+async def signed_canary(
+    control_dir: Path, period: Period, issued_at: datetime | None = None
+) -> dict[str, Any]:
+    """The canary for ``period``, signed with the operator's audit log key."""
+    matters = await load_decided_matters(control_dir)
+    audit_dir = control_dir / AUDIT_DIR
+    head = await asyncio.to_thread(current_head, audit_dir)
+    doc = build_canary(matters, period, issued_at or datetime.now(UTC), head)
+    return await asyncio.to_thread(sign_statement, audit_dir, doc)
