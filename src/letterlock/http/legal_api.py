@@ -1,0 +1,121 @@
+"""HTTP JSON API for legal matters: the same service functions as ``letterlock legal``.
+
+The router is mounted by the HTTP application, which supplies two dependencies:
+``service`` (the LegalService) and ``operator`` (authenticates the request and
+returns who is calling and with which role). Roles: ``admin`` and ``legal`` may act
+on matters; ``auditor`` may only read them. No route reads mail.
+"""
+
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Query
+
+from letterlock.errors import (
+    AuthenticationFailed,
+    InvalidInput,
+    LetterlockError,
+    NotFound,
+    Refused,
+)
+from letterlock.services.legal import LegalService
+
+ROLES = ("admin", "legal", "auditor")
+ACTING_ROLES = frozenset({"admin", "legal"})
+
+
+@dataclass(frozen=True)
+class OperatorIdentity:
+    name: str
+    role: str
+
+
+def _status(exc: LetterlockError) -> int:
+    if isinstance(exc, InvalidInput):
+        return 422
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, Refused):
+        return 409
+    if isinstance(exc, AuthenticationFailed):
+        return 401
+    return 500
+
+
+async def _call(fn: Callable[[], Awaitable[Any]]) -> Any:
+    try:
+        return await fn()
+    except LetterlockError as exc:
+        raise HTTPException(_status(exc), str(exc) or type(exc).__name__) from exc
+
+
+def make_legal_router(service: Callable[[], LegalService],
+                      operator: Callable[..., Any]) -> APIRouter:
+    """``service`` and ``operator`` are FastAPI dependencies; ``operator`` must return
+    an OperatorIdentity or raise HTTPException(401)."""
+    router = APIRouter(prefix="/api/legal", tags=["legal"])
+    Svc = Annotated[LegalService, Depends(service)]
+    Who = Annotated[OperatorIdentity, Depends(operator)]
+
+    def acting(who: OperatorIdentity) -> str:
+        if who.role not in ACTING_ROLES:
+            raise HTTPException(403, f"role {who.role} may not act on legal matters")
+        return who.name
+
+    @router.post("/matters", status_code=201)
+    async def file_matter(svc: Svc, who: Who,
+                          request: Annotated[dict[str, Any], Body()],
+                          facts: Annotated[dict[str, Any] | None, Body()] = None,
+                          ) -> dict[str, Any]:
+        """File a request (LEGAL.md JSON); returns the matter with its recommendation."""
+        actor = acting(who)
+        matter = await _call(lambda: svc.file(request, actor, facts))
+        result: dict[str, Any] = matter.to_json()
+        return result
+
+    @router.get("/matters")
+    async def list_matters(svc: Svc, who: Who, open: bool = False,
+                           due: Annotated[int | None, Query(ge=0)] = None,
+                           ) -> list[dict[str, Any]]:
+        within = None if due is None else timedelta(days=due)
+        matters = await _call(lambda: svc.list_matters(open_only=open, due_within=within))
+        return [m.to_json() for m in matters]
+
+    @router.get("/matters/{matter_id}")
+    async def show_matter(svc: Svc, who: Who, matter_id: str) -> dict[str, Any]:
+        matter = await _call(lambda: svc.show(matter_id))
+        result: dict[str, Any] = matter.to_json()
+        return result
+
+    @router.post("/matters/{matter_id}/decision")
+    async def decide_matter(svc: Svc, who: Who, matter_id: str,
+                            accept: Annotated[bool, Body()] = False,
+                            override: Annotated[str | None, Body()] = None,
+                            justification: Annotated[str | None, Body()] = None,
+                            ) -> dict[str, Any]:
+        """``{"accept": true}`` or ``{"override": OUTCOME, "justification": TEXT}``."""
+        actor = acting(who)
+        if accept == (override is not None):
+            raise HTTPException(422, "give exactly one of accept or override")
+        matter = await _call(lambda: svc.decide(matter_id, actor, override=override,
+                                                justification=justification))
+        result: dict[str, Any] = matter.to_json()
+        return result
+
+    @router.post("/matters/{matter_id}/close")
+    async def close_matter(svc: Svc, who: Who, matter_id: str) -> dict[str, Any]:
+        actor = acting(who)
+        matter = await _call(lambda: svc.close(matter_id, actor))
+        result: dict[str, Any] = matter.to_json()
+        return result
+
+    @router.post("/tick")
+    async def tick(svc: Svc, who: Who) -> dict[str, int]:
+        acting(who)
+        report = await _call(svc.tick)
+        return {"notices_sent": report.notices_sent, "holds_released": report.holds_released}
+
+    return router

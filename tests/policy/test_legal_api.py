@@ -1,0 +1,79 @@
+"""The legal HTTP API: same service functions, operator roles enforced, OpenAPI served."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI, Header, HTTPException
+
+from letterlock.app import App
+from letterlock.http.legal_api import OperatorIdentity, make_legal_router
+from letterlock.policy import PolicyEngine, load_jurisdictions, load_profile
+from letterlock.services.legal import LegalService
+from letterlock.storage.legal_sqlite import LegalStore
+
+from .harness import make_request
+
+TOKENS = {"t-legal": OperatorIdentity("lee", "legal"),
+          "t-audit": OperatorIdentity("ada", "auditor")}
+
+
+@pytest.fixture
+async def client(app: App, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    store = LegalStore(app.config.control_dir, fsync=False)
+    service = LegalService(store, app.control, app.cells, app.accounts, app.delivery,
+                           app.audit, PolicyEngine(load_profile("location-2016"),
+                                                   load_jurisdictions()),
+                           "US", app.config.control_dir / "legal")
+
+    def operator(authorization: str = Header("")) -> OperatorIdentity:
+        who = TOKENS.get(authorization.removeprefix("Bearer "))
+        if who is None:
+            raise HTTPException(401, "unknown operator")
+        return who
+
+    api = FastAPI()
+    api.include_router(make_legal_router(lambda: service, operator))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api),
+                                 base_url="http://test") as c:
+        yield c
+    await store.close()
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_file_decide_and_roles(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/api/legal/matters")).status_code == 401
+    body = {"request": make_request()}
+    denied = await client.post("/api/legal/matters", json=body, headers=_auth("t-audit"))
+    assert denied.status_code == 403
+    filed = await client.post("/api/legal/matters", json=body, headers=_auth("t-legal"))
+    assert filed.status_code == 201, filed.text
+    matter = filed.json()
+    assert matter["state"] == "evaluated"
+    assert matter["recommendation"]["targets"]["bob@example.test"]["content"]["outcome"] \
+        == "no-data"
+    listed = await client.get("/api/legal/matters?open=true", headers=_auth("t-audit"))
+    assert [m["id"] for m in listed.json()] == [matter["id"]]
+    bad = await client.post(f"/api/legal/matters/{matter['id']}/decision",
+                            json={"override": "reject"}, headers=_auth("t-legal"))
+    assert bad.status_code == 422 and "justification" in bad.text
+    ok = await client.post(f"/api/legal/matters/{matter['id']}/decision",
+                           json={"accept": True}, headers=_auth("t-legal"))
+    assert ok.status_code == 200, ok.text
+    assert (await client.get("/api/legal/matters/nope", headers=_auth("t-audit"))
+            ).status_code == 404
+    malformed = await client.post("/api/legal/matters",
+                                  json={"request": make_request(instrument="letter")},
+                                  headers=_auth("t-legal"))
+    assert malformed.status_code == 422 and "instrument" in malformed.text
+
+
+async def test_openapi_is_served(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    assert "/api/legal/matters" in schema["paths"]
