@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from letterlock.audit.events import AuditEvent, AuditSink, EventType
+from letterlock.audit.log import open_sink
+from letterlock.audit.sink import AuditLog
 from letterlock.config import Config
 from letterlock.crypto.keys import KdfParams
 from letterlock.errors import AlreadyExists, NotInitialised
@@ -34,21 +36,8 @@ def is_initialised(config: Config) -> bool:
     return (config.control_dir / CONTROL_DB).exists()
 
 
-def _open_audit(config: Config) -> AuditSink:
-    try:
-        from letterlock.audit.log import open_sink  # type: ignore[import-not-found]
-    except ImportError:  # the Merkle log is still being written (issue 6)
-        return _InterimAuditSink()
-    return open_sink(config.control_dir / "audit")  # type: ignore[no-any-return]
-
-
-class _InterimAuditSink:
-    def __init__(self) -> None:
-        self.events: list[AuditEvent] = []
-
-    async def record(self, event: AuditEvent) -> int:
-        self.events.append(event)
-        return len(self.events) - 1
+def _open_audit(config: Config) -> AuditLog:
+    return open_sink(config.control_dir / "audit")
 
 
 def open_cell(config: Config, region: Region) -> Cell:
@@ -114,6 +103,7 @@ async def open_app(config: Config, *, create: bool = False) -> AsyncIterator[App
         hub = ChangeHub()
         accounts = AccountService(control, cells, kdf, params, audit)
         mailboxes = MailboxService(cells, hub, config.crypto.chunk_bytes)
+        stack.callback(mailboxes.close)
         delivery = DeliveryService(control, accounts, mailboxes)
         yield App(config, control, cells, audit, kdf, hub, accounts, mailboxes, delivery)
 

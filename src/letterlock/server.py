@@ -37,10 +37,10 @@ async def _start_imap(app: App) -> Stopper | None:
 
 async def _start_smtp(app: App) -> Stopper | None:
     try:
-        from letterlock.smtp.server import start_smtp  # type: ignore[import-not-found]
+        from letterlock.smtp.server import start_smtp
     except ImportError:
         return None
-    return await start_smtp(app, tls_context(app.config))  # type: ignore[no-any-return]
+    return await start_smtp(app, tls_context(app.config))
 
 
 async def _start_http(app: App) -> Stopper | None:

@@ -62,18 +62,29 @@ async def test_settings(control: ControlStore) -> None:
 
 
 async def test_blobs_put_get_delete(blobs: BlobStore) -> None:
-    await blobs.put_many([("aa" * 16, b"one"), ("bb" * 16, b"two")])
-    assert await blobs.get("aa" * 16) == b"one"
-    assert await blobs.get_many(["aa" * 16, "bb" * 16]) == {"aa" * 16: b"one",
-                                                            "bb" * 16: b"two"}
-    await blobs.put_many([("aa" * 16, b"replaced")])
-    assert await blobs.get("aa" * 16) == b"replaced"
-    assert await blobs.list_ids() == ["aa" * 16, "bb" * 16]
-    await blobs.delete_many(["aa" * 16, "cc" * 16])
+    one, two = await blobs.put_many([b"one", b"two" * 1000])
+    assert one != two
+    assert await blobs.get(one) == b"one"
+    assert await blobs.get_many([one, two]) == {one: b"one", two: b"two" * 1000}
+    [three] = await blobs.put_many([b"three"])
+    assert three not in (one, two)
+    assert await blobs.list_ids() == sorted([one, two, three])
+    await blobs.delete_many([one])
     with pytest.raises(UnknownMessage):
-        await blobs.get("aa" * 16)
+        await blobs.get(one)
     with pytest.raises(UnknownMessage):
-        await blobs.get_many(["bb" * 16, "aa" * 16])
+        await blobs.get_many([two, one])
+    assert await blobs.get(three) == b"three"
+    assert await blobs.list_ids() == sorted([two, three])
+    await blobs.delete_many([one])  # deleting twice is harmless
+    assert await blobs.put_many([]) == []
+
+
+async def test_blobs_concurrent_puts_do_not_overlap(blobs: BlobStore) -> None:
+    payloads = [bytes([i]) * (100 + i) for i in range(1, 60)]
+    ids = await asyncio.gather(*(blobs.put_many([p]) for p in payloads))
+    got = await blobs.get_many([i[0] for i in ids])
+    assert [got[i[0]] for i in ids] == payloads
 
 
 # ------------------------------------------------------------------ accounts

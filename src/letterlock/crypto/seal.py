@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import secrets
 import struct
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -89,6 +90,14 @@ def seal(plaintext: bytes, recipient_public: bytes, key_id: bytes,
 
     Needs only the public key: the delivery path can seal but never unseal.
     """
+    return seal_many([plaintext], recipient_public, key_id, chunk_size)[0]
+
+
+def seal_many(plaintexts: list[bytes], recipient_public: bytes, key_id: bytes,
+              chunk_size: int = DEFAULT_CHUNK) -> list[bytes]:
+    """Seal related plaintexts (a message and its summary) under one content key and
+    one key agreement; each blob stays independently openable and has its own random
+    nonce prefix, so no (key, nonce) pair repeats."""
     if len(key_id) != 16:
         raise ValueError("key id must be 16 bytes")
     eph = X25519PrivateKey.generate()
@@ -101,26 +110,40 @@ def seal(plaintext: bytes, recipient_public: bytes, key_id: bytes,
     wrap = _wrap_key(shared, eph_pub, recipient_public)
     # The wrap key is unique to this message, so a fixed nonce is safe here.
     wrapped = AESGCM(wrap).encrypt(b"\x00" * 12, content_key, key_id)
-    prefix = secrets.token_bytes(7)
-    header = _HEADER.pack(MAGIC, VERSION, SUITE_X25519_AESGCM, chunk_size, key_id,
-                          eph_pub, wrapped, prefix)
     aead = AESGCM(content_key)
-    out = [header]
-    view = memoryview(plaintext)
-    count = max(1, -(-len(plaintext) // chunk_size))
-    for index in range(count):
-        piece = view[index * chunk_size : (index + 1) * chunk_size]
-        out.append(aead.encrypt(_nonce(prefix, index, index == count - 1), piece, header))
-    return b"".join(out)
+    blobs = []
+    prefixes: set[bytes] = set()
+    for plaintext in plaintexts:
+        prefix = secrets.token_bytes(7)
+        while prefix in prefixes:
+            prefix = secrets.token_bytes(7)
+        prefixes.add(prefix)
+        header = _HEADER.pack(MAGIC, VERSION, SUITE_X25519_AESGCM, chunk_size, key_id,
+                              eph_pub, wrapped, prefix)
+        out = [header]
+        view = memoryview(plaintext)
+        count = max(1, -(-len(plaintext) // chunk_size))
+        for index in range(count):
+            piece = view[index * chunk_size : (index + 1) * chunk_size]
+            out.append(aead.encrypt(_nonce(prefix, index, index == count - 1), piece, header))
+        blobs.append(b"".join(out))
+    return blobs
 
 
 class Opener:
-    """Opens blobs sealed to one account key (held in a session's memory)."""
+    """Opens blobs sealed to one account key (held in a session's memory).
+
+    Content keys recently unwrapped are remembered (a small LRU), so opening a
+    message's summary and then its body costs one key agreement, not two.
+    """
+
+    CACHE_SIZE = 512
 
     def __init__(self, private_key: X25519PrivateKey, key_id: bytes) -> None:
         self._private = private_key
         self._public = private_key.public_key().public_bytes_raw()
         self.key_id = key_id
+        self._keys: OrderedDict[bytes, AESGCM] = OrderedDict()
 
     @property
     def private_key(self) -> X25519PrivateKey:
@@ -129,6 +152,18 @@ class Opener:
     def _content_key(self, header: SealHeader) -> AESGCM:
         if header.key_id != self.key_id:
             raise CryptoError("sealed to a different key")
+        cache_key = header.eph_pub + header.wrapped
+        cached = self._keys.get(cache_key)
+        if cached is not None:
+            self._keys.move_to_end(cache_key)
+            return cached
+        aead = self._unwrap(header)
+        self._keys[cache_key] = aead
+        if len(self._keys) > self.CACHE_SIZE:
+            self._keys.popitem(last=False)
+        return aead
+
+    def _unwrap(self, header: SealHeader) -> AESGCM:
         shared = self._private.exchange(X25519PublicKey.from_public_bytes(header.eph_pub))
         wrap = _wrap_key(shared, header.eph_pub, self._public)
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from letterlock.errors import UnknownRegion
 from letterlock.storage.contracts import BlobStore, CellStore
@@ -20,7 +20,7 @@ from letterlock.storage.models import Appended, NewMessage, Region
 @dataclass
 class _Pending:
     messages: Sequence[NewMessage]
-    blobs: Sequence[tuple[str, bytes]]
+    blobs: Sequence[bytes]
     future: asyncio.Future[list[Appended]] = field(repr=False)
 
 
@@ -33,9 +33,12 @@ class GroupCommitter:
         self._flusher: asyncio.Task[None] | None = None
 
     async def append(self, messages: Sequence[NewMessage],
-                     blobs: Sequence[tuple[str, bytes]]) -> list[Appended]:
-        """Make ``blobs`` durable, then append ``messages`` in one transaction shared
-        with whatever else is waiting. Returns after both are on stable storage."""
+                     blobs: Sequence[bytes]) -> list[Appended]:
+        """Make ``blobs`` durable, then append ``messages`` (the i-th message gets the
+        i-th blob's id) in one transaction shared with whatever else is waiting.
+        Returns after both are on stable storage."""
+        if len(messages) != len(blobs):
+            raise ValueError("one blob per message")
         future: asyncio.Future[list[Appended]] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(messages, blobs, future))
         if self._flusher is None or self._flusher.done():
@@ -60,8 +63,10 @@ class GroupCommitter:
                         entry.future.set_exception(exc)
 
     async def _commit(self, batch: list[_Pending]) -> None:
-        await self._blobs.put_many([b for entry in batch for b in entry.blobs])
-        results = await self._store.append_messages([m for e in batch for m in e.messages])
+        ids = await self._blobs.put_many([b for entry in batch for b in entry.blobs])
+        messages = [m for e in batch for m in e.messages]
+        results = await self._store.append_messages(
+            [replace(m, blob_id=i) for m, i in zip(messages, ids, strict=True)])
         pos = 0
         for entry in batch:
             count = len(entry.messages)

@@ -91,8 +91,8 @@ class DeliveryService:
                 except LetterlockError as exc:
                     results.append(DeliveryResult(ref.address, False, str(exc)))
                     continue
-                items.append((ref, self._mailboxes.seal_message(ref, raw, box, canonical,
-                                                                internaldate)))
+                items.append((ref, await self._mailboxes.seal_message(ref, raw, box, canonical,
+                                                                      internaldate)))
             if items:
                 try:
                     await self._mailboxes.append_sealed(items[0][0], [i for _, i in items])

@@ -7,8 +7,9 @@ Semantics follow RFC 9051 and RFC 7162; storage guarantees atomicity and durabil
 
 from __future__ import annotations
 
-import uuid
+import asyncio
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from letterlock.crypto import seal
@@ -76,6 +77,10 @@ class MailboxService:
         self._chunk = chunk_bytes
         self._summarize = summarize
         self._reapers: list[Callable[[AccountRef, Sequence[str]], object]] = []
+        self._seal_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="seal")
+
+    def close(self) -> None:
+        self._seal_pool.shutdown(wait=True)
 
     def _cell(self, ref: AccountRef) -> Cell:
         return self._cells.get(ref.region)
@@ -156,18 +161,24 @@ class MailboxService:
             session.ref.record.id, check_mailbox_name(name), subscribed)
 
     # -- appends ------------------------------------------------------------------
-    def seal_message(self, ref: AccountRef, raw: bytes, mailbox_id: int,
-                     flags: frozenset[str] = frozenset(),
-                     internaldate: datetime | None = None) -> tuple[NewMessage, bytes]:
-        """Seal a message to the account key (CPU only: no I/O)."""
+    def _seal(self, ref: AccountRef, raw: bytes, mailbox_id: int, flags: frozenset[str],
+              internaldate: datetime | None) -> tuple[NewMessage, bytes]:
         record = ref.record
-        blob = seal.seal(raw, record.public_key, record.key_id, self._chunk)
-        summary = seal.seal(summaries.encode(self._summarize(raw)), record.public_key,
-                            record.key_id, self._chunk)
-        msg = NewMessage(mailbox_id, uuid.uuid4().hex, len(raw),
+        summary_plain = summaries.encode(self._summarize(raw))
+        blob, summary = seal.seal_many([raw, summary_plain], record.public_key,
+                                       record.key_id, self._chunk)
+        msg = NewMessage(mailbox_id, "", len(raw),
                          internaldate or datetime.now(UTC).replace(microsecond=0),
                          flags, summary)
         return msg, blob
+
+    async def seal_message(self, ref: AccountRef, raw: bytes, mailbox_id: int,
+                           flags: frozenset[str] = frozenset(),
+                           internaldate: datetime | None = None) -> tuple[NewMessage, bytes]:
+        """Seal a message and its summary to the account key, in the sealing thread
+        pool (CPU only, no I/O; the crypto releases the GIL for part of its work)."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._seal_pool, self._seal, ref, raw, mailbox_id, flags, internaldate)
 
     async def ensure_mailbox(self, ref: AccountRef, name: str) -> MailboxRecord:
         """Mailbox ``name`` of ``ref``, created (unsubscribed parents included) if
@@ -197,8 +208,9 @@ class MailboxService:
         """Seal and store one message; returns once it is durable."""
         cell = self._cell(ref)
         box = await cell.store.get_mailbox(ref.record.id, check_mailbox_name(mailbox))
-        msg, blob = self.seal_message(ref, raw, box.id, canonical_flags(flags), internaldate)
-        [appended] = await cell.committer.append([msg], [(msg.blob_id, blob)])
+        msg, blob = await self.seal_message(ref, raw, box.id, canonical_flags(flags),
+                                            internaldate)
+        [appended] = await cell.committer.append([msg], [blob])
         self.hub.notify(box.id)
         return appended
 
@@ -206,8 +218,7 @@ class MailboxService:
                             ) -> list[Appended]:
         """Store messages sealed by :meth:`seal_message` in one group commit."""
         cell = self._cell(ref)
-        result = await cell.committer.append([m for m, _ in items],
-                                             [(m.blob_id, b) for m, b in items])
+        result = await cell.committer.append([m for m, _ in items], [b for _, b in items])
         for box_id in {a.mailbox_id for a in result}:
             self.hub.notify(box_id)
         return result

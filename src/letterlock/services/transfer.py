@@ -134,7 +134,7 @@ async def import_mail(delivery: DeliveryService, mailboxes: MailboxService, ref:
     for msg in read_source(source):
         raw = to_crlf(msg.raw)
         when = msg.internaldate or _header_date(raw)
-        pending.append(mailboxes.seal_message(ref, raw, box.id,
+        pending.append(await mailboxes.seal_message(ref, raw, box.id,
                                               frozenset(msg.flags),
                                               when.replace(microsecond=0) if when else None))
         if len(pending) >= batch:

@@ -77,9 +77,9 @@ class ControlStore(Protocol):
 class BlobStore(Protocol):
     """Sealed blobs of one cell, addressed by opaque ids."""
 
-    async def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
-        """Store every (id, data) pair; returns only when all are on stable storage.
-        Writing an id that exists replaces it atomically."""
+    async def put_many(self, datas: Sequence[bytes]) -> list[str]:
+        """Store every blob; returns their new ids (in input order) only when all are
+        on stable storage. Ids are chosen by the store and never reused."""
         ...
 
     async def get(self, blob_id: str) -> bytes:

@@ -1,10 +1,19 @@
-"""Blob store on the local file system: one file per sealed blob under a cell's
-``blobs/`` directory, fanned out by the first two hex digits of the id.
+"""Blob store on the local file system: sealed blobs packed into append-only segment
+files under a cell's ``blobs/`` directory.
 
-Durability with group commit: a batch writes every file (to a temporary name, then
-renamed into place) and then makes the whole batch durable with ONE ``syncfs(2)`` on
-the file system, instead of one fsync per file and directory. Where ``syncfs`` is not
-available each file and directory is fsynced.
+Why segments: durability is bounded by fsync, and one ``fdatasync`` of one appended
+file costs a fraction of a millisecond, while making N separate files durable costs N
+file fsyncs plus directory fsyncs (about 1 ms each here, ~16 ms for a batch of 16). A
+group commit therefore appends the whole batch to the active segment and flushes it
+once.
+
+A blob id names its location: ``SSSSSSSS OOOOOOOOOOOO LLLLLLLL`` (hex segment number,
+byte offset, length), so no lookup index is needed to read. Each segment has a
+companion ``.idx`` journal (``+id`` when written, ``-id`` when deleted) from which ids
+are listed for consistency checks; it is advisory (not flushed), the metadata store is
+the truth about which blobs are live. Deleting a blob punches a hole over its bytes
+(``fallocate(PUNCH_HOLE)``, or zeroes where that is unsupported): deleted ciphertext
+does not linger in the file and its space returns to the file system.
 """
 
 from __future__ import annotations
@@ -14,107 +23,187 @@ import ctypes
 import ctypes.util
 import os
 import re
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from letterlock.errors import InvalidInput, StorageError, UnknownMessage
 
-_ID = re.compile(r"^[0-9a-f]{8,64}$")
+_ID = re.compile(r"^([0-9a-f]{8})([0-9a-f]{12})([0-9a-f]{8})$")
+_FALLOC_FL_KEEP_SIZE = 0x01
+_FALLOC_FL_PUNCH_HOLE = 0x02
+DEFAULT_SEGMENT_BYTES = 256 * 1024 * 1024
 
 
-def _load_syncfs() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+def _load_fallocate() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
     name = ctypes.util.find_library("c")
     if not name:
         return None
     try:
-        func = ctypes.CDLL(name, use_errno=True).syncfs
+        func = ctypes.CDLL(name, use_errno=True).fallocate
     except (OSError, AttributeError):
         return None
-    func.argtypes = [ctypes.c_int]
+    func.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
     func.restype = ctypes.c_int
     return func
 
 
+def parse_id(blob_id: str) -> tuple[int, int, int]:
+    match = _ID.match(blob_id)
+    if not match:
+        raise InvalidInput(f"invalid blob id {blob_id!r}")
+    return int(match[1], 16), int(match[2], 16), int(match[3], 16)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class FileBlobStore:
-    def __init__(self, root: Path, *, fsync: bool = True, threads: int = 4) -> None:
+    def __init__(self, root: Path, *, fsync: bool = True, threads: int = 4,
+                 segment_bytes: int = DEFAULT_SEGMENT_BYTES) -> None:
         self.root = root
         self._fsync = fsync
+        self._segment_bytes = segment_bytes
         root.mkdir(parents=True, exist_ok=True)
-        self._syncfs = _load_syncfs()
+        self._fallocate = _load_fallocate()
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="blobs")
+        self._write_lock = threading.Lock()
+        segments = sorted(int(p.stem, 16) for p in root.glob("*.pack"))
+        self._active = segments[-1] if segments else 0
 
-    def _path(self, blob_id: str) -> Path:
-        if not _ID.match(blob_id):
-            raise InvalidInput(f"invalid blob id {blob_id!r}")
-        return self.root / blob_id[:2] / blob_id
+    def _pack(self, segment: int) -> Path:
+        return self.root / f"{segment:08x}.pack"
 
-    def _sync_all(self, paths: Sequence[Path]) -> None:
-        if not self._fsync:
-            return
-        if self._syncfs is not None:
-            fd = os.open(self.root, os.O_RDONLY)
-            try:
-                if self._syncfs(fd) != 0:
-                    err = ctypes.get_errno()
-                    raise OSError(err, os.strerror(err))
-            finally:
-                os.close(fd)
-            return
-        for path in paths:
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        for parent in {p.parent for p in paths}:
-            fd = os.open(parent, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+    def _idx(self, segment: int) -> Path:
+        return self.root / f"{segment:08x}.idx"
 
-    def _put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
-        written = []
+    # -- writing ------------------------------------------------------------------
+    def _put_many(self, datas: Sequence[bytes]) -> list[str]:
+        with self._write_lock:
+            try:
+                return self._append_locked(datas)
+            except OSError as exc:
+                raise StorageError(f"writing blobs failed: {exc}") from exc
+
+    def _append_locked(self, datas: Sequence[bytes]) -> list[str]:
+        pack = self._pack(self._active)
+        if pack.exists() and pack.stat().st_size >= self._segment_bytes:
+            self._active += 1
+            pack = self._pack(self._active)
+        created = not pack.exists()
+        fd = os.open(pack, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
-            for blob_id, data in items:
-                path = self._path(blob_id)
-                path.parent.mkdir(exist_ok=True)
-                tmp = path.with_name(path.name + ".tmp")
-                with open(tmp, "wb") as fh:
-                    fh.write(data)
-                os.replace(tmp, path)
-                written.append(path)
-            self._sync_all(written)
-        except OSError as exc:
-            raise StorageError(f"writing blobs failed: {exc}") from exc
+            offset = os.fstat(fd).st_size
+            ids = []
+            for data in datas:
+                ids.append(f"{self._active:08x}{offset:012x}{len(data):08x}")
+                offset += len(data)
+            os.write(fd, b"".join(datas))
+            if self._fsync:
+                os.fdatasync(fd)
+        finally:
+            os.close(fd)
+        # The journal only serves listing; reads never need it, and the metadata
+        # store (not this file) says which blobs are live, so it is not flushed.
+        with open(self._idx(self._active), "ab") as fh:
+            fh.write(b"".join(b"+" + i.encode() + b"\n" for i in ids))
+        if created and self._fsync:
+            _fsync_dir(self.root)
+        return ids
 
+    # -- reading ------------------------------------------------------------------
     def _get(self, blob_id: str) -> bytes:
+        segment, offset, length = parse_id(blob_id)
         try:
-            return self._path(blob_id).read_bytes()
+            with open(self._pack(segment), "rb") as fh:
+                data = os.pread(fh.fileno(), length, offset)
         except FileNotFoundError:
             raise UnknownMessage(f"blob {blob_id} not found") from None
         except OSError as exc:
             raise StorageError(f"reading blob {blob_id} failed: {exc}") from exc
+        if len(data) != length or (length and not data.strip(b"\x00")):
+            raise UnknownMessage(f"blob {blob_id} not found")
+        return data
 
     def _get_many(self, blob_ids: Sequence[str]) -> dict[str, bytes]:
-        return {blob_id: self._get(blob_id) for blob_id in blob_ids}
+        out: dict[str, bytes] = {}
+        handles: dict[int, int] = {}
+        try:
+            for blob_id in blob_ids:
+                segment, offset, length = parse_id(blob_id)
+                fd = handles.get(segment)
+                if fd is None:
+                    try:
+                        fd = handles[segment] = os.open(self._pack(segment), os.O_RDONLY)
+                    except FileNotFoundError:
+                        raise UnknownMessage(f"blob {blob_id} not found") from None
+                data = os.pread(fd, length, offset)
+                if len(data) != length or (length and not data.strip(b"\x00")):
+                    raise UnknownMessage(f"blob {blob_id} not found")
+                out[blob_id] = data
+        except OSError as exc:
+            raise StorageError(f"reading blobs failed: {exc}") from exc
+        finally:
+            for fd in handles.values():
+                os.close(fd)
+        return out
+
+    # -- deleting -----------------------------------------------------------------
+    def _punch(self, fd: int, offset: int, length: int) -> None:
+        if self._fallocate is not None and self._fallocate(
+                fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, offset, length) == 0:
+            return
+        os.pwrite(fd, b"\x00" * length, offset)
 
     def _delete_many(self, blob_ids: Sequence[str]) -> None:
+        by_segment: dict[int, list[tuple[str, int, int]]] = {}
         for blob_id in blob_ids:
-            try:
-                self._path(blob_id).unlink()
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                raise StorageError(f"deleting blob {blob_id} failed: {exc}") from exc
+            segment, offset, length = parse_id(blob_id)
+            by_segment.setdefault(segment, []).append((blob_id, offset, length))
+        with self._write_lock:
+            for segment, items in by_segment.items():
+                try:
+                    fd = os.open(self._pack(segment), os.O_WRONLY)
+                except FileNotFoundError:
+                    continue
+                try:
+                    for _id, offset, length in items:
+                        self._punch(fd, offset, length)
+                    if self._fsync:
+                        os.fdatasync(fd)
+                finally:
+                    os.close(fd)
+                with open(self._idx(segment), "ab") as fh:
+                    fh.write(b"".join(b"-" + i.encode() + b"\n" for i, _, _ in items))
+
+    def _live(self, segment: int) -> list[str]:
+        live: dict[str, None] = {}
+        try:
+            lines = self._idx(segment).read_bytes().split(b"\n")
+        except FileNotFoundError:
+            return []
+        for line in lines:
+            if line.startswith(b"+"):
+                live[line[1:].decode()] = None
+            elif line.startswith(b"-"):
+                live.pop(line[1:].decode(), None)
+        return list(live)
 
     def _list_ids(self) -> list[str]:
-        return sorted(p.name for p in self.root.glob("??/*") if _ID.match(p.name))
+        return sorted(i for p in self.root.glob("*.idx") for i in self._live(int(p.stem, 16)))
 
-    async def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
-        if items:
-            await asyncio.get_running_loop().run_in_executor(self._pool, self._put_many, items)
+    # -- async surface ------------------------------------------------------------
+    async def put_many(self, datas: Sequence[bytes]) -> list[str]:
+        if not datas:
+            return []
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._put_many,
+                                                                datas)
 
     async def get(self, blob_id: str) -> bytes:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._get, blob_id)
@@ -124,7 +213,8 @@ class FileBlobStore:
             self._pool, self._get_many, blob_ids)
 
     async def delete_many(self, blob_ids: Sequence[str]) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._pool, self._delete_many, blob_ids)
+        await asyncio.get_running_loop().run_in_executor(self._pool, self._delete_many,
+                                                         blob_ids)
 
     async def list_ids(self) -> list[str]:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._list_ids)

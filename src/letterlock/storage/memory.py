@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -87,9 +88,13 @@ class MemoryBlobStore:
     def __init__(self) -> None:
         self._blobs: dict[str, bytes] = {}
 
-    async def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
-        for blob_id, data in items:
+    async def put_many(self, datas: Sequence[bytes]) -> list[str]:
+        ids = []
+        for data in datas:
+            blob_id = uuid.uuid4().hex
             self._blobs[blob_id] = bytes(data)
+            ids.append(blob_id)
+        return ids
 
     async def get(self, blob_id: str) -> bytes:
         try:

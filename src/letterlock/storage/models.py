@@ -67,7 +67,8 @@ class MessageRecord:
 
 @dataclass(frozen=True)
 class NewMessage:
-    """A message to append. Its sealed blob must already be durable in the blob store."""
+    """A message to append. Its sealed blob must already be durable in the blob store
+    (``blob_id`` is filled in by the group committer once it is)."""
 
     mailbox_id: int
     blob_id: str
