@@ -206,8 +206,9 @@ class SmtpListener(SMTP):
 
     async def _close_with(self, reply: Reply) -> None:
         self._closing = True
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            await SMTP.push(self, str(reply))
+        if self.transport is not None and not self.transport.is_closing():
+            with contextlib.suppress(ConnectionError, RuntimeError, AttributeError):
+                await SMTP.push(self, str(reply))
         if self.transport is not None:
             self.transport.close()
 

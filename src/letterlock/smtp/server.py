@@ -14,12 +14,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from letterlock.app import App
 from letterlock.config import SmtpConfig
+from letterlock.services import dkim_keys
 from letterlock.services.accounts import AccountService
 from letterlock.services.delivery import DeliveryService
+from letterlock.services.outbound import OutboundQueue, OutboundSettings
 from letterlock.smtp import replies
 from letterlock.smtp.handlers import LmtpHandler, MxHandler, Outbound, SubmissionHandler
 from letterlock.smtp.limits import ClientLimits, LimitSettings
@@ -97,8 +100,6 @@ class SmtpServer:
     async def close(self) -> None:
         for server in self._servers:
             server.close()
-        for server in self._servers:
-            await server.wait_closed() if not self._sessions else None
         deadline = asyncio.get_running_loop().time() + self._grace
         # Sessions between commands are told to go away; a DATA being stored finishes.
         for session in list(self._sessions):
@@ -110,3 +111,31 @@ class SmtpServer:
             if session.transport is not None:
                 session.transport.close()
         self._servers.clear()
+
+
+async def start_smtp(app: App, ssl_context: ssl.SSLContext | None,
+                     ) -> Callable[[], Awaitable[None]]:
+    """Composition-root entry point (``letterlock serve``): DKIM keys for every hosted
+    domain, the outbound queue (resumed from its spool) and the listeners. Returns the
+    coroutine function that stops them."""
+    config = app.config
+    loop = asyncio.get_running_loop()
+    for domain in await app.control.list_domains():
+        await loop.run_in_executor(None, dkim_keys.ensure_key, config.control_dir, domain.name)
+    queue = OutboundQueue(config.home, app.delivery, app.accounts,
+                          dkim_keys.DkimKeys(config.control_dir),
+                          OutboundSettings.from_config(config.smtp, config.server.hostname))
+    await queue.start()
+    server = SmtpServer(app.delivery, app.accounts, queue, config.smtp,
+                        config.server.hostname, ssl_context, bind=config.server.bind)
+    try:
+        await server.start()
+    except BaseException:
+        await queue.close()
+        raise
+
+    async def stop() -> None:
+        await server.close()
+        await queue.close()
+
+    return stop

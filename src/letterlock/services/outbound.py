@@ -1,0 +1,510 @@
+"""The outbound queue: authenticated users' mail to other domains.
+
+Durable: :meth:`OutboundQueue.submit` returns only when the message and its envelope
+are on stable storage (fsync of files and directory), so submission may answer 250.
+Sealed at rest: both files are sealed (:mod:`letterlock.crypto.seal`) to the operator
+queue key, ``HOME/control/queue/queue.key``; nothing about the message or its
+recipients sits in plaintext on disk. Resident: a message is spooled in the sender's
+home region, ``HOME/regions/<region>/outbound/``.
+
+Delivery: per recipient domain, MX lookup with dnspython (or one configured
+smarthost), opportunistic or required STARTTLS, DKIM signing (dkimpy) with the
+sender domain's key, retries with exponential backoff, and a RFC 3464 bounce to the
+sender for recipients that fail permanently or outlive the maximum queue age.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import ssl
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiosmtplib
+import dns.asyncresolver
+import dns.exception
+import dns.resolver
+
+from letterlock.config import SmtpConfig
+from letterlock.crypto import keys, seal
+from letterlock.errors import LetterlockError, StorageError
+from letterlock.services.accounts import AccountRef, AccountService
+from letterlock.services.delivery import DeliveryService
+from letterlock.services.dkim_keys import DkimKeys
+from letterlock.services.dsn import FailedRecipient, build_dsn
+
+log = logging.getLogger("letterlock.outbound")
+
+PENDING, SENT, FAILED = "pending", "sent", "failed"
+
+
+@dataclass(frozen=True)
+class OutboundSettings:
+    hostname: str
+    """Name given in EHLO and as the reporting MTA of bounces."""
+    smarthost: str = ""
+    """``host:port`` to relay everything through; empty means MX delivery."""
+    tls_policy: str = "opportunistic"
+    """``none``, ``opportunistic`` (STARTTLS when offered, certificate not checked)
+    or ``required`` (STARTTLS mandatory, certificate verified with ``tls_context``)."""
+    max_age_s: float = 5 * 24 * 3600
+    port: int = 25
+    """TCP port of MX hosts."""
+    retry_base_s: float = 300.0
+    retry_max_s: float = 4 * 3600.0
+    concurrency: int = 8
+    timeout_s: float = 60.0
+    tls_context: ssl.SSLContext | None = None
+
+    @classmethod
+    def from_config(cls, config: SmtpConfig, hostname: str) -> OutboundSettings:
+        if config.outbound_tls not in ("none", "opportunistic", "required"):
+            raise LetterlockError(f"smtp.outbound_tls: unknown policy {config.outbound_tls!r}")
+        return cls(hostname=hostname, smarthost=config.smarthost,
+                   tls_policy=config.outbound_tls, max_age_s=config.queue_max_age_s)
+
+
+@dataclass(frozen=True)
+class RecipientState:
+    address: str
+    state: str = PENDING
+    status: str = ""
+    diagnostic: str = ""
+    remote: str = ""
+    notified: bool = False
+    """A bounce for this (failed) recipient has been delivered to the sender."""
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    id: str
+    region: str
+    account: str
+    """Address of the submitting account (where bounces go)."""
+    mail_from: str
+    created: datetime
+    attempts: int
+    next_attempt: datetime
+    recipients: tuple[RecipientState, ...]
+
+    def to_json(self) -> bytes:
+        doc = {"v": 1, "id": self.id, "region": self.region, "account": self.account,
+               "mail_from": self.mail_from, "created": self.created.isoformat(),
+               "attempts": self.attempts, "next_attempt": self.next_attempt.isoformat(),
+               "recipients": [r.__dict__ for r in self.recipients]}
+        return json.dumps(doc).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, data: bytes) -> QueueEntry:
+        doc = json.loads(data)
+        return cls(doc["id"], doc["region"], doc["account"], doc["mail_from"],
+                   datetime.fromisoformat(doc["created"]), int(doc["attempts"]),
+                   datetime.fromisoformat(doc["next_attempt"]),
+                   tuple(RecipientState(**r) for r in doc["recipients"]))
+
+    @property
+    def pending(self) -> list[str]:
+        return [r.address for r in self.recipients if r.state == PENDING]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: str
+    status: str = ""
+    diagnostic: str = ""
+    remote: str = ""
+
+
+MxLookup = Callable[[str], Awaitable[list[str]]]
+
+
+class NoMailHost(Exception):
+    """The domain cannot receive mail (NXDOMAIN or null MX): a permanent failure."""
+
+
+async def dns_mx_lookup(domain: str) -> list[str]:
+    """MX hosts of ``domain`` by preference; the domain itself when it has no MX
+    (RFC 5321 5.1). Raises NoMailHost for NXDOMAIN or a null MX (RFC 7505)."""
+    try:
+        answer = await dns.asyncresolver.resolve(domain, "MX")
+    except dns.resolver.NXDOMAIN as exc:
+        raise NoMailHost(f"domain {domain} does not exist") from exc
+    except dns.resolver.NoAnswer:
+        return [domain]
+    records = sorted(answer, key=lambda r: (r.preference, secrets.randbelow(1000)))
+    hosts = [str(r.exchange).rstrip(".") for r in records]
+    if hosts == [""]:
+        raise NoMailHost(f"domain {domain} accepts no mail (null MX)")
+    return [h for h in hosts if h]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def load_queue_key(control_dir: Path) -> keys.KeyPair:
+    """The operator queue key pair, made on first use (mode 0600)."""
+    path = control_dir / "queue" / "queue.key"
+    try:
+        return keys.KeyPair.from_private_bytes(path.read_bytes())
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    pair = keys.KeyPair.generate()
+    _write_file(path, pair.private_bytes(), 0o600)
+    _fsync_dir(path.parent)
+    return pair
+
+
+def _write_file(path: Path, data: bytes, mode: int = 0o600) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Spool:
+    """Sealed queue files of every region. Blocking: used from a worker thread."""
+
+    def __init__(self, home: Path, key: keys.KeyPair) -> None:
+        self._home = home
+        self._key = key
+        self._opener = seal.Opener(key.private, key.key_id)
+
+    def _dir(self, region: str) -> Path:
+        return self._home / "regions" / region / "outbound"
+
+    def _seal(self, data: bytes) -> bytes:
+        return seal.seal(data, self._key.public, self._key.key_id)
+
+    def write_new(self, entry: QueueEntry, message: bytes) -> None:
+        root = self._dir(entry.region)
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Message first: an envelope never points at a missing message.
+        _write_file(root / f"{entry.id}.msg", self._seal(message))
+        _write_file(root / f"{entry.id}.env", self._seal(entry.to_json()))
+        _fsync_dir(root)
+
+    def write_env(self, entry: QueueEntry) -> None:
+        root = self._dir(entry.region)
+        _write_file(root / f"{entry.id}.env", self._seal(entry.to_json()))
+        _fsync_dir(root)
+
+    def read_message(self, entry: QueueEntry) -> bytes:
+        return self._opener.open((self._dir(entry.region) / f"{entry.id}.msg").read_bytes())
+
+    def remove(self, entry: QueueEntry) -> None:
+        root = self._dir(entry.region)
+        (root / f"{entry.id}.env").unlink(missing_ok=True)
+        (root / f"{entry.id}.msg").unlink(missing_ok=True)
+        _fsync_dir(root)
+
+    def load_all(self) -> list[QueueEntry]:
+        entries = []
+        for env in sorted(self._home.glob("regions/*/outbound/*.env")):
+            try:
+                entries.append(QueueEntry.from_json(self._opener.open(env.read_bytes())))
+            except (LetterlockError, ValueError, KeyError, OSError) as exc:
+                log.error("unreadable queue file %s left in place: %r", env, exc)
+        return entries
+
+
+class OutboundQueue:
+    def __init__(self, home: Path, delivery: DeliveryService, accounts: AccountService,
+                 dkim: DkimKeys, settings: OutboundSettings, *,
+                 mx_lookup: MxLookup = dns_mx_lookup,
+                 clock: Callable[[], datetime] = _now) -> None:
+        self._home = home
+        self._delivery = delivery
+        self._accounts = accounts
+        self._dkim = dkim
+        self.settings = settings
+        self._mx_lookup = mx_lookup
+        self._clock = clock
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="outbound")
+        self._spool: Spool | None = None
+        self._entries: dict[str, QueueEntry] = {}
+        self._active: set[str] = set()
+        self._wake = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._limit = asyncio.Semaphore(settings.concurrency)
+        self._changed = asyncio.Condition()
+
+    async def _io(self, fn: Callable[[], object]) -> object:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+
+    async def open(self) -> None:
+        """Load the queue key and every queued message (after a restart)."""
+        control = self._home / "control"
+        key = await asyncio.get_running_loop().run_in_executor(
+            self._pool, load_queue_key, control)
+        self._spool = Spool(self._home, key)
+        spool = self._spool
+        for entry in await asyncio.get_running_loop().run_in_executor(
+                self._pool, spool.load_all):
+            self._entries[entry.id] = entry
+
+    async def start(self) -> None:
+        if self._spool is None:
+            await self.open()
+        self._runner = asyncio.create_task(self._run(), name="outbound-queue")
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._pool.shutdown(wait=True)
+
+    def entries(self) -> list[QueueEntry]:
+        return sorted(self._entries.values(), key=lambda e: e.created)
+
+    # -- submission ----------------------------------------------------------------
+    async def submit(self, sender: AccountRef, mail_from: str, recipients: Sequence[str],
+                     message: bytes) -> str:
+        """Sign and queue ``message``; returns its id once it is durable."""
+        assert self._spool is not None, "queue not opened"
+        spool = self._spool
+        domain = mail_from.rpartition("@")[2]
+        now = self._clock()
+        entry = QueueEntry(secrets.token_hex(12), sender.region, sender.address, mail_from,
+                           now, 0, now, tuple(RecipientState(a) for a in recipients))
+
+        def write() -> None:
+            signed = self._dkim.sign(message, domain) if domain else message
+            spool.write_new(entry, signed)
+
+        try:
+            await self._io(write)
+        except OSError as exc:
+            raise StorageError(f"queueing failed: {exc}") from exc
+        self._entries[entry.id] = entry
+        self._wake.set()
+        return entry.id
+
+    # -- the runner ----------------------------------------------------------------
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            now = self._clock()
+            soonest: float | None = None
+            for entry in list(self._entries.values()):
+                if entry.id in self._active:
+                    continue
+                wait = (entry.next_attempt - now).total_seconds()
+                if wait <= 0:
+                    self._active.add(entry.id)
+                    task = asyncio.create_task(self._attempt_guarded(entry.id))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                else:
+                    soonest = wait if soonest is None else min(soonest, wait)
+            timeout = min(soonest if soonest is not None else 60.0, 60.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _attempt_guarded(self, entry_id: str) -> None:
+        try:
+            async with self._limit:
+                await self._attempt(entry_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("delivery attempt for %s failed unexpectedly", entry_id)
+            entry = self._entries.get(entry_id)
+            if entry is not None:
+                self._entries[entry_id] = replace(
+                    entry, next_attempt=self._clock() + timedelta(seconds=self._backoff(entry)))
+        finally:
+            self._active.discard(entry_id)
+            self._wake.set()
+            async with self._changed:
+                self._changed.notify_all()
+
+    def _backoff(self, entry: QueueEntry) -> float:
+        step = self.settings.retry_base_s * (2 ** max(0, entry.attempts - 1))
+        return float(min(self.settings.retry_max_s, step))
+
+    async def wait_until(self, predicate: Callable[[list[QueueEntry]], bool],
+                         timeout: float = 30.0) -> None:
+        """Wait until ``predicate(entries)`` holds (for tests and shutdown)."""
+        async def waiting() -> None:
+            async with self._changed:
+                await self._changed.wait_for(lambda: predicate(self.entries()))
+
+        await asyncio.wait_for(waiting(), timeout)
+
+    async def _attempt(self, entry_id: str) -> None:
+        entry = self._entries[entry_id]
+        assert self._spool is not None
+        spool = self._spool
+        now = self._clock()
+        outcomes: dict[str, Outcome] = {}
+        if (now - entry.created).total_seconds() > self.settings.max_age_s:
+            for address in entry.pending:
+                last = next(r for r in entry.recipients if r.address == address)
+                outcomes[address] = Outcome(FAILED, "4.4.7", "delivery time expired; last "
+                                            f"error: {last.diagnostic or 'none'}", last.remote)
+        else:
+            message = await asyncio.get_running_loop().run_in_executor(
+                self._pool, spool.read_message, entry)
+            for hosts_key, addresses in self._groups(entry.pending).items():
+                outcomes.update(await self._send_group(hosts_key, addresses, entry.mail_from,
+                                                       message))
+        recipients = tuple(
+            replace(r, state=outcomes[r.address].state, status=outcomes[r.address].status,
+                    diagnostic=outcomes[r.address].diagnostic,
+                    remote=outcomes[r.address].remote)
+            if r.address in outcomes else r for r in entry.recipients)
+        entry = replace(entry, attempts=entry.attempts + 1, recipients=recipients)
+        entry = replace(entry, next_attempt=now + timedelta(seconds=self._backoff(entry)))
+        entry = await self._bounce(entry, spool)
+        if not entry.pending and all(r.state != FAILED or r.notified for r in entry.recipients):
+            await self._io(lambda: spool.remove(entry))
+            self._entries.pop(entry.id, None)
+        else:
+            await self._io(lambda: spool.write_env(entry))
+            self._entries[entry.id] = entry
+
+    def _groups(self, addresses: Sequence[str]) -> dict[str, list[str]]:
+        groups: dict[str, list[str]] = {}
+        for address in addresses:
+            key = "" if self.settings.smarthost else address.rpartition("@")[2].lower()
+            groups.setdefault(key, []).append(address)
+        return groups
+
+    async def _bounce(self, entry: QueueEntry, spool: Spool) -> QueueEntry:
+        """Tell the sender about newly failed recipients (once each)."""
+        failed = [r for r in entry.recipients if r.state == FAILED and not r.notified]
+        if not failed:
+            return entry
+        if entry.mail_from:
+            original = await asyncio.get_running_loop().run_in_executor(
+                self._pool, spool.read_message, entry)
+            dsn = build_dsn(reporting_mta=self.settings.hostname, sender=entry.mail_from,
+                            original=original, arrival=entry.created,
+                            failed=[FailedRecipient(r.address, r.status, r.diagnostic,
+                                                    r.remote) for r in failed],
+                            now=self._clock())
+            try:
+                ref = await self._accounts.resolve(entry.account)
+                results = await self._delivery.deliver(dsn, [ref])
+            except LetterlockError as exc:
+                log.warning("bounce for %s not delivered yet: %r", entry.id, exc)
+                return entry
+            if not all(r.ok for r in results):
+                return entry
+        done = {r.address for r in failed}
+        return replace(entry, recipients=tuple(
+            replace(r, notified=True) if r.address in done else r for r in entry.recipients))
+
+    async def _hosts(self, domain: str) -> list[tuple[str, int]]:
+        if self.settings.smarthost:
+            host, _, port = self.settings.smarthost.rpartition(":")
+            return [(host or self.settings.smarthost, int(port) if port.isdigit() else 25)]
+        return [(h, self.settings.port) for h in await self._mx_lookup(domain)]
+
+    async def _send_group(self, domain: str, addresses: list[str], mail_from: str,
+                          message: bytes) -> dict[str, Outcome]:
+        try:
+            hosts = await self._hosts(domain)
+        except NoMailHost as exc:
+            return {a: Outcome(FAILED, "5.1.2", str(exc)) for a in addresses}
+        except (dns.exception.DNSException, OSError) as exc:
+            return {a: Outcome(PENDING, "4.4.3", f"DNS lookup failed: {exc!r}")
+                    for a in addresses}
+        last = Outcome(PENDING, "4.4.1", "no host to try")
+        for host, port in hosts:
+            try:
+                return await self._transaction(host, port, addresses, mail_from, message)
+            except _TlsRequired as exc:
+                last = Outcome(PENDING, "4.7.4", str(exc), host)
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                last = Outcome(PENDING, "4.4.1", f"{host}:{port}: {exc!r}"[:300], host)
+        return dict.fromkeys(addresses, last)
+
+    async def _transaction(self, host: str, port: int, addresses: list[str], mail_from: str,
+                           message: bytes) -> dict[str, Outcome]:
+        policy = self.settings.tls_policy
+        client = aiosmtplib.SMTP(hostname=host, port=port, timeout=self.settings.timeout_s,
+                                 start_tls=False, local_hostname=self.settings.hostname)
+        await client.connect()
+        try:
+            await client.ehlo()
+            if policy != "none" and client.supports_extension("starttls"):
+                if policy == "required":
+                    ctx = self.settings.tls_context or ssl.create_default_context()
+                    await client.starttls(tls_context=ctx, server_hostname=host)
+                else:
+                    ctx = ssl.create_default_context()
+                    ctx.check_hostname = False
+                    ctx.verify_mode = ssl.CERT_NONE
+                    await client.starttls(tls_context=ctx, validate_certs=False)
+            elif policy == "required":
+                raise _TlsRequired(f"{host} does not offer STARTTLS")
+            options = []
+            if not message.isascii() and client.supports_extension("8bitmime"):
+                options.append("BODY=8BITMIME")
+            if not all(a.isascii() for a in [mail_from, *addresses]) \
+                    and client.supports_extension("smtputf8"):
+                options.append("SMTPUTF8")
+            if client.supports_extension("size"):
+                options.append(f"SIZE={len(message)}")
+            return await self._send(client, host, addresses, mail_from, message, options)
+        finally:
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                await client.quit()
+            client.close()
+
+    async def _send(self, client: aiosmtplib.SMTP, host: str, addresses: list[str],
+                    mail_from: str, message: bytes, options: list[str]) -> dict[str, Outcome]:
+        def from_code(code: int, text: str) -> Outcome:
+            status = text.split(" ", 1)[0] if text[:2] in ("4.", "5.") else \
+                ("5.0.0" if code >= 500 else "4.0.0")
+            return Outcome(FAILED if code >= 500 else PENDING, status, f"{code} {text}"[:500],
+                           host)
+
+        try:
+            refused, _ = await client.sendmail(mail_from, addresses, message,
+                                               mail_options=options)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            return {r.recipient: from_code(r.code, r.message) for r in exc.recipients}
+        except aiosmtplib.SMTPResponseException as exc:
+            return dict.fromkeys(addresses, from_code(exc.code, exc.message))
+        out = {a: Outcome(SENT, "2.0.0", "delivered", host) for a in addresses}
+        for address, response in refused.items():
+            out[address] = from_code(response.code, response.message)
+        return out
+
+
+class _TlsRequired(Exception):
+    pass
