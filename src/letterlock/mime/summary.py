@@ -13,6 +13,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from letterlock.mime import structure
+from letterlock.mime.headers import split_fields
+
 SUMMARY_VERSION = 1
 
 
@@ -44,8 +47,26 @@ class MessageSummary:
 
 
 def summarize(raw: bytes) -> MessageSummary:
+    """Header, size, and (under ``structure``) the MIME part tree with the envelope,
+    so IMAP ENVELOPE / BODYSTRUCTURE / section offsets need no full body."""
     header, _ = split_header(raw)
-    return MessageSummary(header=header, size=len(raw))
+    tree = structure.parse(raw)
+    envelope = structure.envelope_of(split_fields(raw[: tree.body_start]))
+    return MessageSummary(header=header, size=len(raw),
+                          extra={"structure": tree.to_json(), "envelope": envelope.to_json()})
+
+
+def structure_of(summary: MessageSummary) -> structure.Part | None:
+    """The part tree stored in ``summary`` (None for summaries made before it existed)."""
+    data = summary.extra.get("structure")
+    return None if data is None else structure.Part.from_json(data)
+
+
+def envelope_of(summary: MessageSummary) -> structure.Envelope:
+    data = summary.extra.get("envelope")
+    if data is None:
+        return structure.envelope_of(split_fields(summary.header))
+    return structure.Envelope.from_json(data)
 
 
 def encode(summary: MessageSummary) -> bytes:

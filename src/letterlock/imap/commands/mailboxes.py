@@ -1,0 +1,331 @@
+"""Mailbox commands: SELECT/EXAMINE (with CONDSTORE/QRESYNC, RFC 7162), CREATE
+(CREATE-SPECIAL-USE, RFC 6154), DELETE, RENAME, SUBSCRIBE/UNSUBSCRIBE, LIST
+(LIST-EXTENDED RFC 5258, LIST-STATUS RFC 5819, SPECIAL-USE, CHILDREN), LSUB, STATUS,
+APPEND (UIDPLUS RFC 4315, APPENDLIMIT RFC 7889, BINARY RFC 3516)."""
+
+from __future__ import annotations
+
+import re
+from contextlib import ExitStack
+
+from letterlock.errors import LetterlockError
+from letterlock.imap import encoding
+from letterlock.imap.context import Context
+from letterlock.imap.errors import reply_for
+from letterlock.imap.parsing import commands as c
+from letterlock.imap.reply import Reply, bad, no, ok
+from letterlock.imap.selected import SelectedMailbox, compress, flag_list
+from letterlock.imap.state import State
+from letterlock.services.accounts import Session
+from letterlock.services.mailbox import HIERARCHY
+from letterlock.storage.models import MailboxRecord
+
+
+def _user(ctx: Context) -> Session:
+    assert ctx.user is not None  # guaranteed by the state check
+    return ctx.user
+
+
+def _name(ctx: Context, raw: bytes) -> str | Reply:
+    try:
+        return ctx.mailbox_name(raw)
+    except (UnicodeDecodeError, ValueError):
+        return bad("Invalid mailbox name encoding")
+
+
+def deselect(ctx: Context) -> None:
+    if ctx.selected is not None:
+        ctx.selected.close()
+        ctx.selected = None
+    if ctx.state is State.SELECTED:
+        ctx.state = State.AUTHENTICATED
+
+
+async def select(cmd: c.Select, ctx: Context) -> Reply:
+    if ctx.selected is not None:
+        deselect(ctx)
+        ctx.out.untagged(b"OK [CLOSED] Previous mailbox closed")
+    name = _name(ctx, cmd.mailbox)
+    if isinstance(name, Reply):
+        return name
+    if cmd.qresync is not None and not ctx.qresync:
+        return bad("QRESYNC must be enabled first")
+    if cmd.condstore:
+        ctx.enabled.add("CONDSTORE")
+    user = _user(ctx)
+    svc = ctx.services.mailboxes
+    watch = ExitStack()
+    try:
+        box = await svc.get_mailbox(user, name)
+        changed = watch.enter_context(svc.hub.watch(box.id))
+        messages = await svc.messages(user, box.id)
+    except LetterlockError as exc:
+        watch.close()
+        return reply_for(exc)
+    sel = SelectedMailbox(box, messages, cmd.readonly, watch, changed)
+    out = ctx.out
+    for line in sel.flags_responses():
+        out.untagged(line)
+    out.untagged(b"%d EXISTS" % sel.exists)
+    if not ctx.rev2:
+        out.untagged(b"0 RECENT")
+        first_unseen = next((i + 1 for i, m in enumerate(messages)
+                             if "\\Seen" not in m.flags), None)
+        if first_unseen is not None:
+            out.untagged(b"OK [UNSEEN %d] First unseen" % first_unseen)
+    out.untagged(b"OK [UIDVALIDITY %d] UIDs valid" % sel.uidvalidity)
+    out.untagged(b"OK [UIDNEXT %d] Predicted next UID" % sel.uidnext)
+    out.untagged(b"OK [HIGHESTMODSEQ %d] Highest" % sel.modseq)
+    if ctx.rev2:
+        out.untagged(b"LIST () \"/\" " + ctx.mailbox_wire(box.name))
+    ctx.selected = sel
+    ctx.state = State.SELECTED
+    q = cmd.qresync
+    if q is not None and q.uidvalidity == sel.uidvalidity:
+        try:
+            changes = await svc.changes_since(user, box.id, q.modseq)
+        except LetterlockError as exc:
+            return reply_for(exc)
+        largest = sel.uids[-1] if sel.uids else 0
+        vanished = [u for u in changes.vanished
+                    if q.known_uids is None or q.known_uids.contains(u, max(largest, u))]
+        if vanished:
+            out.untagged(b"VANISHED (EARLIER) " + compress(vanished).encode())
+        for m in changes.changed:
+            seq = sel.seq_of(m.uid)
+            if seq is not None:
+                out.untagged(b"%d FETCH (UID %d FLAGS %s MODSEQ (%d))"
+                             % (seq, m.uid, flag_list(m.flags), m.modseq))
+    mode = "READ-ONLY" if cmd.readonly else "READ-WRITE"
+    return ok(f"{cmd.name} completed", mode)
+
+
+async def create(cmd: c.Create, ctx: Context) -> Reply:
+    name = _name(ctx, cmd.mailbox)
+    if isinstance(name, Reply):
+        return name
+    name = name.rstrip(HIERARCHY)  # RFC 9051 6.3.4: a trailing separator is dropped
+    if name == "INBOX":
+        return no("INBOX always exists", "ALREADYEXISTS")
+    if len(cmd.special_use) > 1:
+        return no("Only one special use per mailbox", "USEATTR")
+    special = None
+    if cmd.special_use:
+        special = next((s for s in ("\\All", "\\Archive", "\\Drafts", "\\Flagged",
+                                    "\\Junk", "\\Sent", "\\Trash")
+                        if s.lower() == cmd.special_use[0].lower()), None)
+        if special is None:
+            return no(f"Unknown special use {cmd.special_use[0]}", "USEATTR")
+    try:
+        await ctx.services.mailboxes.create_mailbox(_user(ctx), name, special)
+    except LetterlockError as exc:
+        return reply_for(exc)
+    return ok("CREATE completed")
+
+
+async def delete(cmd: c.Delete, ctx: Context) -> Reply:
+    name = _name(ctx, cmd.mailbox)
+    if isinstance(name, Reply):
+        return name
+    svc = ctx.services.mailboxes
+    user = _user(ctx)
+    try:
+        boxes = await svc.list_mailboxes(user)
+        if any(b.name.startswith(name + HIERARCHY) for b in boxes) and \
+                any(b.name == name for b in boxes):
+            # RFC 9051 6.3.5: a mailbox with inferiors keeps existing; letterlock has
+            # no \Noselect placeholders, so it refuses instead.
+            return no("Mailbox has children; delete them first", "INUSE")
+        if ctx.selected is not None and ctx.selected.name == name:
+            deselect(ctx)
+            ctx.out.untagged(b"OK [CLOSED] Mailbox deleted")
+        await svc.delete_mailbox(user, name)
+    except LetterlockError as exc:
+        return reply_for(exc)
+    return ok("DELETE completed")
+
+
+async def rename(cmd: c.Rename, ctx: Context) -> Reply:
+    old = _name(ctx, cmd.old)
+    if isinstance(old, Reply):
+        return old
+    new = _name(ctx, cmd.new)
+    if isinstance(new, Reply):
+        return new
+    try:
+        await ctx.services.mailboxes.rename_mailbox(_user(ctx), old, new.rstrip(HIERARCHY))
+    except LetterlockError as exc:
+        return reply_for(exc)
+    return ok("RENAME completed")
+
+
+async def subscribe(cmd: c.Subscribe, ctx: Context) -> Reply:
+    name = _name(ctx, cmd.mailbox)
+    if isinstance(name, Reply):
+        return name
+    try:
+        await ctx.services.mailboxes.subscribe(_user(ctx), name, cmd.subscribe)
+    except LetterlockError as exc:
+        if cmd.subscribe:
+            return reply_for(exc)
+    return ok(f"{cmd.name} completed")
+
+
+# -- LIST ----------------------------------------------------------------------------
+
+def pattern_regex(pattern: str) -> re.Pattern[str]:
+    out = []
+    for ch in pattern:
+        if ch == "*":
+            out.append(".*")
+        elif ch == "%":
+            out.append(f"[^{re.escape(HIERARCHY)}]*")
+        else:
+            out.append(re.escape(ch))
+    body = "".join(out)
+    # INBOX is case-insensitive, including as the first level of a name.
+    if pattern[:5].upper() == "INBOX" and (len(pattern) == 5 or pattern[5] in HIERARCHY + "*%"):
+        body = "(?i:INBOX)" + "".join(out[5:])
+    return re.compile(body + r"\Z", re.DOTALL)
+
+
+def _canonical_pattern(reference: str, pattern: str) -> str:
+    if not reference or pattern.startswith(HIERARCHY):
+        return pattern
+    if reference.endswith(HIERARCHY):
+        return reference + pattern
+    return reference + HIERARCHY + pattern
+
+
+async def list_(cmd: c.List, ctx: Context) -> Reply:
+    user = _user(ctx)
+    svc = ctx.services.mailboxes
+    try:
+        reference = ctx.mailbox_name(cmd.reference) if cmd.reference else ""
+        patterns = [ctx.mailbox_name(p) if p.upper() != b"INBOX" else "INBOX"
+                    for p in cmd.patterns]
+    except (UnicodeDecodeError, ValueError):
+        return bad("Invalid mailbox name encoding")
+    verb = b"LSUB" if cmd.lsub else b"LIST"
+    if not cmd.lsub and patterns == [""]:
+        ctx.out.untagged(b'LIST (\\Noselect) "/" ""')
+        return ok("LIST completed")
+    try:
+        boxes = await svc.list_mailboxes(user)
+    except LetterlockError as exc:
+        return reply_for(exc)
+    regexes = [pattern_regex(_canonical_pattern(reference, p)) for p in patterns if p]
+    names = {b.name for b in boxes}
+    subscribed_only = cmd.lsub or "SUBSCRIBED" in cmd.selection
+    recursive = "RECURSIVEMATCH" in cmd.selection
+    special_only = "SPECIAL-USE" in cmd.selection
+    show_subscribed = "SUBSCRIBED" in cmd.returns or "SUBSCRIBED" in cmd.selection
+    show_special = not cmd.extended or "SPECIAL-USE" in cmd.returns or special_only \
+        or not cmd.returns
+    subscribed_names = {b.name for b in boxes if b.subscribed}
+    for box in sorted(boxes, key=lambda b: (b.name != "INBOX", b.name)):
+        if not any(r.match(box.name) for r in regexes):
+            continue
+        has_children = any(n.startswith(box.name + HIERARCHY) for n in names)
+        attrs: list[str] = []
+        extra = b""
+        if subscribed_only and not box.subscribed:
+            if recursive and any(n.startswith(box.name + HIERARCHY)
+                                 for n in subscribed_names):
+                extra = b' ("CHILDINFO" ("SUBSCRIBED"))'
+            elif cmd.lsub and any(n.startswith(box.name + HIERARCHY)
+                                  for n in subscribed_names) and \
+                    any(r.match(box.name) for r in regexes):
+                continue
+            else:
+                continue
+        if special_only and box.special_use is None:
+            continue
+        if not cmd.lsub:
+            attrs.append("\\HasChildren" if has_children else "\\HasNoChildren")
+            if show_subscribed and box.subscribed:
+                attrs.append("\\Subscribed")
+            if show_special and box.special_use:
+                attrs.append(box.special_use)
+        line = (verb + b" (" + " ".join(attrs).encode() + b') "/" '
+                + ctx.mailbox_wire(box.name) + extra)
+        ctx.out.untagged(line)
+        if cmd.status_items:
+            status_line = await _status_line(ctx, box, cmd.status_items)
+            if status_line is not None:
+                ctx.out.untagged(status_line)
+    return ok(f"{cmd.name} completed")
+
+
+# -- STATUS --------------------------------------------------------------------------
+
+async def _status_line(ctx: Context, box: MailboxRecord, items: tuple[str, ...],
+                       ) -> bytes | None:
+    user = _user(ctx)
+    values: list[bytes] = []
+    need_messages = any(i in ("UNSEEN", "DELETED", "SIZE") for i in items)
+    messages = await ctx.services.mailboxes.messages(user, box.id) if need_messages else []
+    for item in items:
+        if item == "MESSAGES":
+            v = box.messages
+        elif item == "UIDNEXT":
+            v = box.uidnext
+        elif item == "UIDVALIDITY":
+            v = box.uidvalidity
+        elif item == "UNSEEN":
+            v = sum(1 for m in messages if "\\Seen" not in m.flags)
+        elif item == "DELETED":
+            v = sum(1 for m in messages if "\\Deleted" in m.flags)
+        elif item == "SIZE":
+            v = sum(m.size for m in messages)
+        elif item == "RECENT":
+            v = 0
+        elif item == "HIGHESTMODSEQ":
+            v = box.highestmodseq
+        elif item == "APPENDLIMIT":
+            v = ctx.services.config.max_literal_bytes
+        else:
+            continue
+        values.append(item.encode() + b" %d" % v)
+    return b"STATUS " + ctx.mailbox_wire(box.name) + b" (" + b" ".join(values) + b")"
+
+
+async def status(cmd: c.Status, ctx: Context) -> Reply:
+    name = _name(ctx, cmd.mailbox)
+    if isinstance(name, Reply):
+        return name
+    if "HIGHESTMODSEQ" in cmd.items:
+        ctx.enabled.add("CONDSTORE")
+    try:
+        box = await ctx.services.mailboxes.get_mailbox(_user(ctx), name)
+        line = await _status_line(ctx, box, cmd.items)
+    except LetterlockError as exc:
+        return reply_for(exc)
+    if line is not None:
+        ctx.out.untagged(line)
+    return ok("STATUS completed")
+
+
+# -- APPEND --------------------------------------------------------------------------
+
+async def append(cmd: c.Append, ctx: Context) -> Reply:
+    name = _name(ctx, cmd.mailbox)
+    if isinstance(name, Reply):
+        return name
+    if len(cmd.message) > ctx.services.config.max_literal_bytes:
+        return no("Message too large", "TOOBIG")
+    if not cmd.message:
+        return no("Empty message", "CANNOT")
+    if any(f.lower() == "\\recent" for f in cmd.flags):
+        return bad("\\Recent cannot be set")
+    user = _user(ctx)
+    try:
+        appended = await ctx.services.mailboxes.append(
+            user.ref, name, cmd.message, cmd.flags, cmd.date)
+    except LetterlockError as exc:
+        return reply_for(exc, trycreate=True)
+    return ok("APPEND completed", f"APPENDUID {appended.uidvalidity} {appended.uid}")
+
+
+__all__ = ["append", "create", "delete", "encoding", "list_", "rename", "select",
+           "status", "subscribe"]

@@ -1,0 +1,197 @@
+"""Commands on messages of the selected mailbox, other than FETCH and SEARCH: STORE
+(CONDSTORE UNCHANGEDSINCE), COPY and MOVE (RFC 6851, UIDPLUS COPYUID), EXPUNGE and
+UID EXPUNGE, CLOSE and UNSELECT."""
+
+from __future__ import annotations
+
+from letterlock.errors import InvalidInput, LetterlockError
+from letterlock.imap.commands.mailboxes import deselect
+from letterlock.imap.context import Context
+from letterlock.imap.errors import reply_for
+from letterlock.imap.parsing import commands as c
+from letterlock.imap.reply import Reply, bad, no, ok
+from letterlock.imap.selected import BadSequence, SelectedMailbox, compress, flag_list
+from letterlock.services.accounts import Session
+
+
+def _sel(ctx: Context) -> tuple[Session, SelectedMailbox]:
+    assert ctx.user is not None and ctx.selected is not None  # state-checked
+    return ctx.user, ctx.selected
+
+
+def report_expunged(ctx: Context, uids: list[int]) -> None:
+    """EXPUNGE (or, with QRESYNC, VANISHED) responses for messages this session removed."""
+    _, sel = _sel(ctx)
+    if not uids:
+        return
+    if ctx.qresync:
+        sel.remove(uids)
+        ctx.out.untagged(b"VANISHED " + compress(uids).encode())
+    else:
+        for seq in sel.remove(uids):
+            ctx.out.untagged(b"%d EXPUNGE" % seq)
+
+
+async def _deleted_uids(ctx: Context, within: list[int] | None) -> list[int]:
+    user, sel = _sel(ctx)
+    svc = ctx.services.mailboxes
+    if within is None:
+        records = await svc.messages(user, sel.id)
+    else:
+        records = await svc.get_messages(user, sel.id, within)
+    return [m.uid for m in records if "\\Deleted" in m.flags and sel.seq_of(m.uid)]
+
+
+async def expunge(cmd: c.Expunge, ctx: Context) -> Reply:
+    user, sel = _sel(ctx)
+    if sel.readonly:
+        return no("Mailbox is read-only", "READ-ONLY")
+    try:
+        within = None if cmd.uids is None else sel.resolve(cmd.uids, uid=True)
+        doomed = await _deleted_uids(ctx, within)
+        gone = await ctx.services.mailboxes.expunge(user, sel.id, doomed) if doomed else []
+    except LetterlockError as exc:
+        return reply_for(exc)
+    report_expunged(ctx, [g.uid for g in gone])
+    if gone:
+        sel.modseq = max(sel.modseq, max(g.modseq for g in gone))
+    code = f"HIGHESTMODSEQ {sel.modseq}" if ctx.condstore else None
+    return ok(f"{cmd.name} completed", code)
+
+
+async def close(cmd: c.Close, ctx: Context) -> Reply:
+    user, sel = _sel(ctx)
+    if not sel.readonly:
+        try:
+            doomed = await _deleted_uids(ctx, None)
+            if doomed:
+                await ctx.services.mailboxes.expunge(user, sel.id, doomed)
+        except LetterlockError as exc:
+            return reply_for(exc)
+    deselect(ctx)
+    return ok("CLOSE completed")
+
+
+async def unselect(cmd: c.Unselect, ctx: Context) -> Reply:
+    deselect(ctx)
+    return ok("UNSELECT completed")
+
+
+async def store(cmd: c.Store, ctx: Context) -> Reply:
+    user, sel = _sel(ctx)
+    if sel.readonly:
+        return no("Mailbox is read-only", "READ-ONLY")
+    if any(f.lower() == "\\recent" for f in cmd.flags):
+        return bad("\\Recent cannot be stored")
+    try:
+        uids = sel.resolve(cmd.set, cmd.uid)
+    except BadSequence as exc:
+        return bad(str(exc))
+    if cmd.unchanged_since is not None:
+        ctx.enabled.add("CONDSTORE")
+    svc = ctx.services.mailboxes
+    try:
+        changes, refused = await svc.store_flags(user, sel.id, uids, cmd.mode, cmd.flags,
+                                                 cmd.unchanged_since)
+        changed_uids = {ch.uid for ch in changes}
+        current = {}
+        if not cmd.silent:
+            rest = [u for u in uids if u not in changed_uids and u not in refused]
+            if rest:
+                current = {m.uid: m for m in await svc.get_messages(user, sel.id, rest)}
+    except InvalidInput as exc:
+        return bad(str(exc))
+    except LetterlockError as exc:
+        return reply_for(exc)
+    new_keywords = {f for ch in changes for f in ch.flags if not f.startswith("\\")}
+    if new_keywords - sel.keywords:
+        sel.keywords |= new_keywords
+        for line in sel.flags_responses():
+            ctx.out.untagged(line)
+    by_uid = {ch.uid: ch for ch in changes}
+    for uid in uids:
+        seq = sel.seq_of(uid)
+        if seq is None:
+            continue
+        ch = by_uid.get(uid)
+        if ch is not None:
+            sel.note_reported(uid, ch.modseq)
+            items = []
+            if not cmd.silent:
+                items.append(b"FLAGS " + flag_list(ch.flags))
+            if cmd.uid or ctx.qresync:
+                items.insert(0, b"UID %d" % uid)
+            if ctx.condstore:
+                items.append(b"MODSEQ (%d)" % ch.modseq)
+            if not cmd.silent or ctx.condstore:
+                ctx.out.untagged(b"%d FETCH (%s)" % (seq, b" ".join(items)))
+        elif uid in current:
+            m = current[uid]
+            items = [b"FLAGS " + flag_list(m.flags)]
+            if cmd.uid or ctx.qresync:
+                items.insert(0, b"UID %d" % uid)
+            if ctx.condstore:
+                items.append(b"MODSEQ (%d)" % m.modseq)
+            ctx.out.untagged(b"%d FETCH (%s)" % (seq, b" ".join(items)))
+    if refused:
+        if cmd.uid:
+            listed = compress(refused)
+        else:
+            listed = compress(s for s in (sel.seq_of(u) for u in refused) if s is not None)
+        return ok("Conditional STORE failed for some messages", f"MODIFIED {listed}")
+    return ok(f"{cmd.name} completed")
+
+
+async def copy(cmd: c.Copy, ctx: Context) -> Reply:
+    user, sel = _sel(ctx)
+    if cmd.move and sel.readonly:
+        return no("Mailbox is read-only", "READ-ONLY")
+    try:
+        uids = sel.resolve(cmd.set, cmd.uid)
+    except BadSequence as exc:
+        return bad(str(exc))
+    try:
+        target = ctx.mailbox_name(cmd.mailbox)
+    except (UnicodeDecodeError, ValueError):
+        return bad("Invalid mailbox name encoding")
+    svc = ctx.services.mailboxes
+    if not uids:
+        try:
+            await svc.get_mailbox(user, target)
+        except LetterlockError as exc:
+            return reply_for(exc, trycreate=True)
+        return ok(f"{cmd.name} completed (no messages)")
+    try:
+        if cmd.move:
+            pairs, gone = await svc.move(user, sel.id, uids, target)
+        else:
+            pairs, gone = await svc.copy(user, sel.id, uids, target), []
+    except LetterlockError as exc:
+        return reply_for(exc, trycreate=True)
+    code = None
+    if pairs:
+        validity = pairs[0][1].uidvalidity
+        code = (f"COPYUID {validity} {compress_pairs([p[0] for p in pairs])} "
+                f"{compress_pairs([p[1].uid for p in pairs])}")
+    if cmd.move:
+        if code:
+            ctx.out.untagged(f"OK [{code}] Moved".encode())
+            code = None
+        report_expunged(ctx, [g.uid for g in gone])
+        if gone:
+            sel.modseq = max(sel.modseq, max(g.modseq for g in gone))
+    return ok(f"{cmd.name} completed", code)
+
+
+def compress_pairs(numbers: list[int]) -> str:
+    """A uid-set in the given order (COPYUID pairs source and target positions, so the
+    order must be kept; runs are compressed only when ascending by one)."""
+    out: list[str] = []
+    i = 0
+    while i < len(numbers):
+        j = i
+        while j + 1 < len(numbers) and numbers[j + 1] == numbers[j] + 1:
+            j += 1
+        out.append(str(numbers[i]) if i == j else f"{numbers[i]}:{numbers[j]}")
+        i = j + 1
+    return ",".join(out)

@@ -1,0 +1,247 @@
+"""SEARCH and UID SEARCH (RFC 9051 6.4.4), ESEARCH results (RFC 4731), MODSEQ
+(RFC 7162).
+
+Keys are evaluated on data unsealed inside this session, in three tiers so nothing is
+opened needlessly: the plain record (flags, UID, size, dates, modseq), the sealed
+summary (header keys, sent dates), and the full body (BODY, TEXT) -- the last fetched
+in batches, one storage round trip per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+from datetime import date
+from email.utils import parsedate_to_datetime
+
+from letterlock.errors import LetterlockError
+from letterlock.imap.context import Context
+from letterlock.imap.errors import reply_for
+from letterlock.imap.parsing import commands as c
+from letterlock.imap.parsing import search as s
+from letterlock.imap.reply import Reply, bad, no, ok
+from letterlock.imap.selected import BadSequence, compress
+from letterlock.mime import structure
+from letterlock.mime import summary as summaries
+from letterlock.mime.headers import decode_header_text, split_fields
+from letterlock.storage.models import MessageRecord
+
+BATCH = 256
+RECORD, SUMMARY, BODY = 0, 1, 2
+
+
+def tier(key: s.SearchKey) -> int:
+    if isinstance(key, s.TextKey):
+        return BODY
+    if isinstance(key, s.HeaderKey) or (isinstance(key, s.DateKey) and key.sent):
+        return SUMMARY
+    if isinstance(key, s.NotKey):
+        return tier(key.key)
+    if isinstance(key, s.OrKey):
+        return max(tier(key.left), tier(key.right))
+    if isinstance(key, s.AndKey):
+        return max(tier(k) for k in key.keys)
+    return RECORD
+
+
+def uses_modseq(key: s.SearchKey) -> bool:
+    if isinstance(key, s.ModSeqKey):
+        return True
+    if isinstance(key, s.NotKey):
+        return uses_modseq(key.key)
+    if isinstance(key, s.OrKey):
+        return uses_modseq(key.left) or uses_modseq(key.right)
+    if isinstance(key, s.AndKey):
+        return any(uses_modseq(k) for k in key.keys)
+    return False
+
+
+def _fold(text: str) -> str:
+    return text.casefold()
+
+
+class _Candidate:
+    """One message being tested; summary and body text are derived lazily, once."""
+
+    def __init__(self, seq: int, record: MessageRecord, largest_seq: int, largest_uid: int,
+                 summary: summaries.MessageSummary | None, raw: bytes | None) -> None:
+        self.seq = seq
+        self.record = record
+        self.largest_seq = largest_seq
+        self.largest_uid = largest_uid
+        self.summary = summary
+        self.raw = raw
+        self._headers: dict[str, list[str]] | None = None
+        self._body: str | None = None
+
+    def headers(self) -> dict[str, list[str]]:
+        if self._headers is None:
+            self._headers = {}
+            header = self.summary.header if self.summary is not None else b""
+            for f in split_fields(header):
+                self._headers.setdefault(f.key, []).append(
+                    _fold(decode_header_text(f.value)))
+        return self._headers
+
+    def body_text(self) -> str:
+        if self._body is None:
+            raw = self.raw or b""
+            tree = (summaries.structure_of(self.summary) if self.summary else None) \
+                or structure.parse(raw)
+            texts = []
+            for part in structure.walk(tree):
+                if part.is_multipart:
+                    continue
+                if part.type.lower() == "text":
+                    texts.append(structure.part_text(raw, part))
+                elif part.is_message and part.children:
+                    inner = part.children[0]
+                    texts += [decode_header_text(f.value) for f in
+                              split_fields(raw[inner.header_start : inner.body_start])]
+            self._body = _fold("\n".join(texts))
+        return self._body
+
+    def sent_date(self) -> date | None:
+        values = self.headers().get("date")
+        if not values:
+            return None
+        try:
+            return parsedate_to_datetime(values[0]).date()
+        except (TypeError, ValueError, IndexError):
+            return None
+
+
+def _compare(op: str, value: date, day: date) -> bool:
+    if op == "before":
+        return value < day
+    if op == "on":
+        return value == day
+    return value >= day
+
+
+def matches(key: s.SearchKey, m: _Candidate, needle: dict[bytes, str]) -> bool:
+    rec = m.record
+    if isinstance(key, s.AllKey):
+        return True
+    if isinstance(key, s.FlagKey):
+        present = any(f.lower() == key.flag.lower() for f in rec.flags)
+        return present == key.present
+    if isinstance(key, s.RecentKey):
+        # No message is \Recent here, so NEW matches none and OLD matches all.
+        return key.which == "old"
+    if isinstance(key, s.SeqKey):
+        if key.uid:
+            return key.set.contains(rec.uid, m.largest_uid)
+        return key.set.contains(m.seq, m.largest_seq)
+    if isinstance(key, s.SizeKey):
+        return rec.size > key.size if key.larger else rec.size < key.size
+    if isinstance(key, s.ModSeqKey):
+        return rec.modseq >= key.modseq
+    if isinstance(key, s.DateKey):
+        if key.sent:
+            sent = m.sent_date()
+            return sent is not None and _compare(key.op, sent, key.day.date())
+        return _compare(key.op, rec.internaldate.date(), key.day.date())
+    if isinstance(key, s.HeaderKey):
+        values = m.headers().get(key.field)
+        if values is None:
+            return False
+        text = needle[key.value]
+        return any(text in v for v in values)
+    if isinstance(key, s.TextKey):
+        text = needle[key.value]
+        if key.where == "text" and any(text in v for vs in m.headers().values() for v in vs):
+            return True
+        return text in m.body_text()
+    if isinstance(key, s.NotKey):
+        return not matches(key.key, m, needle)
+    if isinstance(key, s.OrKey):
+        return matches(key.left, m, needle) or matches(key.right, m, needle)
+    if isinstance(key, s.AndKey):
+        return all(matches(k, m, needle) for k in key.keys)
+    raise AssertionError(f"unhandled search key {key!r}")
+
+
+def _strings(key: s.SearchKey) -> list[bytes]:
+    if isinstance(key, (s.HeaderKey, s.TextKey)):
+        return [key.value]
+    if isinstance(key, s.NotKey):
+        return _strings(key.key)
+    if isinstance(key, s.OrKey):
+        return _strings(key.left) + _strings(key.right)
+    if isinstance(key, s.AndKey):
+        return [v for k in key.keys for v in _strings(k)]
+    return []
+
+
+async def search(cmd: c.Search, ctx: Context) -> Reply:
+    assert ctx.user is not None and ctx.selected is not None
+    user, sel = ctx.user, ctx.selected
+    program = cmd.program
+    charset = program.charset or "UTF-8"
+    try:
+        codec = codecs.lookup(charset)
+    except LookupError:
+        return no(f"Unsupported charset {charset}", "BADCHARSET (UTF-8 US-ASCII)")
+    needle: dict[bytes, str] = {}
+    for raw in _strings(program.keys):
+        try:
+            needle[raw] = _fold(codec.decode(raw)[0])
+        except (UnicodeDecodeError, ValueError):
+            return bad(f"Search string is not valid {charset}")
+    level = tier(program.keys)
+    with_modseq = uses_modseq(program.keys)
+    if with_modseq:
+        ctx.enabled.add("CONDSTORE")
+    svc = ctx.services.mailboxes
+    found: list[tuple[int, int, int]] = []  # (seq, uid, modseq)
+    uids = list(sel.uids)
+    largest_seq = len(uids)
+    largest_uid = uids[-1] if uids else 0
+    try:
+        for start in range(0, len(uids), BATCH):
+            records = await svc.get_messages(user, sel.id, uids[start : start + BATCH])
+            raws: dict[int, bytes] = {}
+            if level >= BODY and records:
+                raws = await svc.bodies(user, records)
+            for rec in records:
+                seq = sel.seq_of(rec.uid)
+                if seq is None:
+                    continue
+                summary = svc.open_summary(user, rec) if level >= SUMMARY else None
+                cand = _Candidate(seq, rec, largest_seq, largest_uid, summary,
+                                  raws.get(rec.uid))
+                if matches(program.keys, cand, needle):
+                    found.append((seq, rec.uid, rec.modseq))
+            if start:
+                await asyncio.sleep(0)
+    except LetterlockError as exc:
+        return reply_for(exc)
+    except BadSequence as exc:
+        return bad(str(exc))
+    numbers = [uid if cmd.uid else seq for seq, uid, _ in found]
+    top_modseq = max((m for _, _, m in found), default=0)
+    out = ctx.out
+    if program.returns is None and not ctx.rev2:
+        line = b"SEARCH" + b"".join(b" %d" % n for n in numbers)
+        if with_modseq and numbers:
+            line += b" (MODSEQ %d)" % top_modseq
+        out.untagged(line)
+        return ok(f"{cmd.name} completed")
+    returns = program.returns or ("ALL",)
+    line = b'ESEARCH (TAG "' + cmd.tag.encode() + b'")'
+    if cmd.uid:
+        line += b" UID"
+    if numbers:
+        if "MIN" in returns:
+            line += b" MIN %d" % min(numbers)
+        if "MAX" in returns:
+            line += b" MAX %d" % max(numbers)
+        if "ALL" in returns:
+            line += b" ALL " + compress(numbers).encode()
+    if "COUNT" in returns:
+        line += b" COUNT %d" % len(numbers)
+    if with_modseq and numbers:
+        line += b" MODSEQ %d" % top_modseq
+    out.untagged(line)
+    return ok(f"{cmd.name} completed")

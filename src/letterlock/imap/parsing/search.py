@@ -1,0 +1,225 @@
+"""SEARCH keys (RFC 9051 6.4.4, RFC 3501 6.4.4, RFC 7162 MODSEQ) and ESEARCH return
+options (RFC 4731)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from letterlock.imap.parsing.primitives import (
+    MAX_NUMBER64,
+    ParseError,
+    SeqSet,
+    astring,
+    atom,
+    date,
+    expect,
+    fail,
+    flag,
+    number,
+    peek,
+    seq_set,
+    sp,
+    string,
+)
+
+
+@dataclass(frozen=True)
+class AllKey:
+    pass
+
+
+@dataclass(frozen=True)
+class FlagKey:
+    flag: str
+    present: bool
+
+
+@dataclass(frozen=True)
+class RecentKey:
+    """RECENT, NEW or OLD (IMAP4rev1 only; letterlock keeps no \\Recent state, so no
+    message is recent)."""
+
+    which: str
+
+
+@dataclass(frozen=True)
+class SeqKey:
+    set: SeqSet
+    uid: bool
+
+
+@dataclass(frozen=True)
+class HeaderKey:
+    field: str
+    """Lower-case header field name."""
+    value: bytes
+
+
+@dataclass(frozen=True)
+class TextKey:
+    where: str
+    """``body`` (body only) or ``text`` (header and body)."""
+    value: bytes
+
+
+@dataclass(frozen=True)
+class DateKey:
+    sent: bool
+    """Compare the Date header (SENT*) rather than the internal date."""
+    op: str
+    """``before``, ``on`` or ``since``."""
+    day: datetime
+
+
+@dataclass(frozen=True)
+class SizeKey:
+    larger: bool
+    size: int
+
+
+@dataclass(frozen=True)
+class ModSeqKey:
+    modseq: int
+
+
+@dataclass(frozen=True)
+class NotKey:
+    key: SearchKey
+
+
+@dataclass(frozen=True)
+class OrKey:
+    left: SearchKey
+    right: SearchKey
+
+
+@dataclass(frozen=True)
+class AndKey:
+    keys: tuple[SearchKey, ...]
+
+
+SearchKey = (AllKey | FlagKey | RecentKey | SeqKey | HeaderKey | TextKey | DateKey | SizeKey
+             | ModSeqKey | NotKey | OrKey | AndKey)
+
+_FLAG_KEYS = {
+    "ANSWERED": ("\\Answered", True), "UNANSWERED": ("\\Answered", False),
+    "DELETED": ("\\Deleted", True), "UNDELETED": ("\\Deleted", False),
+    "FLAGGED": ("\\Flagged", True), "UNFLAGGED": ("\\Flagged", False),
+    "SEEN": ("\\Seen", True), "UNSEEN": ("\\Seen", False),
+    "DRAFT": ("\\Draft", True), "UNDRAFT": ("\\Draft", False),
+}
+_ADDRESS_KEYS = ("BCC", "CC", "FROM", "SUBJECT", "TO")
+_DATE_KEYS = {"BEFORE": (False, "before"), "ON": (False, "on"), "SINCE": (False, "since"),
+              "SENTBEFORE": (True, "before"), "SENTON": (True, "on"),
+              "SENTSINCE": (True, "since")}
+MAX_DEPTH = 64
+
+
+def search_key(buf: bytes, pos: int, depth: int = 0) -> tuple[SearchKey, int]:
+    if depth > MAX_DEPTH:
+        raise ParseError("search keys nested too deeply")
+    if peek(buf, pos, b"("):
+        pos += 1
+        keys = []
+        while True:
+            key, pos = search_key(buf, pos, depth + 1)
+            keys.append(key)
+            if peek(buf, pos, b")"):
+                pos += 1
+                break
+            pos = sp(buf, pos)
+        return (keys[0] if len(keys) == 1 else AndKey(tuple(keys))), pos
+    if buf[pos : pos + 1].isdigit() or peek(buf, pos, b"*"):
+        s, pos = seq_set(buf, pos)
+        return SeqKey(s, False), pos
+    word, pos = atom(buf, pos)
+    name = word.upper()
+    if name == "ALL":
+        return AllKey(), pos
+    if name in _FLAG_KEYS:
+        f, present = _FLAG_KEYS[name]
+        return FlagKey(f, present), pos
+    if name in ("NEW", "OLD", "RECENT"):
+        return RecentKey(name.lower()), pos
+    if name in ("KEYWORD", "UNKEYWORD"):
+        kw, pos = flag(buf, sp(buf, pos))
+        return FlagKey(kw, name == "KEYWORD"), pos
+    if name in _ADDRESS_KEYS:
+        value, pos = astring(buf, sp(buf, pos))
+        return HeaderKey(name.lower(), value), pos
+    if name in ("BODY", "TEXT"):
+        value, pos = astring(buf, sp(buf, pos))
+        return TextKey(name.lower(), value), pos
+    if name == "HEADER":
+        field, pos = astring(buf, sp(buf, pos))
+        value, pos = astring(buf, sp(buf, pos))
+        return HeaderKey(field.decode("utf-8", "replace").lower(), value), pos
+    if name in _DATE_KEYS:
+        sent, op = _DATE_KEYS[name]
+        day, pos = date(buf, sp(buf, pos))
+        return DateKey(sent, op, day), pos
+    if name in ("LARGER", "SMALLER"):
+        size, pos = number(buf, sp(buf, pos), MAX_NUMBER64)
+        return SizeKey(name == "LARGER", size), pos
+    if name == "UID":
+        s, pos = seq_set(buf, sp(buf, pos))
+        return SeqKey(s, True), pos
+    if name == "NOT":
+        key, pos = search_key(buf, sp(buf, pos), depth + 1)
+        return NotKey(key), pos
+    if name == "OR":
+        left, pos = search_key(buf, sp(buf, pos), depth + 1)
+        right, pos = search_key(buf, sp(buf, pos), depth + 1)
+        return OrKey(left, right), pos
+    if name == "MODSEQ":
+        pos = sp(buf, pos)
+        if peek(buf, pos, b'"'):
+            # entry-name entry-type-req: per-flag metadata we do not keep separately.
+            _, pos = string(buf, pos)
+            _, pos = atom(buf, sp(buf, pos))
+            pos = sp(buf, pos)
+        modseq, pos = number(buf, pos, MAX_NUMBER64)
+        return ModSeqKey(modseq), pos
+    raise ParseError(f"unknown search key {word}")
+
+
+@dataclass(frozen=True)
+class SearchProgram:
+    keys: SearchKey
+    charset: str | None
+    returns: tuple[str, ...] | None
+    """ESEARCH RETURN options (MIN MAX ALL COUNT SAVE); () means ALL; None: no RETURN."""
+
+
+def search_program(buf: bytes, pos: int) -> tuple[SearchProgram, int]:
+    returns: tuple[str, ...] | None = None
+    if buf[pos : pos + 7].upper() == b"RETURN ":
+        pos += 7
+        pos = expect(buf, pos, b"(")
+        opts: list[str] = []
+        while not peek(buf, pos, b")"):
+            opt, pos = atom(buf, pos)
+            if opt.upper() not in ("MIN", "MAX", "ALL", "COUNT"):
+                raise ParseError(f"unsupported RETURN option {opt}")
+            opts.append(opt.upper())
+            if not peek(buf, pos, b")"):
+                pos = sp(buf, pos)
+        pos = sp(buf, pos + 1)
+        returns = tuple(opts)
+    charset = None
+    if buf[pos : pos + 8].upper() == b"CHARSET ":
+        raw, pos = astring(buf, pos + 8)
+        charset = raw.decode("ascii", "replace")
+        pos = sp(buf, pos)
+    keys = []
+    while True:
+        key, pos = search_key(buf, pos)
+        keys.append(key)
+        if pos >= len(buf):
+            break
+        if not peek(buf, pos, b" "):
+            raise fail("search key", buf, pos)
+        pos += 1
+    program = keys[0] if len(keys) == 1 else AndKey(tuple(keys))
+    return SearchProgram(program, charset, returns), pos

@@ -1,0 +1,170 @@
+"""The selected mailbox as one connection sees it: the UIDs it has been told about
+(message sequence numbers are positions in that list), the modification sequence it
+is synchronised to, and the untagged updates (EXISTS, EXPUNGE / VANISHED, FETCH
+FLAGS) that bring it up to date with changes made by other sessions or deliveries.
+
+Per-connection memory stays small: one array of 32-bit UIDs and a few integers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+from array import array
+from collections.abc import Iterable
+from contextlib import ExitStack
+
+from letterlock.imap.parsing.primitives import SeqSet
+from letterlock.services.accounts import Session
+from letterlock.services.mailbox import MailboxService
+from letterlock.storage.models import MailboxRecord, MessageRecord
+
+SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+
+
+class BadSequence(Exception):
+    """A message sequence number that does not exist (answered with BAD)."""
+
+
+def compress(numbers: Iterable[int]) -> str:
+    """``1:3,5`` form of ascending numbers."""
+    out: list[str] = []
+    start = prev = -2
+    for n in sorted(set(numbers)):
+        if n == prev + 1:
+            prev = n
+            continue
+        if start >= 0:
+            out.append(str(start) if start == prev else f"{start}:{prev}")
+        start = prev = n
+    if start >= 0:
+        out.append(str(start) if start == prev else f"{start}:{prev}")
+    return ",".join(out)
+
+
+def flag_list(flags: Iterable[str]) -> bytes:
+    ordered = sorted(flags, key=lambda f: (not f.startswith("\\"), f.lower()))
+    return ("(" + " ".join(ordered) + ")").encode("utf-8", "surrogateescape")
+
+
+class SelectedMailbox:
+    def __init__(self, record: MailboxRecord, messages: list[MessageRecord],
+                 readonly: bool, watch: ExitStack, changed: asyncio.Event) -> None:
+        self.id = record.id
+        self.name = record.name
+        self.uidvalidity = record.uidvalidity
+        self.readonly = readonly
+        self.uids = array("I", (m.uid for m in messages))
+        self.modseq = max([record.highestmodseq, *(m.modseq for m in messages)])
+        self.uidnext = max(record.uidnext, self.uids[-1] + 1 if self.uids else 1)
+        self.keywords: set[str] = {f for m in messages for f in m.flags
+                                   if not f.startswith("\\")}
+        self._watch = watch
+        self.changed = changed
+        self._reported: dict[int, int] = {}
+        """uid -> modseq of this session's own flag changes, already reported."""
+
+    def close(self) -> None:
+        self._watch.close()
+
+    # -- numbering -------------------------------------------------------------------
+    @property
+    def exists(self) -> int:
+        return len(self.uids)
+
+    def seq_of(self, uid: int) -> int | None:
+        i = bisect.bisect_left(self.uids, uid)
+        if i < len(self.uids) and self.uids[i] == uid:
+            return i + 1
+        return None
+
+    def resolve(self, seqset: SeqSet, uid: bool) -> list[int]:
+        """UIDs named by a sequence set (ascending). For sequence numbers, a number
+        beyond EXISTS raises BadSequence; for UIDs, absent ones are skipped."""
+        if uid:
+            largest = self.uids[-1] if self.uids else 0
+            out: set[int] = set()
+            for a, b in seqset.resolve(largest):
+                lo = bisect.bisect_left(self.uids, a)
+                hi = bisect.bisect_right(self.uids, b)
+                out.update(self.uids[lo:hi])
+            return sorted(out)
+        count = len(self.uids)
+        seqs: set[int] = set()
+        for a, b in seqset.resolve(count):
+            if a < 1 or b > count:
+                raise BadSequence("message sequence number out of range")
+            seqs.update(range(a, b + 1))
+        return [self.uids[s - 1] for s in sorted(seqs)]
+
+    def note_reported(self, uid: int, modseq: int) -> None:
+        self._reported[uid] = modseq
+
+    def remove(self, uids: Iterable[int]) -> list[int]:
+        """Forget expunged UIDs; returns their sequence numbers, descending, each
+        valid at the moment its EXPUNGE response is sent."""
+        seqs = []
+        for uid in sorted(set(uids), reverse=True):
+            seq = self.seq_of(uid)
+            if seq is not None:
+                del self.uids[seq - 1]
+                seqs.append(seq)
+        return seqs
+
+    # -- catching up -----------------------------------------------------------------
+    async def refresh(self, session: Session, mailboxes: MailboxService, *,
+                      allow_expunge: bool, condstore: bool, qresync: bool,
+                      ) -> list[bytes]:
+        """Untagged responses that bring this view up to date (empty if nothing
+        changed). With ``allow_expunge`` False (during FETCH, STORE, SEARCH; RFC 9051
+        7.5.1) a pending expunge defers every update to a later command."""
+        if not self.changed.is_set():
+            return []
+        self.changed.clear()
+        changes = await mailboxes.changes_since(session, self.id, self.modseq)
+        gone = [u for u in changes.vanished if self.seq_of(u) is not None]
+        if gone and not allow_expunge:
+            self.changed.set()
+            return []
+        out: list[bytes] = []
+        if gone:
+            if qresync:
+                out.append(b"VANISHED " + compress(gone).encode())
+                self.remove(gone)
+            else:
+                out += [b"%d EXPUNGE" % seq for seq in self.remove(gone)]
+        last = self.uids[-1] if self.uids else 0
+        new = [m for m in changes.changed if m.uid > last]
+        for m in new:
+            self.uids.append(m.uid)
+        new_keywords = {f for m in changes.changed for f in m.flags
+                        if not f.startswith("\\")} - self.keywords
+        if new_keywords:
+            self.keywords |= new_keywords
+            out += self.flags_responses()
+        if new:
+            out.append(b"%d EXISTS" % len(self.uids))
+            self.uidnext = max(self.uidnext, new[-1].uid + 1)
+        for m in changes.changed:
+            if m.uid > last or self._reported.get(m.uid) == m.modseq:
+                continue
+            seq = self.seq_of(m.uid)
+            if seq is None:
+                continue
+            item = b"FLAGS " + flag_list(m.flags)
+            if qresync:
+                item = b"UID %d " % m.uid + item
+            if condstore:
+                item += b" MODSEQ (%d)" % m.modseq
+            out.append(b"%d FETCH (%s)" % (seq, item))
+        self._reported.clear()
+        self.modseq = max(self.modseq, changes.highestmodseq)
+        return out
+
+    def flags_responses(self) -> list[bytes]:
+        flags = flag_list([*SYSTEM_FLAGS, *self.keywords])
+        permanent = b"OK [PERMANENTFLAGS " + flag_list([*SYSTEM_FLAGS, *self.keywords,
+                                                        "\\*"]) + b"] Flags permitted"
+        if self.readonly:
+            permanent = b"OK [PERMANENTFLAGS ()] Read-only mailbox"
+        return [b"FLAGS " + flags, permanent]

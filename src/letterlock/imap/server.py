@@ -1,0 +1,289 @@
+"""The asyncio IMAP server: listeners (STARTTLS on one port, implicit TLS on another),
+command framing with literals, limits, autologout timers, and the command loop that
+checks state in one place and dispatches to the handlers.
+
+Limits (from :class:`letterlock.config.ImapConfig`): a command line longer than
+``max_line_bytes`` is answered BAD and discarded; a literal above
+``max_literal_bytes`` is refused (TOOBIG) without buffering it; the whole of one
+command is bounded by ``max_literal_bytes`` plus ``max_line_bytes`` per line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import ssl
+from dataclasses import dataclass
+
+from letterlock.config import ImapConfig
+from letterlock.imap.commands import HANDLERS, NO_EXPUNGE_DURING
+from letterlock.imap.commands.idle import push_updates
+from letterlock.imap.commands.mailboxes import deselect
+from letterlock.imap.context import Context, Output, Services
+from letterlock.imap.parsing import ParseError, parse_command
+from letterlock.imap.parsing import commands as c
+from letterlock.imap.parsing.framing import (
+    normalise_literal_line,
+    strip_line_end,
+    trailing_literal,
+)
+from letterlock.imap.reply import Reply, bad, no, ok
+from letterlock.imap.state import State, refusal
+from letterlock.services.accounts import AccountService
+from letterlock.services.mailbox import MailboxService
+
+log = logging.getLogger(__name__)
+
+MAX_LINES_PER_COMMAND = 1000
+"""Literals per command (each starts a new line); bounds framing work per command."""
+
+
+class LineTooLong(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A command refused while being framed (before parsing)."""
+
+    tag: bytes
+    reply: Reply
+
+
+class ImapServer:
+    def __init__(self, accounts: AccountService, mailboxes: MailboxService,
+                 config: ImapConfig, ssl_context: ssl.SSLContext | None) -> None:
+        self._services = Services(accounts, mailboxes, config)
+        self._config = config
+        self._ssl = ssl_context
+        self._servers: list[asyncio.Server] = []
+        self._connections: set[Connection] = set()
+        self.port: int | None = None
+        """The bound STARTTLS/plain port, once started."""
+        self.tls_port: int | None = None
+        """The bound implicit-TLS port, once started (None without a TLS context)."""
+
+    async def start(self, host: str, port: int, tls_port: int | None = None) -> None:
+        """Listen on ``port`` (STARTTLS offered when a TLS context was given) and, with
+        a TLS context, on ``tls_port`` with implicit TLS. Port 0 picks a free port."""
+        limit = self._config.max_line_bytes
+        plain = await asyncio.start_server(
+            lambda r, w: self._accept(r, w, tls=False), host, port, limit=limit)
+        self._servers.append(plain)
+        self.port = plain.sockets[0].getsockname()[1]
+        if self._ssl is not None and tls_port is not None:
+            secure = await asyncio.start_server(
+                lambda r, w: self._accept(r, w, tls=True), host, tls_port, limit=limit,
+                ssl=self._ssl)
+            self._servers.append(secure)
+            self.tls_port = secure.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        for server in self._servers:
+            server.close()
+        for conn in list(self._connections):
+            conn.shutdown()
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 5)
+        self._servers.clear()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
+                      tls: bool) -> None:
+        conn = Connection(self._services, reader, writer, tls=tls, ssl_context=self._ssl)
+        self._connections.add(conn)
+        try:
+            await conn.run()
+        finally:
+            self._connections.discard(conn)
+
+
+def _is_loopback(writer: asyncio.StreamWriter) -> bool:
+    peer = writer.get_extra_info("peername")
+    if not peer:
+        return False
+    try:
+        return ipaddress.ip_address(peer[0]).is_loopback
+    except ValueError:
+        return False
+
+
+class Connection:
+    def __init__(self, services: Services, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter, *, tls: bool,
+                 ssl_context: ssl.SSLContext | None) -> None:
+        self.reader = reader
+        self.writer = writer
+        self._config = services.config
+        self._ssl = ssl_context
+        self.ctx = Context(services, Output(writer), tls=tls, loopback=_is_loopback(writer),
+                           can_starttls=ssl_context is not None, read_line=self._read_line)
+
+    def shutdown(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writer.write(b"* BYE Server shutting down\r\n")
+            self.writer.close()
+
+    # -- framing ---------------------------------------------------------------------
+    async def _read_line(self) -> bytes | None:
+        """One line including its line break; None at end of input. Raises
+        LineTooLong after discarding the rest of an over-long line."""
+        too_long = False
+        while True:
+            try:
+                line = await self.reader.readuntil(b"\n")
+            except asyncio.IncompleteReadError:
+                return None
+            except asyncio.LimitOverrunError as exc:
+                too_long = True
+                await self.reader.readexactly(max(1, exc.consumed))
+                continue
+            if too_long:
+                raise LineTooLong()
+            return line
+
+    async def _discard(self, size: int) -> None:
+        while size > 0:
+            chunk = await self.reader.read(min(size, 65536))
+            if not chunk:
+                raise ConnectionResetError()
+            size -= len(chunk)
+
+    async def _read_command(self) -> bytes | Refusal | None:
+        line = await self._read_line()
+        if line is None:
+            return None
+        parts: list[bytes] = []
+        total = 0
+        budget = self._config.max_literal_bytes
+        for _ in range(MAX_LINES_PER_COMMAND):
+            announced = trailing_literal(line)
+            if announced is None:
+                parts.append(strip_line_end(line))
+                return b"".join(parts)
+            tag = (parts[0] if parts else line).split(b" ", 1)[0]
+            total += announced.size
+            if total > budget:
+                if not announced.synchronizing:
+                    await self._discard(announced.size)
+                    await self._skip_rest_of_command()
+                return Refusal(tag, no("Literal too large", "TOOBIG"))
+            parts.append(normalise_literal_line(line))
+            if announced.synchronizing:
+                self.writer.write(b"+ Ready for literal data\r\n")
+                await self.writer.drain()
+            parts.append(await self.reader.readexactly(announced.size))
+            next_line = await self._read_line()
+            if next_line is None:
+                return None
+            line = next_line
+        raise LineTooLong()
+
+    async def _skip_rest_of_command(self) -> None:
+        while True:
+            line = await self._read_line()
+            if line is None:
+                return
+            announced = trailing_literal(line)
+            if announced is None:
+                return
+            if not announced.synchronizing:
+                await self._discard(announced.size)
+            else:
+                return
+
+    # -- the command loop ------------------------------------------------------------
+    async def run(self) -> None:
+        ctx = self.ctx
+        try:
+            ctx.out.untagged(b"OK [CAPABILITY " + " ".join(ctx.capabilities()).encode()
+                             + b"] letterlock IMAP4rev2 server ready")
+            await ctx.out.flush()
+            while ctx.state is not State.LOGOUT:
+                timeout = (self._config.login_timeout_s
+                           if ctx.state is State.NOT_AUTHENTICATED
+                           else self._config.idle_timeout_s)
+                try:
+                    async with asyncio.timeout(timeout):
+                        received = await self._read_command()
+                except TimeoutError:
+                    ctx.out.untagged(b"BYE Autologout; idle for too long")
+                    await ctx.out.flush()
+                    break
+                except LineTooLong:
+                    ctx.out.untagged(b"BAD Command line too long")
+                    await ctx.out.flush()
+                    continue
+                if received is None:
+                    break
+                if isinstance(received, Refusal):
+                    ctx.out.write(received.reply.encode(
+                        received.tag.decode("ascii", "replace")))
+                    await ctx.out.flush()
+                    continue
+                await self._execute(received)
+                await ctx.out.flush()
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, OSError):
+            pass
+        finally:
+            deselect(ctx)
+            ctx.user = None
+            with contextlib.suppress(Exception):
+                self.writer.close()
+
+    async def _execute(self, data: bytes) -> None:
+        ctx = self.ctx
+        try:
+            command = parse_command(data)
+        except ParseError as exc:
+            reply = bad(exc.message, exc.code)
+            if exc.tag is None:
+                ctx.out.write(b"* " + reply.encode("*")[2:])
+            else:
+                ctx.out.write(reply.encode(exc.tag))
+            return
+        why = refusal(command, ctx.state)
+        if why is not None:
+            ctx.out.write(bad(why).encode(command.tag))
+            return
+        if isinstance(command, c.StartTls):
+            await self._starttls(command)
+            return
+        handler = HANDLERS[type(command)]
+        try:
+            reply = await handler(command, ctx)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            raise
+        except Exception:
+            log.exception("IMAP %s failed", command.name)
+            reply = no(f"{command.name} failed: internal error", "SERVERBUG")
+        if ctx.state is State.SELECTED and not (
+                isinstance(command, NO_EXPUNGE_DURING) and not getattr(command, "uid", False)):
+            await push_updates(ctx)
+        elif ctx.state is State.SELECTED and ctx.selected is not None and ctx.user:
+            # FETCH/STORE/SEARCH: new messages and flag changes may still be told;
+            # expunges wait (refresh defers everything while one is pending).
+            lines = await ctx.selected.refresh(
+                ctx.user, ctx.services.mailboxes, allow_expunge=False,
+                condstore=ctx.condstore, qresync=ctx.qresync)
+            for line in lines:
+                ctx.out.untagged(line)
+        ctx.out.write(reply.encode(command.tag))
+
+    async def _starttls(self, command: c.StartTls) -> None:
+        ctx = self.ctx
+        if self._ssl is None or ctx.tls:
+            ctx.out.write(bad("TLS is not available" if self._ssl is None
+                              else "TLS is already active").encode(command.tag))
+            return
+        ctx.out.write(ok("Begin TLS negotiation now").encode(command.tag))
+        await ctx.out.flush()
+        # Anything the client pipelined after STARTTLS arrived in the clear and must not
+        # be executed as if it came over TLS (command injection, CVE-2011-0411 style).
+        buffered = getattr(self.reader, "_buffer", None)
+        if isinstance(buffered, bytearray):
+            buffered.clear()
+        await self.writer.start_tls(self._ssl)
+        ctx.tls = True
