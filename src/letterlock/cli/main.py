@@ -340,6 +340,9 @@ def serve(click_ctx: click.Context, bind: str | None, smtp_port: int | None,
 
 # ----------------------------------------------------------------------------- groups
 # Command groups of other front-end modules are registered here, one line each.
+from letterlock.cli.domain_dns import show as _domain_show  # noqa: E402
+
+domain.add_command(_domain_show)
 from letterlock.cli.legal import legal as _legal  # noqa: E402
 cli.add_command(_legal)
 from letterlock.cli.log import log_group as _log_group  # noqa: E402
