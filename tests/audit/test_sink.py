@@ -66,3 +66,28 @@ async def test_two_writers_in_one_directory_interleave_safely(logdir: Path) -> N
     report = verify_log(logdir)
     assert report.intact, report.findings
     assert report.events == 20
+
+
+async def test_expired_orders_are_revealed_by_the_sink_on_its_own(logdir: Path) -> None:
+    from datetime import timedelta
+
+    from letterlock.audit.events import AuditEvent, EventType
+    from letterlock.audit.store import init_log
+
+    from .conftest import T0, StepClock
+
+    clock = StepClock()
+    init_log(logdir, clock=clock)
+    sink = AuditLog(MerkleLog(logdir, clock=clock), reveal_every=0)
+    sealed = await sink.record(AuditEvent(
+        EventType.LEGAL_HOLD_PLACED, "legal", T0, account="bob@example.test",
+        sealed_until=T0 + timedelta(seconds=30)))
+    assert sink.log.record(sealed).kind == "commitment"
+    clock.now += timedelta(seconds=60)  # the order expires
+    await sink.record(numbered_event(1))
+    await sink.flush()
+    reveals = [r for r in sink.log.iter_records() if r.kind == "reveal"]
+    assert [r.reveals for r in reveals] == [sealed]
+    assert reveals[0].event is not None and reveals[0].event.actor == "audit-log"
+    await sink.close()
+    assert verify_log(logdir).reveals_checked == 1

@@ -3,12 +3,15 @@
 File I/O runs in an executor thread. Concurrent ``record`` calls are grouped: while
 one batch is being written and fsynced, new events queue up and go out together in
 the next batch, so many callers share one fsync (group commit) and each call still
-returns only once its event is durable.
+returns only once its event is durable. Commitments whose order has expired are
+revealed automatically (checked at most once a minute while events flow; `letterlock
+log reveal --due` does the same from cron).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +21,8 @@ from letterlock.audit.events import AuditEvent
 from letterlock.audit.store import MerkleLog, SealedEntry
 from letterlock.audit.verify import SignedHead
 from letterlock.errors import LetterlockError, StorageError
+
+REVEAL_ACTOR = "audit-log"
 
 
 @dataclass
@@ -29,11 +34,19 @@ class _Pending:
 class AuditLog:
     """Durable, group-committing ``AuditSink`` over a :class:`MerkleLog`."""
 
-    def __init__(self, log: MerkleLog, executor: Executor | None = None) -> None:
+    def __init__(
+        self,
+        log: MerkleLog,
+        executor: Executor | None = None,
+        *,
+        reveal_every: float = 60.0,
+    ) -> None:
         self.log = log
         self._executor = executor
         self._queue: list[_Pending] = []
         self._writer: asyncio.Task[None] | None = None
+        self._reveal_every = reveal_every
+        self._last_reveal_check: float | None = None
 
     async def record(self, event: AuditEvent) -> int:
         """Append ``event``; returns its index once it is on stable storage."""
@@ -68,6 +81,20 @@ class AuditLog:
             for p, index in zip(batch, indices, strict=True):
                 if not p.done.done():
                     p.done.set_result(index)
+            await self._reveal_expired(loop)
+
+    async def _reveal_expired(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Orders expire on their own: while events flow, reveal due commitments (at
+        most once per ``reveal_every`` seconds) so nobody has to remember to."""
+        now = loop.time()
+        if self._last_reveal_check is not None and (
+            now - self._last_reveal_check < self._reveal_every
+        ):
+            return
+        self._last_reveal_check = now
+        # a failed reveal is retried at the next check; the events already went in
+        with contextlib.suppress(LetterlockError, OSError):
+            await loop.run_in_executor(self._executor, self.log.reveal_due, REVEAL_ACTOR)
 
     async def _call(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -92,8 +119,12 @@ class AuditLog:
         entries: list[SealedEntry] = await self._call(self.log.sealed_entries)
         return entries
 
+    async def flush(self) -> None:
+        """Wait until queued events (and any reveal they triggered) are written."""
+        while self._writer is not None and not self._writer.done():
+            await self._writer
+
     async def close(self) -> None:
         """Wait for queued events, then close the files."""
-        if self._writer is not None:
-            await self._writer
+        await self.flush()
         await self._call(self.log.close)
