@@ -1,0 +1,58 @@
+"""`letterlock serve` in a child process on free loopback ports, as an operator runs it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from support.env import FAST_KDF_ENV
+
+
+def free_ports(count: int) -> list[int]:
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@dataclass
+class Served:
+    proc: subprocess.Popen[str]
+    mx: int
+    submission: int
+    output: list[str]
+
+
+def start_serve(home: Path, env: dict[str, str] | None = None, timeout: float = 60) -> Served:
+    mx, sub, imap, imaps, http = free_ports(5)
+    full_env = {**os.environ, **FAST_KDF_ENV, **(env or {})}
+    full_env.pop("LETTERLOCK_HOME", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "letterlock", "--home", str(home), "serve",
+         "--smtp-port", str(mx), "--submission-port", str(sub), "--imap-port", str(imap),
+         "--imaps-port", str(imaps), "--http-port", str(http)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env)
+    assert proc.stdout is not None
+    output: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        output.append(line)
+        if line.startswith("Stop with Ctrl-C"):
+            if not any("SMTP (MX)" in o for o in output):
+                proc.kill()
+                raise AssertionError("serve started without SMTP:\n" + "".join(output))
+            return Served(proc, mx, sub, output)
+    proc.kill()
+    raise AssertionError("serve did not start:\n" + "".join(output))
