@@ -1,0 +1,65 @@
+"""A tiny scripted IMAP client for protocol tests: sends raw lines, collects raw
+responses (literals inline) up to a tagged completion."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import ssl
+
+_LITERAL = re.compile(rb"~?\{(\d+)\}\r\n$")
+
+
+class ScriptClient:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def connect(cls, port: int, ssl_ctx: ssl.SSLContext | None = None) -> ScriptClient:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ssl_ctx,
+                                                       limit=2**24)
+        client = cls(reader, writer)
+        greeting = await client.response()
+        assert greeting.startswith(b"* OK"), greeting
+        return client
+
+    async def response(self, timeout: float = 10) -> bytes:
+        """One response, literals included."""
+        async with asyncio.timeout(timeout):
+            line = await self.reader.readuntil(b"\n")
+            out = line
+            while (m := _LITERAL.search(line)) is not None:
+                out += await self.reader.readexactly(int(m.group(1)))
+                line = await self.reader.readuntil(b"\n")
+                out += line
+        return out
+
+    def send(self, data: bytes) -> None:
+        self.writer.write(data if data.endswith(b"\r\n") else data + b"\r\n")
+
+    async def command(self, tag: str, text: bytes | str) -> list[bytes]:
+        """Send ``tag text`` and return every response up to and including the tagged
+        one (line endings stripped)."""
+        raw = text.encode() if isinstance(text, str) else text
+        self.send(tag.encode() + b" " + raw)
+        return await self.until(tag)
+
+    async def until(self, tag: str, timeout: float = 10) -> list[bytes]:
+        out = []
+        while True:
+            resp = await self.response(timeout)
+            out.append(resp.rstrip(b"\r\n"))
+            if resp.startswith(tag.encode() + b" "):
+                return out
+
+    async def login(self, user: str, password: str) -> None:
+        lines = await self.command("L", f'LOGIN "{user}" "{password}"')
+        assert lines[-1].startswith(b"L OK"), lines
+
+    async def close(self) -> None:
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except (ConnectionError, ssl.SSLError):
+            pass

@@ -1,0 +1,284 @@
+"""Protocol scripts: client lines in, server lines out, over a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+from conftest import Imap
+from imap_script import ScriptClient
+
+MSG = (b"From: Bob <bob@example.org>\r\nTo: alice@example.test\r\nSubject: Hello\r\n"
+       b"Date: Tue, 2 Jan 2024 10:00:00 +0000\r\nMessage-ID: <m1@example.org>\r\n\r\n"
+       b"Body line\r\n")
+
+
+async def _deliver(imap: Imap, raw: bytes = MSG, mailbox: str = "INBOX") -> None:
+    ref = await imap.app.accounts.resolve(imap.user)
+    await imap.app.mailboxes.append(ref, mailbox, raw)
+
+
+async def test_greeting_capability_and_logout(imap: Imap) -> None:
+    c = await ScriptClient.connect(imap.port)
+    lines = await c.command("a1", "CAPABILITY")
+    caps = lines[0].split()
+    for cap in (b"IMAP4rev1", b"IMAP4rev2", b"STARTTLS", b"AUTH=PLAIN", b"IDLE", b"UIDPLUS",
+                b"MOVE", b"CONDSTORE", b"QRESYNC", b"LITERAL+", b"ESEARCH", b"SASL-IR"):
+        assert cap in caps
+    assert lines[-1] == b"a1 OK CAPABILITY completed"
+    lines = await c.command("a2", "LOGOUT")
+    assert lines[0].startswith(b"* BYE")
+    assert lines[-1].startswith(b"a2 OK")
+
+
+async def test_malformed_commands_get_bad_and_connection_survives(imap: Imap) -> None:
+    c = await ScriptClient.connect(imap.port)
+    for bad in (b"a1 FROB", b"a2 FETCH", b"a3 LOGIN onlyuser", b"a4 SELECT",
+                b'a5 LOGIN "unterminated', b"a6 UID NOOP"):
+        lines = await c.command(bad.split()[0].decode(), bad.split(b" ", 1)[1])
+        assert lines[-1].startswith(bad.split()[0] + b" BAD"), (bad, lines)
+    c.send(b"")
+    assert (await c.response()).startswith(b"* BAD")
+    c.send(b"+++ NOOP")
+    assert (await c.response()).startswith(b"* BAD")
+    lines = await c.command("a7", "NOOP")
+    assert lines[-1] == b"a7 OK NOOP completed"
+
+
+async def test_state_is_checked_before_dispatch(imap: Imap) -> None:
+    c = await ScriptClient.connect(imap.port)
+    lines = await c.command("a1", "SELECT INBOX")
+    assert lines[-1].startswith(b"a1 BAD")
+    await c.login(imap.user, imap.password)
+    lines = await c.command("a2", "FETCH 1 FLAGS")
+    assert lines[-1].startswith(b"a2 BAD") and b"selected" in lines[-1]
+    lines = await c.command("a3", f'LOGIN "{imap.user}" "{imap.password}"')
+    assert lines[-1].startswith(b"a3 BAD")
+
+
+async def test_wrong_password_is_no_authenticationfailed(imap: Imap) -> None:
+    c = await ScriptClient.connect(imap.port)
+    lines = await c.command("a1", f'LOGIN "{imap.user}" "wrong password"')
+    assert lines[-1].startswith(b"a1 NO [AUTHENTICATIONFAILED]")
+    lines = await c.command("a2", 'LOGIN "nobody@example.test" "whatever1"')
+    assert lines[-1].startswith(b"a2 NO [AUTHENTICATIONFAILED]")
+
+
+async def test_authenticate_plain_with_and_without_initial_response(imap: Imap) -> None:
+    token = base64.b64encode(f"\0{imap.user}\0{imap.password}".encode()).decode()
+    c = await ScriptClient.connect(imap.port)
+    lines = await c.command("a1", f"AUTHENTICATE PLAIN {token}")
+    assert lines[-1].startswith(b"a1 OK [CAPABILITY")
+    c2 = await ScriptClient.connect(imap.port)
+    c2.send(b"b1 AUTHENTICATE PLAIN")
+    assert (await c2.response()).startswith(b"+")
+    c2.send(token.encode())
+    lines = await c2.until("b1")
+    assert lines[-1].startswith(b"b1 OK")
+    c3 = await ScriptClient.connect(imap.port)
+    c3.send(b"c1 AUTHENTICATE PLAIN")
+    await c3.response()
+    c3.send(b"*")
+    lines = await c3.until("c1")
+    assert lines[-1].startswith(b"c1 BAD")
+
+
+async def test_synchronizing_and_nonsynchronizing_literals(imap: Imap) -> None:
+    c = await ScriptClient.connect(imap.port)
+    user = imap.user.encode()
+    c.send(b"a1 LOGIN {%d}" % len(user))
+    assert (await c.response()).startswith(b"+ ")
+    c.send(user + b" {%d+}\r\n" % len(imap.password) + imap.password.encode())
+    lines = await c.until("a1")
+    assert lines[-1].startswith(b"a1 OK")
+    c.send(b"a2 APPEND INBOX (\\Seen) {%d+}\r\n" % len(MSG) + MSG + b"\r\n")
+    lines = await c.until("a2")
+    assert lines[-1].startswith(b"a2 OK [APPENDUID ")
+
+
+async def test_literal_above_limit_is_refused_without_reading_it(imap: Imap) -> None:
+    c = await ScriptClient.connect(imap.port)
+    await c.login(imap.user, imap.password)
+    too_big = imap.app.config.imap.max_literal_bytes + 1
+    lines = await c.command("a1", b"APPEND INBOX {%d}" % too_big)
+    assert lines[-1].startswith(b"a1 NO [TOOBIG]")
+    lines = await c.command("a2", "NOOP")
+    assert lines[-1].startswith(b"a2 OK")
+
+
+async def test_overlong_line_is_bad_and_discarded(imap: Imap) -> None:
+    c = await ScriptClient.connect(imap.port)
+    c.send(b"a1 NOOP " + b"x" * (imap.app.config.imap.max_line_bytes + 100))
+    assert (await c.response()).startswith(b"* BAD")
+    lines = await c.command("a2", "NOOP")
+    assert lines[-1].startswith(b"a2 OK")
+
+
+async def test_starttls_discards_pipelined_plaintext(imap: Imap) -> None:
+    """Commands pipelined after STARTTLS in the clear must not run (CVE-2011-0411)."""
+    c = await ScriptClient.connect(imap.port)
+    c.send(b"a1 STARTTLS\r\na2 CAPABILITY")
+    assert (await c.response()).startswith(b"a1 OK")
+    await c.writer.start_tls(imap.client_ssl)
+    lines = await c.command("a3", "CAPABILITY")
+    assert lines[0].startswith(b"* CAPABILITY")
+    assert b"STARTTLS" not in lines[0]
+    assert all(not line.startswith(b"a2") for line in lines)
+    await c.login(imap.user, imap.password)
+
+
+async def test_implicit_tls_port(imap: Imap) -> None:
+    c = await ScriptClient.connect(imap.tls_port, imap.client_ssl)
+    await c.login(imap.user, imap.password)
+    lines = await c.command("a1", "SELECT INBOX")
+    assert lines[-1].startswith(b"a1 OK [READ-WRITE]")
+
+
+async def test_select_fetch_store_expunge_script(imap: Imap) -> None:
+    await _deliver(imap)
+    await _deliver(imap, MSG.replace(b"Hello", b"Second"))
+    c = await ScriptClient.connect(imap.port)
+    await c.login(imap.user, imap.password)
+    lines = await c.command("a1", "SELECT INBOX")
+    assert b"* 2 EXISTS" in lines
+    assert any(line.startswith(b"* OK [UIDVALIDITY ") for line in lines)
+    assert any(line.startswith(b"* OK [UIDNEXT 3]") for line in lines)
+    lines = await c.command("a2", "FETCH 1:2 (UID FLAGS RFC822.SIZE)")
+    assert lines[0] == b"* 1 FETCH (UID 1 FLAGS () RFC822.SIZE %d)" % len(MSG)
+    lines = await c.command("a3", "FETCH 3 FLAGS")
+    assert lines[-1].startswith(b"a3 BAD")
+    lines = await c.command("a4", "UID FETCH 3:* FLAGS")
+    # "3:*" includes the highest UID (2) even though 3 does not exist.
+    assert lines[0] == b"* 2 FETCH (UID 2 FLAGS ())"
+    lines = await c.command("a5", "STORE 1 +FLAGS (\\Deleted $Junk)")
+    assert lines[-1] == b"a5 OK STORE completed"
+    assert any(b"FETCH (FLAGS (\\Deleted $Junk))" in line for line in lines)
+    lines = await c.command("a6", "EXPUNGE")
+    assert lines[0] == b"* 1 EXPUNGE"
+    lines = await c.command("a7", "FETCH 1 (UID BODY.PEEK[HEADER.FIELDS (Subject)])")
+    assert lines[0] == (b"* 1 FETCH (UID 2 BODY[HEADER.FIELDS (SUBJECT)] {19}\r\n"
+                        b"Subject: Second\r\n\r\n)")
+
+
+async def test_body_sections_partial_and_seen(imap: Imap) -> None:
+    await _deliver(imap)
+    c = await ScriptClient.connect(imap.port)
+    await c.login(imap.user, imap.password)
+    await c.command("a1", "SELECT INBOX")
+    lines = await c.command("a2", "FETCH 1 (BODY.PEEK[TEXT]<0.4>)")
+    assert lines[0] == b"* 1 FETCH (BODY[TEXT]<0> {4}\r\nBody)"
+    lines = await c.command("a3", "FETCH 1 (BODY[1])")
+    assert lines[0] == b"* 1 FETCH (BODY[1] {11}\r\nBody line\r\n FLAGS (\\Seen))"
+    lines = await c.command("a4", "FETCH 1 (BODY.PEEK[5] BINARY.SIZE[1])")
+    assert lines[0] == b"* 1 FETCH (BODY[5] NIL BINARY.SIZE[1] 11)"
+
+
+async def test_two_sessions_see_each_others_changes(imap: Imap) -> None:
+    await _deliver(imap)
+    a = await ScriptClient.connect(imap.port)
+    b = await ScriptClient.connect(imap.port)
+    for c in (a, b):
+        await c.login(imap.user, imap.password)
+        await c.command("s", "SELECT INBOX")
+    await a.command("a1", "STORE 1 +FLAGS (\\Flagged)")
+    lines = await b.command("b1", "NOOP")
+    assert b"* 1 FETCH (FLAGS (\\Flagged))" in lines
+    await _deliver(imap)
+    lines = await b.command("b2", "NOOP")
+    assert b"* 2 EXISTS" in lines
+    await a.command("a2", "STORE 1 +FLAGS (\\Deleted)")
+    await a.command("a3", "EXPUNGE")
+    # During FETCH no EXPUNGE may be sent; the following NOOP brings it.
+    lines = await b.command("b3", "FETCH 1 FLAGS")
+    assert not any(line.endswith(b"EXPUNGE") for line in lines)
+    lines = await b.command("b4", "NOOP")
+    assert b"* 1 EXPUNGE" in lines
+
+
+async def test_idle_reports_delivery_within_a_second(imap: Imap) -> None:
+    c = await ScriptClient.connect(imap.port)
+    await c.login(imap.user, imap.password)
+    await c.command("a1", "SELECT INBOX")
+    c.send(b"a2 IDLE")
+    assert (await c.response()).startswith(b"+ ")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await _deliver(imap)
+    line = await c.response(timeout=1.0)
+    assert line.rstrip() == b"* 1 EXISTS"
+    assert loop.time() - started < 1.0
+    c.send(b"DONE")
+    lines = await c.until("a2")
+    assert lines[-1] == b"a2 OK IDLE terminated"
+
+
+async def test_condstore_and_qresync_resync(imap: Imap) -> None:
+    for _ in range(3):
+        await _deliver(imap)
+    c = await ScriptClient.connect(imap.port)
+    await c.login(imap.user, imap.password)
+    lines = await c.command("a1", "ENABLE QRESYNC")
+    assert lines[0] == b"* ENABLED QRESYNC"
+    lines = await c.command("a2", "SELECT INBOX")
+    validity = next(int(x.split()[3].rstrip(b"]")) for x in lines
+                    if x.startswith(b"* OK [UIDVALIDITY"))
+    modseq = next(int(x.split()[3].rstrip(b"]")) for x in lines
+                  if x.startswith(b"* OK [HIGHESTMODSEQ"))
+    await c.command("a3", "UNSELECT")
+    # Offline changes by another session.
+    other = await ScriptClient.connect(imap.port)
+    await other.login(imap.user, imap.password)
+    await other.command("o1", "SELECT INBOX")
+    await other.command("o2", "STORE 2 +FLAGS (\\Seen)")
+    await other.command("o3", "STORE 3 +FLAGS (\\Deleted)")
+    await other.command("o4", "EXPUNGE")
+    lines = await c.command("a4", f"SELECT INBOX (QRESYNC ({validity} {modseq} 1:3))")
+    assert b"* VANISHED (EARLIER) 3" in lines
+    assert any(x.startswith(b"* 2 FETCH (UID 2 FLAGS (\\Seen) MODSEQ (") for x in lines)
+    lines = await c.command("a5", f"UID FETCH 1:* (FLAGS) (CHANGEDSINCE {modseq} VANISHED)")
+    assert b"* VANISHED (EARLIER) 3" in lines
+    lines = await c.command("a6", f"STORE 1 (UNCHANGEDSINCE {modseq}) +FLAGS (\\Answered)")
+    assert any(b"MODSEQ" in x for x in lines)
+    lines = await c.command("a7", "STORE 2 (UNCHANGEDSINCE 1) +FLAGS (\\Answered)")
+    assert lines[-1].startswith(b"a7 OK [MODIFIED 2]")
+
+
+async def test_search_esearch_and_charset(imap: Imap) -> None:
+    await _deliver(imap)
+    latin = ("From: x@example.org\r\nSubject: =?iso-8859-1?q?caf=E9?=\r\n"
+             "Content-Type: text/plain; charset=iso-8859-1\r\n"
+             "Content-Transfer-Encoding: quoted-printable\r\n\r\nd=E9j=E0 vu\r\n").encode()
+    await _deliver(imap, latin)
+    c = await ScriptClient.connect(imap.port)
+    await c.login(imap.user, imap.password)
+    await c.command("a1", "SELECT INBOX")
+    lines = await c.command("a2", 'SEARCH CHARSET UTF-8 SUBJECT {5+}\r\ncaf\xc3\xa9'.encode(
+        "latin-1"))
+    assert lines[0] == b"* SEARCH 2"
+    lines = await c.command("a3", b"SEARCH CHARSET UTF-8 BODY {5+}\r\nd\xc3\xa9j\xc3")
+    assert lines[-1].startswith(b"a3 BAD")
+    lines = await c.command("a4", "UID SEARCH RETURN (MIN MAX COUNT ALL) ALL")
+    assert lines[0] == b'* ESEARCH (TAG "a4") UID MIN 1 MAX 2 ALL 1:2 COUNT 2'
+    lines = await c.command("a5", "SEARCH CHARSET KOI8-X ALL")
+    assert lines[-1].startswith(b"a5 NO [BADCHARSET")
+    lines = await c.command("a6", "SEARCH NOT FROM bob OR SEEN LARGER 1")
+    assert lines[0] == b"* SEARCH 2"
+
+
+async def test_list_special_use_and_status(imap: Imap) -> None:
+    c = await ScriptClient.connect(imap.port)
+    await c.login(imap.user, imap.password)
+    lines = await c.command("a1", 'LIST "" "*"')
+    assert b'* LIST (\\HasNoChildren \\Sent) "/" Sent' in lines
+    assert lines[0].endswith(b'"/" INBOX')
+    await c.command("a2", 'CREATE "Projekte/Entw&APw-rfe"')
+    lines = await c.command("a3", 'LIST "" "Projekte/%"')
+    assert lines[0] == b'* LIST (\\HasNoChildren) "/" Projekte/Entw&APw-rfe'
+    await c.command("a4", "ENABLE UTF8=ACCEPT")
+    lines = await c.command("a5", 'LIST "" "Projekte/%"')
+    assert lines[0] == '* LIST (\\HasNoChildren) "/" "Projekte/Entwürfe"'.encode()
+    lines = await c.command("a6", 'LIST (SPECIAL-USE) "" "*" RETURN (STATUS (MESSAGES))')
+    assert all(b"Projekte" not in x for x in lines)
+    assert b"* STATUS Trash (MESSAGES 0)" in lines
+    lines = await c.command("a7", 'LIST "" ""')
+    assert lines[0] == b'* LIST (\\Noselect) "/" ""'
