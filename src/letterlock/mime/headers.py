@@ -107,7 +107,7 @@ def decode_words(value: str) -> str:
         charset, enc, payload = match.group(1), match.group(2).upper(), match.group(3)
         try:
             if enc == "B":
-                data = base64.b64decode(payload + "=" * (-len(payload) % 4))
+                data = base64.b64decode(payload + "=" * (-len(payload) % 4), validate=True)
             else:
                 data = re.sub(r"=([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)),
                               payload.replace("_", " ")).encode("latin-1", "replace")
