@@ -1,7 +1,7 @@
 # letterlock: the two commands.
 #   make run   - set up .venv, install, run the server with demo data under ./var
 #   make test  - set up .venv, install, run the whole test suite
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -9,7 +9,14 @@ STAMP := $(VENV)/.installed
 .PHONY: run test lint typecheck bench clean
 
 $(BIN)/python:
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=python3)"; exit 1; }
+	@test -n "$(PYTHON)" || { echo "need Python 3.11 or newer (python3.11 or python3)"; exit 1; }
+	@# Debian splits venv/ensurepip into its own package; install it when we can.
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    ver=$$($(PYTHON) -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")'); \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q python$$ver-venv || \
+	    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python$$ver-venv; }; \
+	  else echo "Python's venv module is missing: apt-get install python3-venv"; exit 1; fi; }
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(BIN)/python
