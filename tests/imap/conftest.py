@@ -47,3 +47,8 @@ async def imap(app: App, tmp_path: Path) -> AsyncIterator[Imap]:
         yield Imap(app, server, server.port, server.tls_port, USER, PASSWORD, client_ctx)
     finally:
         await server.close()
+
+
+@pytest.fixture
+def cert_path(imap: Imap, tmp_path: Path) -> Path:
+    return tmp_path / "cert.pem"

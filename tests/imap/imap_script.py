@@ -4,6 +4,7 @@ responses (literals inline) up to a tagged completion."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import ssl
 
@@ -59,7 +60,5 @@ class ScriptClient:
 
     async def close(self) -> None:
         self.writer.close()
-        try:
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
             await self.writer.wait_closed()
-        except (ConnectionError, ssl.SSLError):
-            pass

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 
-from conftest import Imap
 from imap_script import ScriptClient
+
+from conftest import Imap
 
 MSG = (b"From: Bob <bob@example.org>\r\nTo: alice@example.test\r\nSubject: Hello\r\n"
        b"Date: Tue, 2 Jan 2024 10:00:00 +0000\r\nMessage-ID: <m1@example.org>\r\n\r\n"
@@ -245,9 +246,9 @@ async def test_condstore_and_qresync_resync(imap: Imap) -> None:
 
 async def test_search_esearch_and_charset(imap: Imap) -> None:
     await _deliver(imap)
-    latin = ("From: x@example.org\r\nSubject: =?iso-8859-1?q?caf=E9?=\r\n"
-             "Content-Type: text/plain; charset=iso-8859-1\r\n"
-             "Content-Transfer-Encoding: quoted-printable\r\n\r\nd=E9j=E0 vu\r\n").encode()
+    latin = (b"From: x@example.org\r\nSubject: =?iso-8859-1?q?caf=E9?=\r\n"
+             b"Content-Type: text/plain; charset=iso-8859-1\r\n"
+             b"Content-Transfer-Encoding: quoted-printable\r\n\r\nd=E9j=E0 vu\r\n")
     await _deliver(imap, latin)
     c = await ScriptClient.connect(imap.port)
     await c.login(imap.user, imap.password)

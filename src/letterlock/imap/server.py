@@ -83,8 +83,11 @@ class ImapServer:
     async def close(self) -> None:
         for server in self._servers:
             server.close()
+        tasks = [conn.task for conn in self._connections if conn.task is not None]
         for conn in list(self._connections):
             conn.shutdown()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 5)
@@ -93,6 +96,7 @@ class ImapServer:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
                       tls: bool) -> None:
         conn = Connection(self._services, reader, writer, tls=tls, ssl_context=self._ssl)
+        conn.task = asyncio.current_task()
         self._connections.add(conn)
         try:
             await conn.run()
@@ -116,6 +120,7 @@ class Connection:
                  ssl_context: ssl.SSLContext | None) -> None:
         self.reader = reader
         self.writer = writer
+        self.task: asyncio.Task[None] | None = None
         self._config = services.config
         self._ssl = ssl_context
         self.ctx = Context(services, Output(writer), tls=tls, loopback=_is_loopback(writer),
