@@ -18,14 +18,19 @@ from letterlock.audit.sink import AuditLog
 from letterlock.config import Config
 from letterlock.crypto.keys import KdfParams
 from letterlock.errors import AlreadyExists, NotInitialised
+from letterlock.policy import PolicyEngine, load_jurisdictions, load_profile
 from letterlock.services.accounts import AccountService, KdfRunner
 from letterlock.services.cells import Cell, Cells, GroupCommitter
 from letterlock.services.delivery import DeliveryService
+from letterlock.services.legal import LegalService
 from letterlock.services.mailbox import MailboxService
 from letterlock.services.notify import ChangeHub
+from letterlock.services.operators import OperatorService
 from letterlock.services.setup import InitOptions, write_config_file
 from letterlock.storage.files import FileBlobStore
+from letterlock.storage.legal_sqlite import LegalStore
 from letterlock.storage.models import Region
+from letterlock.storage.operators_sqlite import OperatorStore
 from letterlock.storage.sqlite import SqliteCellStore, SqliteControlStore
 
 CONTROL_DB = "control.sqlite3"
@@ -61,6 +66,8 @@ class App:
     accounts: AccountService
     mailboxes: MailboxService
     delivery: DeliveryService
+    legal: LegalService
+    operators: OperatorService
 
     async def add_region(self, region: Region, actor: str = "operator") -> None:
         await self.control.add_region(region)
@@ -105,7 +112,20 @@ async def open_app(config: Config, *, create: bool = False) -> AsyncIterator[App
         mailboxes = MailboxService(cells, hub, config.crypto.chunk_bytes)
         stack.callback(mailboxes.close)
         delivery = DeliveryService(control, accounts, mailboxes)
-        yield App(config, control, cells, audit, kdf, hub, accounts, mailboxes, delivery)
+        legal_store = LegalStore(config.control_dir, fsync=config.storage.fsync)
+        stack.push_async_callback(legal_store.close)
+        engine = PolicyEngine(load_profile(config.legal.policy_dir or config.legal.profile),
+                              load_jurisdictions())
+        legal = LegalService(legal_store, control, cells, accounts, delivery, audit, engine,
+                             config.legal.operator_country, config.control_dir / "legal")
+        # Holds keep sealed data of expunged mail; open matters block delete and move.
+        mailboxes.add_retention_hook(legal.retain)
+        accounts.add_lifecycle_guard(legal.check_account_free)
+        operator_store = OperatorStore(config.control_dir, fsync=config.storage.fsync)
+        stack.push_async_callback(operator_store.close)
+        operators = OperatorService(operator_store, kdf, params, audit)
+        yield App(config, control, cells, audit, kdf, hub, accounts, mailboxes, delivery,
+                  legal, operators)
 
 
 async def initialise(config: Config, options: InitOptions) -> list[str]:

@@ -107,6 +107,8 @@ class LegalConfig:
     """Directory of the operator's own Cedar policies; empty uses the shipped profile."""
     operator_country: str = "US"
     """ISO 3166 country of the operator's seat."""
+    tick_interval_s: int = 60
+    """Seconds between runs of due legal work in ``serve`` (notices, hold expiry)."""
 
 
 @dataclass(frozen=True)

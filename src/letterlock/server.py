@@ -13,6 +13,7 @@ from letterlock.app import App
 from letterlock.config import Config
 from letterlock.errors import AlreadyExists
 from letterlock.services import certificates, setup
+from letterlock.services.periodic import start_periodic
 
 Stopper = Callable[[], Awaitable[None]]
 
@@ -45,10 +46,14 @@ async def _start_smtp(app: App) -> Stopper | None:
 
 async def _start_http(app: App) -> Stopper | None:
     try:
-        from letterlock.http.server import start_http  # type: ignore[import-not-found]
+        from letterlock.http.server import start_http
     except ImportError:
         return None
-    return await start_http(app)  # type: ignore[no-any-return]
+    return await start_http(app)
+
+
+async def _start_legal_ticks(app: App) -> Stopper | None:
+    return start_periodic(app.legal.tick, app.config.legal.tick_interval_s, "legal tick")
 
 
 def _demo_message(sender: str, to: str, subject: str, body: str) -> bytes:
@@ -121,4 +126,5 @@ async def serve(config: Config, *, demo: bool = False) -> None:
 
         await app_mod.run_until_signalled(
             app, [starter("smtp", _start_smtp), starter("imap", _start_imap),
-                  starter("http", _start_http)], ready)
+                  starter("http", _start_http), starter("legal", _start_legal_ticks)],
+            ready)

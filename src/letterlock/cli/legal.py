@@ -35,7 +35,6 @@ from letterlock.policy import (
 )
 from letterlock.policy.rules import PROFILES_DIR
 from letterlock.services.legal import LegalService, Matter, verify_package
-from letterlock.storage.legal_sqlite import LegalStore
 
 T = TypeVar("T")
 
@@ -170,20 +169,10 @@ def validate_cmd(ctx: click.Context, directory: Path | None) -> None:
 
 @asynccontextmanager
 async def open_legal(config: Config) -> AsyncIterator[LegalService]:
-    """The application with its legal service (holds registered as a retention hook)."""
+    """The application's legal service (built by the composition root, with holds
+    registered as a retention hook)."""
     async with open_app(config) as app:
-        store = LegalStore(config.control_dir, fsync=config.storage.fsync)
-        try:
-            engine = PolicyEngine(
-                load_profile(config.legal.policy_dir or config.legal.profile),
-                load_jurisdictions())
-            service = LegalService(store, app.control, app.cells, app.accounts, app.delivery,
-                                   app.audit, engine, config.legal.operator_country,
-                                   config.control_dir / "legal")
-            app.mailboxes.add_retention_hook(service.retain)
-            yield service
-        finally:
-            await store.close()
+        yield app.legal
 
 
 def _config_of(ctx: click.Context) -> Config:

@@ -259,6 +259,41 @@ def user_recover(ctx: CliContext, address: str) -> None:
     click.echo(f"password reset for {address}; the recovery code stays valid")
 
 
+@user.command("delete")
+@click.argument("address")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_ctx
+def user_delete(ctx: CliContext, address: str, yes: bool) -> None:
+    """Delete an account and all its mail (refused while a legal matter is open)."""
+    config = _config(ctx)
+    if not yes and not click.confirm(f"Delete {address} and all its mail for good?"):
+        fail("not deleted", 1)
+
+    async def go() -> None:
+        async with app_mod.open_app(config) as app:
+            await app.accounts.delete(address)
+
+    run(go)
+    click.echo(f"deleted {address}")
+
+
+@user.command("move")
+@click.argument("address")
+@click.option("--region", "region_id", required=True, help="Region to move the account to.")
+@pass_ctx
+def user_move(ctx: CliContext, address: str, region_id: str) -> None:
+    """Move an account and all its mail to another region (refused while a legal
+    matter is open); nothing of it is left in the old region."""
+    config = _config(ctx)
+
+    async def go() -> None:
+        async with app_mod.open_app(config) as app:
+            await app.accounts.move(address, region_id)
+
+    run(go)
+    click.echo(f"moved {address} to region {region_id}")
+
+
 # ----------------------------------------------------------------------------- mail
 
 
@@ -344,11 +379,16 @@ from letterlock.cli.domain_dns import show as _domain_show  # noqa: E402
 
 domain.add_command(_domain_show)
 from letterlock.cli.legal import legal as _legal  # noqa: E402
+
 cli.add_command(_legal)
 from letterlock.cli.log import log_group as _log_group  # noqa: E402
+
 cli.add_command(_log_group)
 from letterlock.cli.report import report_group as _report_group  # noqa: E402
 cli.add_command(_report_group)
+from letterlock.cli.operators import operator_group as _operator_group  # noqa: E402
+
+cli.add_command(_operator_group)
 
 
 def main() -> None:

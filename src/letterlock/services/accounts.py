@@ -1,5 +1,5 @@
 """Accounts: creation in a chosen region, authentication (unlocking the account key
-into a session), password change and recovery.
+into a session), password change and recovery, deletion and moving to another region.
 
 Password derivations (Argon2id) run in a small dedicated thread pool: its size bounds
 both CPU and memory under a flood of logins (each derivation holds
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,13 +23,14 @@ from letterlock.errors import (
     AlreadyExists,
     AuthenticationFailed,
     InvalidInput,
+    Refused,
     UnknownAccount,
     UnknownDomain,
 )
 from letterlock.services.addresses import domain_of, normalise_address
 from letterlock.services.cells import Cell, Cells
 from letterlock.storage.contracts import ControlStore
-from letterlock.storage.models import AccountRecord
+from letterlock.storage.models import AccountRecord, NewMessage
 
 T = TypeVar("T")
 
@@ -42,6 +43,12 @@ DEFAULT_MAILBOXES: tuple[tuple[str, str | None], ...] = (
     ("Archive", "\\Archive"),
 )
 MIN_PASSWORD_LENGTH = 8
+MOVE_BATCH_BYTES = 32 * 1024 * 1024
+"""Sealed bytes read from the old cell before they are written to the new one."""
+
+LifecycleGuard = Callable[[str], Awaitable[None]]
+"""``guard(address)`` raises (e.g. MatterOpen) if the account may not be deleted or
+moved now. The legal service registers one; accounts does not import it."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,15 @@ class AccountService:
         self._kdf = kdf
         self._params = kdf_params
         self._audit = audit
+        self._guards: list[LifecycleGuard] = []
+
+    def add_lifecycle_guard(self, guard: LifecycleGuard) -> None:
+        """Register a check that runs before an account is deleted or moved."""
+        self._guards.append(guard)
+
+    async def _check_free(self, address: str) -> None:
+        for guard in self._guards:
+            await guard(address)
 
     async def _home(self, address: str) -> tuple[Cell, AccountRecord]:
         region = await self._control.lookup(address)
@@ -212,3 +228,107 @@ class AccountService:
             if record is not None:
                 out.append(AccountInfo(address, region, record.created))
         return out
+
+    # -- deleting and moving --------------------------------------------------------------
+
+    async def delete(self, address: str, *, actor: str = "operator") -> None:
+        """Delete the account with all its mail: metadata rows first, then the sealed
+        blobs (their bytes are overwritten, see FileBlobStore), then the directory
+        entry, so an interrupted delete leaves a directory entry that a second delete
+        finishes, never unlisted account data. Raises UnknownAccount, or MatterOpen
+        (from a lifecycle guard) while a legal matter names the account."""
+        address = normalise_address(address)
+        region = await self._control.lookup(address)
+        if region is None:
+            raise UnknownAccount(f"no account {address}")
+        await self._check_free(address)
+        for cell in self._cells:
+            await _purge(cell, address)
+        await self._control.unassign(address)
+        await self._audit.record(AuditEvent(EventType.ADMIN_ACCOUNT_DELETED, actor,
+                                            datetime.now(UTC), account=address,
+                                            details=(("region", region),)))
+
+    async def move(self, address: str, region_id: str, *,
+                   actor: str = "operator") -> AccountRef:
+        """Move the account to ``region_id``: every mailbox, message (sealed blob and
+        sealed summary, copied as ciphertext: no key is needed) and the account record
+        are written in the new cell, the directory is pointed there, mail that arrived
+        meanwhile is copied too, and then everything is deleted from the old cell.
+
+        Mailboxes get new UIDVALIDITY values in the new cell (clients resynchronise).
+        Moving an account to the region it already lives in finishes an interrupted
+        move (removes stale copies elsewhere) or raises Refused if there is none.
+        Raises UnknownAccount, UnknownRegion, or MatterOpen from a lifecycle guard.
+        """
+        address = normalise_address(address)
+        src, record = await self._home(address)
+        dst = self._cells.get(region_id)
+        await self._check_free(address)
+        if src.region.id == region_id:
+            stale = [c for c in self._cells if c.region.id != region_id
+                     and await c.store.get_account(address) is not None]
+            if not stale:
+                raise Refused(f"{address} already lives in region {region_id}")
+            for cell in stale:
+                await _purge(cell, address)
+            return AccountRef(record, region_id)
+        # A copy left in the target by an earlier, interrupted move is not trusted.
+        await _purge(dst, address)
+        await dst.store.create_account(record)
+        copied: dict[str, int] = {}  # mailbox name -> highest UID copied
+        blob_map: dict[str, str] = {}
+        count = await _copy_mail(src, dst, record.id, copied, blob_map)
+        await self._control.reassign(address, region_id)
+        # Deliveries that resolved the old region before the switch: copy them too.
+        count += await _copy_mail(src, dst, record.id, copied, blob_map)
+        await _purge(src, address)
+        await self._audit.record(AuditEvent(EventType.ADMIN_ACCOUNT_MOVED, actor,
+                                            datetime.now(UTC), account=address,
+                                            details=(("from", src.region.id),
+                                                     ("to", region_id),
+                                                     ("messages", str(count)))))
+        return AccountRef(record, region_id)
+
+
+async def _purge(cell: Cell, address: str) -> None:
+    """Remove the account and its mail from ``cell`` if it is there."""
+    try:
+        orphans = await cell.store.delete_account(address)
+    except UnknownAccount:
+        return
+    await cell.blobs.delete_many(orphans)
+
+
+async def _copy_mail(src: Cell, dst: Cell, account_id: str, copied: dict[str, int],
+                     blob_map: dict[str, str]) -> int:
+    """Copy messages not copied yet (UID above ``copied[mailbox]``), preserving
+    flags, dates and blob sharing. Returns how many were copied."""
+    count = 0
+    dst_boxes = {b.name: b for b in await dst.store.list_mailboxes(account_id)}
+    for box in await src.store.list_mailboxes(account_id):
+        target = dst_boxes.get(box.name)
+        if target is None:
+            target = await dst.store.create_mailbox(account_id, box.name, box.special_use,
+                                                    box.subscribed)
+        last = copied.get(box.name, 0)
+        pending = [m for m in await src.store.list_messages(box.id) if m.uid > last]
+        start = 0
+        while start < len(pending):
+            end, size = start, 0
+            while end < len(pending) and (end == start or size < MOVE_BATCH_BYTES):
+                size += pending[end].size
+                end += 1
+            batch = pending[start:end]
+            fresh = list(dict.fromkeys(m.blob_id for m in batch if m.blob_id not in blob_map))
+            if fresh:
+                datas = await src.blobs.get_many(fresh)
+                new_ids = await dst.blobs.put_many([datas[b] for b in fresh])
+                blob_map.update(zip(fresh, new_ids, strict=True))
+            await dst.store.append_messages([
+                NewMessage(target.id, blob_map[m.blob_id], m.size, m.internaldate, m.flags,
+                           m.summary) for m in batch])
+            copied[box.name] = batch[-1].uid
+            count += len(batch)
+            start = end
+    return count

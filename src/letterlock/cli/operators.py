@@ -1,0 +1,69 @@
+"""``letterlock operator``: operator accounts (admin, legal, auditor) for the HTTP API.
+
+Operators are people who run the service; they are not mail accounts and no role
+can read mail.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from letterlock import app as app_mod
+from letterlock.cli.common import CliContext, ask_password, fail, pass_ctx, run
+from letterlock.config import Config
+from letterlock.errors import ConfigError
+from letterlock.policy import format_time
+from letterlock.services.operators import ROLES, Operator
+
+
+def _config(ctx: CliContext) -> Config:
+    try:
+        return ctx.config()
+    except ConfigError as exc:
+        fail(str(exc), 2)
+
+
+@click.group("operator")
+def operator_group() -> None:
+    """Operator accounts for the HTTP API (roles: admin, legal, auditor)."""
+
+
+@operator_group.command("add")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(ROLES),
+              help="admin: everything but mail; legal: handles matters; auditor: reads.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@pass_ctx
+def operator_add(ctx: CliContext, name: str, role: str, password_stdin: bool) -> None:
+    """Add an operator NAME with a role and a password."""
+    config = _config(ctx)
+    password = ask_password(password_stdin)
+
+    async def go() -> Operator:
+        async with app_mod.open_app(config) as app:
+            return await app.operators.add(name, role, password)
+
+    added = run(go)
+    click.echo(f"added operator {added.name} ({added.role})")
+
+
+@operator_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+def operator_list(ctx: CliContext, as_json: bool) -> None:
+    """List operators: name, role, creation time."""
+    config = _config(ctx)
+
+    async def go() -> list[Operator]:
+        async with app_mod.open_app(config) as app:
+            return await app.operators.list()
+
+    operators = run(go)
+    if as_json:
+        click.echo(json.dumps([{"name": o.name, "role": o.role,
+                                "created": format_time(o.created)} for o in operators]))
+        return
+    for o in operators:
+        click.echo(f"{o.name}\t{o.role}\t{format_time(o.created)}")

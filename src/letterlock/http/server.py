@@ -1,0 +1,335 @@
+"""The HTTP front-end: a FastAPI application on the composition root's ``App``, served
+by uvicorn inside the running event loop (``letterlock serve``).
+
+Routes (the OpenAPI schema at ``/openapi.json`` is the reference):
+
+    GET  /                         operator index page (no data, links and how to log in)
+    GET  /healthz                  liveness
+    POST /api/operator/tokens      operator password (HTTP Basic) -> bearer token
+    DELETE /api/operator/tokens/current   revoke the bearer token in use
+    GET  /api/operator/me          who the token belongs to
+    GET  /api/operators            list operators (admin)
+    POST /api/operators            add an operator (admin)
+    *    /api/legal/...            legal matters (legal_api.py; admin/legal act, auditor reads)
+    GET  /api/me/notices           the account owner's legal notices (mail password)
+    GET  /api/access/events        the owner's access feed (access_feed.py, when present)
+
+Authentication:
+
+- **Operators** send ``Authorization: Bearer <token>``; a token comes from
+  ``POST /api/operator/tokens`` with HTTP Basic ``name:password`` and lives 12 hours
+  (stored only as a digest; ``DELETE /api/operator/tokens/current`` ends it early).
+  HTTP Basic with the operator's name and password is accepted on every operator
+  route too, for scripts (each such request costs one Argon2id derivation).
+- **Account owners** use HTTP Basic with their address and mail password; that
+  unlocks nothing beyond the request: these routes never return message content.
+
+No route, for any role, returns mail: operators hold no mailbox key, and the owner's
+routes return notices and log events, not messages.
+"""
+
+# No `from __future__ import annotations`: FastAPI must see the local Annotated aliases.
+
+import asyncio
+import contextlib
+import html
+import logging
+import socket
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Annotated, Any
+
+import uvicorn
+from fastapi import Body, Depends, FastAPI, HTTPException, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import (
+    HTTPAuthorizationCredentials,
+    HTTPBasic,
+    HTTPBasicCredentials,
+    HTTPBearer,
+)
+
+from letterlock.app import App
+from letterlock.errors import (
+    AlreadyExists,
+    AuthenticationFailed,
+    ConfigError,
+    InvalidInput,
+    LetterlockError,
+    NotFound,
+    Refused,
+    StorageError,
+)
+from letterlock.http.legal_api import OperatorIdentity, make_legal_router
+from letterlock.policy import format_time
+from letterlock.services.accounts import Session
+from letterlock.services.operators import ROLES, Operator
+
+log = logging.getLogger("letterlock.http")
+
+OPERATOR_REALM = "letterlock operators"
+ACCOUNT_REALM = "letterlock"
+Stopper = Callable[[], Awaitable[None]]
+
+
+def status_for(exc: LetterlockError) -> int:
+    """The HTTP status of a domain error."""
+    for cls, status in ((InvalidInput, 422), (NotFound, 404), (AlreadyExists, 409),
+                        (Refused, 409), (AuthenticationFailed, 401), (StorageError, 503)):
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def _unauthorised(realm: str) -> HTTPException:
+    return HTTPException(401, "authentication failed",
+                         headers={"WWW-Authenticate": f'Basic realm="{realm}"'})
+
+
+def _operator_json(op: Operator) -> dict[str, str]:
+    return {"name": op.name, "role": op.role, "created": format_time(op.created)}
+
+
+def make_api(app: App, *, access_feed: Any = None) -> FastAPI:
+    """The application. ``access_feed`` is an ``AccessFeed`` to mount the owner's
+    access feed router with, or None to leave it out."""
+    api = FastAPI(title="letterlock", version="1",
+                  description="Operator and account-owner API. No route returns mail.",
+                  docs_url=None, redoc_url=None)
+    bearer = HTTPBearer(auto_error=False, description="Operator token")
+    operator_basic = HTTPBasic(realm=OPERATOR_REALM, auto_error=False,
+                               description="Operator name and password")
+    account_basic = HTTPBasic(realm=ACCOUNT_REALM, auto_error=False,
+                              scheme_name="AccountBasic",
+                              description="Mail address and mail password")
+
+    @api.exception_handler(LetterlockError)
+    async def domain_error(_request: Request, exc: LetterlockError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc) or type(exc).__name__},
+                            status_code=status_for(exc))
+
+    @api.middleware("http")
+    async def no_store(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
+    # -- who is calling ------------------------------------------------------------------
+
+    async def current_operator(
+        token: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        basic: Annotated[HTTPBasicCredentials | None, Depends(operator_basic)],
+    ) -> Operator:
+        try:
+            if token is not None:
+                return await app.operators.check_token(token.credentials)
+            if basic is not None:
+                return await app.operators.authenticate(basic.username, basic.password)
+        except AuthenticationFailed:
+            pass
+        raise _unauthorised(OPERATOR_REALM)
+
+    Who = Annotated[Operator, Depends(current_operator)]
+
+    async def operator_identity(who: Who) -> OperatorIdentity:
+        return OperatorIdentity(who.name, who.role)
+
+    def admin(who: Operator) -> None:
+        if who.role != "admin":
+            raise HTTPException(403, f"role {who.role} may not manage operators")
+
+    async def account_owner(
+        basic: Annotated[HTTPBasicCredentials | None, Depends(account_basic)],
+    ) -> Session:
+        if basic is None:
+            raise _unauthorised(ACCOUNT_REALM)
+        try:
+            return await app.accounts.authenticate(basic.username, basic.password)
+        except AuthenticationFailed:
+            raise _unauthorised(ACCOUNT_REALM) from None
+
+    Owner = Annotated[Session, Depends(account_owner)]
+
+    # -- pages -----------------------------------------------------------------------------
+
+    @api.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(_index_page(api))
+
+    @api.get("/healthz", tags=["service"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    # -- operators -------------------------------------------------------------------------
+
+    @api.post("/api/operator/tokens", status_code=201, tags=["operators"])
+    async def issue_token(
+        basic: Annotated[HTTPBasicCredentials | None, Depends(operator_basic)],
+    ) -> dict[str, str]:
+        """Exchange an operator's name and password (HTTP Basic) for a bearer token."""
+        if basic is None:
+            raise _unauthorised(OPERATOR_REALM)
+        try:
+            issued = await app.operators.issue_token(basic.username, basic.password)
+        except AuthenticationFailed:
+            raise _unauthorised(OPERATOR_REALM) from None
+        return {"token": issued.token, "token_type": "bearer",
+                "operator": issued.operator.name, "role": issued.operator.role,
+                "expires_at": format_time(issued.expires)}
+
+    @api.delete("/api/operator/tokens/current", status_code=204, tags=["operators"])
+    async def revoke_token(
+        token: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Response:
+        """End the bearer token sent with this request."""
+        if token is None:
+            raise _unauthorised(OPERATOR_REALM)
+        try:
+            await app.operators.revoke_token(token.credentials)
+        except AuthenticationFailed:
+            raise _unauthorised(OPERATOR_REALM) from None
+        return Response(status_code=204)
+
+    @api.get("/api/operator/me", tags=["operators"])
+    async def me(who: Who) -> dict[str, str]:
+        return _operator_json(who)
+
+    @api.get("/api/operators", tags=["operators"])
+    async def list_operators(who: Who) -> list[dict[str, str]]:
+        """Every operator with their role (admin only)."""
+        admin(who)
+        return [_operator_json(op) for op in await app.operators.list()]
+
+    @api.post("/api/operators", status_code=201, tags=["operators"])
+    async def add_operator(who: Who, name: Annotated[str, Body()],
+                           role: Annotated[str, Body(description=" | ".join(ROLES))],
+                           password: Annotated[str, Body()]) -> dict[str, str]:
+        """Add an operator (admin only)."""
+        admin(who)
+        added = await app.operators.add(name, role, password, actor=who.name)
+        return _operator_json(added)
+
+    api.include_router(make_legal_router(lambda: app.legal, operator_identity))
+
+    # -- account owners ----------------------------------------------------------------------
+
+    @api.get("/api/me/notices", tags=["account"])
+    async def my_notices(owner: Owner) -> dict[str, Any]:
+        """Legal notices sent to the authenticated account (the same text that was
+        delivered to its INBOX), oldest first."""
+        notices = await app.legal.notices_for(owner.address)
+        return {"account": owner.address,
+                "notices": [{"matter": n.matter_id,
+                             "sent_at": None if n.sent_at is None else format_time(n.sent_at),
+                             "text": n.text} for n in notices]}
+
+    if access_feed is not None:
+        from letterlock.http.access_feed import make_access_feed_router
+        api.include_router(make_access_feed_router(lambda: access_feed,
+                                                   lambda: app.accounts))
+    return api
+
+
+def _index_page(api: FastAPI) -> str:
+    rows = []
+    for path, methods in sorted(api.openapi().get("paths", {}).items()):
+        for method, op in sorted(methods.items()):
+            summary = op.get("summary", "")
+            rows.append(f"<tr><td><code>{html.escape(method.upper())}</code></td>"
+                        f"<td><code>{html.escape(path)}</code></td>"
+                        f"<td>{html.escape(summary)}</td></tr>")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>letterlock</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;
+padding:0 1rem;color:#222}}table{{border-collapse:collapse}}td{{padding:.2rem .8rem;
+border-bottom:1px solid #ddd}}code{{font-size:.95em}}</style></head>
+<body><h1>letterlock</h1>
+<p>Mail that belongs to its owner: sealed at rest, kept in one region, legal requests
+decided by citable policy. This server's API is described by
+<a href="/openapi.json">/openapi.json</a>. No route returns mail.</p>
+<h2>Operators</h2>
+<p>Create an account with <code>letterlock operator add NAME --role admin|legal|auditor</code>,
+then get a token:</p>
+<pre>curl -u NAME -X POST http://HOST/api/operator/tokens
+curl -H "Authorization: Bearer TOKEN" http://HOST/api/legal/matters</pre>
+<h2>Account owners</h2>
+<p>Your legal notices and the access log of your account, with your mail address and
+password (HTTP Basic): <code>/api/me/notices</code>, <code>/api/access/events</code>.</p>
+<h2>Routes</h2><table>{"".join(rows)}</table></body></html>
+"""
+
+
+class _Server(uvicorn.Server):
+    """uvicorn inside our event loop: ``letterlock serve`` owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                    flags=socket.AI_PASSIVE)[0][0]
+        sock = socket.create_server((host, port), family=family, backlog=128)
+    except OSError as exc:
+        raise ConfigError(f"HTTP cannot listen on {host}:{port}: "
+                          f"{exc.strerror or exc}") from exc
+    sock.setblocking(False)
+    return sock
+
+
+def _open_access_feed(app: App) -> Any:
+    """The access feed of issue 6 when this build has it, else None."""
+    try:
+        from letterlock.http import access_feed  # noqa: F401
+        from letterlock.services.transparency import AccessFeed
+    except ImportError:
+        return None
+    return AccessFeed(app.config.control_dir / "audit")
+
+
+class HttpServer:
+    """The API served on one listening socket."""
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+        self._feed = _open_access_feed(app)
+        self.api = make_api(app, access_feed=self._feed)
+        self._server: _Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.port = 0
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen on ``host:port`` (0 picks a free port); returns the port."""
+        sock = _listen(host, port)
+        self.port = int(sock.getsockname()[1])
+        config = uvicorn.Config(self.api, log_config=None, log_level="warning",
+                                access_log=False, lifespan="off", server_header=False)
+        server = self._server = _Server(config)
+        self._task = asyncio.create_task(server.serve(sockets=[sock]), name="http")
+        while not server.started:
+            if self._task.done():
+                sock.close()
+                await self._task  # raises what stopped it
+                raise ConfigError(f"HTTP server on {host}:{port} did not start")
+            await asyncio.sleep(0.01)
+        return self.port
+
+    async def close(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await self._task
+        if self._feed is not None:
+            await asyncio.to_thread(self._feed.close)
+            self._feed = None
+
+
+async def start_http(app: App) -> Stopper:
+    """Composition-root entry point: serve the API on ``server.bind``:``http.port``;
+    returns the coroutine function that stops it."""
+    server = HttpServer(app)
+    port = await server.start(app.config.server.bind, app.config.http.port)
+    log.info("HTTP listening on %s:%d", app.config.server.bind, port)
+    return server.close
