@@ -1,0 +1,789 @@
+"""PostgreSQL implementations of the control store and of a cell's metadata store, for
+scale-out: one database per region, shared by any number of stateless front-end
+processes.
+
+Concurrency between processes rests on row locks, taken in one order everywhere so
+that transactions queue instead of deadlocking:
+
+1. the destination or target mailbox row (``FOR UPDATE``, or the ``UPDATE ...
+   RETURNING`` that allocates UIDs and modseqs), several in ascending id;
+2. message rows (``FOR UPDATE`` to change or delete, ``FOR SHARE`` to copy);
+3. per-blob advisory locks (ascending blob id) before deciding that a blob is orphaned,
+   so two transactions deleting the last two references to one blob cannot both
+   miss that it became unreferenced.
+
+A copy holds its source rows ``FOR SHARE`` until it commits, so an expunge of the
+source waits and then sees the new reference: a blob still in use is never reported
+orphaned. Deadlocks and serialization failures, should one happen anyway, are retried.
+
+Every transaction that changes a mailbox sends ``NOTIFY <channel>, '<mailbox id>'``;
+PostgreSQL delivers it on commit to every process listening (:meth:`watch_changes`),
+which is how IMAP IDLE learns of changes made by another process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, TypeVar
+
+import psycopg
+import psycopg.errors
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import AsyncConnectionPool
+
+from letterlock.errors import (
+    AlreadyExists,
+    StorageError,
+    UnknownAccount,
+    UnknownMailbox,
+    UnknownRegion,
+)
+from letterlock.storage.models import (
+    AccountRecord,
+    Appended,
+    Changes,
+    Domain,
+    Expunged,
+    FlagChange,
+    MailboxRecord,
+    MessageRecord,
+    NewMessage,
+    Region,
+    apply_flag_mode,
+)
+
+T = TypeVar("T")
+Conn = psycopg.AsyncConnection[tuple[Any, ...]]
+Op = Callable[[Conn], Awaitable[T]]
+
+DEFAULT_CHANNEL = "letterlock_changes"
+_RETRIES = 5
+_SCHEMA_LOCK = 0x6C6C5F736368  # advisory lock key serialising schema creation
+
+
+def _database_of(url: str) -> str:
+    return str(conninfo_to_dict(url).get("dbname") or "")
+
+
+class PostgresDb:
+    """A connection pool on one database, with transactions that translate driver
+    errors to :mod:`letterlock.errors` and retry deadlocks."""
+
+    def __init__(self, url: str, schema: str, *, min_size: int = 1, max_size: int = 10,
+                 create_database: bool = True) -> None:
+        self.url = url
+        self._schema = schema
+        self._create_database = create_database
+        self._pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+            url, min_size=min_size, max_size=max_size, open=False,
+            kwargs={"autocommit": True},
+            check=AsyncConnectionPool.check_connection,
+            name=f"letterlock:{_database_of(url)}")
+        self._opened = False
+        self._closed = False
+        self._open_lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        """Connect, creating the database (when allowed) and the schema if absent."""
+        async with self._open_lock:
+            if self._opened:
+                return
+            if self._closed:
+                raise StorageError("store is closed")
+            try:
+                await self._ensure_database()
+                conn = await psycopg.AsyncConnection.connect(self.url)
+                async with conn, conn.transaction():
+                    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                    await conn.execute(self._schema)
+                await self._pool.open(wait=True, timeout=30)
+            except psycopg.Error as exc:
+                raise StorageError(f"PostgreSQL {_database_of(self.url)}: {exc}") from exc
+            self._opened = True
+
+    async def _ensure_database(self) -> None:
+        try:
+            conn = await psycopg.AsyncConnection.connect(self.url)
+        except psycopg.OperationalError:
+            name = _database_of(self.url)
+            if not self._create_database or not name or name == "postgres":
+                raise
+            # Ask the maintenance database whether ours exists (this does not depend
+            # on the language of the server's error messages), and create it if not.
+            admin = make_conninfo(self.url, dbname="postgres")
+            async with await psycopg.AsyncConnection.connect(admin, autocommit=True) as c:
+                if await _one(c, "SELECT 1 FROM pg_database WHERE datname=%s", (name,)):
+                    raise
+                # DuplicateDatabase: another process created it meanwhile.
+                with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                    await c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            return
+        await conn.close()
+
+    async def _run(self, op: Op[T], *, read_only: bool) -> T:
+        if not self._opened:
+            await self.open()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with self._pool.connection() as conn, conn.transaction():
+                    if read_only:
+                        await conn.execute(
+                            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    return await op(conn)
+            except (psycopg.errors.DeadlockDetected,
+                    psycopg.errors.SerializationFailure) as exc:
+                if attempt >= _RETRIES:
+                    raise StorageError(f"{_database_of(self.url)}: {exc}") from exc
+                await asyncio.sleep(0.01 * attempt)
+            except psycopg.errors.UniqueViolation as exc:
+                raise AlreadyExists(str(exc).splitlines()[0]) from exc
+            except psycopg.Error as exc:
+                raise StorageError(f"{_database_of(self.url)}: {exc}") from exc
+
+    async def write(self, op: Op[T]) -> T:
+        """Run ``op`` in one read-write transaction (committed, hence durable, on return)."""
+        return await self._run(op, read_only=False)
+
+    async def read(self, op: Op[T]) -> T:
+        """Run ``op`` in a read-only REPEATABLE READ transaction (one snapshot)."""
+        return await self._run(op, read_only=True)
+
+    async def close(self) -> None:
+        async with self._open_lock:
+            self._closed = True
+            if self._opened:
+                await self._pool.close()
+                self._opened = False
+
+
+Params = Sequence[Any] | Mapping[str, Any]
+
+
+async def _one(conn: Conn, query: str, params: Params = ()) -> tuple[Any, ...] | None:
+    cur = await conn.execute(query, params)
+    return await cur.fetchone()
+
+
+async def _all(conn: Conn, query: str, params: Params = ()) -> list[tuple[Any, ...]]:
+    cur = await conn.execute(query, params)
+    return await cur.fetchall()
+
+
+# --------------------------------------------------------------------------- control
+
+CONTROL_SCHEMA = """
+CREATE TABLE IF NOT EXISTS regions (id TEXT PRIMARY KEY, country TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS domains (name TEXT PRIMARY KEY, created TIMESTAMPTZ NOT NULL);
+CREATE TABLE IF NOT EXISTS directory (
+    address TEXT PRIMARY KEY,
+    region_id TEXT NOT NULL REFERENCES regions(id)
+);
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class PostgresControlStore:
+    """The operator's directory and settings in one PostgreSQL database."""
+
+    def __init__(self, url: str, *, max_connections: int = 4,
+                 create_database: bool = True) -> None:
+        self.db = PostgresDb(url, CONTROL_SCHEMA, max_size=max_connections,
+                             create_database=create_database)
+
+    async def open(self) -> None:
+        await self.db.open()
+
+    async def add_region(self, region: Region) -> None:
+        async def op(c: Conn) -> None:
+            await c.execute("INSERT INTO regions VALUES (%s, %s)", (region.id, region.country))
+
+        try:
+            await self.db.write(op)
+        except AlreadyExists:
+            raise AlreadyExists(f"region {region.id} exists") from None
+
+    async def list_regions(self) -> list[Region]:
+        rows = await self.db.read(lambda c: _all(c, "SELECT id, country FROM regions ORDER BY id"))
+        return [Region(r[0], r[1]) for r in rows]
+
+    async def add_domain(self, name: str) -> Domain:
+        domain = Domain(name, datetime.now(UTC))
+
+        async def op(c: Conn) -> None:
+            await c.execute("INSERT INTO domains VALUES (%s, %s)", (name, domain.created))
+
+        try:
+            await self.db.write(op)
+        except AlreadyExists:
+            raise AlreadyExists(f"domain {name} exists") from None
+        return domain
+
+    async def list_domains(self) -> list[Domain]:
+        rows = await self.db.read(
+            lambda c: _all(c, "SELECT name, created FROM domains ORDER BY name"))
+        return [Domain(r[0], r[1].astimezone(UTC)) for r in rows]
+
+    async def assign(self, address: str, region_id: str) -> None:
+        async def op(c: Conn) -> None:
+            try:
+                await c.execute("INSERT INTO directory VALUES (%s, %s)", (address, region_id))
+            except psycopg.errors.ForeignKeyViolation:
+                raise UnknownRegion(region_id) from None
+
+        try:
+            await self.db.write(op)
+        except AlreadyExists:
+            raise AlreadyExists(f"{address} exists") from None
+
+    async def reassign(self, address: str, region_id: str) -> None:
+        async def op(c: Conn) -> None:
+            try:
+                cur = await c.execute("UPDATE directory SET region_id=%s WHERE address=%s",
+                                      (region_id, address))
+            except psycopg.errors.ForeignKeyViolation:
+                raise UnknownRegion(region_id) from None
+            if cur.rowcount == 0:
+                raise UnknownAccount(address)
+
+        await self.db.write(op)
+
+    async def unassign(self, address: str) -> None:
+        async def op(c: Conn) -> None:
+            cur = await c.execute("DELETE FROM directory WHERE address=%s", (address,))
+            if cur.rowcount == 0:
+                raise UnknownAccount(address)
+
+        await self.db.write(op)
+
+    async def lookup(self, address: str) -> str | None:
+        row = await self.db.read(lambda c: _one(
+            c, "SELECT region_id FROM directory WHERE address=%s", (address,)))
+        return None if row is None else str(row[0])
+
+    async def list_assignments(self) -> list[tuple[str, str]]:
+        rows = await self.db.read(lambda c: _all(
+            c, "SELECT address, region_id FROM directory ORDER BY address"))
+        return [(r[0], r[1]) for r in rows]
+
+    async def get_setting(self, key: str) -> str | None:
+        row = await self.db.read(lambda c: _one(
+            c, "SELECT value FROM settings WHERE key=%s", (key,)))
+        return None if row is None else str(row[0])
+
+    async def set_setting(self, key: str, value: str) -> None:
+        async def op(c: Conn) -> None:
+            await c.execute("INSERT INTO settings VALUES (%s, %s) "
+                            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                            (key, value))
+
+        await self.db.write(op)
+
+    async def close(self) -> None:
+        await self.db.close()
+
+
+# --------------------------------------------------------------------------- cell
+
+CELL_SCHEMA = """
+CREATE TABLE IF NOT EXISTS accounts (
+    id TEXT PRIMARY KEY,
+    address TEXT UNIQUE NOT NULL,
+    created TIMESTAMPTZ NOT NULL,
+    public_key BYTEA NOT NULL,
+    key_id BYTEA NOT NULL,
+    wrapped_by_password BYTEA NOT NULL,
+    wrapped_by_recovery BYTEA NOT NULL,
+    custody TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mailboxes (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    account_id TEXT NOT NULL REFERENCES accounts(id),
+    name TEXT NOT NULL,
+    uidvalidity BIGINT NOT NULL,
+    uidnext BIGINT NOT NULL,
+    highestmodseq BIGINT NOT NULL,
+    special_use TEXT,
+    subscribed BOOLEAN NOT NULL,
+    exists_count BIGINT NOT NULL DEFAULT 0,
+    CONSTRAINT mailboxes_account_name UNIQUE (account_id, name)
+        DEFERRABLE INITIALLY IMMEDIATE
+);
+CREATE TABLE IF NOT EXISTS messages (
+    mailbox_id BIGINT NOT NULL REFERENCES mailboxes(id),
+    uid BIGINT NOT NULL,
+    blob_id TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    internaldate TIMESTAMPTZ NOT NULL,
+    internaldate_offset INTEGER NOT NULL,
+    flags TEXT[] NOT NULL,
+    modseq BIGINT NOT NULL,
+    summary BYTEA NOT NULL,
+    PRIMARY KEY (mailbox_id, uid)
+);
+CREATE INDEX IF NOT EXISTS messages_blob ON messages (blob_id);
+CREATE INDEX IF NOT EXISTS messages_modseq ON messages (mailbox_id, modseq);
+CREATE TABLE IF NOT EXISTS vanished (
+    mailbox_id BIGINT NOT NULL,
+    uid BIGINT NOT NULL,
+    modseq BIGINT NOT NULL,
+    PRIMARY KEY (mailbox_id, uid)
+);
+CREATE TABLE IF NOT EXISTS cell_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);
+"""
+
+_ACCOUNT_COLS = ("id, address, created, public_key, key_id, wrapped_by_password, "
+                 "wrapped_by_recovery, custody")
+_MAILBOX_COLS = ("id, account_id, name, uidvalidity, uidnext, highestmodseq, special_use, "
+                 "subscribed, exists_count")
+_MESSAGE_COLS = ("mailbox_id, uid, blob_id, size, internaldate, internaldate_offset, flags, "
+                 "modseq, summary")
+_INSERT_MESSAGE = (f"INSERT INTO messages ({_MESSAGE_COLS}) "
+                   "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)")
+
+
+def _offset_of(dt: datetime) -> int:
+    offset = dt.utcoffset()
+    return 0 if offset is None else int(offset.total_seconds())
+
+
+def _in_zone(stamp: datetime, offset: int) -> datetime:
+    return stamp.astimezone(UTC if offset == 0 else timezone(timedelta(seconds=offset)))
+
+
+def _account(row: Sequence[Any]) -> AccountRecord:
+    return AccountRecord(row[0], row[1], row[2].astimezone(UTC), bytes(row[3]), bytes(row[4]),
+                         bytes(row[5]), bytes(row[6]), row[7])
+
+
+def _mailbox(row: Sequence[Any]) -> MailboxRecord:
+    return MailboxRecord(int(row[0]), row[1], row[2], int(row[3]), int(row[4]), int(row[5]),
+                         row[6], bool(row[7]), int(row[8]))
+
+
+def _message(row: Sequence[Any]) -> MessageRecord:
+    return MessageRecord(int(row[0]), int(row[1]), row[2], int(row[3]),
+                         _in_zone(row[4], row[5]), frozenset(row[6]), int(row[7]),
+                         bytes(row[8]))
+
+
+def _message_params(mailbox_id: int, uid: int, blob_id: str, size: int, internaldate: datetime,
+                    flags: frozenset[str], modseq: int, summary: bytes) -> tuple[Any, ...]:
+    return (mailbox_id, uid, blob_id, size, internaldate, _offset_of(internaldate),
+            sorted(flags), modseq, summary)
+
+
+async def _next_validities(c: Conn, count: int) -> list[int]:
+    """``count`` UIDVALIDITY values never handed out before in this cell (ascending)."""
+    row = await _one(
+        c, "INSERT INTO cell_meta VALUES ('last_uidvalidity', %(now)s + %(n)s - 1) "
+           "ON CONFLICT (key) DO UPDATE SET value = "
+           "GREATEST(cell_meta.value + %(n)s, %(now)s + %(n)s - 1) RETURNING value",
+        {"now": int(time.time()), "n": count})
+    assert row is not None
+    last = int(row[0])
+    return list(range(last - count + 1, last + 1))
+
+
+async def _lock_box(c: Conn, mailbox_id: int) -> MailboxRecord:
+    row = await _one(c, f"SELECT {_MAILBOX_COLS} FROM mailboxes WHERE id=%s FOR UPDATE",
+                     (mailbox_id,))
+    if row is None:
+        raise UnknownMailbox(str(mailbox_id))
+    return _mailbox(row)
+
+
+async def _get_box(c: Conn, account_id: str, name: str, *, lock: bool = False) -> MailboxRecord:
+    row = await _one(c, f"SELECT {_MAILBOX_COLS} FROM mailboxes WHERE account_id=%s AND name=%s"
+                        + (" FOR UPDATE" if lock else ""), (account_id, name))
+    if row is None:
+        raise UnknownMailbox(name)
+    return _mailbox(row)
+
+
+async def _get_box_id(c: Conn, mailbox_id: int) -> MailboxRecord:
+    row = await _one(c, f"SELECT {_MAILBOX_COLS} FROM mailboxes WHERE id=%s", (mailbox_id,))
+    if row is None:
+        raise UnknownMailbox(str(mailbox_id))
+    return _mailbox(row)
+
+
+async def _select_uids(c: Conn, mailbox_id: int, uids: Sequence[int],
+                       lock: str = "") -> list[MessageRecord]:
+    rows = await _all(c, f"SELECT {_MESSAGE_COLS} FROM messages WHERE mailbox_id=%s "
+                         f"AND uid = ANY(%s) ORDER BY uid {lock}",
+                      (mailbox_id, sorted(set(uids))))
+    return [_message(r) for r in rows]
+
+
+async def _lock_blobs(c: Conn, blob_ids: Sequence[str]) -> None:
+    """Serialise transactions that may drop the last reference to these blobs."""
+    wanted = sorted(set(blob_ids))
+    if wanted:
+        await c.execute("SELECT pg_advisory_xact_lock(hashtextextended(b, 0)) "
+                        "FROM (SELECT b FROM unnest(%s::text[]) AS b ORDER BY b) AS s",
+                        (wanted,))
+
+
+async def _orphans(c: Conn, blob_ids: Sequence[str]) -> list[str]:
+    rows = await _all(c, "SELECT b FROM unnest(%s::text[]) AS b WHERE NOT EXISTS "
+                         "(SELECT 1 FROM messages m WHERE m.blob_id = b)",
+                      (sorted(set(blob_ids)),))
+    return sorted(r[0] for r in rows)
+
+
+async def _append(c: Conn, messages: Sequence[NewMessage], channel: str) -> list[Appended]:
+    by_box: dict[int, list[int]] = {}
+    for index, msg in enumerate(messages):
+        by_box.setdefault(msg.mailbox_id, []).append(index)
+    results: list[Appended | None] = [None] * len(messages)
+    params: list[tuple[Any, ...]] = []
+    for box_id in sorted(by_box):  # one lock order for every writer
+        indexes = by_box[box_id]
+        n = len(indexes)
+        row = await _one(
+            c, "UPDATE mailboxes SET uidnext = uidnext + %(n)s, "
+               "highestmodseq = highestmodseq + %(n)s, exists_count = exists_count + %(n)s "
+               "WHERE id = %(id)s RETURNING uidnext - %(n)s, highestmodseq - %(n)s, uidvalidity",
+            {"n": n, "id": box_id})
+        if row is None:
+            raise UnknownMailbox(str(box_id))
+        first_uid, last_modseq, validity = int(row[0]), int(row[1]), int(row[2])
+        for offset, index in enumerate(indexes):
+            msg = messages[index]
+            uid, modseq = first_uid + offset, last_modseq + offset + 1
+            params.append(_message_params(box_id, uid, msg.blob_id, msg.size,
+                                          msg.internaldate, msg.flags, modseq, msg.summary))
+            results[index] = Appended(box_id, validity, uid, modseq)
+    async with c.cursor() as cur:
+        await cur.executemany(_INSERT_MESSAGE, params)
+    await _notify(c, channel, by_box)
+    return [r for r in results if r is not None]
+
+
+async def _notify(c: Conn, channel: str, mailbox_ids: Iterable[int]) -> None:
+    for box_id in sorted(mailbox_ids):
+        await c.execute("SELECT pg_notify(%s, %s)", (channel, str(box_id)))
+
+
+class ChangeFeed:
+    """Mailbox ids changed by any process, as PostgreSQL delivers the notifications.
+
+    Listening is in effect from the moment the feed is returned. An id may be repeated
+    and several changes may arrive as one; a consumer re-reads the mailbox state. If
+    the connection is lost, iteration raises StorageError (changes may have been missed).
+    """
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any],
+                 on_close: Callable[[ChangeFeed], None]) -> None:
+        self._conn = conn
+        self._on_close = on_close
+        self._gen: AsyncIterator[psycopg.Notify] | None = None
+
+    def __aiter__(self) -> ChangeFeed:
+        return self
+
+    async def __anext__(self) -> int:
+        if self._gen is None:
+            self._gen = self._conn.notifies()
+        while True:
+            try:
+                note = await anext(self._gen)
+            except psycopg.Error as exc:
+                raise StorageError(f"change notifications lost: {exc}") from exc
+            try:
+                return int(note.payload)
+            except ValueError:
+                continue
+
+    async def aclose(self) -> None:
+        self._on_close(self)
+        await self._conn.close()
+
+
+class PostgresCellStore:
+    """A region's accounts, mailboxes and messages in that region's own database."""
+
+    def __init__(self, url: str, *, max_connections: int = 10, create_database: bool = True,
+                 channel: str = DEFAULT_CHANNEL) -> None:
+        self.db = PostgresDb(url, CELL_SCHEMA, max_size=max_connections,
+                             create_database=create_database)
+        self.channel = channel
+        self._feeds: set[ChangeFeed] = set()
+
+    async def open(self) -> None:
+        """Connect and create the schema now (otherwise done by the first operation)."""
+        await self.db.open()
+
+    async def watch_changes(self) -> ChangeFeed:
+        """Start listening for changes committed by any process to this cell; iterate
+        the returned feed for mailbox ids and ``aclose`` it when done."""
+        await self.db.open()
+        try:
+            conn = await psycopg.AsyncConnection.connect(self.db.url, autocommit=True)
+            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+        except psycopg.Error as exc:
+            raise StorageError(f"cannot listen for changes: {exc}") from exc
+        feed = ChangeFeed(conn, self._feeds.discard)
+        self._feeds.add(feed)
+        return feed
+
+    # -- accounts --------------------------------------------------------------
+    async def create_account(self, account: AccountRecord) -> None:
+        async def op(c: Conn) -> None:
+            await c.execute(f"INSERT INTO accounts ({_ACCOUNT_COLS}) "
+                            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                            (account.id, account.address, account.created, account.public_key,
+                             account.key_id, account.wrapped_by_password,
+                             account.wrapped_by_recovery, account.custody))
+
+        try:
+            await self.db.write(op)
+        except AlreadyExists:
+            raise AlreadyExists(f"{account.address} exists") from None
+
+    async def get_account(self, address: str) -> AccountRecord | None:
+        row = await self.db.read(lambda c: _one(
+            c, f"SELECT {_ACCOUNT_COLS} FROM accounts WHERE address=%s", (address,)))
+        return None if row is None else _account(row)
+
+    async def list_accounts(self) -> list[AccountRecord]:
+        rows = await self.db.read(lambda c: _all(
+            c, f"SELECT {_ACCOUNT_COLS} FROM accounts ORDER BY address"))
+        return [_account(r) for r in rows]
+
+    async def update_account_keys(self, address: str, wrapped_by_password: bytes,
+                                  wrapped_by_recovery: bytes) -> None:
+        async def op(c: Conn) -> None:
+            cur = await c.execute("UPDATE accounts SET wrapped_by_password=%s, "
+                                  "wrapped_by_recovery=%s WHERE address=%s",
+                                  (wrapped_by_password, wrapped_by_recovery, address))
+            if cur.rowcount == 0:
+                raise UnknownAccount(address)
+
+        await self.db.write(op)
+
+    async def delete_account(self, address: str) -> list[str]:
+        async def op(c: Conn) -> list[str]:
+            row = await _one(c, "SELECT id FROM accounts WHERE address=%s FOR UPDATE",
+                             (address,))
+            if row is None:
+                raise UnknownAccount(address)
+            boxes = [int(r[0]) for r in await _all(
+                c, "SELECT id FROM mailboxes WHERE account_id=%s ORDER BY id FOR UPDATE",
+                (row[0],))]
+            blobs = [r[0] for r in await _all(
+                c, "SELECT blob_id FROM messages WHERE mailbox_id = ANY(%s) FOR UPDATE",
+                (boxes,))]
+            await _lock_blobs(c, blobs)
+            await c.execute("DELETE FROM messages WHERE mailbox_id = ANY(%s)", (boxes,))
+            await c.execute("DELETE FROM vanished WHERE mailbox_id = ANY(%s)", (boxes,))
+            await c.execute("DELETE FROM mailboxes WHERE account_id=%s", (row[0],))
+            await c.execute("DELETE FROM accounts WHERE id=%s", (row[0],))
+            await _notify(c, self.channel, boxes)
+            return await _orphans(c, blobs)
+
+        return await self.db.write(op)
+
+    # -- mailboxes -------------------------------------------------------------
+    async def create_mailbox(self, account_id: str, name: str, special_use: str | None,
+                             subscribed: bool) -> MailboxRecord:
+        async def op(c: Conn) -> MailboxRecord:
+            [validity] = await _next_validities(c, 1)
+            try:
+                row = await _one(
+                    c, "INSERT INTO mailboxes (account_id, name, uidvalidity, uidnext, "
+                       "highestmodseq, special_use, subscribed) "
+                       f"VALUES (%s, %s, %s, 1, 1, %s, %s) RETURNING {_MAILBOX_COLS}",
+                    (account_id, name, validity, special_use, subscribed))
+            except psycopg.errors.ForeignKeyViolation:
+                raise UnknownAccount(account_id) from None
+            assert row is not None
+            return _mailbox(row)
+
+        try:
+            return await self.db.write(op)
+        except AlreadyExists:
+            raise AlreadyExists(f"mailbox {name} exists") from None
+
+    async def list_mailboxes(self, account_id: str) -> list[MailboxRecord]:
+        rows = await self.db.read(lambda c: _all(
+            c, f"SELECT {_MAILBOX_COLS} FROM mailboxes WHERE account_id=%s ORDER BY name",
+            (account_id,)))
+        return [_mailbox(r) for r in rows]
+
+    async def get_mailbox(self, account_id: str, name: str) -> MailboxRecord:
+        return await self.db.read(lambda c: _get_box(c, account_id, name))
+
+    async def get_mailbox_by_id(self, mailbox_id: int) -> MailboxRecord:
+        return await self.db.read(lambda c: _get_box_id(c, mailbox_id))
+
+    async def rename_mailbox(self, account_id: str, old: str, new: str) -> None:
+        async def op(c: Conn) -> None:
+            moving = await _all(
+                c, "SELECT id, name FROM mailboxes WHERE account_id=%s AND "
+                   "(name=%s OR left(name, %s) = %s) ORDER BY id FOR UPDATE",
+                (account_id, old, len(old) + 1, old + "/"))
+            if not any(name == old for _id, name in moving):
+                raise UnknownMailbox(old)
+            validities = await _next_validities(c, len(moving))
+            # One statement: the unique constraint is checked at its end, so names
+            # may move within the subtree; a clash with any other mailbox is refused.
+            await c.execute(
+                "UPDATE mailboxes AS b SET name = v.name, uidvalidity = v.validity "
+                "FROM unnest(%s::bigint[], %s::text[], %s::bigint[]) AS v(id, name, validity) "
+                "WHERE b.id = v.id",
+                ([r[0] for r in moving], [new + r[1][len(old):] for r in moving], validities))
+            await _notify(c, self.channel, [int(r[0]) for r in moving])
+
+        try:
+            await self.db.write(op)
+        except AlreadyExists:
+            raise AlreadyExists(f"a mailbox under {new} exists") from None
+
+    async def delete_mailbox(self, account_id: str, name: str) -> list[str]:
+        async def op(c: Conn) -> list[str]:
+            box = await _get_box(c, account_id, name, lock=True)
+            blobs = [r[0] for r in await _all(
+                c, "SELECT blob_id FROM messages WHERE mailbox_id=%s FOR UPDATE", (box.id,))]
+            await _lock_blobs(c, blobs)
+            await c.execute("DELETE FROM messages WHERE mailbox_id=%s", (box.id,))
+            await c.execute("DELETE FROM vanished WHERE mailbox_id=%s", (box.id,))
+            await c.execute("DELETE FROM mailboxes WHERE id=%s", (box.id,))
+            await _notify(c, self.channel, [box.id])
+            return await _orphans(c, blobs)
+
+        return await self.db.write(op)
+
+    async def set_subscribed(self, account_id: str, name: str, subscribed: bool) -> None:
+        async def op(c: Conn) -> None:
+            cur = await c.execute("UPDATE mailboxes SET subscribed=%s "
+                                  "WHERE account_id=%s AND name=%s",
+                                  (subscribed, account_id, name))
+            if cur.rowcount == 0:
+                raise UnknownMailbox(name)
+
+        await self.db.write(op)
+
+    # -- messages --------------------------------------------------------------
+    async def append_messages(self, messages: Sequence[NewMessage]) -> list[Appended]:
+        if not messages:
+            return []
+        return await self.db.write(lambda c: _append(c, messages, self.channel))
+
+    async def list_messages(self, mailbox_id: int) -> list[MessageRecord]:
+        async def op(c: Conn) -> list[MessageRecord]:
+            await _get_box_id(c, mailbox_id)
+            return [_message(r) for r in await _all(
+                c, f"SELECT {_MESSAGE_COLS} FROM messages WHERE mailbox_id=%s ORDER BY uid",
+                (mailbox_id,))]
+
+        return await self.db.read(op)
+
+    async def get_messages(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageRecord]:
+        async def op(c: Conn) -> list[MessageRecord]:
+            await _get_box_id(c, mailbox_id)
+            return await _select_uids(c, mailbox_id, uids)
+
+        return await self.db.read(op)
+
+    async def store_flags(self, mailbox_id: int, uids: Sequence[int], mode: str,
+                          flags: frozenset[str],
+                          unchanged_since: int | None = None) -> tuple[list[FlagChange],
+                                                                       list[int]]:
+        async def op(c: Conn) -> tuple[list[FlagChange], list[int]]:
+            box = await _lock_box(c, mailbox_id)
+            changes: list[FlagChange] = []
+            refused: list[int] = []
+            modseq = box.highestmodseq
+            for msg in await _select_uids(c, mailbox_id, uids, "FOR UPDATE"):
+                if unchanged_since is not None and msg.modseq > unchanged_since:
+                    refused.append(msg.uid)
+                    continue
+                new = apply_flag_mode(msg.flags, mode, flags)
+                if new == msg.flags:
+                    continue
+                modseq += 1
+                changes.append(FlagChange(msg.uid, new, modseq))
+            if changes:
+                async with c.cursor() as cur:
+                    await cur.executemany(
+                        "UPDATE messages SET flags=%s, modseq=%s WHERE mailbox_id=%s AND uid=%s",
+                        [(sorted(ch.flags), ch.modseq, mailbox_id, ch.uid) for ch in changes])
+                await c.execute("UPDATE mailboxes SET highestmodseq=%s WHERE id=%s",
+                                (modseq, mailbox_id))
+                await _notify(c, self.channel, [mailbox_id])
+            return changes, refused
+
+        return await self.db.write(op)
+
+    async def expunge(self, mailbox_id: int, uids: Sequence[int]) -> list[Expunged]:
+        async def op(c: Conn) -> list[Expunged]:
+            box = await _lock_box(c, mailbox_id)
+            gone = await _select_uids(c, mailbox_id, uids, "FOR UPDATE")
+            if not gone:
+                return []
+            await _lock_blobs(c, [m.blob_id for m in gone])
+            gone_uids = [m.uid for m in gone]
+            await c.execute("DELETE FROM messages WHERE mailbox_id=%s AND uid = ANY(%s)",
+                            (mailbox_id, gone_uids))
+            first = box.highestmodseq + 1
+            await c.execute("UPDATE mailboxes SET highestmodseq = highestmodseq + %s, "
+                            "exists_count = exists_count - %s WHERE id=%s",
+                            (len(gone), len(gone), mailbox_id))
+            async with c.cursor() as cur:
+                await cur.executemany(
+                    "INSERT INTO vanished VALUES (%s, %s, %s) ON CONFLICT (mailbox_id, uid) "
+                    "DO UPDATE SET modseq = excluded.modseq",
+                    [(mailbox_id, uid, first + i) for i, uid in enumerate(gone_uids)])
+            orphans = set(await _orphans(c, [m.blob_id for m in gone]))
+            # An orphaned blob is reported once, with the last message that held it.
+            last_holder = {m.blob_id: m.uid for m in gone}
+            await _notify(c, self.channel, [mailbox_id])
+            return [Expunged(m.uid, first + i,
+                             m.blob_id if m.blob_id in orphans and last_holder[m.blob_id] == m.uid
+                             else None)
+                    for i, m in enumerate(gone)]
+
+        return await self.db.write(op)
+
+    async def copy_messages(self, src_mailbox_id: int, uids: Sequence[int],
+                            dst_mailbox_id: int) -> list[tuple[int, Appended]]:
+        async def op(c: Conn) -> list[tuple[int, Appended]]:
+            await _lock_box(c, dst_mailbox_id)
+            await _get_box_id(c, src_mailbox_id)
+            # FOR SHARE: an expunge of these sources waits until the copies are
+            # committed, so it sees that their blobs are still referenced.
+            src = await _select_uids(c, src_mailbox_id, uids, "FOR SHARE")
+            if not src:
+                return []
+            appended = await _append(c, [NewMessage(dst_mailbox_id, m.blob_id, m.size,
+                                                    m.internaldate, m.flags, m.summary)
+                                         for m in src], self.channel)
+            return [(m.uid, a) for m, a in zip(src, appended, strict=True)]
+
+        return await self.db.write(op)
+
+    async def changes_since(self, mailbox_id: int, modseq: int) -> Changes:
+        async def op(c: Conn) -> Changes:
+            box = await _get_box_id(c, mailbox_id)
+            changed = tuple(_message(r) for r in await _all(
+                c, f"SELECT {_MESSAGE_COLS} FROM messages WHERE mailbox_id=%s AND modseq > %s "
+                   "ORDER BY uid", (mailbox_id, modseq)))
+            vanished = tuple(int(r[0]) for r in await _all(
+                c, "SELECT uid FROM vanished WHERE mailbox_id=%s AND modseq > %s ORDER BY uid",
+                (mailbox_id, modseq)))
+            return Changes(box.highestmodseq, changed, vanished)
+
+        return await self.db.read(op)
+
+    async def close(self) -> None:
+        for feed in list(self._feeds):
+            await feed.aclose()
+        await self.db.close()
