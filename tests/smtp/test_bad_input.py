@@ -225,3 +225,17 @@ async def _wait_for(pred: object, timeout: float = 5) -> None:
         if loop.time() > end:
             raise AssertionError("condition not reached")
         await asyncio.sleep(0.02)
+
+
+async def test_command_rate_limit_per_address(accounts: App, tmp_path: Path) -> None:
+    world = await start_world(accounts, tmp_path, limits=LimitSettings(
+        commands_per_second=1.0, command_burst=5))
+    try:
+        wire = await Wire.open(world.mx_port)
+        for _ in range(5):
+            assert (await wire.cmd("NOOP"))[0] == 250
+        code, text = await wire.cmd("NOOP")
+        assert (code, text[:5]) == (421, "4.7.0")
+        assert await wire.closed()
+    finally:
+        await world.server.close()

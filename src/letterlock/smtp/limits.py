@@ -22,6 +22,10 @@ class LimitSettings:
     """Error replies from one address within ``error_window_s`` before its new
     connections are refused (421) until the window moves on."""
     error_window_s: float = 60.0
+    commands_per_second: float = 1000.0
+    """Sustained SMTP commands per second from one address (all its connections)."""
+    command_burst: int = 10_000
+    """Commands one address may send in a burst above the sustained rate."""
     max_recipients: int = 1000
     """RCPT commands accepted per transaction (more get 452 4.5.3)."""
     timeout_s: float = 300.0
@@ -32,6 +36,8 @@ class LimitSettings:
 class _Client:
     connections: int = 0
     errors: deque[float] = field(default_factory=deque)
+    tokens: float | None = None
+    refilled: float = 0.0
 
 
 class ClientLimits:
@@ -70,6 +76,23 @@ class ClientLimits:
         client = self._clients.setdefault(ip, _Client())
         client.errors.append(self._clock())
         self._prune(ip, client)
+
+    def command(self, ip: str) -> bool:
+        """Spend one command from ``ip``'s budget (a token bucket); False when the
+        address is over its rate and the command must be refused."""
+        client = self._clients.setdefault(ip, _Client())
+        now = self._clock()
+        burst = float(self.settings.command_burst)
+        if client.tokens is None:
+            client.tokens = burst
+        else:
+            client.tokens = min(burst, client.tokens
+                                + (now - client.refilled) * self.settings.commands_per_second)
+        client.refilled = now
+        if client.tokens < 1.0:
+            return False
+        client.tokens -= 1.0
+        return True
 
     def connections(self, ip: str) -> int:
         client = self._clients.get(ip)

@@ -27,7 +27,7 @@ import enum
 import functools
 import logging
 import ssl
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -212,9 +212,20 @@ class SmtpListener(SMTP):
         } if auth else {}
         self._handle_hooks = {}
         self._ehlo_hook_ver = None
-        self._smtp_methods = {name: getattr(self, "smtp_" + name)
+        self._smtp_methods = {name: self._metered(getattr(self, "smtp_" + name))
                               for name in _command_names(cast(Hashable, type(self)))}
         self._enforce_call_limit = False
+
+    def _metered(self, method: Callable[[str | None], Awaitable[None]],
+                 ) -> Callable[[str | None], Awaitable[None]]:
+        """``method`` behind the per-address command rate limit."""
+        async def metered(arg: str | None) -> None:
+            if not self._limits.command(self._ip):
+                await self._close_with(replies.TOO_MANY_COMMANDS)
+                return
+            await method(arg)
+
+        return metered
 
     # -- connection lifetime --------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -69,6 +69,7 @@ NEED_RCPT = Reply(503, "5.5.1", "Need RCPT command")
 NESTED_MAIL = Reply(503, "5.5.1", "Nested MAIL command")
 TRY_LATER = Reply(451, "4.3.0", "Temporary failure, try again later")
 TOO_MANY_CONNECTIONS = Reply(421, "4.7.0", "Too many connections from your address")
+TOO_MANY_COMMANDS = Reply(421, "4.7.0", "Too many commands from your address, slow down")
 TOO_MANY_ERRORS = Reply(421, "4.7.0", "Too many errors, closing connection")
 SHUTTING_DOWN = Reply(421, "4.3.2", "Service shutting down")
 
