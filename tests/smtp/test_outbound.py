@@ -243,3 +243,41 @@ async def test_required_tls_refuses_plaintext_server(accounts: App, tmp_path: Pa
         await world.server.close()
         await queue.close()
         await plain.close()
+
+
+async def test_mixed_local_and_foreign_recipients(accounts: App, other: World,
+                                                  tmp_path: Path) -> None:
+    queue = make_queue(accounts, port=other.mx_port)
+    await queue.start()
+    world = await start_world(accounts, tmp_path, outbound=queue)
+    try:
+        assert await asyncio.to_thread(submit, world, ["bob@example.test",
+                                                       "carol@other.test"]) == {}
+        [local] = await world.inbox("bob@example.test")  # delivered before the 250
+        assert local.endswith(b"Hello Carol " + MARKER + b"\r\n")
+        await queue.wait_until(lambda entries: not entries)
+        assert len(await other.inbox("carol@other.test")) == 1
+    finally:
+        await world.server.close()
+        await queue.close()
+
+
+async def test_domain_without_mail_host_bounces_5_1_2(accounts: App, tmp_path: Path) -> None:
+    from letterlock.services.outbound import NoMailHost
+
+    queue = make_queue(accounts)
+
+    async def no_host(domain: str) -> list[str]:
+        raise NoMailHost(f"domain {domain} does not exist")
+
+    queue._mx_lookup = no_host
+    await queue.start()
+    world = await start_world(accounts, tmp_path, outbound=queue)
+    try:
+        assert await asyncio.to_thread(submit, world, ["carol@nowhere.test"]) == {}
+        await queue.wait_until(lambda entries: not entries)
+        [bounce] = await world.inbox(ALICE)
+        assert b"Status: 5.1.2" in bounce and b"nowhere.test does not exist" in bounce
+    finally:
+        await world.server.close()
+        await queue.close()
