@@ -151,3 +151,21 @@ def test_letterlock_serve_serves_openapi(served: tuple[int, subprocess.Popen[str
     assert proc.returncode == 0, output + rest
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+
+
+def test_listener_names_tcp_so_asyncio_turns_nagle_off() -> None:
+    """Regression: a listener made with proto 0 made asyncio skip TCP_NODELAY, and each
+    response waited ~40 ms for a delayed ACK (bench/move.py: 21 -> 290 requests/s)."""
+    from letterlock.http.server import _listen
+
+    sock = _listen("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+        client = socket.create_connection(sock.getsockname())
+        sock.setblocking(True)
+        accepted, _ = sock.accept()
+        assert accepted.proto == socket.IPPROTO_TCP
+        accepted.close()
+        client.close()
+    finally:
+        sock.close()
