@@ -115,9 +115,10 @@ def _start(binary: str, root: Path) -> tuple[subprocess.Popen[bytes], Seaweed]:
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
+        # weed takes ~15 s to shut down gracefully; a throwaway instance need not.
         os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
