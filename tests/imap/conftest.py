@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from imap_script import Imap
 
 from letterlock.app import App
 from letterlock.imap.server import ImapServer
@@ -17,17 +17,6 @@ from support.env import PASSWORD
 
 USER = "alice@example.test"
 OTHER = "bob@example.test"
-
-
-@dataclass
-class Imap:
-    app: App
-    server: ImapServer
-    port: int
-    tls_port: int
-    user: str
-    password: str
-    client_ssl: ssl.SSLContext
 
 
 @pytest.fixture

@@ -7,6 +7,24 @@ import asyncio
 import contextlib
 import re
 import ssl
+from dataclasses import dataclass
+
+from letterlock.app import App
+from letterlock.imap.server import ImapServer
+
+
+@dataclass
+class Imap:
+    """What the ``imap`` fixture provides."""
+
+    app: App
+    server: ImapServer
+    port: int
+    tls_port: int
+    user: str
+    password: str
+    client_ssl: ssl.SSLContext
+
 
 _LITERAL = re.compile(rb"~?\{(\d+)\}\r\n$")
 

@@ -12,8 +12,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
-from conftest import Imap
+from imap_script import Imap
 
 MSG = (b"From: Bob <bob@example.org>\r\nTo: alice@example.test\r\nSubject: msg %d\r\n"
        b"Date: Tue, 2 Jan 2024 10:00:00 +0000\r\nMessage-ID: <m%d@example.org>\r\n\r\n"

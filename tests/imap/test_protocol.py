@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 
-from imap_script import ScriptClient
-
-from conftest import Imap
+from imap_script import Imap, ScriptClient
 
 MSG = (b"From: Bob <bob@example.org>\r\nTo: alice@example.test\r\nSubject: Hello\r\n"
        b"Date: Tue, 2 Jan 2024 10:00:00 +0000\r\nMessage-ID: <m1@example.org>\r\n\r\n"

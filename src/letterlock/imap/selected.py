@@ -9,12 +9,11 @@ Per-connection memory stays small: one array of 32-bit UIDs and a few integers.
 from __future__ import annotations
 
 import asyncio
-import bisect
-from array import array
 from collections.abc import Iterable
 from contextlib import ExitStack
 
 from letterlock.imap.parsing.primitives import SeqSet
+from letterlock.imap.uidmap import UidMap
 from letterlock.services.accounts import Session
 from letterlock.services.mailbox import MailboxService
 from letterlock.storage.models import MailboxRecord, MessageRecord
@@ -54,9 +53,9 @@ class SelectedMailbox:
         self.name = record.name
         self.uidvalidity = record.uidvalidity
         self.readonly = readonly
-        self.uids = array("I", (m.uid for m in messages))
+        self.uids = UidMap(m.uid for m in messages)
         self.modseq = max([record.highestmodseq, *(m.modseq for m in messages)])
-        self.uidnext = max(record.uidnext, self.uids[-1] + 1 if self.uids else 1)
+        self.uidnext = max(record.uidnext, self.uids.last + 1)
         self.keywords: set[str] = {f for m in messages for f in m.flags
                                    if not f.startswith("\\")}
         self._watch = watch
@@ -73,21 +72,15 @@ class SelectedMailbox:
         return len(self.uids)
 
     def seq_of(self, uid: int) -> int | None:
-        i = bisect.bisect_left(self.uids, uid)
-        if i < len(self.uids) and self.uids[i] == uid:
-            return i + 1
-        return None
+        return self.uids.seq_of(uid)
 
     def resolve(self, seqset: SeqSet, uid: bool) -> list[int]:
         """UIDs named by a sequence set (ascending). For sequence numbers, a number
         beyond EXISTS raises BadSequence; for UIDs, absent ones are skipped."""
         if uid:
-            largest = self.uids[-1] if self.uids else 0
             out: set[int] = set()
-            for a, b in seqset.resolve(largest):
-                lo = bisect.bisect_left(self.uids, a)
-                hi = bisect.bisect_right(self.uids, b)
-                out.update(self.uids[lo:hi])
+            for a, b in seqset.resolve(self.uids.last):
+                out.update(self.uids.between(a, b))
             return sorted(out)
         count = len(self.uids)
         seqs: set[int] = set()
@@ -95,7 +88,7 @@ class SelectedMailbox:
             if a < 1 or b > count:
                 raise BadSequence("message sequence number out of range")
             seqs.update(range(a, b + 1))
-        return [self.uids[s - 1] for s in sorted(seqs)]
+        return [self.uids.uid_at(s) for s in sorted(seqs)]
 
     def note_reported(self, uid: int, modseq: int) -> None:
         self._reported[uid] = modseq
@@ -105,9 +98,8 @@ class SelectedMailbox:
         valid at the moment its EXPUNGE response is sent."""
         seqs = []
         for uid in sorted(set(uids), reverse=True):
-            seq = self.seq_of(uid)
+            seq = self.uids.remove(uid)
             if seq is not None:
-                del self.uids[seq - 1]
                 seqs.append(seq)
         return seqs
 
@@ -133,7 +125,7 @@ class SelectedMailbox:
                 self.remove(gone)
             else:
                 out += [b"%d EXPUNGE" % seq for seq in self.remove(gone)]
-        last = self.uids[-1] if self.uids else 0
+        last = self.uids.last
         new = [m for m in changes.changed if m.uid > last]
         for m in new:
             self.uids.append(m.uid)

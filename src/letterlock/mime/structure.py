@@ -133,9 +133,9 @@ class Part:
 def _header_end(raw: bytes, start: int, end: int) -> int:
     """Offset just after the blank line ending the header that begins at ``start``
     (``start`` itself if the part begins with a blank line; ``end`` if none)."""
-    if raw.startswith(b"\r\n", start):
+    if raw.startswith(b"\r\n", start, end):
         return start + 2
-    if raw.startswith(b"\n", start):
+    if raw.startswith(b"\n", start, end):
         return start + 1
     pos = start
     while pos < end:

@@ -155,7 +155,7 @@ async def fetch(cmd: c.Fetch, ctx: Context) -> Reply:
             changes = await svc.changes_since(user, sel.id, mods.changedsince)
         except LetterlockError as exc:
             return reply_for(exc)
-        largest = sel.uids[-1] if sel.uids else 0
+        largest = sel.uids.last
         gone = [u for u in changes.vanished if cmd.set.contains(u, max(largest, u))]
         if gone:
             out.untagged(b"VANISHED (EARLIER) " + compress(gone).encode())

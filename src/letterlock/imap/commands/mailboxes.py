@@ -86,7 +86,7 @@ async def select(cmd: c.Select, ctx: Context) -> Reply:
             changes = await svc.changes_since(user, box.id, q.modseq)
         except LetterlockError as exc:
             return reply_for(exc)
-        largest = sel.uids[-1] if sel.uids else 0
+        largest = sel.uids.last
         vanished = [u for u in changes.vanished
                     if q.known_uids is None or q.known_uids.contains(u, max(largest, u))]
         if vanished:

@@ -197,7 +197,7 @@ async def search(cmd: c.Search, ctx: Context) -> Reply:
     found: list[tuple[int, int, int]] = []  # (seq, uid, modseq)
     uids = list(sel.uids)
     largest_seq = len(uids)
-    largest_uid = uids[-1] if uids else 0
+    largest_uid = sel.uids.last
     try:
         for start in range(0, len(uids), BATCH):
             records = await svc.get_messages(user, sel.id, uids[start : start + BATCH])

@@ -1,0 +1,236 @@
+"""IMAP server figures: logins per second, full-mailbox FETCH of N messages (headers,
+and full bodies) in messages per second, and resident memory per idle connection.
+
+    .venv/bin/python bench/imap.py [--messages 10000] [--idle 2000] [--logins 20]
+
+The server runs in a child process (the real composition root on a temp HOME, SQLite
+cells, sealed store); this process is the client, over loopback sockets. Logins use
+the production Argon2id settings; the idle test uses a cheap setting so 2,000 logins
+finish quickly (the key derivation holds no memory after login). The idle figure is
+the growth of the server's resident set size divided by the number of connections,
+each logged in, with INBOX selected and in IDLE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PASSWORD = "benchmark password"
+USER = "bench@example.test"
+_LITERAL = re.compile(rb"\{(\d+)\}\r\n$")
+
+
+# -- server side (child process) -------------------------------------------------------
+
+async def serve(home: Path, messages: int, fast_kdf: bool) -> None:
+    from letterlock import config as config_mod
+    from letterlock.app import initialise, open_app
+    from letterlock.imap.server import ImapServer
+    from letterlock.services.setup import InitOptions
+
+    env = dict(os.environ)
+    if fast_kdf:
+        env.update(LETTERLOCK_CRYPTO_ARGON2_MEMORY_KIB="1024",
+                   LETTERLOCK_CRYPTO_ARGON2_ITERATIONS="1")
+    config = config_mod.load(home, env=env)
+    if not (home / "control").exists():
+        await initialise(config, InitOptions())
+    async with open_app(config) as app:
+        try:
+            ref, _ = await app.accounts.create(USER, "us-east", PASSWORD)
+        except Exception:
+            ref = await app.accounts.resolve(USER)
+        box = await app.mailboxes.mailbox_for_delivery(ref, "INBOX")
+        have = 0
+        session = await app.accounts.authenticate(USER, PASSWORD)
+        have = (await app.mailboxes.get_mailbox(session, "INBOX")).messages
+        batch = []
+        for i in range(have, messages):
+            batch.append(await app.mailboxes.seal_message(ref, sample(i), box))
+            if len(batch) == 500:
+                await app.mailboxes.append_sealed(ref, batch)
+                batch = []
+        if batch:
+            await app.mailboxes.append_sealed(ref, batch)
+        server = ImapServer(app.accounts, app.mailboxes, config.imap, None)
+        await server.start("127.0.0.1", 0, None)
+        print(f"READY {server.port}", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        await server.close()
+
+
+def sample(i: int) -> bytes:
+    head = (f"From: Sender {i} <sender{i}@example.org>\r\nTo: {USER}\r\n"
+            f"Subject: benchmark message number {i}\r\n"
+            f"Date: Tue, 2 Jan 2024 10:{i % 60:02d}:00 +0000\r\n"
+            f"Message-ID: <{i}.bench@example.org>\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n\r\n").encode()
+    return head + b"Lorem ipsum dolor sit amet, consectetur adipiscing elit.\r\n" * 40
+
+
+# -- client side -----------------------------------------------------------------------
+
+class Client:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.n = 0
+
+    @classmethod
+    async def connect(cls, port: int) -> Client:
+        r, w = await asyncio.open_connection("127.0.0.1", port, limit=2**24)
+        await r.readuntil(b"\n")
+        return cls(r, w)
+
+    async def command(self, text: str) -> int:
+        """Send a command; return the number of untagged responses."""
+        self.n += 1
+        tag = f"b{self.n}".encode()
+        self.writer.write(tag + b" " + text.encode() + b"\r\n")
+        count = 0
+        while True:
+            line = await self.reader.readuntil(b"\n")
+            while (m := _LITERAL.search(line)) is not None:
+                await self.reader.readexactly(int(m.group(1)))
+                line = await self.reader.readuntil(b"\n")
+            if line.startswith(tag + b" "):
+                if not line.startswith(tag + b" OK"):
+                    raise RuntimeError(line.decode(errors="replace"))
+                return count
+            count += 1
+
+    async def close(self) -> None:
+        self.writer.close()
+
+
+async def start_server(home: Path, messages: int, fast_kdf: bool,
+                       ) -> tuple[asyncio.subprocess.Process, int]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--serve", str(home), "--messages", str(messages),
+        *(["--fast-kdf"] if fast_kdf else []),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None
+    while True:
+        line = await proc.stdout.readline()
+        if not line:
+            raise RuntimeError("server did not start")
+        if line.startswith(b"READY "):
+            return proc, int(line.split()[1])
+
+
+async def stop_server(proc: asyncio.subprocess.Process) -> None:
+    assert proc.stdin is not None
+    proc.stdin.close()
+    try:
+        await asyncio.wait_for(proc.wait(), 30)
+    except TimeoutError:
+        proc.kill()
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def bench_logins(port: int, count: int) -> float:
+    async def one() -> None:
+        c = await Client.connect(port)
+        await c.command(f'LOGIN "{USER}" "{PASSWORD}"')
+        await c.command("LOGOUT")
+        await c.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(count)))
+    return count / (time.perf_counter() - start)
+
+
+async def bench_fetch(port: int, query: str, rounds: int = 1) -> tuple[int, float]:
+    c = await Client.connect(port)
+    await c.command(f'LOGIN "{USER}" "{PASSWORD}"')
+    await c.command("SELECT INBOX")
+    best = float("inf")
+    count = 0
+    for _ in range(rounds):
+        start = time.perf_counter()
+        count = await c.command(f"UID FETCH 1:* {query}")
+        best = min(best, time.perf_counter() - start)
+    await c.command("LOGOUT")
+    await c.close()
+    return count, best
+
+
+async def bench_idle(port: int, pid: int, count: int) -> tuple[int, int]:
+    base = rss_kib(pid)
+    clients: list[Client] = []
+    gate = asyncio.Semaphore(64)
+
+    async def one() -> None:
+        async with gate:
+            c = await Client.connect(port)
+            await c.command(f'LOGIN "{USER}" "{PASSWORD}"')
+            await c.command("SELECT INBOX")
+            c.writer.write(b"i IDLE\r\n")
+            line = await c.reader.readuntil(b"\n")
+            assert line.startswith(b"+"), line
+            clients.append(c)
+
+    await asyncio.gather(*(one() for _ in range(count)))
+    await asyncio.sleep(1.0)
+    grown = rss_kib(pid) - base
+    for c in clients:
+        c.writer.write(b"DONE\r\n")
+        await c.close()
+    return len(clients), grown
+
+
+async def main(args: argparse.Namespace) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    with tempfile.TemporaryDirectory(prefix="ll-imap-bench-") as tmp:
+        home = Path(tmp) / "home"
+        print(f"populating {args.messages} messages...", flush=True)
+        proc, port = await start_server(home, args.messages, fast_kdf=False)
+        try:
+            rate = await bench_logins(port, args.logins)
+            print(f"logins/s (Argon2id production settings): {rate:.1f}")
+            for label, query in (
+                    ("header FETCH", "(UID FLAGS RFC822.SIZE INTERNALDATE "
+                                     "BODY.PEEK[HEADER])"),
+                    ("envelope FETCH", "(UID FLAGS ENVELOPE BODYSTRUCTURE)"),
+                    ("full-body FETCH", "(UID FLAGS BODY.PEEK[])")):
+                count, seconds = await bench_fetch(port, query, rounds=2)
+                print(f"{label} of {count} messages: {seconds:.2f} s "
+                      f"({count / seconds:,.0f} msg/s)")
+        finally:
+            await stop_server(proc)
+        proc, port = await start_server(home, args.messages, fast_kdf=True)
+        try:
+            opened, grown = await bench_idle(port, proc.pid, args.idle)
+            print(f"{opened} idle connections (logged in, INBOX selected, IDLE): "
+                  f"server RSS +{grown / 1024:.1f} MiB = {grown / max(1, opened):.1f} KiB "
+                  "per connection")
+        finally:
+            await stop_server(proc)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--idle", type=int, default=2_000)
+    parser.add_argument("--logins", type=int, default=20)
+    parser.add_argument("--serve", type=Path)
+    parser.add_argument("--fast-kdf", action="store_true")
+    parsed = parser.parse_args()
+    if parsed.serve is not None:
+        asyncio.run(serve(parsed.serve, parsed.messages, parsed.fast_kdf))
+    else:
+        asyncio.run(main(parsed))
