@@ -27,10 +27,13 @@ from letterlock.services.mailbox import MailboxService
 from letterlock.services.notify import ChangeHub
 from letterlock.services.operators import OperatorService
 from letterlock.services.setup import InitOptions, write_config_file
+from letterlock.storage.contracts import BlobStore, CellStore
 from letterlock.storage.files import FileBlobStore
 from letterlock.storage.legal_sqlite import LegalStore
 from letterlock.storage.models import Region
 from letterlock.storage.operators_sqlite import OperatorStore
+from letterlock.storage.postgres import PostgresCellStore
+from letterlock.storage.s3 import S3BlobStore
 from letterlock.storage.sqlite import SqliteCellStore, SqliteControlStore
 
 CONTROL_DB = "control.sqlite3"
@@ -46,11 +49,19 @@ def _open_audit(config: Config) -> AuditLog:
 
 
 def open_cell(config: Config, region: Region) -> Cell:
+    """The region's cell: SQLite and files under HOME by default; PostgreSQL when
+    ``storage.postgres_url`` is set, S3 when ``storage.s3_endpoint`` is set."""
     root = config.region_dir(region.id)
-    store = SqliteCellStore(root / CELL_DB, fsync=config.storage.fsync)
-    blobs = FileBlobStore(root / "blobs", fsync=config.storage.fsync)
-    return Cell(region, store, blobs,
-                GroupCommitter(store, blobs, config.storage.group_commit_max))
+    opts = config.storage
+    store: CellStore = (PostgresCellStore(opts.postgres_url.replace("{region}", region.id))
+                        if opts.postgres_url else
+                        SqliteCellStore(root / CELL_DB, fsync=opts.fsync))
+    blobs: BlobStore = (S3BlobStore(opts.s3_bucket.replace("{region}", region.id),
+                                    endpoint=opts.s3_endpoint, access_key=opts.s3_access_key,
+                                    secret_key=opts.s3_secret_key, region=opts.s3_region)
+                        if opts.s3_endpoint else
+                        FileBlobStore(root / "blobs", fsync=opts.fsync))
+    return Cell(region, store, blobs, GroupCommitter(store, blobs, opts.group_commit_max))
 
 
 @dataclass

@@ -97,6 +97,16 @@ class StorageConfig:
     """Most appends flushed together in one group commit."""
     postgres_url: str = ""
     """If set, cells keep metadata in PostgreSQL (one database per region: {region})."""
+    s3_endpoint: str = ""
+    """If set, cells keep sealed blobs in an S3-compatible service at this URL."""
+    s3_bucket: str = "letterlock-{region}"
+    """S3 bucket of each region ({region} is the region id); the buckets must exist."""
+    s3_access_key: str = ""
+    """S3 access key id."""
+    s3_secret_key: str = ""
+    """S3 secret access key."""
+    s3_region: str = "us-east-1"
+    """Region name S3 requests are signed for (what the S3 service expects)."""
 
 
 @dataclass(frozen=True)
