@@ -84,7 +84,14 @@ async def count_stored(config: config_mod.Config) -> int:
         return box.messages
 
 
-def run_size(source: str, size: int, messages: int, sessions: int) -> tuple[float, int]:
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU of a process and all its threads so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_size(source: str, size: int, messages: int, sessions: int,
+             reuse: bool) -> tuple[float, float, int]:
     with tempfile.TemporaryDirectory(prefix="letterlock-bench-") as tmp:
         home = Path(tmp) / "home"
         config = config_mod.load(home, env=ENV)
@@ -97,18 +104,22 @@ def run_size(source: str, size: int, messages: int, sessions: int) -> tuple[floa
         asyncio.run(add_user())
         proc, port = start_server(home)
         try:
+            cpu = cpu_seconds(proc.pid)
             start = time.perf_counter()
-            done = subprocess.run([source, "-s", str(sessions), "-m", str(messages), "-l",
-                                   str(size), "-f", "bench@remote.test", "-t", RECIPIENT,
-                                   f"127.0.0.1:{port}"], capture_output=True, text=True)
+            reuse_flag = ["-d"] if reuse else []
+            done = subprocess.run([source, *reuse_flag, "-s", str(sessions), "-m",
+                                   str(messages), "-l", str(size), "-f", "bench@remote.test",
+                                   "-t", RECIPIENT, f"127.0.0.1:{port}"],
+                                  capture_output=True, text=True)
             elapsed = time.perf_counter() - start
+            cpu = cpu_seconds(proc.pid) - cpu
             if done.returncode != 0:
                 raise SystemExit(f"smtp-source failed: {done.stdout}{done.stderr}")
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(60)
         stored = asyncio.run(count_stored(config))
-        return messages / elapsed, stored
+        return messages / elapsed, cpu * 1000 / messages, stored
 
 
 def main() -> None:
@@ -121,16 +132,19 @@ def main() -> None:
     if source is None:
         raise SystemExit("smtp-source not found: install postfix (see .ci/run)")
     print(f"smtp-source: {args.sessions} sessions, {args.messages} messages, one recipient,"
-          f" fsync on, {os.cpu_count()} CPUs")
+          f" fsync on, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     for size in (int(s) for s in args.sizes.split(",")):
-        with tempfile.TemporaryDirectory(prefix="letterlock-raw-") as raw_dir:
+        with tempfile.TemporaryDirectory(prefix="letterlock-raw-",
+                                         dir=tempfile.gettempdir()) as raw_dir:
             raw = raw_fsync_rate(Path(raw_dir), size, 300)
-        rate, stored = run_size(source, size, args.messages, args.sessions)
-        print(f"{size:>6} B: {rate:8.0f} durable deliveries/s   "
-              f"(raw write+fsync on this disk: {raw:8.0f}/s; stored {stored}/{args.messages})",
-              flush=True)
-        if stored != args.messages:
-            raise SystemExit("not every accepted message was stored")
+        print(f"{size:>6} B: raw write+fsync on this disk {raw:6.0f}/s", flush=True)
+        for reuse in (False, True):
+            rate, cpu_ms, stored = run_size(source, size, args.messages, args.sessions, reuse)
+            mode = "one connection per message" if not reuse else "connections reused (-d)"
+            print(f"         {rate:6.0f} durable deliveries/s, server CPU {cpu_ms:4.2f} ms/msg, "
+                  f"stored {stored}/{args.messages}  [{mode}]", flush=True)
+            if stored != args.messages:
+                raise SystemExit("not every accepted message was stored")
 
 
 if __name__ == "__main__":

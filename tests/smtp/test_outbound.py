@@ -9,6 +9,7 @@ import os
 import shutil
 import smtplib
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -46,10 +47,12 @@ def submit(world: World, rcpts: list[str], message: bytes = MESSAGE) -> dict[str
 
 
 def make_queue(app: App, *, port: int = 25, smarthost: str = "", tls: str = "opportunistic",
-               clock: object = None, max_age_s: float = 3600) -> OutboundQueue:
+               clock: object = None, max_age_s: float = 3600,
+               tls_context: ssl.SSLContext | None = None) -> OutboundQueue:
     settings = OutboundSettings(hostname="mx.example.test", smarthost=smarthost,
                                 tls_policy=tls, port=port, retry_base_s=0.2,
-                                retry_max_s=0.5, timeout_s=5, max_age_s=max_age_s)
+                                retry_max_s=0.5, timeout_s=5, max_age_s=max_age_s,
+                                tls_context=tls_context)
 
     async def loopback(domain: str) -> list[str]:
         return ["127.0.0.1"]
@@ -281,3 +284,33 @@ async def test_domain_without_mail_host_bounces_5_1_2(accounts: App, tmp_path: P
     finally:
         await world.server.close()
         await queue.close()
+
+
+async def test_required_tls_verifies_the_certificate(accounts: App, other: World,
+                                                     tmp_path: Path) -> None:
+    # The second instance's self-signed certificate (tests/smtp/conftest.py server_tls)
+    trusted = ssl.create_default_context(cafile=str(tmp_path / "other-tls" / "tls" / "cert.pem"))
+    queue = make_queue(accounts, port=other.mx_port, tls="required", tls_context=trusted)
+    await queue.start()
+    world = await start_world(accounts, tmp_path, outbound=queue)
+    try:
+        assert await asyncio.to_thread(submit, world, ["carol@other.test"]) == {}
+        await queue.wait_until(lambda entries: not entries)
+        [received] = await other.inbox("carol@other.test")
+        assert b"with ESMTPS id" in received
+    finally:
+        await world.server.close()
+        await queue.close()
+    # An untrusted certificate is not good enough under the required policy.
+    untrusting = make_queue(accounts, port=other.mx_port, tls="required",
+                            tls_context=ssl.create_default_context())
+    await untrusting.start()
+    world = await start_world(accounts, tmp_path / "again", outbound=untrusting)
+    try:
+        assert await asyncio.to_thread(submit, world, ["carol@other.test"]) == {}
+        await untrusting.wait_until(lambda es: bool(es) and es[0].attempts >= 1)
+        assert untrusting.entries()[0].pending == ["carol@other.test"]
+        assert len(await other.inbox("carol@other.test")) == 1
+    finally:
+        await world.server.close()
+        await untrusting.close()

@@ -130,11 +130,15 @@ class NoMailHost(Exception):
     """The domain cannot receive mail (NXDOMAIN or null MX): a permanent failure."""
 
 
-async def dns_mx_lookup(domain: str) -> list[str]:
+async def dns_mx_lookup(domain: str,
+                        resolver: dns.asyncresolver.Resolver | None = None) -> list[str]:
     """MX hosts of ``domain`` by preference; the domain itself when it has no MX
     (RFC 5321 5.1). Raises NoMailHost for NXDOMAIN or a null MX (RFC 7505)."""
     try:
-        answer = await dns.asyncresolver.resolve(domain, "MX")
+        if resolver is None:
+            answer = await dns.asyncresolver.resolve(domain, "MX")
+        else:
+            answer = await resolver.resolve(domain, "MX")
     except dns.resolver.NXDOMAIN as exc:
         raise NoMailHost(f"domain {domain} does not exist") from exc
     except dns.resolver.NoAnswer:
