@@ -3,6 +3,7 @@ message, never a crash or a hang (and the server keeps serving afterwards)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -239,3 +240,29 @@ async def test_command_rate_limit_per_address(accounts: App, tmp_path: Path) -> 
         assert await wire.closed()
     finally:
         await world.server.close()
+
+
+async def test_end_of_data_split_across_packets(world: World) -> None:
+    wire = await _open_txn(world)
+    for piece in (b"Subject: split\r\n\r\nbody\r", b"\n", b".", b"\r", b"\n"):
+        wire.send(piece)
+        await wire.writer.drain()
+        await asyncio.sleep(0.02)
+    assert (await wire.reply())[0] == 250
+    [stored] = await world.inbox(ALICE)
+    assert stored.endswith(b"\r\n\r\nbody\r\n")
+
+
+async def test_commands_injected_before_tls_are_discarded(world: World) -> None:
+    """CVE-2011-0411 style: plaintext commands sent along with STARTTLS must not be
+    executed inside the TLS session."""
+    wire = await Wire.open(world.mx_port)
+    await wire.cmd("EHLO t.test")
+    wire.send(b"STARTTLS\r\nMAIL FROM:<injected@remote.test>\r\n")
+    assert (await wire.reply())[0] == 220
+    await wire.writer.start_tls(world.client_tls)
+    # Had the injected MAIL run inside TLS, its "Sender OK" would come first.
+    assert await wire.cmd("NOOP") == (250, "2.0.0 OK")
+    assert (await wire.cmd("EHLO t.test"))[0] == 250
+    assert (await wire.cmd("MAIL FROM:<real@remote.test>"))[0] == 250
+    wire.close()

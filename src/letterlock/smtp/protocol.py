@@ -496,6 +496,7 @@ class SmtpListener(SMTP):
         # Once the whole message is here, finish storing it even if the client
         # disconnects meanwhile: the work is not wasted and nothing is half-done.
         task = asyncio.ensure_future(self._handler.data(self.peer(), envelope, message))
+        task.add_done_callback(_log_orphan_failure)
         results = await asyncio.shield(task)
         if self._kind is ListenerKind.LMTP:
             for result in results:
@@ -557,6 +558,12 @@ class LmtpListener(SmtpListener):
     def _extensions(self) -> list[str]:
         return [line for line in super()._extensions() if line != "STARTTLS"] \
             if self.tls_context is None else super()._extensions()
+
+
+def _log_orphan_failure(task: asyncio.Future[list[Reply]]) -> None:
+    # Retrieve the outcome so a failure after the client left is logged, not lost.
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("storing a message failed: %r", task.exception())
 
 
 @functools.cache
