@@ -35,7 +35,7 @@ import dns.resolver
 
 from letterlock.config import SmtpConfig
 from letterlock.crypto import keys, seal
-from letterlock.errors import LetterlockError, StorageError
+from letterlock.errors import ConfigError, LetterlockError, StorageError
 from letterlock.services.accounts import AccountRef, AccountService
 from letterlock.services.delivery import DeliveryService
 from letterlock.services.dkim_keys import DkimKeys
@@ -67,7 +67,7 @@ class OutboundSettings:
     @classmethod
     def from_config(cls, config: SmtpConfig, hostname: str) -> OutboundSettings:
         if config.outbound_tls not in ("none", "opportunistic", "required"):
-            raise LetterlockError(f"smtp.outbound_tls: unknown policy {config.outbound_tls!r}")
+            raise ConfigError(f"smtp.outbound_tls: unknown policy {config.outbound_tls!r}")
         return cls(hostname=hostname, smarthost=config.smarthost,
                    tls_policy=config.outbound_tls, max_age_s=config.queue_max_age_s)
 
