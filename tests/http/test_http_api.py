@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from letterlock.app import App
+from letterlock.audit.records import decode
 from letterlock.crypto.keys import KdfParams
 from letterlock.errors import AuthenticationFailed
 from letterlock.services.operators import OperatorService
@@ -33,12 +34,16 @@ ROUTES = {
     ("GET", "/api/operator/me"),
     ("GET", "/api/operators"),
     ("POST", "/api/operators"),
+    ("GET", "/api/accounts"),
+    ("POST", "/api/accounts/{address}/move"),
+    ("DELETE", "/api/accounts/{address}"),
     ("POST", "/api/legal/matters"),
     ("GET", "/api/legal/matters"),
     ("GET", "/api/legal/matters/{matter_id}"),
     ("POST", "/api/legal/matters/{matter_id}/decision"),
     ("POST", "/api/legal/matters/{matter_id}/close"),
     ("POST", "/api/legal/tick"),
+    ("GET", "/api/me"),
     ("GET", "/api/me/notices"),
     ("GET", "/api/access/events"),
 }
@@ -262,7 +267,7 @@ async def test_no_route_returns_mail(client: httpx.AsyncClient, app: App,
     schema = (await client.get("/openapi.json")).json()
     gets = [p for p, ops in schema["paths"].items() if "get" in ops]
     for path in gets:
-        url = path.replace("{matter_id}", mid)
+        url = path.replace("{matter_id}", mid).replace("{address}", BOB)
         for headers in tokens.values():
             responses.append(await client.get(url, headers=headers))
         responses.append(await client.get(url, auth=(BOB, PASSWORD)))
@@ -286,3 +291,57 @@ async def test_domain_errors_map_to_statuses(client: httpx.AsyncClient,
     both = await client.post("/api/legal/matters/M-nope/decision", headers=tokens["legal"],
                              json={"accept": True, "override": "reject"})
     assert both.status_code == 422
+
+
+async def test_admin_moves_and_deletes_accounts(client: httpx.AsyncClient, app: App,
+                                                tokens: dict[str, dict[str, str]]) -> None:
+    await _bob(app)
+    for role in ("legal", "auditor"):
+        assert (await client.get("/api/accounts", headers=tokens[role])).status_code == 403
+        assert (await client.post(f"/api/accounts/{BOB}/move", json={"region": "eu-dublin"},
+                                  headers=tokens[role])).status_code == 403
+        assert (await client.delete(f"/api/accounts/{BOB}",
+                                    headers=tokens[role])).status_code == 403
+    listed = await client.get("/api/accounts", headers=tokens["admin"])
+    assert [(a["address"], a["region"]) for a in listed.json()] == [(BOB, "us-east")]
+    where = await client.get("/api/me", auth=(BOB, PASSWORD))
+    assert where.json()["region"] == "us-east" and where.json()["country"] == "US"
+
+    filed = await client.post("/api/legal/matters", headers=tokens["legal"],
+                              json={"request": _request(["subscriber"])})
+    mid = filed.json()["id"]
+    blocked = await client.post(f"/api/accounts/{BOB}/move", json={"region": "eu-dublin"},
+                                headers=tokens["admin"])
+    assert blocked.status_code == 409 and mid in blocked.json()["detail"]
+    assert (await client.delete(f"/api/accounts/{BOB}",
+                                headers=tokens["admin"])).status_code == 409
+    await client.post(f"/api/legal/matters/{mid}/close", headers=tokens["legal"])
+
+    moved = await client.post(f"/api/accounts/{BOB}/move", json={"region": "eu-dublin"},
+                              headers=tokens["admin"])
+    assert moved.status_code == 200, moved.text
+    assert moved.json() == {"address": BOB, "region": "eu-dublin"}
+    where = await client.get("/api/me", auth=(BOB, PASSWORD))
+    assert where.json()["region"] == "eu-dublin" and where.json()["country"] == "IE"
+    nowhere = await client.post(f"/api/accounts/{BOB}/move", json={"region": "mars-1"},
+                                headers=tokens["admin"])
+    assert nowhere.status_code == 404
+    assert (await client.delete(f"/api/accounts/{BOB}",
+                                headers=tokens["admin"])).status_code == 204
+    assert (await client.get("/api/me", auth=(BOB, PASSWORD))).status_code == 401
+    assert (await client.delete(f"/api/accounts/{BOB}",
+                                headers=tokens["admin"])).status_code == 404
+    feed = await client.get("/api/access/events", auth=(BOB, PASSWORD))
+    assert feed.status_code == 401  # the account is gone, its log entries are not
+    kinds = _kinds(app)
+    assert "admin:account:moved" in kinds and "admin:account:deleted" in kinds
+
+
+def _kinds(app: App) -> list[str]:
+    log = app.audit.log  # type: ignore[attr-defined]
+    out = []
+    for _, leaf in log.iter_leaves(0, log.size):
+        record = decode(leaf)
+        if record.event is not None:
+            out.append(str(record.event.type))
+    return out

@@ -10,7 +10,11 @@ Routes (the OpenAPI schema at ``/openapi.json`` is the reference):
     GET  /api/operator/me          who the token belongs to
     GET  /api/operators            list operators (admin)
     POST /api/operators            add an operator (admin)
+    GET  /api/accounts             accounts and their regions (admin)
+    POST /api/accounts/{a}/move    move an account to another region (admin)
+    DELETE /api/accounts/{a}       delete an account and its mail (admin)
     *    /api/legal/...            legal matters (legal_api.py; admin/legal act, auditor reads)
+    GET  /api/me                   the account owner's region, country, key custody
     GET  /api/me/notices           the account owner's legal notices (mail password)
     GET  /api/access/events        the owner's access feed (access_feed.py, when present)
 
@@ -134,9 +138,9 @@ def make_api(app: App, *, access_feed: Any = None) -> FastAPI:
     async def operator_identity(who: Who) -> OperatorIdentity:
         return OperatorIdentity(who.name, who.role)
 
-    def admin(who: Operator) -> None:
+    def admin(who: Operator, what: str = "manage operators") -> None:
         if who.role != "admin":
-            raise HTTPException(403, f"role {who.role} may not manage operators")
+            raise HTTPException(403, f"role {who.role} may not {what}")
 
     async def account_owner(
         basic: Annotated[HTTPBasicCredentials | None, Depends(account_basic)],
@@ -209,9 +213,45 @@ def make_api(app: App, *, access_feed: Any = None) -> FastAPI:
         added = await app.operators.add(name, role, password, actor=who.name)
         return _operator_json(added)
 
+    # -- accounts (admin): where they live, moving and deleting; never their mail ----------
+
+    @api.get("/api/accounts", tags=["accounts"])
+    async def list_accounts(who: Who) -> list[dict[str, str]]:
+        """Every account with its home region (admin only)."""
+        admin(who, "manage accounts")
+        return [{"address": a.address, "region": a.region, "created": format_time(a.created)}
+                for a in await app.accounts.list()]
+
+    @api.post("/api/accounts/{address}/move", tags=["accounts"])
+    async def move_account(who: Who, address: str,
+                           region: Annotated[str, Body(embed=True)]) -> dict[str, str]:
+        """Move an account and its mail to another region (admin only; refused with
+        409 while a legal matter names the account)."""
+        admin(who, "manage accounts")
+        ref = await app.accounts.move(address, region, actor=who.name)
+        return {"address": ref.address, "region": ref.region}
+
+    @api.delete("/api/accounts/{address}", status_code=204, tags=["accounts"])
+    async def delete_account(who: Who, address: str) -> Response:
+        """Delete an account and all its mail (admin only; refused with 409 while a
+        legal matter names the account)."""
+        admin(who, "manage accounts")
+        await app.accounts.delete(address, actor=who.name)
+        return Response(status_code=204)
+
     api.include_router(make_legal_router(lambda: app.legal, operator_identity))
 
     # -- account owners ----------------------------------------------------------------------
+
+    @api.get("/api/me", tags=["account"])
+    async def about_me(owner: Owner) -> dict[str, str]:
+        """Where the authenticated account's data lives and how it is sealed."""
+        regions = {r.id: r.country for r in await app.control.list_regions()}
+        record = owner.ref.record
+        return {"address": owner.address, "region": owner.ref.region,
+                "country": regions.get(owner.ref.region, ""),
+                "created": format_time(record.created), "key_custody": record.custody,
+                "key_id": record.key_id.hex()}
 
     @api.get("/api/me/notices", tags=["account"])
     async def my_notices(owner: Owner) -> dict[str, Any]:
