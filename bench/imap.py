@@ -25,12 +25,17 @@ from pathlib import Path
 
 PASSWORD = "benchmark password"
 USER = "bench@example.test"
+IDLE_USER = "idle@example.test"
+"""Created by the cheap-KDF server (a key is unwrapped with the Argon2 settings it was
+wrapped with, so the production-settings account cannot log in cheaply)."""
 _LITERAL = re.compile(rb"\{(\d+)\}\r\n$")
 
 
 # -- server side (child process) -------------------------------------------------------
 
 async def serve(home: Path, messages: int, fast_kdf: bool) -> None:
+    """Run the server for USER (production KDF) or IDLE_USER (cheap KDF), each with
+    ``messages`` messages in INBOX."""
     from letterlock import config as config_mod
     from letterlock.app import initialise, open_app
     from letterlock.imap.server import ImapServer
@@ -43,14 +48,14 @@ async def serve(home: Path, messages: int, fast_kdf: bool) -> None:
     config = config_mod.load(home, env=env)
     if not (home / "control").exists():
         await initialise(config, InitOptions())
+    user = IDLE_USER if fast_kdf else USER
     async with open_app(config) as app:
         try:
-            ref, _ = await app.accounts.create(USER, "us-east", PASSWORD)
+            ref, _ = await app.accounts.create(user, "us-east", PASSWORD)
         except Exception:
-            ref = await app.accounts.resolve(USER)
+            ref = await app.accounts.resolve(user)
         box = await app.mailboxes.mailbox_for_delivery(ref, "INBOX")
-        have = 0
-        session = await app.accounts.authenticate(USER, PASSWORD)
+        session = await app.accounts.authenticate(user, PASSWORD)
         have = (await app.mailboxes.get_mailbox(session, "INBOX")).messages
         batch = []
         for i in range(have, messages):
@@ -168,7 +173,10 @@ async def bench_fetch(port: int, query: str, rounds: int = 1) -> tuple[int, floa
     return count, best
 
 
-async def bench_idle(port: int, pid: int, count: int) -> tuple[int, int]:
+async def bench_idle(port: int, pid: int, count: int) -> tuple[int, int, float]:
+    """Open ``count`` idle connections in two halves. Returns (opened, RSS growth over
+    all of them in KiB, marginal KiB per connection over the second half). The
+    marginal figure excludes one-time growth (allocator arenas, first-use caches)."""
     base = rss_kib(pid)
     clients: list[Client] = []
     gate = asyncio.Semaphore(64)
@@ -176,20 +184,24 @@ async def bench_idle(port: int, pid: int, count: int) -> tuple[int, int]:
     async def one() -> None:
         async with gate:
             c = await Client.connect(port)
-            await c.command(f'LOGIN "{USER}" "{PASSWORD}"')
+            await c.command(f'LOGIN "{IDLE_USER}" "{PASSWORD}"')
             await c.command("SELECT INBOX")
             c.writer.write(b"i IDLE\r\n")
             line = await c.reader.readuntil(b"\n")
             assert line.startswith(b"+"), line
             clients.append(c)
 
-    await asyncio.gather(*(one() for _ in range(count)))
+    half = count // 2
+    await asyncio.gather(*(one() for _ in range(half)))
     await asyncio.sleep(1.0)
-    grown = rss_kib(pid) - base
+    middle = rss_kib(pid)
+    await asyncio.gather(*(one() for _ in range(count - half)))
+    await asyncio.sleep(1.0)
+    end = rss_kib(pid)
     for c in clients:
         c.writer.write(b"DONE\r\n")
         await c.close()
-    return len(clients), grown
+    return len(clients), end - base, (end - middle) / max(1, count - half)
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -212,12 +224,13 @@ async def main(args: argparse.Namespace) -> None:
                       f"({count / seconds:,.0f} msg/s)")
         finally:
             await stop_server(proc)
-        proc, port = await start_server(home, args.messages, fast_kdf=True)
+        proc, port = await start_server(home, args.idle_messages, fast_kdf=True)
         try:
-            opened, grown = await bench_idle(port, proc.pid, args.idle)
-            print(f"{opened} idle connections (logged in, INBOX selected, IDLE): "
+            opened, grown, marginal = await bench_idle(port, proc.pid, args.idle)
+            print(f"{opened} idle connections (logged in, {args.idle_messages}-message INBOX "
+                  "selected, IDLE): "
                   f"server RSS +{grown / 1024:.1f} MiB = {grown / max(1, opened):.1f} KiB "
-                  "per connection")
+                  f"per connection overall, {marginal:.1f} KiB per added connection")
         finally:
             await stop_server(proc)
 
@@ -227,6 +240,7 @@ if __name__ == "__main__":
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--idle", type=int, default=2_000)
     parser.add_argument("--logins", type=int, default=20)
+    parser.add_argument("--idle-messages", type=int, default=1_000)
     parser.add_argument("--serve", type=Path)
     parser.add_argument("--fast-kdf", action="store_true")
     parsed = parser.parse_args()

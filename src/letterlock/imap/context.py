@@ -48,6 +48,8 @@ class Services:
     accounts: AccountService
     mailboxes: MailboxService
     config: ImapConfig
+    listing: asyncio.Semaphore
+    """Bounds concurrent whole-mailbox listings (SELECT, STATUS UNSEEN, EXPUNGE)."""
 
 
 BASE_CAPABILITIES = (

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from contextlib import ExitStack
+from contextlib import AbstractContextManager
 
 from letterlock.imap.parsing.primitives import SeqSet
 from letterlock.imap.uidmap import UidMap
@@ -48,7 +48,8 @@ def flag_list(flags: Iterable[str]) -> bytes:
 
 class SelectedMailbox:
     def __init__(self, record: MailboxRecord, messages: list[MessageRecord],
-                 readonly: bool, watch: ExitStack, changed: asyncio.Event) -> None:
+                 readonly: bool, watch: AbstractContextManager[asyncio.Event],
+                 changed: asyncio.Event) -> None:
         self.id = record.id
         self.name = record.name
         self.uidvalidity = record.uidvalidity
@@ -64,7 +65,7 @@ class SelectedMailbox:
         """uid -> modseq of this session's own flag changes, already reported."""
 
     def close(self) -> None:
-        self._watch.close()
+        self._watch.__exit__(None, None, None)
 
     # -- numbering -------------------------------------------------------------------
     @property

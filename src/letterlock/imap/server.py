@@ -36,6 +36,8 @@ from letterlock.services.mailbox import MailboxService
 
 log = logging.getLogger(__name__)
 
+MAX_CONCURRENT_LISTINGS = 4
+"""Whole-mailbox listings running at once, server-wide (bounds their transient memory)."""
 MAX_LINES_PER_COMMAND = 1000
 """Literals per command (each starts a new line); bounds framing work per command."""
 
@@ -55,7 +57,8 @@ class Refusal:
 class ImapServer:
     def __init__(self, accounts: AccountService, mailboxes: MailboxService,
                  config: ImapConfig, ssl_context: ssl.SSLContext | None) -> None:
-        self._services = Services(accounts, mailboxes, config)
+        self._services = Services(accounts, mailboxes, config,
+                                  asyncio.Semaphore(MAX_CONCURRENT_LISTINGS))
         self._config = config
         self._ssl = ssl_context
         self._servers: list[asyncio.Server] = []

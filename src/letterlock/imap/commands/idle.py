@@ -1,4 +1,9 @@
-"""IDLE (RFC 2177): push mailbox changes to the client as they happen, until DONE."""
+"""IDLE (RFC 2177): push mailbox changes to the client as they happen, until DONE.
+
+An idle connection holds one extra task (the pending read of DONE); the read's
+completion and the mailbox's change notification wake the same event, so nothing
+else is allocated while waiting.
+"""
 
 from __future__ import annotations
 
@@ -32,35 +37,37 @@ async def idle(cmd: c.Idle, ctx: Context) -> Reply:
     ctx.out.write(b"+ idling\r\n")
     await push_updates(ctx)
     await ctx.out.flush()
+    sel = ctx.selected
+    wake = sel.changed if sel is not None else asyncio.Event()
     reader = asyncio.ensure_future(ctx.read_line())
-    timeout = float(ctx.services.config.idle_timeout_s)
+    reader.add_done_callback(lambda _: wake.set())
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + float(ctx.services.config.idle_timeout_s)
     try:
         while True:
-            sel = ctx.selected
-            waiters: set[asyncio.Future[object]] = {reader}  # type: ignore[arg-type]
-            changed = None
-            if sel is not None:
-                changed = asyncio.ensure_future(sel.changed.wait())
-                waiters.add(changed)  # type: ignore[arg-type]
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise TimeoutError
-            done, _ = await asyncio.wait(waiters, timeout=min(POLL_S, remaining),
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if changed is not None and not changed.done():
-                changed.cancel()
-            if reader in done:
+                # Autologout (RFC 9051 5.4): clients re-issue IDLE well before this.
+                ctx.out.untagged(b"BYE Autologout; idle for too long")
+                await ctx.out.flush()
+                raise ConnectionResetError("autologout")
+            try:
+                async with asyncio.timeout(min(POLL_S, remaining)):
+                    await wake.wait()
+            except TimeoutError:
+                wake.set()  # periodic look for changes made by other processes
+            if reader.done():
                 line = reader.result()
                 if line is None:
                     raise ConnectionResetError
                 if line.rstrip(b"\r\n").upper() == b"DONE":
+                    await push_updates(ctx)
                     return ok("IDLE terminated")
                 return bad("Expected DONE")
-            if sel is not None and not done:
-                sel.changed.set()  # periodic check for changes from other processes
-            await push_updates(ctx)
+            if sel is None:
+                wake.clear()
+                continue
+            await push_updates(ctx)  # clears the event
             await ctx.out.flush()
     finally:
         if not reader.done():

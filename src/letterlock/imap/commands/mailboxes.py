@@ -6,7 +6,6 @@ APPEND (UIDPLUS RFC 4315, APPENDLIMIT RFC 7889, BINARY RFC 3516)."""
 from __future__ import annotations
 
 import re
-from contextlib import ExitStack
 
 from letterlock.errors import LetterlockError
 from letterlock.imap import encoding
@@ -54,13 +53,19 @@ async def select(cmd: c.Select, ctx: Context) -> Reply:
         ctx.enabled.add("CONDSTORE")
     user = _user(ctx)
     svc = ctx.services.mailboxes
-    watch = ExitStack()
     try:
         box = await svc.get_mailbox(user, name)
-        changed = watch.enter_context(svc.hub.watch(box.id))
-        messages = await svc.messages(user, box.id)
     except LetterlockError as exc:
-        watch.close()
+        return reply_for(exc)
+    watch = svc.hub.watch(box.id)
+    changed = watch.__enter__()
+    try:
+        # Listing a whole mailbox briefly holds every record; bound how many
+        # connections do it at once so bursts of SELECTs do not inflate memory.
+        async with ctx.services.listing:
+            messages = await svc.messages(user, box.id)
+    except LetterlockError as exc:
+        watch.__exit__(None, None, None)
         return reply_for(exc)
     sel = SelectedMailbox(box, messages, cmd.readonly, watch, changed)
     out = ctx.out
