@@ -4,6 +4,7 @@ Also the composition root's legal wiring: holds keep expunged mail."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -119,7 +120,7 @@ async def test_move_keeps_mail_readable_and_leaves_nothing_behind(app: App) -> N
         bodies = await app.mailboxes.bodies(before_session, msgs)
         expected[box.name] = [(bodies[m.uid], m.flags) for m in msgs]
 
-    moved = await app.accounts.move(ADDRESS, "eu-dublin", actor="root")
+    moved = await app.accounts.move(ADDRESS, "eu-dublin", actor="root", settle_s=0)
     assert moved.region == "eu-dublin"
     assert await app.control.lookup(ADDRESS) == "eu-dublin"
     await _assert_gone(app, "us-east", ref.record.id, old_blobs)
@@ -143,6 +144,24 @@ async def test_move_keeps_mail_readable_and_leaves_nothing_behind(app: App) -> N
     await app.delivery.deliver(_message(10), [await app.accounts.resolve(ADDRESS)])
     inbox = await app.mailboxes.get_mailbox(session, "INBOX")
     assert inbox.messages == 4
+
+
+async def test_delivery_racing_the_move_is_carried_over(app: App) -> None:
+    """A delivery that looked up the old region just before the directory switched
+    lands in the old cell during the settle time and is copied, not deleted."""
+    await _bob_with_mail(app, "us-east")
+    stale_ref = await app.accounts.resolve(ADDRESS)
+    move = asyncio.create_task(app.accounts.move(ADDRESS, "eu-dublin", settle_s=0.5))
+    while await app.control.lookup(ADDRESS) != "eu-dublin":
+        await asyncio.sleep(0.005)
+    await app.mailboxes.append(stale_ref, "INBOX", _message(42))
+    await move
+    session = await app.accounts.authenticate(ADDRESS, PASSWORD)
+    inbox = await app.mailboxes.get_mailbox(session, "INBOX")
+    bodies = await app.mailboxes.bodies(session, await app.mailboxes.messages(session,
+                                                                              inbox.id))
+    assert any(b"secret-marker-42" in body for body in bodies.values())
+    assert await app.cells.get("us-east").store.get_account(ADDRESS) is None
 
 
 async def test_move_refusals(app: App) -> None:
@@ -190,7 +209,7 @@ async def test_open_matter_refuses_delete_and_move(app: App) -> None:
     assert await app.control.lookup(ADDRESS) == "us-east"
     assert len(await _everything(app, "us-east", ref.record.id)) == 5
     await app.legal.close(matter.id, "lee")
-    await app.accounts.move(ADDRESS, "eu-dublin")
+    await app.accounts.move(ADDRESS, "eu-dublin", settle_s=0)
     await app.accounts.delete(ADDRESS)
     assert await app.control.lookup(ADDRESS) is None
 

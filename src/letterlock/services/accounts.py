@@ -45,6 +45,10 @@ DEFAULT_MAILBOXES: tuple[tuple[str, str | None], ...] = (
 MIN_PASSWORD_LENGTH = 8
 MOVE_BATCH_BYTES = 32 * 1024 * 1024
 """Sealed bytes read from the old cell before they are written to the new one."""
+MOVE_SETTLE_S = 2.0
+"""Seconds a move waits after pointing the directory at the new region before its last
+copy pass: a delivery that looked up the old region just before the switch has that
+long to land there (and be copied) before the old cell's data is deleted."""
 
 LifecycleGuard = Callable[[str], Awaitable[None]]
 """``guard(address)`` raises (e.g. MatterOpen) if the account may not be deleted or
@@ -249,14 +253,16 @@ class AccountService:
                                             datetime.now(UTC), account=address,
                                             details=(("region", region),)))
 
-    async def move(self, address: str, region_id: str, *,
-                   actor: str = "operator") -> AccountRef:
+    async def move(self, address: str, region_id: str, *, actor: str = "operator",
+                   settle_s: float = MOVE_SETTLE_S) -> AccountRef:
         """Move the account to ``region_id``: every mailbox, message (sealed blob and
         sealed summary, copied as ciphertext: no key is needed) and the account record
         are written in the new cell, the directory is pointed there, mail that arrived
         meanwhile is copied too, and then everything is deleted from the old cell.
 
         Mailboxes get new UIDVALIDITY values in the new cell (clients resynchronise).
+        Flag changes and expunges made through sessions opened before the move, while
+        it runs, are not carried over; such sessions fail once the old copy is gone.
         Moving an account to the region it already lives in finishes an interrupted
         move (removes stale copies elsewhere) or raises Refused if there is none.
         Raises UnknownAccount, UnknownRegion, or MatterOpen from a lifecycle guard.
@@ -280,7 +286,9 @@ class AccountService:
         blob_map: dict[str, str] = {}
         count = await _copy_mail(src, dst, record.id, copied, blob_map)
         await self._control.reassign(address, region_id)
-        # Deliveries that resolved the old region before the switch: copy them too.
+        # Deliveries that resolved the old region before the switch: let them land,
+        # then copy them too.
+        await asyncio.sleep(settle_s)
         count += await _copy_mail(src, dst, record.id, copied, blob_map)
         await _purge(src, address)
         await self._audit.record(AuditEvent(EventType.ADMIN_ACCOUNT_MOVED, actor,
