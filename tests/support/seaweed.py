@@ -101,13 +101,16 @@ def _start(binary: str, root: Path) -> tuple[subprocess.Popen[bytes], Seaweed]:
     data.mkdir()
     args = [binary, "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-master.port={master}", f"-master.port.grpc={master_grpc}",
-            "-master.volumeSizeLimitMB=64", "-volume.max=32",
+            "-master.volumeSizeLimitMB=64", "-volume.max=0",
             f"-volume.port={volume}", f"-volume.port.grpc={volume_grpc}",
             "-filer", f"-filer.port={filer}", f"-filer.port.grpc={filer_grpc}",
             "-s3", f"-s3.port={s3}", f"-s3.port.grpc={s3_grpc}", f"-s3.config={config}",
             "-s3.port.iceberg=0", "-s3.port.lance=0"]
     log = open(root / "weed.log", "wb")  # noqa: SIM115 - lives as long as the process
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=root,
+    # Every bucket is a collection of its own; growing one volume for it (not seven)
+    # keeps a session's many small buckets cheap. volume.max=0: as many as disk allows.
+    env = {**os.environ, "WEED_MASTER_VOLUME_GROWTH_COPY_1": "1"}
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=root, env=env,
                             start_new_session=True)
     log.close()
     return proc, Seaweed(f"http://127.0.0.1:{s3}", f"http://127.0.0.1:{filer}")

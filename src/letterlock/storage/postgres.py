@@ -82,7 +82,6 @@ class PostgresDb:
         self._pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
             url, min_size=min_size, max_size=max_size, open=False,
             kwargs={"autocommit": True},
-            check=AsyncConnectionPool.check_connection,
             name=f"letterlock:{_database_of(url)}")
         self._opened = False
         self._closed = False
@@ -125,18 +124,27 @@ class PostgresDb:
             return
         await conn.close()
 
-    async def _run(self, op: Op[T], *, read_only: bool) -> T:
+    async def _run(self, op: Op[T], mode: str) -> T:
         if not self._opened:
             await self.open()
         attempt = 0
         while True:
             attempt += 1
             try:
-                async with self._pool.connection() as conn, conn.transaction():
-                    if read_only:
-                        await conn.execute(
-                            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                    return await op(conn)
+                async with self._pool.connection() as conn:
+                    if mode == "write":
+                        async with conn.transaction():
+                            return await op(conn)
+                    if mode == "query":  # one statement: its own snapshot, no BEGIN
+                        return await op(conn)
+                    await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    try:
+                        result = await op(conn)
+                    except BaseException:
+                        await conn.execute("ROLLBACK")
+                        raise
+                    await conn.execute("COMMIT")
+                    return result
             except (psycopg.errors.DeadlockDetected,
                     psycopg.errors.SerializationFailure) as exc:
                 if attempt >= _RETRIES:
@@ -149,11 +157,15 @@ class PostgresDb:
 
     async def write(self, op: Op[T]) -> T:
         """Run ``op`` in one read-write transaction (committed, hence durable, on return)."""
-        return await self._run(op, read_only=False)
+        return await self._run(op, "write")
 
     async def read(self, op: Op[T]) -> T:
         """Run ``op`` in a read-only REPEATABLE READ transaction (one snapshot)."""
-        return await self._run(op, read_only=True)
+        return await self._run(op, "read")
+
+    async def query(self, op: Op[T]) -> T:
+        """Run ``op``, which issues exactly one read statement, outside a transaction."""
+        return await self._run(op, "query")
 
     async def close(self) -> None:
         async with self._open_lock:
@@ -210,7 +222,7 @@ class PostgresControlStore:
             raise AlreadyExists(f"region {region.id} exists") from None
 
     async def list_regions(self) -> list[Region]:
-        rows = await self.db.read(lambda c: _all(c, "SELECT id, country FROM regions ORDER BY id"))
+        rows = await self.db.query(lambda c: _all(c, "SELECT id, country FROM regions ORDER BY id"))
         return [Region(r[0], r[1]) for r in rows]
 
     async def add_domain(self, name: str) -> Domain:
@@ -226,7 +238,7 @@ class PostgresControlStore:
         return domain
 
     async def list_domains(self) -> list[Domain]:
-        rows = await self.db.read(
+        rows = await self.db.query(
             lambda c: _all(c, "SELECT name, created FROM domains ORDER BY name"))
         return [Domain(r[0], r[1].astimezone(UTC)) for r in rows]
 
@@ -263,17 +275,17 @@ class PostgresControlStore:
         await self.db.write(op)
 
     async def lookup(self, address: str) -> str | None:
-        row = await self.db.read(lambda c: _one(
+        row = await self.db.query(lambda c: _one(
             c, "SELECT region_id FROM directory WHERE address=%s", (address,)))
         return None if row is None else str(row[0])
 
     async def list_assignments(self) -> list[tuple[str, str]]:
-        rows = await self.db.read(lambda c: _all(
+        rows = await self.db.query(lambda c: _all(
             c, "SELECT address, region_id FROM directory ORDER BY address"))
         return [(r[0], r[1]) for r in rows]
 
     async def get_setting(self, key: str) -> str | None:
-        row = await self.db.read(lambda c: _one(
+        row = await self.db.query(lambda c: _one(
             c, "SELECT value FROM settings WHERE key=%s", (key,)))
         return None if row is None else str(row[0])
 
@@ -549,12 +561,12 @@ class PostgresCellStore:
             raise AlreadyExists(f"{account.address} exists") from None
 
     async def get_account(self, address: str) -> AccountRecord | None:
-        row = await self.db.read(lambda c: _one(
+        row = await self.db.query(lambda c: _one(
             c, f"SELECT {_ACCOUNT_COLS} FROM accounts WHERE address=%s", (address,)))
         return None if row is None else _account(row)
 
     async def list_accounts(self) -> list[AccountRecord]:
-        rows = await self.db.read(lambda c: _all(
+        rows = await self.db.query(lambda c: _all(
             c, f"SELECT {_ACCOUNT_COLS} FROM accounts ORDER BY address"))
         return [_account(r) for r in rows]
 
@@ -613,16 +625,16 @@ class PostgresCellStore:
             raise AlreadyExists(f"mailbox {name} exists") from None
 
     async def list_mailboxes(self, account_id: str) -> list[MailboxRecord]:
-        rows = await self.db.read(lambda c: _all(
+        rows = await self.db.query(lambda c: _all(
             c, f"SELECT {_MAILBOX_COLS} FROM mailboxes WHERE account_id=%s ORDER BY name",
             (account_id,)))
         return [_mailbox(r) for r in rows]
 
     async def get_mailbox(self, account_id: str, name: str) -> MailboxRecord:
-        return await self.db.read(lambda c: _get_box(c, account_id, name))
+        return await self.db.query(lambda c: _get_box(c, account_id, name))
 
     async def get_mailbox_by_id(self, mailbox_id: int) -> MailboxRecord:
-        return await self.db.read(lambda c: _get_box_id(c, mailbox_id))
+        return await self.db.query(lambda c: _get_box_id(c, mailbox_id))
 
     async def rename_mailbox(self, account_id: str, old: str, new: str) -> None:
         async def op(c: Conn) -> None:
@@ -678,20 +690,18 @@ class PostgresCellStore:
         return await self.db.write(lambda c: _append(c, messages, self.channel))
 
     async def list_messages(self, mailbox_id: int) -> list[MessageRecord]:
-        async def op(c: Conn) -> list[MessageRecord]:
-            await _get_box_id(c, mailbox_id)
-            return [_message(r) for r in await _all(
-                c, f"SELECT {_MESSAGE_COLS} FROM messages WHERE mailbox_id=%s ORDER BY uid",
-                (mailbox_id,))]
-
-        return await self.db.read(op)
+        rows = await self.db.query(lambda c: _all(
+            c, f"SELECT {_MESSAGE_COLS} FROM messages WHERE mailbox_id=%s ORDER BY uid",
+            (mailbox_id,)))
+        if not rows:
+            await self.get_mailbox_by_id(mailbox_id)  # UnknownMailbox, or really empty
+        return [_message(r) for r in rows]
 
     async def get_messages(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageRecord]:
-        async def op(c: Conn) -> list[MessageRecord]:
-            await _get_box_id(c, mailbox_id)
-            return await _select_uids(c, mailbox_id, uids)
-
-        return await self.db.read(op)
+        found = await self.db.query(lambda c: _select_uids(c, mailbox_id, uids))
+        if not found:
+            await self.get_mailbox_by_id(mailbox_id)  # UnknownMailbox, or none of those
+        return found
 
     async def store_flags(self, mailbox_id: int, uids: Sequence[int], mode: str,
                           flags: frozenset[str],
