@@ -12,8 +12,11 @@ from letterlock import app as app_mod
 from letterlock.app import App
 from letterlock.config import Config
 from letterlock.errors import AlreadyExists
+from letterlock.http.server import start_http
+from letterlock.imap.server import ImapServer
 from letterlock.services import certificates, setup
 from letterlock.services.periodic import start_periodic
+from letterlock.smtp.server import start_smtp
 
 Stopper = Callable[[], Awaitable[None]]
 
@@ -26,33 +29,17 @@ def tls_context(config: Config) -> ssl.SSLContext:
                                        config.control_dir / "tls", config.server.hostname)
 
 
-async def _start_imap(app: App) -> Stopper | None:
-    try:
-        from letterlock.imap.server import ImapServer  # type: ignore[import-not-found]
-    except ImportError:
-        return None
+async def _start_imap(app: App) -> Stopper:
     server = ImapServer(app.accounts, app.mailboxes, app.config.imap, tls_context(app.config))
     await server.start(app.config.server.bind, app.config.imap.port, app.config.imap.tls_port)
-    return server.close  # type: ignore[no-any-return]
+    return server.close
 
 
-async def _start_smtp(app: App) -> Stopper | None:
-    try:
-        from letterlock.smtp.server import start_smtp
-    except ImportError:
-        return None
+async def _start_smtp(app: App) -> Stopper:
     return await start_smtp(app, tls_context(app.config))
 
 
-async def _start_http(app: App) -> Stopper | None:
-    try:
-        from letterlock.http.server import start_http
-    except ImportError:
-        return None
-    return await start_http(app)
-
-
-async def _start_legal_ticks(app: App) -> Stopper | None:
+async def _start_legal_ticks(app: App) -> Stopper:
     return start_periodic(app.legal.tick, app.config.legal.tick_interval_s, "legal tick")
 
 
@@ -90,41 +77,21 @@ async def serve(config: Config, *, demo: bool = False) -> None:
         print(f"initialised {config.home}: " + ", ".join(created))
     async with app_mod.open_app(config) as app:
         demo_accounts = await create_demo(app) if demo else []
-        started: list[str] = []
-
-        def starter(name: str, fn: Callable[[App], Awaitable[Stopper | None]],
-                    ) -> Callable[[App], Awaitable[Stopper]]:
-            async def start(app: App) -> Stopper:
-                stop = await fn(app)
-                if stop is None:
-                    print(f"({name} front-end not available in this build)")
-
-                    async def nothing() -> None:
-                        return None
-
-                    return nothing
-                started.append(name)
-                return stop
-
-            return start
 
         bind = config.server.bind
 
         def ready() -> None:
             print(f"letterlock is running, data in {config.home.resolve()}")
-            if "smtp" in started:
-                print(f"  SMTP (MX)          {bind}:{config.smtp.port}")
-                print(f"  SMTP submission    {bind}:{config.smtp.submission_port} (STARTTLS)")
-            if "imap" in started:
-                print(f"  IMAP               {bind}:{config.imap.port} (STARTTLS)")
-                print(f"  IMAPS              {bind}:{config.imap.tls_port}")
-            if "http" in started:
-                print(f"  HTTP               http://{bind}:{config.http.port}/")
+            print(f"  SMTP (MX)          {bind}:{config.smtp.port}")
+            if config.smtp.lmtp_port:
+                print(f"  LMTP               {bind}:{config.smtp.lmtp_port}")
+            print(f"  SMTP submission    {bind}:{config.smtp.submission_port} (STARTTLS)")
+            print(f"  IMAP               {bind}:{config.imap.port} (STARTTLS)")
+            print(f"  IMAPS              {bind}:{config.imap.tls_port}")
+            print(f"  HTTP               http://{bind}:{config.http.port}/")
             for address, region in demo_accounts:
                 print(f"  demo login         {address} / {DEMO_PASSWORD}  (region {region})")
             print("Stop with Ctrl-C.", flush=True)
 
         await app_mod.run_until_signalled(
-            app, [starter("smtp", _start_smtp), starter("imap", _start_imap),
-                  starter("http", _start_http), starter("legal", _start_legal_ticks)],
-            ready)
+            app, [_start_smtp, _start_imap, start_http, _start_legal_ticks], ready)

@@ -21,6 +21,11 @@ from letterlock.cli.common import (
     read_stdin_lines,
     run,
 )
+from letterlock.cli.domain_dns import show as _domain_show
+from letterlock.cli.legal import legal as _legal
+from letterlock.cli.log import log_group as _log_group
+from letterlock.cli.operators import operator_group as _operator_group
+from letterlock.cli.report import report_group as _report_group
 from letterlock.errors import ConfigError, InvalidInput
 from letterlock.services import setup, transfer
 from letterlock.services.addresses import normalise_address, normalise_domain
@@ -375,19 +380,10 @@ def serve(click_ctx: click.Context, bind: str | None, smtp_port: int | None,
 
 # ----------------------------------------------------------------------------- groups
 # Command groups of other front-end modules are registered here, one line each.
-from letterlock.cli.domain_dns import show as _domain_show  # noqa: E402
-
 domain.add_command(_domain_show)
-from letterlock.cli.legal import legal as _legal  # noqa: E402
-
 cli.add_command(_legal)
-from letterlock.cli.log import log_group as _log_group  # noqa: E402
-
 cli.add_command(_log_group)
-from letterlock.cli.report import report_group as _report_group  # noqa: E402
 cli.add_command(_report_group)
-from letterlock.cli.operators import operator_group as _operator_group  # noqa: E402
-
 cli.add_command(_operator_group)
 
 
