@@ -4,6 +4,7 @@ access feed with the mail password, and the guarantee that no route returns mail
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -345,3 +346,38 @@ def _kinds(app: App) -> list[str]:
         if record.event is not None:
             out.append(str(record.event.type))
     return out
+
+
+class _CountingKdf:
+    """A KdfRunner stand-in that records how many derivations overlap."""
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.most = 0
+
+    async def run(self, func: Any) -> Any:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        try:
+            await asyncio.sleep(0.01)
+            return await asyncio.to_thread(func)
+        finally:
+            self.running -= 1
+
+
+async def test_operator_login_flood_takes_one_kdf_slot(app: App) -> None:
+    """Guessing at the operator login must not starve mail logins of the shared
+    Argon2id pool: operator password checks run one at a time."""
+    kdf = _CountingKdf()
+    store = OperatorStore(app.config.control_dir / "flood", fsync=False)
+    service = OperatorService(store, kdf, _params(app), app.audit)  # type: ignore[arg-type]
+    try:
+        await service.add("eve", "auditor", OPERATOR_PASSWORD)
+        kdf.most = 0
+        guesses = [service.authenticate(name, "wrong guess")
+                   for name in ("eve", "nobody") * 4]
+        results = await asyncio.gather(*guesses, return_exceptions=True)
+        assert all(isinstance(r, AuthenticationFailed) for r in results)
+        assert kdf.most == 1
+    finally:
+        await store.close()

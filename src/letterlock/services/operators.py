@@ -9,11 +9,13 @@ message content. Passwords are hashed with Argon2id (the same cost settings as m
 passwords, run through the application's bounded :class:`KdfRunner`). For HTTP use an
 operator exchanges the password for a bearer token (random, 256 bits, stored only as
 its SHA-256, valid for ``token_lifetime``), so one Argon2id derivation serves a whole
-working session.
+working session. Operator password checks run one at a time: a flood of guesses at the
+operator login can take at most one of the shared KDF slots, never the mail logins'.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import secrets
@@ -101,6 +103,7 @@ class OperatorService:
         self._lifetime = token_lifetime
         self._clock = clock
         self._dummy: str | None = None
+        self._checking = asyncio.Semaphore(1)
 
     async def add(self, name: str, role: str, password: str, *,
                   actor: str = "operator") -> Operator:
@@ -130,16 +133,17 @@ class OperatorService:
         """Check a password. Raises AuthenticationFailed (after the same work whether
         or not the operator exists)."""
         row = await self._store.get(name.strip().lower())
-        if row is None:
-            if self._dummy is None:
-                self._dummy = await self._kdf.run(
-                    lambda: hash_password(secrets.token_hex(8), self._params))
-            dummy = self._dummy
-            await self._kdf.run(lambda: password_matches(password, dummy))
-            raise AuthenticationFailed("authentication failed")
-        encoded = row.password
-        if not await self._kdf.run(lambda: password_matches(password, encoded)):
-            raise AuthenticationFailed("authentication failed")
+        async with self._checking:
+            if row is None:
+                if self._dummy is None:
+                    self._dummy = await self._kdf.run(
+                        lambda: hash_password(secrets.token_hex(8), self._params))
+                dummy = self._dummy
+                await self._kdf.run(lambda: password_matches(password, dummy))
+                raise AuthenticationFailed("authentication failed")
+            encoded = row.password
+            if not await self._kdf.run(lambda: password_matches(password, encoded)):
+                raise AuthenticationFailed("authentication failed")
         return Operator(row.name, row.role, row.created)
 
     async def issue_token(self, name: str, password: str) -> IssuedToken:
