@@ -205,7 +205,7 @@ async def bench_idle(port: int, pid: int, count: int) -> tuple[int, int, float]:
 
 
 async def main(args: argparse.Namespace) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     with tempfile.TemporaryDirectory(prefix="ll-imap-bench-") as tmp:
         home = Path(tmp) / "home"

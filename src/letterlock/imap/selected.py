@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 
-from letterlock.imap.parsing.primitives import SeqSet
+from letterlock.imap.parsing.primitives import STAR, SeqSet
 from letterlock.imap.uidmap import UidMap
 from letterlock.services.accounts import Session
 from letterlock.services.mailbox import MailboxService
@@ -85,7 +85,9 @@ class SelectedMailbox:
             return sorted(out)
         count = len(self.uids)
         seqs: set[int] = set()
-        for a, b in seqset.resolve(count):
+        for (a, b), written in zip(seqset.resolve(count), seqset.ranges, strict=True):
+            if count == 0 and STAR in written:
+                continue  # "1:*" in an empty mailbox names no message
             if a < 1 or b > count:
                 raise BadSequence("message sequence number out of range")
             seqs.update(range(a, b + 1))

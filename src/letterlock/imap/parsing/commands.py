@@ -424,8 +424,16 @@ def _append(buf: bytes, pos: int, cmd_tag: str) -> Append:
     if peek(buf, pos, b'"'):
         when, pos = date_time(buf, pos)
         pos = sp(buf, pos)
+    utf8 = peek_ci(buf, pos, b"UTF8 (")
+    if utf8:
+        # RFC 6855 3.4: APPEND ... UTF8 (literal8) for messages with UTF-8 headers.
+        pos += 6
+        if not peek(buf, pos, b"~{"):
+            raise fail("literal8", buf, pos)
     binary = peek(buf, pos, b"~")
     message, pos = string(buf, pos, allow_binary=True)
+    if utf8:
+        pos = expect(buf, pos, b")")
     if peek(buf, pos, b"{") or peek(buf, pos, b'"'):
         raise fail("literal", buf, pos)
     _end(buf, pos)
