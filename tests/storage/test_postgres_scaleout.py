@@ -4,12 +4,15 @@ cannot show with a single store instance."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from letterlock.storage.models import AccountRecord, MailboxRecord, NewMessage
@@ -183,3 +186,36 @@ async def test_mixed_concurrent_work_from_two_stores_does_not_fail(
         assert state.messages == len(listed)
         assert state.uidnext > max(m.uid for m in listed)
         assert state.highestmodseq >= max(m.modseq for m in listed)
+
+
+async def test_forward_changes_relays_into_a_callback_and_survives_a_dropped_connection(
+        pair: tuple[PostgresCellStore, PostgresCellStore], postgres_db: str) -> None:
+    one, two = pair
+    [box] = await boxes(one, "INBOX")
+    seen: asyncio.Queue[int] = asyncio.Queue()
+    listening = asyncio.create_task(one.forward_changes(seen.put_nowait, retry_s=0.05))
+    try:
+        # appends are retried until the listener is up (LISTEN starts asynchronously)
+        async def next_seen() -> int:
+            for i in range(100):
+                await two.append_messages([msg(box.id, f"fw{i}-{uuid.uuid4().hex}")])
+                try:
+                    return await asyncio.wait_for(seen.get(), 0.2)
+                except TimeoutError:
+                    continue
+            raise AssertionError("no notification relayed")
+
+        assert await next_seen() == box.id
+        # Kill the listening backend: the relay reconnects and goes on.
+        with psycopg.connect(postgres_db, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND query LIKE 'LISTEN%'").fetchall()
+        assert killed == [(True,)]
+        while not seen.empty():
+            seen.get_nowait()
+        assert await next_seen() == box.id
+    finally:
+        listening.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listening

@@ -546,6 +546,26 @@ class PostgresCellStore:
         self._feeds.add(feed)
         return feed
 
+    async def forward_changes(self, notify: Callable[[int], None], *,
+                              retry_s: float = 1.0) -> None:
+        """Call ``notify(mailbox_id)`` for every change any process commits to this
+        cell, until cancelled (e.g. ``ChangeHub.notify`` as a background task). A lost
+        connection is re-established after ``retry_s``; changes committed while it was
+        down are not replayed (IMAP clients see them at their next command)."""
+        while True:
+            try:
+                feed = await self.watch_changes()
+            except StorageError:
+                await asyncio.sleep(retry_s)
+                continue
+            try:
+                async for mailbox_id in feed:
+                    notify(mailbox_id)
+            except StorageError:
+                await asyncio.sleep(retry_s)
+            finally:
+                await feed.aclose()
+
     # -- accounts --------------------------------------------------------------
     async def create_account(self, account: AccountRecord) -> None:
         async def op(c: Conn) -> None:

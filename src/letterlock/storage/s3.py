@@ -3,7 +3,9 @@
 Each sealed blob is one object named by a random id (``uuid4().hex``), so processes
 never coordinate to name blobs and an id is never reused. An S3 PUT is durable when it
 succeeds, so :meth:`S3BlobStore.put_many` returns once every PUT of the batch has
-answered success; the PUTs of a batch run concurrently.
+answered success; the PUTs of a batch run concurrently. (That holds for AWS S3 and for
+services configured to sync before answering; SeaweedFS, for one, syncs a path only
+when told to: ``weed shell`` ``fs.configure -locationPrefix=/buckets/ -fsync=true``.)
 
 The requests go through obstore's blocking functions on a private thread pool rather
 than its ``*_async`` functions: with the latter, a completion can still be delivered
