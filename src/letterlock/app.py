@@ -19,6 +19,7 @@ from letterlock.config import Config
 from letterlock.crypto.keys import KdfParams
 from letterlock.errors import AlreadyExists, NotInitialised
 from letterlock.policy import PolicyEngine, load_jurisdictions, load_profile
+from letterlock.services import dkim_keys
 from letterlock.services.accounts import AccountService, KdfRunner
 from letterlock.services.cells import Cell, Cells, GroupCommitter
 from letterlock.services.delivery import DeliveryService
@@ -88,7 +89,10 @@ class App:
                                                             ("country", region.country))))
 
     async def add_domain(self, name: str, actor: str = "operator") -> None:
+        """Host ``name`` and make its DKIM signing key (`domain show` prints the DNS
+        records to publish)."""
         await self.control.add_domain(name)
+        await asyncio.to_thread(dkim_keys.ensure_key, self.config.control_dir, name)
         await self.audit.record(AuditEvent(EventType.ADMIN_DOMAIN_ADDED, actor, _now(),
                                            details=(("domain", name),)))
 

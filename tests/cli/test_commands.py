@@ -124,3 +124,12 @@ def test_import_of_a_maildir_keeps_flags(tmp_path: Path) -> None:
 
     assert asyncio.run(flags()) == {b"Subject: flagged": {"\\Flagged", "\\Seen"},
                                     b"Subject: fresh": frozenset()}
+
+
+def test_domain_add_makes_its_dkim_key(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    letterlock(home, "init")
+    letterlock(home, "domain", "add", "mail.test")
+    assert any((home / "control" / "dkim" / "mail.test").iterdir())
+    shown = letterlock(home, "domain", "show", "mail.test").stdout
+    assert "_domainkey.mail.test." in shown and "v=DKIM1; k=rsa; p=" in shown
