@@ -9,7 +9,7 @@ import os
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import psycopg
@@ -219,3 +219,15 @@ async def test_forward_changes_relays_into_a_callback_and_survives_a_dropped_con
         listening.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await listening
+
+
+async def test_internaldate_keeps_its_zone(
+        pair: tuple[PostgresCellStore, PostgresCellStore]) -> None:
+    """IMAP reports INTERNALDATE with the zone it was given (RFC 9051 2.3.3)."""
+    one, _ = pair
+    [box] = await boxes(one, "INBOX")
+    dublin_summer = datetime(2025, 7, 1, 9, 30, tzinfo=timezone(timedelta(hours=1)))
+    await one.append_messages([NewMessage(box.id, "z1", 10, dublin_summer, frozenset(), b"s")])
+    [got] = await one.list_messages(box.id)
+    assert got.internaldate == dublin_summer
+    assert got.internaldate.utcoffset() == timedelta(hours=1)

@@ -5,7 +5,7 @@ never coordinate to name blobs and an id is never reused. An S3 PUT is durable w
 succeeds, so :meth:`S3BlobStore.put_many` returns once every PUT of the batch has
 answered success; the PUTs of a batch run concurrently. (That holds for AWS S3 and for
 services configured to sync before answering; SeaweedFS, for one, syncs a path only
-when told to: ``weed shell`` ``fs.configure -locationPrefix=/buckets/ -fsync=true``.)
+when told to: ``weed shell`` ``fs.configure -locationPrefix=/buckets/ -fsync=true -apply``.)
 
 The requests go through obstore's blocking functions on a private thread pool rather
 than its ``*_async`` functions: with the latter, a completion can still be delivered
