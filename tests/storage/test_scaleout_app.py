@@ -94,7 +94,7 @@ async def test_deliver_and_read_back_on_postgres_and_s3(
     store = bucket_store(seaweed, f"lltest-{tag}-eu-dublin")
     try:
         assert await store.list_ids() == [blob_id]
-        sealed = await store.get(blob_id)
+        sealed = await store.get(str(blob_id))
         assert SECRET not in sealed and b"numbers" not in sealed
     finally:
         await store.close()
