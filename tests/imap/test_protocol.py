@@ -281,3 +281,96 @@ async def test_list_special_use_and_status(imap: Imap) -> None:
     assert b"* STATUS Trash (MESSAGES 0)" in lines
     lines = await c.command("a7", 'LIST "" ""')
     assert lines[0] == b'* LIST (\\Noselect) "/" ""'
+
+
+async def test_fetch_of_message_expunged_elsewhere_is_expungeissued(imap: Imap) -> None:
+    await _deliver(imap)
+    await _deliver(imap)
+    a = await ScriptClient.connect(imap.port)
+    b = await ScriptClient.connect(imap.port)
+    for c in (a, b):
+        await c.login(imap.user, imap.password)
+        await c.command("s", "SELECT INBOX")
+    await a.command("a1", "STORE 1 +FLAGS.SILENT (\\Deleted)")
+    await a.command("a2", "EXPUNGE")
+    lines = await b.command("b1", "FETCH 1:2 (UID)")
+    assert lines == [b"* 2 FETCH (UID 2)", b"b1 NO [EXPUNGEISSUED] Some messages were "
+                     b"expunged meanwhile"]
+    lines = await b.command("b2", "NOOP")
+    assert lines[0] == b"* 1 EXPUNGE"
+
+
+async def test_move_reports_copyuid_and_expunge(imap: Imap) -> None:
+    await _deliver(imap)
+    await _deliver(imap)
+    c = await ScriptClient.connect(imap.port)
+    await c.login(imap.user, imap.password)
+    await c.command("a1", "SELECT INBOX")
+    lines = await c.command("a2", "UID MOVE 2 Archive")
+    assert lines[0].startswith(b"* OK [COPYUID ") and lines[0].split()[4] == b"2"
+    assert lines[1] == b"* 2 EXPUNGE"
+    assert lines[-1] == b"a2 OK UID MOVE completed"
+    lines = await c.command("a3", "COPY 1 Nowhere")
+    assert lines[-1].startswith(b"a3 NO [TRYCREATE]")
+    lines = await c.command("a4", "FETCH 1:* (UID)")
+    assert lines[0] == b"* 1 FETCH (UID 1)"
+
+
+async def test_examine_is_read_only(imap: Imap) -> None:
+    await _deliver(imap)
+    c = await ScriptClient.connect(imap.port)
+    await c.login(imap.user, imap.password)
+    lines = await c.command("a1", "EXAMINE INBOX")
+    assert lines[-1].startswith(b"a1 OK [READ-ONLY]")
+    lines = await c.command("a2", "FETCH 1 (BODY[TEXT])")
+    assert b"FLAGS" not in lines[0]
+    lines = await c.command("a3", "STORE 1 +FLAGS (\\Seen)")
+    assert lines[-1].startswith(b"a3 NO")
+    lines = await c.command("a4", "FETCH 1 FLAGS")
+    assert lines[0] == b"* 1 FETCH (FLAGS ())"
+
+
+async def test_rev2_mode_uses_esearch_and_no_recent(imap: Imap) -> None:
+    await _deliver(imap)
+    c = await ScriptClient.connect(imap.port)
+    await c.login(imap.user, imap.password)
+    lines = await c.command("a1", "ENABLE IMAP4rev2")
+    assert lines[0] == b"* ENABLED IMAP4rev2"
+    lines = await c.command("a2", "SELECT INBOX")
+    assert not any(b"RECENT" in x for x in lines)
+    assert b'* LIST () "/" INBOX' in lines
+    lines = await c.command("a3", "SEARCH ALL")
+    assert lines[0] == b'* ESEARCH (TAG "a3") ALL 1'
+
+
+async def test_utf8_append_and_mailbox_names(imap: Imap) -> None:
+    c = await ScriptClient.connect(imap.port)
+    await c.login(imap.user, imap.password)
+    await c.command("a1", "ENABLE UTF8=ACCEPT")
+    raw = "Subject: Grüße\r\nFrom: jörg@example.org\r\n\r\nHallo\r\n".encode()
+    name = "Postfächer".encode()
+    lines = await c.command("a2", b'CREATE "' + name + b'"')
+    assert lines[-1].startswith(b"a2 OK")
+    lines = await c.command("a3", b'APPEND "' + name + b'" UTF8 (~{%d+}\r\n' % len(raw)
+                            + raw + b")")
+    assert lines[-1].startswith(b"a3 OK [APPENDUID")
+    await c.command("a4", b'SELECT "' + name + b'"')
+    lines = await c.command("a5", "FETCH 1 ENVELOPE")
+    assert "\"Grüße\"".encode() in lines[0]
+
+
+async def test_bodystructure_of_nested_message(imap: Imap) -> None:
+    raw = (b"Subject: outer\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+           b"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhi\r\n"
+           b"--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: in\r\n\r\nx\r\n--b--\r\n")
+    await _deliver(imap, raw)
+    c = await ScriptClient.connect(imap.port)
+    await c.login(imap.user, imap.password)
+    await c.command("a1", "SELECT INBOX")
+    lines = await c.command("a2", "FETCH 1 (BODYSTRUCTURE BODY[2.HEADER] BODY.PEEK[2.1])")
+    assert lines[0] == (
+        b'* 1 FETCH (BODYSTRUCTURE (("text" "plain" ("charset" "utf-8") NIL NIL "7bit" 2 1 '
+        b'NIL NIL NIL NIL)("message" "rfc822" NIL NIL NIL "7bit" 16 (NIL "in" NIL NIL NIL '
+        b'NIL NIL NIL NIL NIL) ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 1 NIL '
+        b'NIL NIL NIL) 3 NIL NIL NIL NIL) "mixed" ("boundary" "b") NIL NIL NIL) '
+        b"BODY[2.HEADER] {15}\r\nSubject: in\r\n\r\n BODY[2.1] {1}\r\nx FLAGS (\\Seen))")

@@ -247,7 +247,9 @@ def _mailbox(tokens: list[tuple[str, str]]) -> Address | None:
         name = None
     if local is None and domain is None and name is None:
         return None
-    return Address(name, route, local, domain)
+    # A NIL host would read as a group marker in IMAP's ENVELOPE, so a broken
+    # address gets explicit placeholders (the convention of established servers).
+    return Address(name, route, local or "MISSING_MAILBOX", domain or "MISSING_DOMAIN")
 
 
 def parse_addresses(value: bytes | None) -> list[Address]:

@@ -176,8 +176,8 @@ def _parse(raw: bytes, start: int, end: int, depth: int, default_type: tuple[str
             mtype, subtype = main, sub
         else:
             mtype, subtype, params = "text", "plain", []
-    if mtype.lower() == "text" and param(params, "charset") is None:
-        params = [*params, ("charset", "us-ascii")]
+    if mtype.lower() == "text" and not params:
+        params = [("charset", "us-ascii")]  # RFC 2045 5.2 default
     disposition = None
     disp_raw = first_value(fields, "content-disposition")
     if disp_raw is not None:

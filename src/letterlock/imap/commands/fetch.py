@@ -159,10 +159,12 @@ async def fetch(cmd: c.Fetch, ctx: Context) -> Reply:
         gone = [u for u in changes.vanished if cmd.set.contains(u, max(largest, u))]
         if gone:
             out.untagged(b"VANISHED (EARLIER) " + compress(gone).encode())
+    missing = 0
     for start in range(0, len(uids), BATCH):
         batch = uids[start : start + BATCH]
         try:
             records = await svc.get_messages(user, sel.id, batch)
+            missing += len(batch) - len(records)
             if mods.changedsince is not None:
                 records = [r for r in records if r.modseq > mods.changedsince]
             if sets_seen:
@@ -191,6 +193,9 @@ async def fetch(cmd: c.Fetch, ctx: Context) -> Reply:
         await out.maybe_flush()
         if start:
             await asyncio.sleep(0)  # let other connections run between batches
+    if missing and not cmd.uid:
+        # Expunged by another session but not yet reported to this one (RFC 9051 7.1).
+        return no("Some messages were expunged meanwhile", "EXPUNGEISSUED")
     return ok(f"{cmd.name} completed")
 
 

@@ -110,6 +110,8 @@ async def create(cmd: c.Create, ctx: Context) -> Reply:
     if isinstance(name, Reply):
         return name
     name = name.rstrip(HIERARCHY)  # RFC 9051 6.3.4: a trailing separator is dropped
+    if "*" in name or "%" in name:
+        return no("Mailbox names cannot contain * or %", "CANNOT")
     if name == "INBOX":
         return no("INBOX always exists", "ALREADYEXISTS")
     if len(cmd.special_use) > 1:
