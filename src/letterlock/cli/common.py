@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
+from rich.console import Console
 
 from letterlock import config as config_mod
 from letterlock.errors import (
@@ -85,6 +86,12 @@ def ask_password(password_stdin: bool, prompt: str = "Password") -> str:
 
 
 pass_ctx = click.make_pass_decorator(CliContext)
+
+
+def console() -> Console:
+    """A Rich console for tables. Piped output gets a wide fixed width instead of
+    Rich's 80 columns, so ids and addresses are never cut or wrapped."""
+    return Console() if sys.stdout.isatty() else Console(width=200)
 
 
 def default_home() -> Path:

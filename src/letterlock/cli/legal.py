@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from letterlock.app import open_app
-from letterlock.cli.common import CliContext, exit_code_for, fail, run
+from letterlock.cli.common import CliContext, console, exit_code_for, fail, run
 from letterlock.config import Config, LegalConfig
 from letterlock.errors import ConfigError, InvalidInput, LetterlockError
 from letterlock.policy import (
@@ -134,7 +134,7 @@ def evaluate_cmd(ctx: click.Context, request_file: Path, facts_file: Path | None
     if as_json:
         click.echo(json.dumps(decision.to_json(), indent=2))
     else:
-        render_decision(decision, Console())
+        render_decision(decision, console())
 
 
 @legal.command("validate")
@@ -198,25 +198,25 @@ def _print_matter(matter: Matter, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(matter.to_json(), indent=2))
         return
-    console = Console()
+    out = console()
     request = matter.request
-    console.print(f"matter {matter.id}: {matter.state}")
-    console.print(f"filed {format_time(matter.filed_at)} by {matter.filed_by}; "
+    out.print(f"matter {matter.id}: {matter.state}")
+    out.print(f"filed {format_time(matter.filed_at)} by {matter.filed_by}; "
                   f"{request.issuer.authority} ({request.issuer.country}), "
                   f"{request.instrument}, {request.action} "
                   f"{', '.join(request.categories)} of {', '.join(request.targets) or '-'}")
-    render_decision(matter.decision or matter.recommendation, console)
+    render_decision(matter.decision or matter.recommendation, out)
     if matter.overridden:
-        console.print(f"overridden by {matter.decided_by}: {matter.justification}")
+        out.print(f"overridden by {matter.decided_by}: {matter.justification}")
     if matter.package:
-        console.print(f"package: {matter.package}")
+        out.print(f"package: {matter.package}")
     for hold in matter.holds:
         state = "released" if hold.released_at else f"until {format_time(hold.expires_at)}"
-        console.print(f"hold: {hold.address} ({hold.region}) {state}")
+        out.print(f"hold: {hold.address} ({hold.region}) {state}")
     for notice in matter.notices:
         when = (f"sent {format_time(notice.sent_at)}" if notice.sent_at else
                 f"due {format_time(notice.due_at)}" if notice.due_at else "waits for the gag")
-        console.print(f"notice: {notice.address} {when}")
+        out.print(f"notice: {notice.address} {when}")
 
 
 ACTOR = "operator"
@@ -261,7 +261,7 @@ def list_cmd(ctx: click.Context, open_only: bool, due_days: int | None, as_json:
         table.add_row(m.id, m.state, format_time(m.filed_at), m.request.issuer.country,
                       m.request.instrument, ", ".join(m.request.targets),
                       format_time(m.next_due) if m.next_due else "")
-    Console().print(table)
+    console().print(table)
 
 
 @legal.command("show")

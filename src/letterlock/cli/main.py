@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from letterlock import app as app_mod
@@ -15,6 +14,7 @@ from letterlock import config as config_mod
 from letterlock.cli.common import (
     CliContext,
     ask_password,
+    console,
     default_home,
     fail,
     pass_ctx,
@@ -93,7 +93,7 @@ def config_cmd(ctx: CliContext) -> None:
     for option, _default, doc in config_mod.describe():
         section, name = option.split(".")
         table.add_row(option, repr(getattr(getattr(config, section), name)), doc)
-    Console().print(table)
+    console().print(table)
 
 
 # ----------------------------------------------------------------------------- regions

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import fcntl
 import os
 import re
 import threading
@@ -92,6 +93,9 @@ class FileBlobStore:
                 raise StorageError(f"writing blobs failed: {exc}") from exc
 
     def _append_locked(self, datas: Sequence[bytes]) -> list[str]:
+        # Another process may have started a newer segment: append to the newest.
+        newest = max((int(p.stem, 16) for p in self.root.glob("*.pack")), default=0)
+        self._active = max(self._active, newest)
         pack = self._pack(self._active)
         if pack.exists() and pack.stat().st_size >= self._segment_bytes:
             self._active += 1
@@ -99,6 +103,9 @@ class FileBlobStore:
         created = not pack.exists()
         fd = os.open(pack, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
+            # Other processes (a CLI command beside `serve`, MX workers) append to the
+            # same pack: the offset is only ours while we hold the file lock.
+            fcntl.flock(fd, fcntl.LOCK_EX)
             offset = os.fstat(fd).st_size
             ids = []
             for data in datas:
@@ -173,6 +180,7 @@ class FileBlobStore:
                 except FileNotFoundError:
                     continue
                 try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
                     for _id, offset, length in items:
                         self._punch(fd, offset, length)
                     if self._fsync:
