@@ -374,3 +374,30 @@ async def test_bodystructure_of_nested_message(imap: Imap) -> None:
         b'NIL NIL NIL NIL NIL) ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 1 NIL '
         b'NIL NIL NIL) 3 NIL NIL NIL NIL) "mixed" ("boundary" "b") NIL NIL NIL) '
         b"BODY[2.HEADER] {15}\r\nSubject: in\r\n\r\n BODY[2.1] {1}\r\nx FLAGS (\\Seen))")
+
+
+async def test_sort_by_subject_date_and_reverse_size(imap: Imap) -> None:
+    msgs = [
+        b"From: Zed <z@example.org>\r\nSubject: Re: [list] beta\r\n"
+        b"Date: Wed, 3 Jan 2024 10:00:00 +0000\r\n\r\nxx\r\n",
+        b"From: adam@example.org\r\nSubject: alpha (fwd)\r\n"
+        b"Date: Thu, 4 Jan 2024 10:00:00 +0000\r\n\r\nxxxxxxxx\r\n",
+        b"From: Mia <m@example.org>\r\nSubject: =?utf-8?q?Fwd=3A_Beta?=\r\n"
+        b"Date: Mon, 1 Jan 2024 10:00:00 +0000\r\n\r\nx\r\n",
+    ]
+    for raw in msgs:
+        await _deliver(imap, raw)
+    c = await ScriptClient.connect(imap.port)
+    await c.login(imap.user, imap.password)
+    await c.command("a1", "SELECT INBOX")
+    lines = await c.command("a2", "SORT (SUBJECT) UTF-8 ALL")
+    assert lines[0] == b"* SORT 2 1 3"
+    lines = await c.command("a3", "SORT (DATE) UTF-8 ALL")
+    assert lines[0] == b"* SORT 3 1 2"
+    lines = await c.command("a4", "UID SORT (REVERSE SIZE) UTF-8 NOT FROM mia")
+    by_size = sorted((1, 2), key=lambda uid: -len(msgs[uid - 1]))
+    assert lines[0] == b"* SORT %d %d" % tuple(by_size)
+    lines = await c.command("a5", "SORT (FROM) UTF-8 ALL")
+    assert lines[0] == b"* SORT 2 3 1"
+    lines = await c.command("a6", "SORT (DISPLAYFROM) UTF-8 ALL")
+    assert lines[0] == b"* SORT 2 3 1"

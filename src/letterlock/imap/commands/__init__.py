@@ -6,7 +6,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from letterlock.imap.commands import auth, fetch, general, idle, mailboxes, messages, search
+from letterlock.imap.commands import (
+    auth,
+    fetch,
+    general,
+    idle,
+    mailboxes,
+    messages,
+    search,
+    sort,
+)
 from letterlock.imap.context import Context
 from letterlock.imap.parsing import commands as c
 from letterlock.imap.reply import Reply
@@ -39,7 +48,8 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.Copy: messages.copy,
     c.Fetch: fetch.fetch,
     c.Search: search.search,
+    c.Sort: sort.sort,
 }
 
 # Commands during which EXPUNGE responses must not be sent (RFC 9051 7.5.1).
-NO_EXPUNGE_DURING = (c.Fetch, c.Store, c.Search)
+NO_EXPUNGE_DURING = (c.Fetch, c.Store, c.Search, c.Sort)

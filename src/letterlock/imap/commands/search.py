@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from email.utils import parsedate_to_datetime
 
@@ -20,7 +22,7 @@ from letterlock.imap.errors import reply_for
 from letterlock.imap.parsing import commands as c
 from letterlock.imap.parsing import search as s
 from letterlock.imap.reply import Reply, bad, no, ok
-from letterlock.imap.selected import BadSequence, compress
+from letterlock.imap.selected import compress
 from letterlock.mime import structure
 from letterlock.mime import summary as summaries
 from letterlock.mime.headers import decode_header_text, split_fields
@@ -174,11 +176,23 @@ def _strings(key: s.SearchKey) -> list[bytes]:
     return []
 
 
-async def search(cmd: c.Search, ctx: Context) -> Reply:
+@dataclass(frozen=True)
+class Hit:
+    seq: int
+    uid: int
+    modseq: int
+    sort_key: tuple[object, ...] = ()
+
+
+SortKeyFn = Callable[[_Candidate], tuple[object, ...]]
+
+
+async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None,
+                     sort_key: SortKeyFn | None = None) -> list[Hit] | Reply:
+    """Messages of the selected mailbox matching ``program`` (ascending sequence)."""
     assert ctx.user is not None and ctx.selected is not None
     user, sel = ctx.user, ctx.selected
-    program = cmd.program
-    charset = program.charset or "UTF-8"
+    charset = charset or "UTF-8"
     try:
         codec = codecs.lookup(charset)
     except LookupError:
@@ -190,11 +204,12 @@ async def search(cmd: c.Search, ctx: Context) -> Reply:
         except (UnicodeDecodeError, ValueError):
             return bad(f"Search string is not valid {charset}")
     level = tier(program.keys)
-    with_modseq = uses_modseq(program.keys)
-    if with_modseq:
+    if sort_key is not None:
+        level = max(level, SUMMARY)
+    if uses_modseq(program.keys):
         ctx.enabled.add("CONDSTORE")
     svc = ctx.services.mailboxes
-    found: list[tuple[int, int, int]] = []  # (seq, uid, modseq)
+    found: list[Hit] = []
     uids = list(sel.uids)
     largest_seq = len(uids)
     largest_uid = sel.uids.last
@@ -212,13 +227,22 @@ async def search(cmd: c.Search, ctx: Context) -> Reply:
                 cand = _Candidate(seq, rec, largest_seq, largest_uid, summary,
                                   raws.get(rec.uid))
                 if matches(program.keys, cand, needle):
-                    found.append((seq, rec.uid, rec.modseq))
+                    found.append(Hit(seq, rec.uid, rec.modseq,
+                                     sort_key(cand) if sort_key else ()))
             if start:
                 await asyncio.sleep(0)
     except LetterlockError as exc:
         return reply_for(exc)
-    except BadSequence as exc:
-        return bad(str(exc))
+    return found
+
+
+async def search(cmd: c.Search, ctx: Context) -> Reply:
+    program = cmd.program
+    with_modseq = uses_modseq(program.keys)
+    hits = await run_search(ctx, program, program.charset)
+    if isinstance(hits, Reply):
+        return hits
+    found = [(h.seq, h.uid, h.modseq) for h in hits]
     numbers = [uid if cmd.uid else seq for seq, uid, _ in found]
     top_modseq = max((m for _, _, m in found), default=0)
     out = ctx.out

@@ -34,7 +34,13 @@ from letterlock.imap.parsing.primitives import (
     tag,
     text,
 )
-from letterlock.imap.parsing.search import SearchProgram, search_program
+from letterlock.imap.parsing.search import (
+    SearchKey,
+    SearchProgram,
+    search_keys,
+    search_program,
+    sort_criteria,
+)
 
 
 @dataclass(frozen=True)
@@ -232,6 +238,19 @@ class Search(SelectedCommand):
     @property
     def name(self) -> str:
         return "UID SEARCH" if self.uid else "SEARCH"
+
+
+@dataclass(frozen=True)
+class Sort(SelectedCommand):
+    criteria: tuple[tuple[bool, str], ...]
+    """(reverse, key) pairs, most significant first."""
+    charset: str
+    keys: SearchKey
+    uid: bool = False
+
+    @property
+    def name(self) -> str:
+        return "UID SORT" if self.uid else "SORT"
 
 
 @dataclass(frozen=True)
@@ -508,7 +527,7 @@ def _parse(buf: bytes, pos: int, t: str) -> Command:
         uid = True
         word, pos = atom(buf, sp(buf, pos))
         name = word.upper()
-        if name not in ("FETCH", "SEARCH", "STORE", "COPY", "MOVE", "EXPUNGE"):
+        if name not in ("FETCH", "SEARCH", "STORE", "COPY", "MOVE", "EXPUNGE", "SORT"):
             raise ParseError(f"UID {word} is not a command")
     simple: dict[str, type[Command]] = {
         "CAPABILITY": Capability, "NOOP": Noop, "LOGOUT": Logout, "STARTTLS": StartTls,
@@ -605,6 +624,12 @@ def _parse(buf: bytes, pos: int, t: str) -> Command:
         return Search(t, program, uid)
     if name == "FETCH":
         return _fetch(buf, pos, t, uid)
+    if name == "SORT":
+        criteria, pos = sort_criteria(buf, pos)
+        charset, pos = astring(buf, sp(buf, pos))
+        keys, pos = search_keys(buf, sp(buf, pos))
+        _end(buf, pos)
+        return Sort(t, criteria, charset.decode("ascii", "replace"), keys, uid)
     if name == "STORE":
         return _store(buf, pos, t, uid)
     if name in ("COPY", "MOVE"):
@@ -617,4 +642,4 @@ def _parse(buf: bytes, pos: int, t: str) -> Command:
 
 _KNOWN = frozenset({"ID", "LOGIN", "AUTHENTICATE", "ENABLE", "SELECT", "EXAMINE", "CREATE",
                     "DELETE", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE", "LIST", "LSUB", "STATUS",
-                    "APPEND", "SEARCH", "FETCH", "STORE", "COPY", "MOVE"})
+                    "APPEND", "SEARCH", "FETCH", "STORE", "COPY", "MOVE", "SORT"})

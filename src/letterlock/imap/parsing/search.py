@@ -212,6 +212,12 @@ def search_program(buf: bytes, pos: int) -> tuple[SearchProgram, int]:
         raw, pos = astring(buf, pos + 8)
         charset = raw.decode("ascii", "replace")
         pos = sp(buf, pos)
+    program, pos = search_keys(buf, pos)
+    return SearchProgram(program, charset, returns), pos
+
+
+def search_keys(buf: bytes, pos: int) -> tuple[SearchKey, int]:
+    """One or more space-separated keys up to the end of the command (implicit AND)."""
     keys = []
     while True:
         key, pos = search_key(buf, pos)
@@ -221,5 +227,29 @@ def search_program(buf: bytes, pos: int) -> tuple[SearchProgram, int]:
         if not peek(buf, pos, b" "):
             raise fail("search key", buf, pos)
         pos += 1
-    program = keys[0] if len(keys) == 1 else AndKey(tuple(keys))
-    return SearchProgram(program, charset, returns), pos
+    return (keys[0] if len(keys) == 1 else AndKey(tuple(keys))), pos
+
+
+SORT_KEYS = ("ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM",
+             "DISPLAYTO")
+
+
+def sort_criteria(buf: bytes, pos: int) -> tuple[tuple[tuple[bool, str], ...], int]:
+    """``(REVERSE DATE SUBJECT)`` as ((reverse, key), ...) (RFC 5256, RFC 5957)."""
+    pos = expect(buf, pos, b"(")
+    out: list[tuple[bool, str]] = []
+    reverse = False
+    while True:
+        word, pos = atom(buf, pos)
+        word = word.upper()
+        if word == "REVERSE" and not reverse:
+            reverse = True
+            pos = sp(buf, pos)
+            continue
+        if word not in SORT_KEYS:
+            raise ParseError(f"unknown sort key {word}")
+        out.append((reverse, word))
+        reverse = False
+        if peek(buf, pos, b")"):
+            return tuple(out), pos + 1
+        pos = sp(buf, pos)

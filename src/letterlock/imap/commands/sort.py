@@ -1,0 +1,135 @@
+"""SORT and UID SORT (RFC 5256, with DISPLAYFROM/DISPLAYTO from RFC 5957): search, then
+order by sort keys computed from the sealed summary; ties fall back to sequence order."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+
+from letterlock.imap.commands.search import Hit, _Candidate, run_search
+from letterlock.imap.context import Context
+from letterlock.imap.parsing import commands as c
+from letterlock.imap.parsing.search import SearchProgram
+from letterlock.imap.reply import Reply, ok
+from letterlock.mime.headers import decode_words, first_value, parse_addresses, split_fields
+
+_TRAILER = re.compile(r"(\s*\(fwd\))+\s*$", re.IGNORECASE)
+_BLOB = r"\[[^\[\]]*\]\s*"
+_REFWD = re.compile(rf"^\s*(?:re|fwd?)\s*(?:{_BLOB})*:\s*", re.IGNORECASE)
+_LEADING_BLOB = re.compile(rf"^\s*{_BLOB}")
+_FWD_WRAP = re.compile(r"^\[fwd:\s*(.*)\]$", re.IGNORECASE)
+
+
+def base_subject(subject: str) -> str:
+    """RFC 5256 2.1 base subject: decoded, white space folded, reply/forward markers
+    and leading [blobs] removed."""
+    text = re.sub(r"\s+", " ", decode_words(subject)).strip()
+    while True:
+        while True:
+            stripped = _TRAILER.sub("", text)
+            if stripped == text:
+                break
+            text = stripped
+        while True:
+            changed = False
+            m = _REFWD.match(text)
+            if m:
+                text = text[m.end():]
+                changed = True
+            m = _LEADING_BLOB.match(text)
+            if m and text[m.end():].strip():
+                text = text[m.end():]
+                changed = True
+            if not changed:
+                break
+        m = _FWD_WRAP.match(text)
+        if m:
+            text = m.group(1).strip()
+            continue
+        return text.upper()
+
+
+def _casemap(text: str) -> str:
+    return "".join(ch.upper() if ch.isascii() else ch for ch in text)
+
+
+def _header(cand: _Candidate, name: str) -> bytes | None:
+    header = cand.summary.header if cand.summary is not None else b""
+    return first_value(split_fields(header), name)
+
+
+def _address_key(cand: _Candidate, name: str, display: bool) -> str:
+    addrs = [a for a in parse_addresses(_header(cand, name)) if a.host is not None]
+    if not addrs:
+        return ""
+    first = addrs[0]
+    if display and first.name:
+        return _casemap(decode_words(first.name))
+    if display:
+        return _casemap(f"{first.mailbox}@{first.host}")
+    return _casemap(first.mailbox or "")
+
+
+def _sent(cand: _Candidate) -> float:
+    raw = _header(cand, "date")
+    if raw is not None:
+        try:
+            when = parsedate_to_datetime(raw.decode("latin-1"))
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=UTC)
+            return when.timestamp()
+        except (TypeError, ValueError, IndexError):
+            pass
+    return cand.record.internaldate.timestamp()
+
+
+def _value(cand: _Candidate, key: str) -> object:
+    if key == "ARRIVAL":
+        return cand.record.internaldate.timestamp()
+    if key == "SIZE":
+        return cand.record.size
+    if key == "DATE":
+        return _sent(cand)
+    if key == "SUBJECT":
+        raw = _header(cand, "subject")
+        return base_subject(raw.decode("utf-8", "replace")) if raw else ""
+    if key in ("FROM", "CC", "TO"):
+        return _address_key(cand, key.lower(), display=False)
+    return _address_key(cand, "from" if key == "DISPLAYFROM" else "to", display=True)
+
+
+class _Reversed:
+    """Inverts the order of a value inside a sort tuple."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __lt__(self, other: _Reversed) -> bool:
+        return other.value < self.value  # type: ignore[operator, no-any-return]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Reversed) and self.value == other.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+
+async def sort(cmd: c.Sort, ctx: Context) -> Reply:
+    def key(cand: _Candidate) -> tuple[object, ...]:
+        out: list[object] = []
+        for reverse, name in cmd.criteria:
+            value = _value(cand, name)
+            out.append(_Reversed(value) if reverse else value)
+        return tuple(out)
+
+    hits = await run_search(ctx, SearchProgram(cmd.keys, cmd.charset, None), cmd.charset,
+                            sort_key=key)
+    if isinstance(hits, Reply):
+        return hits
+    ordered: list[Hit] = sorted(hits, key=lambda h: (h.sort_key, h.seq))
+    numbers = [h.uid if cmd.uid else h.seq for h in ordered]
+    ctx.out.untagged(b"SORT" + b"".join(b" %d" % n for n in numbers))
+    return ok(f"{cmd.name} completed")
