@@ -83,7 +83,8 @@ def _all_files(root: Path) -> list[Path]:
 
 async def test_queued_mail_is_sealed_at_rest_in_the_senders_region(
         accounts: App, tmp_path: Path) -> None:
-    dkim_keys.create_key(accounts.config.control_dir, "example.test", bits=1024)
+    dkim_keys.create_key(accounts.config.control_dir, "example.test", selector="test1024",
+                         bits=1024)
     queue = make_queue(accounts, smarthost=f"127.0.0.1:{free_port()}")  # nothing listens
     await queue.open()  # not started: the message stays queued
     world = await start_world(accounts, tmp_path, outbound=queue)
@@ -139,7 +140,8 @@ async def test_delivery_to_postfix_smtp_sink(accounts: App, tmp_path: Path) -> N
 
 async def test_delivery_to_second_instance_dkim_signed(accounts: App, other: World,
                                                        tmp_path: Path) -> None:
-    key = dkim_keys.create_key(accounts.config.control_dir, "example.test", bits=1024)
+    key = dkim_keys.create_key(accounts.config.control_dir, "example.test", selector="test1024",
+                               bits=1024)
     queue = make_queue(accounts, port=other.mx_port)
     await queue.start()
     world = await start_world(accounts, tmp_path, outbound=queue)
