@@ -28,12 +28,12 @@ from letterlock.services.mailbox import MailboxService
 from letterlock.services.notify import ChangeHub
 from letterlock.services.operators import OperatorService
 from letterlock.services.setup import InitOptions, write_config_file
-from letterlock.storage.contracts import BlobStore, CellStore
+from letterlock.storage.contracts import BlobStore, CellStore, ControlStore
 from letterlock.storage.files import FileBlobStore
 from letterlock.storage.legal_sqlite import LegalStore
 from letterlock.storage.models import Region
 from letterlock.storage.operators_sqlite import OperatorStore
-from letterlock.storage.postgres import PostgresCellStore
+from letterlock.storage.postgres import PostgresCellStore, PostgresControlStore
 from letterlock.storage.s3 import S3BlobStore
 from letterlock.storage.sqlite import SqliteCellStore, SqliteControlStore
 
@@ -41,8 +41,21 @@ CONTROL_DB = "control.sqlite3"
 CELL_DB = "cell.sqlite3"
 
 
+INITIALISED_MARKER = "initialised"
+
+
 def is_initialised(config: Config) -> bool:
-    return (config.control_dir / CONTROL_DB).exists()
+    return ((config.control_dir / INITIALISED_MARKER).exists()
+            or (config.control_dir / CONTROL_DB).exists())
+
+
+def open_control(config: Config) -> ControlStore:
+    """The directory and operator settings: SQLite under HOME/control, or, for
+    front-ends on several hosts, the PostgreSQL database named by
+    ``storage.postgres_url`` with ``{region}`` replaced by ``control``."""
+    if config.storage.postgres_url:
+        return PostgresControlStore(config.storage.postgres_url.replace("{region}", "control"))
+    return SqliteControlStore(config.control_dir / CONTROL_DB, fsync=config.storage.fsync)
 
 
 def _open_audit(config: Config) -> AuditLog:
@@ -70,7 +83,7 @@ class App:
     """Everything a front-end or command needs, built once."""
 
     config: Config
-    control: SqliteControlStore
+    control: ControlStore
     cells: Cells
     audit: AuditSink
     kdf: KdfRunner
@@ -109,8 +122,7 @@ async def open_app(config: Config, *, create: bool = False) -> AsyncIterator[App
         raise NotInitialised(f"{config.home} is not initialised: run `letterlock init`")
     config.control_dir.mkdir(parents=True, exist_ok=True)
     async with AsyncExitStack() as stack:
-        control = SqliteControlStore(config.control_dir / CONTROL_DB,
-                                     fsync=config.storage.fsync)
+        control = open_control(config)
         stack.push_async_callback(control.close)
         cells = Cells([open_cell(config, r) for r in await control.list_regions()])
         stack.push_async_callback(cells.close)
@@ -157,6 +169,7 @@ async def initialise(config: Config, options: InitOptions) -> list[str]:
             with contextlib.suppress(AlreadyExists):
                 await app.add_domain(domain)
                 created.append(f"domain {domain}")
+    (config.control_dir / INITIALISED_MARKER).touch()
     return created
 
 

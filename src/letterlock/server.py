@@ -3,6 +3,7 @@ print where to connect, run until SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ssl
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,7 @@ from letterlock.imap.server import ImapServer
 from letterlock.services import certificates, setup
 from letterlock.services.periodic import start_periodic
 from letterlock.smtp.server import start_smtp
+from letterlock.storage.postgres import PostgresCellStore
 
 Stopper = Callable[[], Awaitable[None]]
 
@@ -37,6 +39,22 @@ async def _start_imap(app: App) -> Stopper:
 
 async def _start_smtp(app: App) -> Stopper:
     return await start_smtp(app, tls_context(app.config))
+
+
+async def _start_change_feeds(app: App) -> Stopper:
+    """Cells on PostgreSQL tell every process about changes (LISTEN/NOTIFY): forward
+    them to this process's change hub so IDLE sees mail delivered by other processes."""
+    tasks = [asyncio.create_task(cell.store.forward_changes(app.hub.notify))
+             for cell in app.cells if isinstance(cell.store, PostgresCellStore)]
+
+    async def stop() -> None:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return stop
 
 
 async def _start_legal_ticks(app: App) -> Stopper:
@@ -94,4 +112,5 @@ async def serve(config: Config, *, demo: bool = False) -> None:
             print("Stop with Ctrl-C.", flush=True)
 
         await app_mod.run_until_signalled(
-            app, [_start_smtp, _start_imap, start_http, _start_legal_ticks], ready)
+            app, [_start_change_feeds, _start_smtp, _start_imap, start_http,
+                  _start_legal_ticks], ready)

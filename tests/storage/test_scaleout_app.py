@@ -3,6 +3,8 @@ region) and sealed blobs in S3 (a SeaweedFS bucket per region)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,3 +108,39 @@ async def test_deliver_and_read_back_on_postgres_and_s3(
     for region in REGIONS:
         region_dir = config.region_dir(region)
         assert not region_dir.exists() or not any(region_dir.rglob("*")), region
+
+
+async def test_second_process_sees_delivery_and_shares_the_directory(
+        scaleout_config: tuple[Config, str]) -> None:
+    """Two front-end processes on one configuration: the directory is shared (it lives
+    in PostgreSQL, not under HOME), and a delivery by one wakes the other's IDLE
+    watchers through LISTEN/NOTIFY."""
+    config, _tag = scaleout_config
+    await initialise(config, InitOptions())
+    assert not (config.control_dir / "control.sqlite3").exists()
+    async with open_app(config) as first, open_app(config) as second:
+        assert [r.id for r in await second.control.list_regions()] == sorted(REGIONS)
+        ref, _ = await first.accounts.create("amy@example.test", "us-east", PASSWORD)
+        assert await second.control.lookup("amy@example.test") == "us-east"
+        session = await second.accounts.authenticate("amy@example.test", PASSWORD)
+        inbox = await second.mailboxes.get_mailbox(session, "INBOX")
+        cell = second.cells.get("us-east")
+        assert isinstance(cell.store, PostgresCellStore)
+        feed = await cell.store.watch_changes()  # listening from here on
+
+        async def pump() -> None:
+            async for mailbox_id in feed:
+                second.hub.notify(mailbox_id)
+
+        forward = asyncio.create_task(pump())
+        try:
+            with second.hub.watch(inbox.id) as changed:
+                [result] = await first.delivery.deliver(
+                    b"Subject: hello\r\n\r\nfrom the other process\r\n", [ref])
+                assert result.ok
+                await asyncio.wait_for(changed.wait(), 1.0)
+        finally:
+            forward.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await forward
+            await feed.aclose()
