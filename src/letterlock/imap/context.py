@@ -16,6 +16,9 @@ from letterlock.services.accounts import AccountService, Session
 from letterlock.services.mailbox import MailboxService
 
 FLUSH_AT = 64 * 1024
+BODY_BYTES = 8 * 1024 * 1024
+"""Message bytes one command reads from storage per round trip (bounds the memory a
+FETCH or SEARCH of large messages holds at once)."""
 
 
 class Output:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 from letterlock.errors import LetterlockError
 from letterlock.imap import encoding
-from letterlock.imap.context import Context
+from letterlock.imap.context import BODY_BYTES, Context
 from letterlock.imap.errors import reply_for
 from letterlock.imap.parsing import commands as c
 from letterlock.imap.parsing.fetch import FetchItem
@@ -169,34 +169,52 @@ async def fetch(cmd: c.Fetch, ctx: Context) -> Reply:
                 records = [r for r in records if r.modseq > mods.changedsince]
             if sets_seen:
                 records = await _mark_seen(ctx, records)
-            raws: dict[int, bytes] = {}
             summaries_: dict[int, summaries.MessageSummary] = {}
             if need_summary:
                 summaries_ = {r.uid: svc.open_summary(user, r) for r in records}
             body_needed = need_body or (
                 any(i.name in ("BODY", "BODYSTRUCTURE") and i.section is None for i in items)
                 and any(_structure_needs_body(s) for s in summaries_.values()))
-            if body_needed and records:
-                raws = await svc.bodies(user, records)
         except LetterlockError as exc:
             return reply_for(exc)
-        for rec in records:
-            seq = sel.seq_of(rec.uid)
-            if seq is None:
-                continue
-            msg = _Message(rec, summaries_.get(rec.uid), raws.get(rec.uid))
-            try:
-                rendered = [_render(i, msg, ctx.utf8) for i in items]
-            except UnknownEncoding:
-                return no("Unknown Content-Transfer-Encoding", "UNKNOWN-CTE")
-            out.write(b"* %d FETCH (" % seq + b" ".join(rendered) + b")\r\n")
-        await out.maybe_flush()
+        # Bodies are read in groups bounded by size, so one command never holds more
+        # than about BODY_BYTES of message data (plus one message) in memory.
+        for group in (_by_size(records) if body_needed else [records]):
+            raws: dict[int, bytes] = {}
+            if body_needed and group:
+                try:
+                    raws = await svc.bodies(user, group)
+                except LetterlockError as exc:
+                    return reply_for(exc)
+            for rec in group:
+                seq = sel.seq_of(rec.uid)
+                if seq is None:
+                    continue
+                msg = _Message(rec, summaries_.get(rec.uid), raws.get(rec.uid))
+                try:
+                    rendered = [_render(i, msg, ctx.utf8) for i in items]
+                except UnknownEncoding:
+                    return no("Unknown Content-Transfer-Encoding", "UNKNOWN-CTE")
+                out.write(b"* %d FETCH (" % seq + b" ".join(rendered) + b")\r\n")
+            await out.maybe_flush()
         if start:
             await asyncio.sleep(0)  # let other connections run between batches
     if missing and not cmd.uid:
         # Expunged by another session but not yet reported to this one (RFC 9051 7.1).
         return no("Some messages were expunged meanwhile", "EXPUNGEISSUED")
     return ok(f"{cmd.name} completed")
+
+
+def _by_size(records: list[MessageRecord]) -> list[list[MessageRecord]]:
+    groups: list[list[MessageRecord]] = [[]]
+    total = 0
+    for rec in records:
+        if groups[-1] and total + rec.size > BODY_BYTES:
+            groups.append([])
+            total = 0
+        groups[-1].append(rec)
+        total += rec.size
+    return groups
 
 
 async def _mark_seen(ctx: Context, records: list[MessageRecord]) -> list[MessageRecord]:

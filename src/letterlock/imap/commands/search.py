@@ -17,7 +17,7 @@ from datetime import date
 from email.utils import parsedate_to_datetime
 
 from letterlock.errors import LetterlockError
-from letterlock.imap.context import Context
+from letterlock.imap.context import BODY_BYTES, Context
 from letterlock.imap.errors import reply_for
 from letterlock.imap.parsing import commands as c
 from letterlock.imap.parsing import search as s
@@ -176,6 +176,17 @@ def _strings(key: s.SearchKey) -> list[bytes]:
     return []
 
 
+def _next_group(records: list[MessageRecord], first: MessageRecord) -> list[MessageRecord]:
+    group: list[MessageRecord] = []
+    total = 0
+    for rec in records[records.index(first):]:
+        if group and total + rec.size > BODY_BYTES:
+            break
+        group.append(rec)
+        total += rec.size
+    return group
+
+
 @dataclass(frozen=True)
 class Hit:
     seq: int
@@ -217,9 +228,11 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
         for start in range(0, len(uids), BATCH):
             records = await svc.get_messages(user, sel.id, uids[start : start + BATCH])
             raws: dict[int, bytes] = {}
-            if level >= BODY and records:
-                raws = await svc.bodies(user, records)
             for rec in records:
+                if level >= BODY and rec.uid not in raws:
+                    # Bodies in size-bounded groups (one storage round trip each).
+                    group = _next_group(records, rec)
+                    raws = await svc.bodies(user, group)
                 seq = sel.seq_of(rec.uid)
                 if seq is None:
                     continue
