@@ -231,3 +231,39 @@ def test_cli_file_decide_show_verify(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert "closed" in ok("legal", "close", matter_id)
     missing = runner.invoke(cli, ["--home", home, "legal", "show", "M-nope"])
     assert missing.exit_code != 0 and len(missing.stderr.strip().splitlines()) == 1
+
+
+async def test_lifting_an_indefinite_gag_tells_the_user_and_reveals_the_log(
+        app: App, legal: LegalService, clock: Clock) -> None:
+    from letterlock.audit.sink import AuditLog
+
+    await _bob(app)
+    req = make_request(categories=["subscriber"], gag={"indefinite": True})
+    matter = await legal.decide((await legal.file(req, "t")).id, "t")
+    assert matter.notices and matter.notices[0].sent_at is None
+    clock.now = datetime(2030, 1, 1, tzinfo=UTC)
+    assert (await legal.tick()).notices_sent == 0  # an indefinite order never expires
+    assert isinstance(app.audit, AuditLog)
+    await app.audit.flush()
+    sealed = [e for e in await app.audit.sealed_entries() if e.event.matter == matter.id]
+    assert sealed, "steps under the order must be logged as commitments"
+
+    lifted = await legal.lift_gag(matter.id, "counsel")
+    assert lifted.notices[0].sent_at == clock.now
+    assert [n.address for n in await legal.notices_for("bob@example.test")] \
+        == ["bob@example.test"]
+    await app.audit.flush()
+    assert [e for e in await app.audit.sealed_entries() if e.event.matter == matter.id] == []
+    with pytest.raises(Refused):
+        await legal.lift_gag(matter.id, "counsel")
+    # after the lift, steps of the matter are logged in the clear
+    await legal.close(matter.id, "counsel")
+    await app.audit.flush()
+    assert [e for e in await app.audit.sealed_entries() if e.event.matter == matter.id] == []
+
+
+async def test_lifting_needs_an_order(app: App, legal: LegalService) -> None:
+    await _bob(app)
+    matter = await legal.file(make_request(categories=["subscriber"]), "t")
+    with pytest.raises(Refused):
+        await legal.lift_gag(matter.id, "t")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class EventType(enum.StrEnum):
@@ -34,6 +34,7 @@ class EventType(enum.StrEnum):
     LEGAL_HOLD_RELEASED = "legal:hold:released"
     LEGAL_PRODUCTION_EXECUTED = "legal:production:executed"
     LEGAL_NOTICE_SENT = "legal:notice:sent"
+    LEGAL_GAG_LIFTED = "legal:gag:lifted"
     # non-disclosure orders
     LOG_COMMITMENT_REVEALED = "log:commitment:revealed"
 
@@ -58,4 +59,14 @@ class AuditSink(Protocol):
 
     async def record(self, event: AuditEvent) -> int:
         """Append ``event``; returns its index in the log."""
+        ...
+
+
+@runtime_checkable
+class Revealer(Protocol):
+    """A sink that keeps what it needs to reveal commitments when an order is lifted."""
+
+    async def reveal_matter(self, matter: str, actor: str) -> list[int]:
+        """Reveal every unrevealed commitment about ``matter``; returns the indexes of
+        the reveal events."""
         ...

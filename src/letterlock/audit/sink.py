@@ -115,6 +115,15 @@ class AuditLog:
         revealed: list[int] = await self._call(self.log.reveal_due, actor, now)
         return revealed
 
+    async def reveal_matter(self, matter: str, actor: str) -> list[int]:
+        """Reveal every commitment about legal matter ``matter`` (its order was lifted)."""
+        await self.flush()
+        revealed = []
+        for entry in await self.sealed_entries():
+            if entry.event.matter == matter:
+                revealed.append(await self.reveal(entry.index, actor))
+        return revealed
+
     async def sealed_entries(self) -> list[SealedEntry]:
         entries: list[SealedEntry] = await self._call(self.log.sealed_entries)
         return entries

@@ -302,6 +302,16 @@ def close_cmd(ctx: click.Context, matter_id: str) -> None:
     click.echo(f"{matter.id}: {matter.state}")
 
 
+@legal.command("lift-gag")
+@click.argument("matter_id")
+@click.pass_context
+def lift_gag_cmd(ctx: click.Context, matter_id: str) -> None:
+    """Record that the matter's non-disclosure order was lifted: the user is told now
+    and the matter's sealed audit events are revealed."""
+    matter = _with_service(ctx, lambda s: s.lift_gag(matter_id, ACTOR))
+    click.echo(f"{matter.id}: order lifted, {matter.state}")
+
+
 @legal.command("tick")
 @click.pass_context
 def tick_cmd(ctx: click.Context) -> None:

@@ -112,6 +112,13 @@ def make_legal_router(service: Callable[[], LegalService],
         result: dict[str, Any] = matter.to_json()
         return result
 
+    @router.post("/matters/{matter_id}/lift-gag")
+    async def lift_gag(svc: Svc, who: Who, matter_id: str) -> dict[str, Any]:
+        actor = acting(who)
+        matter = await _call(lambda: svc.lift_gag(matter_id, actor))
+        result: dict[str, Any] = matter.to_json()
+        return result
+
     @router.post("/tick")
     async def tick(svc: Svc, who: Who) -> dict[str, int]:
         acting(who)

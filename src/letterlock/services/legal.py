@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from letterlock.audit.events import AuditEvent, AuditSink, EventType
+from letterlock.audit.events import AuditEvent, AuditSink, EventType, Revealer
 from letterlock.errors import InvalidInput, MatterOpen, NotFound, Refused, UnknownAccount
 from letterlock.policy import (
     AccountFacts,
@@ -200,7 +200,7 @@ class LegalService:
                       details: Sequence[tuple[str, str]] = ()) -> None:
         sealed_until: datetime | None = None
         extra: tuple[tuple[str, str], ...] = tuple(details)
-        if request.gag is not None:
+        if request.gag is not None and await self._store.gag_lifted_at(matter) is None:
             sealed_until = request.gag.until or _INDEFINITE
             if request.gag.until is None:
                 extra += (("indefinite", "true"),)
@@ -481,6 +481,25 @@ class LegalService:
         await self._store.update_matter(replace(row, state="closed",
                                                 closed_at=self._clock()))
         await self._record(EventType.LEGAL_MATTER_CLOSED, actor, request, matter_id)
+        return await self.show(matter_id)
+
+    async def lift_gag(self, matter_id: str, actor: str) -> Matter:
+        """The non-disclosure order has been lifted (an indefinite gag set aside, or a
+        dated one ended early): the user is told now, the matter's sealed audit events
+        are revealed, and later events are logged in the clear."""
+        row = await self._store.get_matter(matter_id)
+        request = parse_request(json.loads(row.request))
+        if request.gag is None:
+            raise Refused(f"matter {matter_id} has no non-disclosure order")
+        if await self._store.gag_lifted_at(matter_id) is not None:
+            raise Refused(f"the order on matter {matter_id} was lifted already")
+        now = self._clock()
+        await self._store.lift_gag(matter_id, now, actor)
+        await self._store.set_pending_notices_due(matter_id, now)
+        if isinstance(self._audit, Revealer):
+            await self._audit.reveal_matter(matter_id, actor)
+        await self._record(EventType.LEGAL_GAG_LIFTED, actor, request, matter_id)
+        await self._send_due_notices(now)
         return await self.show(matter_id)
 
     # -- what other services ask ------------------------------------------------------------

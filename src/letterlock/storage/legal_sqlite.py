@@ -49,6 +49,11 @@ CREATE TABLE IF NOT EXISTS held_blobs (
     blob_id TEXT NOT NULL,
     PRIMARY KEY (hold_id, blob_id)
 );
+CREATE TABLE IF NOT EXISTS gag_lifts (
+    matter_id TEXT PRIMARY KEY REFERENCES matters(id),
+    lifted_at TEXT NOT NULL,
+    lifted_by TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS notices (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     matter_id TEXT NOT NULL REFERENCES matters(id),
@@ -261,6 +266,26 @@ class LegalStore:
                 f"SELECT {_NOTICE_COLS} FROM notices ORDER BY id")]
             return [n for n in rows if (matter_id is None or n.matter_id == matter_id)
                     and (address is None or n.address == address)]
+        return await self._db.read(fn)
+
+    async def set_pending_notices_due(self, matter_id: str, at: datetime) -> int:
+        """Make every unsent notice of the matter due at ``at``; returns how many."""
+        def fn(c: sqlite3.Connection) -> int:
+            cur = c.execute("UPDATE notices SET due_at=? WHERE matter_id=? AND sent_at IS NULL",
+                            (_ts(at), matter_id))
+            return int(cur.rowcount)
+        return await self._db.write(fn)
+
+    async def lift_gag(self, matter_id: str, at: datetime, by: str) -> None:
+        def fn(c: sqlite3.Connection) -> None:
+            c.execute("INSERT INTO gag_lifts VALUES (?,?,?)", (matter_id, _ts(at), by))
+        await self._db.write(fn)
+
+    async def gag_lifted_at(self, matter_id: str) -> datetime | None:
+        def fn(c: sqlite3.Connection) -> datetime | None:
+            row = c.execute("SELECT lifted_at FROM gag_lifts WHERE matter_id=?",
+                            (matter_id,)).fetchone()
+            return None if row is None else _dt(str(row[0]))
         return await self._db.read(fn)
 
     async def mark_notice_sent(self, notice_id: int, at: datetime) -> None:
