@@ -43,6 +43,7 @@ ROUTES = {
     ("GET", "/api/legal/matters/{matter_id}"),
     ("POST", "/api/legal/matters/{matter_id}/decision"),
     ("POST", "/api/legal/matters/{matter_id}/close"),
+    ("POST", "/api/legal/matters/{matter_id}/lift-gag"),
     ("POST", "/api/legal/tick"),
     ("GET", "/api/me"),
     ("GET", "/api/me/notices"),
