@@ -8,6 +8,7 @@ is sent as written, and lists/tuples are parenthesised.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Union
@@ -35,16 +36,20 @@ Value = Union[None, int, bytes, str, Atom, Literal, "list[Value]", "tuple[Value,
 NIL = b"NIL"
 
 
+_NOT_QUOTABLE = re.compile(rb"[\x00\r\n\x80-\xff]")
+_NOT_QUOTABLE_UTF8 = re.compile(rb"[\x00\r\n]")
+
+
 def _quotable(data: bytes) -> bool:
-    return len(data) < 1024 and not any(c in (0x0D, 0x0A, 0x00) or c >= 0x80 for c in data)
+    return len(data) < 1024 and _NOT_QUOTABLE.search(data) is None
 
 
 def string(data: bytes | str, utf8: bool = False) -> bytes:
     """A string as quoted (when every octet allows it) or a literal. With UTF8=ACCEPT
     enabled, valid UTF-8 may be quoted too (RFC 9051 ``quoted`` allows UTF8-2..4)."""
     raw = to_bytes(data) if isinstance(data, str) else data
-    if _quotable(raw) or (utf8 and len(raw) < 1024 and b"\r" not in raw and b"\n" not in raw
-                          and b"\x00" not in raw and _valid_utf8(raw)):
+    if _quotable(raw) or (utf8 and len(raw) < 1024 and _NOT_QUOTABLE_UTF8.search(raw) is None
+                          and _valid_utf8(raw)):
         return b'"' + raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
     return b"{%d}\r\n" % len(raw) + raw
 
