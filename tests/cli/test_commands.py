@@ -133,3 +133,18 @@ def test_domain_add_makes_its_dkim_key(tmp_path: Path) -> None:
     assert any((home / "control" / "dkim" / "mail.test").iterdir())
     shown = letterlock(home, "domain", "show", "mail.test").stdout
     assert "_domainkey.mail.test." in shown and "v=DKIM1; k=rsa; p=" in shown
+
+
+def test_import_and_export_by_an_operator_are_logged(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    letterlock(home, "init")
+    letterlock(home, "user", "add", "bob@example.test", "--region", "us-east",
+               "--password-stdin", stdin=PASSWORD + "\n")
+    eml = tmp_path / "one.eml"
+    eml.write_bytes(b"Subject: hi\n\nhello\n")
+    letterlock(home, "mail", "import", "bob@example.test", str(eml))
+    letterlock(home, "mail", "export", "bob@example.test", "--out", str(tmp_path / "o.mbox"),
+               "--password-stdin", stdin=PASSWORD + "\n")
+    events = (home / "control" / "audit" / "events.jsonl").read_text()
+    assert "admin:mail:imported" in events and "admin:mail:exported" in events
+    assert letterlock(home, "log", "verify").returncode == 0

@@ -21,6 +21,7 @@ class EventType(enum.StrEnum):
     ADMIN_ACCOUNT_MOVED = "admin:account:moved"
     ADMIN_OPERATOR_ADDED = "admin:operator:added"
     ADMIN_MAIL_IMPORTED = "admin:mail:imported"
+    ADMIN_MAIL_EXPORTED = "admin:mail:exported"
     # account self-service that matters to the owner
     ACCOUNT_PASSWORD_CHANGED = "account:password:changed"
     ACCOUNT_KEY_RECOVERED = "account:key:recovered"

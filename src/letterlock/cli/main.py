@@ -321,7 +321,7 @@ def mail_import(ctx: CliContext, address: str, source: Path, mailbox: str) -> No
         async with app_mod.open_app(config) as app:
             ref = await app.accounts.resolve(address)
             return await transfer.import_mail(app.delivery, app.mailboxes, ref, source,
-                                              mailbox)
+                                              mailbox, audit=app.audit)
 
     count = run(go)
     click.echo(f"imported {count} message(s) into {address} {mailbox}")
@@ -341,7 +341,7 @@ def mail_export(ctx: CliContext, address: str, out: Path, password_stdin: bool) 
     async def go() -> int:
         async with app_mod.open_app(config) as app:
             session = await app.accounts.authenticate(address, password)
-            return await transfer.export_mbox(app.mailboxes, session, out)
+            return await transfer.export_mbox(app.mailboxes, session, out, audit=app.audit)
 
     count = run(go)
     click.echo(f"exported {count} message(s) to {out}")

@@ -16,6 +16,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from letterlock.audit.events import AuditEvent, AuditSink, EventType
 from letterlock.errors import InvalidInput
 from letterlock.services.accounts import AccountRef, Session
 from letterlock.services.delivery import DeliveryService
@@ -126,8 +127,10 @@ def _header_date(raw: bytes) -> datetime | None:
 
 
 async def import_mail(delivery: DeliveryService, mailboxes: MailboxService, ref: AccountRef,
-                      source: Path, mailbox: str = "INBOX", batch: int = 64) -> int:
-    """Deliver every message of ``source`` into ``mailbox``; returns the count."""
+                      source: Path, mailbox: str = "INBOX", batch: int = 64, *,
+                      audit: AuditSink, actor: str = "operator") -> int:
+    """Deliver every message of ``source`` into ``mailbox``; returns the count.
+    An operator writing into someone's account is recorded in the audit log."""
     box = await mailboxes.ensure_mailbox(ref, mailbox)
     count = 0
     pending = []
@@ -142,6 +145,9 @@ async def import_mail(delivery: DeliveryService, mailboxes: MailboxService, ref:
             pending = []
     if pending:
         count += len(await mailboxes.append_sealed(ref, pending))
+    await audit.record(AuditEvent(EventType.ADMIN_MAIL_IMPORTED, actor, datetime.now(UTC),
+                                  account=ref.address,
+                                  details=(("mailbox", box.name), ("messages", str(count)))))
     return count
 
 
@@ -150,9 +156,11 @@ def _quote_from(body: bytes) -> bytes:
 
 
 async def export_mbox(mailboxes: MailboxService, session: Session, out: Path,
-                      batch: int = 64) -> int:
+                      batch: int = 64, *, audit: AuditSink | None = None,
+                      actor: str = "operator") -> int:
     """Write every message of every mailbox to one mbox (mboxrd quoting, LF line
-    endings, messages otherwise exactly as stored). Returns the count."""
+    endings, messages otherwise exactly as stored). Returns the count. With ``audit``,
+    the export is recorded (an operator-run export with the owner's password)."""
     count = 0
     tmp = out.with_name(out.name + ".part")
     with open(tmp, "wb") as fh:
@@ -173,4 +181,8 @@ async def export_mbox(mailboxes: MailboxService, session: Session, out: Path,
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, out)
+    if audit is not None:
+        await audit.record(AuditEvent(EventType.ADMIN_MAIL_EXPORTED, actor, datetime.now(UTC),
+                                      account=session.address,
+                                      details=(("messages", str(count)),)))
     return count
