@@ -61,7 +61,7 @@ class ScriptClient:
         """Send ``tag text`` and return every response up to and including the tagged
         one (line endings stripped)."""
         raw = text.encode() if isinstance(text, str) else text
-        self.send(tag.encode() + b" " + raw)
+        self.writer.write(tag.encode() + b" " + raw + b"\r\n")
         return await self.until(tag)
 
     async def until(self, tag: str, timeout: float = 10) -> list[bytes]:

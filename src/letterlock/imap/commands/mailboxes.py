@@ -271,7 +271,10 @@ async def _status_line(ctx: Context, box: MailboxRecord, items: tuple[str, ...],
     user = _user(ctx)
     values: list[bytes] = []
     need_messages = any(i in ("UNSEEN", "DELETED", "SIZE") for i in items)
-    messages = await ctx.services.mailboxes.messages(user, box.id) if need_messages else []
+    messages = []
+    if need_messages:
+        async with ctx.services.listing:
+            messages = await ctx.services.mailboxes.messages(user, box.id)
     for item in items:
         if item == "MESSAGES":
             v = box.messages

@@ -36,7 +36,8 @@ async def _deleted_uids(ctx: Context, within: list[int] | None) -> list[int]:
     user, sel = _sel(ctx)
     svc = ctx.services.mailboxes
     if within is None:
-        records = await svc.messages(user, sel.id)
+        async with ctx.services.listing:
+            records = await svc.messages(user, sel.id)
     else:
         records = await svc.get_messages(user, sel.id, within)
     return [m.uid for m in records if "\\Deleted" in m.flags and sel.seq_of(m.uid)]
@@ -52,10 +53,11 @@ async def expunge(cmd: c.Expunge, ctx: Context) -> Reply:
         gone = await ctx.services.mailboxes.expunge(user, sel.id, doomed) if doomed else []
     except LetterlockError as exc:
         return reply_for(exc)
+    # The view's modseq is not advanced here: changes by other sessions that came
+    # before this expunge must still be reported by the next refresh.
     report_expunged(ctx, [g.uid for g in gone])
-    if gone:
-        sel.modseq = max(sel.modseq, max(g.modseq for g in gone))
-    code = f"HIGHESTMODSEQ {sel.modseq}" if ctx.condstore else None
+    top = max([sel.modseq, *(g.modseq for g in gone)])
+    code = f"HIGHESTMODSEQ {top}" if ctx.condstore else None
     return ok(f"{cmd.name} completed", code)
 
 
@@ -178,8 +180,6 @@ async def copy(cmd: c.Copy, ctx: Context) -> Reply:
             ctx.out.untagged(f"OK [{code}] Moved".encode())
             code = None
         report_expunged(ctx, [g.uid for g in gone])
-        if gone:
-            sel.modseq = max(sel.modseq, max(g.modseq for g in gone))
     return ok(f"{cmd.name} completed", code)
 
 
