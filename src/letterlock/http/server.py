@@ -18,6 +18,14 @@ Routes (the OpenAPI schema at ``/openapi.json`` is the reference):
     GET  /api/me/notices           the account owner's legal notices (mail password)
     GET  /api/access/events        the owner's access feed (access_feed.py, when present)
 
+Pages (server-rendered, no script; not in the OpenAPI schema):
+
+    GET  /                         start page: what letterlock is, where to go, the API
+    *    /account/...              the mail user's privacy center (account_pages.py)
+    GET  /transparency/..., /log   public reports, canary and signed log head
+                                   (public_pages.py)
+    GET  /static/{name}            the site's stylesheet and icon
+
 Authentication:
 
 - **Operators** send ``Authorization: Bearer <token>``; a token comes from
@@ -28,15 +36,19 @@ Authentication:
 - **Account owners** use HTTP Basic with their address and mail password; that
   unlocks nothing beyond the request: these routes never return message content.
 
-No route, for any role, returns mail: operators hold no mailbox key, and the owner's
-routes return notices and log events, not messages.
+- **Mail users in a browser** log in to the privacy center with their address and
+  password; the unlocked key stays in a server-side session (web_sessions.py).
+
+No API route, for any role, returns mail: operators hold no mailbox key, and the
+owner's API routes return notices and log events, not messages. The one page that
+does is the privacy center's export, which unseals the logged-in owner's own mail
+with the key their password unlocked.
 """
 
 # No `from __future__ import annotations`: FastAPI must see the local Annotated aliases.
 
 import asyncio
 import contextlib
-import html
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Iterator
@@ -63,7 +75,11 @@ from letterlock.errors import (
     Refused,
     StorageError,
 )
+from letterlock.http.account_pages import install_account_pages
 from letterlock.http.legal_api import OperatorIdentity, make_legal_router
+from letterlock.http.public_pages import install_public_pages
+from letterlock.http.render import PageRenderer
+from letterlock.http.web_sessions import SessionStore
 from letterlock.policy import format_time
 from letterlock.services.accounts import Session
 from letterlock.services.operators import ROLES, Operator
@@ -93,9 +109,11 @@ def _operator_json(op: Operator) -> dict[str, str]:
     return {"name": op.name, "role": op.role, "created": format_time(op.created)}
 
 
-def make_api(app: App, *, access_feed: Any = None) -> FastAPI:
+def make_api(app: App, *, access_feed: Any = None,
+             sessions: SessionStore | None = None) -> FastAPI:
     """The application. ``access_feed`` is an ``AccessFeed`` to mount the owner's
-    access feed router with, or None to leave it out."""
+    access feed router with, or None to leave it out. ``sessions`` holds the privacy
+    center's logged-in browsers (a fresh store when None)."""
     api = FastAPI(title="letterlock", version="1",
                   description="Operator and account-owner API. No route returns mail.",
                   docs_url=None, redoc_url=None)
@@ -156,9 +174,20 @@ def make_api(app: App, *, access_feed: Any = None) -> FastAPI:
 
     # -- pages -----------------------------------------------------------------------------
 
+    pages = PageRenderer()
+
     @api.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def index() -> HTMLResponse:
-        return HTMLResponse(_index_page(api))
+    async def index(request: Request) -> Response:
+        return pages.html("index.html", {
+            "title": "Your email belongs to you", "section": "home", "web": None,
+            "base": str(request.base_url).rstrip("/"), "routes": _api_routes(api)})
+
+    @api.get("/static/{name}", include_in_schema=False)
+    async def static(name: str) -> Response:
+        found = pages.static(name)
+        if found is None:
+            raise HTTPException(404, "no such file")
+        return found
 
     @api.get("/healthz", tags=["service"])
     async def healthz() -> dict[str, str]:
@@ -267,37 +296,21 @@ def make_api(app: App, *, access_feed: Any = None) -> FastAPI:
         from letterlock.http.access_feed import make_access_feed_router
         api.include_router(make_access_feed_router(lambda: access_feed,
                                                    lambda: app.accounts))
+
+    install_account_pages(api, app, sessions if sessions is not None else SessionStore(),
+                          lambda: access_feed, pages)
+    install_public_pages(api, app, pages)
     return api
 
 
-def _index_page(api: FastAPI) -> str:
+def _api_routes(api: FastAPI) -> list[dict[str, str]]:
+    """Every route in the OpenAPI schema, for the start page's table."""
     rows = []
     for path, methods in sorted(api.openapi().get("paths", {}).items()):
         for method, op in sorted(methods.items()):
-            summary = op.get("summary", "")
-            rows.append(f"<tr><td><code>{html.escape(method.upper())}</code></td>"
-                        f"<td><code>{html.escape(path)}</code></td>"
-                        f"<td>{html.escape(summary)}</td></tr>")
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>letterlock</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;
-padding:0 1rem;color:#222}}table{{border-collapse:collapse}}td{{padding:.2rem .8rem;
-border-bottom:1px solid #ddd}}code{{font-size:.95em}}</style></head>
-<body><h1>letterlock</h1>
-<p>Mail that belongs to its owner: sealed at rest, kept in one region, legal requests
-decided by citable policy. This server's API is described by
-<a href="/openapi.json">/openapi.json</a>. No route returns mail.</p>
-<h2>Operators</h2>
-<p>Create an account with <code>letterlock operator add NAME --role admin|legal|auditor</code>,
-then get a token:</p>
-<pre>curl -u NAME -X POST http://HOST/api/operator/tokens
-curl -H "Authorization: Bearer TOKEN" http://HOST/api/legal/matters</pre>
-<h2>Account owners</h2>
-<p>Your legal notices and the access log of your account, with your mail address and
-password (HTTP Basic): <code>/api/me/notices</code>, <code>/api/access/events</code>.</p>
-<h2>Routes</h2><table>{"".join(rows)}</table></body></html>
-"""
+            rows.append({"method": method.upper(), "path": path,
+                         "summary": op.get("summary", "")})
+    return rows
 
 
 class _Server(uvicorn.Server):
@@ -348,7 +361,8 @@ class HttpServer:
     def __init__(self, app: App) -> None:
         self._app = app
         self._feed = _open_access_feed(app)
-        self.api = make_api(app, access_feed=self._feed)
+        self.sessions = SessionStore()
+        self.api = make_api(app, access_feed=self._feed, sessions=self.sessions)
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
         self.port = 0
@@ -373,6 +387,8 @@ class HttpServer:
         if self._server is not None and self._task is not None:
             self._server.should_exit = True
             await self._task
+        # Logged-in browsers end with the server: their unlocked keys go with them.
+        self.sessions.clear()
         if self._feed is not None:
             await asyncio.to_thread(self._feed.close)
             self._feed = None

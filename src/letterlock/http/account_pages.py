@@ -1,0 +1,344 @@
+"""The privacy center: web pages where a mail user sees where their mail lives, who
+touched their account, the legal requests about them, and takes their mail with them.
+
+    GET  /account/login            login form          POST /account/login
+    POST /account/logout           ends the session (the unlocked key is dropped)
+    GET  /account                  where your mail lives (region, country, key, sealing)
+    GET  /account/access           who touched your account (audit log, with proofs)
+    GET  /account/access/{i}/proof.json   inclusion proof of one event
+    GET  /account/legal            legal requests about you (notices already sent)
+    GET  /account/export           export page     GET /account/export.mbox  the mbox
+    GET  /account/password         change password    POST /account/password
+
+A login is the mail address and mail password; it unlocks the account key into a
+server-side session (see ``web_sessions``). Every POST carries a CSRF token. None of
+these pages shows anything about another account: every read is by the session's own
+address, and a proof is served only for an event about that address.
+"""
+
+# No `from __future__ import annotations`: FastAPI must see the handlers' annotations.
+
+import urllib.parse
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+
+from letterlock.app import App
+from letterlock.errors import AuthenticationFailed, InvalidInput, LetterlockError, NotFound
+from letterlock.http.render import PageRenderer
+from letterlock.http.web_sessions import (
+    COOKIE,
+    LOGIN_COOKIE,
+    SessionStore,
+    WebSession,
+    new_token,
+    same_token,
+)
+from letterlock.policy import format_time
+from letterlock.services.accounts import MIN_PASSWORD_LENGTH
+from letterlock.services.mbox_stream import stream_mbox
+from letterlock.services.transparency import AccessFeed
+
+MAX_FORM_BYTES = 16 * 1024
+FEED_PAGE = 50
+
+EVENT_WORDS = {
+    "admin:account:created": "The operator created your account",
+    "admin:account:deleted": "The operator deleted your account",
+    "admin:account:moved": "The operator moved your account to another region",
+    "admin:mail:imported": "The operator imported mail into your account",
+    "account:password:changed": "Your password was changed",
+    "account:key:recovered": "Your key was recovered with the recovery code",
+    "legal:matter:filed": "A legal request naming you was recorded",
+    "legal:matter:evaluated": "A legal request naming you was checked against the law",
+    "legal:matter:decided": "A decision was made on a legal request naming you",
+    "legal:matter:overridden": "A person overrode the policy's recommendation on a "
+                               "legal request naming you",
+    "legal:matter:closed": "A legal request naming you was closed",
+    "legal:hold:placed": "A legal hold was placed: deleted mail is kept",
+    "legal:hold:released": "A legal hold was released",
+    "legal:production:executed": "Data was handed over in answer to a legal request",
+    "legal:notice:sent": "You were sent a notice about a legal request",
+    "legal:gag:lifted": "A non-disclosure order about you ended",
+    "log:commitment:revealed": "An event kept secret by a court order was revealed",
+}
+
+
+class LoginRequired(Exception):
+    """The page needs a live session; the handler redirects to the login form."""
+
+    def __init__(self, expired: bool) -> None:
+        super().__init__("login required")
+        self.expired = expired
+
+
+class FormRefused(Exception):
+    """A POST without a valid CSRF token, or not a form at all."""
+
+
+def _secure(request: Request) -> bool:
+    """Whether the browser reached us over TLS (directly or through a proxy)."""
+    return (request.url.scheme == "https"
+            or request.headers.get("x-forwarded-proto", "").lower() == "https")
+
+
+def _set_cookie(response: Response, request: Request, name: str, value: str) -> None:
+    response.set_cookie(name, value, httponly=True, samesite="strict", path="/",
+                        secure=_secure(request))
+
+
+def _drop_cookie(response: Response, request: Request, name: str) -> None:
+    response.delete_cookie(name, path="/", httponly=True, samesite="strict",
+                           secure=_secure(request))
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """An url-encoded form body (first value of each field). Raises FormRefused."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        raise FormRefused("not a form")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise FormRefused("form too large")
+    try:
+        fields = urllib.parse.parse_qs(body.decode("utf-8"), keep_blank_values=True,
+                                       strict_parsing=False, max_num_fields=20)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise FormRefused("unreadable form") from exc
+    return {k: v[0] for k, v in fields.items()}
+
+
+def describe(event: dict[str, Any]) -> dict[str, Any]:
+    """One access-feed entry made readable for the page."""
+    ev = event["event"]
+    return {
+        "index": event["index"],
+        "when": ev.get("at", event["logged_at"]),
+        "logged_at": event["logged_at"],
+        "type": ev["type"],
+        "words": EVENT_WORDS.get(ev["type"], ev["type"]),
+        "actor": ev.get("actor", ""),
+        "matter": ev.get("matter"),
+        "details": [(str(k), str(v)) for k, v in ev.get("details", [])],
+        "revealed": event["kind"] == "reveal",
+    }
+
+
+def install_account_pages(api: FastAPI, app: App, sessions: SessionStore,
+                          feed: Callable[[], AccessFeed | None],
+                          pages: PageRenderer) -> None:
+    router = APIRouter(prefix="/account", include_in_schema=False)
+
+    @api.exception_handler(LoginRequired)
+    async def to_login(_request: Request, exc: LoginRequired) -> Response:
+        return RedirectResponse("/account/login?expired=1" if exc.expired
+                                else "/account/login", status_code=303)
+
+    @api.exception_handler(FormRefused)
+    async def refused(request: Request, exc: FormRefused) -> Response:
+        return pages.html("error.html", {
+            "title": "This form cannot be accepted", "section": "account", "web": None,
+            "message": "The form was not sent from a page of this site, or the page "
+                       "was too old. Go back, reload the page and try again.",
+        }, status=403)
+
+    def current(request: Request) -> WebSession:
+        cookie = request.cookies.get(COOKIE)
+        web = sessions.get(cookie)
+        if web is None:
+            raise LoginRequired(expired=bool(cookie))
+        return web
+
+    async def checked_form(request: Request, web: WebSession) -> dict[str, str]:
+        form = await read_form(request)
+        if not same_token(form.get("csrf"), web.csrf):
+            raise FormRefused("bad CSRF token")
+        return form
+
+    def view(template: str, web: WebSession | None, status: int = 200,
+             **context: Any) -> Response:
+        return pages.html(template, {"section": "account", "web": web, **context},
+                          status=status)
+
+    # -- login and logout ------------------------------------------------------------------
+
+    def login_form(request: Request, *, status: int = 200, error: str | None = None,
+                   address: str = "") -> Response:
+        token = new_token()
+        notice = None
+        if request.query_params.get("expired"):
+            notice = (f"Your session ended after {int(sessions.idle_s // 60)} minutes "
+                      "without activity. Please log in again.")
+        elif request.query_params.get("bye"):
+            notice = "You are logged out. Your unlocked key is gone from the server's memory."
+        response = view("login.html", None, status, title="Log in to your privacy center",
+                        csrf=token, error=error, notice=notice, address=address,
+                        idle_minutes=int(sessions.idle_s // 60))
+        _set_cookie(response, request, LOGIN_COOKIE, token)
+        return response
+
+    @router.get("/login")
+    async def login_page(request: Request) -> Response:
+        if sessions.get(request.cookies.get(COOKIE)) is not None:
+            return RedirectResponse("/account", status_code=303)
+        return login_form(request)
+
+    @router.post("/login")
+    async def login(request: Request) -> Response:
+        form = await read_form(request)
+        if not same_token(form.get("csrf"), request.cookies.get(LOGIN_COOKIE)):
+            raise FormRefused("bad login CSRF token")
+        address = form.get("address", "").strip()
+        try:
+            account = await app.accounts.authenticate(address, form.get("password", ""))
+        except AuthenticationFailed:
+            return login_form(request, status=401, address=address,
+                              error="That address and password do not match an account.")
+        web = sessions.open(account)
+        response = RedirectResponse("/account", status_code=303)
+        _set_cookie(response, request, COOKIE, web.id)
+        _drop_cookie(response, request, LOGIN_COOKIE)
+        return response
+
+    @router.post("/logout")
+    async def logout(request: Request) -> Response:
+        web = current(request)
+        await checked_form(request, web)
+        sessions.close(web.id)
+        response = RedirectResponse("/account/login?bye=1", status_code=303)
+        _drop_cookie(response, request, COOKIE)
+        return response
+
+    # -- where your mail lives ------------------------------------------------------------
+
+    @router.get("")
+    async def overview(request: Request) -> Response:
+        web = current(request)
+        account = web.account
+        regions = {r.id: r.country for r in await app.control.list_regions()}
+        boxes = []
+        total_count = total_bytes = 0
+        for box in await app.mailboxes.list_mailboxes(account):
+            msgs = await app.mailboxes.messages(account, box.id)
+            size = sum(m.size for m in msgs)
+            boxes.append({"name": box.name, "count": len(msgs), "bytes": size})
+            total_count += len(msgs)
+            total_bytes += size
+        record = account.ref.record
+        return view("account/overview.html", web, title="Where your mail lives",
+                    tab="overview", address=account.address, region=account.ref.region,
+                    country=regions.get(account.ref.region, ""),
+                    key_id=record.key_id.hex(), custody=record.custody,
+                    created=format_time(record.created), boxes=boxes,
+                    total_count=total_count, total_bytes=total_bytes,
+                    other_regions=sorted(r for r in regions if r != account.ref.region))
+
+    # -- who touched your account ---------------------------------------------------------
+
+    @router.get("/access")
+    async def access(request: Request) -> Response:
+        web = current(request)
+        source = feed()
+        if source is None:
+            return view("account/access.html", web, title="Who touched your account",
+                        tab="access", available=False, events=[], head=None,
+                        next_after=None, after=-1)
+        try:
+            after = max(-1, int(request.query_params.get("after", "-1")))
+        except ValueError:
+            after = -1
+        try:
+            page = await source.page_async(web.address, after, FEED_PAGE)
+        except LetterlockError:
+            return view("account/access.html", web, 503, title="Who touched your account",
+                        tab="access", available=False, events=[], head=None,
+                        next_after=None, after=after)
+        return view("account/access.html", web, title="Who touched your account",
+                    tab="access", available=True,
+                    events=[describe(e) for e in page.events], head=page.head,
+                    next_after=page.next_after, after=after)
+
+    @router.get("/access/{index}/proof.json")
+    async def proof(request: Request, index: int) -> Response:
+        web = current(request)
+        source = feed()
+        if source is None or index < 0:
+            return JSONResponse({"detail": "no such event"}, status_code=404)
+        try:
+            page = await source.page_async(web.address, index - 1, 1)
+        except (NotFound, InvalidInput):
+            page = None
+        if page is None or not page.events or page.events[0]["index"] != index:
+            # Either no such event, or it is not about this account: same answer.
+            return JSONResponse({"detail": "no such event"}, status_code=404)
+        return JSONResponse(page.events[0]["proof"], headers={
+            "Content-Disposition": f'attachment; filename="letterlock-event-{index}.json"'})
+
+    # -- legal requests about you ---------------------------------------------------------
+
+    @router.get("/legal")
+    async def legal(request: Request) -> Response:
+        web = current(request)
+        notices = await app.legal.notices_for(web.address)
+        shown = [{"matter": n.matter_id,
+                  "sent_at": None if n.sent_at is None else format_time(n.sent_at),
+                  "text": n.text} for n in notices]
+        return view("account/legal.html", web, title="Legal requests about you",
+                    tab="legal", notices=shown)
+
+    # -- export ---------------------------------------------------------------------------
+
+    @router.get("/export")
+    async def export_page(request: Request) -> Response:
+        web = current(request)
+        boxes = []
+        for box in await app.mailboxes.list_mailboxes(web.account):
+            msgs = await app.mailboxes.messages(web.account, box.id)
+            boxes.append({"name": box.name, "count": len(msgs),
+                          "bytes": sum(m.size for m in msgs)})
+        return view("account/export.html", web, title="Take your mail with you",
+                    tab="export", boxes=boxes)
+
+    @router.get("/export.mbox")
+    async def export_mbox(request: Request) -> Response:
+        web = current(request)
+        day = datetime.now(UTC).strftime("%Y-%m-%d")
+        name = web.address.replace("@", "-at-")
+        return StreamingResponse(
+            stream_mbox(app.mailboxes, web.account), media_type="application/mbox",
+            headers={"Content-Disposition": f'attachment; filename="{name}-{day}.mbox"'})
+
+    # -- password -------------------------------------------------------------------------
+
+    def password_form(web: WebSession, status: int = 200, error: str | None = None,
+                      done: bool = False, ended: int = 0) -> Response:
+        return view("account/password.html", web, status, title="Change your password",
+                    tab="password", error=error, done=done, ended=ended,
+                    min_length=MIN_PASSWORD_LENGTH)
+
+    @router.get("/password")
+    async def password_page(request: Request) -> Response:
+        return password_form(current(request))
+
+    @router.post("/password")
+    async def change_password(request: Request) -> Response:
+        web = current(request)
+        form = await checked_form(request, web)
+        old, new = form.get("old", ""), form.get("new", "")
+        if new != form.get("confirm", ""):
+            return password_form(web, 422, "The two new passwords are not the same.")
+        try:
+            await app.accounts.change_password(web.address, old, new)
+        except AuthenticationFailed:
+            return password_form(web, 403, "Your current password is not right.")
+        except InvalidInput as exc:
+            return password_form(web, 422, str(exc).capitalize() + ".")
+        ended = sessions.close_others(web.address, keep=web.id)
+        return password_form(web, done=True, ended=ended)
+
+    api.include_router(router)
