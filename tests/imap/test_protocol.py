@@ -401,3 +401,22 @@ async def test_sort_by_subject_date_and_reverse_size(imap: Imap) -> None:
     assert lines[0] == b"* SORT 2 3 1"
     lines = await c.command("a6", "SORT (DISPLAYFROM) UTF-8 ALL")
     assert lines[0] == b"* SORT 2 3 1"
+
+
+async def test_searchres_saves_and_reuses_results(imap: Imap) -> None:
+    for _ in range(4):
+        await _deliver(imap)
+    c = await ScriptClient.connect(imap.port)
+    await c.login(imap.user, imap.password)
+    await c.command("a1", "SELECT INBOX")
+    await c.command("a2", "STORE 2,4 +FLAGS (\\Flagged)")
+    lines = await c.command("a3", "SEARCH RETURN (SAVE) FLAGGED")
+    assert lines == [b"a3 OK SEARCH completed, result saved"]
+    lines = await c.command("a4", "FETCH $ (UID)")
+    assert lines[:2] == [b"* 2 FETCH (UID 2)", b"* 4 FETCH (UID 4)"]
+    lines = await c.command("a5", "UID SEARCH UID $ NOT 4")
+    assert lines[0] == b"* SEARCH 2"
+    lines = await c.command("a6", "SEARCH RETURN (SAVE MIN) FLAGGED")
+    assert lines[0] == b'* ESEARCH (TAG "a6") MIN 2'
+    lines = await c.command("a7", "UID FETCH $ (UID)")
+    assert lines[0] == b"* 2 FETCH (UID 2)" and lines[1].startswith(b"a7 OK")

@@ -61,6 +61,8 @@ class SelectedMailbox:
                                    if not f.startswith("\\")}
         self._watch = watch
         self.changed = changed
+        self.saved: list[int] = []
+        """UIDs saved by SEARCH RETURN (SAVE), for ``$`` (RFC 5182)."""
         self._reported: dict[int, int] = {}
         """uid -> modseq of this session's own flag changes, already reported."""
 
@@ -78,6 +80,8 @@ class SelectedMailbox:
     def resolve(self, seqset: SeqSet, uid: bool) -> list[int]:
         """UIDs named by a sequence set (ascending). For sequence numbers, a number
         beyond EXISTS raises BadSequence; for UIDs, absent ones are skipped."""
+        if seqset.saved:
+            return [u for u in self.saved if self.uids.seq_of(u) is not None]
         if uid:
             out: set[int] = set()
             for a, b in seqset.resolve(self.uids.last):

@@ -21,6 +21,7 @@ from letterlock.imap.context import BODY_BYTES, Context
 from letterlock.imap.errors import reply_for
 from letterlock.imap.parsing import commands as c
 from letterlock.imap.parsing import search as s
+from letterlock.imap.parsing.primitives import SeqSet
 from letterlock.imap.reply import Reply, bad, no, ok
 from letterlock.imap.selected import compress
 from letterlock.mime import structure
@@ -164,6 +165,20 @@ def matches(key: s.SearchKey, m: _Candidate, needle: dict[bytes, str]) -> bool:
     raise AssertionError(f"unhandled search key {key!r}")
 
 
+def resolve_saved(key: s.SearchKey, saved: list[int]) -> s.SearchKey:
+    """The key with ``$`` replaced by the saved UIDs (RFC 5182)."""
+    if isinstance(key, s.SeqKey) and key.set.saved:
+        return s.SeqKey(SeqSet(tuple((u, u) for u in saved) or ((0xFFFFFFFF, 0xFFFFFFFF),)),
+                        True)
+    if isinstance(key, s.NotKey):
+        return s.NotKey(resolve_saved(key.key, saved))
+    if isinstance(key, s.OrKey):
+        return s.OrKey(resolve_saved(key.left, saved), resolve_saved(key.right, saved))
+    if isinstance(key, s.AndKey):
+        return s.AndKey(tuple(resolve_saved(k, saved) for k in key.keys))
+    return key
+
+
 def _strings(key: s.SearchKey) -> list[bytes]:
     if isinstance(key, (s.HeaderKey, s.TextKey)):
         return [key.value]
@@ -214,6 +229,8 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
             needle[raw] = _fold(codec.decode(raw)[0])
         except (UnicodeDecodeError, ValueError):
             return bad(f"Search string is not valid {charset}")
+    program = s.SearchProgram(resolve_saved(program.keys, sel.saved), program.charset,
+                              program.returns)
     level = tier(program.keys)
     if sort_key is not None:
         level = max(level, SUMMARY)
@@ -253,9 +270,23 @@ async def search(cmd: c.Search, ctx: Context) -> Reply:
     program = cmd.program
     with_modseq = uses_modseq(program.keys)
     hits = await run_search(ctx, program, program.charset)
+    saving = program.returns is not None and "SAVE" in program.returns
+    assert ctx.selected is not None
     if isinstance(hits, Reply):
+        if saving:
+            ctx.selected.saved = []  # RFC 5182 2.1: a failed SAVE empties the result
         return hits
     found = [(h.seq, h.uid, h.modseq) for h in hits]
+    if saving and program.returns is not None:
+        uids = [h.uid for h in hits]
+        others = set(program.returns) - {"SAVE"}
+        if uids and others and others <= {"MIN", "MAX"}:
+            # SAVE with only MIN and/or MAX saves just those messages.
+            uids = sorted({*([uids[0]] if "MIN" in others else []),
+                           *([uids[-1]] if "MAX" in others else [])})
+        ctx.selected.saved = uids
+        if not others:
+            return ok(f"{cmd.name} completed, result saved")
     numbers = [uid if cmd.uid else seq for seq, uid, _ in found]
     top_modseq = max((m for _, _, m in found), default=0)
     out = ctx.out

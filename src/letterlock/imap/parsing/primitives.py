@@ -189,6 +189,8 @@ STAR = 0
 class SeqSet:
     ranges: tuple[tuple[int, int], ...]
     """Inclusive ranges as written; STAR (0) stands for ``*``."""
+    saved: bool = False
+    """``$``: the result saved by SEARCH RETURN (SAVE) (RFC 5182); ranges are empty."""
 
     def resolve(self, largest: int) -> list[tuple[int, int]]:
         """Ranges with ``*`` replaced by ``largest`` and ends ordered."""
@@ -210,6 +212,8 @@ def _seq_number(buf: bytes, pos: int) -> tuple[int, int]:
 
 
 def seq_set(buf: bytes, pos: int) -> tuple[SeqSet, int]:
+    if peek(buf, pos, b"$"):
+        return SeqSet((), saved=True), pos + 1
     ranges = []
     while True:
         a, pos = _seq_number(buf, pos)

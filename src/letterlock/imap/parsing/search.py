@@ -130,7 +130,7 @@ def search_key(buf: bytes, pos: int, depth: int = 0) -> tuple[SearchKey, int]:
                 break
             pos = sp(buf, pos)
         return (keys[0] if len(keys) == 1 else AndKey(tuple(keys))), pos
-    if buf[pos : pos + 1].isdigit() or peek(buf, pos, b"*"):
+    if buf[pos : pos + 1].isdigit() or peek(buf, pos, b"*") or peek(buf, pos, b"$"):
         s, pos = seq_set(buf, pos)
         return SeqKey(s, False), pos
     word, pos = atom(buf, pos)
@@ -200,7 +200,7 @@ def search_program(buf: bytes, pos: int) -> tuple[SearchProgram, int]:
         opts: list[str] = []
         while not peek(buf, pos, b")"):
             opt, pos = atom(buf, pos)
-            if opt.upper() not in ("MIN", "MAX", "ALL", "COUNT"):
+            if opt.upper() not in ("MIN", "MAX", "ALL", "COUNT", "SAVE"):
                 raise ParseError(f"unsupported RETURN option {opt}")
             opts.append(opt.upper())
             if not peek(buf, pos, b")"):
