@@ -9,6 +9,7 @@ both CPU and memory under a flood of logins (each derivation holds
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +50,13 @@ MOVE_SETTLE_S = 2.0
 """Seconds a move waits after pointing the directory at the new region before its last
 copy pass: a delivery that looked up the old region just before the switch has that
 long to land there (and be copied) before the old cell's data is deleted."""
+
+DELIVERY_CACHE_TTL_S = 1.0
+"""Seconds delivery may reuse an address's resolved home region and public record
+(:meth:`AccountService.resolve_for_delivery`). Changes made by this process drop the
+entry at once; the TTL bounds how long a change made by another process (a `user
+move` or `user delete` from the command line) goes unseen, and a move waits it out."""
+DELIVERY_CACHE_MAX = 10_000
 
 LifecycleGuard = Callable[[str], Awaitable[None]]
 """``guard(address)`` raises (e.g. MatterOpen) if the account may not be deleted or
@@ -114,6 +122,11 @@ class AccountService:
         self._params = kdf_params
         self._audit = audit
         self._guards: list[LifecycleGuard] = []
+        self._resolved: dict[str, tuple[AccountRef, float]] = {}
+        """address -> (ref, monotonic expiry) for delivery."""
+        self._generation = 0
+        """Bumped whenever an entry is dropped, so a lookup that raced the change
+        does not put the old answer back."""
 
     def add_lifecycle_guard(self, guard: LifecycleGuard) -> None:
         """Register a check that runs before an account is deleted or moved."""
@@ -141,6 +154,27 @@ class AccountService:
             raise UnknownAccount(f"no account {address}") from None
         cell, record = await self._home(address)
         return AccountRef(record, cell.region.id)
+
+    async def resolve_for_delivery(self, address: str) -> AccountRef:
+        """:meth:`resolve` for the delivery path, which asks about the same few
+        addresses thousands of times a second: answers are reused for up to
+        DELIVERY_CACHE_TTL_S. Unknown addresses are never cached (a new account is
+        seen at once). ``address`` must be normalised. Raises UnknownAccount."""
+        now = time.monotonic()
+        hit = self._resolved.get(address)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        generation = self._generation
+        ref = await self.resolve(address)
+        if generation == self._generation:
+            if len(self._resolved) >= DELIVERY_CACHE_MAX:
+                self._resolved.clear()
+            self._resolved[address] = (ref, now + DELIVERY_CACHE_TTL_S)
+        return ref
+
+    def _forget(self, address: str) -> None:
+        self._generation += 1
+        self._resolved.pop(address, None)
 
     async def create(self, address: str, region_id: str, password: str, *,
                      actor: str = "operator") -> tuple[AccountRef, str]:
@@ -246,9 +280,11 @@ class AccountService:
         if region is None:
             raise UnknownAccount(f"no account {address}")
         await self._check_free(address)
+        self._forget(address)
         for cell in self._cells:
             await _purge(cell, address)
         await self._control.unassign(address)
+        self._forget(address)
         await self._audit.record(AuditEvent(EventType.ADMIN_ACCOUNT_DELETED, actor,
                                             datetime.now(UTC), account=address,
                                             details=(("region", region),)))
@@ -286,11 +322,14 @@ class AccountService:
         blob_map: dict[str, str] = {}
         count = await _copy_mail(src, dst, record.id, copied, blob_map)
         await self._control.reassign(address, region_id)
-        # Deliveries that resolved the old region before the switch: let them land,
-        # then copy them too.
-        await asyncio.sleep(settle_s)
+        self._forget(address)
+        # Deliveries that resolved the old region before the switch (in another
+        # process, up to DELIVERY_CACHE_TTL_S after it): let them land, then copy
+        # them too.
+        await asyncio.sleep(settle_s + DELIVERY_CACHE_TTL_S)
         count += await _copy_mail(src, dst, record.id, copied, blob_map)
         await _purge(src, address)
+        self._forget(address)
         await self._audit.record(AuditEvent(EventType.ADMIN_ACCOUNT_MOVED, actor,
                                             datetime.now(UTC), account=address,
                                             details=(("from", src.region.id),

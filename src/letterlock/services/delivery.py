@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from letterlock.errors import InvalidInput, LetterlockError, UnknownAccount
+from letterlock.errors import InvalidInput, LetterlockError, UnknownAccount, UnknownMailbox
 from letterlock.services.accounts import AccountRef, AccountService
 from letterlock.services.addresses import domain_of, normalise_address
 from letterlock.services.mailbox import MailboxService, canonical_flags
 from letterlock.storage.contracts import ControlStore
+from letterlock.storage.models import NewMessage
+
+DOMAIN_CACHE_TTL_S = 10.0
+"""Seconds the hosted-domain list is reused for addresses in a hosted domain (a
+domain not in it is always looked up again, so a new domain is seen at once)."""
 
 
 class RecipientKind(enum.Enum):
@@ -51,9 +57,20 @@ class DeliveryService:
         self._control = control
         self._accounts = accounts
         self._mailboxes = mailboxes
+        self._domains: frozenset[str] = frozenset()
+        self._domains_expire = 0.0
 
     async def hosted_domains(self) -> set[str]:
         return {d.name for d in await self._control.list_domains()}
+
+    async def _is_hosted(self, domain: str) -> bool:
+        # Domains are only ever added, so a remembered "hosted" stays true; a domain
+        # not in the remembered set is looked up again (it may have just been added).
+        if domain in self._domains and self._domains_expire > time.monotonic():
+            return True
+        self._domains = frozenset(await self.hosted_domains())
+        self._domains_expire = time.monotonic() + DOMAIN_CACHE_TTL_S
+        return domain in self._domains
 
     async def classify(self, address: str) -> Recipient:
         """Decide what ``address`` is to this server."""
@@ -61,10 +78,10 @@ class DeliveryService:
             normal = normalise_address(address)
         except InvalidInput:
             return Recipient(address, RecipientKind.INVALID)
-        if domain_of(normal) not in await self.hosted_domains():
+        if not await self._is_hosted(domain_of(normal)):
             return Recipient(normal, RecipientKind.FOREIGN)
         try:
-            ref = await self._accounts.resolve(normal)
+            ref = await self._accounts.resolve_for_delivery(normal)
         except UnknownAccount:
             return Recipient(normal, RecipientKind.UNKNOWN_USER)
         return Recipient(normal, RecipientKind.LOCAL, ref)
@@ -95,7 +112,7 @@ class DeliveryService:
                                                                       internaldate)))
             if items:
                 try:
-                    await self._mailboxes.append_sealed(items[0][0], [i for _, i in items])
+                    await self._store(items, mailbox)
                     results += [DeliveryResult(ref.address, True) for ref, _ in items]
                 except LetterlockError as exc:
                     results += [DeliveryResult(ref.address, False, str(exc))
@@ -105,3 +122,21 @@ class DeliveryService:
         nested = await asyncio.gather(*(one_region(refs) for refs in by_region.values()))
         order = {ref.address: i for i, ref in enumerate(recipients)}
         return sorted((r for group in nested for r in group), key=lambda r: order[r.address])
+
+    async def _store(self, items: list[tuple[AccountRef, tuple[NewMessage, bytes]]],
+                     mailbox: str) -> None:
+        """One group commit for copies in one region. A remembered mailbox id that
+        no longer exists (the account was deleted or moved back and forth by another
+        process) is forgotten and looked up once more."""
+        try:
+            await self._mailboxes.append_sealed(items[0][0], [i for _, i in items])
+            return
+        except UnknownMailbox:
+            pass
+        for ref, _ in items:
+            self._mailboxes.forget_delivery_mailbox(ref)
+        fresh = []
+        for ref, (msg, blob) in items:
+            box = await self._mailboxes.mailbox_for_delivery(ref, mailbox)
+            fresh.append((replace(msg, mailbox_id=box), blob))
+        await self._mailboxes.append_sealed(items[0][0], fresh)

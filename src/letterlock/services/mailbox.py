@@ -8,6 +8,7 @@ Semantics follow RFC 9051 and RFC 7162; storage guarantees atomicity and durabil
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -38,6 +39,9 @@ SYSTEM_FLAGS = {f.lower(): f for f in ("\\Seen", "\\Answered", "\\Flagged", "\\D
                                        "\\Draft")}
 SPECIAL_USES = frozenset({"\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent",
                           "\\Trash"})
+
+INBOX_CACHE_TTL_S = 10.0
+INBOX_CACHE_MAX = 10_000
 
 BlobReaper = Callable[[AccountRef, Sequence[str]], "object"]
 
@@ -78,6 +82,8 @@ class MailboxService:
         self._summarize = summarize
         self._reapers: list[Callable[[AccountRef, Sequence[str]], object]] = []
         self._seal_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="seal")
+        self._inbox_ids: dict[tuple[str, str], tuple[int, float]] = {}
+        """(region, account id) -> (INBOX mailbox id, monotonic expiry)."""
 
     def close(self) -> None:
         self._seal_pool.shutdown(wait=True)
@@ -195,12 +201,33 @@ class MailboxService:
         return existing[name]
 
     async def mailbox_for_delivery(self, ref: AccountRef, name: str) -> int:
-        """The id of mailbox ``name`` of ``ref`` (INBOX if it does not exist)."""
+        """The id of mailbox ``name`` of ``ref`` (INBOX if it does not exist).
+
+        INBOX ids are remembered for a short while: INBOX can be neither deleted nor
+        renamed away, and mailbox ids are never reused, so a remembered id is either
+        right or names no mailbox at all (the append then fails, and the caller
+        calls :meth:`forget_delivery_mailbox`)."""
+        name = check_mailbox_name(name)
+        key = (ref.region, ref.record.id)
+        now = time.monotonic()
+        if name == "INBOX":
+            hit = self._inbox_ids.get(key)
+            if hit is not None and hit[1] > now:
+                return hit[0]
         store = self._cell(ref).store
         try:
-            return (await store.get_mailbox(ref.record.id, check_mailbox_name(name))).id
+            box_id = (await store.get_mailbox(ref.record.id, name)).id
         except UnknownMailbox:
-            return (await store.get_mailbox(ref.record.id, "INBOX")).id
+            box_id = (await store.get_mailbox(ref.record.id, "INBOX")).id
+        if name == "INBOX":
+            if len(self._inbox_ids) >= INBOX_CACHE_MAX:
+                self._inbox_ids.clear()
+            self._inbox_ids[key] = (box_id, now + INBOX_CACHE_TTL_S)
+        return box_id
+
+    def forget_delivery_mailbox(self, ref: AccountRef) -> None:
+        """Drop the remembered INBOX id of ``ref`` (an append to it failed)."""
+        self._inbox_ids.pop((ref.region, ref.record.id), None)
 
     async def append(self, ref: AccountRef, mailbox: str, raw: bytes,
                      flags: Sequence[str] = (), internaldate: datetime | None = None,

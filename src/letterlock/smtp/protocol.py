@@ -21,8 +21,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import collections
-import contextlib
 import enum
 import functools
 import logging
@@ -31,7 +29,7 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-from aiosmtpd.smtp import SMTP, AuthResult, _AuthMechAttr
+from aiosmtpd.smtp import SMTP, AuthResult, TLSSetupException, _AuthMechAttr
 
 from letterlock.services.accounts import Session
 from letterlock.services.delivery import Recipient
@@ -41,6 +39,15 @@ from letterlock.smtp.parse import PathError, decode_data, parse_path_arg
 from letterlock.smtp.replies import Reply
 
 log = logging.getLogger("letterlock.smtp")
+
+_PIPELINED = frozenset({"EHLO", "HELO", "LHLO", "MAIL", "RCPT", "RSET", "NOOP"})
+"""Commands whose replies may wait for the next write (RFC 2920 3.1: the server
+flushes before it would wait for more input)."""
+_COMMAND_SIZE_LIMITS = {"MAIL": 1024, "RCPT": 1024, "AUTH": 12288}
+"""Longest accepted line per command after EHLO (parameters make them longer);
+others get ``command_size_limit`` (512, RFC 5321 4.5.3.1.4)."""
+BOGUS_LIMIT = 5
+"""Unrecognised commands in one session before it is closed."""
 
 READ_LIMIT = 64 * 1024
 """StreamReader buffer limit: the longest command line read before it is refused, and
@@ -145,6 +152,7 @@ class SmtpListener(SMTP):
     """One SMTP connection (aiosmtpd makes one protocol object per connection)."""
 
     line_length_limit = READ_LIMIT
+    _paused: bool  # asyncio's flow control: the transport's write buffer is full
     AuthLoginUsernameChallenge = "Username:"
     AuthLoginPasswordChallenge = "Password:"
 
@@ -155,8 +163,6 @@ class SmtpListener(SMTP):
         self._lean_init(handler=_NoHooks(), max_message_bytes=max_message_bytes,
                         hostname=hostname, tls_context=tls_context, auth=auth,
                         timeout=limits.settings.timeout_s)
-        self.command_size_limits = collections.defaultdict(
-            lambda: 512, {"MAIL": 1024, "RCPT": 1024, "AUTH": 12288})
         self._handler = handler
         self._kind = kind
         self._limits = limits
@@ -172,6 +178,11 @@ class SmtpListener(SMTP):
         self._closing = False
         self._in_ehlo = False
         self._on_close = on_close
+        self._out: list[bytes] = []
+        """Replies not yet written (see :meth:`_handle_client`)."""
+        self._buffering = False
+        self._peer: PeerInfo | None = None
+        self._deadline = 0.0
 
     def _lean_init(self, *, handler: object, max_message_bytes: int, hostname: str,
                    tls_context: ssl.SSLContext | None, auth: bool, timeout: float) -> None:
@@ -212,20 +223,9 @@ class SmtpListener(SMTP):
         } if auth else {}
         self._handle_hooks = {}
         self._ehlo_hook_ver = None
-        self._smtp_methods = {name: self._metered(getattr(self, "smtp_" + name))
-                              for name in _command_names(cast(Hashable, type(self)))}
+        # Functions, not bound methods: the table is shared by every connection.
+        self._smtp_methods = _command_table(cast(Hashable, type(self)))
         self._enforce_call_limit = False
-
-    def _metered(self, method: Callable[[str | None], Awaitable[None]],
-                 ) -> Callable[[str | None], Awaitable[None]]:
-        """``method`` behind the per-address command rate limit."""
-        async def metered(arg: str | None) -> None:
-            if not self._limits.command(self._ip):
-                await self._close_with(replies.TOO_MANY_COMMANDS)
-                return
-            await method(arg)
-
-        return metered
 
     # -- connection lifetime --------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -248,36 +248,161 @@ class SmtpListener(SMTP):
             self._on_close = None
         super().connection_lost(error)
 
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        # Called for every command and DATA block: move a deadline instead of
+        # cancelling and re-arming a timer each time; one timer per connection
+        # re-arms itself until the deadline really passes.
+        self._deadline = self.loop.time() + (duration or self._timeout_duration)
+        if self._timeout_handle is None:
+            self._timeout_handle = self.loop.call_at(self._deadline, self._check_timeout)
+
+    def _check_timeout(self) -> None:
+        if self.transport is None:
+            return
+        if self.loop.time() >= self._deadline:
+            log.info("%s: idle timeout", self._ip)
+            self.transport.close()
+        else:
+            self._timeout_handle = self.loop.call_at(self._deadline, self._check_timeout)
+
     async def _handle_client(self) -> None:
+        """The command loop (aiosmtpd's, reduced to what these listeners need): one
+        line, one command. Replies to the commands a client may pipeline (RFC 2920)
+        are collected and written together when the client has sent nothing more, so
+        a pipelined MAIL/RCPT/DATA group or an EHLO costs one send, not one each."""
         if self._refused:
             await self._close_with(replies.TOO_MANY_CONNECTIONS)
             return
-        await super()._handle_client()
+        await self.push(f"220 {self.hostname} {self.__ident__}")
+        reader = self._reader
+        buffered = reader._buffer  # type: ignore[attr-defined]
+        bogus_budget = BOGUS_LIMIT
+        while self.transport is not None:
+            try:
+                if self._out and b"\n" not in buffered:
+                    await self._flush()
+                try:
+                    line: bytes = await reader.readuntil(b"\n")
+                except asyncio.LimitOverrunError as error:
+                    await self._skip_long_line(error.consumed)
+                    await self.push("500 Command line too long")
+                    continue
+                line = line.rstrip(b"\r\n")
+                if not line:
+                    await self.push("500 Error: bad syntax")
+                    continue
+                command_bytes, _, arg_bytes = line.partition(b" ")
+                try:
+                    command = command_bytes.upper().decode("ascii")
+                except UnicodeDecodeError:
+                    await self.push("500 Error: bad syntax")
+                    continue
+                arg = (str(arg_bytes.strip(), "utf-8", "surrogateescape")
+                       if arg_bytes else None)
+                assert self.session is not None
+                limit = (_COMMAND_SIZE_LIMITS.get(command, self.command_size_limit)
+                         if self.session.extended_smtp else self.command_size_limit)
+                if len(line) > limit:
+                    await self.push("500 Command line too long")
+                    continue
+                if not self._tls_handshake_okay and command != "QUIT":
+                    await self.push("554 Command refused due to lack of security")
+                    continue
+                method = self._smtp_methods.get(command)
+                if method is None:
+                    bogus_budget -= 1
+                    if bogus_budget < 1:
+                        await self.push("502 5.5.1 Too many unrecognized commands, goodbye.")
+                        await self._close_with(None)
+                        continue
+                    await self.push(f'500 Error: command "{command}" not recognized')
+                    continue
+                if not self._limits.command(self._ip):
+                    await self._close_with(replies.TOO_MANY_COMMANDS)
+                    return
+                self._reset_timeout()
+                self._buffering = command in _PIPELINED
+                try:
+                    await method(self, arg)
+                finally:
+                    self._buffering = False
+            except asyncio.CancelledError:
+                # QUIT, end of file, or the connection was lost.
+                self._write_out()
+                self._writer.close()
+                raise
+            except ConnectionResetError:
+                self._writer.close()
+                raise
+            except Exception as error:
+                try:
+                    status = await self.handle_exception(error)
+                except Exception:
+                    log.exception("%s: error describing an error", self._ip)
+                    status = "500 Error: Cannot describe error"
+                if isinstance(error, TLSSetupException):
+                    if self.transport is not None:
+                        self.transport.close()
+                    self.connection_lost(error)
+                else:
+                    await self.push(status)
 
-    async def _close_with(self, reply: Reply) -> None:
+    async def _skip_long_line(self, consumed: int) -> None:
+        """Discard the rest of an over-long command line."""
+        await self._reader.read(consumed)
+        while True:
+            try:
+                await self._reader.readuntil(b"\n")
+                return
+            except asyncio.LimitOverrunError as more:
+                await self._reader.read(more.consumed)
+
+    async def _close_with(self, reply: Reply | None) -> None:
         self._closing = True
         if self.transport is not None and not self.transport.is_closing():
-            with contextlib.suppress(ConnectionError, RuntimeError, AttributeError):
-                await SMTP.push(self, str(reply))
+            if reply is not None:
+                self._out.append(str(reply).encode() + b"\r\n")
+            self._write_out()
         if self.transport is not None:
             self.transport.close()
 
     # -- replies ----------------------------------------------------------------------
+    def _write_out(self) -> None:
+        if self._out:
+            data = b"".join(self._out)
+            self._out.clear()
+            transport = cast(asyncio.WriteTransport | None, self.transport)
+            if transport is not None and not transport.is_closing():
+                transport.write(data)
+
+    async def _flush(self) -> None:
+        self._write_out()
+        if self._paused:  # the client is not reading: wait for the buffer to drain
+            await self._writer.drain()
+
     async def push(self, status: Any) -> None:
-        if isinstance(status, str) and not self._in_ehlo:
-            status = replies.with_enhanced_status(status)
-        await super().push(status)
+        if isinstance(status, str):
+            if not self._in_ehlo:
+                status = replies.with_enhanced_status(status)
+            data = status.encode()
+        else:
+            data = bytes(status)
+        await self._emit(data)
+
+    async def reply(self, reply: Reply) -> None:
+        await self._emit(str(reply).encode())
+
+    async def _emit(self, line: bytes) -> None:
+        self._out.append(line + b"\r\n")
+        if not self._buffering:
+            await self._flush()
         if self._closing:
             return
-        first = status[:1] if isinstance(status, str) else chr(status[0]) if status else ""
-        if first in ("4", "5"):
+        if line[:1] in (b"4", b"5"):
             self._errors += 1
             self._limits.error(self._ip)
             if self._errors >= self._limits.settings.max_errors_per_session:
                 await self._close_with(replies.TOO_MANY_ERRORS)
-
-    async def reply(self, reply: Reply) -> None:
-        await self.push(str(reply))
 
     async def handle_exception(self, error: Exception) -> str:
         if not isinstance(error, ConnectionError):
@@ -287,8 +412,23 @@ class SmtpListener(SMTP):
 
     def peer(self) -> PeerInfo:
         assert self.session is not None
-        return PeerInfo(self._ip, self._port, self.session.host_name or "",
-                        self._tls_protocol is not None, self._identity, self._kind)
+        helo = self.session.host_name or ""
+        tls = self._tls_protocol is not None
+        cached = self._peer
+        if cached is None or cached.helo != helo or cached.tls != tls \
+                or cached.identity is not self._identity:
+            cached = self._peer = PeerInfo(self._ip, self._port, helo, tls, self._identity,
+                                           self._kind)
+        return cached
+
+    def _refusal(self) -> str | None:
+        """Why MAIL/RCPT/DATA cannot run now (no HELO yet, or AUTH required)."""
+        assert self.session is not None
+        if not self.session.host_name:
+            return "503 Error: send HELO first"
+        if self._auth_required and not self.session.authenticated:
+            return "530 5.7.0 Authentication required"
+        return None
 
     def _set_rset_state(self) -> None:
         super()._set_rset_state()  # type: ignore[no-untyped-call]
@@ -401,7 +541,9 @@ class SmtpListener(SMTP):
 
     # -- the transaction ----------------------------------------------------------------
     async def smtp_MAIL(self, arg: str | None) -> None:
-        if await self.check_helo_needed() or await self.check_auth_needed("MAIL"):
+        refusal = self._refusal()
+        if refusal is not None:
+            await self.push(refusal)
             return
         if self._txn is not None:
             await self.reply(replies.NESTED_MAIL)
@@ -443,7 +585,9 @@ class SmtpListener(SMTP):
         return MailParams(size, body_8bit, smtputf8)
 
     async def smtp_RCPT(self, arg: str | None) -> None:
-        if await self.check_helo_needed() or await self.check_auth_needed("RCPT"):
+        refusal = self._refusal()
+        if refusal is not None:
+            await self.push(refusal)
             return
         if self._txn is None:
             await self.reply(replies.NEED_MAIL)
@@ -466,7 +610,9 @@ class SmtpListener(SMTP):
         await self.reply(reply)
 
     async def smtp_DATA(self, arg: str | None) -> None:
-        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+        refusal = self._refusal()
+        if refusal is not None:
+            await self.push(refusal)
             return
         if self._txn is None:
             await self.reply(replies.NEED_MAIL)
@@ -567,8 +713,9 @@ def _log_orphan_failure(task: asyncio.Future[list[Reply]]) -> None:
 
 
 @functools.cache
-def _command_names(cls: Hashable) -> tuple[str, ...]:
-    return tuple(name[5:] for name in dir(cls) if name.startswith("smtp_"))
+def _command_table(cls: Hashable) -> dict[str, Callable[[Any, str | None], Awaitable[None]]]:
+    """Command verb -> ``smtp_*`` function of ``cls``, computed once per class."""
+    return {name[5:]: getattr(cls, name) for name in dir(cls) if name.startswith("smtp_")}
 
 
 def _never_called(*_args: object) -> AuthResult:
