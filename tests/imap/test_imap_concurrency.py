@@ -14,6 +14,16 @@ from imap_script import Imap, ScriptClient
 _EXISTS = re.compile(rb"^\* (\d+) EXISTS$")
 _EXPUNGE = re.compile(rb"^\* (\d+) EXPUNGE$")
 _FETCH_UID = re.compile(rb"^\* (\d+) FETCH \(.*UID (\d+)")
+_VANISHED = re.compile(rb"^\* VANISHED (?!\(EARLIER\))(\S+)$")
+
+
+def _uid_set(text: bytes) -> set[int]:
+    out: set[int] = set()
+    for part in text.split(b","):
+        a, _, b = part.partition(b":")
+        lo, hi = sorted((int(a), int(b or a)))
+        out.update(range(lo, hi + 1))
+    return out
 
 
 class View:
@@ -22,9 +32,30 @@ class View:
     def __init__(self) -> None:
         self.uids: list[int | None] = []
 
+    def _drop_placeholder(self, uid: int, line: bytes) -> None:
+        below = 0
+        for i, u in enumerate(self.uids):
+            if u is None and below < uid:
+                later = [v for v in self.uids[i:] if v is not None]
+                if not later or later[0] > uid:
+                    del self.uids[i]
+                    return
+            elif u is not None:
+                below = u
+        raise AssertionError((line, self.uids))
+
     def apply(self, lines: list[bytes]) -> None:
         for line in lines:
-            if m := _EXPUNGE.match(line):
+            if m := _VANISHED.match(line):
+                gone = _uid_set(m.group(1))
+                known = {u for u in self.uids if u is not None}
+                unknown = sorted(gone - known)
+                self.uids = [u for u in self.uids if u not in gone]
+                for uid in unknown:
+                    # A UID not learnt yet is one of the placeholders between the known
+                    # UIDs around it (UIDs ascend with sequence numbers).
+                    self._drop_placeholder(uid, line)
+            elif m := _EXPUNGE.match(line):
                 seq = int(m.group(1))
                 assert 1 <= seq <= len(self.uids), line
                 del self.uids[seq - 1]
@@ -44,7 +75,11 @@ async def _worker(imap: Imap, seed: int, rounds: int, barrier: asyncio.Barrier) 
     c = await ScriptClient.connect(imap.port)
     await c.login(imap.user, imap.password)
     view = View()
+    qresync = seed % 2 == 0
+    if qresync:
+        await c.command("q", "ENABLE QRESYNC")
     view.apply(await c.command("s", "SELECT INBOX"))
+    view.apply(await c.command("u", "FETCH 1:* (UID)"))
     raw = b"Subject: stress %d\r\n\r\nbody\r\n"
     for i in range(rounds):
         op = rng.choice(["append", "store", "expunge", "fetch", "noop", "uidstore"])
@@ -65,6 +100,10 @@ async def _worker(imap: Imap, seed: int, rounds: int, barrier: asyncio.Barrier) 
             lines = await c.command(f"a{i}", "NOOP")
         assert lines[-1].split()[1] in (b"OK", b"NO"), lines
         view.apply(lines)
+        if qresync and None in view.uids:
+            # VANISHED names UIDs, so learn the UIDs of new messages at once.
+            first = view.uids.index(None) + 1
+            view.apply(await c.command(f"u{i}", f"FETCH {first}:* (UID)"))
     await barrier.wait()  # every session has stopped changing the mailbox
     view.apply(await c.command("n", "NOOP"))
     lines = await c.command("f", "FETCH 1:* (UID)")

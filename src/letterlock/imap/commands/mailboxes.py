@@ -142,7 +142,7 @@ async def delete(cmd: c.Delete, ctx: Context) -> Reply:
                 any(b.name == name for b in boxes):
             # RFC 9051 6.3.5: a mailbox with inferiors keeps existing; letterlock has
             # no \Noselect placeholders, so it refuses instead.
-            return no("Mailbox has children; delete them first", "INUSE")
+            return no("Mailbox has children; delete them first", "HASCHILDREN")
         if ctx.selected is not None and ctx.selected.name == name:
             deselect(ctx)
             ctx.out.untagged(b"OK [CLOSED] Mailbox deleted")
