@@ -9,12 +9,13 @@ import dataclasses
 from imap_script import Imap, ScriptClient
 
 from letterlock.imap.context import Context, Output, Services
+from letterlock.imap.selected import RecentClaims
 from letterlock.imap.server import ImapServer
 
 
 def _context(imap: Imap, *, tls: bool, loopback: bool) -> Context:
     services = Services(imap.app.accounts, imap.app.mailboxes, imap.app.config.imap,
-                        asyncio.Semaphore(1))
+                        asyncio.Semaphore(1), RecentClaims())
 
     async def no_input() -> bytes | None:
         return None

@@ -420,3 +420,24 @@ async def test_searchres_saves_and_reuses_results(imap: Imap) -> None:
     assert lines[0] == b'* ESEARCH (TAG "a6") MIN 2'
     lines = await c.command("a7", "UID FETCH $ (UID)")
     assert lines[0] == b"* 2 FETCH (UID 2)" and lines[1].startswith(b"a7 OK")
+
+
+async def test_recent_goes_to_the_first_session_that_sees_new_mail(imap: Imap) -> None:
+    await _deliver(imap)  # arrived before anyone looked: not recent
+    a = await ScriptClient.connect(imap.port)
+    b = await ScriptClient.connect(imap.port)
+    for c in (a, b):
+        await c.login(imap.user, imap.password)
+    lines = await a.command("a1", "SELECT INBOX")
+    assert b"* 0 RECENT" in lines
+    await _deliver(imap)
+    lines = await a.command("a2", "NOOP")
+    assert lines[:2] == [b"* 2 EXISTS", b"* 1 RECENT"]
+    lines = await b.command("b1", "SELECT INBOX")
+    assert b"* 0 RECENT" in lines
+    lines = await a.command("a3", "FETCH 2 FLAGS")
+    assert lines[0] == b"* 2 FETCH (FLAGS (\\Recent))"
+    lines = await a.command("a4", "SEARCH NEW")
+    assert lines[0] == b"* SEARCH 2"
+    lines = await a.command("a5", "SEARCH OLD")
+    assert lines[0] == b"* SEARCH 1"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from letterlock.config import ImapConfig
 from letterlock.imap import encoding, utf7
-from letterlock.imap.selected import SelectedMailbox
+from letterlock.imap.selected import RecentClaims, SelectedMailbox
 from letterlock.imap.state import State
 from letterlock.services.accounts import AccountService, Session
 from letterlock.services.mailbox import MailboxService
@@ -53,6 +53,8 @@ class Services:
     config: ImapConfig
     listing: asyncio.Semaphore
     """Bounds concurrent whole-mailbox listings (SELECT, STATUS UNSEEN, EXPUNGE)."""
+    recent: RecentClaims
+    """Which session each new message is \\Recent to (IMAP4rev1)."""
 
 
 BASE_CAPABILITIES = (

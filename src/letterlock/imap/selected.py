@@ -21,6 +21,34 @@ from letterlock.storage.models import MailboxRecord, MessageRecord
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 
 
+class RecentClaims:
+    """IMAP4rev1 \\Recent (RFC 3501 2.3.2): a message is recent to the first session
+    that sees it after it arrived. Kept per server process, per mailbox, as the highest
+    UID already claimed; a mailbox first seen by this process has nothing recent."""
+
+    def __init__(self) -> None:
+        self._claimed: dict[int, int] = {}
+
+    def claim(self, mailbox_id: int, uids: list[int], *, initial: bool) -> set[int]:
+        """The UIDs of ``uids`` this session is the first to see."""
+        if not uids:
+            return set()
+        mark = self._claimed.get(mailbox_id)
+        if mark is None:
+            self._claimed[mailbox_id] = max(uids)
+            if initial:
+                return set()
+            mark = 0
+        fresh = {u for u in uids if u > mark}
+        if fresh:
+            self._claimed[mailbox_id] = max(fresh)
+        return fresh
+
+    def unclaimed(self, mailbox_id: int, uids: list[int]) -> int:
+        mark = self._claimed.get(mailbox_id)
+        return 0 if mark is None else sum(1 for u in uids if u > mark)
+
+
 class BadSequence(Exception):
     """A message sequence number that does not exist (answered with BAD)."""
 
@@ -49,7 +77,7 @@ def flag_list(flags: Iterable[str]) -> bytes:
 class SelectedMailbox:
     def __init__(self, record: MailboxRecord, messages: list[MessageRecord],
                  readonly: bool, watch: AbstractContextManager[asyncio.Event],
-                 changed: asyncio.Event) -> None:
+                 changed: asyncio.Event, claims: RecentClaims | None = None) -> None:
         self.id = record.id
         self.name = record.name
         self.uidvalidity = record.uidvalidity
@@ -61,6 +89,11 @@ class SelectedMailbox:
                                    if not f.startswith("\\")}
         self._watch = watch
         self.changed = changed
+        self._claims = claims
+        """None when \\Recent is not reported (IMAP4rev2 enabled)."""
+        self.recent: set[int] = set()
+        if claims is not None and not readonly:
+            self.recent = claims.claim(record.id, [m.uid for m in messages], initial=True)
         self.saved: list[int] = []
         """UIDs saved by SEARCH RETURN (SAVE), for ``$`` (RFC 5182)."""
         self._reported: dict[int, int] = {}
@@ -97,6 +130,12 @@ class SelectedMailbox:
             seqs.update(range(a, b + 1))
         return [self.uids.uid_at(s) for s in sorted(seqs)]
 
+    def flags(self, uid: int, flags: Iterable[str]) -> bytes:
+        """A FLAGS list for ``uid``, with \\Recent when it is recent to this session."""
+        if uid in self.recent:
+            return flag_list([*flags, "\\Recent"])
+        return flag_list(flags)
+
     def note_reported(self, uid: int, modseq: int) -> None:
         self._reported[uid] = modseq
 
@@ -106,6 +145,7 @@ class SelectedMailbox:
         seqs = []
         for uid in sorted(set(uids), reverse=True):
             seq = self.uids.remove(uid)
+            self.recent.discard(uid)
             if seq is not None:
                 seqs.append(seq)
         return seqs
@@ -143,6 +183,11 @@ class SelectedMailbox:
             out += self.flags_responses()
         if new:
             out.append(b"%d EXISTS" % len(self.uids))
+            if self._claims is not None:
+                if not self.readonly:
+                    self.recent |= self._claims.claim(self.id, [m.uid for m in new],
+                                                      initial=False)
+                out.append(b"%d RECENT" % len(self.recent))
             self.uidnext = max(self.uidnext, new[-1].uid + 1)
         for m in changes.changed:
             if m.uid > last or self._reported.get(m.uid) == m.modseq:
@@ -150,7 +195,7 @@ class SelectedMailbox:
             seq = self.seq_of(m.uid)
             if seq is None:
                 continue
-            item = b"FLAGS " + flag_list(m.flags)
+            item = b"FLAGS " + self.flags(m.uid, m.flags)
             if qresync:
                 item = b"UID %d " % m.uid + item
             if condstore:

@@ -30,6 +30,7 @@ from letterlock.imap.parsing.framing import (
     trailing_literal,
 )
 from letterlock.imap.reply import Reply, bad, no, ok
+from letterlock.imap.selected import RecentClaims
 from letterlock.imap.state import State, refusal
 from letterlock.services.accounts import AccountService
 from letterlock.services.mailbox import MailboxService
@@ -58,7 +59,7 @@ class ImapServer:
     def __init__(self, accounts: AccountService, mailboxes: MailboxService,
                  config: ImapConfig, ssl_context: ssl.SSLContext | None) -> None:
         self._services = Services(accounts, mailboxes, config,
-                                  asyncio.Semaphore(MAX_CONCURRENT_LISTINGS))
+                                  asyncio.Semaphore(MAX_CONCURRENT_LISTINGS), RecentClaims())
         self._config = config
         self._ssl = ssl_context
         self._servers: list[asyncio.Server] = []

@@ -17,7 +17,7 @@ from letterlock.imap.errors import reply_for
 from letterlock.imap.parsing import commands as c
 from letterlock.imap.parsing.fetch import FetchItem
 from letterlock.imap.reply import Reply, bad, no, ok
-from letterlock.imap.selected import BadSequence, compress, flag_list
+from letterlock.imap.selected import BadSequence, SelectedMailbox, compress
 from letterlock.mime import sections, structure
 from letterlock.mime import summary as summaries
 from letterlock.storage.models import MessageRecord
@@ -62,13 +62,13 @@ def _partial(data: bytes, partial: tuple[int, int] | None) -> bytes:
     return data[origin : origin + count]
 
 
-def _render(item: FetchItem, msg: _Message, utf8: bool) -> bytes:
+def _render(item: FetchItem, msg: _Message, utf8: bool, sel: SelectedMailbox) -> bytes:
     rec = msg.record
     name = item.name
     if name == "UID":
         return b"UID %d" % rec.uid
     if name == "FLAGS":
-        return b"FLAGS " + flag_list(rec.flags)
+        return b"FLAGS " + sel.flags(rec.uid, rec.flags)
     if name == "INTERNALDATE":
         return b"INTERNALDATE " + encoding.internaldate(rec.internaldate)
     if name == "RFC822.SIZE":
@@ -192,7 +192,7 @@ async def fetch(cmd: c.Fetch, ctx: Context) -> Reply:
                     continue
                 msg = _Message(rec, summaries_.get(rec.uid), raws.get(rec.uid))
                 try:
-                    rendered = [_render(i, msg, ctx.utf8) for i in items]
+                    rendered = [_render(i, msg, ctx.utf8, sel) for i in items]
                 except UnknownEncoding:
                     return no("Unknown Content-Transfer-Encoding", "UNKNOWN-CTE")
                 out.write(b"* %d FETCH (" % seq + b" ".join(rendered) + b")\r\n")

@@ -13,7 +13,7 @@ from letterlock.imap.context import Context
 from letterlock.imap.errors import reply_for
 from letterlock.imap.parsing import commands as c
 from letterlock.imap.reply import Reply, bad, no, ok
-from letterlock.imap.selected import SelectedMailbox, compress, flag_list
+from letterlock.imap.selected import SelectedMailbox, compress
 from letterlock.imap.state import State
 from letterlock.services.accounts import Session
 from letterlock.services.mailbox import HIERARCHY
@@ -67,13 +67,14 @@ async def select(cmd: c.Select, ctx: Context) -> Reply:
     except LetterlockError as exc:
         watch.__exit__(None, None, None)
         return reply_for(exc)
-    sel = SelectedMailbox(box, messages, cmd.readonly, watch, changed)
+    sel = SelectedMailbox(box, messages, cmd.readonly, watch, changed,
+                          None if ctx.rev2 else ctx.services.recent)
     out = ctx.out
     for line in sel.flags_responses():
         out.untagged(line)
     out.untagged(b"%d EXISTS" % sel.exists)
     if not ctx.rev2:
-        out.untagged(b"0 RECENT")
+        out.untagged(b"%d RECENT" % len(sel.recent))
         first_unseen = next((i + 1 for i, m in enumerate(messages)
                              if "\\Seen" not in m.flags), None)
         if first_unseen is not None:
@@ -100,7 +101,7 @@ async def select(cmd: c.Select, ctx: Context) -> Reply:
             seq = sel.seq_of(m.uid)
             if seq is not None:
                 out.untagged(b"%d FETCH (UID %d FLAGS %s MODSEQ (%d))"
-                             % (seq, m.uid, flag_list(m.flags), m.modseq))
+                             % (seq, m.uid, sel.flags(m.uid, m.flags), m.modseq))
     mode = "READ-ONLY" if cmd.readonly else "READ-WRITE"
     return ok(f"{cmd.name} completed", mode)
 
@@ -270,7 +271,7 @@ async def _status_line(ctx: Context, box: MailboxRecord, items: tuple[str, ...],
                        ) -> bytes | None:
     user = _user(ctx)
     values: list[bytes] = []
-    need_messages = any(i in ("UNSEEN", "DELETED", "SIZE") for i in items)
+    need_messages = any(i in ("UNSEEN", "DELETED", "SIZE", "RECENT") for i in items)
     messages = []
     if need_messages:
         async with ctx.services.listing:
@@ -289,7 +290,7 @@ async def _status_line(ctx: Context, box: MailboxRecord, items: tuple[str, ...],
         elif item == "SIZE":
             v = sum(m.size for m in messages)
         elif item == "RECENT":
-            v = 0
+            v = ctx.services.recent.unclaimed(box.id, [m.uid for m in messages])
         elif item == "HIGHESTMODSEQ":
             v = box.highestmodseq
         elif item == "APPENDLIMIT":

@@ -10,7 +10,7 @@ from letterlock.imap.context import Context
 from letterlock.imap.errors import reply_for
 from letterlock.imap.parsing import commands as c
 from letterlock.imap.reply import Reply, bad, no, ok
-from letterlock.imap.selected import BadSequence, SelectedMailbox, compress, flag_list
+from letterlock.imap.selected import BadSequence, SelectedMailbox, compress
 from letterlock.services.accounts import Session
 
 
@@ -120,7 +120,7 @@ async def store(cmd: c.Store, ctx: Context) -> Reply:
             sel.note_reported(uid, ch.modseq)
             items = []
             if not cmd.silent:
-                items.append(b"FLAGS " + flag_list(ch.flags))
+                items.append(b"FLAGS " + sel.flags(uid, ch.flags))
             if cmd.uid or ctx.qresync:
                 items.insert(0, b"UID %d" % uid)
             if ctx.condstore:
@@ -129,7 +129,7 @@ async def store(cmd: c.Store, ctx: Context) -> Reply:
                 ctx.out.untagged(b"%d FETCH (%s)" % (seq, b" ".join(items)))
         elif uid in current:
             m = current[uid]
-            items = [b"FLAGS " + flag_list(m.flags)]
+            items = [b"FLAGS " + sel.flags(uid, m.flags)]
             if cmd.uid or ctx.qresync:
                 items.insert(0, b"UID %d" % uid)
             if ctx.condstore:

@@ -74,6 +74,7 @@ class _Candidate:
         self.largest_uid = largest_uid
         self.summary = summary
         self.raw = raw
+        self.recent = False
         self._headers: dict[str, list[str]] | None = None
         self._body: str | None = None
 
@@ -130,8 +131,10 @@ def matches(key: s.SearchKey, m: _Candidate, needle: dict[bytes, str]) -> bool:
         present = any(f.lower() == key.flag.lower() for f in rec.flags)
         return present == key.present
     if isinstance(key, s.RecentKey):
-        # No message is \Recent here, so NEW matches none and OLD matches all.
-        return key.which == "old"
+        recent = m.recent
+        if key.which == "new":
+            return recent and "\\Seen" not in rec.flags
+        return recent if key.which == "recent" else not recent
     if isinstance(key, s.SeqKey):
         if key.uid:
             return key.set.contains(rec.uid, m.largest_uid)
@@ -256,6 +259,7 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
                 summary = svc.open_summary(user, rec) if level >= SUMMARY else None
                 cand = _Candidate(seq, rec, largest_seq, largest_uid, summary,
                                   raws.get(rec.uid))
+                cand.recent = rec.uid in sel.recent
                 if matches(program.keys, cand, needle):
                     found.append(Hit(seq, rec.uid, rec.modseq,
                                      sort_key(cand) if sort_key else ()))

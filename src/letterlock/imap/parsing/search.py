@@ -37,8 +37,7 @@ class FlagKey:
 
 @dataclass(frozen=True)
 class RecentKey:
-    """RECENT, NEW or OLD (IMAP4rev1 only; letterlock keeps no \\Recent state, so no
-    message is recent)."""
+    """RECENT, NEW or OLD (IMAP4rev1)."""
 
     which: str
 
