@@ -1,0 +1,73 @@
+"""Malformed and odd messages are stored and answered, never with a server error."""
+
+from __future__ import annotations
+
+import random
+
+from imap_script import Imap, ScriptClient
+
+from letterlock.imap.commands.sort import base_subject
+
+ODD = [
+    b"",  # replaced below: empty messages are refused at APPEND
+    b"no header at all, just text\r\n",
+    b"Subject: no body",
+    b"From: a@b.c, c@d.e\r\nSender: x@y.z, w@v.u\r\nTo: ;\r\nCc: undisclosed:;\r\n\r\nx\r\n",
+    b"Subject: \xff\xfe 8-bit \xc3\x28 bad utf-8\r\nFrom: \"J\xf6rg\" <j@x>\r\n\r\n\xff\r\n",
+    b"Content-Type: multipart/mixed; boundary=\"never-closed\"\r\n\r\n--never-closed\r\n"
+    b"Content-Type: text/plain\r\n\r\npart one without end",
+    b"Content-Type: multipart/alternative\r\n\r\nmultipart without boundary\r\n",
+    b"Content-Type: text/plain; charset=x-unknown-charset\r\n"
+    b"Content-Transfer-Encoding: base64\r\n\r\n!!!not base64!!!\r\n",
+    b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\n"
+    b"begin 644 f\r\n`\r\nend\r\n",
+    b"Content-Type: message/rfc822\r\n\r\nContent-Type: message/rfc822\r\n\r\n"
+    b"Subject: innermost\r\n\r\ndeep\r\n",
+    b"Subject: =?utf-8?b?broken?= =?unknown?q?x?=\r\nDate: not a date\r\n\r\nbody\n"
+    b"bare LF lines\n",
+    b"X-Folded: a\r\n  b\r\n\tc\r\nFrom: (comment only)\r\nReply-To: <>\r\n\r\n",
+]
+
+
+def _nested(depth: int) -> bytes:
+    head = b"".join(b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (i, i)
+                    for i in range(depth))
+    return head + b"Content-Type: text/plain\r\n\r\nleaf\r\n"
+
+
+async def test_odd_messages_fetch_and_search_without_server_errors(imap: Imap) -> None:
+    rng = random.Random(7)
+    messages = [m for m in ODD if m] + [_nested(80)]
+    pieces = [b"Content-Type: multipart/mixed; boundary=z\r\n", b"--z\r\n", b"--z--\r\n",
+              b"\r\n", b"Content-Type: message/rfc822\r\n", b"\xff", b"text\r\n", b"\n",
+              b"Content-Transfer-Encoding: quoted-printable\r\n", b"=\r\n", b"=ZZ"]
+    messages += [b"".join(rng.choice(pieces) for _ in range(rng.randint(1, 30))) or b"x"
+                 for _ in range(20)]
+    c = await ScriptClient.connect(imap.port)
+    await c.login(imap.user, imap.password)
+    for i, raw in enumerate(messages):
+        lines = await c.command(f"p{i}", b"APPEND INBOX {%d+}\r\n" % len(raw) + raw)
+        assert lines[-1].startswith(f"p{i} OK".encode()), lines
+    lines = await c.command("e", "APPEND INBOX {0+}\r\n")
+    assert lines[-1].startswith(b"e NO")
+    await c.command("s", "SELECT INBOX")
+    for n, query in enumerate([
+            "FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODYSTRUCTURE BODY)",
+            "FETCH 1:* (BODY.PEEK[] BODY.PEEK[TEXT] BODY.PEEK[HEADER] RFC822.HEADER)",
+            "FETCH 1:* (BODY.PEEK[1] BODY.PEEK[1.MIME] BODY.PEEK[2.1.HEADER] BODY.PEEK[1.2.3])",
+            "FETCH 1:* (BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)] BODY.PEEK[1]<2.5>)",
+            "SEARCH TEXT deep", "SEARCH OR FROM jorg SUBJECT broken", "SEARCH SENTSINCE 1-Jan-2000",
+            "SORT (SUBJECT DATE FROM) UTF-8 ALL"]):
+        lines = await c.command(f"f{n}", query)
+        assert lines[-1].startswith(f"f{n} OK".encode()), (query, lines[-1])
+    for seq in range(1, len(messages) + 1):
+        lines = await c.command(f"b{seq}", f"FETCH {seq} (BINARY.PEEK[1])")
+        assert lines[-1].split()[1] in (b"OK", b"NO"), lines
+        assert b"SERVERBUG" not in lines[-1]
+
+
+def test_base_subject_rules() -> None:
+    assert base_subject("Re: [list] Fwd: Hello (fwd)") == "HELLO"
+    assert base_subject("[Fwd: Re: Topic]") == "TOPIC"
+    assert base_subject("  re :  spaced  out  ") == "SPACED OUT"
+    assert base_subject("[only a blob]") == "[ONLY A BLOB]"
