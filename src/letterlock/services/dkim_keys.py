@@ -9,7 +9,6 @@ selector in use, so a key can be rotated by adding a selector.
 from __future__ import annotations
 
 import base64
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from letterlock.errors import AlreadyExists, CryptoError, UnknownDomain
 from letterlock.services.addresses import normalise_domain
+from letterlock.storage.durable import write_atomically
 
 KEY_BITS = 2048
 SIGNED_HEADERS = (b"From", b"Sender", b"Reply-To", b"Subject", b"Date", b"Message-ID", b"To",
@@ -76,8 +76,8 @@ def create_key(control_dir: Path, domain: str, *, selector: str | None = None,
     key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    _write_durably(path, pem, 0o600)
-    _write_durably(root / "current", selector.encode("ascii") + b"\n", 0o600)
+    write_atomically(path, pem, 0o600)
+    write_atomically(root / "current", selector.encode("ascii") + b"\n", 0o600)
     return DkimKey(domain, selector, pem)
 
 
@@ -95,22 +95,6 @@ def load_key(control_dir: Path, domain: str) -> DkimKey | None:
     except FileNotFoundError:
         return None
     return DkimKey(normalise_domain(domain), selector, pem)
-
-
-def _write_durably(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 def dns_records(domain: str, hostname: str, key: DkimKey | None) -> list[DnsRecord]:

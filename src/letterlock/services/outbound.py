@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import secrets
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
@@ -40,6 +39,7 @@ from letterlock.services.accounts import AccountRef, AccountService
 from letterlock.services.delivery import DeliveryService
 from letterlock.services.dkim_keys import DkimKeys
 from letterlock.services.dsn import FailedRecipient, build_dsn
+from letterlock.storage.durable import fsync_dir, write_atomically
 
 log = logging.getLogger("letterlock.outbound")
 
@@ -163,31 +163,8 @@ def load_queue_key(control_dir: Path) -> keys.KeyPair:
         pass
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     pair = keys.KeyPair.generate()
-    _write_file(path, pair.private_bytes(), 0o600)
-    _fsync_dir(path.parent)
+    write_atomically(path, pair.private_bytes(), 0o600)
     return pair
-
-
-def _write_file(path: Path, data: bytes, mode: int = 0o600) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Spool:
@@ -208,14 +185,13 @@ class Spool:
         root = self._dir(entry.region)
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Message first: an envelope never points at a missing message.
-        _write_file(root / f"{entry.id}.msg", self._seal(message))
-        _write_file(root / f"{entry.id}.env", self._seal(entry.to_json()))
-        _fsync_dir(root)
+        # both files first, then one directory fsync for the pair
+        write_atomically(root / f"{entry.id}.msg", self._seal(message), sync_dir=False)
+        write_atomically(root / f"{entry.id}.env", self._seal(entry.to_json()))
 
     def write_env(self, entry: QueueEntry) -> None:
         root = self._dir(entry.region)
-        _write_file(root / f"{entry.id}.env", self._seal(entry.to_json()))
-        _fsync_dir(root)
+        write_atomically(root / f"{entry.id}.env", self._seal(entry.to_json()))
 
     def read_message(self, entry: QueueEntry) -> bytes:
         return self._opener.open((self._dir(entry.region) / f"{entry.id}.msg").read_bytes())
@@ -224,7 +200,7 @@ class Spool:
         root = self._dir(entry.region)
         (root / f"{entry.id}.env").unlink(missing_ok=True)
         (root / f"{entry.id}.msg").unlink(missing_ok=True)
-        _fsync_dir(root)
+        fsync_dir(root)
 
     def load_all(self) -> list[QueueEntry]:
         entries = []

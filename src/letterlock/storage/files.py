@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from letterlock.errors import InvalidInput, StorageError, UnknownMessage
+from letterlock.storage.durable import fsync_dir
 
 _ID = re.compile(r"^([0-9a-f]{8})([0-9a-f]{12})([0-9a-f]{8})$")
 _FALLOC_FL_KEEP_SIZE = 0x01
@@ -55,14 +56,6 @@ def parse_id(blob_id: str) -> tuple[int, int, int]:
     if not match:
         raise InvalidInput(f"invalid blob id {blob_id!r}")
     return int(match[1], 16), int(match[2], 16), int(match[3], 16)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class FileBlobStore:
@@ -121,7 +114,7 @@ class FileBlobStore:
         with open(self._idx(self._active), "ab") as fh:
             fh.write(b"".join(b"+" + i.encode() + b"\n" for i in ids))
         if created and self._fsync:
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
         return ids
 
     # -- reading ------------------------------------------------------------------
