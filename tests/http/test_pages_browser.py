@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from chromium_driver import browser_page, find_chromium, run_chromium, screenshot_dir
+
 from letterlock.app import App
 from letterlock.http.server import HttpServer
 from letterlock.http.web_sessions import COOKIE
@@ -63,7 +63,7 @@ async def served(app: App) -> AsyncIterator[tuple[App, str]]:
 
 async def test_login_browse_and_logout_in_chromium(served: tuple[App, str],
                                                    tmp_path: Path) -> None:
-    app, base = served
+    _app, base = served
     shots = screenshot_dir(tmp_path / "shots")
     assert CHROMIUM is not None
     async with browser_page(CHROMIUM, tmp_path / "profile") as page:
