@@ -119,7 +119,10 @@ class DeliveryService:
                                 for ref, _ in items]
             return results
 
-        nested = await asyncio.gather(*(one_region(refs) for refs in by_region.values()))
+        if len(by_region) == 1:
+            nested = [await one_region(next(iter(by_region.values())))]
+        else:
+            nested = await asyncio.gather(*(one_region(refs) for refs in by_region.values()))
         order = {ref.address: i for i, ref in enumerate(recipients)}
         return sorted((r for group in nested for r in group), key=lambda r: order[r.address])
 

@@ -12,6 +12,7 @@ Every handler only calls services; SMTP codes come from :mod:`letterlock.smtp.re
 
 from __future__ import annotations
 
+import itertools
 import logging
 import secrets
 from collections.abc import Callable, Sequence
@@ -45,6 +46,18 @@ def _now() -> datetime:
 
 def new_queue_id() -> str:
     return secrets.token_hex(8).upper()
+
+
+class QueueIds:
+    """Queue ids unique across processes and restarts without a system call each:
+    a random per-handler prefix and a counter (16 hex digits, like new_queue_id)."""
+
+    def __init__(self) -> None:
+        self._prefix = secrets.token_hex(4).upper()
+        self._counter = itertools.count(secrets.randbelow(1 << 20))
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._counter) & 0xFFFFFFFF:08X}"
 
 
 class Outbound(Protocol):
@@ -83,6 +96,7 @@ class MxHandler:
         self._delivery = delivery
         self._hostname = hostname
         self._clock = clock
+        self._queue_ids = QueueIds()
 
     async def authenticate(self, peer: PeerInfo, login: str, password: str) -> Session | None:
         return None
@@ -103,7 +117,7 @@ class MxHandler:
 
     async def _deliver(self, peer: PeerInfo, envelope: Envelope,
                        message: bytes) -> tuple[str, list[DeliveryResult]]:
-        queue_id = new_queue_id()
+        queue_id = self._queue_ids()
         refs = _unique_accounts(envelope)
         trace = _trace(peer, self._hostname, queue_id, self._clock(),
                        [r.address for r in refs])

@@ -183,6 +183,7 @@ class SmtpListener(SMTP):
         self._buffering = False
         self._peer: PeerInfo | None = None
         self._deadline = 0.0
+        self._quit = False
 
     def _lean_init(self, *, handler: object, max_message_bytes: int, hostname: str,
                    tls_context: ssl.SSLContext | None, auth: bool, timeout: float) -> None:
@@ -277,7 +278,7 @@ class SmtpListener(SMTP):
         reader = self._reader
         buffered = reader._buffer  # type: ignore[attr-defined]
         bogus_budget = BOGUS_LIMIT
-        while self.transport is not None:
+        while self.transport is not None and not self._quit:
             try:
                 if self._out and b"\n" not in buffered:
                     await self._flush()
@@ -437,6 +438,17 @@ class SmtpListener(SMTP):
     def _set_post_data_state(self) -> None:
         super()._set_post_data_state()  # type: ignore[no-untyped-call]
         self._txn = None
+
+    async def smtp_QUIT(self, arg: str | None) -> None:
+        if arg:
+            await self.push("501 Syntax: QUIT")
+            return
+        # Written and closed here; the command loop sees the transport closing and
+        # ends without being cancelled (aiosmtpd cancels it, which costs a traceback).
+        await self.push("221 Bye")
+        self._quit = True
+        if self.transport is not None:
+            self.transport.close()
 
     # -- greeting ---------------------------------------------------------------------
     def _extensions(self) -> list[str]:
