@@ -329,6 +329,9 @@ async def test_an_idle_session_expires(site: Site) -> None:
         notice = await c.get(gone.headers["location"])
         assert "Your session ended after 10 minutes without activity" in notice.text
         assert len(site.sessions) == 0
+        # The dead cookie was dropped: the next visit is a plain login, not "expired".
+        assert COOKIE not in c.cookies
+        assert (await c.get("/account")).headers["location"] == "/account/login"
 
 
 async def test_sessions_end_at_their_maximum_age_even_when_busy() -> None:

@@ -135,9 +135,12 @@ def install_account_pages(api: FastAPI, app: App, sessions: SessionStore,
     router = APIRouter(prefix="/account", include_in_schema=False)
 
     @api.exception_handler(LoginRequired)
-    async def to_login(_request: Request, exc: LoginRequired) -> Response:
-        return RedirectResponse("/account/login?expired=1" if exc.expired
-                                else "/account/login", status_code=303)
+    async def to_login(request: Request, exc: LoginRequired) -> Response:
+        if not exc.expired:
+            return RedirectResponse("/account/login", status_code=303)
+        response = RedirectResponse("/account/login?expired=1", status_code=303)
+        _drop_cookie(response, request, COOKIE)  # say it once, then forget it
+        return response
 
     @api.exception_handler(FormRefused)
     async def refused(request: Request, exc: FormRefused) -> Response:
@@ -230,6 +233,7 @@ def install_account_pages(api: FastAPI, app: App, sessions: SessionStore,
             total_count += len(msgs)
             total_bytes += size
         record = account.ref.record
+        boxes.sort(key=lambda b: (b["name"] != "INBOX", str(b["name"]).lower()))
         return view("account/overview.html", web, title="Where your mail lives",
                     tab="overview", address=account.address, region=account.ref.region,
                     country=regions.get(account.ref.region, ""),
@@ -301,6 +305,7 @@ def install_account_pages(api: FastAPI, app: App, sessions: SessionStore,
             msgs = await app.mailboxes.messages(web.account, box.id)
             boxes.append({"name": box.name, "count": len(msgs),
                           "bytes": sum(m.size for m in msgs)})
+        boxes.sort(key=lambda b: (b["name"] != "INBOX", str(b["name"]).lower()))
         return view("account/export.html", web, title="Take your mail with you",
                     tab="export", boxes=boxes)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,17 @@ def filesize(n: int) -> str:
     return f"{n} bytes"
 
 
+def when(text: str) -> str:
+    """An ISO 8601 UTC time as people read it: ``28 November 2026, 03:16 UTC``."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return f"{moment.day} {moment:%B %Y, %H:%M} UTC"
+
+
 def page_headers(csp: str = PAGE_CSP) -> dict[str, str]:
     return {"Content-Security-Policy": csp, "Referrer-Policy": "no-referrer",
             "X-Frame-Options": "DENY"}
@@ -73,6 +85,7 @@ class PageRenderer:
             auto_reload=False, cache_size=-1)
         self._env.filters["country"] = country_name
         self._env.filters["filesize"] = filesize
+        self._env.filters["when"] = when
         # Compile every template now: the event loop never touches the disk for a page.
         for name in self._env.list_templates(extensions=["html"]):
             self._env.get_template(name)
