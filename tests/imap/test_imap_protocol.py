@@ -369,10 +369,10 @@ async def test_bodystructure_of_nested_message(imap: Imap) -> None:
     await c.command("a1", "SELECT INBOX")
     lines = await c.command("a2", "FETCH 1 (BODYSTRUCTURE BODY[2.HEADER] BODY.PEEK[2.1])")
     assert lines[0] == (
-        b'* 1 FETCH (BODYSTRUCTURE (("text" "plain" ("charset" "utf-8") NIL NIL "7bit" 2 1 '
+        b'* 1 FETCH (BODYSTRUCTURE (("text" "plain" ("charset" "utf-8") NIL NIL "7bit" 2 0 '
         b'NIL NIL NIL NIL)("message" "rfc822" NIL NIL NIL "7bit" 16 (NIL "in" NIL NIL NIL '
-        b'NIL NIL NIL NIL NIL) ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 1 NIL '
-        b'NIL NIL NIL) 3 NIL NIL NIL NIL) "mixed" ("boundary" "b") NIL NIL NIL) '
+        b'NIL NIL NIL NIL NIL) ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 0 NIL '
+        b'NIL NIL NIL) 2 NIL NIL NIL NIL) "mixed" ("boundary" "b") NIL NIL NIL) '
         b"BODY[2.HEADER] {15}\r\nSubject: in\r\n\r\n BODY[2.1] {1}\r\nx FLAGS (\\Seen))")
 
 

@@ -152,9 +152,10 @@ def _header_end(raw: bytes, start: int, end: int) -> int:
 
 
 def count_lines(data: bytes) -> int:
-    if not data:
-        return 0
-    return data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    """Body lines as established servers count them: line feeds. A part's last line
+    has none when the CRLF before the next boundary belongs to the boundary
+    (RFC 2046 5.1.1)."""
+    return data.count(b"\n")
 
 
 def _clean(value: bytes | None) -> str | None:
