@@ -135,3 +135,12 @@ def test_fuzz_summary_and_bodystructure_never_fail(parts: list[bytes]) -> None:
     encoding.encode(encoding.envelope(summaries.envelope_of(summary)))
     for part in structure.walk(tree):
         assert 0 <= part.header_start <= part.body_start <= part.end <= len(raw)
+
+
+def test_trailing_comment_is_the_name_of_a_bare_address() -> None:
+    [addr] = parse_addresses(b"user@example.org (Real Name)")
+    assert addr == Address("Real Name", None, "user", "example.org")
+    [addr] = parse_addresses(b"Phrase <p@example.org> (ignored)")
+    assert addr.name == "Phrase"
+    [addr] = parse_addresses(b"nodomain")
+    assert (addr.mailbox, addr.host) == ("nodomain", "MISSING_DOMAIN")

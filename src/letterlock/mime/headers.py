@@ -131,8 +131,8 @@ _SPECIALS = set('()<>[]:;@\\,."')
 
 def _tokens(value: str) -> list[tuple[str, str]]:
     """Tokens of a structured header: (kind, text) with kind one of ``atom``,
-    ``quoted``, ``literal`` (domain literal) or a special character. Comments are
-    dropped; unterminated constructs end at the end of the value."""
+    ``quoted``, ``literal`` (domain literal), ``comment`` or a special character.
+    Unterminated constructs end at the end of the value."""
     out: list[tuple[str, str]] = []
     i, n = 0, len(value)
     while i < n:
@@ -141,6 +141,7 @@ def _tokens(value: str) -> list[tuple[str, str]]:
             i += 1
         elif ch == "(":
             depth = 0
+            start = i
             while i < n:
                 c = value[i]
                 if c == "\\":
@@ -154,6 +155,8 @@ def _tokens(value: str) -> list[tuple[str, str]]:
                         i += 1
                         break
                 i += 1
+            body = value[start + 1 : i - 1 if value[i - 1 : i] == ")" else i]
+            out.append(("comment", re.sub(r"\\(.)", r"\1", body).strip()))
         elif ch == '"':
             i += 1
             buf = []
@@ -235,6 +238,8 @@ def _addr_spec(tokens: list[tuple[str, str]]) -> tuple[str | None, str | None, s
 
 
 def _mailbox(tokens: list[tuple[str, str]]) -> Address | None:
+    comments = [t for k, t in tokens if k == "comment"]
+    tokens = [t for t in tokens if t[0] != "comment"]
     if not tokens:
         return None
     if any(k == "<" for k, _ in tokens):
@@ -244,7 +249,8 @@ def _mailbox(tokens: list[tuple[str, str]]) -> Address | None:
         name = _phrase(tokens[:lt])
     else:
         route, local, domain = _addr_spec(tokens)
-        name = None
+        # "user@host (Real Name)": the comment is the only name there is.
+        name = comments[-1] if comments and comments[-1] else None
     if local is None and domain is None and name is None:
         return None
     # A NIL host would read as a group marker in IMAP's ENVELOPE, so a broken
@@ -268,7 +274,9 @@ def parse_addresses(value: bytes | None) -> list[Address]:
             angle = max(0, angle - 1)
         if angle == 0 and kind == ":" and not in_group and \
                 not (current and current[0][0] == "@"):
-            out.append(Address(None, None, _phrase(current) or "", None))
+            out.append(Address(None, None,
+                               _phrase([t for t in current if t[0] != "comment"]) or "",
+                               None))
             current = []
             in_group = True
         elif angle == 0 and kind == ";" and in_group:
