@@ -441,3 +441,16 @@ async def test_recent_goes_to_the_first_session_that_sees_new_mail(imap: Imap) -
     assert lines[0] == b"* SEARCH 2"
     lines = await a.command("a5", "SEARCH OLD")
     assert lines[0] == b"* SEARCH 1"
+
+
+async def test_append_internaldate_keeps_its_offset(imap: Imap) -> None:
+    c = await ScriptClient.connect(imap.port)
+    await c.login(imap.user, imap.password)
+    lines = await c.command("a1", b'APPEND INBOX "05-Mar-2024 23:30:00 -0500" {%d+}\r\n'
+                            % len(MSG) + MSG)
+    assert lines[-1].startswith(b"a1 OK")
+    await c.command("a2", "SELECT INBOX")
+    lines = await c.command("a3", "FETCH 1 INTERNALDATE")
+    assert lines[0] == b'* 1 FETCH (INTERNALDATE " 5-Mar-2024 23:30:00 -0500")'
+    lines = await c.command("a4", "SEARCH ON 5-Mar-2024")
+    assert lines[0] == b"* SEARCH 1"

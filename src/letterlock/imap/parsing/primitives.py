@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TypeVar
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
@@ -292,4 +292,5 @@ def date_time(buf: bytes, pos: int) -> tuple[datetime, int]:
                          tzinfo=timezone(offset))
     except ValueError:
         raise fail("valid date-time", buf, pos) from None
-    return value.astimezone(UTC), m.end()
+    # The client's offset is kept: INTERNALDATE is answered as it was given.
+    return value, m.end()
