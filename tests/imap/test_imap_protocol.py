@@ -454,3 +454,21 @@ async def test_append_internaldate_keeps_its_offset(imap: Imap) -> None:
     assert lines[0] == b'* 1 FETCH (INTERNALDATE " 5-Mar-2024 23:30:00 -0500")'
     lines = await c.command("a4", "SEARCH ON 5-Mar-2024")
     assert lines[0] == b"* SEARCH 1"
+
+
+async def test_selected_mailbox_deleted_by_another_session(imap: Imap) -> None:
+    a = await ScriptClient.connect(imap.port)
+    b = await ScriptClient.connect(imap.port)
+    for c in (a, b):
+        await c.login(imap.user, imap.password)
+    await a.command("a1", "CREATE Doomed")
+    await _deliver(imap, mailbox="Doomed")
+    await a.command("a2", "SELECT Doomed")
+    await b.command("b1", "DELETE Doomed")
+    for i, command in enumerate(["FETCH 1 FLAGS", "NOOP", "SEARCH ALL", "STORE 1 +FLAGS (x)",
+                                 "EXPUNGE", "UID FETCH 1 FLAGS"]):
+        lines = await a.command(f"x{i}", command)
+        assert lines[-1].split()[1] in (b"OK", b"NO"), lines
+        assert b"SERVERBUG" not in lines[-1], lines
+    lines = await a.command("a3", "SELECT INBOX")
+    assert lines[-1].startswith(b"a3 OK")

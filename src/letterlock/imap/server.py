@@ -18,6 +18,7 @@ import ssl
 from dataclasses import dataclass
 
 from letterlock.config import ImapConfig
+from letterlock.errors import LetterlockError
 from letterlock.imap.commands import HANDLERS, NO_EXPUNGE_DURING
 from letterlock.imap.commands.idle import push_updates
 from letterlock.imap.commands.mailboxes import deselect
@@ -274,9 +275,12 @@ class Connection:
         elif ctx.state is State.SELECTED and ctx.selected is not None and ctx.user:
             # FETCH/STORE/SEARCH: new messages and flag changes may still be told;
             # expunges wait (refresh defers everything while one is pending).
-            lines = await ctx.selected.refresh(
-                ctx.user, ctx.services.mailboxes, allow_expunge=False,
-                condstore=ctx.condstore, qresync=ctx.qresync)
+            try:
+                lines = await ctx.selected.refresh(
+                    ctx.user, ctx.services.mailboxes, allow_expunge=False,
+                    condstore=ctx.condstore, qresync=ctx.qresync)
+            except LetterlockError:
+                lines = []  # e.g. the mailbox was deleted meanwhile; the next command says so
             for line in lines:
                 ctx.out.untagged(line)
         ctx.out.write(reply.encode(command.tag))
