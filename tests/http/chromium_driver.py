@@ -222,14 +222,19 @@ class Page:
     async def path(self) -> str:
         return str(await self.evaluate("location.pathname + location.search"))
 
-    async def screenshot(self, out: Path, *, full_page: bool = True) -> Path:
+    async def screenshot(self, out: Path, *, full_page: bool = True,
+                         width: int = 1280) -> Path:
+        mobile = width < 600
+        if mobile:  # lay the page out at the narrow width before measuring it
+            await self.send("Emulation.setDeviceMetricsOverride", width=width, height=800,
+                            deviceScaleFactor=1, mobile=True)
         height = 900
         if full_page:
             height = int(await self.evaluate(
                 "Math.ceil(document.documentElement.scrollHeight)"))
-        await self.send("Emulation.setDeviceMetricsOverride", width=1280,
-                        height=max(900, min(height, 8000)), deviceScaleFactor=1,
-                        mobile=False)
+        await self.send("Emulation.setDeviceMetricsOverride", width=width,
+                        height=max(800, min(height, 8000)), deviceScaleFactor=1,
+                        mobile=mobile)
         try:
             shot = await self.send("Page.captureScreenshot", format="png")
         finally:

@@ -86,6 +86,12 @@ async def test_login_browse_and_logout_in_chromium(served: tuple[App, str],
         assert "Where your mail lives" in text and "eu-dublin" in text
         assert "Ireland" in text and f"Logged in as {BOB}" in text
         await page.screenshot(shots / "account-overview.png")
+        await page.screenshot(shots / "account-overview-phone.png", width=390)
+        # On a phone-sized screen nothing is wider than the screen.
+        await page.send("Emulation.setDeviceMetricsOverride", width=390, height=800,
+                        deviceScaleFactor=1, mobile=True)
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+        await page.send("Emulation.clearDeviceMetricsOverride")
 
         cookies = (await page.send("Network.getCookies"))["cookies"]
         [session] = [c for c in cookies if c["name"] == COOKIE]
