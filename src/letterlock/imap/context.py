@@ -25,6 +25,8 @@ class Output:
     """Buffered responses; flushed at the end of each command and whenever the buffer
     grows past FLUSH_AT (with back-pressure from the transport)."""
 
+    __slots__ = ("_buf", "writer")
+
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self.writer = writer
         self._buf = bytearray()
@@ -65,6 +67,9 @@ BASE_CAPABILITIES = (
 
 
 class Context:
+    __slots__ = ("can_starttls", "enabled", "loopback", "out", "read_line", "selected",
+                 "services", "starttls_requested", "state", "tls", "user")
+
     def __init__(self, services: Services, out: Output, *, tls: bool, loopback: bool,
                  can_starttls: bool,
                  read_line: Callable[[], Awaitable[bytes | None]]) -> None:

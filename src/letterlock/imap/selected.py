@@ -75,6 +75,9 @@ def flag_list(flags: Iterable[str]) -> bytes:
 
 
 class SelectedMailbox:
+    __slots__ = ("_claims", "_reported", "_watch", "changed", "id", "keywords", "modseq",
+                 "name", "readonly", "recent", "saved", "uidnext", "uids", "uidvalidity")
+
     def __init__(self, record: MailboxRecord, messages: list[MessageRecord],
                  readonly: bool, watch: AbstractContextManager[asyncio.Event],
                  changed: asyncio.Event, claims: RecentClaims | None = None) -> None:

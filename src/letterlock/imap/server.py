@@ -120,6 +120,8 @@ def _is_loopback(writer: asyncio.StreamWriter) -> bool:
 
 
 class Connection:
+    __slots__ = ("_config", "_ssl", "ctx", "reader", "task", "writer")
+
     def __init__(self, services: Services, reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter, *, tls: bool,
                  ssl_context: ssl.SSLContext | None) -> None:

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Iterator
 
 
 class UidMap:
+    __slots__ = ("_before", "_count", "_ends", "_starts")
+
     def __init__(self, uids: Iterable[int] = ()) -> None:
         self._starts = array("Q")
         self._ends = array("Q")  # inclusive
