@@ -267,3 +267,16 @@ async def test_lifting_needs_an_order(app: App, legal: LegalService) -> None:
     matter = await legal.file(make_request(categories=["subscriber"]), "t")
     with pytest.raises(Refused):
         await legal.lift_gag(matter.id, "t")
+
+
+async def test_each_step_of_a_matter_reaches_the_targets_access_feed(
+        app: App, legal: LegalService) -> None:
+    from letterlock.services.transparency import AccessFeed
+
+    await _bob(app)
+    matter = await legal.decide((await legal.file(make_request(), "t")).id, "t")
+    await app.audit.flush()  # type: ignore[attr-defined]
+    page = await AccessFeed(app.config.control_dir / "audit").page_async("bob@example.test")
+    kinds = [(e["event"]["type"], e["event"].get("matter")) for e in page.events]
+    for step in ("legal:matter:filed", "legal:matter:evaluated", "legal:matter:decided"):
+        assert (step, matter.id) in kinds, kinds

@@ -204,9 +204,15 @@ class LegalService:
             sealed_until = request.gag.until or _INDEFINITE
             if request.gag.until is None:
                 extra += (("indefinite", "true"),)
-        await self._audit.record(AuditEvent(kind, actor, self._clock(), account=account,
-                                            matter=matter, details=extra,
-                                            sealed_until=sealed_until))
+        # A step of the whole matter is about each target account: one event per
+        # account, so each owner's access feed shows it (once no order hides it).
+        accounts: Sequence[str | None] = (
+            [account] if account is not None else list(request.targets) or [None])
+        now = self._clock()
+        for target in accounts:
+            await self._audit.record(AuditEvent(kind, actor, now, account=target,
+                                                matter=matter, details=extra,
+                                                sealed_until=sealed_until))
 
     # -- filing and evaluation ------------------------------------------------------------
 
