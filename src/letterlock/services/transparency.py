@@ -355,11 +355,21 @@ _LABELS = {
 def _stacked_chart(rows: Sequence[CountryRow], keys: Sequence[str], title: str) -> str:
     """Horizontal stacked bars, one per country, as inline SVG (no script)."""
     bar_h, gap, label_w, width = 22, 10, 60, 480
+    total_w = label_w + width + 60
     biggest = max([sum(getattr(r, k) for k in keys) for r in rows] + [1])
-    height = len(rows) * (bar_h + gap) + 40
+    # The legend wraps onto as many lines as its labels need (about 7 units a letter).
+    legend: list[tuple[str, float, int]] = []
+    lx, line = 0.0, 0
+    for key in keys:
+        item_w = 16 + 7 * len(_LABELS[key]) + 18
+        if lx and lx + item_w > total_w:
+            lx, line = 0.0, line + 1
+        legend.append((key, lx, line))
+        lx += item_w
+    height = len(rows) * (bar_h + gap) + 22 * (line + 1) + 18
     esc = html.escape
     parts = [
-        f'<svg role="img" aria-label="{esc(title)}" viewBox="0 0 {label_w + width + 60} '
+        f'<svg role="img" aria-label="{esc(title)}" viewBox="0 0 {total_w} '
         f'{height}" width="100%" xmlns="http://www.w3.org/2000/svg">',
         f"<title>{esc(title)}</title>",
     ]
@@ -379,14 +389,13 @@ def _stacked_chart(rows: Sequence[CountryRow], keys: Sequence[str], title: str) 
                 )
                 x += w
         parts.append(f'<text x="{x + 6:.1f}" y="{y + bar_h - 6}" class="num">{total}</text>')
-    ly = len(rows) * (bar_h + gap) + 12
-    lx = 0
-    for key in keys:
+    top = len(rows) * (bar_h + gap) + 12
+    for key, x0, row_no in legend:
+        ly = top + 22 * row_no
         parts.append(
-            f'<rect x="{lx}" y="{ly}" width="12" height="12" fill="{_COLOURS[key]}"/>'
-            f'<text x="{lx + 16}" y="{ly + 11}" class="key">{esc(_LABELS[key])}</text>'
+            f'<rect x="{x0:.0f}" y="{ly}" width="12" height="12" fill="{_COLOURS[key]}"/>'
+            f'<text x="{x0 + 16:.0f}" y="{ly + 11}" class="key">{esc(_LABELS[key])}</text>'
         )
-        lx += 16 + 7 * len(_LABELS[key]) + 18
     parts.append("</svg>")
     return "\n".join(parts)
 
