@@ -57,3 +57,12 @@ def test_test_module_names_are_unique() -> None:
     # pytest's default (prepend) import mode needs unique basenames across tests/.
     names = [p.name for p in Path(__file__).parent.rglob("test_*.py")]
     assert sorted({n for n in names if names.count(n) > 1}) == []
+
+
+def test_every_event_type_has_words_in_the_privacy_center() -> None:
+    from letterlock.audit.events import EventType
+    from letterlock.http.account_pages import EVENT_WORDS
+
+    owner_facing = {e.value for e in EventType} - {
+        "admin:region:added", "admin:domain:added", "admin:operator:added"}
+    assert owner_facing <= set(EVENT_WORDS)

@@ -50,6 +50,8 @@ EVENT_WORDS = {
     "admin:account:deleted": "The operator deleted your account",
     "admin:account:moved": "The operator moved your account to another region",
     "admin:mail:imported": "The operator imported mail into your account",
+    "admin:mail:exported": "Your mail was exported from the operator's command line "
+                           "(with your password)",
     "account:password:changed": "Your password was changed",
     "account:key:recovered": "Your key was recovered with the recovery code",
     "legal:matter:filed": "A legal request naming you was recorded",
