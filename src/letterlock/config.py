@@ -50,7 +50,13 @@ class SmtpConfig:
     queue_max_age_s: int = 5 * 24 * 3600
     """Seconds an outbound message is retried before it bounces."""
     max_connections_per_ip: int = 20
-    """Concurrent SMTP connections allowed from one client address."""
+    """Concurrent SMTP connections allowed from one client address (counted per
+    process: with ``workers`` the limit applies in each one)."""
+    workers: int = 0
+    """Processes accepting MX connections: 0 or 1 means the main process alone; N >= 2
+    adds N-1 worker processes sharing the MX port (SO_REUSEPORT), each with its own
+    event loop, for throughput beyond one CPU core. Submission and LMTP stay in the
+    main process."""
 
 
 @dataclass(frozen=True)

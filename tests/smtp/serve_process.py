@@ -30,6 +30,7 @@ class Served:
     mx: int
     submission: int
     output: list[str]
+    imaps: int = 0
 
 
 def start_serve(home: Path, env: dict[str, str] | None = None, timeout: float = 60) -> Served:
@@ -53,6 +54,20 @@ def start_serve(home: Path, env: dict[str, str] | None = None, timeout: float = 
             if not any("SMTP (MX)" in o for o in output):
                 proc.kill()
                 raise AssertionError("serve started without SMTP:\n" + "".join(output))
-            return Served(proc, mx, sub, output)
+            return Served(proc, mx, sub, output, imaps)
     proc.kill()
     raise AssertionError("serve did not start:\n" + "".join(output))
+
+
+def children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (the MX workers of a serve process)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pid:
+                out.append(int(entry.name))
+    return out

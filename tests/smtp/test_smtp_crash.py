@@ -4,6 +4,7 @@ message that received 250 is in its recipient's mailbox exactly once."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import signal
 import smtplib
@@ -16,7 +17,7 @@ import pytest
 
 from letterlock.app import initialise, open_app
 from letterlock.services.setup import InitOptions
-from smtp.serve_process import start_serve
+from smtp.serve_process import children, start_serve
 from support.env import PASSWORD, make_config
 
 ALICE = "alice@example.test"
@@ -44,7 +45,10 @@ def _sender(port: int, worker: int, acked: list[str], stop: threading.Event) -> 
 
 @pytest.mark.slow
 @pytest.mark.skipif(SMTP_SOURCE is None, reason="postfix smtp-source not installed")
-async def test_sigkill_during_smtp_source_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [0, 2])
+async def test_sigkill_during_smtp_source_run(tmp_path: Path, workers: int) -> None:
+    """With ``workers`` = 2 the MX worker process dies with serve (both SIGKILLed
+    at once), as in a machine crash."""
     assert SMTP_SOURCE is not None
     home = tmp_path / "home"
     config = make_config(home)
@@ -53,7 +57,10 @@ async def test_sigkill_during_smtp_source_run(tmp_path: Path) -> None:
         await app.accounts.create(ALICE, "us-east", PASSWORD)
         await app.accounts.create(BOB, "eu-dublin", PASSWORD)
 
-    served = await asyncio.to_thread(start_serve, home)
+    env = {"LETTERLOCK_SMTP_WORKERS": str(workers)}
+    served = await asyncio.to_thread(start_serve, home, env)
+    doomed = children(served.proc.pid)
+    assert len(doomed) == max(0, workers - 1)
     source = subprocess.Popen([SMTP_SOURCE, "-s", "10", "-m", "100000", "-l", "1024", "-f",
                                "src@remote.test", "-t", ALICE, f"127.0.0.1:{served.mx}"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -64,6 +71,8 @@ async def test_sigkill_during_smtp_source_run(tmp_path: Path) -> None:
     for t in threads:
         t.start()
     await asyncio.sleep(4)
+    for pid in doomed:
+        os.kill(pid, signal.SIGKILL)
     served.proc.send_signal(signal.SIGKILL)
     served.proc.wait(10)
     await asyncio.sleep(0.5)
@@ -76,7 +85,7 @@ async def test_sigkill_during_smtp_source_run(tmp_path: Path) -> None:
     assert len(acked_at_kill) > 20, "too little traffic before the kill"
 
     # Restart: the server comes back on the same data and takes mail again.
-    served = await asyncio.to_thread(start_serve, home)
+    served = await asyncio.to_thread(start_serve, home, env)
     try:
         def one_more() -> None:
             with smtplib.SMTP("127.0.0.1", served.mx, timeout=10) as client:

@@ -22,6 +22,7 @@ from letterlock.services.mailbox import MailboxService, canonical_flags
 from letterlock.storage.contracts import ControlStore
 from letterlock.storage.models import NewMessage
 
+NORMALISED_CACHE_MAX = 10_000
 DOMAIN_CACHE_TTL_S = 10.0
 """Seconds the hosted-domain list is reused for addresses in a hosted domain (a
 domain not in it is always looked up again, so a new domain is seen at once)."""
@@ -58,6 +59,8 @@ class DeliveryService:
         self._accounts = accounts
         self._mailboxes = mailboxes
         self._domains: frozenset[str] = frozenset()
+        self._normal: dict[str, str] = {}
+        """Recently classified address -> its normal form (a pure function)."""
         self._domains_expire = 0.0
 
     async def hosted_domains(self) -> set[str]:
@@ -74,10 +77,15 @@ class DeliveryService:
 
     async def classify(self, address: str) -> Recipient:
         """Decide what ``address`` is to this server."""
-        try:
-            normal = normalise_address(address)
-        except InvalidInput:
-            return Recipient(address, RecipientKind.INVALID)
+        normal = self._normal.get(address)
+        if normal is None:
+            try:
+                normal = normalise_address(address)  # IDNA encoding: tens of µs
+            except InvalidInput:
+                return Recipient(address, RecipientKind.INVALID)
+            if len(self._normal) >= NORMALISED_CACHE_MAX:
+                self._normal.clear()
+            self._normal[address] = normal
         if not await self._is_hosted(domain_of(normal)):
             return Recipient(normal, RecipientKind.FOREIGN)
         try:

@@ -4,13 +4,21 @@ so an IMAP IDLE (or any other front-end) can wait without polling."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
 class ChangeHub:
     def __init__(self) -> None:
         self._watchers: dict[int, set[asyncio.Event]] = {}
+        self._forwarders: list[Callable[[int], None]] = []
+
+    def add_forwarder(self, forward: Callable[[int], None]) -> None:
+        """Also call ``forward(mailbox_id)`` for every change made in this process
+        (e.g. to tell other processes, see :mod:`letterlock.services.change_relay`).
+        Changes received from elsewhere (:meth:`notify_from_elsewhere`) are not
+        forwarded again."""
+        self._forwarders.append(forward)
 
     @contextmanager
     def watch(self, mailbox_id: int) -> Iterator[asyncio.Event]:
@@ -27,5 +35,11 @@ class ChangeHub:
                     del self._watchers[mailbox_id]
 
     def notify(self, mailbox_id: int) -> None:
+        self.notify_from_elsewhere(mailbox_id)
+        for forward in self._forwarders:
+            forward(mailbox_id)
+
+    def notify_from_elsewhere(self, mailbox_id: int) -> None:
+        """Wake this process's watchers of ``mailbox_id`` only."""
         for event in self._watchers.get(mailbox_id, ()):
             event.set()

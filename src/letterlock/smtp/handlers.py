@@ -77,7 +77,8 @@ def _trace(peer: PeerInfo, hostname: str, queue_id: str, when: datetime,
 
 
 def _return_path(sender: str) -> bytes:
-    safe = sender if all(0x20 < ord(c) < 0x7f for c in sender) else "invalid"
+    safe = sender if sender.isascii() and sender.isprintable() and " " not in sender \
+        else "invalid"
     return f"Return-Path: <{safe}>\r\n".encode("ascii")
 
 

@@ -98,7 +98,7 @@ def parse_path_arg(arg: str | None, keyword: str, *, allow_null: bool) -> PathAr
         if not head or not is_mailbox(head):
             raise syntax_error(command)
         return PathArg(head, parse_params(tail))
-    end = _closing_bracket(rest)
+    end = rest.find(">") if '"' not in rest else _closing_bracket(rest)
     if end < 0:
         raise syntax_error(command)
     inner, tail = rest[1:end], rest[end + 1:]

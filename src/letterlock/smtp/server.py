@@ -21,12 +21,14 @@ from letterlock.app import App
 from letterlock.config import SmtpConfig
 from letterlock.services import dkim_keys
 from letterlock.services.accounts import AccountService
+from letterlock.services.change_relay import ChangeListener
 from letterlock.services.delivery import DeliveryService
 from letterlock.services.outbound import OutboundQueue, OutboundSettings
 from letterlock.smtp import replies
 from letterlock.smtp.handlers import LmtpHandler, MxHandler, Outbound, SubmissionHandler
 from letterlock.smtp.limits import ClientLimits, LimitSettings
 from letterlock.smtp.protocol import ListenerKind, LmtpListener, SmtpHandler, SmtpListener
+from letterlock.smtp.workers import MxWorkers, run_dir
 
 log = logging.getLogger("letterlock.smtp")
 
@@ -43,7 +45,8 @@ class SmtpServer:
                  outbound: Outbound | None, config: SmtpConfig, hostname: str,
                  ssl_context: ssl.SSLContext | None, *, bind: str = "127.0.0.1",
                  lmtp: bool | None = None, limits: LimitSettings | None = None,
-                 grace_s: float = 5.0) -> None:
+                 grace_s: float = 5.0, mx_only: bool = False,
+                 reuse_port: bool = False) -> None:
         self._config = config
         self._hostname = hostname
         self._ssl = ssl_context
@@ -52,6 +55,8 @@ class SmtpServer:
         self._limits = ClientLimits(limits or LimitSettings(
             max_connections_per_ip=config.max_connections_per_ip))
         self._grace = grace_s
+        self._mx_only = mx_only
+        self._reuse_port = reuse_port
         self._mx = MxHandler(delivery, hostname)
         self._submission = SubmissionHandler(delivery, accounts, outbound, hostname)
         self._lmtp_handler = LmtpHandler(delivery, hostname)
@@ -78,7 +83,9 @@ class SmtpServer:
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
             self._factory(kind, handler, auth=auth, tls=tls),
-            host=self._bind, port=port, reuse_address=True)
+            host=self._bind, port=port, reuse_address=True,
+            # MX worker processes share the MX port; the kernel spreads connections.
+            reuse_port=self._reuse_port and kind is ListenerKind.MX)
         self._servers.append(server)
         bound: int = server.sockets[0].getsockname()[1]
         log.info("%s listening on %s:%d", kind.value, self._bind, bound)
@@ -87,6 +94,9 @@ class SmtpServer:
     async def start(self) -> Ports:
         mx = await self._listen(ListenerKind.MX, self._mx, self._config.port,
                                 auth=False, tls=self._ssl is not None)
+        if self._mx_only:
+            self.ports = Ports(mx, 0, None)
+            return self.ports
         sub = await self._listen(ListenerKind.SUBMISSION, self._submission,
                                  self._config.submission_port, auth=True,
                                  tls=self._ssl is not None)
@@ -126,16 +136,35 @@ async def start_smtp(app: App, ssl_context: ssl.SSLContext | None,
                           dkim_keys.DkimKeys(config.control_dir),
                           OutboundSettings.from_config(config.smtp, config.server.hostname))
     await queue.start()
+    processes = config.smtp.workers
     server = SmtpServer(app.delivery, app.accounts, queue, config.smtp,
-                        config.server.hostname, ssl_context, bind=config.server.bind)
+                        config.server.hostname, ssl_context, bind=config.server.bind,
+                        reuse_port=processes >= 2)
+    listener: ChangeListener | None = None
+    workers: MxWorkers | None = None
     try:
-        await server.start()
+        ports = await server.start()
+        if processes >= 2:
+            # Workers deliver into the same cells: their changes must wake IDLE here.
+            listener = ChangeListener(run_dir(config), app.hub)
+            listener.start()
+            workers = MxWorkers(config.home, config.server.bind, ports.mx, processes - 1)
+            await workers.start()
     except BaseException:
+        if workers is not None:
+            await workers.stop()
+        if listener is not None:
+            listener.close()
+        await server.close()
         await queue.close()
         raise
 
     async def stop() -> None:
+        if workers is not None:
+            await workers.stop()
         await server.close()
+        if listener is not None:
+            listener.close()
         await queue.close()
 
     return stop
