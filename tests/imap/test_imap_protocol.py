@@ -17,6 +17,14 @@ async def _deliver(imap: Imap, raw: bytes = MSG, mailbox: str = "INBOX") -> None
     await imap.app.mailboxes.append(ref, mailbox, raw)
 
 
+async def _seen_by_another_session(imap: Imap) -> None:
+    """Let a first session take the \\Recent flag of everything delivered so far."""
+    c = await ScriptClient.connect(imap.port)
+    await c.login(imap.user, imap.password)
+    await c.command("r1", "SELECT INBOX")
+    await c.command("r2", "LOGOUT")
+
+
 async def test_greeting_capability_and_logout(imap: Imap) -> None:
     c = await ScriptClient.connect(imap.port)
     lines = await c.command("a1", "CAPABILITY")
@@ -136,6 +144,7 @@ async def test_implicit_tls_port(imap: Imap) -> None:
 async def test_select_fetch_store_expunge_script(imap: Imap) -> None:
     await _deliver(imap)
     await _deliver(imap, MSG.replace(b"Hello", b"Second"))
+    await _seen_by_another_session(imap)
     c = await ScriptClient.connect(imap.port)
     await c.login(imap.user, imap.password)
     lines = await c.command("a1", "SELECT INBOX")
@@ -161,6 +170,7 @@ async def test_select_fetch_store_expunge_script(imap: Imap) -> None:
 
 async def test_body_sections_partial_and_seen(imap: Imap) -> None:
     await _deliver(imap)
+    await _seen_by_another_session(imap)
     c = await ScriptClient.connect(imap.port)
     await c.login(imap.user, imap.password)
     await c.command("a1", "SELECT INBOX")
@@ -318,6 +328,7 @@ async def test_move_reports_copyuid_and_expunge(imap: Imap) -> None:
 
 async def test_examine_is_read_only(imap: Imap) -> None:
     await _deliver(imap)
+    await _seen_by_another_session(imap)
     c = await ScriptClient.connect(imap.port)
     await c.login(imap.user, imap.password)
     lines = await c.command("a1", "EXAMINE INBOX")
@@ -364,6 +375,7 @@ async def test_bodystructure_of_nested_message(imap: Imap) -> None:
            b"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhi\r\n"
            b"--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: in\r\n\r\nx\r\n--b--\r\n")
     await _deliver(imap, raw)
+    await _seen_by_another_session(imap)
     c = await ScriptClient.connect(imap.port)
     await c.login(imap.user, imap.password)
     await c.command("a1", "SELECT INBOX")
@@ -423,24 +435,27 @@ async def test_searchres_saves_and_reuses_results(imap: Imap) -> None:
 
 
 async def test_recent_goes_to_the_first_session_that_sees_new_mail(imap: Imap) -> None:
-    await _deliver(imap)  # arrived before anyone looked: not recent
+    await _deliver(imap)
     a = await ScriptClient.connect(imap.port)
     b = await ScriptClient.connect(imap.port)
     for c in (a, b):
         await c.login(imap.user, imap.password)
+    lines = await b.command("b0", "EXAMINE INBOX")  # shows, does not take
+    assert b"* 1 RECENT" in lines
     lines = await a.command("a1", "SELECT INBOX")
-    assert b"* 0 RECENT" in lines
+    assert b"* 1 RECENT" in lines
     await _deliver(imap)
     lines = await a.command("a2", "NOOP")
-    assert lines[:2] == [b"* 2 EXISTS", b"* 1 RECENT"]
+    assert lines[:2] == [b"* 2 EXISTS", b"* 2 RECENT"]
     lines = await b.command("b1", "SELECT INBOX")
     assert b"* 0 RECENT" in lines
     lines = await a.command("a3", "FETCH 2 FLAGS")
     assert lines[0] == b"* 2 FETCH (FLAGS (\\Recent))"
-    lines = await a.command("a4", "SEARCH NEW")
+    await a.command("a4", "STORE 1 +FLAGS (\\Seen)")
+    lines = await a.command("a5", "SEARCH NEW")
     assert lines[0] == b"* SEARCH 2"
-    lines = await a.command("a5", "SEARCH OLD")
-    assert lines[0] == b"* SEARCH 1"
+    lines = await b.command("b2", "SEARCH OLD")
+    assert lines[0] == b"* SEARCH 1 2"
 
 
 async def test_append_internaldate_keeps_its_offset(imap: Imap) -> None:

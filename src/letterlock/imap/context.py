@@ -107,6 +107,15 @@ class Context:
         # Passwords cross only TLS, or the loopback interface (local tools, tests).
         return self.tls or self.loopback
 
+    def enable_condstore(self) -> None:
+        """A CONDSTORE-enabling command ran (RFC 7162 3.1): the first one while a
+        mailbox is selected announces the mailbox's HIGHESTMODSEQ."""
+        if "CONDSTORE" in self.enabled:
+            return
+        self.enabled.add("CONDSTORE")
+        if self.selected is not None:
+            self.out.untagged(b"OK [HIGHESTMODSEQ %d] Highest" % self.selected.modseq)
+
     def capabilities(self) -> list[str]:
         caps = list(BASE_CAPABILITIES)
         caps.append(f"APPENDLIMIT={self.services.config.max_literal_bytes}")

@@ -24,29 +24,23 @@ SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 class RecentClaims:
     """IMAP4rev1 \\Recent (RFC 3501 2.3.2): a message is recent to the first session
     that sees it after it arrived. Kept per server process, per mailbox, as the highest
-    UID already claimed; a mailbox first seen by this process has nothing recent."""
+    UID already claimed. Without persistent state, after a restart every message is
+    recent to the first session that selects its mailbox."""
 
     def __init__(self) -> None:
         self._claimed: dict[int, int] = {}
 
-    def claim(self, mailbox_id: int, uids: list[int], *, initial: bool) -> set[int]:
-        """The UIDs of ``uids`` this session is the first to see."""
-        if not uids:
-            return set()
-        mark = self._claimed.get(mailbox_id)
-        if mark is None:
-            self._claimed[mailbox_id] = max(uids)
-            if initial:
-                return set()
-            mark = 0
-        fresh = {u for u in uids if u > mark}
+    def claim(self, mailbox_id: int, uids: list[int]) -> set[int]:
+        """The UIDs of ``uids`` this session is the first to see (now claimed)."""
+        fresh = self.peek(mailbox_id, uids)
         if fresh:
             self._claimed[mailbox_id] = max(fresh)
         return fresh
 
-    def unclaimed(self, mailbox_id: int, uids: list[int]) -> int:
-        mark = self._claimed.get(mailbox_id)
-        return 0 if mark is None else sum(1 for u in uids if u > mark)
+    def peek(self, mailbox_id: int, uids: list[int]) -> set[int]:
+        """The UIDs of ``uids`` no session has claimed yet (EXAMINE, STATUS)."""
+        mark = self._claimed.get(mailbox_id, 0)
+        return {u for u in uids if u > mark}
 
 
 class BadSequence(Exception):
@@ -95,8 +89,11 @@ class SelectedMailbox:
         self._claims = claims
         """None when \\Recent is not reported (IMAP4rev2 enabled)."""
         self.recent: set[int] = set()
-        if claims is not None and not readonly:
-            self.recent = claims.claim(record.id, [m.uid for m in messages], initial=True)
+        if claims is not None:
+            # EXAMINE shows what is recent without taking it (RFC 3501 6.3.2).
+            uids = [m.uid for m in messages]
+            self.recent = claims.peek(record.id, uids) if readonly else \
+                claims.claim(record.id, uids)
         self.saved: list[int] = []
         """UIDs saved by SEARCH RETURN (SAVE), for ``$`` (RFC 5182)."""
         self._reported: dict[int, int] = {}
@@ -187,9 +184,9 @@ class SelectedMailbox:
         if new:
             out.append(b"%d EXISTS" % len(self.uids))
             if self._claims is not None:
-                if not self.readonly:
-                    self.recent |= self._claims.claim(self.id, [m.uid for m in new],
-                                                      initial=False)
+                new_uids = [m.uid for m in new]
+                self.recent |= (self._claims.peek(self.id, new_uids) if self.readonly
+                                else self._claims.claim(self.id, new_uids))
                 out.append(b"%d RECENT" % len(self.recent))
             self.uidnext = max(self.uidnext, new[-1].uid + 1)
         for m in changes.changed:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import quopri
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -330,8 +329,31 @@ def decode_body(data: bytes, encoding: str | None) -> bytes | None:
         except (binascii.Error, ValueError):
             return b""
     if enc == "quoted-printable":
-        return quopri.decodestring(data)
+        return decode_quoted_printable(data)
     return None
+
+
+_QP_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
+
+
+def decode_quoted_printable(data: bytes) -> bytes:
+    """RFC 2045 6.7: trailing white space is transport padding and dropped, a final
+    "=" (even before such padding) is a soft line break, "=XX" is an octet, and any
+    other "=" is kept as written. Line breaks keep their original form."""
+    out = bytearray()
+    lines = data.split(b"\n")
+    for i, line in enumerate(lines):
+        crlf = line.endswith(b"\r")
+        if crlf:
+            line = line[:-1]
+        line = line.rstrip(b" \t")
+        soft = line.endswith(b"=")
+        if soft:
+            line = line[:-1]
+        out += _QP_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), line)
+        if not soft and i < len(lines) - 1:
+            out += b"\r\n" if crlf else b"\n"
+    return bytes(out)
 
 
 def part_text(raw: bytes, part: Part) -> str:

@@ -8,6 +8,7 @@ one for their full bodies when (and only when) an item needs them. Everything el
 from __future__ import annotations
 
 import asyncio
+import base64
 from dataclasses import dataclass, replace
 
 from letterlock.errors import LetterlockError
@@ -15,7 +16,7 @@ from letterlock.imap import encoding
 from letterlock.imap.context import BODY_BYTES, Context
 from letterlock.imap.errors import reply_for
 from letterlock.imap.parsing import commands as c
-from letterlock.imap.parsing.fetch import FetchItem
+from letterlock.imap.parsing.fetch import FetchItem, Section
 from letterlock.imap.reply import Reply, bad, no, ok
 from letterlock.imap.selected import BadSequence, SelectedMailbox, compress
 from letterlock.mime import sections, structure
@@ -62,6 +63,16 @@ def _partial(data: bytes, partial: tuple[int, int] | None) -> bytes:
     return data[origin : origin + count]
 
 
+def _without_nul(msg: _Message, section: Section, data: bytes) -> bytes:
+    """NUL may not appear in a literal (RFC 9051 4.3). A binary leaf part is sent
+    base64-encoded, as if it had been stored so; anything else gets 0x80 for NUL."""
+    if section.part and section.text is None:
+        part = structure.find_part(msg.tree(), section.part)
+        if part is not None and not part.children:
+            return base64.encodebytes(data).replace(b"\n", b"\r\n")
+    return data.replace(b"\x00", b"\x80")
+
+
 def _render(item: FetchItem, msg: _Message, utf8: bool, sel: SelectedMailbox) -> bytes:
     rec = msg.record
     name = item.name
@@ -105,6 +116,8 @@ def _render(item: FetchItem, msg: _Message, utf8: bool, sel: SelectedMailbox) ->
             assert msg.raw is not None
             data = sections.section(msg.raw, msg.tree(), section.part, section.text,
                                     section.fields)
+            if data is not None and b"\x00" in data:
+                data = _without_nul(msg, section, data)
         if item.partial is not None:
             label += b"<%d>" % item.partial[0]
         if data is None:
@@ -135,7 +148,7 @@ async def fetch(cmd: c.Fetch, ctx: Context) -> Reply:
     items = list(cmd.items)
     mods = cmd.modifiers
     if mods.changedsince is not None or any(i.name == "MODSEQ" for i in items):
-        ctx.enabled.add("CONDSTORE")
+        ctx.enable_condstore()
     if mods.vanished and not ctx.qresync:
         return bad("VANISHED needs QRESYNC enabled")
     names = {i.name for i in items}

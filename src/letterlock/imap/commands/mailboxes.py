@@ -29,7 +29,8 @@ def _name(ctx: Context, raw: bytes) -> str | Reply:
     try:
         return ctx.mailbox_name(raw)
     except (UnicodeDecodeError, ValueError):
-        return bad("Invalid mailbox name encoding")
+        # Well-formed syntax, but no mailbox can have this name.
+        return no("No such mailbox (invalid name encoding)", "NONEXISTENT")
 
 
 def deselect(ctx: Context) -> None:
@@ -124,8 +125,11 @@ async def create(cmd: c.Create, ctx: Context) -> Reply:
                         if s.lower() == cmd.special_use[0].lower()), None)
         if special is None:
             return no(f"Unknown special use {cmd.special_use[0]}", "USEATTR")
+    svc = ctx.services.mailboxes
     try:
-        await ctx.services.mailboxes.create_mailbox(_user(ctx), name, special)
+        await svc.create_mailbox(_user(ctx), name, special)
+        # RFC 9051 6.3.4: creating a mailbox does not subscribe to it.
+        await svc.subscribe(_user(ctx), name, False)
     except LetterlockError as exc:
         return reply_for(exc)
     return ok("CREATE completed")
@@ -197,6 +201,13 @@ def pattern_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(body + r"\Z", re.DOTALL)
 
 
+def _pattern_text(ctx: Context, raw: bytes) -> str:
+    try:
+        return ctx.mailbox_name(raw)
+    except (UnicodeDecodeError, ValueError):
+        return raw.decode("utf-8", "surrogateescape")
+
+
 def _canonical_pattern(reference: str, pattern: str) -> str:
     if not reference or pattern.startswith(HIERARCHY):
         return pattern
@@ -208,12 +219,11 @@ def _canonical_pattern(reference: str, pattern: str) -> str:
 async def list_(cmd: c.List, ctx: Context) -> Reply:
     user = _user(ctx)
     svc = ctx.services.mailboxes
-    try:
-        reference = ctx.mailbox_name(cmd.reference) if cmd.reference else ""
-        patterns = [ctx.mailbox_name(p) if p.upper() != b"INBOX" else "INBOX"
-                    for p in cmd.patterns]
-    except (UnicodeDecodeError, ValueError):
-        return bad("Invalid mailbox name encoding")
+    # A pattern that is not valid modified UTF-7 is matched as written (it then
+    # matches nothing); it is not an error (RFC 9051 6.3.9).
+    reference = _pattern_text(ctx, cmd.reference) if cmd.reference else ""
+    patterns = [_pattern_text(ctx, p) if p.upper() != b"INBOX" else "INBOX"
+                for p in cmd.patterns]
     verb = b"LSUB" if cmd.lsub else b"LIST"
     if not cmd.lsub and patterns == [""]:
         ctx.out.untagged(b'LIST (\\Noselect) "/" ""')
@@ -237,19 +247,21 @@ async def list_(cmd: c.List, ctx: Context) -> Reply:
         has_children = any(n.startswith(box.name + HIERARCHY) for n in names)
         attrs: list[str] = []
         extra = b""
+        subscribed_child = any(n.startswith(box.name + HIERARCHY) for n in subscribed_names)
         if subscribed_only and not box.subscribed:
-            if recursive and any(n.startswith(box.name + HIERARCHY)
-                                 for n in subscribed_names):
+            if recursive and subscribed_child:
                 extra = b' ("CHILDINFO" ("SUBSCRIBED"))'
-            elif cmd.lsub and any(n.startswith(box.name + HIERARCHY)
-                                  for n in subscribed_names) and \
-                    any(r.match(box.name) for r in regexes):
-                continue
+            elif cmd.lsub and subscribed_child and not any(
+                    r.match(n) for r in regexes for n in subscribed_names
+                    if n.startswith(box.name + HIERARCHY)):
+                # RFC 3501 6.3.9: a "%" match whose subscribed children are not
+                # listed themselves is shown as \Noselect.
+                attrs.append("\\Noselect")
             else:
                 continue
         if special_only and box.special_use is None:
             continue
-        if not cmd.lsub:
+        if not cmd.lsub and (not cmd.extended or "CHILDREN" in cmd.returns):
             attrs.append("\\HasChildren" if has_children else "\\HasNoChildren")
             if show_subscribed and box.subscribed:
                 attrs.append("\\Subscribed")
@@ -290,7 +302,7 @@ async def _status_line(ctx: Context, box: MailboxRecord, items: tuple[str, ...],
         elif item == "SIZE":
             v = sum(m.size for m in messages)
         elif item == "RECENT":
-            v = ctx.services.recent.unclaimed(box.id, [m.uid for m in messages])
+            v = len(ctx.services.recent.peek(box.id, [m.uid for m in messages]))
         elif item == "HIGHESTMODSEQ":
             v = box.highestmodseq
         elif item == "APPENDLIMIT":
@@ -306,7 +318,7 @@ async def status(cmd: c.Status, ctx: Context) -> Reply:
     if isinstance(name, Reply):
         return name
     if "HIGHESTMODSEQ" in cmd.items:
-        ctx.enabled.add("CONDSTORE")
+        ctx.enable_condstore()
     try:
         box = await ctx.services.mailboxes.get_mailbox(_user(ctx), name)
         line = await _status_line(ctx, box, cmd.items)

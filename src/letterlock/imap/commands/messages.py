@@ -90,7 +90,7 @@ async def store(cmd: c.Store, ctx: Context) -> Reply:
     except BadSequence as exc:
         return bad(str(exc))
     if cmd.unchanged_since is not None:
-        ctx.enabled.add("CONDSTORE")
+        ctx.enable_condstore()
     svc = ctx.services.mailboxes
     try:
         changes, refused = await svc.store_flags(user, sel.id, uids, cmd.mode, cmd.flags,

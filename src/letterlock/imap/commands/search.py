@@ -26,10 +26,16 @@ from letterlock.imap.reply import Reply, bad, no, ok
 from letterlock.imap.selected import compress
 from letterlock.mime import structure
 from letterlock.mime import summary as summaries
-from letterlock.mime.headers import decode_header_text, split_fields
+from letterlock.mime.headers import (
+    decode_header_text,
+    decode_words,
+    parse_addresses,
+    split_fields,
+)
 from letterlock.storage.models import MessageRecord
 
 BATCH = 256
+_ADDRESS_FIELDS = frozenset({"from", "to", "cc", "bcc", "sender", "reply-to"})
 RECORD, SUMMARY, BODY = 0, 1, 2
 
 
@@ -83,8 +89,17 @@ class _Candidate:
             self._headers = {}
             header = self.summary.header if self.summary is not None else b""
             for f in split_fields(header):
-                self._headers.setdefault(f.key, []).append(
-                    _fold(decode_header_text(f.value)))
+                text = decode_header_text(f.value)
+                if f.key in _ADDRESS_FIELDS:
+                    # Also match the addresses as parsed, so comments and odd
+                    # spacing do not hide "user@domain" (as established servers do).
+                    forms = [text]
+                    for a in parse_addresses(f.value):
+                        if a.mailbox and a.host:
+                            forms.append(f"{decode_words(a.name or '')} "
+                                         f"<{a.mailbox}@{a.host}>")
+                    text = "\n".join(forms)
+                self._headers.setdefault(f.key, []).append(_fold(text))
         return self._headers
 
     def body_text(self) -> str:
@@ -238,7 +253,7 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
     if sort_key is not None:
         level = max(level, SUMMARY)
     if uses_modseq(program.keys):
-        ctx.enabled.add("CONDSTORE")
+        ctx.enable_condstore()
     svc = ctx.services.mailboxes
     found: list[Hit] = []
     uids = list(sel.uids)
@@ -314,6 +329,12 @@ async def search(cmd: c.Search, ctx: Context) -> Reply:
     if "COUNT" in returns:
         line += b" COUNT %d" % len(numbers)
     if with_modseq and numbers:
+        if set(returns) <= {"MIN", "MAX", "SAVE"}:
+            # RFC 7162 3.1.5 with RFC 4731: the modseq of the messages returned.
+            shown = {min(numbers) if "MIN" in returns else None,
+                     max(numbers) if "MAX" in returns else None} - {None}
+            top_modseq = max(m for seq, uid, m in found
+                             if (uid if cmd.uid else seq) in shown)
         line += b" MODSEQ %d" % top_modseq
     out.untagged(line)
     return ok(f"{cmd.name} completed")

@@ -60,15 +60,19 @@ def _header(cand: _Candidate, name: str) -> bytes | None:
 
 
 def _address_key(cand: _Candidate, name: str, display: bool) -> str:
-    addrs = [a for a in parse_addresses(_header(cand, name)) if a.host is not None]
+    """RFC 5256 addr-mailbox of the first address (a group's name for a group), or
+    for DISPLAY* (RFC 5957) its display name, else its address."""
+    addrs = [a for a in parse_addresses(_header(cand, name)) if a.mailbox is not None]
     if not addrs:
         return ""
     first = addrs[0]
-    if display and first.name:
+    if not display:
+        return _casemap(first.mailbox or "")
+    if first.name:
         return _casemap(decode_words(first.name))
-    if display:
-        return _casemap(f"{first.mailbox}@{first.host}")
-    return _casemap(first.mailbox or "")
+    if first.host is None or first.host == "MISSING_DOMAIN":
+        return _casemap(first.mailbox or "")
+    return _casemap(f"{first.mailbox}@{first.host}")
 
 
 def _sent(cand: _Candidate) -> float:
