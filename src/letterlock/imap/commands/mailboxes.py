@@ -247,22 +247,24 @@ async def list_(cmd: c.List, ctx: Context) -> Reply:
         has_children = any(n.startswith(box.name + HIERARCHY) for n in names)
         attrs: list[str] = []
         extra = b""
-        subscribed_child = any(n.startswith(box.name + HIERARCHY) for n in subscribed_names)
+        # A subscribed descendant that is not listed itself (no pattern matches it)
+        # makes an unsubscribed parent appear: with CHILDINFO under RECURSIVEMATCH
+        # (RFC 5258 3.5), as \Noselect in LSUB (RFC 3501 6.3.9).
+        hidden_subscribed_child = any(
+            n.startswith(box.name + HIERARCHY) and not any(r.match(n) for r in regexes)
+            for n in subscribed_names)
         if subscribed_only and not box.subscribed:
-            if recursive and subscribed_child:
+            if recursive and hidden_subscribed_child:
                 extra = b' ("CHILDINFO" ("SUBSCRIBED"))'
-            elif cmd.lsub and subscribed_child and not any(
-                    r.match(n) for r in regexes for n in subscribed_names
-                    if n.startswith(box.name + HIERARCHY)):
-                # RFC 3501 6.3.9: a "%" match whose subscribed children are not
-                # listed themselves is shown as \Noselect.
+            elif cmd.lsub and hidden_subscribed_child:
                 attrs.append("\\Noselect")
             else:
                 continue
         if special_only and box.special_use is None:
             continue
-        if not cmd.lsub and (not cmd.extended or "CHILDREN" in cmd.returns):
-            attrs.append("\\HasChildren" if has_children else "\\HasNoChildren")
+        if not cmd.lsub:
+            if not cmd.extended or "CHILDREN" in cmd.returns:
+                attrs.append("\\HasChildren" if has_children else "\\HasNoChildren")
             if show_subscribed and box.subscribed:
                 attrs.append("\\Subscribed")
             if show_special and box.special_use:
