@@ -205,6 +205,15 @@ class SelectedMailbox:
         self.modseq = max(self.modseq, changes.highestmodseq)
         return out
 
+    def learn_keywords(self, flags: Iterable[str]) -> list[bytes]:
+        """FLAGS / PERMANENTFLAGS responses to send before a FETCH that shows keywords
+        this session has not been told about yet (empty if none are new)."""
+        new = {f for f in flags if not f.startswith("\\")} - self.keywords
+        if not new:
+            return []
+        self.keywords |= new
+        return self.flags_responses()
+
     def flags_responses(self) -> list[bytes]:
         flags = flag_list([*SYSTEM_FLAGS, *self.keywords])
         permanent = b"OK [PERMANENTFLAGS " + flag_list([*SYSTEM_FLAGS, *self.keywords,

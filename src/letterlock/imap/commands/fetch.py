@@ -203,6 +203,8 @@ async def fetch(cmd: c.Fetch, ctx: Context) -> Reply:
                 seq = sel.seq_of(rec.uid)
                 if seq is None:
                     continue
+                for line in sel.learn_keywords(rec.flags):
+                    out.untagged(line)
                 msg = _Message(rec, summaries_.get(rec.uid), raws.get(rec.uid))
                 try:
                     rendered = [_render(i, msg, ctx.utf8, sel) for i in items]
@@ -213,8 +215,10 @@ async def fetch(cmd: c.Fetch, ctx: Context) -> Reply:
         if start:
             await asyncio.sleep(0)  # let other connections run between batches
     if missing and not cmd.uid:
-        # Expunged by another session but not yet reported to this one (RFC 9051 7.1).
-        return no("Some messages were expunged meanwhile", "EXPUNGEISSUED")
+        # Expunged by another session but not yet reported to this one: the rest was
+        # sent; the EXPUNGE follows at the next command that may carry it (RFC 2180
+        # 4.1.3, RFC 5530 EXPUNGEISSUED).
+        return ok("FETCH completed; some messages were expunged meanwhile", "EXPUNGEISSUED")
     return ok(f"{cmd.name} completed")
 
 

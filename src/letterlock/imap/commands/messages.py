@@ -105,11 +105,10 @@ async def store(cmd: c.Store, ctx: Context) -> Reply:
         return bad(str(exc))
     except LetterlockError as exc:
         return reply_for(exc)
-    new_keywords = {f for ch in changes for f in ch.flags if not f.startswith("\\")}
-    if new_keywords - sel.keywords:
-        sel.keywords |= new_keywords
-        for line in sel.flags_responses():
-            ctx.out.untagged(line)
+    shown = [f for ch in changes for f in ch.flags] + \
+        [f for m in current.values() for f in m.flags]
+    for line in sel.learn_keywords(shown):
+        ctx.out.untagged(line)
     by_uid = {ch.uid: ch for ch in changes}
     for uid in uids:
         seq = sel.seq_of(uid)
