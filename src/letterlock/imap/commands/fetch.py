@@ -11,7 +11,7 @@ import asyncio
 import base64
 from dataclasses import dataclass, replace
 
-from letterlock.errors import LetterlockError
+from letterlock.errors import LetterlockError, NotFound
 from letterlock.imap import encoding
 from letterlock.imap.context import BODY_BYTES, Context
 from letterlock.imap.errors import reply_for
@@ -196,12 +196,15 @@ async def fetch(cmd: c.Fetch, ctx: Context) -> Reply:
             raws: dict[int, bytes] = {}
             if body_needed and group:
                 try:
-                    raws = await svc.bodies(user, group)
+                    raws = await bodies_present(ctx, group)
                 except LetterlockError as exc:
                     return reply_for(exc)
             for rec in group:
                 seq = sel.seq_of(rec.uid)
                 if seq is None:
+                    continue
+                if body_needed and rec.uid not in raws:
+                    missing += 1  # expunged (and its blob released) since listed
                     continue
                 for line in sel.learn_keywords(rec.flags):
                     out.untagged(line)
@@ -220,6 +223,23 @@ async def fetch(cmd: c.Fetch, ctx: Context) -> Reply:
         # 4.1.3, RFC 5530 EXPUNGEISSUED).
         return ok("FETCH completed; some messages were expunged meanwhile", "EXPUNGEISSUED")
     return ok(f"{cmd.name} completed")
+
+
+async def bodies_present(ctx: Context, records: list[MessageRecord]) -> dict[int, bytes]:
+    """Bodies of ``records`` in one round trip; if some were expunged meanwhile by
+    another session (their blobs gone), the others, one by one."""
+    assert ctx.user is not None
+    svc = ctx.services.mailboxes
+    try:
+        return await svc.bodies(ctx.user, records)
+    except NotFound:
+        out: dict[int, bytes] = {}
+        for rec in records:
+            try:
+                out.update(await svc.bodies(ctx.user, [rec]))
+            except NotFound:
+                continue
+        return out
 
 
 def _by_size(records: list[MessageRecord]) -> list[list[MessageRecord]]:

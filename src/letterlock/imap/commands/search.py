@@ -17,6 +17,7 @@ from datetime import date
 from email.utils import parsedate_to_datetime
 
 from letterlock.errors import LetterlockError
+from letterlock.imap.commands.fetch import bodies_present
 from letterlock.imap.context import BODY_BYTES, Context
 from letterlock.imap.errors import reply_for
 from letterlock.imap.parsing import commands as c
@@ -263,11 +264,13 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
         for start in range(0, len(uids), BATCH):
             records = await svc.get_messages(user, sel.id, uids[start : start + BATCH])
             raws: dict[int, bytes] = {}
+            attempted: set[int] = set()
             for rec in records:
-                if level >= BODY and rec.uid not in raws:
+                if level >= BODY and rec.uid not in attempted:
                     # Bodies in size-bounded groups (one storage round trip each).
                     group = _next_group(records, rec)
-                    raws = await svc.bodies(user, group)
+                    attempted.update(r.uid for r in group)
+                    raws = await bodies_present(ctx, group)
                 seq = sel.seq_of(rec.uid)
                 if seq is None:
                     continue
