@@ -97,10 +97,12 @@ async def store(cmd: c.Store, ctx: Context) -> Reply:
                                                  cmd.unchanged_since)
         changed_uids = {ch.uid for ch in changes}
         current = {}
+        vanished = False
         if not cmd.silent:
             rest = [u for u in uids if u not in changed_uids and u not in refused]
             if rest:
                 current = {m.uid: m for m in await svc.get_messages(user, sel.id, rest)}
+                vanished = len(current) < len(rest)
     except InvalidInput as exc:
         return bad(str(exc))
     except LetterlockError as exc:
@@ -134,6 +136,10 @@ async def store(cmd: c.Store, ctx: Context) -> Reply:
             if ctx.condstore:
                 items.append(b"MODSEQ (%d)" % m.modseq)
             ctx.out.untagged(b"%d FETCH (%s)" % (seq, b" ".join(items)))
+    if vanished and not cmd.uid:
+        # Some messages were expunged by another session (not yet reported here): the
+        # others were updated; no FETCH can be shown for the gone ones (RFC 2180 4.2).
+        return no("Some messages were expunged meanwhile", "EXPUNGEISSUED")
     if refused:
         if cmd.uid:
             listed = compress(refused)
