@@ -107,7 +107,10 @@ async def store(cmd: c.Store, ctx: Context) -> Reply:
         return bad(str(exc))
     except LetterlockError as exc:
         return reply_for(exc)
-    shown = [f for ch in changes for f in ch.flags] + \
+    # Keywords named in the STORE exist in the mailbox from now on, whether or not a
+    # message changed; announce them first (PERMANENTFLAGS has \\*).
+    shown = [*cmd.flags] if cmd.mode != "remove" else []
+    shown += [f for ch in changes for f in ch.flags] + \
         [f for m in current.values() for f in m.flags]
     for line in sel.learn_keywords(shown):
         ctx.out.untagged(line)
@@ -138,8 +141,8 @@ async def store(cmd: c.Store, ctx: Context) -> Reply:
             ctx.out.untagged(b"%d FETCH (%s)" % (seq, b" ".join(items)))
     if vanished and not cmd.uid:
         # Some messages were expunged by another session (not yet reported here): the
-        # others were updated; no FETCH can be shown for the gone ones (RFC 2180 4.2).
-        return no("Some messages were expunged meanwhile", "EXPUNGEISSUED")
+        # others were updated; the gone ones have no flags left to show (RFC 2180 4.2.1).
+        return ok("STORE completed; some messages were expunged meanwhile", "EXPUNGEISSUED")
     if refused:
         if cmd.uid:
             listed = compress(refused)
