@@ -70,7 +70,8 @@ def flag_list(flags: Iterable[str]) -> bytes:
 
 class SelectedMailbox:
     __slots__ = ("_claims", "_reported", "_watch", "changed", "id", "keywords", "modseq",
-                 "name", "readonly", "recent", "saved", "uidnext", "uids", "uidvalidity")
+                 "name", "readonly", "recent", "recent_told", "saved", "uidnext", "uids",
+                 "uidvalidity")
 
     def __init__(self, record: MailboxRecord, messages: list[MessageRecord],
                  readonly: bool, watch: AbstractContextManager[asyncio.Event],
@@ -94,6 +95,8 @@ class SelectedMailbox:
             uids = [m.uid for m in messages]
             self.recent = claims.peek(record.id, uids) if readonly else \
                 claims.claim(record.id, uids)
+        self.recent_told = len(self.recent)
+        """The RECENT count last sent to the client."""
         self.saved: list[int] = []
         """UIDs saved by SEARCH RETURN (SAVE), for ``$`` (RFC 5182)."""
         self._reported: dict[int, int] = {}
@@ -187,7 +190,7 @@ class SelectedMailbox:
                 new_uids = [m.uid for m in new]
                 self.recent |= (self._claims.peek(self.id, new_uids) if self.readonly
                                 else self._claims.claim(self.id, new_uids))
-                out.append(b"%d RECENT" % len(self.recent))
+                out += self.recent_update(force=True)
             self.uidnext = max(self.uidnext, new[-1].uid + 1)
         for m in changes.changed:
             if m.uid > last or self._reported.get(m.uid) == m.modseq:
@@ -201,9 +204,18 @@ class SelectedMailbox:
             if condstore:
                 item += b" MODSEQ (%d)" % m.modseq
             out.append(b"%d FETCH (%s)" % (seq, item))
+        out += self.recent_update()
         self._reported.clear()
         self.modseq = max(self.modseq, changes.highestmodseq)
         return out
+
+    def recent_update(self, force: bool = False) -> list[bytes]:
+        """A RECENT response when the count of \\Recent messages changed (expunges
+        lower it too), for IMAP4rev1 sessions."""
+        if self._claims is None or (not force and len(self.recent) == self.recent_told):
+            return []
+        self.recent_told = len(self.recent)
+        return [b"%d RECENT" % self.recent_told]
 
     def learn_keywords(self, flags: Iterable[str]) -> list[bytes]:
         """FLAGS / PERMANENTFLAGS responses to send before a FETCH that shows keywords

@@ -30,6 +30,8 @@ def report_expunged(ctx: Context, uids: list[int]) -> None:
     else:
         for seq in sel.remove(uids):
             ctx.out.untagged(b"%d EXPUNGE" % seq)
+    for line in sel.recent_update():
+        ctx.out.untagged(line)
 
 
 async def _deleted_uids(ctx: Context, within: list[int] | None) -> list[int]:
