@@ -49,6 +49,7 @@ others get ``command_size_limit`` (512, RFC 5321 4.5.3.1.4)."""
 BOGUS_LIMIT = 5
 """Unrecognised commands in one session before it is closed."""
 
+_ERROR_DIGITS = frozenset(b"45")
 READ_LIMIT = 64 * 1024
 """StreamReader buffer limit: the longest command line read before it is refused, and
 the block size DATA is read in."""
@@ -274,7 +275,7 @@ class SmtpListener(SMTP):
         if self._refused:
             await self._close_with(replies.TOO_MANY_CONNECTIONS)
             return
-        await self.push(f"220 {self.hostname} {self.__ident__}")
+        await self._emit(f"220 {self.hostname} {self.__ident__}".encode())
         reader = self._reader
         buffered = reader._buffer  # type: ignore[attr-defined]
         bogus_budget = BOGUS_LIMIT
@@ -396,10 +397,12 @@ class SmtpListener(SMTP):
     async def _emit(self, line: bytes) -> None:
         self._out.append(line + b"\r\n")
         if not self._buffering:
-            await self._flush()
+            self._write_out()
+            if self._paused:
+                await self._writer.drain()
         if self._closing:
             return
-        if line[:1] in (b"4", b"5"):
+        if line and line[0] in _ERROR_DIGITS:
             self._errors += 1
             self._limits.error(self._ip)
             if self._errors >= self._limits.settings.max_errors_per_session:
@@ -445,7 +448,7 @@ class SmtpListener(SMTP):
             return
         # Written and closed here; the command loop sees the transport closing and
         # ends without being cancelled (aiosmtpd cancels it, which costs a traceback).
-        await self.push("221 Bye")
+        await self._emit(b"221 2.0.0 Bye")
         self._quit = True
         if self.transport is not None:
             self.transport.close()
@@ -636,7 +639,7 @@ class SmtpListener(SMTP):
             await self.push("501 5.5.4 Syntax: DATA")
             return
         envelope = self._txn.envelope()
-        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        await self._emit(b"354 End data with <CR><LF>.<CR><LF>")
         try:
             wire = await self._read_data()
         except asyncio.IncompleteReadError:
