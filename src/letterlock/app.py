@@ -10,14 +10,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from letterlock.audit.events import AuditEvent, AuditSink, EventType
 from letterlock.audit.log import open_sink
 from letterlock.audit.sink import AuditLog
 from letterlock.config import Config
 from letterlock.crypto.keys import KdfParams
-from letterlock.errors import AlreadyExists, NotInitialised
+from letterlock.errors import AlreadyExists, ConfigError, NotInitialised
 from letterlock.policy import PolicyEngine, load_jurisdictions, load_profile
 from letterlock.services import dkim_keys
 from letterlock.services.accounts import AccountService, KdfRunner
@@ -186,13 +185,13 @@ async def run_until_signalled(app: App, starters: list[FrontEnd],
     stoppers = []
     try:
         for start in starters:
-            stoppers.append(await start(app))
+            try:
+                stoppers.append(await start(app))
+            except OSError as exc:  # typically a port another program holds
+                raise ConfigError(f"cannot start a listener: {exc}") from exc
         ready()
         await stop.wait()
     finally:
         for stopper in reversed(stoppers):
             await stopper()
 
-
-def data_path(home: Path, *parts: str) -> Path:
-    return home.joinpath(*parts)

@@ -148,3 +148,27 @@ def test_import_and_export_by_an_operator_are_logged(tmp_path: Path) -> None:
     events = (home / "control" / "audit" / "events.jsonl").read_text()
     assert "admin:mail:imported" in events and "admin:mail:exported" in events
     assert letterlock(home, "log", "verify").returncode == 0
+
+
+def test_serve_on_a_taken_port_says_so_in_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        free = []
+        for _ in range(4):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            free.append(s)
+        ports = [s.getsockname()[1] for s in free]
+        for s in free:
+            s.close()
+        proc = letterlock(tmp_path / "home", "serve", "--imap-port", str(port),
+                          "--smtp-port", str(ports[0]), "--submission-port", str(ports[1]),
+                          "--imaps-port", str(ports[2]), "--http-port", str(ports[3]),
+                          check=False)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "address already in use" in lines[0], proc.stderr
