@@ -42,6 +42,22 @@ async def test_relay_wakes_watchers_in_another_hub(tmp_path: Path) -> None:
     assert not (tmp_path / "run" / "changes.sock").exists()
 
 
+async def test_relay_under_a_home_too_deep_for_a_socket_path(tmp_path: Path) -> None:
+    run = tmp_path.joinpath(*["deep" * 10] * 4, "run")
+    here, there = ChangeHub(), ChangeHub()
+    listener = ChangeListener(run, here)
+    listener.start()
+    sender = ChangeSender(run)
+    there.add_forwarder(sender)
+    try:
+        with here.watch(3) as three:
+            there.notify(3)
+            await asyncio.wait_for(three.wait(), 1.0)
+    finally:
+        sender.close()
+        listener.close()
+
+
 def test_sender_without_listener_is_harmless(tmp_path: Path) -> None:
     async def go() -> None:
         hub = ChangeHub()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import socket
@@ -33,6 +34,15 @@ MAX_DATAGRAM = 8192
 
 def socket_path(run_dir: Path) -> Path:
     return run_dir / "changes.sock"
+
+
+def _address(run_dir: Path) -> str:
+    """The socket's address: its path, or (for a HOME too deep for the 108-byte
+    limit of Unix socket paths) a Linux abstract name derived from that path."""
+    path = str(socket_path(run_dir).absolute())
+    if len(path.encode()) < 100:
+        return path
+    return "\0letterlock-changes-" + hashlib.sha256(path.encode()).hexdigest()[:32]
 
 
 def _encode(ids: list[int]) -> list[bytes]:
@@ -73,8 +83,10 @@ class ChangeListener:
             self._path.unlink()  # left by a process that did not stop cleanly
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.setblocking(False)
-        sock.bind(str(self._path))
-        os.chmod(self._path, 0o600)
+        address = _address(self._path.parent)
+        sock.bind(address)
+        if not address.startswith("\0"):
+            os.chmod(self._path, 0o600)
         self._sock = sock
         asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
 
@@ -104,7 +116,7 @@ class ChangeSender:
     """The sending end, in a worker: register with ``hub.add_forwarder(sender)``."""
 
     def __init__(self, run_dir: Path) -> None:
-        self._path = str(socket_path(run_dir))
+        self._path = _address(run_dir)
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.setblocking(False)
         self._pending: set[int] = set()
