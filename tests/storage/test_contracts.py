@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -130,7 +131,7 @@ async def test_mailbox_lifecycle_and_uidvalidity(cell: CellStore) -> None:
     assert not names["Job/2025"].subscribed
     # A renamed mailbox must not reuse the UIDVALIDITY it had under the old name.
     assert names["Job"].uidvalidity > a.uidvalidity
-    await cell.set_subscribed("acc1", "Job/2025", True)
+    await cell.subscribe("acc1", "Job/2025", True)
     assert (await cell.get_mailbox("acc1", "Job/2025")).subscribed
     await cell.delete_mailbox("acc1", "Job/2025")
     with pytest.raises(UnknownMailbox):
@@ -138,6 +139,70 @@ async def test_mailbox_lifecycle_and_uidvalidity(cell: CellStore) -> None:
     # Recreating a deleted name gives a new UIDVALIDITY.
     again = await cell.create_mailbox("acc1", "Work", None, True)
     assert again.uidvalidity > names["Job"].uidvalidity
+
+
+async def test_subscriptions_are_names_not_mailboxes(cell: CellStore) -> None:
+    await cell.create_account(account())
+    await cell.create_account(account("eve@example.test", "acc2"))
+    # A name can be subscribed before (or without) a mailbox of that name.
+    await cell.subscribe("acc1", "Later", True)
+    await cell.subscribe("acc1", "Later", True)  # twice is once
+    await cell.subscribe("acc1", "Gone/child", True)
+    assert await cell.list_subscriptions("acc1") == ["Gone/child", "Later"]
+    assert await cell.list_subscriptions("acc2") == []
+    # Creating the mailbox unsubscribed keeps the earlier subscription...
+    later = await cell.create_mailbox("acc1", "Later", None, False)
+    assert later.subscribed
+    assert (await cell.get_mailbox("acc1", "Later")).subscribed
+    # ...and creating one subscribed adds its name.
+    await cell.create_mailbox("acc1", "Work", None, True)
+    await cell.create_mailbox("acc1", "Work/2025", None, False)
+    await cell.create_mailbox("acc1", "Work/2026", None, True)
+    assert await cell.list_subscriptions("acc1") == ["Gone/child", "Later", "Work",
+                                                     "Work/2026"]
+    # Deleting a mailbox leaves its name subscribed (RFC 9051 6.3.9).
+    await cell.delete_mailbox("acc1", "Later")
+    assert "Later" in await cell.list_subscriptions("acc1")
+    recreated = await cell.create_mailbox("acc1", "Later", None, False)
+    assert recreated.subscribed
+    # Renaming subscribes the new names of subscribed mailboxes and keeps the old ones.
+    await cell.rename_mailbox("acc1", "Work", "Job")
+    assert await cell.list_subscriptions("acc1") == ["Gone/child", "Job", "Job/2026",
+                                                     "Later", "Work", "Work/2026"]
+    boxes = {b.name: b.subscribed for b in await cell.list_mailboxes("acc1")}
+    assert boxes == {"Job": True, "Job/2025": False, "Job/2026": True, "Later": True}
+    # Unsubscribing works for names with and without a mailbox; absent names are fine.
+    await cell.subscribe("acc1", "Job", False)
+    await cell.subscribe("acc1", "Work", False)
+    await cell.subscribe("acc1", "Never", False)
+    assert not (await cell.get_mailbox("acc1", "Job")).subscribed
+    assert await cell.list_subscriptions("acc1") == ["Gone/child", "Job/2026", "Later",
+                                                     "Work/2026"]
+    # Another account's list is its own; deleting an account drops its list.
+    await cell.subscribe("acc2", "Later", True)
+    await cell.delete_account("bob@example.test")
+    assert await cell.list_subscriptions("acc1") == []
+    assert await cell.list_subscriptions("acc2") == ["Later"]
+
+
+async def test_light_message_index_leaves_out_summaries(cell: CellStore) -> None:
+    await cell.create_account(account())
+    box = await cell.create_mailbox("acc1", "INBOX", None, True)
+    await cell.append_messages([new(box.id, "b1"), new(box.id, "b2", frozenset({"$X"}))])
+    await cell.store_flags(box.id, [1], "add", frozenset({"\\Seen"}))
+    full = await cell.list_messages(box.id)
+    light = await cell.list_messages(box.id, with_summary=False)
+    assert [m.summary for m in full] == [b"summary-b1", b"summary-b2"]
+    assert [m.summary for m in light] == [b"", b""]
+    # Everything else is the same as in the full records.
+    assert [replace(m, summary=b"") for m in full] == light
+    some = await cell.get_messages(box.id, [2, 7], with_summary=False)
+    assert [(m.uid, m.flags, m.summary) for m in some] == [(2, frozenset({"$X"}), b"")]
+    delta = await cell.changes_since(box.id, 0, with_summary=False)
+    assert [(m.uid, m.summary) for m in delta.changed] == [(1, b""), (2, b"")]
+    assert (await cell.changes_since(box.id, 0)).changed[0].summary == b"summary-b1"
+    with pytest.raises(UnknownMailbox):
+        await cell.list_messages(9999, with_summary=False)
 
 
 async def test_rename_onto_existing_is_refused(cell: CellStore) -> None:

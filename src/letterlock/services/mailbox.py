@@ -118,7 +118,11 @@ class MailboxService:
                                                               check_mailbox_name(name))
 
     async def create_mailbox(self, session: Session, name: str,
-                             special_use: str | None = None) -> MailboxRecord:
+                             special_use: str | None = None, *,
+                             subscribe: bool = True) -> MailboxRecord:
+        """Create ``name`` (and missing parents, unsubscribed). ``subscribe`` adds the
+        name to the subscription list; False leaves the list as it is (IMAP CREATE
+        does not subscribe, RFC 9051 6.3.4)."""
         name = check_mailbox_name(name)
         if special_use is not None and special_use not in SPECIAL_USES:
             raise InvalidInput(f"unknown special use {special_use}")
@@ -133,7 +137,7 @@ class MailboxService:
             parent = HIERARCHY.join(parts[:i])
             if parent not in existing:
                 await store.create_mailbox(account_id, parent, None, False)
-        return await store.create_mailbox(account_id, name, special_use, True)
+        return await store.create_mailbox(account_id, name, special_use, subscribe)
 
     async def rename_mailbox(self, session: Session, old: str, new: str) -> None:
         old, new = check_mailbox_name(old), check_mailbox_name(new)
@@ -144,7 +148,7 @@ class MailboxService:
             await self.create_mailbox(session, new)
             inbox = await store.get_mailbox(session.ref.record.id, "INBOX")
             dst = await store.get_mailbox(session.ref.record.id, new)
-            uids = [m.uid for m in await store.list_messages(inbox.id)]
+            uids = [m.uid for m in await store.list_messages(inbox.id, with_summary=False)]
             await self.move(session, inbox.id, uids, dst.name)
             return
         if new == "INBOX":
@@ -166,8 +170,14 @@ class MailboxService:
         await self._release_blobs(session.ref, orphans)
 
     async def subscribe(self, session: Session, name: str, subscribed: bool = True) -> None:
-        await self._cell(session.ref).store.set_subscribed(
+        """Add ``name`` to (or remove it from) the subscription list; the name need not
+        be a mailbox (RFC 9051 6.3.7). Raises InvalidInput for an impossible name."""
+        await self._cell(session.ref).store.subscribe(
             session.ref.record.id, check_mailbox_name(name), subscribed)
+
+    async def subscriptions(self, session: Session) -> list[str]:
+        """The subscribed names, mailboxes or not, sorted."""
+        return await self._cell(session.ref).store.list_subscriptions(session.ref.record.id)
 
     # -- appends ------------------------------------------------------------------
     def _seal(self, ref: AccountRef, raw: bytes, mailbox_id: int, flags: frozenset[str],
@@ -261,14 +271,20 @@ class MailboxService:
         return result
 
     # -- reading ------------------------------------------------------------------
-    async def messages(self, session: Session, mailbox_id: int) -> list[MessageRecord]:
+    async def messages(self, session: Session, mailbox_id: int, *,
+                       with_summary: bool = True) -> list[MessageRecord]:
+        """Every message of the mailbox. ``with_summary`` False leaves the sealed
+        summaries out (``summary`` is b""): the light index for opening a mailbox."""
         await self._owned(session, mailbox_id)
-        return await self._cell(session.ref).store.list_messages(mailbox_id)
+        return await self._cell(session.ref).store.list_messages(
+            mailbox_id, with_summary=with_summary)
 
     async def get_messages(self, session: Session, mailbox_id: int,
-                           uids: Sequence[int]) -> list[MessageRecord]:
+                           uids: Sequence[int], *,
+                           with_summary: bool = True) -> list[MessageRecord]:
         await self._owned(session, mailbox_id)
-        return await self._cell(session.ref).store.get_messages(mailbox_id, uids)
+        return await self._cell(session.ref).store.get_messages(
+            mailbox_id, uids, with_summary=with_summary)
 
     def open_summary(self, session: Session, msg: MessageRecord) -> summaries.MessageSummary:
         """Unseal a message's summary (CPU only)."""
@@ -328,6 +344,8 @@ class MailboxService:
         gone = await self.expunge(session, mailbox_id, [src for src, _ in pairs])
         return pairs, gone
 
-    async def changes_since(self, session: Session, mailbox_id: int, modseq: int) -> Changes:
+    async def changes_since(self, session: Session, mailbox_id: int, modseq: int, *,
+                            with_summary: bool = True) -> Changes:
         await self._owned(session, mailbox_id)
-        return await self._cell(session.ref).store.changes_since(mailbox_id, modseq)
+        return await self._cell(session.ref).store.changes_since(
+            mailbox_id, modseq, with_summary=with_summary)

@@ -136,10 +136,14 @@ class CellStore(Protocol):
     async def create_mailbox(self, account_id: str, name: str, special_use: str | None,
                              subscribed: bool) -> MailboxRecord:
         """Raises AlreadyExists. A new mailbox gets a UIDVALIDITY never used before
-        for that name in this account."""
+        for that name in this account. ``subscribed`` True also adds ``name`` to the
+        subscription list; False leaves the list as it is (a name subscribed before
+        the mailbox existed stays subscribed)."""
         ...
 
     async def list_mailboxes(self, account_id: str) -> list[MailboxRecord]:
+        """Every mailbox of the account, ordered by name. ``subscribed`` of each
+        record tells whether its name is on the subscription list."""
         ...
 
     async def get_mailbox(self, account_id: str, name: str) -> MailboxRecord:
@@ -152,14 +156,25 @@ class CellStore(Protocol):
 
     async def rename_mailbox(self, account_id: str, old: str, new: str) -> None:
         """Rename ``old`` and every ``old/...`` child. Raises UnknownMailbox or
-        AlreadyExists."""
+        AlreadyExists. Subscriptions: every renamed mailbox whose old name was
+        subscribed has its new name subscribed too; the old names stay on the list
+        (RFC 9051 6.3.9: the server never removes a name from it by itself)."""
         ...
 
     async def delete_mailbox(self, account_id: str, name: str) -> list[str]:
-        """Delete the mailbox and its messages; returns unreferenced blob ids."""
+        """Delete the mailbox and its messages; returns unreferenced blob ids.
+        The subscription list is not changed."""
         ...
 
-    async def set_subscribed(self, account_id: str, name: str, subscribed: bool) -> None:
+    # -- subscriptions (RFC 9051 6.3.7, 6.3.8) -----------------------------------
+    async def subscribe(self, account_id: str, name: str, on: bool) -> None:
+        """Add ``name`` to (``on``) or remove it from the account's subscription list.
+        The name need not be a mailbox; adding a present name or removing an absent
+        one changes nothing."""
+        ...
+
+    async def list_subscriptions(self, account_id: str) -> list[str]:
+        """The account's subscribed names, existing as mailboxes or not, sorted."""
         ...
 
     # -- messages --------------------------------------------------------------
@@ -167,12 +182,19 @@ class CellStore(Protocol):
         """Append in one transaction (group commit); UIDs ascend in input order."""
         ...
 
-    async def list_messages(self, mailbox_id: int) -> list[MessageRecord]:
-        """Every message of the mailbox, ascending UID."""
+    async def list_messages(self, mailbox_id: int, *,
+                            with_summary: bool = True) -> list[MessageRecord]:
+        """Every message of the mailbox, ascending UID.
+
+        With ``with_summary`` False every record's ``summary`` is ``b""`` and the
+        sealed summaries are not read at all: the light index (uid, flags, modseq,
+        size, internaldate) that opening a mailbox or counting its flags needs."""
         ...
 
-    async def get_messages(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageRecord]:
-        """The named messages that exist, ascending UID."""
+    async def get_messages(self, mailbox_id: int, uids: Sequence[int], *,
+                           with_summary: bool = True) -> list[MessageRecord]:
+        """The named messages that exist, ascending UID (``with_summary`` as for
+        list_messages)."""
         ...
 
     async def store_flags(self, mailbox_id: int, uids: Sequence[int], mode: str,
@@ -193,8 +215,10 @@ class CellStore(Protocol):
         """Copy (sharing blobs); returns (source uid, appended) pairs."""
         ...
 
-    async def changes_since(self, mailbox_id: int, modseq: int) -> Changes:
-        """Messages with modseq > ``modseq`` and UIDs expunged after it."""
+    async def changes_since(self, mailbox_id: int, modseq: int, *,
+                            with_summary: bool = True) -> Changes:
+        """Messages with modseq > ``modseq`` and UIDs expunged after it
+        (``with_summary`` as for list_messages)."""
         ...
 
     async def close(self) -> None:

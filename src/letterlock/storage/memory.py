@@ -120,12 +120,18 @@ def _is_child(name: str, parent: str) -> bool:
     return name == parent or name.startswith(parent + "/")
 
 
+def _light(records: list[MessageRecord], with_summary: bool) -> list[MessageRecord]:
+    return records if with_summary else [replace(m, summary=b"") for m in records]
+
+
 class MemoryCellStore:
     def __init__(self) -> None:
         self._accounts: dict[str, AccountRecord] = {}
         self._mailboxes: dict[int, MailboxRecord] = {}
         self._messages: dict[int, dict[int, MessageRecord]] = {}
         self._vanished: dict[int, list[tuple[int, int]]] = {}
+        self._subscriptions: dict[str, set[str]] = {}
+        """account id -> subscribed names (mailboxes or not)."""
         self._ids = itertools.count(1)
         self._last_validity = 0
 
@@ -161,6 +167,7 @@ class MemoryCellStore:
             blobs += [m.blob_id for m in self._messages.pop(box.id).values()]
             del self._mailboxes[box.id]
             self._vanished.pop(box.id, None)
+        self._subscriptions.pop(account.id, None)
         return sorted({b for b in blobs if not self._referenced(b)})
 
     def _referenced(self, blob_id: str) -> bool:
@@ -174,7 +181,8 @@ class MemoryCellStore:
         raise UnknownMailbox(name)
 
     def _with_count(self, box: MailboxRecord) -> MailboxRecord:
-        return replace(box, messages=len(self._messages[box.id]))
+        return replace(box, messages=len(self._messages[box.id]),
+                       subscribed=box.name in self._subscriptions.get(box.account_id, ()))
 
     async def create_mailbox(self, account_id: str, name: str, special_use: str | None,
                              subscribed: bool) -> MailboxRecord:
@@ -182,11 +190,13 @@ class MemoryCellStore:
                for b in self._mailboxes.values()):
             raise AlreadyExists(f"mailbox {name} exists")
         box = MailboxRecord(next(self._ids), account_id, name, self._next_validity(), 1, 1,
-                            special_use, subscribed, 0)
+                            special_use, False, 0)
         self._mailboxes[box.id] = box
         self._messages[box.id] = {}
         self._vanished[box.id] = []
-        return box
+        if subscribed:
+            self._subscriptions.setdefault(account_id, set()).add(name)
+        return self._with_count(box)
 
     async def list_mailboxes(self, account_id: str) -> list[MailboxRecord]:
         return sorted((self._with_count(b) for b in self._mailboxes.values()
@@ -209,8 +219,12 @@ class MemoryCellStore:
         if any(b.account_id == account_id and b.name in targets and b not in moving
                for b in self._mailboxes.values()):
             raise AlreadyExists(f"mailbox {new} exists")
+        subscribed = self._subscriptions.setdefault(account_id, set())
         for box in moving:
-            self._mailboxes[box.id] = replace(box, name=new + box.name[len(old):],
+            target = new + box.name[len(old):]
+            if box.name in subscribed:
+                subscribed.add(target)
+            self._mailboxes[box.id] = replace(box, name=target,
                                               uidvalidity=self._next_validity())
 
     async def delete_mailbox(self, account_id: str, name: str) -> list[str]:
@@ -220,9 +234,15 @@ class MemoryCellStore:
         del self._vanished[box.id]
         return sorted({b for b in blobs if not self._referenced(b)})
 
-    async def set_subscribed(self, account_id: str, name: str, subscribed: bool) -> None:
-        box = self._box(account_id, name)
-        self._mailboxes[box.id] = replace(self._mailboxes[box.id], subscribed=subscribed)
+    async def subscribe(self, account_id: str, name: str, on: bool) -> None:
+        names = self._subscriptions.setdefault(account_id, set())
+        if on:
+            names.add(name)
+        else:
+            names.discard(name)
+
+    async def list_subscriptions(self, account_id: str) -> list[str]:
+        return sorted(self._subscriptions.get(account_id, ()))
 
     def _bump(self, mailbox_id: int) -> int:
         box = self._mailboxes[mailbox_id]
@@ -246,14 +266,17 @@ class MemoryCellStore:
             out.append(Appended(box.id, box.uidvalidity, uid, modseq))
         return out
 
-    async def list_messages(self, mailbox_id: int) -> list[MessageRecord]:
-        await self.get_mailbox_by_id(mailbox_id)
-        return [self._messages[mailbox_id][uid] for uid in sorted(self._messages[mailbox_id])]
-
-    async def get_messages(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageRecord]:
+    async def list_messages(self, mailbox_id: int, *,
+                            with_summary: bool = True) -> list[MessageRecord]:
         await self.get_mailbox_by_id(mailbox_id)
         msgs = self._messages[mailbox_id]
-        return [msgs[uid] for uid in sorted(set(uids)) if uid in msgs]
+        return _light([msgs[uid] for uid in sorted(msgs)], with_summary)
+
+    async def get_messages(self, mailbox_id: int, uids: Sequence[int], *,
+                           with_summary: bool = True) -> list[MessageRecord]:
+        await self.get_mailbox_by_id(mailbox_id)
+        msgs = self._messages[mailbox_id]
+        return _light([msgs[uid] for uid in sorted(set(uids)) if uid in msgs], with_summary)
 
     async def store_flags(self, mailbox_id: int, uids: Sequence[int], mode: str,
                           flags: frozenset[str],
@@ -292,9 +315,12 @@ class MemoryCellStore:
             for m in src])
         return [(m.uid, a) for m, a in zip(src, appended, strict=True)]
 
-    async def changes_since(self, mailbox_id: int, modseq: int) -> Changes:
+    async def changes_since(self, mailbox_id: int, modseq: int, *,
+                            with_summary: bool = True) -> Changes:
         box = await self.get_mailbox_by_id(mailbox_id)
-        changed = tuple(m for m in await self.list_messages(mailbox_id) if m.modseq > modseq)
+        changed = tuple(m for m in await self.list_messages(mailbox_id,
+                                                            with_summary=with_summary)
+                        if m.modseq > modseq)
         vanished = tuple(sorted(uid for uid, ms in self._vanished[mailbox_id] if ms > modseq))
         return Changes(box.highestmodseq, changed, vanished)
 

@@ -348,14 +348,35 @@ CREATE TABLE IF NOT EXISTS vanished (
     PRIMARY KEY (mailbox_id, uid)
 );
 CREATE TABLE IF NOT EXISTS cell_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    account_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    PRIMARY KEY (account_id, name)
+);
+-- Cells made before the subscription list kept a flag per mailbox: copy those once.
+INSERT INTO subscriptions (account_id, name)
+    SELECT account_id, name FROM mailboxes WHERE subscribed
+    AND NOT EXISTS (SELECT 1 FROM cell_meta WHERE key = 'subscriptions_v1')
+    ON CONFLICT DO NOTHING;
+INSERT INTO cell_meta VALUES ('subscriptions_v1', 1) ON CONFLICT DO NOTHING;
 """
 
 _ACCOUNT_COLS = ("id, address, created, public_key, key_id, wrapped_by_password, "
                  "wrapped_by_recovery, custody")
 _MAILBOX_COLS = ("id, account_id, name, uidvalidity, uidnext, highestmodseq, special_use, "
-                 "subscribed, exists_count")
+                 "EXISTS (SELECT 1 FROM subscriptions s WHERE s.account_id = "
+                 "mailboxes.account_id AND s.name = mailboxes.name), exists_count")
+"""(The ``subscribed`` column is a mirror kept for older readers; the subscription
+list is what counts.)"""
 _MESSAGE_COLS = ("mailbox_id, uid, blob_id, size, internaldate, internaldate_offset, flags, "
                  "modseq, summary")
+_LIGHT_COLS = ("mailbox_id, uid, blob_id, size, internaldate, internaldate_offset, flags, "
+               "modseq, ''::bytea")
+"""The message columns without the sealed summary (empty in its place)."""
+
+
+def _cols(with_summary: bool) -> str:
+    return _MESSAGE_COLS if with_summary else _LIGHT_COLS
 _INSERT_MESSAGE = (f"INSERT INTO messages ({_MESSAGE_COLS}) "
                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)")
 
@@ -427,8 +448,8 @@ async def _get_box_id(c: Conn, mailbox_id: int) -> MailboxRecord:
 
 
 async def _select_uids(c: Conn, mailbox_id: int, uids: Sequence[int],
-                       lock: str = "") -> list[MessageRecord]:
-    rows = await _all(c, f"SELECT {_MESSAGE_COLS} FROM messages WHERE mailbox_id=%s "
+                       lock: str = "", with_summary: bool = True) -> list[MessageRecord]:
+    rows = await _all(c, f"SELECT {_cols(with_summary)} FROM messages WHERE mailbox_id=%s "
                          f"AND uid = ANY(%s) ORDER BY uid {lock}",
                       (mailbox_id, sorted(set(uids))))
     return [_message(r) for r in rows]
@@ -617,6 +638,7 @@ class PostgresCellStore:
             await c.execute("DELETE FROM messages WHERE mailbox_id = ANY(%s)", (boxes,))
             await c.execute("DELETE FROM vanished WHERE mailbox_id = ANY(%s)", (boxes,))
             await c.execute("DELETE FROM mailboxes WHERE account_id=%s", (row[0],))
+            await c.execute("DELETE FROM subscriptions WHERE account_id=%s", (row[0],))
             await c.execute("DELETE FROM accounts WHERE id=%s", (row[0],))
             await _notify(c, self.channel, boxes)
             return await _orphans(c, blobs)
@@ -628,12 +650,16 @@ class PostgresCellStore:
                              subscribed: bool) -> MailboxRecord:
         async def op(c: Conn) -> MailboxRecord:
             [validity] = await _next_validities(c, 1)
+            if subscribed:
+                await c.execute("INSERT INTO subscriptions VALUES (%s, %s) "
+                                "ON CONFLICT DO NOTHING", (account_id, name))
             try:
                 row = await _one(
                     c, "INSERT INTO mailboxes (account_id, name, uidvalidity, uidnext, "
                        "highestmodseq, special_use, subscribed) "
-                       f"VALUES (%s, %s, %s, 1, 1, %s, %s) RETURNING {_MAILBOX_COLS}",
-                    (account_id, name, validity, special_use, subscribed))
+                       "VALUES (%s, %s, %s, 1, 1, %s, EXISTS (SELECT 1 FROM subscriptions "
+                       f"WHERE account_id=%s AND name=%s)) RETURNING {_MAILBOX_COLS}",
+                    (account_id, name, validity, special_use, account_id, name))
             except psycopg.errors.ForeignKeyViolation:
                 raise UnknownAccount(account_id) from None
             assert row is not None
@@ -672,6 +698,19 @@ class PostgresCellStore:
                 "FROM unnest(%s::bigint[], %s::text[], %s::bigint[]) AS v(id, name, validity) "
                 "WHERE b.id = v.id",
                 ([r[0] for r in moving], [new + r[1][len(old):] for r in moving], validities))
+            # A renamed mailbox stays subscribed under its new name; the old names
+            # stay on the list too (RFC 9051 6.3.9).
+            await c.execute(
+                "INSERT INTO subscriptions (account_id, name) "
+                "SELECT %s, v.new FROM unnest(%s::text[], %s::text[]) AS v(old, new) "
+                "WHERE EXISTS (SELECT 1 FROM subscriptions s WHERE s.account_id=%s "
+                "AND s.name = v.old) ON CONFLICT DO NOTHING",
+                (account_id, [r[1] for r in moving], [new + r[1][len(old):] for r in moving],
+                 account_id))
+            await c.execute(
+                "UPDATE mailboxes AS b SET subscribed = EXISTS (SELECT 1 FROM subscriptions s "
+                "WHERE s.account_id = b.account_id AND s.name = b.name) WHERE b.id = ANY(%s)",
+                ([r[0] for r in moving],))
             await _notify(c, self.channel, [int(r[0]) for r in moving])
 
         try:
@@ -693,15 +732,24 @@ class PostgresCellStore:
 
         return await self.db.write(op)
 
-    async def set_subscribed(self, account_id: str, name: str, subscribed: bool) -> None:
+    async def subscribe(self, account_id: str, name: str, on: bool) -> None:
         async def op(c: Conn) -> None:
-            cur = await c.execute("UPDATE mailboxes SET subscribed=%s "
-                                  "WHERE account_id=%s AND name=%s",
-                                  (subscribed, account_id, name))
-            if cur.rowcount == 0:
-                raise UnknownMailbox(name)
+            if on:
+                await c.execute("INSERT INTO subscriptions VALUES (%s, %s) "
+                                "ON CONFLICT DO NOTHING", (account_id, name))
+            else:
+                await c.execute("DELETE FROM subscriptions WHERE account_id=%s AND name=%s",
+                                (account_id, name))
+            await c.execute("UPDATE mailboxes SET subscribed=%s WHERE account_id=%s AND name=%s",
+                            (on, account_id, name))
 
         await self.db.write(op)
+
+    async def list_subscriptions(self, account_id: str) -> list[str]:
+        rows = await self.db.query(lambda c: _all(
+            c, "SELECT name FROM subscriptions WHERE account_id=%s ORDER BY name",
+            (account_id,)))
+        return [r[0] for r in rows]
 
     # -- messages --------------------------------------------------------------
     async def append_messages(self, messages: Sequence[NewMessage]) -> list[Appended]:
@@ -709,16 +757,19 @@ class PostgresCellStore:
             return []
         return await self.db.write(lambda c: _append(c, messages, self.channel))
 
-    async def list_messages(self, mailbox_id: int) -> list[MessageRecord]:
+    async def list_messages(self, mailbox_id: int, *,
+                            with_summary: bool = True) -> list[MessageRecord]:
         rows = await self.db.query(lambda c: _all(
-            c, f"SELECT {_MESSAGE_COLS} FROM messages WHERE mailbox_id=%s ORDER BY uid",
+            c, f"SELECT {_cols(with_summary)} FROM messages WHERE mailbox_id=%s ORDER BY uid",
             (mailbox_id,)))
         if not rows:
             await self.get_mailbox_by_id(mailbox_id)  # UnknownMailbox, or really empty
         return [_message(r) for r in rows]
 
-    async def get_messages(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageRecord]:
-        found = await self.db.query(lambda c: _select_uids(c, mailbox_id, uids))
+    async def get_messages(self, mailbox_id: int, uids: Sequence[int], *,
+                           with_summary: bool = True) -> list[MessageRecord]:
+        found = await self.db.query(lambda c: _select_uids(c, mailbox_id, uids,
+                                                           with_summary=with_summary))
         if not found:
             await self.get_mailbox_by_id(mailbox_id)  # UnknownMailbox, or none of those
         return found
@@ -800,11 +851,13 @@ class PostgresCellStore:
 
         return await self.db.write(op)
 
-    async def changes_since(self, mailbox_id: int, modseq: int) -> Changes:
+    async def changes_since(self, mailbox_id: int, modseq: int, *,
+                            with_summary: bool = True) -> Changes:
         async def op(c: Conn) -> Changes:
             box = await _get_box_id(c, mailbox_id)
             changed = tuple(_message(r) for r in await _all(
-                c, f"SELECT {_MESSAGE_COLS} FROM messages WHERE mailbox_id=%s AND modseq > %s "
+                c, f"SELECT {_cols(with_summary)} FROM messages WHERE mailbox_id=%s "
+                   "AND modseq > %s "
                    "ORDER BY uid", (mailbox_id, modseq)))
             vanished = tuple(int(r[0]) for r in await _all(
                 c, "SELECT uid FROM vanished WHERE mailbox_id=%s AND modseq > %s ORDER BY uid",

@@ -265,14 +265,33 @@ CREATE TABLE IF NOT EXISTS vanished (
     PRIMARY KEY (mailbox_id, uid)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cell_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    account_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    PRIMARY KEY (account_id, name)
+) WITHOUT ROWID;
+-- Cells made before the subscription list kept a flag per mailbox: copy those once.
+-- (mailboxes.subscribed is still written, as a mirror of the list, for older readers.)
+INSERT OR IGNORE INTO subscriptions (account_id, name)
+    SELECT account_id, name FROM mailboxes WHERE subscribed <> 0
+    AND NOT EXISTS (SELECT 1 FROM cell_meta WHERE key = 'subscriptions_v1');
+INSERT OR IGNORE INTO cell_meta VALUES ('subscriptions_v1', 1);
 """
 
 _ACCOUNT_COLS = ("id, address, created, public_key, key_id, wrapped_by_password, "
                  "wrapped_by_recovery, custody")
 _MAILBOX_SELECT = ("SELECT id, account_id, name, uidvalidity, uidnext, highestmodseq, "
-                   "special_use, subscribed, (SELECT count(*) FROM messages m "
+                   "special_use, EXISTS (SELECT 1 FROM subscriptions s "
+                   "WHERE s.account_id = mailboxes.account_id AND s.name = mailboxes.name), "
+                   "(SELECT count(*) FROM messages m "
                    "WHERE m.mailbox_id = mailboxes.id) FROM mailboxes")
 _MESSAGE_COLS = "mailbox_id, uid, blob_id, size, internaldate, flags, modseq, summary"
+_LIGHT_COLS = "mailbox_id, uid, blob_id, size, internaldate, flags, modseq, x''"
+"""The message columns without the sealed summary (an empty blob in its place)."""
+
+
+def _cols(with_summary: bool) -> str:
+    return _MESSAGE_COLS if with_summary else _LIGHT_COLS
 
 
 def _account(row: Sequence[Any]) -> AccountRecord:
@@ -325,14 +344,15 @@ def _orphans(c: sqlite3.Connection, blob_ids: Sequence[str]) -> list[str]:
 
 
 def _select_uids(c: sqlite3.Connection, mailbox_id: int,
-                 uids: Sequence[int]) -> list[MessageRecord]:
+                 uids: Sequence[int], with_summary: bool = True) -> list[MessageRecord]:
     wanted = sorted(set(uids))
     out: list[MessageRecord] = []
+    cols = _cols(with_summary)
     for i in range(0, len(wanted), 500):
         part = wanted[i : i + 500]
         marks = ",".join("?" * len(part))
         out += [_message(r) for r in c.execute(
-            f"SELECT {_MESSAGE_COLS} FROM messages WHERE mailbox_id=? AND uid IN ({marks}) "
+            f"SELECT {cols} FROM messages WHERE mailbox_id=? AND uid IN ({marks}) "
             "ORDER BY uid", (mailbox_id, *part))]
     return out
 
@@ -411,6 +431,7 @@ class SqliteCellStore:
                 c.execute("DELETE FROM messages WHERE mailbox_id=?", (box,))
                 c.execute("DELETE FROM vanished WHERE mailbox_id=?", (box,))
             c.execute("DELETE FROM mailboxes WHERE account_id=?", (row[0],))
+            c.execute("DELETE FROM subscriptions WHERE account_id=?", (row[0],))
             c.execute("DELETE FROM accounts WHERE id=?", (row[0],))
             return _orphans(c, blobs)
 
@@ -422,10 +443,14 @@ class SqliteCellStore:
             if c.execute("SELECT 1 FROM mailboxes WHERE account_id=? AND name=?",
                          (account_id, name)).fetchone():
                 raise AlreadyExists(f"mailbox {name} exists")
+            if subscribed:
+                c.execute("INSERT OR IGNORE INTO subscriptions VALUES (?, ?)",
+                          (account_id, name))
+            listed = c.execute("SELECT 1 FROM subscriptions WHERE account_id=? AND name=?",
+                               (account_id, name)).fetchone() is not None
             c.execute("INSERT INTO mailboxes (account_id, name, uidvalidity, uidnext, "
                       "highestmodseq, special_use, subscribed) VALUES (?,?,?,?,?,?,?)",
-                      (account_id, name, _next_validity(c), 1, 1, special_use,
-                       int(subscribed)))
+                      (account_id, name, _next_validity(c), 1, 1, special_use, int(listed)))
             return _get_box(c, account_id, name)
 
         return await self.db.write(op)
@@ -458,9 +483,15 @@ class SqliteCellStore:
             for box_id, _name in moving:
                 c.execute("UPDATE mailboxes SET name=? WHERE id=?",
                           (f"\x00renaming\x00{box_id}", box_id))
+            subscribed = {r[0] for r in c.execute(
+                "SELECT name FROM subscriptions WHERE account_id=?", (account_id,))}
             for box_id, name in moving:
+                target = new + name[len(old):]
                 c.execute("UPDATE mailboxes SET name=?, uidvalidity=? WHERE id=?",
-                          (new + name[len(old):], _next_validity(c), box_id))
+                          (target, _next_validity(c), box_id))
+                if name in subscribed:
+                    c.execute("INSERT OR IGNORE INTO subscriptions VALUES (?, ?)",
+                              (account_id, target))
 
         await self.db.write(op)
 
@@ -476,31 +507,45 @@ class SqliteCellStore:
 
         return await self.db.write(op)
 
-    async def set_subscribed(self, account_id: str, name: str, subscribed: bool) -> None:
+    async def subscribe(self, account_id: str, name: str, on: bool) -> None:
         def op(c: sqlite3.Connection) -> None:
-            box = _get_box(c, account_id, name)
-            c.execute("UPDATE mailboxes SET subscribed=? WHERE id=?", (int(subscribed), box.id))
+            if on:
+                c.execute("INSERT OR IGNORE INTO subscriptions VALUES (?, ?)",
+                          (account_id, name))
+            else:
+                c.execute("DELETE FROM subscriptions WHERE account_id=? AND name=?",
+                          (account_id, name))
+            c.execute("UPDATE mailboxes SET subscribed=? WHERE account_id=? AND name=?",
+                      (int(on), account_id, name))
 
         await self.db.write(op)
+
+    async def list_subscriptions(self, account_id: str) -> list[str]:
+        rows = await self.db.read(lambda c: c.execute(
+            "SELECT name FROM subscriptions WHERE account_id=? ORDER BY name",
+            (account_id,)).fetchall())
+        return [r[0] for r in rows]
 
     async def append_messages(self, messages: Sequence[NewMessage]) -> list[Appended]:
         if not messages:
             return []
         return await self.db.write(lambda c: _append(c, messages))
 
-    async def list_messages(self, mailbox_id: int) -> list[MessageRecord]:
+    async def list_messages(self, mailbox_id: int, *,
+                            with_summary: bool = True) -> list[MessageRecord]:
         def op(c: sqlite3.Connection) -> list[MessageRecord]:
             _get_box_id(c, mailbox_id)
             return [_message(r) for r in c.execute(
-                f"SELECT {_MESSAGE_COLS} FROM messages WHERE mailbox_id=? ORDER BY uid",
+                f"SELECT {_cols(with_summary)} FROM messages WHERE mailbox_id=? ORDER BY uid",
                 (mailbox_id,))]
 
         return await self.db.read(op)
 
-    async def get_messages(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageRecord]:
+    async def get_messages(self, mailbox_id: int, uids: Sequence[int], *,
+                           with_summary: bool = True) -> list[MessageRecord]:
         def op(c: sqlite3.Connection) -> list[MessageRecord]:
             _get_box_id(c, mailbox_id)
-            return _select_uids(c, mailbox_id, uids)
+            return _select_uids(c, mailbox_id, uids, with_summary)
 
         return await self.db.read(op)
 
@@ -556,11 +601,12 @@ class SqliteCellStore:
 
         return await self.db.write(op)
 
-    async def changes_since(self, mailbox_id: int, modseq: int) -> Changes:
+    async def changes_since(self, mailbox_id: int, modseq: int, *,
+                            with_summary: bool = True) -> Changes:
         def op(c: sqlite3.Connection) -> Changes:
             box = _get_box_id(c, mailbox_id)
             changed = tuple(_message(r) for r in c.execute(
-                f"SELECT {_MESSAGE_COLS} FROM messages WHERE mailbox_id=? AND modseq>? "
+                f"SELECT {_cols(with_summary)} FROM messages WHERE mailbox_id=? AND modseq>? "
                 "ORDER BY uid", (mailbox_id, modseq)))
             vanished = tuple(r[0] for r in c.execute(
                 "SELECT uid FROM vanished WHERE mailbox_id=? AND modseq>? ORDER BY uid",

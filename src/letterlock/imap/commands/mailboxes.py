@@ -127,9 +127,9 @@ async def create(cmd: c.Create, ctx: Context) -> Reply:
             return no(f"Unknown special use {cmd.special_use[0]}", "USEATTR")
     svc = ctx.services.mailboxes
     try:
-        await svc.create_mailbox(_user(ctx), name, special)
-        # RFC 9051 6.3.4: creating a mailbox does not subscribe to it.
-        await svc.subscribe(_user(ctx), name, False)
+        # RFC 9051 6.3.4: creating a mailbox does not subscribe to it (a name
+        # subscribed earlier stays subscribed).
+        await svc.create_mailbox(_user(ctx), name, special, subscribe=False)
     except LetterlockError as exc:
         return reply_for(exc)
     return ok("CREATE completed")
@@ -216,7 +216,18 @@ def _canonical_pattern(reference: str, pattern: str) -> str:
     return reference + HIERARCHY + pattern
 
 
+def _ancestors(name: str) -> list[str]:
+    parts = name.split(HIERARCHY)
+    return [HIERARCHY.join(parts[:i]) for i in range(1, len(parts))]
+
+
 async def list_(cmd: c.List, ctx: Context) -> Reply:
+    """LIST, LSUB and LIST-EXTENDED.
+
+    Three kinds of names can be listed: mailboxes; subscribed names, which need not
+    be mailboxes (RFC 9051 6.3.7: shown by LIST (SUBSCRIBED) with \\NonExistent, by
+    LSUB with \\Noselect); and names that exist only as the parent of a mailbox or
+    of a subscribed name (\\Noselect / \\NonExistent, or a CHILDINFO entry)."""
     user = _user(ctx)
     svc = ctx.services.mailboxes
     # A pattern that is not valid modified UTF-7 is matched as written (it then
@@ -228,51 +239,70 @@ async def list_(cmd: c.List, ctx: Context) -> Reply:
     if not cmd.lsub and patterns == [""]:
         ctx.out.untagged(b'LIST (\\Noselect) "/" ""')
         return ok("LIST completed")
+    subscribed_only = cmd.lsub or "SUBSCRIBED" in cmd.selection
+    show_subscribed = "SUBSCRIBED" in cmd.returns or "SUBSCRIBED" in cmd.selection
     try:
-        boxes = await svc.list_mailboxes(user)
+        boxes = {b.name: b for b in await svc.list_mailboxes(user)}
+        subscribed = set(await svc.subscriptions(user)) \
+            if subscribed_only or show_subscribed else set()
     except LetterlockError as exc:
         return reply_for(exc)
     regexes = [pattern_regex(_canonical_pattern(reference, p)) for p in patterns if p]
-    names = {b.name for b in boxes}
-    subscribed_only = cmd.lsub or "SUBSCRIBED" in cmd.selection
     recursive = "RECURSIVEMATCH" in cmd.selection
     special_only = "SPECIAL-USE" in cmd.selection
-    show_subscribed = "SUBSCRIBED" in cmd.returns or "SUBSCRIBED" in cmd.selection
     show_special = not cmd.extended or "SPECIAL-USE" in cmd.returns or special_only \
         or not cmd.returns
-    subscribed_names = {b.name for b in boxes if b.subscribed}
-    for box in sorted(boxes, key=lambda b: (b.name != "INBOX", b.name)):
-        if not any(r.match(box.name) for r in regexes):
+    show_children = not cmd.extended or "CHILDREN" in cmd.returns
+    parents = {a for name in boxes for a in _ancestors(name)}
+    """Names with at least one mailbox below them (\\HasChildren)."""
+    candidates = set(boxes) | parents
+    if subscribed_only:
+        candidates |= subscribed | {a for name in subscribed for a in _ancestors(name)}
+
+    def matched(name: str) -> bool:
+        return any(r.match(name) for r in regexes)
+
+    for name in sorted(candidates, key=lambda n: (n != "INBOX", n)):
+        if not matched(name):
             continue
-        has_children = any(n.startswith(box.name + HIERARCHY) for n in names)
+        box = boxes.get(name)
         attrs: list[str] = []
         extra = b""
-        # A subscribed descendant that is not listed itself (no pattern matches it)
-        # makes an unsubscribed parent appear: with CHILDINFO under RECURSIVEMATCH
-        # (RFC 5258 3.5), as \Noselect in LSUB (RFC 3501 6.3.9).
-        hidden_subscribed_child = any(
-            n.startswith(box.name + HIERARCHY) and not any(r.match(n) for r in regexes)
-            for n in subscribed_names)
-        if subscribed_only and not box.subscribed:
-            if recursive and hidden_subscribed_child:
+        if subscribed_only and name not in subscribed:
+            # A subscribed descendant that is not listed itself (no pattern matches
+            # it) makes this name appear: with CHILDINFO under RECURSIVEMATCH (RFC
+            # 5258 3.5), as \Noselect in LSUB (RFC 3501 6.3.9).
+            hidden_child = any(n.startswith(name + HIERARCHY) and not matched(n)
+                               for n in subscribed)
+            if recursive and hidden_child:
                 extra = b' ("CHILDINFO" ("SUBSCRIBED"))'
-            elif cmd.lsub and hidden_subscribed_child:
+                if box is None:
+                    attrs.append("\\NonExistent")
+            elif cmd.lsub and hidden_child:
                 attrs.append("\\Noselect")
             else:
                 continue
-        if special_only and box.special_use is None:
+        elif box is None:
+            if name in subscribed and subscribed_only:
+                # Subscribed, but no such mailbox (any more, or yet).
+                attrs.append("\\Noselect" if cmd.lsub else "\\NonExistent")
+            elif name in parents:
+                attrs.append("\\Noselect")  # the parent of mailboxes, not one itself
+            else:
+                continue
+        if special_only and (box is None or box.special_use is None):
             continue
         if not cmd.lsub:
-            if not cmd.extended or "CHILDREN" in cmd.returns:
-                attrs.append("\\HasChildren" if has_children else "\\HasNoChildren")
-            if show_subscribed and box.subscribed:
+            if show_children:
+                attrs.append("\\HasChildren" if name in parents else "\\HasNoChildren")
+            if show_subscribed and name in subscribed:
                 attrs.append("\\Subscribed")
-            if show_special and box.special_use:
+            if show_special and box is not None and box.special_use:
                 attrs.append(box.special_use)
         line = (verb + b" (" + " ".join(attrs).encode() + b') "/" '
-                + ctx.mailbox_wire(box.name) + extra)
+                + ctx.mailbox_wire(name) + extra)
         ctx.out.untagged(line)
-        if cmd.status_items:
+        if cmd.status_items and box is not None:
             status_line = await _status_line(ctx, box, cmd.status_items)
             if status_line is not None:
                 ctx.out.untagged(status_line)

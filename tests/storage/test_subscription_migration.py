@@ -1,0 +1,65 @@
+"""Cells made before the subscription list kept a ``subscribed`` flag per mailbox;
+opening such a cell copies those flags into the list once."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from letterlock.storage.models import AccountRecord
+from letterlock.storage.sqlite import SqliteCellStore
+
+WHEN = datetime(2025, 1, 15, 9, 0, tzinfo=UTC)
+ACCOUNT = AccountRecord("acc1", "bob@example.test", WHEN, b"p" * 32, b"k" * 16, b"w1", b"w2")
+
+
+async def test_sqlite_cell_copies_old_flags_once(tmp_path: Path) -> None:
+    path = tmp_path / "cell.sqlite3"
+    store = SqliteCellStore(path)
+    await store.create_account(ACCOUNT)
+    await store.create_mailbox("acc1", "INBOX", None, False)
+    await store.create_mailbox("acc1", "Work", None, False)
+    await store.close()
+    # Make the file look like one written before the list existed.
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TABLE subscriptions")
+        db.execute("DELETE FROM cell_meta WHERE key='subscriptions_v1'")
+        db.execute("UPDATE mailboxes SET subscribed=1 WHERE name='Work'")
+    store = SqliteCellStore(path)
+    try:
+        assert await store.list_subscriptions("acc1") == ["Work"]
+        assert (await store.get_mailbox("acc1", "Work")).subscribed
+        await store.subscribe("acc1", "Work", False)
+    finally:
+        await store.close()
+    # Reopening does not copy the (now mirrored, and cleared) flags again.
+    store = SqliteCellStore(path)
+    try:
+        assert await store.list_subscriptions("acc1") == []
+        assert not (await store.get_mailbox("acc1", "Work")).subscribed
+    finally:
+        await store.close()
+
+
+async def test_postgres_cell_copies_old_flags_once(request: pytest.FixtureRequest) -> None:
+    from letterlock.storage.postgres import PostgresCellStore
+
+    url: str = request.getfixturevalue("postgres_db")
+    store = PostgresCellStore(url)
+    await store.create_account(ACCOUNT)
+    await store.create_mailbox("acc1", "Work", None, False)
+    await store.close()
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute("DROP TABLE subscriptions")
+        db.execute("DELETE FROM cell_meta WHERE key='subscriptions_v1'")
+        db.execute("UPDATE mailboxes SET subscribed=true WHERE name='Work'")
+    store = PostgresCellStore(url)
+    try:
+        assert await store.list_subscriptions("acc1") == ["Work"]
+        assert (await store.get_mailbox("acc1", "Work")).subscribed
+    finally:
+        await store.close()
