@@ -1,7 +1,9 @@
-"""IMAP server figures: logins per second, full-mailbox FETCH of N messages (headers,
-and full bodies) in messages per second, and resident memory per idle connection.
+"""IMAP server figures: logins per second, time to SELECT (and STATUS) an N-message
+mailbox, full-mailbox FETCH of N messages (headers, and full bodies) in messages per
+second, and resident memory per idle connection.
 
     .venv/bin/python bench/imap.py [--messages 10000] [--idle 2000] [--logins 20]
+                                   [--parts logins,select,fetch,idle]
 
 The server runs in a child process (the real composition root on a temp HOME, SQLite
 cells, sealed store); this process is the client, over loopback sockets. Logins use
@@ -173,6 +175,26 @@ async def bench_fetch(port: int, query: str, rounds: int = 1) -> tuple[int, floa
     return count, best
 
 
+async def bench_select(port: int, rounds: int = 7) -> dict[str, tuple[float, float]]:
+    """(best, median) seconds of SELECT INBOX, and of STATUS INBOX (UNSEEN SIZE),
+    over ``rounds`` repetitions on one logged-in connection."""
+    c = await Client.connect(port)
+    await c.command(f'LOGIN "{USER}" "{PASSWORD}"')
+    out: dict[str, tuple[float, float]] = {}
+    for label, command in (("SELECT", "SELECT INBOX"),
+                           ("STATUS (UNSEEN SIZE)", "STATUS INBOX (UNSEEN SIZE)")):
+        times = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            await c.command(command)
+            times.append(time.perf_counter() - start)
+        times.sort()
+        out[label] = (times[0], times[len(times) // 2])
+    await c.command("LOGOUT")
+    await c.close()
+    return out
+
+
 async def bench_idle(port: int, pid: int, count: int) -> tuple[int, int, float]:
     """Open ``count`` idle connections in two halves. Returns (opened, RSS growth over
     all of them in KiB, marginal KiB per connection over the second half). The
@@ -210,11 +232,17 @@ async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="ll-imap-bench-") as tmp:
         home = Path(tmp) / "home"
         print(f"populating {args.messages} messages...", flush=True)
+        parts = set(args.parts.split(","))
         proc, port = await start_server(home, args.messages, fast_kdf=False)
         try:
-            rate = await bench_logins(port, args.logins)
-            print(f"logins/s (Argon2id production settings): {rate:.1f}")
-            for label, query in (
+            if "logins" in parts:
+                rate = await bench_logins(port, args.logins)
+                print(f"logins/s (Argon2id production settings): {rate:.1f}")
+            if "select" in parts:
+                for label, (best, median) in (await bench_select(port)).items():
+                    print(f"{label} of a {args.messages}-message INBOX: best "
+                          f"{best * 1000:.0f} ms, median {median * 1000:.0f} ms")
+            for label, query in () if "fetch" not in parts else (
                     ("header FETCH", "(UID FLAGS RFC822.SIZE INTERNALDATE "
                                      "BODY.PEEK[HEADER])"),
                     ("envelope FETCH", "(UID FLAGS ENVELOPE BODYSTRUCTURE)"),
@@ -224,6 +252,8 @@ async def main(args: argparse.Namespace) -> None:
                       f"({count / seconds:,.0f} msg/s)")
         finally:
             await stop_server(proc)
+        if "idle" not in parts:
+            return
         proc, port = await start_server(home, args.idle_messages, fast_kdf=True)
         try:
             opened, grown, marginal = await bench_idle(port, proc.pid, args.idle)
@@ -241,6 +271,8 @@ if __name__ == "__main__":
     parser.add_argument("--idle", type=int, default=2_000)
     parser.add_argument("--logins", type=int, default=20)
     parser.add_argument("--idle-messages", type=int, default=1_000)
+    parser.add_argument("--parts", default="logins,select,fetch,idle",
+                        help="comma-separated figures to measure")
     parser.add_argument("--serve", type=Path)
     parser.add_argument("--fast-kdf", action="store_true")
     parsed = parser.parse_args()

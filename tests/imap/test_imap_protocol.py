@@ -310,6 +310,29 @@ async def test_fetch_of_message_expunged_elsewhere_is_expungeissued(imap: Imap) 
     assert lines[0] == b"* 1 EXPUNGE"
 
 
+async def test_store_on_message_expunged_elsewhere_answers_for_its_ghost(imap: Imap) -> None:
+    await _deliver(imap)
+    await _deliver(imap)
+    a = await ScriptClient.connect(imap.port)
+    b = await ScriptClient.connect(imap.port)
+    for c in (a, b):
+        await c.login(imap.user, imap.password)
+        await c.command("s", "SELECT INBOX")
+    await a.command("a1", "STORE 1 +FLAGS.SILENT (\\Deleted $Mine)")
+    await a.command("a2", "EXPUNGE")
+    # b has not been told of the EXPUNGE (it may not be sent during STORE): every
+    # message it names gets its FETCH FLAGS; the gone one as it was, changed as asked.
+    lines = await b.command("b1", "STORE 1:2 +FLAGS (\\Seen)")
+    fetches = [x for x in lines if b"FETCH" in x]
+    assert b"* 1 FETCH (FLAGS (\\Deleted \\Seen $Mine))" in fetches
+    assert b"* 2 FETCH (FLAGS (\\Seen))" in fetches
+    assert lines[-1].startswith(b"b1 OK [EXPUNGEISSUED]")
+    lines = await b.command("b2", "NOOP")
+    assert b"* 1 EXPUNGE" in lines
+    lines = await b.command("b3", "FETCH 1 (FLAGS)")
+    assert lines[0] == b"* 1 FETCH (FLAGS (\\Seen))"
+
+
 async def test_move_reports_copyuid_and_expunge(imap: Imap) -> None:
     await _deliver(imap)
     await _deliver(imap)

@@ -261,8 +261,8 @@ async def test_expunge_copy_and_changes(cell: CellStore) -> None:
     await cell.create_account(account())
     inbox = await cell.create_mailbox("acc1", "INBOX", None, True)
     other = await cell.create_mailbox("acc1", "Other", None, True)
-    await cell.append_messages([new(inbox.id, "b1"), new(inbox.id, "b2"),
-                                new(inbox.id, "b3")])
+    await cell.append_messages([new(inbox.id, "b1", frozenset({"\\Flagged", "$Old"})),
+                                new(inbox.id, "b2"), new(inbox.id, "b3")])
     before = (await cell.get_mailbox_by_id(inbox.id)).highestmodseq
     pairs = await cell.copy_messages(inbox.id, [2, 3], other.id)
     assert [(src, a.uid) for src, a in pairs] == [(2, 1), (3, 2)]
@@ -272,6 +272,11 @@ async def test_expunge_copy_and_changes(cell: CellStore) -> None:
     assert [e.orphaned_blob for e in gone] == ["b1", None]
     delta = await cell.changes_since(inbox.id, before)
     assert delta.vanished == (1, 2)
+    # The flags an expunged message last had stay known (for sessions not yet told).
+    ghosts = await cell.expunged_flags(inbox.id, [1, 2, 3, 42])
+    assert sorted(ghosts) == [1, 2]
+    assert ghosts[1].flags == frozenset({"\\Flagged", "$Old"})
+    assert ghosts[2].flags == frozenset() and ghosts[2].modseq == gone[1].modseq
     assert delta.highestmodseq == (await cell.get_mailbox_by_id(inbox.id)).highestmodseq
     assert [m.uid for m in await cell.list_messages(inbox.id)] == [3]
     # UIDs are never reused

@@ -163,7 +163,8 @@ class SelectedMailbox:
         if not self.changed.is_set():
             return []
         self.changed.clear()
-        changes = await mailboxes.changes_since(session, self.id, self.modseq)
+        changes = await mailboxes.changes_since(session, self.id, self.modseq,
+                                                with_summary=False)
         gone = [u for u in changes.vanished if self.seq_of(u) is not None]
         if gone and not allow_expunge:
             self.changed.set()

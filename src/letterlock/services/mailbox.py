@@ -327,6 +327,12 @@ class MailboxService:
                                       [e.orphaned_blob for e in gone if e.orphaned_blob])
         return gone
 
+    async def expunged_flags(self, session: Session, mailbox_id: int,
+                             uids: Sequence[int]) -> dict[int, FlagChange]:
+        """Flags (and expunge modseq) of those of ``uids`` that were expunged."""
+        await self._owned(session, mailbox_id)
+        return await self._cell(session.ref).store.expunged_flags(mailbox_id, uids)
+
     async def copy(self, session: Session, mailbox_id: int, uids: Sequence[int],
                    target: str) -> list[tuple[int, Appended]]:
         await self._owned(session, mailbox_id)

@@ -210,6 +210,14 @@ class CellStore(Protocol):
         """Remove the named messages (absent UIDs are ignored), ascending UID."""
         ...
 
+    async def expunged_flags(self, mailbox_id: int,
+                             uids: Sequence[int]) -> dict[int, FlagChange]:
+        """For those of ``uids`` expunged from the mailbox: the flags each message had
+        when it was expunged, with the expunge's modseq (uid -> FlagChange). Lets a
+        session that has not yet been told of an expunge answer for the message as it
+        last was (RFC 2180 4.1.1 "ghosts")."""
+        ...
+
     async def copy_messages(self, src_mailbox_id: int, uids: Sequence[int],
                             dst_mailbox_id: int) -> list[tuple[int, Appended]]:
         """Copy (sharing blobs); returns (source uid, appended) pairs."""

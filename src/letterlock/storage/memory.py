@@ -130,6 +130,8 @@ class MemoryCellStore:
         self._mailboxes: dict[int, MailboxRecord] = {}
         self._messages: dict[int, dict[int, MessageRecord]] = {}
         self._vanished: dict[int, list[tuple[int, int]]] = {}
+        self._vanished_flags: dict[tuple[int, int], frozenset[str]] = {}
+        """(mailbox id, uid) -> flags the message had when it was expunged."""
         self._subscriptions: dict[str, set[str]] = {}
         """account id -> subscribed names (mailboxes or not)."""
         self._ids = itertools.count(1)
@@ -302,9 +304,18 @@ class MemoryCellStore:
             del self._messages[mailbox_id][msg.uid]
             modseq = self._bump(mailbox_id)
             self._vanished[mailbox_id].append((msg.uid, modseq))
+            self._vanished_flags[(mailbox_id, msg.uid)] = msg.flags
             orphan = None if self._referenced(msg.blob_id) else msg.blob_id
             out.append(Expunged(msg.uid, modseq, orphan))
         return out
+
+    async def expunged_flags(self, mailbox_id: int,
+                             uids: Sequence[int]) -> dict[int, FlagChange]:
+        await self.get_mailbox_by_id(mailbox_id)
+        wanted = set(uids)
+        return {uid: FlagChange(uid, self._vanished_flags.get((mailbox_id, uid), frozenset()),
+                                modseq)
+                for uid, modseq in self._vanished[mailbox_id] if uid in wanted}
 
     async def copy_messages(self, src_mailbox_id: int, uids: Sequence[int],
                             dst_mailbox_id: int) -> list[tuple[int, Appended]]:

@@ -347,6 +347,7 @@ CREATE TABLE IF NOT EXISTS vanished (
     modseq BIGINT NOT NULL,
     PRIMARY KEY (mailbox_id, uid)
 );
+ALTER TABLE vanished ADD COLUMN IF NOT EXISTS flags TEXT[] NOT NULL DEFAULT '{}';
 CREATE TABLE IF NOT EXISTS cell_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS subscriptions (
     account_id TEXT NOT NULL,
@@ -820,9 +821,11 @@ class PostgresCellStore:
                             (len(gone), len(gone), mailbox_id))
             async with c.cursor() as cur:
                 await cur.executemany(
-                    "INSERT INTO vanished VALUES (%s, %s, %s) ON CONFLICT (mailbox_id, uid) "
-                    "DO UPDATE SET modseq = excluded.modseq",
-                    [(mailbox_id, uid, first + i) for i, uid in enumerate(gone_uids)])
+                    "INSERT INTO vanished (mailbox_id, uid, modseq, flags) "
+                    "VALUES (%s, %s, %s, %s) ON CONFLICT (mailbox_id, uid) "
+                    "DO UPDATE SET modseq = excluded.modseq, flags = excluded.flags",
+                    [(mailbox_id, m.uid, first + i, sorted(m.flags))
+                     for i, m in enumerate(gone)])
             orphans = set(await _orphans(c, [m.blob_id for m in gone]))
             # An orphaned blob is reported once, with the last message that held it.
             last_holder = {m.blob_id: m.uid for m in gone}
@@ -833,6 +836,17 @@ class PostgresCellStore:
                     for i, m in enumerate(gone)]
 
         return await self.db.write(op)
+
+    async def expunged_flags(self, mailbox_id: int,
+                             uids: Sequence[int]) -> dict[int, FlagChange]:
+        async def op(c: Conn) -> dict[int, FlagChange]:
+            await _get_box_id(c, mailbox_id)
+            rows = await _all(c, "SELECT uid, modseq, flags FROM vanished WHERE mailbox_id=%s "
+                                 "AND uid = ANY(%s)", (mailbox_id, sorted(set(uids))))
+            return {int(r[0]): FlagChange(int(r[0]), frozenset(r[2]), int(r[1]))
+                    for r in rows}
+
+        return await self.db.read(op)
 
     async def copy_messages(self, src_mailbox_id: int, uids: Sequence[int],
                             dst_mailbox_id: int) -> list[tuple[int, Appended]]:

@@ -262,6 +262,7 @@ CREATE TABLE IF NOT EXISTS vanished (
     mailbox_id INTEGER NOT NULL,
     uid INTEGER NOT NULL,
     modseq INTEGER NOT NULL,
+    flags TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (mailbox_id, uid)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cell_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -380,9 +381,20 @@ def _append(c: sqlite3.Connection, messages: Sequence[NewMessage]) -> list[Appen
     return out
 
 
+def _upgrade_cell(path: Path) -> None:
+    """Columns added after the first release (CREATE TABLE IF NOT EXISTS does not add
+    them to an existing table)."""
+    with sqlite3.connect(path) as conn:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(vanished)")}
+        if "flags" not in columns:
+            conn.execute("ALTER TABLE vanished ADD COLUMN flags TEXT NOT NULL DEFAULT ''")
+    conn.close()
+
+
 class SqliteCellStore:
     def __init__(self, path: Path, *, fsync: bool = True) -> None:
         self.db = SqliteDb(path, CELL_SCHEMA, fsync=fsync)
+        _upgrade_cell(path)
 
     async def create_account(self, account: AccountRecord) -> None:
         def op(c: sqlite3.Connection) -> None:
@@ -580,13 +592,31 @@ class SqliteCellStore:
                 c.execute("DELETE FROM messages WHERE mailbox_id=? AND uid=?",
                           (mailbox_id, msg.uid))
                 modseq = _bump(c, mailbox_id)
-                c.execute("INSERT OR REPLACE INTO vanished VALUES (?,?,?)",
-                          (mailbox_id, msg.uid, modseq))
+                c.execute("INSERT OR REPLACE INTO vanished (mailbox_id, uid, modseq, flags) "
+                          "VALUES (?,?,?,?)",
+                          (mailbox_id, msg.uid, modseq, _flags_text(msg.flags)))
                 orphan = _orphans(c, [msg.blob_id])
                 out.append(Expunged(msg.uid, modseq, orphan[0] if orphan else None))
             return out
 
         return await self.db.write(op)
+
+    async def expunged_flags(self, mailbox_id: int,
+                             uids: Sequence[int]) -> dict[int, FlagChange]:
+        def op(c: sqlite3.Connection) -> dict[int, FlagChange]:
+            _get_box_id(c, mailbox_id)
+            wanted = sorted(set(uids))
+            out: dict[int, FlagChange] = {}
+            for i in range(0, len(wanted), 500):
+                part = wanted[i : i + 500]
+                marks = ",".join("?" * len(part))
+                for uid, modseq, flags in c.execute(
+                        f"SELECT uid, modseq, flags FROM vanished WHERE mailbox_id=? "
+                        f"AND uid IN ({marks})", (mailbox_id, *part)):
+                    out[uid] = FlagChange(uid, frozenset(flags.split()), modseq)
+            return out
+
+        return await self.db.read(op)
 
     async def copy_messages(self, src_mailbox_id: int, uids: Sequence[int],
                             dst_mailbox_id: int) -> list[tuple[int, Appended]]:

@@ -165,7 +165,8 @@ async def fetch(cmd: c.Fetch, ctx: Context) -> Reply:
     out = ctx.out
     if mods.vanished and mods.changedsince is not None:
         try:
-            changes = await svc.changes_since(user, sel.id, mods.changedsince)
+            changes = await svc.changes_since(user, sel.id, mods.changedsince,
+                                              with_summary=False)
         except LetterlockError as exc:
             return reply_for(exc)
         largest = sel.uids.last
@@ -176,7 +177,7 @@ async def fetch(cmd: c.Fetch, ctx: Context) -> Reply:
     for start in range(0, len(uids), BATCH):
         batch = uids[start : start + BATCH]
         try:
-            records = await svc.get_messages(user, sel.id, batch)
+            records = await svc.get_messages(user, sel.id, batch, with_summary=need_summary)
             missing += len(batch) - len(records)
             if mods.changedsince is not None:
                 records = [r for r in records if r.modseq > mods.changedsince]

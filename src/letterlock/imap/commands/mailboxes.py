@@ -64,7 +64,7 @@ async def select(cmd: c.Select, ctx: Context) -> Reply:
         # Listing a whole mailbox briefly holds every record; bound how many
         # connections do it at once so bursts of SELECTs do not inflate memory.
         async with ctx.services.listing:
-            messages = await svc.messages(user, box.id)
+            messages = await svc.messages(user, box.id, with_summary=False)
     except LetterlockError as exc:
         watch.__exit__(None, None, None)
         return reply_for(exc)
@@ -90,7 +90,7 @@ async def select(cmd: c.Select, ctx: Context) -> Reply:
     q = cmd.qresync
     if q is not None and q.uidvalidity == sel.uidvalidity:
         try:
-            changes = await svc.changes_since(user, box.id, q.modseq)
+            changes = await svc.changes_since(user, box.id, q.modseq, with_summary=False)
         except LetterlockError as exc:
             return reply_for(exc)
         largest = sel.uids.last
@@ -319,7 +319,8 @@ async def _status_line(ctx: Context, box: MailboxRecord, items: tuple[str, ...],
     messages = []
     if need_messages:
         async with ctx.services.listing:
-            messages = await ctx.services.mailboxes.messages(user, box.id)
+            messages = await ctx.services.mailboxes.messages(user, box.id,
+                                                             with_summary=False)
     for item in items:
         if item == "MESSAGES":
             v = box.messages

@@ -12,6 +12,8 @@ from letterlock.imap.parsing import commands as c
 from letterlock.imap.reply import Reply, bad, no, ok
 from letterlock.imap.selected import BadSequence, SelectedMailbox, compress
 from letterlock.services.accounts import Session
+from letterlock.services.mailbox import canonical_flags
+from letterlock.storage.models import apply_flag_mode
 
 
 def _sel(ctx: Context) -> tuple[Session, SelectedMailbox]:
@@ -39,9 +41,9 @@ async def _deleted_uids(ctx: Context, within: list[int] | None) -> list[int]:
     svc = ctx.services.mailboxes
     if within is None:
         async with ctx.services.listing:
-            records = await svc.messages(user, sel.id)
+            records = await svc.messages(user, sel.id, with_summary=False)
     else:
-        records = await svc.get_messages(user, sel.id, within)
+        records = await svc.get_messages(user, sel.id, within, with_summary=False)
     return [m.uid for m in records if "\\Deleted" in m.flags and sel.seq_of(m.uid)]
 
 
@@ -98,13 +100,26 @@ async def store(cmd: c.Store, ctx: Context) -> Reply:
         changes, refused = await svc.store_flags(user, sel.id, uids, cmd.mode, cmd.flags,
                                                  cmd.unchanged_since)
         changed_uids = {ch.uid for ch in changes}
-        current = {}
+        current: dict[int, tuple[frozenset[str], int]] = {}
+        """uid -> (flags, modseq) of messages the STORE did not change."""
         vanished = False
         if not cmd.silent:
             rest = [u for u in uids if u not in changed_uids and u not in refused]
             if rest:
-                current = {m.uid: m for m in await svc.get_messages(user, sel.id, rest)}
+                current = {m.uid: (m.flags, m.modseq) for m in await svc.get_messages(
+                    user, sel.id, rest, with_summary=False)}
                 vanished = len(current) < len(rest)
+            if vanished and cmd.unchanged_since is None:
+                # Expunged by another session, but still in this session's view until
+                # the EXPUNGE can be sent: answered as ghosts (RFC 2180 4.1.1), with
+                # the flags the message had when expunged, changed as asked. Nothing
+                # is stored: the message is gone.
+                wanted = canonical_flags(cmd.flags)
+                ghosts = await svc.expunged_flags(
+                    user, sel.id, [u for u in rest if u not in current])
+                for uid, ghost in ghosts.items():
+                    current[uid] = (apply_flag_mode(ghost.flags, cmd.mode, wanted),
+                                    ghost.modseq)
     except InvalidInput as exc:
         return bad(str(exc))
     except LetterlockError as exc:
@@ -113,7 +128,7 @@ async def store(cmd: c.Store, ctx: Context) -> Reply:
     # message changed; announce them first (PERMANENTFLAGS has \\*).
     shown = [*cmd.flags] if cmd.mode != "remove" else []
     shown += [f for ch in changes for f in ch.flags] + \
-        [f for m in current.values() for f in m.flags]
+        [f for flags, _ in current.values() for f in flags]
     for line in sel.learn_keywords(shown):
         ctx.out.untagged(line)
     by_uid = {ch.uid: ch for ch in changes}
@@ -134,12 +149,12 @@ async def store(cmd: c.Store, ctx: Context) -> Reply:
             if not cmd.silent or ctx.condstore:
                 ctx.out.untagged(b"%d FETCH (%s)" % (seq, b" ".join(items)))
         elif uid in current:
-            m = current[uid]
-            items = [b"FLAGS " + sel.flags(uid, m.flags)]
+            flags, modseq = current[uid]
+            items = [b"FLAGS " + sel.flags(uid, flags)]
             if cmd.uid or ctx.qresync:
                 items.insert(0, b"UID %d" % uid)
             if ctx.condstore:
-                items.append(b"MODSEQ (%d)" % m.modseq)
+                items.append(b"MODSEQ (%d)" % modseq)
             ctx.out.untagged(b"%d FETCH (%s)" % (seq, b" ".join(items)))
     if vanished and not cmd.uid:
         # Some messages were expunged by another session (not yet reported here): the

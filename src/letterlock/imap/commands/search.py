@@ -262,7 +262,8 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
     largest_uid = sel.uids.last
     try:
         for start in range(0, len(uids), BATCH):
-            records = await svc.get_messages(user, sel.id, uids[start : start + BATCH])
+            records = await svc.get_messages(user, sel.id, uids[start : start + BATCH],
+                                             with_summary=level >= SUMMARY)
             raws: dict[int, bytes] = {}
             attempted: set[int] = set()
             for rec in records:
