@@ -65,3 +65,25 @@ async def test_subscribe_refuses_impossible_names(imap: Imap) -> None:
     await c.login(imap.user, imap.password)
     assert (await c.command("a1", 'SUBSCRIBE "a//b"'))[-1].startswith(b"a1 NO")
     await c.close()
+
+
+async def test_delete_of_a_mailbox_with_children_leaves_a_noselect_parent(imap: Imap) -> None:
+    c = await ScriptClient.connect(imap.port)
+    await c.login(imap.user, imap.password)
+    await c.command("p1", "CREATE Top/Child")
+    await c.command("p2", "APPEND Top {10+}\r\nSubject: x")
+    assert (await c.command("d1", "DELETE Top"))[-1].startswith(b"d1 OK")
+    lines = untagged(await c.command("l1", 'LIST "" "Top*"'))
+    assert lines == [b'* LIST (\\Noselect \\HasChildren) "/" Top',
+                     b'* LIST (\\HasNoChildren) "/" Top/Child']
+    assert (await c.command("s1", "SELECT Top"))[-1].startswith(b"s1 NO")
+    # Deleting the bare parent name is an error (RFC 9051 6.3.5); the child is intact.
+    assert (await c.command("d2", "DELETE Top"))[-1].startswith(b"d2 NO [HASCHILDREN]")
+    assert (await c.command("s2", "SELECT Top/Child"))[-1].startswith(b"s2 OK")
+    # Creating the name again makes it a mailbox, empty.
+    await c.command("u", "UNSELECT")
+    assert (await c.command("c1", "CREATE Top"))[-1].startswith(b"c1 OK")
+    lines = untagged(await c.command("l2", 'LIST "" "Top"'))
+    assert lines == [b'* LIST (\\HasChildren) "/" Top']
+    assert b"* 0 EXISTS" in await c.command("s3", "SELECT Top")
+    await c.close()

@@ -143,11 +143,13 @@ async def delete(cmd: c.Delete, ctx: Context) -> Reply:
     user = _user(ctx)
     try:
         boxes = await svc.list_mailboxes(user)
-        if any(b.name.startswith(name + HIERARCHY) for b in boxes) and \
-                any(b.name == name for b in boxes):
-            # RFC 9051 6.3.5: a mailbox with inferiors keeps existing; letterlock has
-            # no \Noselect placeholders, so it refuses instead.
-            return no("Mailbox has children; delete them first", "HASCHILDREN")
+        if not any(b.name == name for b in boxes) and \
+                any(b.name.startswith(name + HIERARCHY) for b in boxes):
+            # Only the parent of other mailboxes (\Noselect): RFC 9051 6.3.5 makes
+            # deleting such a name an error.
+            return no("Only a parent of other mailboxes; delete them first", "HASCHILDREN")
+        # A mailbox with children is deleted with its messages; the children stay and
+        # the name remains as their \Noselect parent (RFC 9051 6.3.5, as Dovecot does).
         if ctx.selected is not None and ctx.selected.name == name:
             deselect(ctx)
             ctx.out.untagged(b"OK [CLOSED] Mailbox deleted")
