@@ -63,3 +63,32 @@ async def test_postgres_cell_copies_old_flags_once(request: pytest.FixtureReques
         assert (await store.get_mailbox("acc1", "Work")).subscribed
     finally:
         await store.close()
+
+
+async def test_sqlite_cell_gains_the_vanished_flags_column(tmp_path: Path) -> None:
+    from letterlock.storage.models import NewMessage
+
+    path = tmp_path / "cell.sqlite3"
+    store = SqliteCellStore(path)
+    await store.create_account(ACCOUNT)
+    box = await store.create_mailbox("acc1", "INBOX", None, True)
+    await store.append_messages([NewMessage(box.id, "b1", 10, WHEN, frozenset({"$A"}), b"s"),
+                                 NewMessage(box.id, "b2", 10, WHEN, frozenset(), b"s")])
+    await store.expunge(box.id, [1])
+    await store.close()
+    with sqlite3.connect(path) as db:  # the table as the first release made it
+        db.execute("CREATE TABLE old_vanished (mailbox_id INTEGER NOT NULL, uid INTEGER "
+                   "NOT NULL, modseq INTEGER NOT NULL, PRIMARY KEY (mailbox_id, uid)) "
+                   "WITHOUT ROWID")
+        db.execute("INSERT INTO old_vanished SELECT mailbox_id, uid, modseq FROM vanished")
+        db.execute("DROP TABLE vanished")
+        db.execute("ALTER TABLE old_vanished RENAME TO vanished")
+    store = SqliteCellStore(path)
+    try:
+        await store.store_flags(box.id, [2], "add", frozenset({"$B"}))
+        await store.expunge(box.id, [2])
+        ghosts = await store.expunged_flags(box.id, [1, 2])
+        assert ghosts[1].flags == frozenset()  # expunged before flags were kept
+        assert ghosts[2].flags == frozenset({"$B"})
+    finally:
+        await store.close()
