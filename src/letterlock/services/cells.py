@@ -4,6 +4,10 @@ A :class:`Cell` is one region's metadata store plus blob store. Appends go throu
 :class:`GroupCommitter`: concurrent appends are gathered into one batch whose blobs
 are made durable together (one flush) and whose metadata is written in one
 transaction (one WAL fsync), so durability costs are shared, never skipped.
+
+The two stages are pipelined: while batch N's metadata commits, batch N+1's blobs are
+already being flushed. A batch's metadata is only written after its own blobs are
+durable, and an append is acknowledged only after its metadata is.
 """
 
 from __future__ import annotations
@@ -46,24 +50,51 @@ class GroupCommitter:
         return await asyncio.shield(future)
 
     async def _flush_loop(self) -> None:
-        while self._pending:
-            batch, self._pending = (self._pending[: self._max_batch],
-                                    self._pending[self._max_batch :])
+        metadata: asyncio.Task[None] | None = None
+        while True:
+            while self._pending:
+                batch, self._pending = (self._pending[: self._max_batch],
+                                        self._pending[self._max_batch :])
+                try:
+                    ids = await self._blobs.put_many(
+                        [b for entry in batch for b in entry.blobs])
+                except Exception:
+                    await self._one_by_one(batch)
+                    continue
+                if metadata is not None:
+                    await metadata  # at most one metadata commit in flight
+                metadata = asyncio.create_task(self._write_metadata(batch, ids))
+                # Let the next appends gather while this batch's metadata commits.
+                await asyncio.sleep(0)
+            if metadata is None:
+                return
+            await metadata
+            metadata = None
+            # Appends that arrived while the last commit ran are this loop's too:
+            # ``append`` starts no new flusher while this one is alive.
+
+    async def _write_metadata(self, batch: list[_Pending], ids: Sequence[str]) -> None:
+        try:
+            await self._finish(batch, ids)
+        except Exception:
+            await self._one_by_one(batch)
+
+    async def _one_by_one(self, batch: list[_Pending]) -> None:
+        # Attribute a failure: retry each entry alone so one bad append (e.g. to a
+        # mailbox deleted meanwhile) does not fail its neighbours.
+        for entry in batch:
+            if entry.future.done():
+                continue
             try:
-                await self._commit(batch)
-            except Exception:
-                # Attribute the failure: retry each entry alone so one bad append
-                # (e.g. a mailbox deleted meanwhile) does not fail its neighbours.
-                for entry in batch:
-                    if entry.future.done():
-                        continue
-                    try:
-                        await self._commit([entry])
-                    except Exception as exc:
-                        entry.future.set_exception(exc)
+                await self._commit([entry])
+            except Exception as exc:
+                entry.future.set_exception(exc)
 
     async def _commit(self, batch: list[_Pending]) -> None:
         ids = await self._blobs.put_many([b for entry in batch for b in entry.blobs])
+        await self._finish(batch, ids)
+
+    async def _finish(self, batch: list[_Pending], ids: Sequence[str]) -> None:
         messages = [m for e in batch for m in e.messages]
         results = await self._store.append_messages(
             [replace(m, blob_id=i) for m, i in zip(messages, ids, strict=True)])
