@@ -150,8 +150,9 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--sizes", default="1024,65536")
-    parser.add_argument("--workers", type=int, default=0,
-                        help="smtp.workers: processes accepting MX connections")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="smtp.workers: processes accepting MX connections "
+                             "(default: one per CPU, the throughput configuration)")
     args = parser.parse_args()
     source = shutil.which("smtp-source")
     if source is None:
