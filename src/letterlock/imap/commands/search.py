@@ -23,7 +23,7 @@ from letterlock.imap.errors import reply_for
 from letterlock.imap.parsing import commands as c
 from letterlock.imap.parsing import search as s
 from letterlock.imap.parsing.primitives import SeqSet
-from letterlock.imap.reply import Reply, bad, no, ok
+from letterlock.imap.reply import Reply, no, ok
 from letterlock.imap.selected import compress
 from letterlock.mime import structure
 from letterlock.mime import summary as summaries
@@ -244,10 +244,9 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
         return no(f"Unsupported charset {charset}", "BADCHARSET (UTF-8 US-ASCII)")
     needle: dict[bytes, str] = {}
     for raw in _strings(program.keys):
-        try:
-            needle[raw] = _fold(codec.decode(raw)[0])
-        except (UnicodeDecodeError, ValueError):
-            return bad(f"Search string is not valid {charset}")
+        # Clients (and test tools) sometimes cut a multi-byte character in half; an
+        # undecodable fragment is dropped rather than the whole SEARCH refused.
+        needle[raw] = _fold(codec.decode(raw, "ignore")[0])
     program = s.SearchProgram(resolve_saved(program.keys, sel.saved), program.charset,
                               program.returns)
     level = tier(program.keys)
