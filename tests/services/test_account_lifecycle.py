@@ -258,3 +258,13 @@ def test_cli_user_move_and_delete(tmp_path: Path) -> None:
     assert deleted.exit_code == 0, deleted.output
     assert ADDRESS not in call("user", "list").output
     assert call("user", "delete", ADDRESS, "--yes").exit_code == 4
+
+
+async def test_move_carries_subscriptions_to_names_without_a_mailbox(app: App) -> None:
+    ref = await _bob_with_mail(app, "us-east")
+    cell = app.cells.get("us-east")
+    await cell.store.subscribe(ref.record.id, "Lists/not-yet-created", True)
+    before = await cell.store.list_subscriptions(ref.record.id)
+    await app.accounts.move(ADDRESS, "eu-dublin", actor="root", settle_s=0)
+    after = await app.cells.get("eu-dublin").store.list_subscriptions(ref.record.id)
+    assert "Lists/not-yet-created" in after and after == before

@@ -328,6 +328,9 @@ class AccountService:
         # them too.
         await asyncio.sleep(settle_s + DELIVERY_CACHE_TTL_S)
         count += await _copy_mail(src, dst, record.id, copied, blob_map)
+        # Subscriptions to names that are not mailboxes travel too (RFC 9051 6.3.7).
+        for name in await src.store.list_subscriptions(record.id):
+            await dst.store.subscribe(record.id, name, True)
         await _purge(src, address)
         self._forget(address)
         await self._audit.record(AuditEvent(EventType.ADMIN_ACCOUNT_MOVED, actor,
