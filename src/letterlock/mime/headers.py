@@ -11,7 +11,7 @@ import base64
 import binascii
 import codecs
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -21,10 +21,11 @@ class Field:
     raw: bytes
     """The whole field as it appears in the message, continuation lines and final
     line ending included."""
+    key: str = field(init=False, repr=False, compare=False)
+    """Lower-case name, for lookups (computed once: lookups are on the delivery path)."""
 
-    @property
-    def key(self) -> str:
-        return self.name.lower()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", self.name.lower())
 
     @property
     def value(self) -> bytes:
