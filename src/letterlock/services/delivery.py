@@ -134,6 +134,17 @@ class DeliveryService:
         order = {ref.address: i for i, ref in enumerate(recipients)}
         return sorted((r for group in nested for r in group), key=lambda r: order[r.address])
 
+    async def deliver_batch(self, ref: AccountRef, mailbox_id: int,
+                            messages: Sequence[tuple[bytes, frozenset[str], datetime | None]],
+                            ) -> int:
+        """Many messages for one account and mailbox (``mail import``): sealed as
+        every delivery is, stored in one group commit. Returns how many were stored;
+        raises on failure (nothing of the batch is then visible)."""
+        items = [await self._mailboxes.seal_message(ref, raw, mailbox_id,
+                                                    canonical_flags(sorted(flags)), when)
+                 for raw, flags, when in messages]
+        return len(await self._mailboxes.append_sealed(ref, items))
+
     async def _store(self, items: list[tuple[AccountRef, tuple[NewMessage, bytes]]],
                      mailbox: str) -> None:
         """One group commit for copies in one region. A remembered mailbox id that

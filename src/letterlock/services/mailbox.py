@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
@@ -46,7 +46,8 @@ INBOX_CACHE_MAX = 10_000
 INLINE_SEAL_BYTES = 16 * 1024
 """Messages up to this size are sealed on the calling thread (see seal_message)."""
 
-BlobReaper = Callable[[AccountRef, Sequence[str]], "object"]
+RetentionHook = Callable[[AccountRef, Sequence[str]], Awaitable[set[str]]]
+"""``hook(account, blob_ids)`` returns the ids it keeps (e.g. under a legal hold)."""
 
 
 def canonical_flags(flags: Sequence[str]) -> frozenset[str]:
@@ -83,7 +84,7 @@ class MailboxService:
         self.hub = hub
         self._chunk = chunk_bytes
         self._summarize = summarize
-        self._reapers: list[Callable[[AccountRef, Sequence[str]], object]] = []
+        self._reapers: list[RetentionHook] = []
         self._seal_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="seal")
         self._inbox_ids: dict[tuple[str, str], tuple[int, float]] = {}
         """(region, account id) -> (INBOX mailbox id, monotonic expiry)."""
@@ -95,7 +96,7 @@ class MailboxService:
         return self._cells.get(ref.region)
 
     # -- blobs no longer referenced ------------------------------------------------
-    def add_retention_hook(self, hook: Callable[[AccountRef, Sequence[str]], object]) -> None:
+    def add_retention_hook(self, hook: RetentionHook) -> None:
         """Register ``hook(account, blob_ids) -> awaitable[set of ids to keep]`` that may
         keep sealed data which would otherwise be deleted (legal holds)."""
         self._reapers.append(hook)
@@ -103,7 +104,7 @@ class MailboxService:
     async def _release_blobs(self, ref: AccountRef, blob_ids: Sequence[str]) -> None:
         keep: set[str] = set()
         for hook in self._reapers:
-            kept = await hook(ref, blob_ids)  # type: ignore[misc]
+            kept = await hook(ref, blob_ids)
             keep |= set(kept)
         doomed = [b for b in blob_ids if b not in keep]
         if doomed:

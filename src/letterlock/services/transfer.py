@@ -133,18 +133,17 @@ async def import_mail(delivery: DeliveryService, mailboxes: MailboxService, ref:
     An operator writing into someone's account is recorded in the audit log."""
     box = await mailboxes.ensure_mailbox(ref, mailbox)
     count = 0
-    pending = []
+    pending: list[tuple[bytes, frozenset[str], datetime | None]] = []
     for msg in read_source(source):
         raw = to_crlf(msg.raw)
         when = msg.internaldate or _header_date(raw)
-        pending.append(await mailboxes.seal_message(ref, raw, box.id,
-                                              frozenset(msg.flags),
-                                              when.replace(microsecond=0) if when else None))
+        pending.append((raw, frozenset(msg.flags),
+                        when.replace(microsecond=0) if when else None))
         if len(pending) >= batch:
-            count += len(await mailboxes.append_sealed(ref, pending))
+            count += await delivery.deliver_batch(ref, box.id, pending)
             pending = []
     if pending:
-        count += len(await mailboxes.append_sealed(ref, pending))
+        count += await delivery.deliver_batch(ref, box.id, pending)
     await audit.record(AuditEvent(EventType.ADMIN_MAIL_IMPORTED, actor, datetime.now(UTC),
                                   account=ref.address,
                                   details=(("mailbox", box.name), ("messages", str(count)))))
