@@ -39,7 +39,7 @@ from letterlock.http.web_sessions import (
 )
 from letterlock.policy import format_time
 from letterlock.services.accounts import MIN_PASSWORD_LENGTH
-from letterlock.services.mbox_stream import stream_mbox
+from letterlock.services.transfer import stream_mbox
 from letterlock.services.transparency import AccessFeed
 
 MAX_FORM_BYTES = 16 * 1024

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -150,8 +150,35 @@ async def import_mail(delivery: DeliveryService, mailboxes: MailboxService, ref:
     return count
 
 
-def _quote_from(body: bytes) -> bytes:
-    return re.sub(rb"(?m)^(>*From )", rb">\1", body)
+_FROM_LINE = re.compile(rb"(?m)^(>*From )")
+
+
+def mbox_entry(raw: bytes, internaldate: datetime) -> bytes:
+    """One message framed for an mbox: separator line stamped with the internal date,
+    the body with mboxrd quoting and LF line endings, a blank line."""
+    stamp = internaldate.astimezone(UTC).strftime("%a %b %d %H:%M:%S %Y")
+    body = _FROM_LINE.sub(rb">\1", to_lf(raw))
+    tail = b"\n" if body.endswith(b"\n") else b"\n\n"
+    return b"From letterlock@localhost " + stamp.encode("ascii") + b"\n" + body + tail
+
+
+async def _mbox_pieces(mailboxes: MailboxService, session: Session,
+                       batch: int) -> AsyncIterator[tuple[int, bytes]]:
+    """(message count, bytes) for every ``batch`` messages, unsealed a batch at a time."""
+    for box in await mailboxes.list_mailboxes(session):
+        msgs = await mailboxes.messages(session, box.id)
+        for i in range(0, len(msgs), batch):
+            part = msgs[i : i + batch]
+            bodies = await mailboxes.bodies(session, part)
+            yield len(part), b"".join(mbox_entry(bodies[m.uid], m.internaldate) for m in part)
+
+
+async def stream_mbox(mailboxes: MailboxService, session: Session,
+                      batch: int = 64) -> AsyncIterator[bytes]:
+    """Every mailbox as one mbox, in pieces (a web download starts at once and never
+    holds the whole mailbox in memory); the same bytes :func:`export_mbox` writes."""
+    async for _count, piece in _mbox_pieces(mailboxes, session, batch):
+        yield piece
 
 
 async def export_mbox(mailboxes: MailboxService, session: Session, out: Path,
@@ -163,20 +190,9 @@ async def export_mbox(mailboxes: MailboxService, session: Session, out: Path,
     count = 0
     tmp = out.with_name(out.name + ".part")
     with open(tmp, "wb") as fh:
-        for box in await mailboxes.list_mailboxes(session):
-            msgs = await mailboxes.messages(session, box.id)
-            for i in range(0, len(msgs), batch):
-                part = msgs[i : i + batch]
-                bodies = await mailboxes.bodies(session, part)
-                for msg in part:
-                    stamp = msg.internaldate.astimezone(UTC).strftime("%a %b %d %H:%M:%S %Y")
-                    fh.write(b"From letterlock@localhost " + stamp.encode("ascii") + b"\n")
-                    body = _quote_from(to_lf(bodies[msg.uid]))
-                    fh.write(body)
-                    if not body.endswith(b"\n"):
-                        fh.write(b"\n")
-                    fh.write(b"\n")
-                    count += 1
+        async for n, piece in _mbox_pieces(mailboxes, session, batch):
+            fh.write(piece)
+            count += n
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, out)
