@@ -26,6 +26,7 @@ from letterlock.services.legal import LegalService
 from letterlock.services.mailbox import MailboxService
 from letterlock.services.notify import ChangeHub
 from letterlock.services.operators import OperatorService
+from letterlock.services.sealing import SealPool, default_processes
 from letterlock.services.setup import InitOptions, write_config_file
 from letterlock.storage.contracts import BlobStore, CellStore, ControlStore
 from letterlock.storage.files import FileBlobStore
@@ -135,7 +136,10 @@ async def open_app(config: Config, *, create: bool = False) -> AsyncIterator[App
                            config.crypto.argon2_lanes)
         hub = ChangeHub()
         accounts = AccountService(control, cells, kdf, params, audit)
-        mailboxes = MailboxService(cells, hub, config.crypto.chunk_bytes)
+        sealer = SealPool(default_processes(config.crypto.seal_processes),
+                          config.crypto.chunk_bytes)
+        stack.push_async_callback(sealer.close)
+        mailboxes = MailboxService(cells, hub, config.crypto.chunk_bytes, sealer)
         stack.callback(mailboxes.close)
         delivery = DeliveryService(control, accounts, mailboxes)
         legal_store = LegalStore(config.control_dir, fsync=config.storage.fsync)

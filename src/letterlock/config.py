@@ -93,6 +93,9 @@ class CryptoConfig:
     """Password derivations allowed at once (bounds memory: this x argon2_memory_kib)."""
     chunk_bytes: int = 64 * 1024
     """Plaintext bytes per sealed chunk."""
+    seal_processes: int = -1
+    """Helper processes that seal incoming mail beside the event loop (count); -1: one
+    per CPU beyond the first, at most 4; 0: seal in the server process."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from letterlock.crypto import seal
@@ -24,6 +25,7 @@ from letterlock.mime import summary as summaries
 from letterlock.services.accounts import AccountRef, Session
 from letterlock.services.cells import Cell, Cells
 from letterlock.services.notify import ChangeHub
+from letterlock.services.sealing import SealPool, seal_with_summary
 from letterlock.storage.models import (
     Appended,
     Changes,
@@ -44,7 +46,8 @@ INBOX_CACHE_TTL_S = 10.0
 INBOX_CACHE_MAX = 10_000
 
 INLINE_SEAL_BYTES = 16 * 1024
-"""Messages up to this size are sealed on the calling thread (see seal_message)."""
+"""Without a helper process, messages up to this size are sealed on the calling
+thread (see seal_message)."""
 
 RetentionHook = Callable[[AccountRef, Sequence[str]], Awaitable[set[str]]]
 """``hook(account, blob_ids)`` returns the ids it keeps (e.g. under a legal hold)."""
@@ -78,16 +81,20 @@ def check_mailbox_name(name: str) -> str:
 
 class MailboxService:
     def __init__(self, cells: Cells, hub: ChangeHub, chunk_bytes: int = seal.DEFAULT_CHUNK,
-                 summarize: Callable[[bytes], summaries.MessageSummary] = summaries.summarize,
-                 ) -> None:
+                 sealer: SealPool | None = None) -> None:
         self._cells = cells
         self.hub = hub
         self._chunk = chunk_bytes
-        self._summarize = summarize
+        self._sealer = sealer
         self._reapers: list[RetentionHook] = []
         self._seal_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="seal")
         self._inbox_ids: dict[tuple[str, str], tuple[int, float]] = {}
         """(region, account id) -> (INBOX mailbox id, monotonic expiry)."""
+
+    @property
+    def sealer(self) -> SealPool | None:
+        """The sealing helper processes, if any (see services/sealing.py)."""
+        return self._sealer
 
     def close(self) -> None:
         self._seal_pool.shutdown(wait=True)
@@ -181,31 +188,34 @@ class MailboxService:
         return await self._cell(session.ref).store.list_subscriptions(session.ref.record.id)
 
     # -- appends ------------------------------------------------------------------
-    def _seal(self, ref: AccountRef, raw: bytes, mailbox_id: int, flags: frozenset[str],
-              internaldate: datetime | None) -> tuple[NewMessage, bytes]:
-        record = ref.record
-        summary_plain = summaries.encode(self._summarize(raw))
-        blob, summary = seal.seal_many([raw, summary_plain], record.public_key,
-                                       record.key_id, self._chunk)
-        msg = NewMessage(mailbox_id, "", len(raw),
-                         internaldate or datetime.now(UTC).replace(microsecond=0),
-                         flags, summary)
-        return msg, blob
-
     async def seal_message(self, ref: AccountRef, raw: bytes, mailbox_id: int,
                            flags: frozenset[str] = frozenset(),
                            internaldate: datetime | None = None) -> tuple[NewMessage, bytes]:
         """Seal a message and its summary to the account key (CPU only, no I/O).
 
-        Messages up to INLINE_SEAL_BYTES are sealed right here: that takes a few
-        hundred microseconds, and a trip through the thread pool (waking a thread,
-        handing the interpreter lock back and forth) cost more CPU than it saved
-        (bench/smtp.py, 1 KiB: about 15% less server CPU per message). Larger ones
-        go to the sealing pool so the event loop never stalls for long."""
-        if len(raw) <= INLINE_SEAL_BYTES:
-            return self._seal(ref, raw, mailbox_id, flags, internaldate)
-        return await asyncio.get_running_loop().run_in_executor(
-            self._seal_pool, self._seal, ref, raw, mailbox_id, flags, internaldate)
+        With sealing helpers (services/sealing.py) the work happens in another
+        process. Without one, messages up to INLINE_SEAL_BYTES are sealed right
+        here: that takes a few hundred microseconds, and a trip through the thread
+        pool (waking a thread, handing the interpreter lock back and forth) cost more
+        CPU than it saved (bench/smtp.py, 1 KiB: about 15% less server CPU per
+        message). Larger ones go to the sealing threads so the event loop never
+        stalls for long."""
+        record = ref.record
+        pending = (None if self._sealer is None
+                   else self._sealer.seal(raw, record.public_key, record.key_id))
+        if pending is not None:
+            blob, summary = await pending
+        elif len(raw) <= INLINE_SEAL_BYTES:
+            blob, summary = seal_with_summary(raw, record.public_key, record.key_id,
+                                              self._chunk)
+        else:
+            blob, summary = await asyncio.get_running_loop().run_in_executor(
+                self._seal_pool, seal_with_summary, raw, record.public_key, record.key_id,
+                self._chunk)
+        msg = NewMessage(mailbox_id, "", len(raw),
+                         internaldate or datetime.now(UTC).replace(microsecond=0),
+                         flags, summary)
+        return msg, blob
 
     async def ensure_mailbox(self, ref: AccountRef, name: str) -> MailboxRecord:
         """Mailbox ``name`` of ``ref``, created (unsubscribed parents included) if
@@ -255,11 +265,23 @@ class MailboxService:
                      ) -> Appended:
         """Seal and store one message; returns once it is durable."""
         cell = self._cell(ref)
-        box = await cell.store.get_mailbox(ref.record.id, check_mailbox_name(mailbox))
-        msg, blob = await self.seal_message(ref, raw, box.id, canonical_flags(flags),
+        name = check_mailbox_name(mailbox)
+        if name == "INBOX":  # remembered: see mailbox_for_delivery
+            box_id = await self.mailbox_for_delivery(ref, name)
+        else:
+            box_id = (await cell.store.get_mailbox(ref.record.id, name)).id
+        msg, blob = await self.seal_message(ref, raw, box_id, canonical_flags(flags),
                                             internaldate)
-        [appended] = await cell.committer.append([msg], [blob])
-        self.hub.notify(box.id)
+        try:
+            [appended] = await cell.committer.append([msg], [blob])
+        except UnknownMailbox:
+            if name != "INBOX":
+                raise
+            self.forget_delivery_mailbox(ref)
+            box_id = (await cell.store.get_mailbox(ref.record.id, name)).id
+            [appended] = await cell.committer.append([replace(msg, mailbox_id=box_id)],
+                                                     [blob])
+        self.hub.notify(box_id)
         return appended
 
     async def append_sealed(self, ref: AccountRef, items: Sequence[tuple[NewMessage, bytes]],

@@ -70,6 +70,8 @@ class FileBlobStore:
         self._write_lock = threading.Lock()
         segments = sorted(int(p.stem, 16) for p in root.glob("*.pack"))
         self._active = segments[-1] if segments else 0
+        self._fd: int | None = None
+        self._idx_fd: int | None = None
 
     def _pack(self, segment: int) -> Path:
         return self.root / f"{segment:08x}.pack"
@@ -83,38 +85,68 @@ class FileBlobStore:
             try:
                 return self._append_locked(datas)
             except OSError as exc:
+                self._close_active()
                 raise StorageError(f"writing blobs failed: {exc}") from exc
 
-    def _append_locked(self, datas: Sequence[bytes]) -> list[str]:
-        # Another process may have started a newer segment: append to the newest.
+    def _open_active(self) -> None:
+        """Open the newest segment with room (a new one when all are full)."""
         newest = max((int(p.stem, 16) for p in self.root.glob("*.pack")), default=0)
         self._active = max(self._active, newest)
-        pack = self._pack(self._active)
-        if pack.exists() and pack.stat().st_size >= self._segment_bytes:
-            self._active += 1
+        while True:
             pack = self._pack(self._active)
-        created = not pack.exists()
-        fd = os.open(pack, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            created = not pack.exists()
+            fd = os.open(pack, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            if os.fstat(fd).st_size < self._segment_bytes:
+                break
+            os.close(fd)
+            self._active += 1
         try:
-            # Other processes (a CLI command beside `serve`, MX workers) append to the
-            # same pack: the offset is only ours while we hold the file lock.
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            idx = os.open(self._idx(self._active), os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                          0o600)
+        except OSError:
+            os.close(fd)
+            raise
+        if created and self._fsync:
+            fsync_dir(self.root)
+        self._fd, self._idx_fd = fd, idx
+
+    def _close_active(self) -> None:
+        for fd in (self._fd, self._idx_fd):
+            if fd is not None:
+                os.close(fd)
+        self._fd = self._idx_fd = None
+
+    def _append_locked(self, datas: Sequence[bytes]) -> list[str]:
+        # The active segment stays open between batches, so a batch costs a handful
+        # of system calls (lock, size, write, flush, journal), each of which hands the
+        # interpreter lock back and forth with the event loop.
+        if self._fd is None:
+            self._open_active()
+        fd = self._fd
+        assert fd is not None and self._idx_fd is not None
+        # Other processes (a CLI command beside `serve`, MX workers) append to the
+        # same pack: the offset is only ours while we hold the file lock.
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
             offset = os.fstat(fd).st_size
             ids = []
             for data in datas:
                 ids.append(f"{self._active:08x}{offset:012x}{len(data):08x}")
                 offset += len(data)
-            os.write(fd, b"".join(datas))
+            payload = b"".join(datas)
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view):]
             if self._fsync:
                 os.fdatasync(fd)
         finally:
-            os.close(fd)
+            fcntl.flock(fd, fcntl.LOCK_UN)
         # The journal only serves listing; reads never need it, and the metadata
         # store (not this file) says which blobs are live, so it is not flushed.
-        with open(self._idx(self._active), "ab") as fh:
-            fh.write(b"".join(b"+" + i.encode() + b"\n" for i in ids))
-        if created and self._fsync:
-            fsync_dir(self.root)
+        os.write(self._idx_fd, b"".join(b"+" + i.encode() + b"\n" for i in ids))
+        if offset >= self._segment_bytes:
+            self._close_active()
+            self._active += 1
         return ids
 
     # -- reading ------------------------------------------------------------------
@@ -222,3 +254,5 @@ class FileBlobStore:
 
     async def close(self) -> None:
         self._pool.shutdown(wait=True)
+        with self._write_lock:
+            self._close_active()

@@ -365,19 +365,32 @@ def _bump(c: sqlite3.Connection, mailbox_id: int) -> int:
 
 
 def _append(c: sqlite3.Connection, messages: Sequence[NewMessage]) -> list[Appended]:
-    out = []
+    # One UPDATE per mailbox reserves the batch's UIDs and modseqs (in batch order),
+    # and one executemany inserts every row: a batch costs a few statements, not two
+    # per message (each statement is a trip out of and back into the interpreter).
+    counts: dict[int, int] = {}
     for msg in messages:
+        counts[msg.mailbox_id] = counts.get(msg.mailbox_id, 0) + 1
+    next_ids: dict[int, list[int]] = {}
+    for mailbox_id, n in counts.items():
         row = c.execute(
-            "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 "
-            "WHERE id=? RETURNING uidnext - 1, highestmodseq, uidvalidity",
-            (msg.mailbox_id,)).fetchone()
+            "UPDATE mailboxes SET uidnext = uidnext + ?, highestmodseq = highestmodseq + ? "
+            "WHERE id=? RETURNING uidnext - ?, highestmodseq - ? + 1, uidvalidity",
+            (n, n, mailbox_id, n, n)).fetchone()
         if row is None:
-            raise UnknownMailbox(str(msg.mailbox_id))
-        uid, modseq, validity = row
-        c.execute(f"INSERT INTO messages ({_MESSAGE_COLS}) VALUES (?,?,?,?,?,?,?,?)",
-                  (msg.mailbox_id, uid, msg.blob_id, msg.size, _ts(msg.internaldate),
-                   _flags_text(msg.flags), modseq, msg.summary))
+            raise UnknownMailbox(str(mailbox_id))
+        next_ids[mailbox_id] = [row[0], row[1], row[2]]
+    out = []
+    rows = []
+    for msg in messages:
+        slot = next_ids[msg.mailbox_id]
+        uid, modseq, validity = slot
+        slot[0] += 1
+        slot[1] += 1
+        rows.append((msg.mailbox_id, uid, msg.blob_id, msg.size, _ts(msg.internaldate),
+                     _flags_text(msg.flags), modseq, msg.summary))
         out.append(Appended(msg.mailbox_id, validity, uid, modseq))
+    c.executemany(f"INSERT INTO messages ({_MESSAGE_COLS}) VALUES (?,?,?,?,?,?,?,?)", rows)
     return out
 
 

@@ -1,0 +1,351 @@
+"""Sealing incoming mail in helper processes, beside the event loop.
+
+Sealing one message means parsing its summary (envelope, part tree), one X25519 key
+agreement and AES-GCM over the content: a few hundred microseconds of work that holds
+the interpreter lock. Done in the server process, it takes turns on one core with
+the event loop and with the storage threads that flush to disk (each flush waits for
+the lock to come back), so a burst of deliveries used one core while the others
+idled. A :class:`SealPool` hands this work to ``crypto.seal_processes`` helper
+processes (``python -m letterlock.services.sealing FD``) over socket pairs, and the
+server process keeps the event loop and the disk.
+
+The helpers get a message and its account's public key, nothing secret: like the
+delivery path itself, they can seal but never open.
+
+Requests queued during one turn of the event loop travel together in one frame.
+A helper that dies is not an error anyone sees: what it had in hand is sealed in the
+server process, and a new helper is started on a later request.
+
+Wire format (integers big-endian), both directions ``u32 length | body``:
+
+- request body: ``u32 count``, then per message ``u32 chunk | 32 public key |
+  16 key id | u32 n | n bytes of message``;
+- reply body (one per message, in request order): ``u32 count`` (1), then ``u8 status
+  | u32 n | n bytes | u32 m | m bytes``: status 0 carries the sealed message and the
+  sealed summary, status 1 an error's name and its text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import struct
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from letterlock.crypto import seal
+from letterlock.errors import CryptoError
+from letterlock.mime import summary as summaries
+
+log = logging.getLogger("letterlock.sealing")
+
+FRAME_BYTES = 8 * 1024 * 1024
+"""Requests are cut into frames of at most about this many message bytes."""
+RESTART_DELAY_S = 5.0
+"""After a helper dies, requests are sealed in the server process this long."""
+STOP_TIMEOUT_S = 5.0
+
+_U32 = struct.Struct(">I")
+_ITEM = struct.Struct(">I32s16sI")
+_REPLY_HEAD = struct.Struct(">BI")
+
+
+def seal_with_summary(raw: bytes, public_key: bytes, key_id: bytes,
+                      chunk: int) -> tuple[bytes, bytes]:
+    """(sealed message, sealed summary) of ``raw`` for the account key ``public_key``;
+    both under one key agreement (see seal.seal_many)."""
+    summary = summaries.encode(summaries.summarize(raw))
+    blob, sealed_summary = seal.seal_many([raw, summary], public_key, key_id, chunk)
+    return blob, sealed_summary
+
+
+# -- wire format -------------------------------------------------------------------
+def encode_request(items: list[tuple[bytes, bytes, bytes, int]]) -> bytes:
+    """Frame for ``(raw, public key, key id, chunk)`` items."""
+    parts = [b"", _U32.pack(len(items))]
+    for raw, public_key, key_id, chunk in items:
+        parts.append(_ITEM.pack(chunk, public_key, key_id, len(raw)))
+        parts.append(raw)
+    body_len = sum(len(p) for p in parts)
+    parts[0] = _U32.pack(body_len)
+    return b"".join(parts)
+
+
+def decode_request(body: bytes) -> list[tuple[bytes, bytes, bytes, int]]:
+    (count,) = _U32.unpack_from(body)
+    pos = _U32.size
+    out = []
+    view = memoryview(body)
+    for _ in range(count):
+        chunk, public_key, key_id, n = _ITEM.unpack_from(body, pos)
+        pos += _ITEM.size
+        out.append((bytes(view[pos : pos + n]), public_key, key_id, chunk))
+        pos += n
+    return out
+
+
+def encode_reply(results: list[tuple[int, bytes, bytes]]) -> bytes:
+    parts = [b"", _U32.pack(len(results))]
+    for status, first, second in results:
+        parts += [_REPLY_HEAD.pack(status, len(first)), first, _U32.pack(len(second)),
+                  second]
+    parts[0] = _U32.pack(sum(len(p) for p in parts))
+    return b"".join(parts)
+
+
+def decode_reply(body: bytes) -> list[tuple[int, bytes, bytes]]:
+    (count,) = _U32.unpack_from(body)
+    pos = _U32.size
+    view = memoryview(body)
+    out = []
+    for _ in range(count):
+        status, n = _REPLY_HEAD.unpack_from(body, pos)
+        pos += _REPLY_HEAD.size
+        first = bytes(view[pos : pos + n])
+        pos += n
+        (m,) = _U32.unpack_from(body, pos)
+        pos += _U32.size
+        out.append((status, first, bytes(view[pos : pos + m])))
+        pos += m
+    return out
+
+
+def _seal_one(raw: bytes, public_key: bytes, key_id: bytes, chunk: int) -> bytes:
+    try:
+        blob, sealed_summary = seal_with_summary(raw, public_key, key_id, chunk)
+    except Exception as exc:  # reported to the requester, who raises it
+        return encode_reply([(1, type(exc).__name__.encode(), str(exc).encode())])
+    return encode_reply([(0, blob, sealed_summary)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Helper process: seal what arrives on socket FD until it closes."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or not args[0].isdigit():
+        print("usage: python -m letterlock.services.sealing FD", file=sys.stderr)
+        return 2
+    # Ctrl-C in a terminal reaches the whole process group; the server decides
+    # when helpers stop (it closes the socket).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sock = socket.socket(fileno=int(args[0]))
+    with sock, sock.makefile("rb", buffering=1 << 20) as incoming:
+        while True:
+            head = incoming.read(_U32.size)
+            if len(head) < _U32.size:
+                return 0
+            (n,) = _U32.unpack(head)
+            body = incoming.read(n)
+            if len(body) < n:
+                return 0
+            # One reply per message, sent as soon as it is sealed: the requests of a
+            # frame then reach the disk one by one, overlapping with the sealing of
+            # the rest, instead of moving through the server in lock-step.
+            for raw, public_key, key_id, chunk in decode_request(body):
+                sock.sendall(_seal_one(raw, public_key, key_id, chunk))
+
+
+# -- the server side -----------------------------------------------------------------
+@dataclass
+class _Job:
+    raw: bytes
+    public_key: bytes
+    key_id: bytes
+    future: asyncio.Future[tuple[bytes, bytes]] = field(repr=False)
+
+
+@dataclass
+class _Helper:
+    process: asyncio.subprocess.Process
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    in_flight: deque[_Job] = field(default_factory=deque)
+    task: asyncio.Task[None] | None = None
+
+
+class SealPool:
+    """``processes`` helper processes sealing messages up to ``max_bytes``.
+
+    :meth:`seal` returns None when no helper can take the message (none started yet,
+    one restarting, or the message is larger than ``max_bytes``): the caller then
+    seals it itself. The first call starts the helpers in the background.
+    """
+
+    def __init__(self, processes: int, chunk: int, *, max_bytes: int = 4 * 1024 * 1024,
+                 ) -> None:
+        self.processes = processes
+        self.max_bytes = max_bytes
+        self._chunk = chunk
+        self._helpers: list[_Helper] = []
+        self._queue: list[_Job] = []
+        self._flush_scheduled = False
+        self._starting: asyncio.Task[None] | None = None
+        self._retry_after = 0.0
+        self._closed = False
+
+    @property
+    def helper_pids(self) -> list[int]:
+        return [h.process.pid for h in self._helpers]
+
+    def seal(self, raw: bytes, public_key: bytes,
+             key_id: bytes) -> asyncio.Future[tuple[bytes, bytes]] | None:
+        """A future of (sealed message, sealed summary), or None (seal it yourself)."""
+        if self.processes <= 0 or self._closed or len(raw) > self.max_bytes:
+            return None
+        if len(self._helpers) < self.processes:
+            self._start_soon()
+            if not self._helpers:
+                return None
+        loop = asyncio.get_running_loop()
+        job = _Job(raw, public_key, key_id, loop.create_future())
+        self._queue.append(job)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        return job.future
+
+    async def start(self) -> None:
+        """Start the helpers now (and wait until they run)."""
+        if self.processes <= 0 or self._closed:
+            return
+        self._start_soon(now=True)
+        if self._starting is not None:
+            await asyncio.shield(self._starting)
+
+    def _start_soon(self, *, now: bool = False) -> None:
+        if self._starting is not None and not self._starting.done():
+            return
+        if not now and time.monotonic() < self._retry_after:
+            return
+        self._starting = asyncio.get_running_loop().create_task(self._start_missing())
+
+    async def _start_missing(self) -> None:
+        while len(self._helpers) < self.processes and not self._closed:
+            try:
+                helper = await self._spawn()
+            except OSError as exc:
+                log.error("cannot start a sealing helper (sealing in-process): %s", exc)
+                self._retry_after = time.monotonic() + RESTART_DELAY_S
+                return
+            if self._closed:
+                await self._stop(helper)
+                return
+            helper.task = asyncio.get_running_loop().create_task(self._read_replies(helper))
+            self._helpers.append(helper)
+
+    async def _spawn(self) -> _Helper:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "letterlock.services.sealing", str(theirs.fileno()),
+                pass_fds=(theirs.fileno(),), stdin=asyncio.subprocess.DEVNULL)
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        reader, writer = await asyncio.open_unix_connection(sock=ours, limit=1 << 20)
+        return _Helper(process, reader, writer)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        queue, self._queue = self._queue, []
+        while queue:
+            helpers = [h for h in self._helpers if h.task is not None and not h.task.done()]
+            if not helpers:
+                self._seal_here(queue)
+                return
+            frame: list[_Job] = []
+            size = 0
+            while queue and (not frame or size + len(queue[0].raw) <= FRAME_BYTES):
+                job = queue.pop(0)
+                frame.append(job)
+                size += len(job.raw)
+            helper = min(helpers, key=lambda h: len(h.in_flight))
+            helper.writer.write(encode_request(
+                [(j.raw, j.public_key, j.key_id, self._chunk) for j in frame]))
+            helper.in_flight.extend(frame)
+
+    async def _read_replies(self, helper: _Helper) -> None:
+        try:
+            while True:
+                head = await helper.reader.readexactly(_U32.size)
+                (n,) = _U32.unpack(head)
+                [(status, first, second)] = decode_reply(await helper.reader.readexactly(n))
+                job = helper.in_flight.popleft()
+                if job.future.done():
+                    continue
+                if status == 0:
+                    job.future.set_result((first, second))
+                else:
+                    job.future.set_exception(CryptoError(
+                        f"sealing failed: {first.decode()}: {second.decode()}"))
+        except (asyncio.IncompleteReadError, ConnectionError, IndexError, ValueError,
+                struct.error) as exc:
+            if not self._closed:
+                log.warning("sealing helper %d stopped (%s); sealing in-process for now",
+                            helper.process.pid, exc)
+        finally:
+            if helper in self._helpers:
+                self._helpers.remove(helper)
+            self._retry_after = time.monotonic() + RESTART_DELAY_S
+            orphans = list(helper.in_flight)
+            helper.in_flight.clear()
+            self._seal_here(orphans)
+            if not self._closed:
+                await self._stop(helper)
+
+    def _seal_here(self, jobs: list[_Job]) -> None:
+        for job in jobs:
+            if job.future.done():
+                continue
+            try:
+                job.future.set_result(seal_with_summary(job.raw, job.public_key,
+                                                        job.key_id, self._chunk))
+            except Exception as exc:
+                job.future.set_exception(exc)
+
+    async def _stop(self, helper: _Helper) -> None:
+        helper.writer.close()
+        with contextlib.suppress(ConnectionError):
+            await helper.writer.wait_closed()
+        try:
+            await asyncio.wait_for(helper.process.wait(), STOP_TIMEOUT_S)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                helper.process.kill()
+            await helper.process.wait()
+
+    async def close(self) -> None:
+        """Stop the helpers; what they still hold is sealed here first."""
+        self._closed = True
+        if self._starting is not None:
+            with contextlib.suppress(Exception):
+                await self._starting
+        helpers, self._helpers = self._helpers, []
+        for helper in helpers:
+            if helper.task is not None:
+                helper.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await helper.task
+            self._seal_here(list(helper.in_flight))
+            await self._stop(helper)
+        self._seal_here(self._queue)
+        self._queue = []
+
+
+def default_processes(configured: int) -> int:
+    """``crypto.seal_processes`` resolved: -1 means one per CPU beyond the first
+    (the event loop's), at most four."""
+    if configured >= 0:
+        return configured
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
