@@ -106,15 +106,18 @@ def seal_many(plaintexts: list[bytes], recipient_public: bytes, key_id: bytes,
         shared = eph.exchange(X25519PublicKey.from_public_bytes(recipient_public))
     except ValueError as exc:
         raise CryptoError("invalid recipient public key") from exc
-    content_key = AESGCM.generate_key(bit_length=256)
+    # One read of the system's random source for the content key and every nonce
+    # prefix (this runs once per delivered message).
+    random = secrets.token_bytes(32 + 7 * len(plaintexts))
+    content_key = random[:32]
     wrap = _wrap_key(shared, eph_pub, recipient_public)
     # The wrap key is unique to this message, so a fixed nonce is safe here.
     wrapped = AESGCM(wrap).encrypt(b"\x00" * 12, content_key, key_id)
     aead = AESGCM(content_key)
     blobs = []
     prefixes: set[bytes] = set()
-    for plaintext in plaintexts:
-        prefix = secrets.token_bytes(7)
+    for i, plaintext in enumerate(plaintexts):
+        prefix = random[32 + 7 * i : 39 + 7 * i]
         while prefix in prefixes:
             prefix = secrets.token_bytes(7)
         prefixes.add(prefix)

@@ -11,21 +11,20 @@ import base64
 import binascii
 import codecs
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(NamedTuple):
+    """One header field. Make it with :func:`field_of` (``key`` follows ``name``)."""
+
     name: str
     """Field name as written (case preserved)."""
     raw: bytes
     """The whole field as it appears in the message, continuation lines and final
     line ending included."""
-    key: str = field(init=False, repr=False, compare=False)
+    key: str
     """Lower-case name, for lookups (computed once: lookups are on the delivery path)."""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "key", self.name.lower())
 
     @property
     def value(self) -> bytes:
@@ -34,36 +33,49 @@ class Field:
         return unfold(rest).strip(b" \t\r\n")
 
 
+def field_of(name: str, raw: bytes) -> Field:
+    return Field(name, raw, name.lower())
+
+
 def unfold(value: bytes) -> bytes:
-    return re.sub(rb"\r?\n(?=[ \t])", b"", value)
+    return _FOLD.sub(b"", value)
+
+
+_FOLD = re.compile(rb"\r?\n(?=[ \t])")
 
 
 def split_fields(header: bytes) -> list[Field]:
     """The fields of a header section (the blank line and junk before the first
     field are skipped; a line without a colon continues nothing and is dropped)."""
     fields: list[Field] = []
-    lines = header.splitlines(keepends=True)
+    name = ""
     current: list[bytes] = []
-
-    def flush() -> None:
-        if current:
-            first = current[0]
-            name = first.split(b":", 1)[0].strip()
-            fields.append(Field(name.decode("latin-1"), b"".join(current)))
-            current.clear()
-
-    for line in lines:
+    for line in header.splitlines(keepends=True):
         if line[:1] in (b" ", b"\t"):
             if current:
                 current.append(line)
             continue
-        flush()
-        if line.strip(b"\r\n") == b"":
+        if current:
+            fields.append(Field(name, b"".join(current), name.lower()))
+            current = []
+        if line in (b"\r\n", b"\n", b"\r"):
             break
-        if b":" in line and line.split(b":", 1)[0].strip():
-            current.append(line)
-    flush()
+        head, colon, _ = line.partition(b":")
+        head = head.strip()
+        if colon and head:
+            name = head.decode("latin-1")
+            current = [line]
+    if current:
+        fields.append(Field(name, b"".join(current), name.lower()))
     return fields
+
+
+def first_values(fields: list[Field]) -> dict[str, Field]:
+    """Each field name's first field, by lower-case name (for many lookups)."""
+    out: dict[str, Field] = {}
+    for f in fields:
+        out.setdefault(f.key, f)
+    return out
 
 
 def first_value(fields: list[Field], name: str) -> bytes | None:

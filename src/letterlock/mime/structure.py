@@ -20,7 +20,7 @@ from letterlock.mime.headers import (
     Address,
     Field,
     charset_decode,
-    first_value,
+    first_values,
     param,
     parse_addresses,
     parse_params,
@@ -58,12 +58,15 @@ class Envelope:
 
 
 def envelope_of(fields: list[Field]) -> Envelope:
+    first = first_values(fields)
+
     def value(name: str) -> str | None:
-        raw = first_value(fields, name)
-        return None if raw is None else text(raw)
+        f = first.get(name)
+        return None if f is None else text(f.value)
 
     def addrs(name: str) -> tuple[Address, ...]:
-        return tuple(parse_addresses(first_value(fields, name)))
+        f = first.get(name)
+        return () if f is None else tuple(parse_addresses(f.value))
 
     from_ = addrs("from")
     # RFC 9051 7.5.2: an absent or empty Sender / Reply-To takes From's value.
@@ -136,18 +139,12 @@ def _header_end(raw: bytes, start: int, end: int) -> int:
         return start + 2
     if raw.startswith(b"\n", start, end):
         return start + 1
-    pos = start
-    while pos < end:
-        nl = raw.find(b"\n", pos, end)
-        if nl < 0:
-            return end
-        nxt = nl + 1
-        if raw.startswith(b"\r\n", nxt) and nxt + 2 <= end:
-            return nxt + 2
-        if raw.startswith(b"\n", nxt) and nxt + 1 <= end:
-            return nxt + 1
-        pos = nxt
-    return end
+    # The first line break followed by an empty line (CRLF or bare LF).
+    crlf = raw.find(b"\n\r\n", start, end)
+    lf = raw.find(b"\n\n", start, end if crlf < 0 else crlf + 2)
+    if lf >= 0:
+        return lf + 2
+    return crlf + 3 if crlf >= 0 else end
 
 
 def count_lines(data: bytes) -> int:
@@ -162,10 +159,17 @@ def _clean(value: bytes | None) -> str | None:
 
 
 def _parse(raw: bytes, start: int, end: int, depth: int, default_type: tuple[str, str],
-           ) -> Part:
+           fields: list[Field] | None = None) -> Part:
     body_start = _header_end(raw, start, end)
-    fields = split_fields(raw[start:body_start])
-    ctype_raw = first_value(fields, "content-type")
+    if fields is None:
+        fields = split_fields(raw[start:body_start])
+    first = first_values(fields)
+
+    def first_value(name: str) -> bytes | None:
+        f = first.get(name)
+        return None if f is None else f.value
+
+    ctype_raw = first_value("content-type")
     mtype, subtype = default_type
     params: list[tuple[str, str]] = []
     if ctype_raw is not None:
@@ -179,27 +183,27 @@ def _parse(raw: bytes, start: int, end: int, depth: int, default_type: tuple[str
     if mtype.lower() == "text" and not params:
         params = [("charset", "us-ascii")]  # RFC 2045 5.2 default
     disposition = None
-    disp_raw = first_value(fields, "content-disposition")
+    disp_raw = first_value("content-disposition")
     if disp_raw is not None:
         dhead, dparams = parse_params(text(disp_raw))
         if dhead:
             disposition = (dhead, tuple(dparams))
-    lang_raw = first_value(fields, "content-language")
+    lang_raw = first_value("content-language")
     language = None
     if lang_raw is not None:
         langs = [x.strip() for x in text(lang_raw).split(",") if x.strip()]
         language = tuple(langs) or None
-    enc = _clean(first_value(fields, "content-transfer-encoding"))
+    enc = _clean(first_value("content-transfer-encoding"))
     encoding = enc.strip() if enc else None
     lines = count_lines(raw[body_start:end])
 
     def make(mtype: str, subtype: str, params: list[tuple[str, str]],
              children: tuple[Part, ...] = (), envelope: Envelope | None = None) -> Part:
         return Part(start, body_start, end, mtype, subtype, tuple(params),
-                    _clean(first_value(fields, "content-id")),
-                    _clean(first_value(fields, "content-description")), encoding,
-                    _clean(first_value(fields, "content-md5")), disposition, language,
-                    _clean(first_value(fields, "content-location")), lines, children,
+                    _clean(first_value("content-id")),
+                    _clean(first_value("content-description")), encoding,
+                    _clean(first_value("content-md5")), disposition, language,
+                    _clean(first_value("content-location")), lines, children,
                     envelope)
 
     boundary = param(params, "boundary") if mtype.lower() == "multipart" else None
@@ -264,9 +268,16 @@ def _split_multipart(raw: bytes, start: int, end: int, boundary: str,
     return parts
 
 
-def parse(raw: bytes) -> Part:
-    """The part tree of a whole message (its top part has the message header)."""
-    return _parse(raw, 0, len(raw), 0, ("text", "plain"))
+def header_end(raw: bytes) -> int:
+    """Offset of a message's body: just after the blank line ending its header."""
+    return _header_end(raw, 0, len(raw))
+
+
+def parse(raw: bytes, fields: list[Field] | None = None) -> Part:
+    """The part tree of a whole message (its top part has the message header).
+    ``fields``: the message header's fields, if the caller has split them already
+    (``split_fields(raw[:header_end(raw)])``)."""
+    return _parse(raw, 0, len(raw), 0, ("text", "plain"), fields)
 
 
 # -- sections (RFC 9051 6.4.5) -------------------------------------------------------

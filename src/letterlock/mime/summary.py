@@ -24,16 +24,8 @@ def split_header(raw: bytes) -> tuple[bytes, bytes]:
 
     Tolerates bare LF line endings, and a message with no blank line (all header).
     """
-    start = 0
-    while start < len(raw):
-        end = raw.find(b"\n", start)
-        if end < 0:
-            break
-        line = raw[start:end]
-        if line in (b"", b"\r"):
-            return raw[: end + 1], raw[end + 1 :]
-        start = end + 1
-    return raw, b""
+    end = structure.header_end(raw)
+    return raw[:end], raw[end:]
 
 
 @dataclass(frozen=True)
@@ -49,9 +41,10 @@ class MessageSummary:
 def summarize(raw: bytes) -> MessageSummary:
     """Header, size, and (under ``structure``) the MIME part tree with the envelope,
     so IMAP ENVELOPE / BODYSTRUCTURE / section offsets need no full body."""
-    header, _ = split_header(raw)
-    tree = structure.parse(raw)
-    envelope = structure.envelope_of(split_fields(raw[: tree.body_start]))
+    header = raw[: structure.header_end(raw)]
+    fields = split_fields(header)
+    tree = structure.parse(raw, fields)
+    envelope = structure.envelope_of(fields)
     return MessageSummary(header=header, size=len(raw),
                           extra={"structure": tree.to_json(), "envelope": envelope.to_json()})
 

@@ -41,7 +41,8 @@ Clock = Callable[[], datetime]
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    # Trace headers carry whole seconds (RFC 5322 date-time).
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def new_queue_id() -> str:

@@ -14,6 +14,18 @@ def _clean(text: str, limit: int = 64) -> str:
     return _UNSAFE.sub("?", text)[:limit].replace("(", "?").replace(")", "?")
 
 
+_last_date: tuple[datetime, str] = (datetime.min, "")
+
+
+def _date(when: datetime) -> str:
+    """RFC 5322 date of ``when`` (remembered: a busy listener stamps many messages
+    within the same second)."""
+    global _last_date
+    if _last_date[0] != when:
+        _last_date = (when, format_datetime(when))
+    return _last_date[1]
+
+
 def received_header(*, helo: str, peer_ip: str, hostname: str, protocol: str, queue_id: str,
                     when: datetime, recipient: str | None = None) -> bytes:
     """``Received: from HELO ([IP]) by HOST with PROTOCOL id ID [for <RCPT>]; DATE``,
@@ -24,5 +36,5 @@ def received_header(*, helo: str, peer_ip: str, hostname: str, protocol: str, qu
              f"with {protocol} id {queue_id}"]
     if recipient:
         parts.append(f"for <{_clean(recipient, 254)}>")
-    text = "Received: " + "\r\n\t".join(parts) + ";\r\n\t" + format_datetime(when)
+    text = "Received: " + "\r\n\t".join(parts) + ";\r\n\t" + _date(when)
     return text.encode("ascii") + b"\r\n"
