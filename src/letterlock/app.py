@@ -136,7 +136,10 @@ async def open_app(config: Config, *, create: bool = False) -> AsyncIterator[App
                            config.crypto.argon2_lanes)
         hub = ChangeHub()
         accounts = AccountService(control, cells, kdf, params, audit)
-        sealer = SealPool(default_processes(config.crypto.seal_processes),
+        # MX worker processes (smtp.workers) are event loops of their own: the CPUs
+        # they take are not free for sealing helpers.
+        sealer = SealPool(default_processes(config.crypto.seal_processes,
+                                            max(1, config.smtp.workers)),
                           config.crypto.chunk_bytes)
         stack.push_async_callback(sealer.close)
         mailboxes = MailboxService(cells, hub, config.crypto.chunk_bytes, sealer)

@@ -94,8 +94,10 @@ class CryptoConfig:
     chunk_bytes: int = 64 * 1024
     """Plaintext bytes per sealed chunk."""
     seal_processes: int = -1
-    """Helper processes that seal incoming mail beside the event loop (count); -1: one
-    per CPU beyond the first, at most 4; 0: seal in the server process."""
+    """Helper processes that seal incoming mail beside the event loop, per server
+    process (count); -1: one per CPU not taken by an event loop (the main process
+    and smtp.workers), at most 4, and none in MX worker processes; 0: seal in the
+    server process."""
 
 
 @dataclass(frozen=True)

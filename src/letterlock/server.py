@@ -95,6 +95,8 @@ async def serve(config: Config, *, demo: bool = False) -> None:
         print(f"initialised {config.home}: " + ", ".join(created))
     async with app_mod.open_app(config) as app:
         demo_accounts = await create_demo(app) if demo else []
+        if app.mailboxes.sealer is not None:
+            await app.mailboxes.sealer.start()
 
         bind = config.server.bind
 
@@ -107,6 +109,9 @@ async def serve(config: Config, *, demo: bool = False) -> None:
             print(f"  IMAP               {bind}:{config.imap.port} (STARTTLS)")
             print(f"  IMAPS              {bind}:{config.imap.tls_port}")
             print(f"  HTTP               http://{bind}:{config.http.port}/")
+            helpers = len(app.mailboxes.sealer.helper_pids) if app.mailboxes.sealer else 0
+            if helpers:
+                print(f"  sealing helpers    {helpers} process(es)")
             for address, region in demo_accounts:
                 print(f"  demo login         {address} / {DEMO_PASSWORD}  (region {region})")
             print("Stop with Ctrl-C.", flush=True)

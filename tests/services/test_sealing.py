@@ -152,3 +152,13 @@ async def test_mail_appended_through_the_app_is_sealed_by_a_helper(app: App) -> 
     inbox = await app.mailboxes.get_mailbox(session, "INBOX")
     msgs = await app.mailboxes.messages(session, inbox.id)
     assert sorted((await app.mailboxes.bodies(session, msgs)).values()) == sorted(raws)
+
+
+def test_helper_count_leaves_each_event_loop_its_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert sealing.default_processes(-1) == 4  # 7 free CPUs, at most 4 helpers
+    assert sealing.default_processes(-1, event_loops=6) == 2
+    assert sealing.default_processes(-1, event_loops=8) == 0
+    assert sealing.default_processes(3, event_loops=8) == 3  # as configured
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert sealing.default_processes(-1) == 0

@@ -59,15 +59,26 @@ def start_serve(home: Path, env: dict[str, str] | None = None, timeout: float = 
     raise AssertionError("serve did not start:\n" + "".join(output))
 
 
-def children(pid: int) -> list[int]:
-    """Process ids whose parent is ``pid`` (the MX workers of a serve process)."""
+def children(pid: int, module: str = "letterlock.smtp.worker") -> list[int]:
+    """Process ids whose parent is ``pid`` and that run ``module`` (by default the MX
+    workers of a serve process; ``letterlock.services.sealing`` for its sealing
+    helpers)."""
     out = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if int(stat[1]) == pid:
+            if int(stat[1]) == pid and module.encode() in argv:
                 out.append(int(entry.name))
     return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return stat[0] != "Z"

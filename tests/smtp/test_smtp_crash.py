@@ -17,7 +17,7 @@ import pytest
 
 from letterlock.app import initialise, open_app
 from letterlock.services.setup import InitOptions
-from smtp.serve_process import children, start_serve
+from smtp.serve_process import alive, children, start_serve
 from support.env import PASSWORD, make_config
 
 ALICE = "alice@example.test"
@@ -61,6 +61,9 @@ async def test_sigkill_during_smtp_source_run(tmp_path: Path, workers: int) -> N
     served = await asyncio.to_thread(start_serve, home, env)
     doomed = children(served.proc.pid)
     assert len(doomed) == max(0, workers - 1)
+    helpers = children(served.proc.pid, "letterlock.services.sealing")
+    # One helper per CPU that the MX processes leave free (crypto.seal_processes).
+    assert len(helpers) == max(0, min(4, (os.cpu_count() or 1) - max(1, workers)))
     source = subprocess.Popen([SMTP_SOURCE, "-s", "10", "-m", "100000", "-l", "1024", "-f",
                                "src@remote.test", "-t", ALICE, f"127.0.0.1:{served.mx}"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -75,6 +78,13 @@ async def test_sigkill_during_smtp_source_run(tmp_path: Path, workers: int) -> N
         os.kill(pid, signal.SIGKILL)
     served.proc.send_signal(signal.SIGKILL)
     served.proc.wait(10)
+    # Sealing helpers hold nothing durable; with their server gone they stop by
+    # themselves (their socket closes), leaving no orphan behind.
+    for _ in range(100):
+        if not any(alive(pid) for pid in helpers):
+            break
+        await asyncio.sleep(0.05)
+    assert not any(alive(pid) for pid in helpers)
     await asyncio.sleep(0.5)
     stop.set()
     for t in threads:

@@ -339,12 +339,12 @@ class SealPool:
         self._queue = []
 
 
-def default_processes(configured: int) -> int:
-    """``crypto.seal_processes`` resolved: -1 means one per CPU beyond the first
-    (the event loop's), at most four."""
+def default_processes(configured: int, event_loops: int = 1) -> int:
+    """``crypto.seal_processes`` resolved: -1 means one per CPU that the server's
+    ``event_loops`` processes leave free (at most four)."""
     if configured >= 0:
         return configured
-    return max(0, min(4, (os.cpu_count() or 1) - 1))
+    return max(0, min(4, (os.cpu_count() or 1) - max(1, event_loops)))
 
 
 if __name__ == "__main__":

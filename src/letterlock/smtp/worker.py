@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from letterlock import config as config_mod
@@ -68,6 +69,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     config = config_mod.load(args.home, overrides={"smtp": {"port": args.port},
                                                    "server": {"bind": args.bind}})
+    if config.crypto.seal_processes < 0:
+        # The CPUs are taken by the MX processes themselves: each seals in-process
+        # (the main process gets helpers only for the CPUs left over).
+        config = replace(config, crypto=replace(config.crypto, seal_processes=0))
     asyncio.run(run_worker(config))
 
 
