@@ -162,3 +162,25 @@ def test_helper_count_leaves_each_event_loop_its_cpu(monkeypatch: pytest.MonkeyP
     assert sealing.default_processes(3, event_loops=8) == 3  # as configured
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
     assert sealing.default_processes(-1) == 0
+
+
+async def test_a_stuck_helper_is_stopped_and_its_work_done_here(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sealing, "STALL_S", 0.4)
+    monkeypatch.setattr(sealing, "RESTART_DELAY_S", 60.0)
+    p = SealPool(1, 4096)
+    await p.start()
+    try:
+        [pid] = p.helper_pids
+        os.kill(pid, signal.SIGSTOP)  # alive, but answers nothing
+        raws = [message(n) for n in range(10)]
+        futures = [p.seal(r, PUBLIC, KEY_ID) for r in raws]
+        results = await asyncio.wait_for(
+            asyncio.gather(*[f for f in futures if f is not None]), 10)
+        for raw, (blob, sealed_summary) in zip(raws, results, strict=True):
+            assert_sealed(raw, blob, sealed_summary)
+        assert not p.helper_pids
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    finally:
+        await p.close()

@@ -50,6 +50,10 @@ FRAME_BYTES = 8 * 1024 * 1024
 RESTART_DELAY_S = 5.0
 """After a helper dies, requests are sealed in the server process this long."""
 STOP_TIMEOUT_S = 5.0
+STALL_S = 30.0
+"""A helper that has not answered its oldest request for this long is killed (what
+it held is then sealed in the server process): a stuck helper must not hold up
+delivery."""
 
 _U32 = struct.Struct(">I")
 _ITEM = struct.Struct(">I32s16sI")
@@ -157,6 +161,7 @@ class _Job:
     public_key: bytes
     key_id: bytes
     future: asyncio.Future[tuple[bytes, bytes]] = field(repr=False)
+    sent_at: float = 0.0
 
 
 @dataclass
@@ -166,6 +171,7 @@ class _Helper:
     writer: asyncio.StreamWriter
     in_flight: deque[_Job] = field(default_factory=deque)
     task: asyncio.Task[None] | None = None
+    watchdog: asyncio.Task[None] | None = None
 
 
 class SealPool:
@@ -235,7 +241,9 @@ class SealPool:
             if self._closed:
                 await self._stop(helper)
                 return
-            helper.task = asyncio.get_running_loop().create_task(self._read_replies(helper))
+            loop = asyncio.get_running_loop()
+            helper.task = loop.create_task(self._read_replies(helper))
+            helper.watchdog = loop.create_task(self._watch(helper))
             self._helpers.append(helper)
 
     async def _spawn(self) -> _Helper:
@@ -269,6 +277,9 @@ class SealPool:
             helper = min(helpers, key=lambda h: len(h.in_flight))
             helper.writer.write(encode_request(
                 [(j.raw, j.public_key, j.key_id, self._chunk) for j in frame]))
+            now = time.monotonic()
+            for job in frame:
+                job.sent_at = now
             helper.in_flight.extend(frame)
 
     async def _read_replies(self, helper: _Helper) -> None:
@@ -300,6 +311,16 @@ class SealPool:
             if not self._closed:
                 await self._stop(helper)
 
+    async def _watch(self, helper: _Helper) -> None:
+        while helper.task is not None and not helper.task.done():
+            await asyncio.sleep(min(STALL_S / 4, 5.0))
+            if helper.in_flight and time.monotonic() - helper.in_flight[0].sent_at > STALL_S:
+                log.error("sealing helper %d has not answered for %.0f s: stopping it",
+                          helper.process.pid, STALL_S)
+                with contextlib.suppress(ProcessLookupError):
+                    helper.process.kill()
+                return
+
     def _seal_here(self, jobs: list[_Job]) -> None:
         for job in jobs:
             if job.future.done():
@@ -329,6 +350,8 @@ class SealPool:
                 await self._starting
         helpers, self._helpers = self._helpers, []
         for helper in helpers:
+            if helper.watchdog is not None:
+                helper.watchdog.cancel()
             if helper.task is not None:
                 helper.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
