@@ -144,7 +144,8 @@ async def open_app(config: Config, *, create: bool = False) -> AsyncIterator[App
         stack.push_async_callback(sealer.close)
         mailboxes = MailboxService(cells, hub, config.crypto.chunk_bytes, sealer)
         stack.callback(mailboxes.close)
-        delivery = DeliveryService(control, accounts, mailboxes)
+        delivery = DeliveryService(control, accounts, mailboxes,
+                                   postmaster=config.smtp.postmaster.strip())
         legal_store = LegalStore(config.control_dir, fsync=config.storage.fsync)
         stack.push_async_callback(legal_store.close)
         engine = PolicyEngine(load_profile(config.legal.policy_dir or config.legal.profile),

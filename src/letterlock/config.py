@@ -41,6 +41,10 @@ class SmtpConfig:
     """Submission listener TCP port (STARTTLS, AUTH)."""
     lmtp_port: int = 0
     """LMTP listener TCP port; 0 disables it."""
+    postmaster: str = ""
+    """Account (address) that receives mail for postmaster@ any hosted domain, and
+    for the bare `postmaster` of RFC 5321, where no account of that address exists;
+    empty: such mail is refused as for any unknown user."""
     max_message_bytes: int = 50 * 1024 * 1024
     """Largest accepted message, in bytes (advertised as SIZE)."""
     smarthost: str = ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -21,6 +22,8 @@ from letterlock.services.addresses import domain_of, normalise_address
 from letterlock.services.mailbox import MailboxService, canonical_flags
 from letterlock.storage.contracts import ControlStore
 from letterlock.storage.models import NewMessage
+
+log = logging.getLogger("letterlock.delivery")
 
 NORMALISED_CACHE_MAX = 10_000
 DOMAIN_CACHE_TTL_S = 10.0
@@ -54,10 +57,12 @@ class DeliveryResult:
 
 class DeliveryService:
     def __init__(self, control: ControlStore, accounts: AccountService,
-                 mailboxes: MailboxService) -> None:
+                 mailboxes: MailboxService, *, postmaster: str = "") -> None:
         self._control = control
         self._accounts = accounts
         self._mailboxes = mailboxes
+        self._postmaster = postmaster
+        """The account that takes postmaster@ mail no account of its own takes."""
         self._domains: frozenset[str] = frozenset()
         self._normal: dict[str, str] = {}
         """Recently classified address -> its normal form (a pure function)."""
@@ -76,7 +81,13 @@ class DeliveryService:
         return domain in self._domains
 
     async def classify(self, address: str) -> Recipient:
-        """Decide what ``address`` is to this server."""
+        """Decide what ``address`` is to this server.
+
+        RFC 5321 4.5.1: every hosted domain has a postmaster, and a bare
+        ``postmaster`` (no domain) names this server's. Where no account of that
+        address exists, mail to it goes to the ``smtp.postmaster`` account."""
+        if address.lower() == "postmaster":
+            return await self._bare_postmaster()
         normal = self._normal.get(address)
         if normal is None:
             try:
@@ -91,8 +102,30 @@ class DeliveryService:
         try:
             ref = await self._accounts.resolve_for_delivery(normal)
         except UnknownAccount:
+            if normal.partition("@")[0].lower() == "postmaster":
+                return await self._postmaster_account(normal)
             return Recipient(normal, RecipientKind.UNKNOWN_USER)
         return Recipient(normal, RecipientKind.LOCAL, ref)
+
+    async def _bare_postmaster(self) -> Recipient:
+        for domain in sorted(await self.hosted_domains()):
+            try:
+                ref = await self._accounts.resolve_for_delivery(f"postmaster@{domain}")
+            except UnknownAccount:
+                continue
+            return Recipient(f"postmaster@{domain}", RecipientKind.LOCAL, ref)
+        return await self._postmaster_account("postmaster")
+
+    async def _postmaster_account(self, address: str) -> Recipient:
+        if self._postmaster:
+            try:
+                ref = await self._accounts.resolve_for_delivery(
+                    normalise_address(self._postmaster))
+            except (UnknownAccount, InvalidInput):
+                log.warning("smtp.postmaster %r is not an account", self._postmaster)
+            else:
+                return Recipient(address, RecipientKind.LOCAL, ref)
+        return Recipient(address, RecipientKind.UNKNOWN_USER)
 
     async def deliver(self, raw: bytes, recipients: Sequence[AccountRef], *,
                       mailbox: str = "INBOX", flags: Sequence[str] = (),

@@ -112,6 +112,8 @@ def parse_path_arg(arg: str | None, keyword: str, *, allow_null: bool) -> PathAr
     route = _ROUTE.match(inner)
     if route:
         inner = inner[route.end():]
+    if keyword == "TO:" and inner.lower() == "postmaster":
+        return PathArg(inner, params)  # RFC 5321 4.1.1.3: no domain needed
     if not is_mailbox(inner):
         raise PathError(Reply(553, "5.1.3" if keyword == "TO:" else "5.1.7",
                               "Invalid address syntax"))
