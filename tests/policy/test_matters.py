@@ -4,6 +4,7 @@ expiry, audit events, and the command line on a real HOME."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import zipfile
 from collections.abc import AsyncIterator
@@ -280,3 +281,27 @@ async def test_each_step_of_a_matter_reaches_the_targets_access_feed(
     kinds = [(e["event"]["type"], e["event"].get("matter")) for e in page.events]
     for step in ("legal:matter:filed", "legal:matter:evaluated", "legal:matter:decided"):
         assert (step, matter.id) in kinds, kinds
+
+
+async def test_concurrent_ticks_send_a_notice_once(app: App, legal: LegalService,
+                                                   clock: Clock) -> None:
+    """`serve`'s periodic tick and a `legal tick` command (another process, its own
+    store connection) may run at the same moment: the user is told once."""
+    await _bob(app)
+    req = make_request(categories=["subscriber"], gag={"until": "2025-03-01"})
+    await legal.decide((await legal.file(req, "t")).id, "t")
+    other_store = LegalStore(app.config.control_dir, fsync=False)
+    other = LegalService(other_store, app.control, app.cells, app.accounts, app.delivery,
+                         app.audit, PolicyEngine(load_profile("location-2016"),
+                                                 load_jurisdictions()),
+                         "US", app.config.control_dir / "legal", clock)
+    try:
+        clock.now = datetime(2025, 3, 1, 0, 0, 1, tzinfo=UTC)
+        reports = await asyncio.gather(legal.tick(), other.tick(), legal.tick())
+    finally:
+        await other_store.close()
+    assert sum(r.notices_sent for r in reports) == 1
+    session = await app.accounts.authenticate("bob@example.test", PASSWORD)
+    inbox = await app.mailboxes.get_mailbox(session, "INBOX")
+    msgs = await app.mailboxes.messages(session, inbox.id)
+    assert len(msgs) == 2  # the message from _bob, and one notice

@@ -19,13 +19,15 @@ the gag expires.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import secrets
 import shutil
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -158,6 +160,21 @@ class LegalService:
         self._operator_country = operator_country
         self._dir = work_dir
         self._clock = clock
+        self._due_lock = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def _due_work(self) -> AsyncIterator[None]:
+        """Exclusive right to send due notices and release expired holds, in this
+        process and across processes (`serve`'s periodic tick beside a `legal tick` or
+        `legal lift-gag` command): without it both could send one notice twice."""
+        async with self._due_lock:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self._dir / "due-work.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # closing releases the lock
 
     # -- reading ------------------------------------------------------------------------
 
@@ -429,6 +446,10 @@ class LegalService:
     # -- notices, holds, closing ------------------------------------------------------------
 
     async def _send_due_notices(self, now: datetime) -> int:
+        async with self._due_work():
+            return await self._send_due_notices_locked(now)
+
+    async def _send_due_notices_locked(self, now: datetime) -> int:
         sent = 0
         for notice in await self._store.notices():
             if notice.sent_at is not None or notice.due_at is None or notice.due_at > now:
@@ -469,11 +490,13 @@ class LegalService:
         now = self._clock()
         sent = await self._send_due_notices(now)
         released = 0
-        for hold in await self._store.holds():
-            if hold.released_at is None and hold.expires_at <= now:
-                row = await self._store.get_matter(hold.matter_id)
-                await self._release(hold, "system", parse_request(json.loads(row.request)))
-                released += 1
+        async with self._due_work():
+            for hold in await self._store.holds():
+                if hold.released_at is None and hold.expires_at <= now:
+                    row = await self._store.get_matter(hold.matter_id)
+                    await self._release(hold, "system",
+                                        parse_request(json.loads(row.request)))
+                    released += 1
         return TickReport(sent, released)
 
     async def close(self, matter_id: str, actor: str) -> Matter:
