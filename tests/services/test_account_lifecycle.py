@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from pysequoia import Tsk
 
 from letterlock.app import App
 from letterlock.audit.events import AuditEvent, EventType
@@ -268,3 +269,15 @@ async def test_move_carries_subscriptions_to_names_without_a_mailbox(app: App) -
     await app.accounts.move(ADDRESS, "eu-dublin", actor="root", settle_s=0)
     after = await app.cells.get("eu-dublin").store.list_subscriptions(ref.record.id)
     assert "Lists/not-yet-created" in after and after == before
+
+
+async def test_move_keeps_end_to_end_custody(app: App) -> None:
+    await _bob_with_mail(app, "us-east")
+    public = str(Tsk.generate("Bob <bob@example.test>").extract_certificate()).encode()
+    before = await app.accounts.set_end_to_end(ADDRESS, PASSWORD, public)
+    moved = await app.accounts.move(ADDRESS, "eu-dublin", actor="root", settle_s=0)
+    after = await app.accounts.resolve(ADDRESS)
+    assert moved.region == after.region == "eu-dublin"
+    assert (after.record.custody, after.record.openpgp_cert) == \
+        ("e2e", before.record.openpgp_cert)
+    assert await app.cells.get("us-east").store.get_account(ADDRESS) is None

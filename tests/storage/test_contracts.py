@@ -105,6 +105,27 @@ async def test_accounts(cell: CellStore) -> None:
     assert [a.address for a in await cell.list_accounts()] == ["bob@example.test"]
 
 
+async def test_key_custody_and_certificate(cell: CellStore) -> None:
+    await cell.create_account(account())
+    got = await cell.get_account("bob@example.test")
+    assert got is not None and (got.custody, got.openpgp_cert) == ("sealed", b"")
+    cert = b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\xc6\x00 binary-safe\n"
+    await cell.set_custody("bob@example.test", "e2e", cert)
+    got = await cell.get_account("bob@example.test")
+    assert got is not None and (got.custody, got.openpgp_cert) == ("e2e", cert)
+    assert [(a.custody, a.openpgp_cert) for a in await cell.list_accounts()] == [("e2e", cert)]
+    await cell.set_custody("bob@example.test", "sealed", b"")
+    got = await cell.get_account("bob@example.test")
+    assert got is not None and (got.custody, got.openpgp_cert) == ("sealed", b"")
+    with pytest.raises(UnknownAccount):
+        await cell.set_custody("x@example.test", "e2e", cert)
+    # An account created with a certificate keeps it (a region move copies records).
+    moved = replace(account(ident="acc2", address="carol@example.test"), custody="e2e",
+                    openpgp_cert=cert)
+    await cell.create_account(moved)
+    assert await cell.get_account("carol@example.test") == moved
+
+
 async def test_delete_account_returns_its_blobs(cell: CellStore) -> None:
     await cell.create_account(account())
     box = await cell.create_mailbox("acc1", "INBOX", None, True)

@@ -25,6 +25,7 @@ class EventType(enum.StrEnum):
     # account self-service that matters to the owner
     ACCOUNT_PASSWORD_CHANGED = "account:password:changed"
     ACCOUNT_KEY_RECOVERED = "account:key:recovered"
+    ACCOUNT_CUSTODY_CHANGED = "account:custody:changed"
     # legal matters
     LEGAL_MATTER_FILED = "legal:matter:filed"
     LEGAL_MATTER_EVALUATED = "legal:matter:evaluated"

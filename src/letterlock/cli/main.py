@@ -26,6 +26,7 @@ from letterlock.cli.legal import legal as _legal
 from letterlock.cli.log import log_group as _log_group
 from letterlock.cli.operators import operator_group as _operator_group
 from letterlock.cli.report import report_group as _report_group
+from letterlock.crypto import openpgp
 from letterlock.errors import ConfigError, InvalidInput
 from letterlock.services import setup, transfer
 from letterlock.services.addresses import normalise_address, normalise_domain
@@ -262,6 +263,38 @@ def user_recover(ctx: CliContext, address: str) -> None:
 
     run(go)
     click.echo(f"password reset for {address}; the recovery code stays valid")
+
+
+@user.command("e2e")
+@click.argument("address")
+@click.option("--key", "key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The owner's OpenPGP certificate (public key), armored or binary.")
+@click.option("--off", is_flag=True, help="Switch end-to-end mode off again.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@pass_ctx
+def user_e2e(ctx: CliContext, address: str, key: Path | None, off: bool,
+             password_stdin: bool) -> None:
+    """End-to-end mode: mail delivered from now on is encrypted (PGP/MIME) to the
+    owner's own OpenPGP key, which the server never holds. Needs the owner's
+    password. Mail already stored is left as it is."""
+    if (key is None) == (not off):
+        fail("give either --key FILE or --off", 2)
+    config = _config(ctx)
+    certificate = None if key is None else key.read_bytes()
+    password = ask_password(password_stdin)
+
+    async def go() -> tuple[str, bytes]:
+        async with app_mod.open_app(config) as app:
+            ref = await app.accounts.set_end_to_end(address, password, certificate)
+            return ref.record.custody, ref.record.openpgp_cert
+
+    custody, cert = run(go)
+    if custody == "e2e":
+        info = openpgp.load_certificate(cert)
+        click.echo(f"{address}: end-to-end, mail is encrypted to {info.fingerprint} "
+                   f"({', '.join(info.user_ids) or 'no user id'})")
+    else:
+        click.echo(f"{address}: sealed (end-to-end mode off)")
 
 
 @user.command("delete")

@@ -27,6 +27,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from letterlock.app import App
+from letterlock.crypto import openpgp
 from letterlock.errors import AuthenticationFailed, InvalidInput, LetterlockError, NotFound
 from letterlock.http.render import PageRenderer
 from letterlock.http.web_sessions import (
@@ -54,6 +55,8 @@ EVENT_WORDS = {
                            "(with your password)",
     "account:password:changed": "Your password was changed",
     "account:key:recovered": "Your key was recovered with the recovery code",
+    "account:custody:changed": "End-to-end encryption to your own OpenPGP key was "
+                               "switched on or off (with your password)",
     "legal:matter:filed": "A legal request naming you was recorded",
     "legal:matter:evaluated": "A legal request naming you was checked against the law",
     "legal:matter:decided": "A decision was made on a legal request naming you",
@@ -67,6 +70,15 @@ EVENT_WORDS = {
     "legal:gag:lifted": "A non-disclosure order about you ended",
     "log:commitment:revealed": "An event kept secret by a court order was revealed",
 }
+
+
+def _fingerprint(certificate: bytes) -> str:
+    if not certificate:
+        return ""
+    try:
+        return openpgp.load_certificate(certificate).fingerprint
+    except LetterlockError:
+        return "(unreadable certificate)"
 
 
 class LoginRequired(Exception):
@@ -240,6 +252,7 @@ def install_account_pages(api: FastAPI, app: App, sessions: SessionStore,
                     tab="overview", address=account.address, region=account.ref.region,
                     country=regions.get(account.ref.region, ""),
                     key_id=record.key_id.hex(), custody=record.custody,
+                    e2e_fingerprint=_fingerprint(record.openpgp_cert),
                     created=format_time(record.created), boxes=boxes,
                     total_count=total_count, total_bytes=total_bytes,
                     other_regions=sorted(r for r in regions if r != account.ref.region))

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from letterlock.audit.events import AuditEvent, AuditSink, EventType
-from letterlock.crypto import keys
+from letterlock.crypto import keys, openpgp
 from letterlock.crypto.seal import Opener
 from letterlock.errors import (
     AlreadyExists,
@@ -250,6 +250,24 @@ class AccountService:
         await self._set_password(ref, Opener(pair.private, pair.key_id), new_password)
         await self._audit.record(AuditEvent(EventType.ACCOUNT_KEY_RECOVERED, address,
                                             datetime.now(UTC), account=ref.address))
+
+    async def set_end_to_end(self, address: str, password: str,
+                             certificate: bytes | None) -> AccountRef:
+        """Switch end-to-end mode on (mail delivered from now on is encrypted to the
+        owner's OpenPGP ``certificate``, see crypto/openpgp.py) or off (``None``:
+        mail is sealed to the account key only, as by default). Needs the owner's
+        password: it is the owner's choice. Mail already stored stays as it is.
+        Raises AuthenticationFailed, or InvalidInput for an unusable certificate."""
+        cert = None if certificate is None else openpgp.load_certificate(certificate)
+        session = await self.authenticate(address, password)
+        ref = session.ref
+        custody, armored = ("sealed", b"") if cert is None else ("e2e", cert.armored)
+        await self._cells.get(ref.region).store.set_custody(ref.address, custody, armored)
+        self._forget(ref.address)
+        await self._audit.record(AuditEvent(EventType.ACCOUNT_CUSTODY_CHANGED, ref.address,
+                                            datetime.now(UTC), account=ref.address,
+                                            details=(("custody", custody),)))
+        return await self.resolve(ref.address)
 
     async def _set_password(self, ref: AccountRef, opener: Opener, password: str) -> None:
         pair = keys.KeyPair(opener.private_key, ref.record.public_key)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from letterlock.crypto import openpgp
 from letterlock.errors import InvalidInput, LetterlockError, UnknownAccount, UnknownMailbox
 from letterlock.services.accounts import AccountRef, AccountService
 from letterlock.services.addresses import domain_of, normalise_address
@@ -149,8 +150,13 @@ class DeliveryService:
                 except LetterlockError as exc:
                     results.append(DeliveryResult(ref.address, False, str(exc)))
                     continue
-                items.append((ref, await self._mailboxes.seal_message(ref, raw, box, canonical,
-                                                                      internaldate)))
+                try:
+                    content = await _for_custody(ref, raw)
+                except LetterlockError as exc:
+                    results.append(DeliveryResult(ref.address, False, str(exc)))
+                    continue
+                items.append((ref, await self._mailboxes.seal_message(
+                    ref, content, box, canonical, internaldate)))
             if items:
                 try:
                     await self._store(items, mailbox)
@@ -173,7 +179,8 @@ class DeliveryService:
         """Many messages for one account and mailbox (``mail import``): sealed as
         every delivery is, stored in one group commit. Returns how many were stored;
         raises on failure (nothing of the batch is then visible)."""
-        items = [await self._mailboxes.seal_message(ref, raw, mailbox_id,
+        items = [await self._mailboxes.seal_message(ref, await _for_custody(ref, raw),
+                                                    mailbox_id,
                                                     canonical_flags(sorted(flags)), when)
                  for raw, flags, when in messages]
         return len(await self._mailboxes.append_sealed(ref, items))
@@ -195,3 +202,19 @@ class DeliveryService:
             box = await self._mailboxes.mailbox_for_delivery(ref, mailbox)
             fresh.append((replace(msg, mailbox_id=box), blob))
         await self._mailboxes.append_sealed(items[0][0], fresh)
+
+
+E2E_INLINE_BYTES = 256 * 1024
+"""Messages up to this size are encrypted for end-to-end accounts on the event loop;
+larger ones in a thread."""
+
+
+async def _for_custody(ref: AccountRef, raw: bytes) -> bytes:
+    """What is stored for ``ref``: ``raw`` itself, or for an account in end-to-end
+    custody a PGP/MIME message encrypted to the owner's own OpenPGP key."""
+    record = ref.record
+    if record.custody != "e2e":
+        return raw
+    if len(raw) <= E2E_INLINE_BYTES:
+        return openpgp.encrypt_message(raw, record.openpgp_cert)
+    return await asyncio.to_thread(openpgp.encrypt_message, raw, record.openpgp_cert)

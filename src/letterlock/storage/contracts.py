@@ -127,6 +127,11 @@ class CellStore(Protocol):
         """Replace the wrapped private key copies. Raises UnknownAccount."""
         ...
 
+    async def set_custody(self, address: str, custody: str, openpgp_cert: bytes) -> None:
+        """Set the account's key custody: ``e2e`` with the owner's OpenPGP
+        certificate, or ``sealed`` with ``b""``. Raises UnknownAccount."""
+        ...
+
     async def delete_account(self, address: str) -> list[str]:
         """Remove the account with its mailboxes and messages; returns the blob ids
         that are no longer referenced. Raises UnknownAccount."""

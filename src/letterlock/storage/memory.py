@@ -160,6 +160,13 @@ class MemoryCellStore:
         self._accounts[address] = replace(account, wrapped_by_password=wrapped_by_password,
                                           wrapped_by_recovery=wrapped_by_recovery)
 
+    async def set_custody(self, address: str, custody: str, openpgp_cert: bytes) -> None:
+        account = self._accounts.get(address)
+        if account is None:
+            raise UnknownAccount(address)
+        self._accounts[address] = replace(account, custody=custody,
+                                          openpgp_cert=openpgp_cert)
+
     async def delete_account(self, address: str) -> list[str]:
         account = self._accounts.pop(address, None)
         if account is None:

@@ -33,6 +33,9 @@ class AccountRecord:
     wrapped_by_recovery: bytes
     custody: str = "sealed"
     """``sealed`` (server-held key locked by the password) or ``e2e``."""
+    openpgp_cert: bytes = b""
+    """For ``e2e``: the owner's OpenPGP certificate (public, ASCII-armored) that
+    delivered mail is encrypted to; empty otherwise."""
 
 
 @dataclass(frozen=True)

@@ -348,6 +348,7 @@ CREATE TABLE IF NOT EXISTS vanished (
     PRIMARY KEY (mailbox_id, uid)
 );
 ALTER TABLE vanished ADD COLUMN IF NOT EXISTS flags TEXT[] NOT NULL DEFAULT '{}';
+ALTER TABLE accounts ADD COLUMN IF NOT EXISTS openpgp_cert BYTEA NOT NULL DEFAULT '\\x';
 CREATE TABLE IF NOT EXISTS cell_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS subscriptions (
     account_id TEXT NOT NULL,
@@ -363,7 +364,7 @@ INSERT INTO cell_meta VALUES ('subscriptions_v1', 1) ON CONFLICT DO NOTHING;
 """
 
 _ACCOUNT_COLS = ("id, address, created, public_key, key_id, wrapped_by_password, "
-                 "wrapped_by_recovery, custody")
+                 "wrapped_by_recovery, custody, openpgp_cert")
 _MAILBOX_COLS = ("id, account_id, name, uidvalidity, uidnext, highestmodseq, special_use, "
                  "EXISTS (SELECT 1 FROM subscriptions s WHERE s.account_id = "
                  "mailboxes.account_id AND s.name = mailboxes.name), exists_count")
@@ -393,7 +394,7 @@ def _in_zone(stamp: datetime, offset: int) -> datetime:
 
 def _account(row: Sequence[Any]) -> AccountRecord:
     return AccountRecord(row[0], row[1], row[2].astimezone(UTC), bytes(row[3]), bytes(row[4]),
-                         bytes(row[5]), bytes(row[6]), row[7])
+                         bytes(row[5]), bytes(row[6]), row[7], bytes(row[8]))
 
 
 def _mailbox(row: Sequence[Any]) -> MailboxRecord:
@@ -592,10 +593,11 @@ class PostgresCellStore:
     async def create_account(self, account: AccountRecord) -> None:
         async def op(c: Conn) -> None:
             await c.execute(f"INSERT INTO accounts ({_ACCOUNT_COLS}) "
-                            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                             (account.id, account.address, account.created, account.public_key,
                              account.key_id, account.wrapped_by_password,
-                             account.wrapped_by_recovery, account.custody))
+                             account.wrapped_by_recovery, account.custody,
+                             account.openpgp_cert))
 
         try:
             await self.db.write(op)
@@ -618,6 +620,15 @@ class PostgresCellStore:
             cur = await c.execute("UPDATE accounts SET wrapped_by_password=%s, "
                                   "wrapped_by_recovery=%s WHERE address=%s",
                                   (wrapped_by_password, wrapped_by_recovery, address))
+            if cur.rowcount == 0:
+                raise UnknownAccount(address)
+
+        await self.db.write(op)
+
+    async def set_custody(self, address: str, custody: str, openpgp_cert: bytes) -> None:
+        async def op(c: Conn) -> None:
+            cur = await c.execute("UPDATE accounts SET custody=%s, openpgp_cert=%s "
+                                  "WHERE address=%s", (custody, openpgp_cert, address))
             if cur.rowcount == 0:
                 raise UnknownAccount(address)
 

@@ -248,7 +248,8 @@ CREATE TABLE IF NOT EXISTS accounts (
     key_id BLOB NOT NULL,
     wrapped_by_password BLOB NOT NULL,
     wrapped_by_recovery BLOB NOT NULL,
-    custody TEXT NOT NULL
+    custody TEXT NOT NULL,
+    openpgp_cert BLOB NOT NULL DEFAULT x''
 );
 CREATE TABLE IF NOT EXISTS mailboxes (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -296,7 +297,7 @@ INSERT OR IGNORE INTO cell_meta VALUES ('subscriptions_v1', 1);
 """
 
 _ACCOUNT_COLS = ("id, address, created, public_key, key_id, wrapped_by_password, "
-                 "wrapped_by_recovery, custody")
+                 "wrapped_by_recovery, custody, openpgp_cert")
 _MAILBOX_SELECT = ("SELECT id, account_id, name, uidvalidity, uidnext, highestmodseq, "
                    "special_use, EXISTS (SELECT 1 FROM subscriptions s "
                    "WHERE s.account_id = mailboxes.account_id AND s.name = mailboxes.name), "
@@ -313,7 +314,7 @@ def _cols(with_summary: bool) -> str:
 
 def _account(row: Sequence[Any]) -> AccountRecord:
     return AccountRecord(row[0], row[1], _dt(row[2]), bytes(row[3]), bytes(row[4]),
-                         bytes(row[5]), bytes(row[6]), row[7])
+                         bytes(row[5]), bytes(row[6]), row[7], bytes(row[8]))
 
 
 def _mailbox(row: Sequence[Any]) -> MailboxRecord:
@@ -417,6 +418,10 @@ def _upgrade_cell(path: Path) -> None:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(vanished)")}
         if "flags" not in columns:
             conn.execute("ALTER TABLE vanished ADD COLUMN flags TEXT NOT NULL DEFAULT ''")
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(accounts)")}
+        if "openpgp_cert" not in columns:
+            conn.execute("ALTER TABLE accounts ADD COLUMN openpgp_cert BLOB NOT NULL "
+                         "DEFAULT x''")
     conn.close()
 
 
@@ -427,10 +432,10 @@ class SqliteCellStore:
 
     async def create_account(self, account: AccountRecord) -> None:
         def op(c: sqlite3.Connection) -> None:
-            c.execute(f"INSERT INTO accounts ({_ACCOUNT_COLS}) VALUES (?,?,?,?,?,?,?,?)",
+            c.execute(f"INSERT INTO accounts ({_ACCOUNT_COLS}) VALUES (?,?,?,?,?,?,?,?,?)",
                       (account.id, account.address, _ts(account.created), account.public_key,
                        account.key_id, account.wrapped_by_password,
-                       account.wrapped_by_recovery, account.custody))
+                       account.wrapped_by_recovery, account.custody, account.openpgp_cert))
 
         try:
             await self.db.write(op)
@@ -453,6 +458,15 @@ class SqliteCellStore:
             cur = c.execute("UPDATE accounts SET wrapped_by_password=?, wrapped_by_recovery=? "
                             "WHERE address=?", (wrapped_by_password, wrapped_by_recovery,
                                                 address))
+            if cur.rowcount == 0:
+                raise UnknownAccount(address)
+
+        await self.db.write(op)
+
+    async def set_custody(self, address: str, custody: str, openpgp_cert: bytes) -> None:
+        def op(c: sqlite3.Connection) -> None:
+            cur = c.execute("UPDATE accounts SET custody=?, openpgp_cert=? WHERE address=?",
+                            (custody, openpgp_cert, address))
             if cur.rowcount == 0:
                 raise UnknownAccount(address)
 
