@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pysequoia import Tsk
 
 from letterlock.app import App
 from letterlock.audit import verify
@@ -129,7 +130,7 @@ async def test_every_page_forbids_scripts_and_framing(site: Site) -> None:
         await login(c)
         for path in ("/", "/transparency", "/transparency/canary", "/log", "/account",
                      "/account/access", "/account/legal", "/account/export",
-                     "/account/password"):
+                     "/account/encryption", "/account/password"):
             page = await c.get(path)
             assert page.status_code == 200, path
             assert page.headers["content-type"].startswith("text/html"), path
@@ -499,7 +500,7 @@ async def test_no_page_shows_another_accounts_data(site: Site) -> None:
     async with site.client() as c:
         await login(c)
         for path in ("/account", "/account/access", "/account/legal", "/account/export",
-                     "/account/password", "/account/export.mbox"):
+                     "/account/encryption", "/account/password", "/account/export.mbox"):
             body = (await c.get(path)).text
             for needle in needles:
                 assert needle not in body, (path, needle)
@@ -525,3 +526,45 @@ async def test_api_schema_is_unchanged_by_the_pages(site: Site) -> None:
     # Pages stay out of the API schema (the API's route list is checked in
     # test_http_api.py); the API still returns no mail.
     assert not [p for p in schema["paths"] if not p.startswith(("/api/", "/healthz"))]
+
+
+async def test_end_to_end_encryption_page(site: Site) -> None:
+    secret = Tsk.generate("Bob <bob@example.test>")
+    public = str(secret.extract_certificate())
+    fingerprint = secret.extract_certificate().fingerprint.upper()
+    async with site.client() as c:
+        await login(c)
+        page = await c.get("/account/encryption")
+        assert page.status_code == 200 and 'name="key"' in page.text
+        token = csrf_of(page.text)
+
+        async def post(**fields: str) -> httpx.Response:
+            return await c.post("/account/encryption", data={"csrf": token, **fields})
+
+        wrong = await post(action="on", key=public, password="not my password")
+        assert wrong.status_code == 403 and "password is not right" in wrong.text
+        private = await post(action="on", key=str(secret), password=PASSWORD)
+        assert private.status_code == 422 and "secret key" in private.text
+        empty = await post(action="on", key="", password=PASSWORD)
+        assert empty.status_code == 422
+        assert (await site.app.accounts.resolve(BOB)).record.custody == "sealed"
+
+        on = await post(action="on", key=public, password=PASSWORD)
+        assert on.status_code == 200 and "End-to-end encryption is on" in on.text
+        assert fingerprint in on.text
+        assert fingerprint in (await c.get("/account")).text  # the overview says so too
+        ref = await site.app.accounts.resolve(BOB)
+        assert ref.record.custody == "e2e"
+        await site.app.delivery.deliver(b"Subject: after\r\n\r\nE2E-BODY-MARKER\r\n", [ref])
+
+        off = await post(action="off", password=PASSWORD)
+        assert off.status_code == 200 and "End-to-end encryption is off" in off.text
+        assert (await site.app.accounts.resolve(BOB)).record.custody == "sealed"
+        forged = await c.post("/account/encryption", data={"csrf": "x", "action": "off",
+                                                           "password": PASSWORD})
+        assert forged.status_code == 403
+    session = await site.app.accounts.authenticate(BOB, PASSWORD)
+    inbox = await site.app.mailboxes.get_mailbox(session, "INBOX")
+    msgs = await site.app.mailboxes.messages(session, inbox.id)
+    stored = (await site.app.mailboxes.bodies(session, msgs[-1:]))[msgs[-1].uid]
+    assert b"multipart/encrypted" in stored and b"E2E-BODY-MARKER" not in stored

@@ -68,13 +68,15 @@ async def test_privacy_center_as_text(base: str, tmp_path: Path) -> None:
                                              "password": PASSWORD})
         pages = {p: (await c.get(p)).text for p in (
             "/account", "/account/access", "/account/legal", "/account/export",
-            "/account/password")}
+            "/account/encryption", "/account/password")}
     expected = {
         "/account": ["Where your mail lives", "us-east", "the United States",
                      "What is sealed, and what is not", "INBOX"],
         "/account/access": ["The operator created your account", "Download the proof"],
         "/account/legal": ["You have no notices"],
         "/account/export": ["Download all my mail (mbox)"],
+        "/account/encryption": ["End-to-end encryption", "Your OpenPGP public key",
+                                "Encrypt new mail to this key"],
         "/account/password": ["Current password", "New password again", "Change password"],
     }
     for path, html in pages.items():

@@ -44,6 +44,9 @@ from letterlock.services.transfer import stream_mbox
 from letterlock.services.transparency import AccessFeed
 
 MAX_FORM_BYTES = 16 * 1024
+MAX_KEY_FORM_BYTES = 256 * 1024
+"""The end-to-end form carries an armored OpenPGP certificate (with signatures on it,
+tens of KiB at most)."""
 FEED_PAGE = 50
 
 EVENT_WORDS = {
@@ -109,7 +112,7 @@ def _drop_cookie(response: Response, request: Request, name: str) -> None:
                            secure=_secure(request))
 
 
-async def read_form(request: Request) -> dict[str, str]:
+async def read_form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, str]:
     """An url-encoded form body (first value of each field). Raises FormRefused."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
@@ -117,7 +120,7 @@ async def read_form(request: Request) -> dict[str, str]:
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_FORM_BYTES:
+        if len(body) > limit:
             raise FormRefused("form too large")
     try:
         fields = urllib.parse.parse_qs(body.decode("utf-8"), keep_blank_values=True,
@@ -171,8 +174,9 @@ def install_account_pages(api: FastAPI, app: App, sessions: SessionStore,
             raise LoginRequired(expired=bool(cookie))
         return web
 
-    async def checked_form(request: Request, web: WebSession) -> dict[str, str]:
-        form = await read_form(request)
+    async def checked_form(request: Request, web: WebSession,
+                           limit: int = MAX_FORM_BYTES) -> dict[str, str]:
+        form = await read_form(request, limit)
         if not same_token(form.get("csrf"), web.csrf):
             raise FormRefused("bad CSRF token")
         return form
@@ -246,7 +250,8 @@ def install_account_pages(api: FastAPI, app: App, sessions: SessionStore,
             boxes.append({"name": box.name, "count": len(msgs), "bytes": size})
             total_count += len(msgs)
             total_bytes += size
-        record = account.ref.record
+        # Fresh: custody may have changed since this session logged in.
+        record = (await app.accounts.resolve(account.address)).record
         boxes.sort(key=lambda b: (b["name"] != "INBOX", str(b["name"]).lower()))
         return view("account/overview.html", web, title="Where your mail lives",
                     tab="overview", address=account.address, region=account.ref.region,
@@ -360,5 +365,37 @@ def install_account_pages(api: FastAPI, app: App, sessions: SessionStore,
             return password_form(web, 422, str(exc).capitalize() + ".")
         ended = sessions.close_others(web.address, keep=web.id)
         return password_form(web, done=True, ended=ended)
+
+    # -- end-to-end mode ------------------------------------------------------------------
+
+    async def encryption_form(web: WebSession, status: int = 200, error: str | None = None,
+                              done: str | None = None) -> Response:
+        record = (await app.accounts.resolve(web.address)).record
+        return view("account/encryption.html", web, status,
+                    title="End-to-end encryption", tab="encryption", error=error,
+                    done=done, custody=record.custody,
+                    fingerprint=_fingerprint(record.openpgp_cert))
+
+    @router.get("/encryption")
+    async def encryption_page(request: Request) -> Response:
+        return await encryption_form(current(request))
+
+    @router.post("/encryption")
+    async def set_encryption(request: Request) -> Response:
+        web = current(request)
+        form = await checked_form(request, web, MAX_KEY_FORM_BYTES)
+        switch_on = form.get("action") == "on"
+        key = form.get("key", "").strip()
+        if switch_on and not key:
+            return await encryption_form(web, 422, "Paste your OpenPGP public key first.")
+        try:
+            await app.accounts.set_end_to_end(
+                web.address, form.get("password", ""),
+                key.encode("utf-8", "replace") if switch_on else None)
+        except AuthenticationFailed:
+            return await encryption_form(web, 403, "Your password is not right.")
+        except InvalidInput as exc:
+            return await encryption_form(web, 422, str(exc)[:1].upper() + str(exc)[1:] + ".")
+        return await encryption_form(web, done="on" if switch_on else "off")
 
     api.include_router(router)
