@@ -1,18 +1,24 @@
-"""`letterlock operator add/list`: roles checked, password read from stdin and stored
-only as an Argon2id hash, an audit event per operator added."""
+"""`letterlock operator add/list/passwd/remove`: roles checked, password read from
+stdin and stored only as an Argon2id hash, tokens ended by a new password or removal,
+an audit event for each change."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
+from letterlock import app as app_mod
+from letterlock import config as config_mod
 from letterlock.audit.log import open_reader
 from letterlock.audit.records import decode
 from letterlock.cli.main import cli
+from letterlock.errors import AuthenticationFailed
 from support.env import FAST_KDF_ENV
 
 SECRET = "a long operator secret"
@@ -62,3 +68,59 @@ def test_operator_add_and_list(tmp_path: Path) -> None:
                     if e is not None and e.type == "admin:operator:added"]
     assert added_events == [{"operator": "root", "role": "admin"},
                             {"operator": "lee", "role": "legal"}]
+
+
+def test_operator_remove_and_passwd_end_api_access(tmp_path: Path) -> None:
+    runner = CliRunner(env={**FAST_KDF_ENV, "LETTERLOCK_HOME": ""})
+    home = tmp_path / "home"
+
+    def call(*args: str, stdin: str | None = None) -> Any:
+        return runner.invoke(cli, ["--home", str(home), *args], input=stdin)
+
+    async def token_for(name: str, password: str) -> str:
+        async with app_mod.open_app(config_mod.load(home, env=FAST_KDF_ENV)) as app:
+            return (await app.operators.issue_token(name, password)).token
+
+    async def works(token: str) -> bool:
+        async with app_mod.open_app(config_mod.load(home, env=FAST_KDF_ENV)) as app:
+            try:
+                await app.operators.check_token(token)
+            except AuthenticationFailed:
+                return False
+            return True
+
+    assert call("init").exit_code == 0
+    for name in ("lee", "ada"):
+        assert call("operator", "add", name, "--role", "legal", "--password-stdin",
+                    stdin=SECRET + "\n").exit_code == 0
+    lee_token = asyncio.run(token_for("lee", SECRET))
+    ada_token = asyncio.run(token_for("ada", SECRET))
+    assert asyncio.run(works(lee_token)) and asyncio.run(works(ada_token))
+
+    # A new password ends the tokens issued under the old one.
+    new = "another long secret"
+    done = call("operator", "passwd", "Lee", "--password-stdin", stdin=new + "\n")
+    assert done.exit_code == 0 and "tokens are revoked" in done.output
+    assert not asyncio.run(works(lee_token))
+    with pytest.raises(AuthenticationFailed):
+        asyncio.run(token_for("lee", SECRET))
+    assert asyncio.run(works(asyncio.run(token_for("lee", new))))
+    assert call("operator", "passwd", "lee", "--password-stdin",
+                stdin="short\n").exit_code == 2
+
+    # Removal: gone from the list, its token refused; others untouched.
+    assert call("operator", "remove", "ada").exit_code == 1  # asks; no answer
+    removed = call("operator", "remove", "ada", "--yes")
+    assert removed.exit_code == 0 and "removed operator ada" in removed.output
+    assert not asyncio.run(works(ada_token))
+    assert [o["name"] for o in json.loads(call("operator", "list", "--json").output)] \
+        == ["lee"]
+    missing = call("operator", "remove", "ada", "--yes")
+    assert missing.exit_code == 4 and "no operator ada" in missing.output
+
+    with open_reader(home / "control" / "audit") as log:
+        events = [decode(leaf).event for _, leaf in log.iter_leaves(0, log.size)]
+    assert [(e.type, dict(e.details)) for e in events if e is not None
+            and e.type in ("admin:operator:removed", "admin:operator:password-set")] == [
+        ("admin:operator:password-set", {"operator": "lee"}),
+        ("admin:operator:removed", {"operator": "ada"})]

@@ -20,6 +20,8 @@ class EventType(enum.StrEnum):
     ADMIN_ACCOUNT_DELETED = "admin:account:deleted"
     ADMIN_ACCOUNT_MOVED = "admin:account:moved"
     ADMIN_OPERATOR_ADDED = "admin:operator:added"
+    ADMIN_OPERATOR_REMOVED = "admin:operator:removed"
+    ADMIN_OPERATOR_PASSWORD_SET = "admin:operator:password-set"
     ADMIN_MAIL_IMPORTED = "admin:mail:imported"
     ADMIN_MAIL_EXPORTED = "admin:mail:exported"
     # account self-service that matters to the owner

@@ -16,6 +16,7 @@ import click
 from rich.console import Console
 
 from letterlock import config as config_mod
+from letterlock.app import App, open_app
 from letterlock.errors import (
     AlreadyExists,
     AuthenticationFailed,
@@ -65,6 +66,16 @@ def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
         return asyncio.run(coro_fn())  # type: ignore[arg-type]
     except LetterlockError as exc:
         fail(str(exc) or type(exc).__name__, exit_code_for(exc))
+
+
+def run_with_app(config: config_mod.Config, fn: Callable[[App], Awaitable[T]]) -> T:
+    """Open the application on ``config``, run ``fn(app)`` and close it again; a
+    domain error becomes a one-line message and exit status (see :func:`run`)."""
+    async def go() -> T:
+        async with open_app(config) as app:
+            return await fn(app)
+
+    return run(go)
 
 
 def read_stdin_lines(count: int, what: str) -> list[str]:

@@ -20,6 +20,7 @@ from letterlock.cli.common import (
     pass_ctx,
     read_stdin_lines,
     run,
+    run_with_app,
 )
 from letterlock.cli.domain_dns import show as _domain_show
 from letterlock.cli.legal import legal as _legal
@@ -282,15 +283,10 @@ def user_e2e(ctx: CliContext, address: str, key: Path | None, off: bool,
     config = _config(ctx)
     certificate = None if key is None else key.read_bytes()
     password = ask_password(password_stdin)
-
-    async def go() -> tuple[str, bytes]:
-        async with app_mod.open_app(config) as app:
-            ref = await app.accounts.set_end_to_end(address, password, certificate)
-            return ref.record.custody, ref.record.openpgp_cert
-
-    custody, cert = run(go)
-    if custody == "e2e":
-        info = openpgp.load_certificate(cert)
+    ref = run_with_app(config,
+                       lambda app: app.accounts.set_end_to_end(address, password, certificate))
+    if ref.record.custody == "e2e":
+        info = openpgp.load_certificate(ref.record.openpgp_cert)
         click.echo(f"{address}: end-to-end, mail is encrypted to {info.fingerprint} "
                    f"({', '.join(info.user_ids) or 'no user id'})")
     else:
@@ -306,12 +302,7 @@ def user_delete(ctx: CliContext, address: str, yes: bool) -> None:
     config = _config(ctx)
     if not yes and not click.confirm(f"Delete {address} and all its mail for good?"):
         fail("not deleted", 1)
-
-    async def go() -> None:
-        async with app_mod.open_app(config) as app:
-            await app.accounts.delete(address)
-
-    run(go)
+    run_with_app(config, lambda app: app.accounts.delete(address))
     click.echo(f"deleted {address}")
 
 

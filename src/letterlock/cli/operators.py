@@ -11,7 +11,7 @@ import json
 import click
 
 from letterlock import app as app_mod
-from letterlock.cli.common import CliContext, ask_password, fail, pass_ctx, run
+from letterlock.cli.common import CliContext, ask_password, fail, pass_ctx, run, run_with_app
 from letterlock.config import Config
 from letterlock.errors import ConfigError
 from letterlock.policy import format_time
@@ -47,6 +47,31 @@ def operator_add(ctx: CliContext, name: str, role: str, password_stdin: bool) ->
 
     added = run(go)
     click.echo(f"added operator {added.name} ({added.role})")
+
+
+@operator_group.command("remove")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_ctx
+def operator_remove(ctx: CliContext, name: str, yes: bool) -> None:
+    """Remove operator NAME; its API tokens stop working at once."""
+    config = _config(ctx)
+    if not yes and not click.confirm(f"Remove operator {name}?"):
+        fail("not removed", 1)
+    run_with_app(config, lambda app: app.operators.remove(name))
+    click.echo(f"removed operator {name.strip().lower()}")
+
+
+@operator_group.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@pass_ctx
+def operator_passwd(ctx: CliContext, name: str, password_stdin: bool) -> None:
+    """Set a new password for operator NAME; its API tokens stop working at once."""
+    config = _config(ctx)
+    password = ask_password(password_stdin, "New password")
+    run_with_app(config, lambda app: app.operators.set_password(name, password))
+    click.echo(f"password set for operator {name.strip().lower()}; its tokens are revoked")
 
 
 @operator_group.command("list")

@@ -120,6 +120,26 @@ class OperatorService:
                                                                   ("role", role))))
         return Operator(name, role, row.created)
 
+    async def remove(self, name: str, *, actor: str = "operator") -> None:
+        """Remove an operator; its API tokens stop working at once (matters it filed
+        or decided keep its name). Raises NotFound."""
+        name = check_name(name)
+        await self._store.remove(name)
+        await self._audit.record(AuditEvent(EventType.ADMIN_OPERATOR_REMOVED, actor,
+                                            self._clock(), details=(("operator", name),)))
+
+    async def set_password(self, name: str, password: str, *,
+                           actor: str = "operator") -> None:
+        """Give an operator a new password; its API tokens stop working at once.
+        Raises NotFound or InvalidInput."""
+        name = check_name(name)
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise InvalidInput(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+        encoded = await self._kdf.run(lambda: hash_password(password, self._params))
+        await self._store.set_password(name, encoded)
+        await self._audit.record(AuditEvent(EventType.ADMIN_OPERATOR_PASSWORD_SET, actor,
+                                            self._clock(), details=(("operator", name),)))
+
     async def list(self) -> list[Operator]:
         return [Operator(r.name, r.role, r.created) for r in await self._store.list()]
 

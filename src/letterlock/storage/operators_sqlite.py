@@ -91,6 +91,23 @@ class OperatorStore:
                 f"SELECT {_OPERATOR_COLS} FROM operators ORDER BY name")]
         return await self._db.read(fn)
 
+    async def remove(self, name: str) -> None:
+        """Delete the operator and every token it holds. Raises NotFound."""
+        def fn(c: sqlite3.Connection) -> None:
+            c.execute("DELETE FROM operator_tokens WHERE name=?", (name,))
+            if c.execute("DELETE FROM operators WHERE name=?", (name,)).rowcount == 0:
+                raise NotFound(f"no operator {name}")
+        await self._db.write(fn)
+
+    async def set_password(self, name: str, password: str) -> None:
+        """Replace the password hash and end every token. Raises NotFound."""
+        def fn(c: sqlite3.Connection) -> None:
+            if c.execute("UPDATE operators SET password=? WHERE name=?",
+                         (password, name)).rowcount == 0:
+                raise NotFound(f"no operator {name}")
+            c.execute("DELETE FROM operator_tokens WHERE name=?", (name,))
+        await self._db.write(fn)
+
     async def add_token(self, row: TokenRow) -> None:
         def fn(c: sqlite3.Connection) -> None:
             c.execute("INSERT INTO operator_tokens VALUES (?,?,?,?)",
