@@ -64,8 +64,9 @@ async def test_gnupg_opens_what_an_e2e_account_receives(world: World, tmp_path: 
         assert control.get_content().strip() == b"Version: 1"
         assert payload.get_content_type() == "application/octet-stream"
 
-        inner = await asyncio.to_thread(gpg, home, "--decrypt",
-                                        stdin=payload.get_payload(decode=True))
+        armored = payload.get_payload(decode=True)
+        assert isinstance(armored, bytes) and armored.startswith(b"-----BEGIN PGP MESSAGE")
+        inner = await asyncio.to_thread(gpg, home, "--decrypt", stdin=armored)
         opened = email.message_from_bytes(inner, policy=email.policy.default)
         assert opened["subject"] == "GPG-SUBJECT-MARKER"
         assert opened.get_param("protected-headers") == "v1"
