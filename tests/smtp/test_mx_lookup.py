@@ -3,55 +3,25 @@ dnspython's own message API): preference order, implicit MX, null MX, NXDOMAIN."
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import dns.asyncresolver
-import dns.message
-import dns.rcode
-import dns.rdatatype
-import dns.rrset
 import pytest
 
 from letterlock.services.outbound import NoMailHost, dns_mx_lookup
+from support.dns_server import dns_server
 
 ZONE = {
-    "multi.test.": ["20 backup.multi.test.", "10 primary.multi.test."],
-    "nullmx.test.": ["0 ."],
+    ("multi.test.", "MX"): ["20 backup.multi.test.", "10 primary.multi.test."],
+    ("nullmx.test.", "MX"): ["0 ."],
 }
-NO_MX = {"plain.test."}  # exists, has no MX record
-
-
-class _DnsServer(asyncio.DatagramProtocol):
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        query = dns.message.from_wire(data)
-        response = dns.message.make_response(query)
-        question = query.question[0]
-        name = question.name.to_text().lower()
-        if name in ZONE and question.rdtype == dns.rdatatype.MX:
-            response.answer.append(dns.rrset.from_text_list(name, 60, "IN", "MX", ZONE[name]))
-        elif name not in ZONE and name not in NO_MX:
-            response.set_rcode(dns.rcode.NXDOMAIN)
-        self.transport.sendto(response.to_wire(), addr)  # type: ignore[attr-defined]
+NO_MX = ["plain.test."]  # exists, has no MX record
 
 
 @pytest.fixture
 async def resolver() -> AsyncIterator[dns.asyncresolver.Resolver]:
-    loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(_DnsServer,
-                                                       local_addr=("127.0.0.1", 0))
-    port = transport.get_extra_info("sockname")[1]
-    res = dns.asyncresolver.Resolver(configure=False)
-    res.nameservers = ["127.0.0.1"]
-    res.port = port
-    res.lifetime = 5
-    try:
+    async with dns_server(ZONE, NO_MX) as res:
         yield res
-    finally:
-        transport.close()
 
 
 async def test_mx_hosts_in_preference_order(resolver: dns.asyncresolver.Resolver) -> None:

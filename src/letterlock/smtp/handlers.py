@@ -30,6 +30,7 @@ from letterlock.services.delivery import (
     Recipient,
     RecipientKind,
 )
+from letterlock.services.inbound_auth import DkimVerifier
 from letterlock.smtp import replies
 from letterlock.smtp.protocol import Envelope, MailParams, PeerInfo
 from letterlock.smtp.received import received_header
@@ -94,10 +95,12 @@ def _unique_accounts(envelope: Envelope) -> list[AccountRef]:
 
 
 class MxHandler:
-    def __init__(self, delivery: DeliveryService, hostname: str, clock: Clock = _now) -> None:
+    def __init__(self, delivery: DeliveryService, hostname: str, clock: Clock = _now, *,
+                 verifier: DkimVerifier | None = None) -> None:
         self._delivery = delivery
         self._hostname = hostname
         self._clock = clock
+        self._verifier = verifier
         self._queue_ids = QueueIds()
 
     async def authenticate(self, peer: PeerInfo, login: str, password: str) -> Session | None:
@@ -123,7 +126,12 @@ class MxHandler:
         refs = _unique_accounts(envelope)
         trace = _trace(peer, self._hostname, queue_id, self._clock(),
                        [r.address for r in refs])
-        raw = _return_path(envelope.sender) + trace + message
+        checked = b""
+        if self._verifier is not None:
+            results = await self._verifier.check(message)
+            message = self._verifier.strip_forged(message)
+            checked = self._verifier.header(results)
+        raw = _return_path(envelope.sender) + trace + checked + message
         return queue_id, await self._delivery.deliver(raw, refs)
 
     async def data(self, peer: PeerInfo, envelope: Envelope, message: bytes) -> list[Reply]:

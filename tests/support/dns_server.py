@@ -1,0 +1,60 @@
+"""A DNS server on loopback for tests (answers built with dnspython's own message
+API), and a resolver pointed at it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+
+import dns.asyncresolver
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+
+Zone = Mapping[tuple[str, str], Sequence[str]]
+"""(name with final dot, record type) -> record texts, e.g. ("a.test.", "MX")."""
+
+
+class _Server(asyncio.DatagramProtocol):
+    def __init__(self, zone: Zone, no_answer: frozenset[str]) -> None:
+        self._zone = zone
+        self._no_answer = no_answer
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        query = dns.message.from_wire(data)
+        response = dns.message.make_response(query)
+        question = query.question[0]
+        name = question.name.to_text().lower()
+        kind = dns.rdatatype.to_text(question.rdtype)
+        records = self._zone.get((name, kind))
+        if records:
+            response.answer.append(dns.rrset.from_text_list(name, 60, "IN", kind,
+                                                            list(records)))
+        elif name not in self._no_answer and not any(n == name for n, _ in self._zone):
+            response.set_rcode(dns.rcode.NXDOMAIN)
+        assert self.transport is not None
+        self.transport.sendto(response.to_wire(), addr)
+
+
+@asynccontextmanager
+async def dns_server(zone: Zone, no_answer: Sequence[str] = (),
+                     ) -> AsyncIterator[dns.asyncresolver.Resolver]:
+    """Serve ``zone`` (names in ``no_answer`` exist but have no records asked for;
+    other unknown names are NXDOMAIN) and yield a resolver that asks only it."""
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: _Server(zone, frozenset(no_answer)), local_addr=("127.0.0.1", 0))
+    res = dns.asyncresolver.Resolver(configure=False)
+    res.nameservers = ["127.0.0.1"]
+    res.port = transport.get_extra_info("sockname")[1]
+    res.lifetime = 5
+    try:
+        yield res
+    finally:
+        transport.close()
