@@ -41,9 +41,10 @@ class SmtpConfig:
     """Submission listener TCP port (STARTTLS, AUTH)."""
     lmtp_port: int = 0
     """LMTP listener TCP port; 0 disables it."""
-    verify_dkim: bool = True
-    """Check the DKIM signatures of mail arriving on the MX listener (DNS lookups)
-    and record the results in an Authentication-Results field (RFC 8601)."""
+    sender_checks: bool = True
+    """Check SPF and the DKIM signatures of mail arriving on the MX listener (DNS
+    lookups) and record the results in an Authentication-Results field (RFC 8601);
+    nothing is refused on these grounds."""
     postmaster: str = ""
     """Account (address) that receives mail for postmaster@ any hosted domain, and
     for the bare `postmaster` of RFC 5321, where no account of that address exists;

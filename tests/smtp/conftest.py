@@ -57,11 +57,11 @@ def client_tls() -> ssl.SSLContext:
 async def start_world(app: App, tmp: Path, *, outbound: object | None = None,
                       limits: LimitSettings | None = None,
                       max_bytes: int = MAX_BYTES,
-                      dkim_resolver: dns.asyncresolver.Resolver | None = None) -> World:
+                      dns_resolver: dns.asyncresolver.Resolver | None = None) -> World:
     config = SmtpConfig(port=0, submission_port=0, max_message_bytes=max_bytes)
     server = SmtpServer(app.delivery, app.accounts, outbound, config,  # type: ignore[arg-type]
                         "mx.example.test", server_tls(tmp), lmtp=True, limits=limits,
-                        dkim_resolver=dkim_resolver)
+                        dns_resolver=dns_resolver)
     ports = await server.start()
     return World(app, server, ports.mx, ports.submission, ports.lmtp, client_tls())
 

@@ -1,10 +1,16 @@
 """Checks on mail that arrives from the internet, written down for the recipient's
 mail program in an Authentication-Results header field (RFC 8601).
 
-What is checked: DKIM signatures (RFC 6376, with dkimpy), each against the key its
-signer publishes in DNS (fetched with dnspython, asynchronously, then handed to
-dkimpy). A message without a signature gets ``dkim=none``. Not checked (yet): SPF
-and DMARC.
+What is checked:
+- SPF (RFC 7208, services/spf.py): may the client's IP send for the MAIL FROM domain
+  (for the null sender, the HELO name)?
+- DKIM signatures (RFC 6376, with dkimpy), each against the key its signer publishes
+  in DNS (fetched with dnspython, asynchronously, then handed to dkimpy). A message
+  without a signature gets ``dkim=none``.
+Not checked: DMARC (it needs the Public Suffix List to find organisational domains).
+
+Nothing is refused on these grounds: the results are recorded for the recipient's
+mail program and filters to act on.
 
 Fields that claim to come from this server (the same authserv-id) but arrived with
 the message are removed first, as RFC 8601 section 5 requires: otherwise a sender
@@ -14,6 +20,7 @@ could forge a "pass".
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import re
 from collections.abc import Sequence
@@ -26,6 +33,7 @@ import dns.resolver
 
 from letterlock.mime.headers import split_fields
 from letterlock.mime.structure import header_end
+from letterlock.services import spf
 
 log = logging.getLogger("letterlock.inbound")
 
@@ -58,7 +66,7 @@ def _tags(value: bytes) -> dict[str, str]:
             for m in _TAG.finditer(unfolded)}
 
 
-class DkimVerifier:
+class InboundChecks:
     def __init__(self, authserv_id: str,
                  resolver: dns.asyncresolver.Resolver | None = None) -> None:
         self.authserv_id = authserv_id
@@ -67,6 +75,28 @@ class DkimVerifier:
             resolver.lifetime = DNS_TIMEOUT_S
             resolver.cache = dns.resolver.LRUCache()
         self._resolver = resolver
+        self._lookup = spf.resolver_lookup(resolver)
+
+    async def spf(self, ip: str, sender: str, helo: str) -> tuple[str, str]:
+        """(SPF result, the identity checked as an RFC 8601 property)."""
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return "none", f"smtp.helo={_safe(helo)}"
+        if sender:
+            identity, domain = sender, sender.rpartition("@")[2].lower()
+            prop = f"smtp.mailfrom={_safe(sender)}"
+        else:
+            identity, domain = f"postmaster@{helo}", helo.lower()
+            prop = f"smtp.helo={_safe(helo)}"
+        ctx = spf.SpfContext(address, identity, helo)
+        return await spf.check_host(ctx, domain, self._lookup), prop
+
+    async def header_for(self, message: bytes, ip: str, sender: str, helo: str) -> bytes:
+        """The Authentication-Results field for a message from the internet."""
+        spf_result, prop = await self.spf(ip, sender, helo)
+        dkim_results = await self.check(message)
+        return self.header(dkim_results, f"spf={spf_result} {prop}")
 
     async def _key(self, name: str) -> tuple[bytes | None, str | None]:
         """(TXT record, None), or (None, the RFC 8601 result that the lookup means)."""
@@ -97,9 +127,10 @@ class DkimVerifier:
             results.append(DkimResult(ok, domain, selector, b))
         return results
 
-    def header(self, results: Sequence[DkimResult]) -> bytes:
-        """The Authentication-Results field for ``results`` (``dkim=none`` if empty)."""
-        parts = [r.text() for r in results] or ["dkim=none"]
+    def header(self, results: Sequence[DkimResult], *more: str) -> bytes:
+        """The Authentication-Results field for ``results`` (``dkim=none`` if empty)
+        and the other method results in ``more``."""
+        parts = [*more, *([r.text() for r in results] or ["dkim=none"])]
         return (f"Authentication-Results: {self.authserv_id};\r\n\t"
                 + ";\r\n\t".join(parts) + "\r\n").encode("ascii", "replace")
 
@@ -115,6 +146,12 @@ class DkimVerifier:
         for f in forged:  # each field's exact bytes, continuation lines included
             header = header.replace(f.raw, b"", 1)
         return header + message[end:]
+
+
+def _safe(text: str) -> str:
+    """A property value for the header: printable ASCII without separators."""
+    cleaned = re.sub(r"[^\x21-\x7e]|[;()\"\\]", "?", text)[:254]
+    return cleaned or "unknown"
 
 
 def _verify(message: bytes, index: int, record: bytes) -> str:

@@ -30,7 +30,7 @@ from letterlock.services.delivery import (
     Recipient,
     RecipientKind,
 )
-from letterlock.services.inbound_auth import DkimVerifier
+from letterlock.services.inbound_auth import InboundChecks
 from letterlock.smtp import replies
 from letterlock.smtp.protocol import Envelope, MailParams, PeerInfo
 from letterlock.smtp.received import received_header
@@ -96,11 +96,11 @@ def _unique_accounts(envelope: Envelope) -> list[AccountRef]:
 
 class MxHandler:
     def __init__(self, delivery: DeliveryService, hostname: str, clock: Clock = _now, *,
-                 verifier: DkimVerifier | None = None) -> None:
+                 checks: InboundChecks | None = None) -> None:
         self._delivery = delivery
         self._hostname = hostname
         self._clock = clock
-        self._verifier = verifier
+        self._checks = checks
         self._queue_ids = QueueIds()
 
     async def authenticate(self, peer: PeerInfo, login: str, password: str) -> Session | None:
@@ -127,10 +127,10 @@ class MxHandler:
         trace = _trace(peer, self._hostname, queue_id, self._clock(),
                        [r.address for r in refs])
         checked = b""
-        if self._verifier is not None:
-            results = await self._verifier.check(message)
-            message = self._verifier.strip_forged(message)
-            checked = self._verifier.header(results)
+        if self._checks is not None:
+            checked = await self._checks.header_for(message, peer.ip, envelope.sender,
+                                                    peer.helo)
+            message = self._checks.strip_forged(message)
         raw = _return_path(envelope.sender) + trace + checked + message
         return queue_id, await self._delivery.deliver(raw, refs)
 

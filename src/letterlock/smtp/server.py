@@ -25,7 +25,7 @@ from letterlock.services import dkim_keys
 from letterlock.services.accounts import AccountService
 from letterlock.services.change_relay import ChangeListener
 from letterlock.services.delivery import DeliveryService
-from letterlock.services.inbound_auth import DkimVerifier
+from letterlock.services.inbound_auth import InboundChecks
 from letterlock.services.outbound import OutboundQueue, OutboundSettings
 from letterlock.smtp import replies
 from letterlock.smtp.handlers import LmtpHandler, MxHandler, Outbound, SubmissionHandler
@@ -50,7 +50,7 @@ class SmtpServer:
                  lmtp: bool | None = None, limits: LimitSettings | None = None,
                  grace_s: float = 5.0, mx_only: bool = False,
                  reuse_port: bool = False,
-                 dkim_resolver: dns.asyncresolver.Resolver | None = None) -> None:
+                 dns_resolver: dns.asyncresolver.Resolver | None = None) -> None:
         self._config = config
         self._hostname = hostname
         self._ssl = ssl_context
@@ -61,8 +61,8 @@ class SmtpServer:
         self._grace = grace_s
         self._mx_only = mx_only
         self._reuse_port = reuse_port
-        self._mx = MxHandler(delivery, hostname, verifier=DkimVerifier(
-            hostname, dkim_resolver) if config.verify_dkim else None)
+        self._mx = MxHandler(delivery, hostname, checks=InboundChecks(
+            hostname, dns_resolver) if config.sender_checks else None)
         self._submission = SubmissionHandler(delivery, accounts, outbound, hostname)
         self._lmtp_handler = LmtpHandler(delivery, hostname)
         self._servers: list[asyncio.AbstractServer] = []

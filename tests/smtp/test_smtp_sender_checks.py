@@ -1,6 +1,6 @@
-"""Inbound DKIM checks on the MX listener (RFC 6376, results in RFC 8601's
-Authentication-Results): keys from a DNS server on loopback, signatures made with
-dkimpy, messages sent with smtplib."""
+"""Inbound sender checks on the MX listener: DKIM (RFC 6376) and SPF (RFC 7208),
+results in RFC 8601's Authentication-Results. Keys and policies come from a DNS
+server on loopback, signatures are made with dkimpy, messages sent with smtplib."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ MESSAGE = (b"From: Carol <carol@remote.test>\r\nTo: alice@example.test\r\n"
            b"Message-ID: <dkim1@remote.test>\r\n\r\nSigned by remote.test.\r\n")
 
 
-def signed(key: dkim_keys.DkimKey, message: bytes = MESSAGE, selector: str = "s1") -> bytes:
+def signed(key: dkim_keys.DkimKey, message: bytes = MESSAGE, selector: str = "s1",
+           ) -> bytes:
     return bytes(dkim.sign(message, selector.encode(), b"remote.test", key.private_pem,
                            include_headers=[b"From", b"To", b"Subject", b"Date"])) + message
 
@@ -36,20 +37,23 @@ async def signer_world(accounts: App, tmp_path: Path) -> AsyncIterator[tuple[Wor
                                   selector="s1")
     value = key.txt_value()
     chunks = " ".join(f'"{value[i:i + 255]}"' for i in range(0, len(value), 255))
-    zone = {("s1._domainkey.remote.test.", "TXT"): [chunks]}
+    zone = {("s1._domainkey.remote.test.", "TXT"): [chunks],
+            ("remote.test.", "TXT"): ['"v=spf1 ip4:127.0.0.0/8 -all"'],
+            ("elsewhere.test.", "TXT"): ['"v=spf1 ip4:192.0.2.0/24 -all"']}
     async with dns_server(zone) as resolver:
-        world = await start_world(accounts, tmp_path, dkim_resolver=resolver)
+        world = await start_world(accounts, tmp_path, dns_resolver=resolver)
         try:
             yield world, key
         finally:
             await world.server.close()
 
 
-async def deliver(world: World, message: bytes) -> list[bytes]:
+async def deliver(world: World, message: bytes,
+                  sender: str = "carol@remote.test") -> list[bytes]:
     """Send ``message`` to alice; the Authentication-Results fields she got."""
     def send() -> None:
         with smtplib.SMTP("127.0.0.1", world.mx_port, timeout=10) as client:
-            client.sendmail("carol@remote.test", [ALICE], message)
+            client.sendmail(sender, [ALICE], message)
 
     before = len(await world.inbox(ALICE))
     await asyncio.to_thread(send)
@@ -62,7 +66,8 @@ async def test_results_for_good_bad_and_keyless_signatures(
         signer_world: tuple[World, dkim_keys.DkimKey]) -> None:
     world, key = signer_world
     [good] = await deliver(world, signed(key))
-    assert good.startswith(b"Authentication-Results: mx.example.test;")
+    assert good.startswith(b"Authentication-Results: mx.example.test;\r\n\t"
+                           b"spf=pass smtp.mailfrom=carol@remote.test;\r\n\t")
     assert b"dkim=pass header.d=remote.test header.s=s1 header.b=" in good
 
     tampered = signed(key).replace(b"Signed by remote.test.", b"Signed by somebody else.")
@@ -83,9 +88,10 @@ async def test_unsigned_mail_and_forged_results(
     forged = (b"Authentication-Results: mx.example.test; dkim=pass header.d=bank.test\r\n"
               b"Authentication-Results: other.example;\r\n dkim=pass header.d=x.test\r\n"
               + MESSAGE)
-    results = await deliver(world, forged)
+    results = await deliver(world, forged, sender="carol@elsewhere.test")
     # Ours says none; the forged one in our name is gone; another server's is kept.
-    assert results[0] == b"Authentication-Results: mx.example.test;\r\n\tdkim=none\r\n"
+    assert results[0] == (b"Authentication-Results: mx.example.test;\r\n\t"
+                          b"spf=fail smtp.mailfrom=carol@elsewhere.test;\r\n\tdkim=none\r\n")
     assert not any(b"bank.test" in r for r in results)
     assert results[1:] == [b"Authentication-Results: other.example;\r\n dkim=pass "
                            b"header.d=x.test\r\n"]
@@ -98,5 +104,5 @@ async def test_malformed_signatures_are_permerror_and_mail_still_arrives(
     [result] = await deliver(world, broken)  # no bh= nor h=: not a valid signature
     assert b"dkim=permerror header.d=remote.test header.s=s1" in result
     nonsense = b"DKIM-Signature: d=..; s=\"; \r\n" + MESSAGE
-    [result] = await deliver(world, nonsense)
-    assert b"dkim=permerror" in result
+    [result] = await deliver(world, nonsense, sender="")  # a bounce: SPF checks the HELO
+    assert b"dkim=permerror" in result and b"spf=none smtp.helo=" in result
