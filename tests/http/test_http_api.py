@@ -198,6 +198,26 @@ async def test_roles_on_legal_matters(client: httpx.AsyncClient, app: App,
     assert again.status_code == 409
 
 
+async def test_override_narrowed_over_the_api(client: httpx.AsyncClient, app: App,
+                                             tokens: dict[str, dict[str, str]]) -> None:
+    await _bob(app)
+    filed = await client.post("/api/legal/matters", headers=tokens["legal"],
+                              json={"request": _request(["subscriber", "content"])})
+    mid = filed.json()["id"]
+    unknown = await client.post(f"/api/legal/matters/{mid}/decision", headers=tokens["legal"],
+                                json={"override": "reject", "justification": "x",
+                                      "categories": ["traffic"]})
+    assert unknown.status_code == 422 and "traffic" in unknown.text
+    decided = await client.post(f"/api/legal/matters/{mid}/decision", headers=tokens["legal"],
+                                json={"override": "reject", "justification": "Overbroad.",
+                                      "categories": ["content"]})
+    assert decided.status_code == 200, decided.text
+    findings = decided.json()["decision"]["targets"][BOB]
+    assert findings["content"]["outcome"] == "reject"
+    assert findings["subscriber"]["outcome"] != "reject"
+    assert not findings["subscriber"]["policies"][0].startswith("override:")
+
+
 async def test_owner_reads_notices_with_the_mail_password(
         client: httpx.AsyncClient, app: App, tokens: dict[str, dict[str, str]]) -> None:
     await _bob(app)

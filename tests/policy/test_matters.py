@@ -305,3 +305,29 @@ async def test_concurrent_ticks_send_a_notice_once(app: App, legal: LegalService
     inbox = await app.mailboxes.get_mailbox(session, "INBOX")
     msgs = await app.mailboxes.messages(session, inbox.id)
     assert len(msgs) == 2  # the message from _bob, and one notice
+
+
+async def test_override_can_be_narrowed_to_a_category_or_target(
+        app: App, legal: LegalService) -> None:
+    await _bob(app, "eu-dublin")
+    req = make_request(categories=["subscriber", "content"])
+    matter = await legal.file(req, "tester")
+    recommended = matter.recommendation
+    with pytest.raises(InvalidInput, match="no finding for category traffic"):
+        await legal.decide(matter.id, "counsel", override="challenge", justification="x",
+                           categories=["traffic"])
+    with pytest.raises(InvalidInput, match=r"no finding for carol@example\.test"):
+        await legal.decide(matter.id, "counsel", override="challenge", justification="x",
+                           targets=["carol@example.test"])
+    with pytest.raises(InvalidInput, match="narrow an override"):
+        await legal.decide(matter.id, "counsel", categories=["content"])
+    decided = await legal.decide(matter.id, "counsel", override="challenge",
+                                 justification="Content needs an Irish order.",
+                                 categories=["content"], targets=["Bob@example.test"])
+    assert decided.decision is not None
+    content = decided.decision.finding("bob@example.test", "content")
+    assert content.outcome == "challenge" and content.policies[0] == "override:counsel"
+    # The other category keeps what the policy recommended, with its citations.
+    assert decided.decision.finding("bob@example.test", "subscriber") == \
+        recommended.finding("bob@example.test", "subscriber")
+    assert decided.overridden

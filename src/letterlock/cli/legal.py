@@ -278,18 +278,25 @@ def show_cmd(ctx: click.Context, matter_id: str, as_json: bool) -> None:
 @click.option("--accept", is_flag=True, help="Accept the policy's recommendation.")
 @click.option("--override", "override", default=None, help="Decide this outcome instead.")
 @click.option("--justification", default=None, help="Why the recommendation is overridden.")
+@click.option("--target", "targets", multiple=True,
+              help="Override only this target's findings (repeatable).")
+@click.option("--category", "categories", multiple=True,
+              help="Override only this category's findings (repeatable).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def decide_cmd(ctx: click.Context, matter_id: str, accept: bool, override: str | None,
-               justification: str | None, as_json: bool) -> None:
-    """Decide a matter (--accept, or --override OUTCOME --justification TEXT); the
-    decision is executed at once (holds, production package, user notice)."""
+               justification: str | None, targets: tuple[str, ...],
+               categories: tuple[str, ...], as_json: bool) -> None:
+    """Decide a matter (--accept, or --override OUTCOME --justification TEXT, for every
+    finding or only those of --target/--category); the decision is executed at once
+    (holds, production package, user notice)."""
     if accept == (override is not None):
         fail("give exactly one of --accept or --override OUTCOME", 2)
     if override is not None and not (justification or "").strip():
         fail("--justification: an override needs a justification", 2)
     matter = _with_service(ctx, lambda s: s.decide(matter_id, ACTOR, override=override,
-                                                   justification=justification))
+                                                   justification=justification,
+                                                   targets=targets, categories=categories))
     _print_matter(matter, as_json)
 
 

@@ -95,13 +95,19 @@ def make_legal_router(service: Callable[[], LegalService],
                             accept: Annotated[bool, Body()] = False,
                             override: Annotated[str | None, Body()] = None,
                             justification: Annotated[str | None, Body()] = None,
+                            targets: Annotated[list[str] | None, Body()] = None,
+                            categories: Annotated[list[str] | None, Body()] = None,
                             ) -> dict[str, Any]:
-        """``{"accept": true}`` or ``{"override": OUTCOME, "justification": TEXT}``."""
+        """``{"accept": true}`` or ``{"override": OUTCOME, "justification": TEXT}``,
+        optionally narrowed to ``"targets": [...]`` and/or ``"categories": [...]``
+        (the other findings keep the recommendation)."""
         actor = acting(who)
         if accept == (override is not None):
             raise HTTPException(422, "give exactly one of accept or override")
         matter = await _call(lambda: svc.decide(matter_id, actor, override=override,
-                                                justification=justification))
+                                                justification=justification,
+                                                targets=targets or (),
+                                                categories=categories or ()))
         result: dict[str, Any] = matter.to_json()
         return result
 

@@ -296,9 +296,12 @@ class LegalService:
     # -- deciding and executing -----------------------------------------------------------
 
     async def decide(self, matter_id: str, actor: str, *, override: str | None = None,
-                     justification: str | None = None) -> Matter:
-        """Accept the recommendation (``override`` None) or replace every finding's
-        outcome with ``override``, which needs a justification. Then execute."""
+                     justification: str | None = None, targets: Sequence[str] = (),
+                     categories: Sequence[str] = ()) -> Matter:
+        """Accept the recommendation (``override`` None) or replace findings' outcome
+        with ``override``, which needs a justification: every finding, or only those
+        of ``targets`` and/or ``categories`` (the others keep the recommendation).
+        Then execute."""
         row = await self._store.get_matter(matter_id)
         if row.state != "evaluated":
             raise Refused(f"matter {matter_id} is {row.state}; only an evaluated matter "
@@ -310,16 +313,21 @@ class LegalService:
                 raise InvalidInput(f"--override: expected one of {', '.join(OUTCOMES)}")
             if not justification or not justification.strip():
                 raise InvalidInput("--justification: an override needs a justification")
-            decision = _override(decision, override, actor)
+            decision = _override(decision, override, actor, targets, categories)
+        elif targets or categories:
+            raise InvalidInput("targets and categories narrow an override; give one")
         row = replace(row, state="decided", decision=json.dumps(decision.to_json()),
                       overridden=override is not None,
                       justification=justification.strip() if justification else None,
                       decided_by=actor)
         await self._store.update_matter(row)
         if override is not None:
+            scope = tuple((k, ",".join(v)) for k, v in (("targets", targets),
+                                                         ("categories", categories)) if v)
             await self._record(EventType.LEGAL_MATTER_OVERRIDDEN, actor, matter.request,
                                matter_id, details=(("outcome", override),
-                                                   ("justification", justification or "")))
+                                                   ("justification", justification or ""),
+                                                   *scope))
         await self._record(EventType.LEGAL_MATTER_DECIDED, actor, matter.request, matter_id,
                            details=(("overridden", str(override is not None).lower()),))
         return await self._execute(row, decision, actor)
@@ -559,12 +567,33 @@ class LegalService:
 # --- helpers --------------------------------------------------------------------------------
 
 
-def _override(decision: Decision, outcome: str, actor: str) -> Decision:
+def _override(decision: Decision, outcome: str, actor: str, only_targets: Sequence[str] = (),
+              only_categories: Sequence[str] = ()) -> Decision:
+    """``decision`` with ``outcome`` for every finding, or for the findings of
+    ``only_targets`` / ``only_categories``. Raises InvalidInput for a target or
+    category the decision has no finding for."""
+    wanted_targets = {t.strip().lower() for t in only_targets}
+    wanted_categories = set(only_categories)
+    known_targets = {t for t, _ in decision.targets}
+    known_categories = {c for _, cats in decision.targets for c, _ in cats}
+    if wanted_targets - known_targets:
+        raise InvalidInput(f"no finding for {', '.join(sorted(wanted_targets - known_targets))}"
+                           f" (targets: {', '.join(sorted(known_targets))})")
+    if wanted_categories - known_categories:
+        raise InvalidInput(f"no finding for category "
+                           f"{', '.join(sorted(wanted_categories - known_categories))} "
+                           f"(categories: {', '.join(sorted(known_categories))})")
+
+    def chosen(target: str, category: str) -> bool:
+        return (not wanted_targets or target in wanted_targets) and \
+            (not wanted_categories or category in wanted_categories)
+
     targets = tuple(
-        (t, tuple((c, Finding(outcome, (), (f"override:{actor}", *f.policies), f.flags))
+        (t, tuple((c, Finding(outcome, (), (f"override:{actor}", *f.policies), f.flags)
+                   if chosen(t, c) else f)
                   for c, f in cats))
         for t, cats in decision.targets)
-    bucket = transparency_bucket([(c, outcome) for _, cats in targets for c, _ in cats])
+    bucket = transparency_bucket([(c, f.outcome) for _, cats in targets for c, f in cats])
     return replace(decision, targets=targets, transparency=bucket)
 
 
