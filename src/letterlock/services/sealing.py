@@ -134,9 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1 or not args[0].isdigit():
         print("usage: python -m letterlock.services.sealing FD", file=sys.stderr)
         return 2
-    # Ctrl-C in a terminal reaches the whole process group; the server decides
-    # when helpers stop (it closes the socket).
+    # Ctrl-C in a terminal, or a service manager stopping the whole group, reaches
+    # this process too; the server decides when helpers stop (it closes the socket,
+    # after the work in hand is done), and a server that dies closes it as well.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sock = socket.socket(fileno=int(args[0]))
     with sock, sock.makefile("rb", buffering=1 << 20) as incoming:
         while True:
