@@ -120,3 +120,13 @@ def test_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert off.exit_code == 0 and "sealed (end-to-end mode off)" in off.output
     listed = json.loads(runner.invoke(cli, [*home, "user", "list", "--json"]).output)
     assert [u["address"] for u in listed] == [BOB]
+
+
+async def test_a_key_that_stopped_working_keeps_the_mail(world: World) -> None:
+    ref = await world.app.accounts.set_end_to_end(BOB, PASSWORD, PUBLIC)
+    # As if the certificate had expired since: it no longer takes encryption.
+    await world.app.cells.get(ref.region).store.set_custody(BOB, "e2e", b"not any more")
+    assert await asyncio.to_thread(send, world.mx_port, [BOB], message("KEPT-MARKER")) == {}
+    [stored] = await world.inbox(BOB)
+    assert stored.startswith(b"X-Letterlock-E2E: not encrypted to your OpenPGP key: ")
+    assert b"KEPT-MARKER body" in stored

@@ -211,10 +211,21 @@ larger ones in a thread."""
 
 async def _for_custody(ref: AccountRef, raw: bytes) -> bytes:
     """What is stored for ``ref``: ``raw`` itself, or for an account in end-to-end
-    custody a PGP/MIME message encrypted to the owner's own OpenPGP key."""
+    custody a PGP/MIME message encrypted to the owner's own OpenPGP key.
+
+    If that key can no longer be encrypted to (it expired since it was given), the
+    message is kept rather than refused: stored sealed only, as for any account, with
+    a header field telling the owner why, so that mail is not lost to a stale key."""
     record = ref.record
     if record.custody != "e2e":
         return raw
-    if len(raw) <= E2E_INLINE_BYTES:
-        return openpgp.encrypt_message(raw, record.openpgp_cert)
-    return await asyncio.to_thread(openpgp.encrypt_message, raw, record.openpgp_cert)
+    try:
+        if len(raw) <= E2E_INLINE_BYTES:
+            return openpgp.encrypt_message(raw, record.openpgp_cert)
+        return await asyncio.to_thread(openpgp.encrypt_message, raw, record.openpgp_cert)
+    except InvalidInput as exc:
+        log.warning("%s: end-to-end encryption failed, stored sealed only: %s",
+                    ref.address, exc)
+        reason = str(exc).encode("ascii", "replace").replace(b"\r", b" ").replace(b"\n", b" ")
+        return b"X-Letterlock-E2E: not encrypted to your OpenPGP key: " + reason[:300] \
+            + b"\r\n" + raw
