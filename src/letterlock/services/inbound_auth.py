@@ -23,6 +23,7 @@ import asyncio
 import ipaddress
 import logging
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,6 +38,10 @@ from letterlock.services import spf
 
 log = logging.getLogger("letterlock.inbound")
 
+SPF_CACHE_S = 60.0
+"""An SPF result is reused this long for the same client IP, sender and HELO (a busy
+sender's policy is not walked again for every message)."""
+SPF_CACHE_MAX = 10_000
 MAX_SIGNATURES = 5
 """Signatures checked per message (the first ones); a message may carry many."""
 DNS_TIMEOUT_S = 5.0
@@ -76,9 +81,22 @@ class InboundChecks:
             resolver.cache = dns.resolver.LRUCache()
         self._resolver = resolver
         self._lookup = spf.resolver_lookup(resolver)
+        self._spf_cache: dict[tuple[str, str, str], tuple[str, str, float]] = {}
 
     async def spf(self, ip: str, sender: str, helo: str) -> tuple[str, str]:
         """(SPF result, the identity checked as an RFC 8601 property)."""
+        key = (ip, sender.lower(), helo.lower())
+        now = time.monotonic()
+        hit = self._spf_cache.get(key)
+        if hit is not None and hit[2] > now:
+            return hit[0], hit[1]
+        result, prop = await self._spf(ip, sender, helo)
+        if len(self._spf_cache) >= SPF_CACHE_MAX:
+            self._spf_cache.clear()
+        self._spf_cache[key] = (result, prop, now + SPF_CACHE_S)
+        return result, prop
+
+    async def _spf(self, ip: str, sender: str, helo: str) -> tuple[str, str]:
         try:
             address = ipaddress.ip_address(ip)
         except ValueError:
@@ -109,7 +127,10 @@ class InboundChecks:
         return b"".join(b"".join(r.strings) for r in answer), None
 
     async def check(self, message: bytes) -> list[DkimResult]:
-        signatures = [f for f in split_fields(message[:header_end(message)])
+        header = message[:header_end(message)]
+        if b"dkim-signature" not in header.lower():
+            return []
+        signatures = [f for f in split_fields(header)
                       if f.key == "dkim-signature"][:MAX_SIGNATURES]
         results = []
         for index, field in enumerate(signatures):
@@ -137,6 +158,8 @@ class InboundChecks:
     def strip_forged(self, message: bytes) -> bytes:
         """``message`` without Authentication-Results fields in our name."""
         end = header_end(message)
+        if b"authentication-results" not in message[:end].lower():
+            return message
         fields = split_fields(message[:end])
         ours = self.authserv_id.lower()
         forged = [f for f in fields if f.key == "authentication-results"
