@@ -103,6 +103,8 @@ def test_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     done = runner.invoke(cli, [*home, "user", "e2e", BOB, "--key", str(key),
                                "--password-stdin"], input=PASSWORD + "\n")
     assert done.exit_code == 0, done.output
+    listed = json.loads(runner.invoke(cli, [*home, "user", "list", "--json"]).output)
+    assert [(u["address"], u["custody"]) for u in listed] == [(BOB, "e2e")]
     fingerprint = SECRET.extract_certificate().fingerprint.upper()
     assert f"end-to-end, mail is encrypted to {fingerprint}" in done.output
 
@@ -119,7 +121,7 @@ def test_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
                         input=PASSWORD + "\n")
     assert off.exit_code == 0 and "sealed (end-to-end mode off)" in off.output
     listed = json.loads(runner.invoke(cli, [*home, "user", "list", "--json"]).output)
-    assert [u["address"] for u in listed] == [BOB]
+    assert [(u["address"], u["custody"]) for u in listed] == [(BOB, "sealed")]
 
 
 async def test_a_key_that_stopped_working_keeps_the_mail(world: World) -> None:

@@ -217,7 +217,8 @@ def user_add(ctx: CliContext, address: str, region_id: str, password_stdin: bool
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
 def user_list(ctx: CliContext, as_json: bool) -> None:
-    """List accounts: address, region, creation time."""
+    """List accounts: address, region, creation time (and, with --json, the key
+    custody: sealed or e2e)."""
     config = _config(ctx)
 
     async def go() -> list[Any]:
@@ -227,7 +228,8 @@ def user_list(ctx: CliContext, as_json: bool) -> None:
     infos = run(go)
     if as_json:
         click.echo(json.dumps([{"address": i.address, "region": i.region,
-                                "created": i.created.isoformat()} for i in infos]))
+                                "created": i.created.isoformat(), "custody": i.custody}
+                               for i in infos]))
         return
     for i in infos:
         click.echo(f"{i.address}\t{i.region}\t{i.created.isoformat(timespec='seconds')}")

@@ -92,6 +92,8 @@ class AccountInfo:
     address: str
     region: str
     created: datetime
+    custody: str = "sealed"
+    """``sealed`` or ``e2e`` (end-to-end mode)."""
 
 
 class KdfRunner:
@@ -282,7 +284,7 @@ class AccountService:
         for address, region in await self._control.list_assignments():
             record = await self._cells.get(region).store.get_account(address)
             if record is not None:
-                out.append(AccountInfo(address, region, record.created))
+                out.append(AccountInfo(address, region, record.created, record.custody))
         return out
 
     # -- deleting and moving --------------------------------------------------------------
