@@ -13,16 +13,15 @@ import enum
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from letterlock.crypto import openpgp
-from letterlock.errors import InvalidInput, LetterlockError, UnknownAccount, UnknownMailbox
+from letterlock.errors import InvalidInput, LetterlockError, UnknownAccount
 from letterlock.services.accounts import AccountRef, AccountService
 from letterlock.services.addresses import domain_of, normalise_address
 from letterlock.services.mailbox import MailboxService, canonical_flags
 from letterlock.storage.contracts import ControlStore
-from letterlock.storage.models import NewMessage
 
 log = logging.getLogger("letterlock.delivery")
 
@@ -159,7 +158,7 @@ class DeliveryService:
                     ref, content, box, canonical, internaldate)))
             if items:
                 try:
-                    await self._store(items, mailbox)
+                    await self._mailboxes.append_delivered(items, mailbox)
                     results += [DeliveryResult(ref.address, True) for ref, _ in items]
                 except LetterlockError as exc:
                     results += [DeliveryResult(ref.address, False, str(exc))
@@ -185,23 +184,6 @@ class DeliveryService:
                  for raw, flags, when in messages]
         return len(await self._mailboxes.append_sealed(ref, items))
 
-    async def _store(self, items: list[tuple[AccountRef, tuple[NewMessage, bytes]]],
-                     mailbox: str) -> None:
-        """One group commit for copies in one region. A remembered mailbox id that
-        no longer exists (the account was deleted or moved back and forth by another
-        process) is forgotten and looked up once more."""
-        try:
-            await self._mailboxes.append_sealed(items[0][0], [i for _, i in items])
-            return
-        except UnknownMailbox:
-            pass
-        for ref, _ in items:
-            self._mailboxes.forget_delivery_mailbox(ref)
-        fresh = []
-        for ref, (msg, blob) in items:
-            box = await self._mailboxes.mailbox_for_delivery(ref, mailbox)
-            fresh.append((replace(msg, mailbox_id=box), blob))
-        await self._mailboxes.append_sealed(items[0][0], fresh)
 
 
 E2E_INLINE_BYTES = 256 * 1024

@@ -264,25 +264,35 @@ class MailboxService:
                      flags: Sequence[str] = (), internaldate: datetime | None = None,
                      ) -> Appended:
         """Seal and store one message; returns once it is durable."""
-        cell = self._cell(ref)
         name = check_mailbox_name(mailbox)
-        if name == "INBOX":  # remembered: see mailbox_for_delivery
+        if name == "INBOX":
+            # INBOX always exists: its id is remembered as for deliveries.
             box_id = await self.mailbox_for_delivery(ref, name)
-        else:
-            box_id = (await cell.store.get_mailbox(ref.record.id, name)).id
-        msg, blob = await self.seal_message(ref, raw, box_id, canonical_flags(flags),
-                                            internaldate)
-        try:
-            [appended] = await cell.committer.append([msg], [blob])
-        except UnknownMailbox:
-            if name != "INBOX":
-                raise
-            self.forget_delivery_mailbox(ref)
-            box_id = (await cell.store.get_mailbox(ref.record.id, name)).id
-            [appended] = await cell.committer.append([replace(msg, mailbox_id=box_id)],
-                                                     [blob])
-        self.hub.notify(box_id)
+            item = await self.seal_message(ref, raw, box_id, canonical_flags(flags),
+                                           internaldate)
+            [appended] = await self.append_delivered([(ref, item)], name)
+            return appended
+        box_id = (await self._cell(ref).store.get_mailbox(ref.record.id, name)).id
+        item = await self.seal_message(ref, raw, box_id, canonical_flags(flags), internaldate)
+        [appended] = await self.append_sealed(ref, [item])
         return appended
+
+    async def append_delivered(self, items: Sequence[tuple[AccountRef, tuple[NewMessage, bytes]]],
+                               mailbox: str) -> list[Appended]:
+        """Store copies sealed for several accounts of one region, addressed to the
+        mailbox ids :meth:`mailbox_for_delivery` gave for ``mailbox``, in one group
+        commit. A remembered id that no longer exists (the account was deleted, or
+        moved away and back, by another process) is forgotten and looked up once more."""
+        try:
+            return await self.append_sealed(items[0][0], [i for _, i in items])
+        except UnknownMailbox:
+            pass
+        fresh = []
+        for ref, (msg, blob) in items:
+            self.forget_delivery_mailbox(ref)
+            box = await self.mailbox_for_delivery(ref, mailbox)
+            fresh.append((replace(msg, mailbox_id=box), blob))
+        return await self.append_sealed(items[0][0], fresh)
 
     async def append_sealed(self, ref: AccountRef, items: Sequence[tuple[NewMessage, bytes]],
                             ) -> list[Appended]:
