@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pysequoia import Cert, encrypt
 
 from letterlock.errors import InvalidInput
-from letterlock.mime.headers import split_fields
+from letterlock.mime.headers import Field, split_fields
 from letterlock.mime.structure import header_end
 
 OUTER_FIELDS = frozenset({"return-path", "received", "from", "sender", "reply-to", "to",
@@ -46,15 +46,30 @@ def _first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
+def _parse(data: bytes) -> Cert:
+    try:
+        return Cert.from_bytes(data)
+    except Exception as exc:  # pysequoia raises RuntimeError with the parser's reason
+        raise InvalidInput(f"not an OpenPGP certificate: {_first_line(exc)}") from None
+
+
+def _described(cert: Cert) -> Certificate:
+    return Certificate(str(cert).encode("ascii"), cert.fingerprint.upper(),
+                       tuple(str(u) for u in cert.user_ids))
+
+
+def describe(data: bytes) -> Certificate:
+    """A stored certificate's fingerprint and user ids (no checks: see
+    :func:`load_certificate`). Raises InvalidInput if it does not parse."""
+    return _described(_parse(data))
+
+
 def load_certificate(data: bytes) -> Certificate:
     """Check an uploaded certificate and return its public form. Raises InvalidInput
     for anything that is not a usable public certificate: garbage, a secret key (the
     server must never hold one), a revoked or expired certificate, or one without a
     key that can encrypt."""
-    try:
-        cert = Cert.from_bytes(data)
-    except Exception as exc:  # pysequoia raises RuntimeError with the parser's reason
-        raise InvalidInput(f"not an OpenPGP certificate: {_first_line(exc)}") from None
+    cert = _parse(data)
     with warnings.catch_warnings():
         # pysequoia prefers Tsk for secret keys; here we only need to know.
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -64,21 +79,23 @@ def load_certificate(data: bytes) -> Certificate:
                            "(the server must never hold your private key)")
     if cert.is_revoked:
         raise InvalidInput("the certificate is revoked")
-    armored = str(cert).encode("ascii")
     try:
         encrypt(b"", recipients=[cert])
     except Exception as exc:
         raise InvalidInput(f"the certificate cannot be encrypted to: {_first_line(exc)}"
                            ) from None
-    return Certificate(armored, cert.fingerprint.upper(),
-                       tuple(str(u) for u in cert.user_ids))
+    return _described(cert)
 
 
-def _protected_inner(raw: bytes) -> bytes:
+def _line(f: Field) -> bytes:
+    """A header field as written, ending in a line break (the last field of a
+    header without a body may lack one)."""
+    return f.raw if f.raw.endswith(b"\n") else f.raw + b"\r\n"
+
+
+def _protected_inner(fields: list[Field], body: bytes) -> bytes:
     """The original message as the encrypted MIME entity: its whole header, with
     ``protected-headers="v1"`` on its Content-Type (text/plain if it had none)."""
-    end = header_end(raw)
-    fields, body = split_fields(raw[:end]), raw[end:]
     out: list[bytes] = []
     typed = False
     for f in fields:
@@ -87,7 +104,7 @@ def _protected_inner(raw: bytes) -> bytes:
             out.append(b"Content-Type: " + value + b'; protected-headers="v1"\r\n')
             typed = True
         else:
-            out.append(f.raw if f.raw.endswith(b"\n") else f.raw + b"\r\n")
+            out.append(_line(f))
     if not typed:
         out.append(b'Content-Type: text/plain; charset=us-ascii; protected-headers="v1"\r\n')
     return b"".join(out) + b"\r\n" + body
@@ -97,16 +114,16 @@ def encrypt_message(raw: bytes, certificate: bytes) -> bytes:
     """``raw`` (an RFC 5322 message with CRLF line ends) as a PGP/MIME message
     encrypted to ``certificate``. Raises InvalidInput if the certificate no longer
     parses or cannot be encrypted to."""
+    end = header_end(raw)
+    fields = split_fields(raw[:end])
     try:
         cert = Cert.from_bytes(certificate)
-        armored = encrypt(_protected_inner(raw), recipients=[cert])
+        armored = encrypt(_protected_inner(fields, raw[end:]), recipients=[cert])
     except Exception as exc:
         raise InvalidInput(f"cannot encrypt to the account's OpenPGP certificate: "
                            f"{_first_line(exc)}") from None
-    fields = split_fields(raw[: header_end(raw)])
     boundary = "ll-" + secrets.token_hex(12)
-    outer = [f.raw if f.raw.endswith(b"\n") else f.raw + b"\r\n"
-             for f in fields if f.key in OUTER_FIELDS]
+    outer = [_line(f) for f in fields if f.key in OUTER_FIELDS]
     encrypted = armored.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     if not encrypted.endswith(b"\r\n"):
         encrypted += b"\r\n"

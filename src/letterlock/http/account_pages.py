@@ -79,7 +79,7 @@ def _fingerprint(certificate: bytes) -> str:
     if not certificate:
         return ""
     try:
-        return openpgp.load_certificate(certificate).fingerprint
+        return openpgp.describe(certificate).fingerprint
     except LetterlockError:
         return "(unreadable certificate)"
 
