@@ -117,14 +117,15 @@ class InboundChecks:
         return self.header(dkim_results, f"spf={spf_result} {prop}")
 
     async def _key(self, name: str) -> tuple[bytes | None, str | None]:
-        """(TXT record, None), or (None, the RFC 8601 result that the lookup means)."""
+        """(the key's TXT record, None), or (None, the RFC 8601 result that the
+        lookup means: no record is a permerror, a DNS failure a temperror)."""
         try:
-            answer = await self._resolver.resolve(name, "TXT")
-        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            records = await self._lookup(name, "TXT")
+        except spf.SpfError as exc:
+            return None, exc.result
+        if not records:
             return None, "permerror"
-        except (dns.exception.DNSException, OSError):
-            return None, "temperror"
-        return b"".join(b"".join(r.strings) for r in answer), None
+        return records[0].encode("utf-8"), None
 
     async def check(self, message: bytes) -> list[DkimResult]:
         header = message[:header_end(message)]

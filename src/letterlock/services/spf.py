@@ -15,6 +15,7 @@ import re
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import dns.asyncresolver
 import dns.exception
@@ -29,6 +30,7 @@ _LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
 _MACRO = re.compile(r"%\{([slodiphcrtvSLODIPHCRTV])(\d*)(r?)([.\-+,/_=]*)\}|%%|%_|%-|%")
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+T = TypeVar("T")
 
 
 class SpfError(Exception):
@@ -46,6 +48,14 @@ class _Budget:
         self.lookups += 1
         if self.lookups > MAX_LOOKUPS:
             raise SpfError("permerror", "more than 10 DNS-querying terms")
+
+    def answered(self, records: list[T]) -> list[T]:
+        """``records``, an empty answer counted against the void-lookup limit."""
+        if not records:
+            self.void += 1
+            if self.void > MAX_VOID:
+                raise SpfError("permerror", "more than 2 lookups found nothing")
+        return records
 
 
 @dataclass
@@ -184,14 +194,6 @@ def _in(ip: IpAddress, candidates: list[IpAddress], v4: int, v6: int) -> bool:
                for c in candidates)
 
 
-def _void_checked(records: list[str], ctx: SpfContext) -> list[str]:
-    if not records:
-        ctx.budget.void += 1
-        if ctx.budget.void > MAX_VOID:
-            raise SpfError("permerror", "more than 2 lookups found nothing")
-    return records
-
-
 async def check_host(ctx: SpfContext, domain: str, lookup: Lookup, depth: int = 0) -> str:
     """The SPF result for ``ctx`` and ``domain``: one of :data:`RESULTS`."""
     try:
@@ -262,14 +264,13 @@ async def _matches(mechanism: str, arg: str | None, ctx: SpfContext, domain: str
     if mechanism == "a":
         ctx.budget.spend()
         spec, v4, v6 = _cidr(arg)
-        found = await _addresses(lookup, _target(spec, ctx, domain), ctx)
-        if not found:
-            _void_checked([], ctx)
+        found = ctx.budget.answered(
+            await _addresses(lookup, _target(spec, ctx, domain), ctx))
         return _in(ctx.ip, found, v4, v6)
     if mechanism == "mx":
         ctx.budget.spend()
         spec, v4, v6 = _cidr(arg)
-        hosts = _void_checked(await lookup(_target(spec, ctx, domain), "MX"), ctx)
+        hosts = ctx.budget.answered(await lookup(_target(spec, ctx, domain), "MX"))
         if len(hosts) > MAX_MX:
             raise SpfError("permerror", "more than 10 MX hosts")
         for host in hosts:
@@ -280,7 +281,7 @@ async def _matches(mechanism: str, arg: str | None, ctx: SpfContext, domain: str
         ctx.budget.spend()
         if not arg:
             raise SpfError("permerror", "exists without a domain")
-        return bool(_void_checked(await lookup(_target(arg, ctx, domain), "A"), ctx))
+        return bool(ctx.budget.answered(await lookup(_target(arg, ctx, domain), "A")))
     if mechanism == "ptr":
         ctx.budget.spend()
         return False
