@@ -26,6 +26,7 @@ from letterlock.imap.parsing.primitives import (
     list_mailbox,
     number,
     nz_number,
+    paren_list,
     peek,
     peek_ci,
     seq_set,
@@ -394,14 +395,7 @@ def _list(buf: bytes, pos: int, cmd_tag: str) -> List:
     patterns: list[bytes] = []
     if peek(buf, pos, b"("):
         extended = True
-        pos += 1
-        while True:
-            pat, pos = list_mailbox(buf, pos)
-            patterns.append(pat)
-            if peek(buf, pos, b")"):
-                pos += 1
-                break
-            pos = sp(buf, pos)
+        patterns, pos = paren_list(buf, pos, list_mailbox, empty=False)
     else:
         pat, pos = list_mailbox(buf, pos)
         patterns.append(pat)

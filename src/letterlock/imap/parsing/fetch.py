@@ -11,6 +11,7 @@ from letterlock.imap.parsing.primitives import (
     fail,
     number,
     nz_number,
+    paren_list,
     peek,
     peek_ci,
     sp,
@@ -108,15 +109,8 @@ def _section(buf: bytes, pos: int, binary: bool) -> tuple[Section, int]:
         if text == "MIME" and not parts:
             raise ParseError("MIME needs a part number")
         if text and text.startswith("HEADER.FIELDS"):
-            pos = sp(buf, pos)
-            pos = expect(buf, pos, b"(")
-            while True:
-                field_name, pos = astring(buf, pos)
-                fields.append(field_name.decode("utf-8", "replace"))
-                if peek(buf, pos, b")"):
-                    pos += 1
-                    break
-                pos = sp(buf, pos)
+            names, pos = paren_list(buf, sp(buf, pos), astring, empty=False)
+            fields = [n.decode("utf-8", "replace") for n in names]
     elif parts and buf[pos - 1 : pos] == b".":
         raise fail("section text", buf, pos)
     pos = expect(buf, pos, b"]")
@@ -160,14 +154,7 @@ def fetch_items(buf: bytes, pos: int) -> tuple[list[FetchItem], int]:
             if end >= len(buf) or buf[end : end + 1] == b" ":
                 return [FetchItem(n) for n in names], end
     if peek(buf, pos, b"("):
-        pos += 1
-        items = []
-        while True:
-            item, pos = fetch_item(buf, pos)
-            items.append(item)
-            if peek(buf, pos, b")"):
-                return items, pos + 1
-            pos = sp(buf, pos)
+        return paren_list(buf, pos, fetch_item, empty=False)
     item, pos = fetch_item(buf, pos)
     return [item], pos
 

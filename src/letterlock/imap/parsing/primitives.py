@@ -229,12 +229,13 @@ def seq_set(buf: bytes, pos: int) -> tuple[SeqSet, int]:
 
 # -- lists, flags, dates -------------------------------------------------------------
 
-def paren_list(buf: bytes, pos: int,
-               item: Callable[[bytes, int], tuple[T, int]]) -> tuple[list[T], int]:
-    """``( item *(SP item) )`` or ``()``; ``item(buf, pos) -> (value, pos)``."""
+def paren_list(buf: bytes, pos: int, item: Callable[[bytes, int], tuple[T, int]],
+               *, empty: bool = True) -> tuple[list[T], int]:
+    """``( item *(SP item) )``, or ``()`` when ``empty`` (otherwise ``item`` reports
+    the missing first item); ``item(buf, pos) -> (value, pos)``."""
     pos = expect(buf, pos, b"(")
     out: list[T] = []
-    if peek(buf, pos, b")"):
+    if empty and peek(buf, pos, b")"):
         return out, pos + 1
     while True:
         value, pos = item(buf, pos)

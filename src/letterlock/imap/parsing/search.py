@@ -17,6 +17,7 @@ from letterlock.imap.parsing.primitives import (
     fail,
     flag,
     number,
+    paren_list,
     peek,
     seq_set,
     sp,
@@ -119,15 +120,8 @@ def search_key(buf: bytes, pos: int, depth: int = 0) -> tuple[SearchKey, int]:
     if depth > MAX_DEPTH:
         raise ParseError("search keys nested too deeply")
     if peek(buf, pos, b"("):
-        pos += 1
-        keys = []
-        while True:
-            key, pos = search_key(buf, pos, depth + 1)
-            keys.append(key)
-            if peek(buf, pos, b")"):
-                pos += 1
-                break
-            pos = sp(buf, pos)
+        keys, pos = paren_list(buf, pos, lambda b, p: search_key(b, p, depth + 1),
+                               empty=False)
         return (keys[0] if len(keys) == 1 else AndKey(tuple(keys))), pos
     if buf[pos : pos + 1].isdigit() or peek(buf, pos, b"*") or peek(buf, pos, b"$"):
         s, pos = seq_set(buf, pos)
