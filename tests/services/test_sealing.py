@@ -184,3 +184,19 @@ async def test_a_stuck_helper_is_stopped_and_its_work_done_here(
             os.kill(pid, 0)
     finally:
         await p.close()
+
+
+async def test_requests_cut_into_frames_keep_their_order(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sealing, "FRAME_BYTES", 10_000)
+    p = SealPool(2, 4096)
+    await p.start()
+    try:
+        raws = [message(n, 3000 + n) for n in range(60)] + [message(99, 25_000)]
+        futures = [p.seal(r, PUBLIC, KEY_ID) for r in raws]
+        results = await asyncio.gather(*[f for f in futures if f is not None])
+        assert len(results) == len(raws)
+        for raw, (blob, sealed_summary) in zip(raws, results, strict=True):
+            assert_sealed(raw, blob, sealed_summary)
+    finally:
+        await p.close()

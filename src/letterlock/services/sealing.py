@@ -37,6 +37,7 @@ import struct
 import sys
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from letterlock.crypto import seal
@@ -265,17 +266,11 @@ class SealPool:
     def _flush(self) -> None:
         self._flush_scheduled = False
         queue, self._queue = self._queue, []
-        while queue:
-            helpers = [h for h in self._helpers if h.task is not None and not h.task.done()]
-            if not helpers:
-                self._seal_here(queue)
-                return
-            frame: list[_Job] = []
-            size = 0
-            while queue and (not frame or size + len(queue[0].raw) <= FRAME_BYTES):
-                job = queue.pop(0)
-                frame.append(job)
-                size += len(job.raw)
+        helpers = [h for h in self._helpers if h.task is not None and not h.task.done()]
+        if not helpers:
+            self._seal_here(queue)
+            return
+        for frame in _frames(queue):
             helper = min(helpers, key=lambda h: len(h.in_flight))
             helper.writer.write(encode_request(
                 [(j.raw, j.public_key, j.key_id, self._chunk) for j in frame]))
@@ -362,6 +357,21 @@ class SealPool:
             await self._stop(helper)
         self._seal_here(self._queue)
         self._queue = []
+
+
+def _frames(jobs: list[_Job]) -> Iterator[list[_Job]]:
+    """``jobs`` cut into frames of at most about FRAME_BYTES of messages (a larger
+    message travels alone)."""
+    frame: list[_Job] = []
+    size = 0
+    for job in jobs:
+        if frame and size + len(job.raw) > FRAME_BYTES:
+            yield frame
+            frame, size = [], 0
+        frame.append(job)
+        size += len(job.raw)
+    if frame:
+        yield frame
 
 
 def default_processes(configured: int, event_loops: int = 1) -> int:
