@@ -142,6 +142,20 @@ def decode_header_text(value: bytes) -> str:
 _SPECIALS = set('()<>[]:;@\\,."')
 
 
+def _quoted(text: str, i: int) -> tuple[str, int]:
+    """The content of the quoted string whose opening quote is just before ``i``
+    (backslash escapes resolved), and the index just past its closing quote. An
+    unterminated string runs to the end."""
+    buf = []
+    n = len(text)
+    while i < n and text[i] != '"':
+        if text[i] == "\\" and i + 1 < n:
+            i += 1
+        buf.append(text[i])
+        i += 1
+    return "".join(buf), i + 1
+
+
 def _tokens(value: str) -> list[tuple[str, str]]:
     """Tokens of a structured header: (kind, text) with kind one of ``atom``,
     ``quoted``, ``literal`` (domain literal), ``comment`` or a special character.
@@ -171,15 +185,8 @@ def _tokens(value: str) -> list[tuple[str, str]]:
             body = value[start + 1 : i - 1 if value[i - 1 : i] == ")" else i]
             out.append(("comment", re.sub(r"\\(.)", r"\1", body).strip()))
         elif ch == '"':
-            i += 1
-            buf = []
-            while i < n and value[i] != '"':
-                if value[i] == "\\" and i + 1 < n:
-                    i += 1
-                buf.append(value[i])
-                i += 1
-            i += 1
-            out.append(("quoted", "".join(buf)))
+            text, i = _quoted(value, i + 1)
+            out.append(("quoted", text))
         elif ch == "[":
             j = value.find("]", i)
             j = n if j < 0 else j + 1
@@ -336,15 +343,7 @@ def parse_params(value: str) -> tuple[str, list[tuple[str, str]]]:
         while j < n and rest[j] in " \t\r\n":
             j += 1
         if j < n and rest[j] == '"':
-            j += 1
-            buf = []
-            while j < n and rest[j] != '"':
-                if rest[j] == "\\" and j + 1 < n:
-                    j += 1
-                buf.append(rest[j])
-                j += 1
-            val = "".join(buf)
-            j += 1
+            val, j = _quoted(rest, j + 1)
             while j < n and rest[j] != ";":
                 j += 1
         else:
