@@ -18,7 +18,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from email.utils import format_datetime, make_msgid
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from letterlock.errors import AuthenticationFailed, InvalidInput, LetterlockError
 from letterlock.mime.summary import split_header
@@ -94,7 +94,23 @@ def _unique_accounts(envelope: Envelope) -> list[AccountRef]:
     return list(seen.values())
 
 
+def _rcpt_reply(recipient: Recipient,
+                foreign: Reply | None) -> tuple[Reply, Recipient | None]:
+    """RCPT's reply for a classified address; ``foreign`` is the refusal for another
+    domain's address, or None to accept it."""
+    if recipient.kind is RecipientKind.LOCAL:
+        return replies.RECIPIENT_OK, recipient
+    if recipient.kind is RecipientKind.UNKNOWN_USER:
+        return replies.UNKNOWN_USER, None
+    if recipient.kind is RecipientKind.FOREIGN:
+        return (replies.RECIPIENT_OK, recipient) if foreign is None else (foreign, None)
+    return replies.BAD_ADDRESS, None
+
+
 class MxHandler:
+    _foreign: ClassVar[Reply] = replies.RELAY_DENIED
+    """The refusal for an address of a domain not hosted here (no relay)."""
+
     def __init__(self, delivery: DeliveryService, hostname: str, clock: Clock = _now, *,
                  checks: InboundChecks | None = None) -> None:
         self._delivery = delivery
@@ -111,14 +127,7 @@ class MxHandler:
 
     async def rcpt(self, peer: PeerInfo, envelope: Envelope,
                    address: str) -> tuple[Reply, Recipient | None]:
-        recipient = await self._delivery.classify(address)
-        if recipient.kind is RecipientKind.LOCAL:
-            return replies.RECIPIENT_OK, recipient
-        if recipient.kind is RecipientKind.UNKNOWN_USER:
-            return replies.UNKNOWN_USER, None
-        if recipient.kind is RecipientKind.FOREIGN:
-            return replies.RELAY_DENIED, None
-        return replies.BAD_ADDRESS, None
+        return _rcpt_reply(await self._delivery.classify(address), self._foreign)
 
     async def _deliver(self, peer: PeerInfo, envelope: Envelope,
                        message: bytes) -> tuple[str, list[DeliveryResult]]:
@@ -146,12 +155,8 @@ class MxHandler:
 
 
 class LmtpHandler(MxHandler):
-    async def rcpt(self, peer: PeerInfo, envelope: Envelope,
-                   address: str) -> tuple[Reply, Recipient | None]:
-        reply, recipient = await super().rcpt(peer, envelope, address)
-        if reply == replies.RELAY_DENIED:
-            return replies.UNKNOWN_USER, None
-        return reply, recipient
+    # Behind another MTA there is no relaying to refuse: the user is simply not here.
+    _foreign = replies.UNKNOWN_USER
 
     async def data(self, peer: PeerInfo, envelope: Envelope, message: bytes) -> list[Reply]:
         queue_id, results = await self._deliver(peer, envelope, message)
@@ -193,16 +198,9 @@ class SubmissionHandler:
 
     async def rcpt(self, peer: PeerInfo, envelope: Envelope,
                    address: str) -> tuple[Reply, Recipient | None]:
-        recipient = await self._delivery.classify(address)
-        if recipient.kind is RecipientKind.LOCAL:
-            return replies.RECIPIENT_OK, recipient
-        if recipient.kind is RecipientKind.UNKNOWN_USER:
-            return replies.UNKNOWN_USER, None
-        if recipient.kind is RecipientKind.FOREIGN and self._outbound is not None:
-            return replies.RECIPIENT_OK, recipient
-        if recipient.kind is RecipientKind.FOREIGN:
-            return replies.RELAY_DENIED, None
-        return replies.BAD_ADDRESS, None
+        # Other domains are accepted only when there is a queue to send them through.
+        return _rcpt_reply(await self._delivery.classify(address),
+                           None if self._outbound is not None else replies.RELAY_DENIED)
 
     def _complete(self, message: bytes, sender: str, when: datetime) -> bytes:
         """RFC 6409 8.3/8.4: add Date and Message-ID when the client left them out."""
