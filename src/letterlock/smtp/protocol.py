@@ -599,13 +599,21 @@ class SmtpListener(SMTP):
                 raise PathError(Reply(555, "5.5.4", f"Parameter {key} not supported"))
         return MailParams(size, body_8bit, smtputf8)
 
-    async def smtp_RCPT(self, arg: str | None) -> None:
+    async def _open_transaction(self) -> _Transaction | None:
+        """The transaction RCPT and DATA work on, or None once the reply why there is
+        none (refusal, or no MAIL yet) is sent."""
         refusal = self._refusal()
         if refusal is not None:
             await self.push(refusal)
-            return
-        if self._txn is None:
+            return None
+        txn = self._txn
+        if txn is None:
             await self.reply(replies.NEED_MAIL)
+        return txn
+
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        txn = await self._open_transaction()
+        if txn is None:
             return
         try:
             path = parse_path_arg(arg, "TO:", allow_null=False)
@@ -615,30 +623,26 @@ class SmtpListener(SMTP):
         if path.params:
             await self.reply(Reply(555, "5.5.4", "RCPT parameters not supported"))
             return
-        if len(self._txn.recipients) >= self._limits.settings.max_recipients:
+        if len(txn.recipients) >= self._limits.settings.max_recipients:
             await self.reply(replies.TOO_MANY_RECIPIENTS)
             return
-        reply, recipient = await self._handler.rcpt(self.peer(), self._txn.envelope(),
+        reply, recipient = await self._handler.rcpt(self.peer(), txn.envelope(),
                                                     path.address)
         if reply.ok and recipient is not None and self._txn is not None:
             self._txn.recipients.append(Accepted(path.address, recipient))
         await self.reply(reply)
 
     async def smtp_DATA(self, arg: str | None) -> None:
-        refusal = self._refusal()
-        if refusal is not None:
-            await self.push(refusal)
+        txn = await self._open_transaction()
+        if txn is None:
             return
-        if self._txn is None:
-            await self.reply(replies.NEED_MAIL)
-            return
-        if not self._txn.recipients:
+        if not txn.recipients:
             await self.reply(replies.NEED_RCPT)
             return
         if arg:
             await self.push("501 5.5.4 Syntax: DATA")
             return
-        envelope = self._txn.envelope()
+        envelope = txn.envelope()
         await self._emit(b"354 End data with <CR><LF>.<CR><LF>")
         try:
             wire = await self._read_data()
