@@ -5,6 +5,7 @@ a restart, bounces (RFC 3464) for permanent failures and for expiry."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import smtplib
@@ -63,6 +64,19 @@ def make_queue(app: App, *, port: int = 25, smarthost: str = "", tls: str = "opp
                          **kwargs)  # type: ignore[arg-type]
 
 
+@contextlib.asynccontextmanager
+async def submitting_through(app: App, tmp_path: Path,
+                             queue: OutboundQueue) -> AsyncIterator[World]:
+    """``queue`` started and listeners submitting into it; both closed afterwards."""
+    await queue.start()
+    world = await start_world(app, tmp_path, outbound=queue)
+    try:
+        yield world
+    finally:
+        await world.server.close()
+        await queue.close()
+
+
 @pytest.fixture
 async def other(tmp_path: Path) -> AsyncIterator[World]:
     """A second letterlock instance hosting other.test, with carol in eu-dublin."""
@@ -116,23 +130,20 @@ async def test_delivery_to_postfix_smtp_sink(accounts: App, tmp_path: Path) -> N
     proc = subprocess.Popen([sink, *user, "-d", str(dump / "%Y%m%d%H%M%S."),
                              f"127.0.0.1:{port}", "10"])
     queue = make_queue(accounts, smarthost=f"127.0.0.1:{port}")
-    await queue.start()
-    world = await start_world(accounts, tmp_path, outbound=queue)
     try:
-        await asyncio.sleep(0.3)
-        assert await asyncio.to_thread(submit, world, ["carol@other.test",
-                                                       "dave@third.test"]) == {}
-        await queue.wait_until(lambda entries: not entries)
-        deadline = time.monotonic() + 10
-        while not list(dump.iterdir()) and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-        [dumped] = list(dump.iterdir())
-        content = dumped.read_bytes()
-        assert MARKER in content
-        assert b"carol@other.test" in content and b"dave@third.test" in content
+        async with submitting_through(accounts, tmp_path, queue) as world:
+            await asyncio.sleep(0.3)
+            assert await asyncio.to_thread(submit, world, ["carol@other.test",
+                                                           "dave@third.test"]) == {}
+            await queue.wait_until(lambda entries: not entries)
+            deadline = time.monotonic() + 10
+            while not list(dump.iterdir()) and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            [dumped] = list(dump.iterdir())
+            content = dumped.read_bytes()
+            assert MARKER in content
+            assert b"carol@other.test" in content and b"dave@third.test" in content
     finally:
-        await world.server.close()
-        await queue.close()
         proc.terminate()
         proc.wait(5)
         shutil.rmtree(dump, ignore_errors=True)
@@ -143,9 +154,7 @@ async def test_delivery_to_second_instance_dkim_signed(accounts: App, other: Wor
     key = dkim_keys.create_key(accounts.config.control_dir, "example.test", selector="test1024",
                                bits=1024)
     queue = make_queue(accounts, port=other.mx_port)
-    await queue.start()
-    world = await start_world(accounts, tmp_path, outbound=queue)
-    try:
+    async with submitting_through(accounts, tmp_path, queue) as world:
         assert await asyncio.to_thread(submit, world, ["carol@other.test"]) == {}
         await queue.wait_until(lambda entries: not entries)
         [received] = await other.inbox("carol@other.test")
@@ -159,25 +168,17 @@ async def test_delivery_to_second_instance_dkim_signed(accounts: App, other: Wor
             return key.txt_value().encode()
 
         assert dkim.verify(b"DKIM-Signature:" + signed[1], dnsfunc=dns_txt)
-    finally:
-        await world.server.close()
-        await queue.close()
 
 
 async def test_queue_survives_restart_and_retries(accounts: App, other: World,
                                                   tmp_path: Path) -> None:
     dead = make_queue(accounts, port=free_port())  # nothing listens there
-    await dead.start()
-    world = await start_world(accounts, tmp_path, outbound=dead)
-    try:
+    async with submitting_through(accounts, tmp_path, dead) as world:
         assert await asyncio.to_thread(submit, world, ["carol@other.test"]) == {}
         await dead.wait_until(lambda es: bool(es) and es[0].attempts >= 2)
         [entry] = dead.entries()
         assert entry.pending == ["carol@other.test"]
         assert entry.recipients[0].status == "4.4.1"
-    finally:
-        await world.server.close()
-        await dead.close()
     revived = make_queue(accounts, port=other.mx_port)
     await revived.start()
     try:
@@ -192,9 +193,7 @@ async def test_queue_survives_restart_and_retries(accounts: App, other: World,
 async def test_permanent_failure_bounces_to_sender(accounts: App, other: World,
                                                    tmp_path: Path) -> None:
     queue = make_queue(accounts, port=other.mx_port)
-    await queue.start()
-    world = await start_world(accounts, tmp_path, outbound=queue)
-    try:
+    async with submitting_through(accounts, tmp_path, queue) as world:
         assert await asyncio.to_thread(submit, world, ["nobody@other.test",
                                                        "carol@other.test"]) == {}
         await queue.wait_until(lambda entries: not entries)
@@ -206,26 +205,18 @@ async def test_permanent_failure_bounces_to_sender(accounts: App, other: World,
         assert b"Action: failed" in bounce
         assert b"carol@other.test>:" not in bounce
         assert b"Subject: out" in bounce  # original headers included
-    finally:
-        await world.server.close()
-        await queue.close()
 
 
 async def test_expired_message_bounces_with_4_4_7(accounts: App, tmp_path: Path) -> None:
     now = [datetime.now(UTC)]
     queue = make_queue(accounts, port=free_port(), clock=lambda: now[0], max_age_s=60)
-    await queue.start()
-    world = await start_world(accounts, tmp_path, outbound=queue)
-    try:
+    async with submitting_through(accounts, tmp_path, queue) as world:
         assert await asyncio.to_thread(submit, world, ["carol@other.test"]) == {}
         await queue.wait_until(lambda es: bool(es) and es[0].attempts >= 1)
         now[0] += timedelta(minutes=2)
         await queue.wait_until(lambda es: not es, timeout=10)
         [bounce] = await world.inbox(ALICE)
         assert b"Status: 4.4.7" in bounce
-    finally:
-        await world.server.close()
-        await queue.close()
 
 
 async def test_required_tls_refuses_plaintext_server(accounts: App, tmp_path: Path) -> None:
@@ -237,34 +228,26 @@ async def test_required_tls_refuses_plaintext_server(accounts: App, tmp_path: Pa
                        SmtpConfig(port=0, submission_port=0), "plain.test", None)
     ports = await plain.start()
     queue = make_queue(accounts, port=ports.mx, tls="required")
-    await queue.start()
-    world = await start_world(accounts, tmp_path, outbound=queue)
     try:
-        assert await asyncio.to_thread(submit, world, ["carol@other.test"]) == {}
-        await queue.wait_until(lambda es: bool(es) and es[0].attempts >= 1)
-        [entry] = queue.entries()
-        assert entry.recipients[0].status == "4.7.4"
+        async with submitting_through(accounts, tmp_path, queue) as world:
+            assert await asyncio.to_thread(submit, world, ["carol@other.test"]) == {}
+            await queue.wait_until(lambda es: bool(es) and es[0].attempts >= 1)
+            [entry] = queue.entries()
+            assert entry.recipients[0].status == "4.7.4"
     finally:
-        await world.server.close()
-        await queue.close()
         await plain.close()
 
 
 async def test_mixed_local_and_foreign_recipients(accounts: App, other: World,
                                                   tmp_path: Path) -> None:
     queue = make_queue(accounts, port=other.mx_port)
-    await queue.start()
-    world = await start_world(accounts, tmp_path, outbound=queue)
-    try:
+    async with submitting_through(accounts, tmp_path, queue) as world:
         assert await asyncio.to_thread(submit, world, ["bob@example.test",
                                                        "carol@other.test"]) == {}
         [local] = await world.inbox("bob@example.test")  # delivered before the 250
         assert local.endswith(b"Hello Carol " + MARKER + b"\r\n")
         await queue.wait_until(lambda entries: not entries)
         assert len(await other.inbox("carol@other.test")) == 1
-    finally:
-        await world.server.close()
-        await queue.close()
 
 
 async def test_domain_without_mail_host_bounces_5_1_2(accounts: App, tmp_path: Path) -> None:
@@ -276,16 +259,11 @@ async def test_domain_without_mail_host_bounces_5_1_2(accounts: App, tmp_path: P
         raise NoMailHost(f"domain {domain} does not exist")
 
     queue._mx_lookup = no_host
-    await queue.start()
-    world = await start_world(accounts, tmp_path, outbound=queue)
-    try:
+    async with submitting_through(accounts, tmp_path, queue) as world:
         assert await asyncio.to_thread(submit, world, ["carol@nowhere.test"]) == {}
         await queue.wait_until(lambda entries: not entries)
         [bounce] = await world.inbox(ALICE)
         assert b"Status: 5.1.2" in bounce and b"nowhere.test does not exist" in bounce
-    finally:
-        await world.server.close()
-        await queue.close()
 
 
 async def test_required_tls_verifies_the_certificate(accounts: App, other: World,
@@ -293,26 +271,16 @@ async def test_required_tls_verifies_the_certificate(accounts: App, other: World
     # The second instance's self-signed certificate (tests/smtp/conftest.py server_tls)
     trusted = ssl.create_default_context(cafile=str(tmp_path / "other-tls" / "tls" / "cert.pem"))
     queue = make_queue(accounts, port=other.mx_port, tls="required", tls_context=trusted)
-    await queue.start()
-    world = await start_world(accounts, tmp_path, outbound=queue)
-    try:
+    async with submitting_through(accounts, tmp_path, queue) as world:
         assert await asyncio.to_thread(submit, world, ["carol@other.test"]) == {}
         await queue.wait_until(lambda entries: not entries)
         [received] = await other.inbox("carol@other.test")
         assert b"with ESMTPS id" in received
-    finally:
-        await world.server.close()
-        await queue.close()
     # An untrusted certificate is not good enough under the required policy.
     untrusting = make_queue(accounts, port=other.mx_port, tls="required",
                             tls_context=ssl.create_default_context())
-    await untrusting.start()
-    world = await start_world(accounts, tmp_path / "again", outbound=untrusting)
-    try:
+    async with submitting_through(accounts, tmp_path / "again", untrusting) as world:
         assert await asyncio.to_thread(submit, world, ["carol@other.test"]) == {}
         await untrusting.wait_until(lambda es: bool(es) and es[0].attempts >= 1)
         assert untrusting.entries()[0].pending == ["carol@other.test"]
         assert len(await other.inbox("carol@other.test")) == 1
-    finally:
-        await world.server.close()
-        await untrusting.close()
