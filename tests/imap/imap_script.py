@@ -25,6 +25,16 @@ class Imap:
     password: str
     client_ssl: ssl.SSLContext
 
+    async def session(self, select: str | None = None) -> ScriptClient:
+        """A connection logged in as ``user``, with mailbox ``select`` selected if
+        given."""
+        client = await ScriptClient.connect(self.port)
+        await client.login(self.user, self.password)
+        if select is not None:
+            lines = await client.command("s", f"SELECT {select}")
+            assert lines[-1].startswith(b"s OK"), lines
+        return client
+
 
 _LITERAL = re.compile(rb"~?\{(\d+)\}\r\n$")
 

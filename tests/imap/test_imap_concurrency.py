@@ -9,7 +9,7 @@ import random
 import re
 
 import pytest
-from imap_script import Imap, ScriptClient
+from imap_script import Imap
 
 _EXISTS = re.compile(rb"^\* (\d+) EXISTS$")
 _EXPUNGE = re.compile(rb"^\* (\d+) EXPUNGE$")
@@ -72,8 +72,7 @@ class View:
 
 async def _worker(imap: Imap, seed: int, rounds: int, barrier: asyncio.Barrier) -> None:
     rng = random.Random(seed)
-    c = await ScriptClient.connect(imap.port)
-    await c.login(imap.user, imap.password)
+    c = await imap.session()
     view = View()
     qresync = seed % 2 == 0
     if qresync:

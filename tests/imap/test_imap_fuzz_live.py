@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from imap_script import Imap, ScriptClient
+from imap_script import Imap
 
 FRAGMENTS = [b"FETCH", b"UID", b"STORE", b"SEARCH", b"SORT", b"SELECT", b"LIST", b"STATUS",
              b"COPY", b"MOVE", b"APPEND", b"EXPUNGE", b"IDLE", b"ENABLE", b"1", b"1:*", b"*",
@@ -19,9 +19,7 @@ FRAGMENTS = [b"FETCH", b"UID", b"STORE", b"SEARCH", b"SORT", b"SELECT", b"LIST",
 async def test_random_commands_never_break_the_connection(imap: Imap) -> None:
     ref = await imap.app.accounts.resolve(imap.user)
     await imap.app.mailboxes.append(ref, "INBOX", b"Subject: a\r\n\r\nb\r\n")
-    c = await ScriptClient.connect(imap.port)
-    await c.login(imap.user, imap.password)
-    await c.command("s", "SELECT INBOX")
+    c = await imap.session("INBOX")
     rng = random.Random(20240102)
     for i in range(400):
         words = [rng.choice(FRAGMENTS) for _ in range(rng.randint(1, 8))]

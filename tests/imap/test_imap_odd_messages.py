@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from imap_script import Imap, ScriptClient
+from imap_script import Imap
 
 from letterlock.imap.commands.sort import base_subject
 
@@ -43,8 +43,7 @@ async def test_odd_messages_fetch_and_search_without_server_errors(imap: Imap) -
               b"Content-Transfer-Encoding: quoted-printable\r\n", b"=\r\n", b"=ZZ"]
     messages += [b"".join(rng.choice(pieces) for _ in range(rng.randint(1, 30))) or b"x"
                  for _ in range(20)]
-    c = await ScriptClient.connect(imap.port)
-    await c.login(imap.user, imap.password)
+    c = await imap.session()
     for i, raw in enumerate(messages):
         lines = await c.command(f"p{i}", b"APPEND INBOX {%d+}\r\n" % len(raw) + raw)
         assert lines[-1].startswith(f"p{i} OK".encode()), lines

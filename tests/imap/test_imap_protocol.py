@@ -19,9 +19,7 @@ async def _deliver(imap: Imap, raw: bytes = MSG, mailbox: str = "INBOX") -> None
 
 async def _seen_by_another_session(imap: Imap) -> None:
     """Let a first session take the \\Recent flag of everything delivered so far."""
-    c = await ScriptClient.connect(imap.port)
-    await c.login(imap.user, imap.password)
-    await c.command("r1", "SELECT INBOX")
+    c = await imap.session("INBOX")
     await c.command("r2", "LOGOUT")
 
 
@@ -104,8 +102,7 @@ async def test_synchronizing_and_nonsynchronizing_literals(imap: Imap) -> None:
 
 
 async def test_literal_above_limit_is_refused_without_reading_it(imap: Imap) -> None:
-    c = await ScriptClient.connect(imap.port)
-    await c.login(imap.user, imap.password)
+    c = await imap.session()
     too_big = imap.app.config.imap.max_literal_bytes + 1
     lines = await c.command("a1", b"APPEND INBOX {%d}" % too_big)
     assert lines[-1].startswith(b"a1 NO [TOOBIG]")
@@ -145,8 +142,7 @@ async def test_select_fetch_store_expunge_script(imap: Imap) -> None:
     await _deliver(imap)
     await _deliver(imap, MSG.replace(b"Hello", b"Second"))
     await _seen_by_another_session(imap)
-    c = await ScriptClient.connect(imap.port)
-    await c.login(imap.user, imap.password)
+    c = await imap.session()
     lines = await c.command("a1", "SELECT INBOX")
     assert b"* 2 EXISTS" in lines
     assert any(line.startswith(b"* OK [UIDVALIDITY ") for line in lines)
@@ -171,9 +167,7 @@ async def test_select_fetch_store_expunge_script(imap: Imap) -> None:
 async def test_body_sections_partial_and_seen(imap: Imap) -> None:
     await _deliver(imap)
     await _seen_by_another_session(imap)
-    c = await ScriptClient.connect(imap.port)
-    await c.login(imap.user, imap.password)
-    await c.command("a1", "SELECT INBOX")
+    c = await imap.session("INBOX")
     lines = await c.command("a2", "FETCH 1 (BODY.PEEK[TEXT]<0.4>)")
     assert lines[0] == b"* 1 FETCH (BODY[TEXT]<0> {4}\r\nBody)"
     lines = await c.command("a3", "FETCH 1 (BODY[1])")
@@ -184,11 +178,8 @@ async def test_body_sections_partial_and_seen(imap: Imap) -> None:
 
 async def test_two_sessions_see_each_others_changes(imap: Imap) -> None:
     await _deliver(imap)
-    a = await ScriptClient.connect(imap.port)
-    b = await ScriptClient.connect(imap.port)
-    for c in (a, b):
-        await c.login(imap.user, imap.password)
-        await c.command("s", "SELECT INBOX")
+    a = await imap.session("INBOX")
+    b = await imap.session("INBOX")
     await a.command("a1", "STORE 1 +FLAGS (\\Flagged)")
     lines = await b.command("b1", "NOOP")
     assert b"* 1 FETCH (FLAGS (\\Flagged))" in lines
@@ -205,9 +196,7 @@ async def test_two_sessions_see_each_others_changes(imap: Imap) -> None:
 
 
 async def test_idle_reports_delivery_within_a_second(imap: Imap) -> None:
-    c = await ScriptClient.connect(imap.port)
-    await c.login(imap.user, imap.password)
-    await c.command("a1", "SELECT INBOX")
+    c = await imap.session("INBOX")
     c.send(b"a2 IDLE")
     assert (await c.response()).startswith(b"+ ")
     loop = asyncio.get_running_loop()
@@ -224,8 +213,7 @@ async def test_idle_reports_delivery_within_a_second(imap: Imap) -> None:
 async def test_condstore_and_qresync_resync(imap: Imap) -> None:
     for _ in range(3):
         await _deliver(imap)
-    c = await ScriptClient.connect(imap.port)
-    await c.login(imap.user, imap.password)
+    c = await imap.session()
     lines = await c.command("a1", "ENABLE QRESYNC")
     assert lines[0] == b"* ENABLED QRESYNC"
     lines = await c.command("a2", "SELECT INBOX")
@@ -235,9 +223,7 @@ async def test_condstore_and_qresync_resync(imap: Imap) -> None:
                   if x.startswith(b"* OK [HIGHESTMODSEQ"))
     await c.command("a3", "UNSELECT")
     # Offline changes by another session.
-    other = await ScriptClient.connect(imap.port)
-    await other.login(imap.user, imap.password)
-    await other.command("o1", "SELECT INBOX")
+    other = await imap.session("INBOX")
     await other.command("o2", "STORE 2 +FLAGS (\\Seen)")
     await other.command("o3", "STORE 3 +FLAGS (\\Deleted)")
     await other.command("o4", "EXPUNGE")
@@ -258,9 +244,7 @@ async def test_search_esearch_and_charset(imap: Imap) -> None:
              b"Content-Type: text/plain; charset=iso-8859-1\r\n"
              b"Content-Transfer-Encoding: quoted-printable\r\n\r\nd=E9j=E0 vu\r\n")
     await _deliver(imap, latin)
-    c = await ScriptClient.connect(imap.port)
-    await c.login(imap.user, imap.password)
-    await c.command("a1", "SELECT INBOX")
+    c = await imap.session("INBOX")
     lines = await c.command("a2", 'SEARCH CHARSET UTF-8 SUBJECT {5+}\r\ncaf\xc3\xa9'.encode(
         "latin-1"))
     assert lines[0] == b"* SEARCH 2"
@@ -276,8 +260,7 @@ async def test_search_esearch_and_charset(imap: Imap) -> None:
 
 
 async def test_list_special_use_and_status(imap: Imap) -> None:
-    c = await ScriptClient.connect(imap.port)
-    await c.login(imap.user, imap.password)
+    c = await imap.session()
     lines = await c.command("a1", 'LIST "" "*"')
     assert b'* LIST (\\HasNoChildren \\Sent) "/" Sent' in lines
     assert lines[0].endswith(b'"/" INBOX')
@@ -297,11 +280,8 @@ async def test_list_special_use_and_status(imap: Imap) -> None:
 async def test_fetch_of_message_expunged_elsewhere_is_expungeissued(imap: Imap) -> None:
     await _deliver(imap)
     await _deliver(imap)
-    a = await ScriptClient.connect(imap.port)
-    b = await ScriptClient.connect(imap.port)
-    for c in (a, b):
-        await c.login(imap.user, imap.password)
-        await c.command("s", "SELECT INBOX")
+    a = await imap.session("INBOX")
+    b = await imap.session("INBOX")
     await a.command("a1", "STORE 1 +FLAGS.SILENT (\\Deleted)")
     await a.command("a2", "EXPUNGE")
     lines = await b.command("b1", "FETCH 1:2 (UID)")
@@ -314,11 +294,8 @@ async def test_fetch_of_message_expunged_elsewhere_is_expungeissued(imap: Imap) 
 async def test_store_on_message_expunged_elsewhere_answers_for_its_ghost(imap: Imap) -> None:
     await _deliver(imap)
     await _deliver(imap)
-    a = await ScriptClient.connect(imap.port)
-    b = await ScriptClient.connect(imap.port)
-    for c in (a, b):
-        await c.login(imap.user, imap.password)
-        await c.command("s", "SELECT INBOX")
+    a = await imap.session("INBOX")
+    b = await imap.session("INBOX")
     await a.command("a1", "STORE 1 +FLAGS.SILENT (\\Deleted $Mine)")
     await a.command("a2", "EXPUNGE")
     # b has not been told of the EXPUNGE (it may not be sent during STORE): every
@@ -337,9 +314,7 @@ async def test_store_on_message_expunged_elsewhere_answers_for_its_ghost(imap: I
 async def test_move_reports_copyuid_and_expunge(imap: Imap) -> None:
     await _deliver(imap)
     await _deliver(imap)
-    c = await ScriptClient.connect(imap.port)
-    await c.login(imap.user, imap.password)
-    await c.command("a1", "SELECT INBOX")
+    c = await imap.session("INBOX")
     lines = await c.command("a2", "UID MOVE 2 Archive")
     assert lines[0].startswith(b"* OK [COPYUID ") and lines[0].split()[4] == b"2"
     assert lines[1] == b"* 2 EXPUNGE"
@@ -353,8 +328,7 @@ async def test_move_reports_copyuid_and_expunge(imap: Imap) -> None:
 async def test_examine_is_read_only(imap: Imap) -> None:
     await _deliver(imap)
     await _seen_by_another_session(imap)
-    c = await ScriptClient.connect(imap.port)
-    await c.login(imap.user, imap.password)
+    c = await imap.session()
     lines = await c.command("a1", "EXAMINE INBOX")
     assert lines[-1].startswith(b"a1 OK [READ-ONLY]")
     lines = await c.command("a2", "FETCH 1 (BODY[TEXT])")
@@ -367,8 +341,7 @@ async def test_examine_is_read_only(imap: Imap) -> None:
 
 async def test_rev2_mode_uses_esearch_and_no_recent(imap: Imap) -> None:
     await _deliver(imap)
-    c = await ScriptClient.connect(imap.port)
-    await c.login(imap.user, imap.password)
+    c = await imap.session()
     lines = await c.command("a1", "ENABLE IMAP4rev2")
     assert lines[0] == b"* ENABLED IMAP4rev2"
     lines = await c.command("a2", "SELECT INBOX")
@@ -379,8 +352,7 @@ async def test_rev2_mode_uses_esearch_and_no_recent(imap: Imap) -> None:
 
 
 async def test_utf8_append_and_mailbox_names(imap: Imap) -> None:
-    c = await ScriptClient.connect(imap.port)
-    await c.login(imap.user, imap.password)
+    c = await imap.session()
     await c.command("a1", "ENABLE UTF8=ACCEPT")
     raw = "Subject: Grüße\r\nFrom: jörg@example.org\r\n\r\nHallo\r\n".encode()
     name = "Postfächer".encode()
@@ -400,9 +372,7 @@ async def test_bodystructure_of_nested_message(imap: Imap) -> None:
            b"--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: in\r\n\r\nx\r\n--b--\r\n")
     await _deliver(imap, raw)
     await _seen_by_another_session(imap)
-    c = await ScriptClient.connect(imap.port)
-    await c.login(imap.user, imap.password)
-    await c.command("a1", "SELECT INBOX")
+    c = await imap.session("INBOX")
     lines = await c.command("a2", "FETCH 1 (BODYSTRUCTURE BODY[2.HEADER] BODY.PEEK[2.1])")
     assert lines[0] == (
         b'* 1 FETCH (BODYSTRUCTURE (("text" "plain" ("charset" "utf-8") NIL NIL "7bit" 2 0 '
@@ -423,9 +393,7 @@ async def test_sort_by_subject_date_and_reverse_size(imap: Imap) -> None:
     ]
     for raw in msgs:
         await _deliver(imap, raw)
-    c = await ScriptClient.connect(imap.port)
-    await c.login(imap.user, imap.password)
-    await c.command("a1", "SELECT INBOX")
+    c = await imap.session("INBOX")
     lines = await c.command("a2", "SORT (SUBJECT) UTF-8 ALL")
     assert lines[0] == b"* SORT 2 1 3"
     lines = await c.command("a3", "SORT (DATE) UTF-8 ALL")
@@ -442,9 +410,7 @@ async def test_sort_by_subject_date_and_reverse_size(imap: Imap) -> None:
 async def test_searchres_saves_and_reuses_results(imap: Imap) -> None:
     for _ in range(4):
         await _deliver(imap)
-    c = await ScriptClient.connect(imap.port)
-    await c.login(imap.user, imap.password)
-    await c.command("a1", "SELECT INBOX")
+    c = await imap.session("INBOX")
     await c.command("a2", "STORE 2,4 +FLAGS (\\Flagged)")
     lines = await c.command("a3", "SEARCH RETURN (SAVE) FLAGGED")
     assert lines == [b"a3 OK SEARCH completed, result saved"]
@@ -460,10 +426,8 @@ async def test_searchres_saves_and_reuses_results(imap: Imap) -> None:
 
 async def test_recent_goes_to_the_first_session_that_sees_new_mail(imap: Imap) -> None:
     await _deliver(imap)
-    a = await ScriptClient.connect(imap.port)
-    b = await ScriptClient.connect(imap.port)
-    for c in (a, b):
-        await c.login(imap.user, imap.password)
+    a = await imap.session()
+    b = await imap.session()
     lines = await b.command("b0", "EXAMINE INBOX")  # shows, does not take
     assert b"* 1 RECENT" in lines
     lines = await a.command("a1", "SELECT INBOX")
@@ -483,8 +447,7 @@ async def test_recent_goes_to_the_first_session_that_sees_new_mail(imap: Imap) -
 
 
 async def test_append_internaldate_keeps_its_offset(imap: Imap) -> None:
-    c = await ScriptClient.connect(imap.port)
-    await c.login(imap.user, imap.password)
+    c = await imap.session()
     lines = await c.command("a1", b'APPEND INBOX "05-Mar-2024 23:30:00 -0500" {%d+}\r\n'
                             % len(MSG) + MSG)
     assert lines[-1].startswith(b"a1 OK")
@@ -496,10 +459,8 @@ async def test_append_internaldate_keeps_its_offset(imap: Imap) -> None:
 
 
 async def test_selected_mailbox_deleted_by_another_session(imap: Imap) -> None:
-    a = await ScriptClient.connect(imap.port)
-    b = await ScriptClient.connect(imap.port)
-    for c in (a, b):
-        await c.login(imap.user, imap.password)
+    a = await imap.session()
+    b = await imap.session()
     await a.command("a1", "CREATE Doomed")
     await _deliver(imap, mailbox="Doomed")
     await a.command("a2", "SELECT Doomed")

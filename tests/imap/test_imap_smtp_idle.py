@@ -7,7 +7,7 @@ import dataclasses
 import smtplib
 import socket
 
-from imap_script import Imap, ScriptClient
+from imap_script import Imap
 
 from letterlock.smtp.server import start_smtp
 
@@ -24,9 +24,7 @@ async def test_smtp_delivery_reaches_idle_client_within_one_second(imap: Imap) -
         config.smtp, port=_free_port(), submission_port=_free_port()))
     stop = await start_smtp(dataclasses.replace(imap.app, config=config), None)
     try:
-        c = await ScriptClient.connect(imap.port)
-        await c.login(imap.user, imap.password)
-        await c.command("a1", "SELECT INBOX")
+        c = await imap.session("INBOX")
         c.send(b"a2 IDLE")
         assert (await c.response()).startswith(b"+ ")
 

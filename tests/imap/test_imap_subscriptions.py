@@ -3,7 +3,7 @@ works for names that do not exist, and DELETE / RENAME never drop a subscription
 
 from __future__ import annotations
 
-from imap_script import Imap, ScriptClient
+from imap_script import Imap
 
 
 def untagged(lines: list[bytes]) -> list[bytes]:
@@ -11,8 +11,7 @@ def untagged(lines: list[bytes]) -> list[bytes]:
 
 
 async def test_subscribe_to_a_name_that_does_not_exist(imap: Imap) -> None:
-    c = await ScriptClient.connect(imap.port)
-    await c.login(imap.user, imap.password)
+    c = await imap.session()
     assert (await c.command("a1", "SUBSCRIBE Future/Plans"))[-1].startswith(b"a1 OK")
     lines = await c.command("a2", 'LIST (SUBSCRIBED) "" "Future/*"')
     assert untagged(lines) == [b'* LIST (\\NonExistent \\Subscribed) "/" Future/Plans']
@@ -35,8 +34,7 @@ async def test_subscribe_to_a_name_that_does_not_exist(imap: Imap) -> None:
 
 
 async def test_delete_and_rename_keep_subscriptions(imap: Imap) -> None:
-    c = await ScriptClient.connect(imap.port)
-    await c.login(imap.user, imap.password)
+    c = await imap.session()
     for i, cmd in enumerate(["CREATE Box", "CREATE Box/Sub", "CREATE Other",
                              "SUBSCRIBE Box", "SUBSCRIBE Box/Sub", "SUBSCRIBE Other"]):
         assert (await c.command(f"p{i}", cmd))[-1].startswith(f"p{i} OK".encode())
@@ -52,8 +50,7 @@ async def test_delete_and_rename_keep_subscriptions(imap: Imap) -> None:
     assert b'* LIST (\\NonExistent \\HasNoChildren \\Subscribed) "/" Box' in lines
     assert b'* LIST (\\NonExistent \\HasNoChildren \\Subscribed) "/" Box/Sub' in lines
     # Other sessions see the same list.
-    d = await ScriptClient.connect(imap.port)
-    await d.login(imap.user, imap.password)
+    d = await imap.session()
     other = untagged(await d.command("o1", 'LSUB "" "*"'))
     assert b'* LSUB () "/" Crate/Sub' in other and b'* LSUB (\\Noselect) "/" Other' in other
     await d.close()
@@ -61,15 +58,13 @@ async def test_delete_and_rename_keep_subscriptions(imap: Imap) -> None:
 
 
 async def test_subscribe_refuses_impossible_names(imap: Imap) -> None:
-    c = await ScriptClient.connect(imap.port)
-    await c.login(imap.user, imap.password)
+    c = await imap.session()
     assert (await c.command("a1", 'SUBSCRIBE "a//b"'))[-1].startswith(b"a1 NO")
     await c.close()
 
 
 async def test_delete_of_a_mailbox_with_children_leaves_a_noselect_parent(imap: Imap) -> None:
-    c = await ScriptClient.connect(imap.port)
-    await c.login(imap.user, imap.password)
+    c = await imap.session()
     await c.command("p1", "CREATE Top/Child")
     await c.command("p2", "APPEND Top {10+}\r\nSubject: x")
     assert (await c.command("d1", "DELETE Top"))[-1].startswith(b"d1 OK")
