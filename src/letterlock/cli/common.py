@@ -20,6 +20,7 @@ from letterlock.app import App, open_app
 from letterlock.errors import (
     AlreadyExists,
     AuthenticationFailed,
+    ConfigError,
     InvalidInput,
     LetterlockError,
     NotFound,
@@ -51,6 +52,14 @@ class CliContext:
 def fail(message: str, code: int = 1) -> NoReturn:
     click.echo(f"letterlock: {message}", err=True)
     sys.exit(code)
+
+
+def load_config(ctx: CliContext) -> config_mod.Config:
+    """The HOME's configuration; an unreadable one ends the command with status 2."""
+    try:
+        return ctx.config()
+    except ConfigError as exc:
+        fail(str(exc), 2)
 
 
 def exit_code_for(exc: LetterlockError) -> int:

@@ -16,9 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from letterlock.app import open_app
-from letterlock.cli.common import CliContext, console, exit_code_for, fail, run
+from letterlock.cli.common import CliContext, console, exit_code_for, fail, load_config, run
 from letterlock.config import Config, LegalConfig
-from letterlock.errors import ConfigError, InvalidInput, LetterlockError
+from letterlock.errors import InvalidInput, LetterlockError
 from letterlock.policy import (
     SHIPPED_PROFILES,
     Decision,
@@ -58,11 +58,7 @@ def _legal_config(ctx: click.Context) -> LegalConfig:
     obj = ctx.find_object(CliContext)
     if obj is None:
         return LegalConfig()
-    try:
-        config: Config = obj.config()
-    except ConfigError as exc:
-        fail(str(exc), 2)
-    return config.legal
+    return load_config(obj).legal
 
 
 def _guard(fn: Any) -> Any:
@@ -179,10 +175,7 @@ def _config_of(ctx: click.Context) -> Config:
     obj = ctx.find_object(CliContext)
     if obj is None:
         fail("no HOME", 2)
-    try:
-        return obj.config()
-    except ConfigError as exc:
-        fail(str(exc), 2)
+    return load_config(obj)
 
 
 def _with_service(ctx: click.Context, fn: Callable[[LegalService], Awaitable[T]]) -> T:

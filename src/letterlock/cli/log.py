@@ -19,17 +19,14 @@ from letterlock.audit.check import verify_log
 from letterlock.audit.log import open_reader
 from letterlock.audit.store import MerkleLog
 from letterlock.audit.verify import SignedHead, VerificationError
-from letterlock.cli.common import CliContext, exit_code_for, fail, pass_ctx
-from letterlock.errors import ConfigError, LetterlockError
+from letterlock.cli.common import CliContext, exit_code_for, fail, load_config, pass_ctx
+from letterlock.errors import LetterlockError
 
 AUDIT_DIR = "audit"
 
 
 def audit_dir(ctx: CliContext) -> Path:
-    try:
-        return ctx.config().control_dir / AUDIT_DIR
-    except ConfigError as exc:
-        fail(str(exc), 2)
+    return load_config(ctx).control_dir / AUDIT_DIR
 
 
 def _reader(ctx: CliContext) -> MerkleLog:

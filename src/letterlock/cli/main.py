@@ -17,6 +17,7 @@ from letterlock.cli.common import (
     console,
     default_home,
     fail,
+    load_config,
     pass_ctx,
     read_stdin_lines,
     run,
@@ -28,7 +29,7 @@ from letterlock.cli.log import log_group as _log_group
 from letterlock.cli.operators import operator_group as _operator_group
 from letterlock.cli.report import report_group as _report_group
 from letterlock.crypto import openpgp
-from letterlock.errors import ConfigError, InvalidInput
+from letterlock.errors import InvalidInput
 from letterlock.services import setup, transfer
 from letterlock.services.addresses import normalise_address, normalise_domain
 from letterlock.storage.models import Region
@@ -44,13 +45,6 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 def cli(ctx: click.Context, home: Path | None) -> None:
     """letterlock: a mail server where your email belongs to you."""
     ctx.obj = CliContext(home or default_home(), {})
-
-
-def _config(ctx: CliContext) -> config_mod.Config:
-    try:
-        return ctx.config()
-    except ConfigError as exc:
-        fail(str(exc), 2)
 
 
 # ----------------------------------------------------------------------------- init
@@ -73,7 +67,7 @@ def init(ctx: CliContext, domains: tuple[str, ...], regions: tuple[str, ...],
                                       operator_country, profile)
     except InvalidInput as exc:
         fail(str(exc), 2)
-    config = _config(ctx)
+    config = load_config(ctx)
     created = run(lambda: app_mod.initialise(config, options))
     for line in created:
         click.echo(f"created {line}")
@@ -87,7 +81,7 @@ def init(ctx: CliContext, domains: tuple[str, ...], regions: tuple[str, ...],
 @pass_ctx
 def config_cmd(ctx: CliContext) -> None:
     """Show every configuration option with its value and meaning."""
-    config = _config(ctx)
+    config = load_config(ctx)
     table = Table(title=f"configuration ({config.home / config_mod.CONFIG_FILE})")
     table.add_column("option")
     table.add_column("value")
@@ -111,7 +105,7 @@ def region() -> None:
 @pass_ctx
 def region_list(ctx: CliContext, as_json: bool) -> None:
     """List regions with their country."""
-    config = _config(ctx)
+    config = load_config(ctx)
 
     async def go() -> list[Region]:
         async with app_mod.open_app(config) as app:
@@ -134,7 +128,7 @@ def region_add(ctx: CliContext, spec: str) -> None:
         region_id, country = setup.parse_region(spec)
     except InvalidInput as exc:
         fail(str(exc), 2)
-    config = _config(ctx)
+    config = load_config(ctx)
 
     async def go() -> None:
         async with app_mod.open_app(config) as app:
@@ -161,7 +155,7 @@ def domain_add(ctx: CliContext, name: str) -> None:
         name = normalise_domain(name)
     except InvalidInput as exc:
         fail(str(exc), 2)
-    config = _config(ctx)
+    config = load_config(ctx)
 
     async def go() -> None:
         async with app_mod.open_app(config) as app:
@@ -175,7 +169,7 @@ def domain_add(ctx: CliContext, name: str) -> None:
 @pass_ctx
 def domain_list(ctx: CliContext) -> None:
     """List hosted domains."""
-    config = _config(ctx)
+    config = load_config(ctx)
 
     async def go() -> list[str]:
         async with app_mod.open_app(config) as app:
@@ -200,7 +194,7 @@ def user() -> None:
 @pass_ctx
 def user_add(ctx: CliContext, address: str, region_id: str, password_stdin: bool) -> None:
     """Create an account in a region; prints its recovery code once."""
-    config = _config(ctx)
+    config = load_config(ctx)
     password = ask_password(password_stdin)
 
     async def go() -> str:
@@ -219,7 +213,7 @@ def user_add(ctx: CliContext, address: str, region_id: str, password_stdin: bool
 def user_list(ctx: CliContext, as_json: bool) -> None:
     """List accounts: address, region, creation time (and, with --json, the key
     custody: sealed or e2e)."""
-    config = _config(ctx)
+    config = load_config(ctx)
 
     async def go() -> list[Any]:
         async with app_mod.open_app(config) as app:
@@ -240,7 +234,7 @@ def user_list(ctx: CliContext, as_json: bool) -> None:
 @pass_ctx
 def user_passwd(ctx: CliContext, address: str) -> None:
     """Change a password: old and new password on standard input, one per line."""
-    config = _config(ctx)
+    config = load_config(ctx)
     old, new = read_stdin_lines(2, "the old and the new password")
 
     async def go() -> None:
@@ -257,7 +251,7 @@ def user_passwd(ctx: CliContext, address: str) -> None:
 def user_recover(ctx: CliContext, address: str) -> None:
     """Set a new password with the recovery code: code and new password on standard
     input, one per line."""
-    config = _config(ctx)
+    config = load_config(ctx)
     code, new = read_stdin_lines(2, "the recovery code and the new password")
 
     async def go() -> None:
@@ -282,7 +276,7 @@ def user_e2e(ctx: CliContext, address: str, key: Path | None, off: bool,
     password. Mail already stored is left as it is."""
     if (key is None) == (not off):
         fail("give either --key FILE or --off", 2)
-    config = _config(ctx)
+    config = load_config(ctx)
     certificate = None if key is None else key.read_bytes()
     password = ask_password(password_stdin)
     ref = run_with_app(config,
@@ -301,7 +295,7 @@ def user_e2e(ctx: CliContext, address: str, key: Path | None, off: bool,
 @pass_ctx
 def user_delete(ctx: CliContext, address: str, yes: bool) -> None:
     """Delete an account and all its mail (refused while a legal matter is open)."""
-    config = _config(ctx)
+    config = load_config(ctx)
     if not yes and not click.confirm(f"Delete {address} and all its mail for good?"):
         fail("not deleted", 1)
     run_with_app(config, lambda app: app.accounts.delete(address))
@@ -315,7 +309,7 @@ def user_delete(ctx: CliContext, address: str, yes: bool) -> None:
 def user_move(ctx: CliContext, address: str, region_id: str) -> None:
     """Move an account and all its mail to another region (refused while a legal
     matter is open); nothing of it is left in the old region."""
-    config = _config(ctx)
+    config = load_config(ctx)
 
     async def go() -> None:
         async with app_mod.open_app(config) as app:
@@ -341,7 +335,7 @@ def mail() -> None:
 def mail_import(ctx: CliContext, address: str, source: Path, mailbox: str) -> None:
     """Import an .eml file, an mbox file or a Maildir (no password needed: mail is
     sealed to the account's public key)."""
-    config = _config(ctx)
+    config = load_config(ctx)
 
     async def go() -> int:
         async with app_mod.open_app(config) as app:
@@ -361,7 +355,7 @@ def mail_import(ctx: CliContext, address: str, source: Path, mailbox: str) -> No
 @pass_ctx
 def mail_export(ctx: CliContext, address: str, out: Path, password_stdin: bool) -> None:
     """Export every mailbox to one mbox file (needs the owner's password)."""
-    config = _config(ctx)
+    config = load_config(ctx)
     password = ask_password(password_stdin)
 
     async def go() -> int:

@@ -11,18 +11,17 @@ import json
 import click
 
 from letterlock import app as app_mod
-from letterlock.cli.common import CliContext, ask_password, fail, pass_ctx, run, run_with_app
-from letterlock.config import Config
-from letterlock.errors import ConfigError
+from letterlock.cli.common import (
+    CliContext,
+    ask_password,
+    fail,
+    load_config,
+    pass_ctx,
+    run,
+    run_with_app,
+)
 from letterlock.policy import format_time
 from letterlock.services.operators import ROLES, Operator
-
-
-def _config(ctx: CliContext) -> Config:
-    try:
-        return ctx.config()
-    except ConfigError as exc:
-        fail(str(exc), 2)
 
 
 @click.group("operator")
@@ -38,7 +37,7 @@ def operator_group() -> None:
 @pass_ctx
 def operator_add(ctx: CliContext, name: str, role: str, password_stdin: bool) -> None:
     """Add an operator NAME with a role and a password."""
-    config = _config(ctx)
+    config = load_config(ctx)
     password = ask_password(password_stdin)
 
     async def go() -> Operator:
@@ -55,7 +54,7 @@ def operator_add(ctx: CliContext, name: str, role: str, password_stdin: bool) ->
 @pass_ctx
 def operator_remove(ctx: CliContext, name: str, yes: bool) -> None:
     """Remove operator NAME; its API tokens stop working at once."""
-    config = _config(ctx)
+    config = load_config(ctx)
     if not yes and not click.confirm(f"Remove operator {name}?"):
         fail("not removed", 1)
     run_with_app(config, lambda app: app.operators.remove(name))
@@ -68,7 +67,7 @@ def operator_remove(ctx: CliContext, name: str, yes: bool) -> None:
 @pass_ctx
 def operator_passwd(ctx: CliContext, name: str, password_stdin: bool) -> None:
     """Set a new password for operator NAME; its API tokens stop working at once."""
-    config = _config(ctx)
+    config = load_config(ctx)
     password = ask_password(password_stdin, "New password")
     run_with_app(config, lambda app: app.operators.set_password(name, password))
     click.echo(f"password set for operator {name.strip().lower()}; its tokens are revoked")
@@ -79,7 +78,7 @@ def operator_passwd(ctx: CliContext, name: str, password_stdin: bool) -> None:
 @pass_ctx
 def operator_list(ctx: CliContext, as_json: bool) -> None:
     """List operators: name, role, creation time."""
-    config = _config(ctx)
+    config = load_config(ctx)
 
     async def go() -> list[Operator]:
         async with app_mod.open_app(config) as app:

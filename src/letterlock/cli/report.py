@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from letterlock.cli.common import CliContext, fail, pass_ctx, run
-from letterlock.errors import ConfigError, InvalidInput
+from letterlock.cli.common import CliContext, fail, load_config, pass_ctx, run
+from letterlock.errors import InvalidInput
 from letterlock.services import transparency
 
 RENDERERS = {
@@ -21,10 +21,7 @@ RENDERERS = {
 
 
 def _control_dir(ctx: CliContext) -> Path:
-    try:
-        return ctx.config().control_dir
-    except ConfigError as exc:
-        fail(str(exc), 2)
+    return load_config(ctx).control_dir
 
 
 def _period(text: str | None) -> transparency.Period:
