@@ -7,8 +7,7 @@ import json
 
 import click
 
-from letterlock import app as app_mod
-from letterlock.cli.common import CliContext, exit_code_for, fail, pass_ctx, run
+from letterlock.cli.common import CliContext, exit_code_for, fail, pass_ctx, run_with_app
 from letterlock.errors import ConfigError, InvalidInput, UnknownDomain
 from letterlock.services import dkim_keys
 from letterlock.services.addresses import normalise_domain
@@ -26,11 +25,8 @@ def show(ctx: CliContext, name: str, as_json: bool) -> None:
     except (InvalidInput, ConfigError) as exc:
         fail(str(exc), 2)
 
-    async def hosted() -> bool:
-        async with app_mod.open_app(config) as app:
-            return name in {d.name for d in await app.control.list_domains()}
-
-    if not run(hosted):
+    domains = run_with_app(config, lambda app: app.control.list_domains())
+    if name not in {d.name for d in domains}:
         fail(f"domain {name} is not hosted here", exit_code_for(UnknownDomain()))
     try:
         key = dkim_keys.ensure_key(config.control_dir, name)

@@ -106,12 +106,7 @@ def region() -> None:
 def region_list(ctx: CliContext, as_json: bool) -> None:
     """List regions with their country."""
     config = load_config(ctx)
-
-    async def go() -> list[Region]:
-        async with app_mod.open_app(config) as app:
-            return await app.control.list_regions()
-
-    regions = run(go)
+    regions = run_with_app(config, lambda app: app.control.list_regions())
     if as_json:
         click.echo(json.dumps([{"id": r.id, "country": r.country} for r in regions]))
         return
@@ -129,12 +124,7 @@ def region_add(ctx: CliContext, spec: str) -> None:
     except InvalidInput as exc:
         fail(str(exc), 2)
     config = load_config(ctx)
-
-    async def go() -> None:
-        async with app_mod.open_app(config) as app:
-            await app.add_region(Region(region_id, country))
-
-    run(go)
+    run_with_app(config, lambda app: app.add_region(Region(region_id, country)))
     click.echo(f"added region {region_id} ({country})")
 
 
@@ -156,12 +146,7 @@ def domain_add(ctx: CliContext, name: str) -> None:
     except InvalidInput as exc:
         fail(str(exc), 2)
     config = load_config(ctx)
-
-    async def go() -> None:
-        async with app_mod.open_app(config) as app:
-            await app.add_domain(name)
-
-    run(go)
+    run_with_app(config, lambda app: app.add_domain(name))
     click.echo(f"added domain {name}")
 
 
@@ -170,13 +155,8 @@ def domain_add(ctx: CliContext, name: str) -> None:
 def domain_list(ctx: CliContext) -> None:
     """List hosted domains."""
     config = load_config(ctx)
-
-    async def go() -> list[str]:
-        async with app_mod.open_app(config) as app:
-            return [d.name for d in await app.control.list_domains()]
-
-    for name in run(go):
-        click.echo(name)
+    for d in run_with_app(config, lambda app: app.control.list_domains()):
+        click.echo(d.name)
 
 
 # ----------------------------------------------------------------------------- users
@@ -197,12 +177,8 @@ def user_add(ctx: CliContext, address: str, region_id: str, password_stdin: bool
     config = load_config(ctx)
     password = ask_password(password_stdin)
 
-    async def go() -> str:
-        async with app_mod.open_app(config) as app:
-            _ref, code = await app.accounts.create(address, region_id, password)
-            return code
-
-    code = run(go)
+    _ref, code = run_with_app(config,
+                              lambda app: app.accounts.create(address, region_id, password))
     click.echo(f"created {normalise_address(address)} in region {region_id}")
     click.echo(f"recovery code (shown once, keep it safe): {code}")
 
@@ -214,12 +190,7 @@ def user_list(ctx: CliContext, as_json: bool) -> None:
     """List accounts: address, region, creation time (and, with --json, the key
     custody: sealed or e2e)."""
     config = load_config(ctx)
-
-    async def go() -> list[Any]:
-        async with app_mod.open_app(config) as app:
-            return await app.accounts.list()
-
-    infos = run(go)
+    infos = run_with_app(config, lambda app: app.accounts.list())
     if as_json:
         click.echo(json.dumps([{"address": i.address, "region": i.region,
                                 "created": i.created.isoformat(), "custody": i.custody}
@@ -237,11 +208,7 @@ def user_passwd(ctx: CliContext, address: str) -> None:
     config = load_config(ctx)
     old, new = read_stdin_lines(2, "the old and the new password")
 
-    async def go() -> None:
-        async with app_mod.open_app(config) as app:
-            await app.accounts.change_password(address, old, new)
-
-    run(go)
+    run_with_app(config, lambda app: app.accounts.change_password(address, old, new))
     click.echo(f"password changed for {address}")
 
 
@@ -254,11 +221,7 @@ def user_recover(ctx: CliContext, address: str) -> None:
     config = load_config(ctx)
     code, new = read_stdin_lines(2, "the recovery code and the new password")
 
-    async def go() -> None:
-        async with app_mod.open_app(config) as app:
-            await app.accounts.recover(address, code, new)
-
-    run(go)
+    run_with_app(config, lambda app: app.accounts.recover(address, code, new))
     click.echo(f"password reset for {address}; the recovery code stays valid")
 
 
@@ -310,12 +273,7 @@ def user_move(ctx: CliContext, address: str, region_id: str) -> None:
     """Move an account and all its mail to another region (refused while a legal
     matter is open); nothing of it is left in the old region."""
     config = load_config(ctx)
-
-    async def go() -> None:
-        async with app_mod.open_app(config) as app:
-            await app.accounts.move(address, region_id)
-
-    run(go)
+    run_with_app(config, lambda app: app.accounts.move(address, region_id))
     click.echo(f"moved {address} to region {region_id}")
 
 
@@ -337,13 +295,12 @@ def mail_import(ctx: CliContext, address: str, source: Path, mailbox: str) -> No
     sealed to the account's public key)."""
     config = load_config(ctx)
 
-    async def go() -> int:
-        async with app_mod.open_app(config) as app:
-            ref = await app.accounts.resolve(address)
-            return await transfer.import_mail(app.delivery, app.mailboxes, ref, source,
-                                              mailbox, audit=app.audit)
+    async def go(app: app_mod.App) -> int:
+        ref = await app.accounts.resolve(address)
+        return await transfer.import_mail(app.delivery, app.mailboxes, ref, source,
+                                          mailbox, audit=app.audit)
 
-    count = run(go)
+    count = run_with_app(config, go)
     click.echo(f"imported {count} message(s) into {address} {mailbox}")
 
 
@@ -358,12 +315,11 @@ def mail_export(ctx: CliContext, address: str, out: Path, password_stdin: bool) 
     config = load_config(ctx)
     password = ask_password(password_stdin)
 
-    async def go() -> int:
-        async with app_mod.open_app(config) as app:
-            session = await app.accounts.authenticate(address, password)
-            return await transfer.export_mbox(app.mailboxes, session, out, audit=app.audit)
+    async def go(app: app_mod.App) -> int:
+        session = await app.accounts.authenticate(address, password)
+        return await transfer.export_mbox(app.mailboxes, session, out, audit=app.audit)
 
-    count = run(go)
+    count = run_with_app(config, go)
     click.echo(f"exported {count} message(s) to {out}")
 
 

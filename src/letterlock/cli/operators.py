@@ -10,18 +10,16 @@ import json
 
 import click
 
-from letterlock import app as app_mod
 from letterlock.cli.common import (
     CliContext,
     ask_password,
     fail,
     load_config,
     pass_ctx,
-    run,
     run_with_app,
 )
 from letterlock.policy import format_time
-from letterlock.services.operators import ROLES, Operator
+from letterlock.services.operators import ROLES
 
 
 @click.group("operator")
@@ -40,11 +38,7 @@ def operator_add(ctx: CliContext, name: str, role: str, password_stdin: bool) ->
     config = load_config(ctx)
     password = ask_password(password_stdin)
 
-    async def go() -> Operator:
-        async with app_mod.open_app(config) as app:
-            return await app.operators.add(name, role, password)
-
-    added = run(go)
+    added = run_with_app(config, lambda app: app.operators.add(name, role, password))
     click.echo(f"added operator {added.name} ({added.role})")
 
 
@@ -79,12 +73,7 @@ def operator_passwd(ctx: CliContext, name: str, password_stdin: bool) -> None:
 def operator_list(ctx: CliContext, as_json: bool) -> None:
     """List operators: name, role, creation time."""
     config = load_config(ctx)
-
-    async def go() -> list[Operator]:
-        async with app_mod.open_app(config) as app:
-            return await app.operators.list()
-
-    operators = run(go)
+    operators = run_with_app(config, lambda app: app.operators.list())
     if as_json:
         click.echo(json.dumps([{"name": o.name, "role": o.role,
                                 "created": format_time(o.created)} for o in operators]))
