@@ -10,7 +10,7 @@ on matters; ``auditor`` may only read them. No route reads mail.
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query
 
@@ -22,6 +22,8 @@ from letterlock.errors import (
     Refused,
 )
 from letterlock.services.legal import LegalService
+
+T = TypeVar("T")
 
 ROLES = ("admin", "legal", "auditor")
 ACTING_ROLES = frozenset({"admin", "legal"})
@@ -45,7 +47,7 @@ def _status(exc: LetterlockError) -> int:
     return 500
 
 
-async def _call(fn: Callable[[], Awaitable[Any]]) -> Any:
+async def _call(fn: Callable[[], Awaitable[T]]) -> T:
     try:
         return await fn()
     except LetterlockError as exc:
@@ -73,8 +75,7 @@ def make_legal_router(service: Callable[[], LegalService],
         """File a request (LEGAL.md JSON); returns the matter with its recommendation."""
         actor = acting(who)
         matter = await _call(lambda: svc.file(request, actor, facts))
-        result: dict[str, Any] = matter.to_json()
-        return result
+        return matter.to_json()
 
     @router.get("/matters")
     async def list_matters(svc: Svc, who: Who, open: bool = False,
@@ -87,8 +88,7 @@ def make_legal_router(service: Callable[[], LegalService],
     @router.get("/matters/{matter_id}")
     async def show_matter(svc: Svc, who: Who, matter_id: str) -> dict[str, Any]:
         matter = await _call(lambda: svc.show(matter_id))
-        result: dict[str, Any] = matter.to_json()
-        return result
+        return matter.to_json()
 
     @router.post("/matters/{matter_id}/decision")
     async def decide_matter(svc: Svc, who: Who, matter_id: str,
@@ -108,22 +108,19 @@ def make_legal_router(service: Callable[[], LegalService],
                                                 justification=justification,
                                                 targets=targets or (),
                                                 categories=categories or ()))
-        result: dict[str, Any] = matter.to_json()
-        return result
+        return matter.to_json()
 
     @router.post("/matters/{matter_id}/close")
     async def close_matter(svc: Svc, who: Who, matter_id: str) -> dict[str, Any]:
         actor = acting(who)
         matter = await _call(lambda: svc.close(matter_id, actor))
-        result: dict[str, Any] = matter.to_json()
-        return result
+        return matter.to_json()
 
     @router.post("/matters/{matter_id}/lift-gag")
     async def lift_gag(svc: Svc, who: Who, matter_id: str) -> dict[str, Any]:
         actor = acting(who)
         matter = await _call(lambda: svc.lift_gag(matter_id, actor))
-        result: dict[str, Any] = matter.to_json()
-        return result
+        return matter.to_json()
 
     @router.post("/tick")
     async def tick(svc: Svc, who: Who) -> dict[str, int]:
