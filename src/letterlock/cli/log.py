@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,16 @@ def _reader(ctx: CliContext) -> MerkleLog:
         return open_reader(audit_dir(ctx))
     except LetterlockError as exc:
         fail(str(exc), exit_code_for(exc))
+
+
+def _bundle(ctx: CliContext, make: Callable[[MerkleLog], dict[str, Any]]) -> dict[str, Any]:
+    """A proof bundle made from the log at its latest signed head; a domain error
+    ends the command."""
+    with _reader(ctx) as log:
+        try:
+            return make(log)
+        except LetterlockError as exc:
+            fail(str(exc), exit_code_for(exc))
 
 
 def _echo_json(doc: Any) -> None:
@@ -76,11 +87,7 @@ def head_cmd(ctx: CliContext, as_json: bool) -> None:
 def proof_cmd(ctx: CliContext, event_id: int, as_json: bool) -> None:
     """Inclusion proof of event EVENT_ID in the latest signed head; check it offline
     with `python -m letterlock.audit.verify inclusion FILE`."""
-    with _reader(ctx) as log:
-        try:
-            bundle = log.inclusion_bundle(event_id)
-        except LetterlockError as exc:
-            fail(str(exc), exit_code_for(exc))
+    bundle = _bundle(ctx, lambda log: log.inclusion_bundle(event_id))
     if as_json:
         _echo_json(bundle)
         return
@@ -110,11 +117,7 @@ def proof_cmd(ctx: CliContext, event_id: int, as_json: bool) -> None:
 def consistency_cmd(ctx: CliContext, saved_head: Path, as_json: bool) -> None:
     """Consistency proof from a head saved earlier (SAVED_HEAD, JSON) to the latest."""
     first = _load_head(saved_head)
-    with _reader(ctx) as log:
-        try:
-            bundle = log.consistency_bundle(first)
-        except LetterlockError as exc:
-            fail(str(exc), exit_code_for(exc))
+    bundle = _bundle(ctx, lambda log: log.consistency_bundle(first))
     if as_json:
         _echo_json(bundle)
         return
