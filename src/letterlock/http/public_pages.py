@@ -49,6 +49,12 @@ def _period(text: str) -> Period | None:
         return None
 
 
+def _canary_period(request: Request) -> Period:
+    """The half-year asked for with ``?period=``, else the current one."""
+    return _period(request.query_params.get("period", "")) or Period.containing(
+        datetime.now(UTC).date())
+
+
 def _with_site_nav(report_html: str) -> str:
     """The standalone report with a link back to the other reports (hidden in print)."""
     nav = ('<nav aria-label="Site" class="site-nav" style="font:14px sans-serif;'
@@ -93,8 +99,7 @@ def install_public_pages(api: FastAPI, app: App, pages: PageRenderer) -> None:
 
     @router.get("/transparency/canary")
     async def canary_page(request: Request) -> Response:
-        period = _period(request.query_params.get("period", "")) or Period.containing(
-            datetime.now(UTC).date())
+        period = _canary_period(request)
         doc = await transparency.signed_canary(control_dir, period)
         kinds = {k.key: k.statement for k in transparency.CANARY_KINDS}
         missing = [kinds[k] for k in doc["covers"] if k not in doc["not_received"]]
@@ -105,8 +110,7 @@ def install_public_pages(api: FastAPI, app: App, pages: PageRenderer) -> None:
 
     @router.get("/transparency/canary.json")
     async def canary_json(request: Request) -> Response:
-        period = _period(request.query_params.get("period", "")) or Period.containing(
-            datetime.now(UTC).date())
+        period = _canary_period(request)
         doc = await transparency.signed_canary(control_dir, period)
         return JSONResponse(doc, headers={
             "Content-Disposition": f'attachment; filename="canary-{period}.json"'})
