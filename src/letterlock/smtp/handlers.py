@@ -46,13 +46,9 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-def new_queue_id() -> str:
-    return secrets.token_hex(8).upper()
-
-
 class QueueIds:
     """Queue ids unique across processes and restarts without a system call each:
-    a random per-handler prefix and a counter (16 hex digits, like new_queue_id)."""
+    a random per-handler prefix and a counter (16 hex digits)."""
 
     def __init__(self) -> None:
         self._prefix = secrets.token_hex(4).upper()
@@ -180,6 +176,7 @@ class SubmissionHandler:
         self._outbound = outbound
         self._hostname = hostname
         self._clock = clock
+        self._queue_ids = QueueIds()
 
     async def authenticate(self, peer: PeerInfo, login: str, password: str) -> Session | None:
         try:
@@ -217,7 +214,7 @@ class SubmissionHandler:
 
     async def data(self, peer: PeerInfo, envelope: Envelope, message: bytes) -> list[Reply]:
         assert peer.identity is not None
-        queue_id = new_queue_id()
+        queue_id = self._queue_ids()
         when = self._clock()
         message = self._complete(message, envelope.sender, when)
         local = _unique_accounts(envelope)
