@@ -368,6 +368,11 @@ class SmtpListener(SMTP):
         if self.transport is not None:
             self.transport.close()
 
+    async def close_if_idle(self) -> None:
+        """Server shutdown: a session with no transaction open is told 421 and closed."""
+        if self.transport is not None and self._txn is None:
+            await self._close_with(replies.SHUTTING_DOWN)
+
     # -- replies ----------------------------------------------------------------------
     def _write_out(self) -> None:
         if self._out:

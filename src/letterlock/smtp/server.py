@@ -27,7 +27,6 @@ from letterlock.services.change_relay import ChangeListener
 from letterlock.services.delivery import DeliveryService
 from letterlock.services.inbound_auth import InboundChecks
 from letterlock.services.outbound import OutboundQueue, OutboundSettings
-from letterlock.smtp import replies
 from letterlock.smtp.handlers import LmtpHandler, MxHandler, Outbound, SubmissionHandler
 from letterlock.smtp.limits import ClientLimits, LimitSettings
 from letterlock.smtp.protocol import ListenerKind, LmtpListener, SmtpHandler, SmtpListener
@@ -118,8 +117,7 @@ class SmtpServer:
         deadline = asyncio.get_running_loop().time() + self._grace
         # Sessions between commands are told to go away; a DATA being stored finishes.
         for session in list(self._sessions):
-            if session.transport is not None and session._txn is None:
-                await session._close_with(replies.SHUTTING_DOWN)
+            await session.close_if_idle()
         while self._sessions and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
         for session in list(self._sessions):
