@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime
 from email.utils import format_datetime
@@ -14,16 +15,11 @@ def _clean(text: str, limit: int = 64) -> str:
     return _UNSAFE.sub("?", text)[:limit].replace("(", "?").replace(")", "?")
 
 
-_last_date: tuple[datetime, str] = (datetime.min, "")
-
-
+@functools.lru_cache(maxsize=1)
 def _date(when: datetime) -> str:
     """RFC 5322 date of ``when`` (remembered: a busy listener stamps many messages
     within the same second)."""
-    global _last_date
-    if _last_date[0] != when:
-        _last_date = (when, format_datetime(when))
-    return _last_date[1]
+    return format_datetime(when)
 
 
 def received_header(*, helo: str, peer_ip: str, hostname: str, protocol: str, queue_id: str,
