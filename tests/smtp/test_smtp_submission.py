@@ -19,6 +19,14 @@ def _client(world: World) -> smtplib.SMTP:
     return client
 
 
+def _tls_client(world: World) -> smtplib.SMTP:
+    """A client past STARTTLS and the EHLO that must follow it (RFC 3207 4.2)."""
+    client = _client(world)
+    client.starttls(context=world.client_tls)
+    client.ehlo("laptop.test")
+    return client
+
+
 async def test_auth_is_offered_only_after_starttls(world: World) -> None:
     def run() -> tuple[bool, tuple[int, bytes], bool]:
         with _client(world) as client:
@@ -38,9 +46,7 @@ async def test_auth_is_offered_only_after_starttls(world: World) -> None:
 
 async def test_unauthenticated_mail_is_530(world: World) -> None:
     def run() -> tuple[int, bytes]:
-        with _client(world) as client:
-            client.starttls(context=world.client_tls)
-            client.ehlo("laptop.test")
+        with _tls_client(world) as client:
             return client.mail(ALICE)
 
     code, text = await asyncio.to_thread(run)
@@ -50,9 +56,7 @@ async def test_unauthenticated_mail_is_530(world: World) -> None:
 @pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
 async def test_authenticated_local_delivery(world: World, mechanism: str) -> None:
     def run() -> dict[str, tuple[int, bytes]]:
-        with _client(world) as client:
-            client.starttls(context=world.client_tls)
-            client.ehlo("laptop.test")
+        with _tls_client(world) as client:
             client.user, client.password = ALICE, PASSWORD
             code, _ = client.auth(mechanism, getattr(client, f"auth_{mechanism.lower()}"))
             assert code == 235
@@ -68,9 +72,7 @@ async def test_authenticated_local_delivery(world: World, mechanism: str) -> Non
 async def test_wrong_password_and_failure_limit(world: World) -> None:
     def run() -> list[int]:
         codes = []
-        with _client(world) as client:
-            client.starttls(context=world.client_tls)
-            client.ehlo("laptop.test")
+        with _tls_client(world) as client:
             client.user, client.password = ALICE, "not the password"
             for _ in range(3):
                 try:
@@ -92,9 +94,7 @@ async def test_wrong_password_and_failure_limit(world: World) -> None:
 
 async def test_mail_from_must_be_the_authenticated_address(world: World) -> None:
     def run() -> tuple[tuple[int, bytes], tuple[int, bytes], tuple[int, bytes]]:
-        with _client(world) as client:
-            client.starttls(context=world.client_tls)
-            client.ehlo("laptop.test")
+        with _tls_client(world) as client:
             client.login(ALICE, PASSWORD)
             other = client.mail(BOB)
             null = client.mail("")
@@ -109,9 +109,7 @@ async def test_mail_from_must_be_the_authenticated_address(world: World) -> None
 
 async def test_foreign_recipient_refused_without_outbound_queue(world: World) -> None:
     def run() -> tuple[int, bytes]:
-        with _client(world) as client:
-            client.starttls(context=world.client_tls)
-            client.ehlo("laptop.test")
+        with _tls_client(world) as client:
             client.login(ALICE, PASSWORD)
             client.mail(ALICE)
             return client.rcpt("friend@elsewhere.test")
