@@ -125,6 +125,14 @@ async def test_start_page_links_everything(site: Site) -> None:
     assert "<script" not in page.text.lower()
 
 
+async def test_unknown_half_year_is_404_and_named_once_escaped(site: Site) -> None:
+    async with site.client() as c:
+        page = await c.get("/transparency/1999-H3<b>&x")
+    assert page.status_code == 404
+    assert "There is no half-year called 1999-H3&lt;b&gt;&amp;x." in page.text
+    assert "&amp;lt;" not in page.text and "<b>" not in page.text
+
+
 async def test_every_page_forbids_scripts_and_framing(site: Site) -> None:
     async with site.client() as c:
         await login(c)

@@ -15,7 +15,6 @@ Everything shown is computed from what was recorded, at the moment it is asked f
 # No `from __future__ import annotations`: FastAPI must see the handlers' annotations.
 
 import asyncio
-import html
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -138,7 +137,7 @@ def install_public_pages(api: FastAPI, app: App, pages: PageRenderer) -> None:
     async def report_html(period: str) -> Response:
         chosen = _period(period)
         if chosen is None:
-            return not_found(f"There is no half-year called {html.escape(period)}.")
+            return not_found(f"There is no half-year called {period}.")
         report = await transparency.report_for(control_dir, chosen)
         return Response(_with_site_nav(transparency.render_html(report)),
                         media_type="text/html; charset=utf-8",
