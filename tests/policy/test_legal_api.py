@@ -10,6 +10,8 @@ import pytest
 from fastapi import FastAPI, Header, HTTPException
 
 from letterlock.app import App
+from letterlock.errors import AlreadyExists, NotFound, Refused, StorageError
+from letterlock.http.errors import status_for
 from letterlock.http.legal_api import OperatorIdentity, make_legal_router
 from letterlock.policy import PolicyEngine, load_jurisdictions, load_profile
 from letterlock.services.legal import LegalService
@@ -77,3 +79,8 @@ async def test_file_decide_and_roles(client: httpx.AsyncClient) -> None:
 async def test_openapi_is_served(client: httpx.AsyncClient) -> None:
     schema = (await client.get("/openapi.json")).json()
     assert "/api/legal/matters" in schema["paths"]
+
+
+def test_domain_errors_have_the_statuses_of_every_other_route() -> None:
+    assert [status_for(e("x")) for e in (NotFound, AlreadyExists, Refused, StorageError)] \
+        == [404, 409, 409, 503]

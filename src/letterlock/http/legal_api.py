@@ -3,19 +3,24 @@
 The router is mounted by the HTTP application, which supplies two dependencies:
 ``service`` (the LegalService) and ``operator`` (authenticates the request and
 returns who is calling and with which role). Roles: ``admin`` and ``legal`` may act
-on matters; ``auditor`` may only read them. No route reads mail. Domain errors
-reach the application's handler, which gives every route the same statuses.
+on matters; ``auditor`` may only read them. No route reads mail. Domain errors get
+the same statuses as on every other route (http/errors.py), also when the router is
+mounted on its own.
 """
 
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query
 
+from letterlock.errors import LetterlockError
+from letterlock.http.errors import status_for
 from letterlock.services.legal import LegalService
+
+T = TypeVar("T")
 
 ROLES = ("admin", "legal", "auditor")
 ACTING_ROLES = frozenset({"admin", "legal"})
@@ -25,6 +30,13 @@ ACTING_ROLES = frozenset({"admin", "legal"})
 class OperatorIdentity:
     name: str
     role: str
+
+
+async def _call(fn: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return await fn()
+    except LetterlockError as exc:
+        raise HTTPException(status_for(exc), str(exc) or type(exc).__name__) from exc
 
 
 def make_legal_router(service: Callable[[], LegalService],
@@ -47,7 +59,7 @@ def make_legal_router(service: Callable[[], LegalService],
                           ) -> dict[str, Any]:
         """File a request (LEGAL.md JSON); returns the matter with its recommendation."""
         actor = acting(who)
-        matter = await svc.file(request, actor, facts)
+        matter = await _call(lambda: svc.file(request, actor, facts))
         return matter.to_json()
 
     @router.get("/matters")
@@ -55,12 +67,12 @@ def make_legal_router(service: Callable[[], LegalService],
                            due: Annotated[int | None, Query(ge=0)] = None,
                            ) -> list[dict[str, Any]]:
         within = None if due is None else timedelta(days=due)
-        matters = await svc.list_matters(open_only=open, due_within=within)
+        matters = await _call(lambda: svc.list_matters(open_only=open, due_within=within))
         return [m.to_json() for m in matters]
 
     @router.get("/matters/{matter_id}")
     async def show_matter(svc: Svc, who: Who, matter_id: str) -> dict[str, Any]:
-        matter = await svc.show(matter_id)
+        matter = await _call(lambda: svc.show(matter_id))
         return matter.to_json()
 
     @router.post("/matters/{matter_id}/decision")
@@ -77,27 +89,28 @@ def make_legal_router(service: Callable[[], LegalService],
         actor = acting(who)
         if accept == (override is not None):
             raise HTTPException(422, "give exactly one of accept or override")
-        matter = await svc.decide(matter_id, actor, override=override,
-                                  justification=justification, targets=targets or (),
-                                  categories=categories or ())
+        matter = await _call(lambda: svc.decide(matter_id, actor, override=override,
+                                                justification=justification,
+                                                targets=targets or (),
+                                                categories=categories or ()))
         return matter.to_json()
 
     @router.post("/matters/{matter_id}/close")
     async def close_matter(svc: Svc, who: Who, matter_id: str) -> dict[str, Any]:
         actor = acting(who)
-        matter = await svc.close(matter_id, actor)
+        matter = await _call(lambda: svc.close(matter_id, actor))
         return matter.to_json()
 
     @router.post("/matters/{matter_id}/lift-gag")
     async def lift_gag(svc: Svc, who: Who, matter_id: str) -> dict[str, Any]:
         actor = acting(who)
-        matter = await svc.lift_gag(matter_id, actor)
+        matter = await _call(lambda: svc.lift_gag(matter_id, actor))
         return matter.to_json()
 
     @router.post("/tick")
     async def tick(svc: Svc, who: Who) -> dict[str, int]:
         acting(who)
-        report = await svc.tick()
+        report = await _call(svc.tick)
         return {"notices_sent": report.notices_sent, "holds_released": report.holds_released}
 
     return router

@@ -66,16 +66,12 @@ from fastapi.security import (
 
 from letterlock.app import App
 from letterlock.errors import (
-    AlreadyExists,
     AuthenticationFailed,
     ConfigError,
-    InvalidInput,
     LetterlockError,
-    NotFound,
-    Refused,
-    StorageError,
 )
 from letterlock.http.account_pages import install_account_pages
+from letterlock.http.errors import status_for
 from letterlock.http.legal_api import OperatorIdentity, make_legal_router
 from letterlock.http.public_pages import install_public_pages
 from letterlock.http.render import PageRenderer
@@ -89,15 +85,6 @@ log = logging.getLogger("letterlock.http")
 OPERATOR_REALM = "letterlock operators"
 ACCOUNT_REALM = "letterlock"
 Stopper = Callable[[], Awaitable[None]]
-
-
-def status_for(exc: LetterlockError) -> int:
-    """The HTTP status of a domain error."""
-    for cls, status in ((InvalidInput, 422), (NotFound, 404), (AlreadyExists, 409),
-                        (Refused, 409), (AuthenticationFailed, 401), (StorageError, 503)):
-        if isinstance(exc, cls):
-            return status
-    return 500
 
 
 def _unauthorised(realm: str) -> HTTPException:
