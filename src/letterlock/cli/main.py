@@ -245,7 +245,7 @@ def user_e2e(ctx: CliContext, address: str, key: Path | None, off: bool,
     ref = run_with_app(config,
                        lambda app: app.accounts.set_end_to_end(address, password, certificate))
     if ref.record.custody == "e2e":
-        info = openpgp.load_certificate(ref.record.openpgp_cert)
+        info = openpgp.describe(ref.record.openpgp_cert)
         click.echo(f"{address}: end-to-end, mail is encrypted to {info.fingerprint} "
                    f"({', '.join(info.user_ids) or 'no user id'})")
     else:
