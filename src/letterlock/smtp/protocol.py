@@ -185,6 +185,9 @@ class SmtpListener(SMTP):
         self._peer: PeerInfo | None = None
         self._deadline = 0.0
         self._quit = False
+        self._in_data = False
+        """Between the 354 and the reply to the message: never cut off by shutdown."""
+        self._shutting_down = False
 
     def _lean_init(self, *, handler: object, max_message_bytes: int, hostname: str,
                    tls_context: ssl.SSLContext | None, auth: bool, timeout: float) -> None:
@@ -369,8 +372,11 @@ class SmtpListener(SMTP):
             self.transport.close()
 
     async def close_if_idle(self) -> None:
-        """Server shutdown: a session with no transaction open is told 421 and closed."""
-        if self.transport is not None and self._txn is None:
+        """Server shutdown: a session with no transaction open is told 421 and closed.
+        A message being received or stored gets its reply first (closing then would
+        make the client send it again: a duplicate)."""
+        self._shutting_down = True
+        if self.transport is not None and self._txn is None and not self._in_data:
             await self._close_with(replies.SHUTTING_DOWN)
 
     # -- replies ----------------------------------------------------------------------
@@ -648,6 +654,15 @@ class SmtpListener(SMTP):
             await self.push("501 5.5.4 Syntax: DATA")
             return
         envelope = txn.envelope()
+        self._in_data = True
+        try:
+            await self._receive_and_store(envelope)
+        finally:
+            self._in_data = False
+        if self._shutting_down:
+            await self._close_with(replies.SHUTTING_DOWN)
+
+    async def _receive_and_store(self, envelope: Envelope) -> None:
         await self._emit(b"354 End data with <CR><LF>.<CR><LF>")
         try:
             wire = await self._read_data()
