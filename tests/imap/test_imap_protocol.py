@@ -321,6 +321,10 @@ async def test_move_reports_copyuid_and_expunge(imap: Imap) -> None:
     assert lines[-1] == b"a2 OK UID MOVE completed"
     lines = await c.command("a3", "COPY 1 Nowhere")
     assert lines[-1].startswith(b"a3 NO [TRYCREATE]")
+    # A name no mailbox can have (broken modified UTF-7): NO, as for SELECT or DELETE.
+    for tag, verb in (("a5", "COPY"), ("a6", "MOVE")):
+        lines = await c.command(tag, f"{verb} 1 &Jjo")
+        assert lines[-1].startswith(tag.encode() + b" NO [NONEXISTENT]"), lines
     lines = await c.command("a4", "FETCH 1:* (UID)")
     assert lines[0] == b"* 1 FETCH (UID 1)"
 

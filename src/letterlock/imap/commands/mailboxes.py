@@ -25,7 +25,7 @@ def _user(ctx: Context) -> Session:
     return ctx.user
 
 
-def _name(ctx: Context, raw: bytes) -> str | Reply:
+def decoded_name(ctx: Context, raw: bytes) -> str | Reply:
     try:
         return ctx.mailbox_name(raw)
     except (UnicodeDecodeError, ValueError):
@@ -45,7 +45,7 @@ async def select(cmd: c.Select, ctx: Context) -> Reply:
     if ctx.selected is not None:
         deselect(ctx)
         ctx.out.untagged(b"OK [CLOSED] Previous mailbox closed")
-    name = _name(ctx, cmd.mailbox)
+    name = decoded_name(ctx, cmd.mailbox)
     if isinstance(name, Reply):
         return name
     if cmd.qresync is not None and not ctx.qresync:
@@ -108,7 +108,7 @@ async def select(cmd: c.Select, ctx: Context) -> Reply:
 
 
 async def create(cmd: c.Create, ctx: Context) -> Reply:
-    name = _name(ctx, cmd.mailbox)
+    name = decoded_name(ctx, cmd.mailbox)
     if isinstance(name, Reply):
         return name
     name = name.rstrip(HIERARCHY)  # RFC 9051 6.3.4: a trailing separator is dropped
@@ -136,7 +136,7 @@ async def create(cmd: c.Create, ctx: Context) -> Reply:
 
 
 async def delete(cmd: c.Delete, ctx: Context) -> Reply:
-    name = _name(ctx, cmd.mailbox)
+    name = decoded_name(ctx, cmd.mailbox)
     if isinstance(name, Reply):
         return name
     svc = ctx.services.mailboxes
@@ -160,10 +160,10 @@ async def delete(cmd: c.Delete, ctx: Context) -> Reply:
 
 
 async def rename(cmd: c.Rename, ctx: Context) -> Reply:
-    old = _name(ctx, cmd.old)
+    old = decoded_name(ctx, cmd.old)
     if isinstance(old, Reply):
         return old
-    new = _name(ctx, cmd.new)
+    new = decoded_name(ctx, cmd.new)
     if isinstance(new, Reply):
         return new
     try:
@@ -174,7 +174,7 @@ async def rename(cmd: c.Rename, ctx: Context) -> Reply:
 
 
 async def subscribe(cmd: c.Subscribe, ctx: Context) -> Reply:
-    name = _name(ctx, cmd.mailbox)
+    name = decoded_name(ctx, cmd.mailbox)
     if isinstance(name, Reply):
         return name
     try:
@@ -349,7 +349,7 @@ async def _status_line(ctx: Context, box: MailboxRecord, items: tuple[str, ...],
 
 
 async def status(cmd: c.Status, ctx: Context) -> Reply:
-    name = _name(ctx, cmd.mailbox)
+    name = decoded_name(ctx, cmd.mailbox)
     if isinstance(name, Reply):
         return name
     if "HIGHESTMODSEQ" in cmd.items:
@@ -367,7 +367,7 @@ async def status(cmd: c.Status, ctx: Context) -> Reply:
 # -- APPEND --------------------------------------------------------------------------
 
 async def append(cmd: c.Append, ctx: Context) -> Reply:
-    name = _name(ctx, cmd.mailbox)
+    name = decoded_name(ctx, cmd.mailbox)
     if isinstance(name, Reply):
         return name
     if len(cmd.message) > ctx.services.config.max_literal_bytes:

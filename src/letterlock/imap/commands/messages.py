@@ -5,7 +5,7 @@ UID EXPUNGE, CLOSE and UNSELECT."""
 from __future__ import annotations
 
 from letterlock.errors import InvalidInput, LetterlockError
-from letterlock.imap.commands.mailboxes import deselect
+from letterlock.imap.commands.mailboxes import decoded_name, deselect
 from letterlock.imap.context import Context
 from letterlock.imap.errors import reply_for
 from letterlock.imap.parsing import commands as c
@@ -177,10 +177,9 @@ async def copy(cmd: c.Copy, ctx: Context) -> Reply:
         uids = sel.resolve(cmd.set, cmd.uid)
     except BadSequence as exc:
         return bad(str(exc))
-    try:
-        target = ctx.mailbox_name(cmd.mailbox)
-    except (UnicodeDecodeError, ValueError):
-        return bad("Invalid mailbox name encoding")
+    target = decoded_name(ctx, cmd.mailbox)
+    if isinstance(target, Reply):
+        return target
     svc = ctx.services.mailboxes
     if not uids:
         try:
