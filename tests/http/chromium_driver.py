@@ -205,11 +205,29 @@ class Page:
         await self.wait_event("Page.loadEventFired")
 
     async def click_and_wait(self, selector: str) -> None:
-        """Click the element's centre with the mouse and wait for the next page."""
-        box = await self.evaluate(
-            f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
-            " e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect();"
-            " return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+        """Click the element's centre with the mouse and wait for the next page.
+
+        The point is measured after the next frames are laid out, and only once the
+        element really is what lies there: a viewport change just before (device
+        metrics emulation switched off, say) is applied asynchronously, and a click at
+        a point measured in the old layout hits something else and never navigates."""
+        box: list[float] | None = None
+        for _ in range(50):
+            reply = await self.send(
+                "Runtime.evaluate", awaitPromise=True, returnByValue=True, expression=(
+                    "new Promise(done => requestAnimationFrame(() =>"
+                    " requestAnimationFrame(() => {"
+                    f" const e = document.querySelector({json.dumps(selector)});"
+                    " e.scrollIntoView({block: 'center'});"
+                    " const r = e.getBoundingClientRect();"
+                    " const x = r.x + r.width / 2, y = r.y + r.height / 2;"
+                    " const hit = document.elementFromPoint(x, y);"
+                    " done(hit !== null && e.contains(hit) ? [x, y] : null); })))"))
+            box = reply["result"].get("value")
+            if box is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert box is not None, f"{selector} never came under the pointer"
         self._drain()
         for kind in ("mousePressed", "mouseReleased"):
             await self.send("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1],
