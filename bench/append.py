@@ -24,8 +24,8 @@ from pathlib import Path
 
 from letterlock import config as config_mod
 from letterlock.app import initialise, open_app
-from letterlock.services.sealing import default_processes
-from letterlock.services.setup import InitOptions
+from letterlock.services.accounts.setup import InitOptions
+from letterlock.services.mail.sealing import default_processes
 
 SIZES = (1024, 64 * 1024)
 WRITERS = (1, 8, 32)

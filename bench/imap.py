@@ -41,7 +41,7 @@ async def serve(home: Path, messages: int, fast_kdf: bool) -> None:
     from letterlock import config as config_mod
     from letterlock.app import initialise, open_app
     from letterlock.imap.server import ImapServer
-    from letterlock.services.setup import InitOptions
+    from letterlock.services.accounts.setup import InitOptions
 
     env = dict(os.environ)
     if fast_kdf:

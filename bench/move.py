@@ -23,7 +23,7 @@ import httpx
 from letterlock import config as config_mod
 from letterlock.app import initialise, open_app
 from letterlock.http.server import HttpServer
-from letterlock.services.setup import InitOptions
+from letterlock.services.accounts.setup import InitOptions
 
 PASSWORD = "benchmark password"
 

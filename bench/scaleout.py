@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from letterlock import config as config_mod  # noqa: E402
 from letterlock.app import initialise, open_app  # noqa: E402
-from letterlock.services.setup import InitOptions  # noqa: E402
+from letterlock.services.accounts.setup import InitOptions  # noqa: E402
 from support import seaweed as sw  # noqa: E402
 from support.postgres import PostgresServer  # noqa: E402
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from letterlock import config as config_mod
 from letterlock.app import initialise, open_app
-from letterlock.services.setup import InitOptions
+from letterlock.services.accounts.setup import InitOptions
 
 PASSWORD = "benchmark password"
 RECIPIENT = "alice@example.test"

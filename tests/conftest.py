@@ -10,7 +10,7 @@ import pytest
 
 from letterlock import config as config_mod
 from letterlock.app import App, initialise, open_app
-from letterlock.services.setup import InitOptions
+from letterlock.services.accounts.setup import InitOptions
 from support.env import make_config
 
 

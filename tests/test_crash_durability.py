@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from letterlock.app import initialise, open_app
-from letterlock.services.setup import InitOptions
+from letterlock.services.accounts.setup import InitOptions
 from support.env import FAST_KDF_ENV, PASSWORD, make_config
 
 TESTS = Path(__file__).parent

@@ -18,16 +18,16 @@ from letterlock.config import Config
 from letterlock.crypto.keys import KdfParams
 from letterlock.errors import AlreadyExists, ConfigError, NotInitialised
 from letterlock.policy import PolicyEngine, load_jurisdictions, load_profile
-from letterlock.services import dkim_keys
-from letterlock.services.accounts import AccountService, KdfRunner
+from letterlock.services.accounts.accounts import AccountService, KdfRunner
+from letterlock.services.accounts.operators import OperatorService
+from letterlock.services.accounts.setup import InitOptions, write_config_file
 from letterlock.services.cells import Cell, Cells, GroupCommitter
-from letterlock.services.delivery import DeliveryService
-from letterlock.services.legal import LegalService
-from letterlock.services.mailbox import MailboxService
-from letterlock.services.notify import ChangeHub
-from letterlock.services.operators import OperatorService
-from letterlock.services.sealing import SealPool, default_processes
-from letterlock.services.setup import InitOptions, write_config_file
+from letterlock.services.legal.matters import LegalService
+from letterlock.services.mail import dkim_keys
+from letterlock.services.mail.delivery import DeliveryService
+from letterlock.services.mail.mailbox import MailboxService
+from letterlock.services.mail.notify import ChangeHub
+from letterlock.services.mail.sealing import SealPool, default_processes
 from letterlock.storage.contracts import BlobStore, CellStore, ControlStore
 from letterlock.storage.files import FileBlobStore
 from letterlock.storage.legal_sqlite import LegalStore

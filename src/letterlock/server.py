@@ -15,8 +15,8 @@ from letterlock.config import Config
 from letterlock.errors import AlreadyExists
 from letterlock.http.server import start_http
 from letterlock.imap.server import ImapServer
-from letterlock.services import certificates, setup
-from letterlock.services.periodic import start_periodic
+from letterlock.services.accounts import certificates, setup
+from letterlock.services.operations.periodic import start_periodic
 from letterlock.smtp.server import start_smtp
 from letterlock.storage.postgres import PostgresCellStore
 

@@ -16,7 +16,7 @@ from letterlock.app import App
 from letterlock.audit.records import decode
 from letterlock.crypto.keys import KdfParams
 from letterlock.errors import AuthenticationFailed
-from letterlock.services.operators import OperatorService
+from letterlock.services.accounts.operators import OperatorService
 from letterlock.storage.operators_sqlite import OperatorStore
 from support.env import PASSWORD
 

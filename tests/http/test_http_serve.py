@@ -22,8 +22,8 @@ from letterlock import server as server_mod
 from letterlock.app import App, initialise, open_app
 from letterlock.errors import ConfigError
 from letterlock.http.server import HttpServer
-from letterlock.services.periodic import start_periodic
-from letterlock.services.setup import InitOptions
+from letterlock.services.accounts.setup import InitOptions
+from letterlock.services.operations.periodic import start_periodic
 from support.env import FAST_KDF_ENV, PASSWORD, make_config
 
 

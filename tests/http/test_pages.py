@@ -24,8 +24,8 @@ from letterlock.app import App
 from letterlock.audit import verify
 from letterlock.http.server import _open_access_feed, make_api
 from letterlock.http.web_sessions import COOKIE, SessionStore
-from letterlock.services.transfer import export_mbox, read_mbox, to_crlf
-from letterlock.services.transparency import Period
+from letterlock.services.mail.transfer import export_mbox, read_mbox, to_crlf
+from letterlock.services.transparency.report import Period
 from support.env import PASSWORD
 
 BOB = "bob@example.test"

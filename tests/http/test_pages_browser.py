@@ -19,7 +19,7 @@ from chromium_driver import browser_page, find_chromium, run_chromium, screensho
 from letterlock.app import App
 from letterlock.http.server import HttpServer
 from letterlock.http.web_sessions import COOKIE
-from letterlock.services.transparency import Period
+from letterlock.services.transparency.report import Period
 from support.env import PASSWORD
 
 CHROMIUM = find_chromium()

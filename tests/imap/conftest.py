@@ -12,7 +12,7 @@ from imap_script import Imap
 
 from letterlock.app import App
 from letterlock.imap.server import ImapServer
-from letterlock.services.certificates import make_self_signed
+from letterlock.services.accounts.certificates import make_self_signed
 from support.env import PASSWORD
 
 USER = "alice@example.test"

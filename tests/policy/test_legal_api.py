@@ -14,7 +14,7 @@ from letterlock.errors import AlreadyExists, NotFound, Refused, StorageError
 from letterlock.http.errors import status_for
 from letterlock.http.legal_api import OperatorIdentity, make_legal_router
 from letterlock.policy import PolicyEngine, load_jurisdictions, load_profile
-from letterlock.services.legal import LegalService
+from letterlock.services.legal.matters import LegalService
 from letterlock.storage.legal_sqlite import LegalStore
 
 from .harness import make_request

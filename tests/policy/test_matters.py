@@ -20,7 +20,7 @@ from letterlock.audit.events import EventType
 from letterlock.cli.main import cli
 from letterlock.errors import InvalidInput, MatterOpen, Refused
 from letterlock.policy import PolicyEngine, load_jurisdictions, load_profile
-from letterlock.services.legal import LegalService, verify_package
+from letterlock.services.legal.matters import LegalService, verify_package
 from letterlock.storage.legal_sqlite import LegalStore
 
 from .harness import make_request
@@ -272,7 +272,7 @@ async def test_lifting_needs_an_order(app: App, legal: LegalService) -> None:
 
 async def test_each_step_of_a_matter_reaches_the_targets_access_feed(
         app: App, legal: LegalService) -> None:
-    from letterlock.services.transparency import AccessFeed
+    from letterlock.services.transparency.report import AccessFeed
 
     await _bob(app)
     matter = await legal.decide((await legal.file(make_request(), "t")).id, "t")

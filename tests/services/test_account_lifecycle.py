@@ -24,7 +24,7 @@ from letterlock.errors import (
     UnknownMessage,
     UnknownRegion,
 )
-from letterlock.services.accounts import AccountRef
+from letterlock.services.accounts.accounts import AccountRef
 from letterlock.storage.models import MessageRecord
 from support.env import FAST_KDF_ENV, PASSWORD
 

@@ -14,7 +14,7 @@ from letterlock.errors import (
     UnknownMailbox,
     UnknownMessage,
 )
-from letterlock.services.accounts import Session
+from letterlock.services.accounts.accounts import Session
 from support.env import PASSWORD
 
 

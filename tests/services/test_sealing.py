@@ -15,8 +15,8 @@ from letterlock.app import App
 from letterlock.crypto import seal
 from letterlock.errors import CryptoError
 from letterlock.mime import summary as summaries
-from letterlock.services import sealing
-from letterlock.services.sealing import SealPool
+from letterlock.services.mail import sealing
+from letterlock.services.mail.sealing import SealPool
 from support.env import PASSWORD
 
 KEY = X25519PrivateKey.generate()

@@ -13,7 +13,7 @@ import pytest
 
 from letterlock.app import App
 from letterlock.config import SmtpConfig
-from letterlock.services import certificates
+from letterlock.services.accounts import certificates
 from letterlock.smtp.limits import LimitSettings
 from letterlock.smtp.server import SmtpServer
 from support.env import PASSWORD

@@ -61,7 +61,7 @@ def start_serve(home: Path, env: dict[str, str] | None = None, timeout: float = 
 
 def children(pid: int, module: str = "letterlock.smtp.worker") -> list[int]:
     """Process ids whose parent is ``pid`` and that run ``module`` (by default the MX
-    workers of a serve process; ``letterlock.services.sealing`` for its sealing
+    workers of a serve process; ``letterlock.services.mail.sealing`` for its sealing
     helpers)."""
     out = []
     for entry in Path("/proc").iterdir():

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 from letterlock.app import App
-from letterlock.services.accounts import AccountRef
-from letterlock.services.delivery import RecipientKind
+from letterlock.services.accounts.accounts import AccountRef
+from letterlock.services.mail.delivery import RecipientKind
 from smtp.conftest import ALICE
 from support.env import PASSWORD
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dkim
 
-from letterlock.services import dkim_keys
+from letterlock.services.mail import dkim_keys
 from support.cli import letterlock
 
 

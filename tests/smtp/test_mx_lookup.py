@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import dns.asyncresolver
 import pytest
 
-from letterlock.services.outbound import NoMailHost, dns_mx_lookup
+from letterlock.services.mail.outbound import NoMailHost, dns_mx_lookup
 from support.dns_server import dns_server
 
 ZONE = {

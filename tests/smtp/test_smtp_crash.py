@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from letterlock.app import initialise, open_app
-from letterlock.services.setup import InitOptions
+from letterlock.services.accounts.setup import InitOptions
 from smtp.serve_process import alive, children, start_serve
 from support.env import PASSWORD, make_config
 
@@ -60,7 +60,7 @@ async def test_sigkill_during_smtp_source_run(tmp_path: Path, workers: int) -> N
     env = {"LETTERLOCK_SMTP_WORKERS": str(workers)}
     served = await asyncio.to_thread(start_serve, home, env)
     doomed = children(served.proc.pid)
-    helpers = children(served.proc.pid, "letterlock.services.sealing")
+    helpers = children(served.proc.pid, "letterlock.services.mail.sealing")
     source = subprocess.Popen([SMTP_SOURCE, "-s", "10", "-m", "100000", "-l", "1024", "-f",
                                "src@remote.test", "-t", ALICE, f"127.0.0.1:{served.mx}"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

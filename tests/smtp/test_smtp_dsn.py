@@ -5,7 +5,7 @@ from __future__ import annotations
 import email
 from datetime import UTC, datetime
 
-from letterlock.services.dsn import FailedRecipient, build_dsn
+from letterlock.services.mail.dsn import FailedRecipient, build_dsn
 
 
 def test_dsn_is_a_delivery_status_report() -> None:

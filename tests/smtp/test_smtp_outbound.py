@@ -22,10 +22,10 @@ import dkim
 import pytest
 
 from letterlock.app import App, initialise, open_app
-from letterlock.services import dkim_keys
-from letterlock.services.dkim_keys import DkimKeys
-from letterlock.services.outbound import OutboundQueue, OutboundSettings
-from letterlock.services.setup import InitOptions
+from letterlock.services.accounts.setup import InitOptions
+from letterlock.services.mail import dkim_keys
+from letterlock.services.mail.dkim_keys import DkimKeys
+from letterlock.services.mail.outbound import OutboundQueue, OutboundSettings
 from smtp.conftest import ALICE, World, start_world
 from support.env import PASSWORD, make_config
 
@@ -251,7 +251,7 @@ async def test_mixed_local_and_foreign_recipients(accounts: App, other: World,
 
 
 async def test_domain_without_mail_host_bounces_5_1_2(accounts: App, tmp_path: Path) -> None:
-    from letterlock.services.outbound import NoMailHost
+    from letterlock.services.mail.outbound import NoMailHost
 
     queue = make_queue(accounts)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from letterlock.app import initialise, open_app
-from letterlock.services.setup import InitOptions
+from letterlock.services.accounts.setup import InitOptions
 from smtp.conftest import ALICE, BOB, World, start_world
 from support.env import PASSWORD, make_config
 

@@ -15,7 +15,7 @@ import pytest
 from letterlock.app import App
 from letterlock.mime.headers import split_fields
 from letterlock.mime.structure import header_end
-from letterlock.services import dkim_keys
+from letterlock.services.mail import dkim_keys
 from smtp.conftest import ALICE, World, start_world
 from support.dns_server import dns_server
 

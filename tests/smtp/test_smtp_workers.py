@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 from letterlock.app import initialise, open_app
-from letterlock.services.change_relay import ChangeListener, ChangeSender
-from letterlock.services.notify import ChangeHub
-from letterlock.services.setup import InitOptions
+from letterlock.services.accounts.setup import InitOptions
+from letterlock.services.mail.change_relay import ChangeListener, ChangeSender
+from letterlock.services.mail.notify import ChangeHub
 from smtp.serve_process import children, start_serve
 from support.env import PASSWORD, make_config
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from letterlock.services import spf
+from letterlock.services.mail import spf
 from support.dns_server import dns_server
 
 ZONE = {

@@ -14,7 +14,7 @@ import pytest
 
 from letterlock.app import initialise, open_app
 from letterlock.config import Config
-from letterlock.services.setup import InitOptions
+from letterlock.services.accounts.setup import InitOptions
 from letterlock.storage.postgres import PostgresCellStore
 from letterlock.storage.s3 import S3BlobStore
 from support.env import PASSWORD, make_config

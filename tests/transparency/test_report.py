@@ -11,7 +11,7 @@ from datetime import date
 import pytest
 
 from letterlock.errors import InvalidInput
-from letterlock.services.transparency import (
+from letterlock.services.transparency.report import (
     ROW_KEYS,
     HeadRef,
     MatterFacts,

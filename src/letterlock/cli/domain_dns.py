@@ -9,8 +9,8 @@ import click
 
 from letterlock.cli.common import CliContext, exit_code_for, fail, pass_ctx, run_with_app
 from letterlock.errors import ConfigError, InvalidInput, UnknownDomain
-from letterlock.services import dkim_keys
-from letterlock.services.addresses import normalise_domain
+from letterlock.services.accounts.addresses import normalise_domain
+from letterlock.services.mail import dkim_keys
 
 
 @click.command("show")

@@ -30,8 +30,9 @@ from letterlock.cli.operators import operator_group as _operator_group
 from letterlock.cli.report import report_group as _report_group
 from letterlock.crypto import openpgp
 from letterlock.errors import InvalidInput
-from letterlock.services import setup, transfer
-from letterlock.services.addresses import normalise_address, normalise_domain
+from letterlock.services.accounts import setup
+from letterlock.services.accounts.addresses import normalise_address, normalise_domain
+from letterlock.services.mail import transfer
 from letterlock.storage.models import Region
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}

@@ -19,7 +19,7 @@ from letterlock.cli.common import (
     run_with_app,
 )
 from letterlock.policy import format_time
-from letterlock.services.operators import ROLES
+from letterlock.services.accounts.operators import ROLES
 
 
 @click.group("operator")

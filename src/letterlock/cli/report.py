@@ -11,7 +11,7 @@ import click
 
 from letterlock.cli.common import CliContext, fail, load_config, pass_ctx, run
 from letterlock.errors import InvalidInput
-from letterlock.services import transparency
+from letterlock.services.transparency import report as transparency
 
 RENDERERS = {
     "json": transparency.render_json,

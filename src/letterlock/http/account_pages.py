@@ -39,9 +39,9 @@ from letterlock.http.web_sessions import (
     same_token,
 )
 from letterlock.policy import format_time
-from letterlock.services.accounts import MIN_PASSWORD_LENGTH
-from letterlock.services.transfer import stream_mbox
-from letterlock.services.transparency import AccessFeed
+from letterlock.services.accounts.accounts import MIN_PASSWORD_LENGTH
+from letterlock.services.mail.transfer import stream_mbox
+from letterlock.services.transparency.report import AccessFeed
 
 MAX_FORM_BYTES = 16 * 1024
 MAX_KEY_FORM_BYTES = 256 * 1024

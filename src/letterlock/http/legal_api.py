@@ -18,7 +18,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query
 
 from letterlock.errors import LetterlockError
 from letterlock.http.errors import status_for
-from letterlock.services.legal import LegalService
+from letterlock.services.legal.matters import LegalService
 
 T = TypeVar("T")
 

@@ -28,8 +28,8 @@ from letterlock.audit import verify as verify_mod
 from letterlock.audit.log import open_reader
 from letterlock.errors import InvalidInput, LetterlockError
 from letterlock.http.render import REPORT_CSP, PageRenderer, page_headers
-from letterlock.services import transparency
-from letterlock.services.transparency import Period
+from letterlock.services.transparency import report as transparency
+from letterlock.services.transparency.report import Period
 
 AUDIT_DIR = "audit"
 

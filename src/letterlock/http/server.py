@@ -77,8 +77,8 @@ from letterlock.http.public_pages import install_public_pages
 from letterlock.http.render import PageRenderer
 from letterlock.http.web_sessions import SessionStore
 from letterlock.policy import format_time
-from letterlock.services.accounts import Session
-from letterlock.services.operators import ROLES, Operator
+from letterlock.services.accounts.accounts import Session
+from letterlock.services.accounts.operators import ROLES, Operator
 
 log = logging.getLogger("letterlock.http")
 
@@ -336,7 +336,7 @@ def _open_access_feed(app: App) -> Any:
     """The access feed of issue 6 when this build has it, else None."""
     try:
         from letterlock.http import access_feed  # noqa: F401
-        from letterlock.services.transparency import AccessFeed
+        from letterlock.services.transparency.report import AccessFeed
     except ImportError:
         return None
     return AccessFeed(app.config.control_dir / "audit")

@@ -1,6 +1,6 @@
 """Server-side sessions of the web privacy center.
 
-A login unlocks the account key (a :class:`~letterlock.services.accounts.Session`);
+A login unlocks the account key (a :class:`~letterlock.services.accounts.accounts.Session`);
 the browser gets only a random cookie that names it here, in this process's memory.
 Nothing about a session is written anywhere: a restart logs everyone out, and the
 unlocked key lives exactly as long as the entry below. An entry ends after
@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from letterlock.services.accounts import Session
+from letterlock.services.accounts.accounts import Session
 
 COOKIE = "letterlock_session"
 LOGIN_COOKIE = "letterlock_login"

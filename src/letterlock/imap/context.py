@@ -12,8 +12,8 @@ from letterlock.config import ImapConfig
 from letterlock.imap import encoding, utf7
 from letterlock.imap.selected import RecentClaims, SelectedMailbox
 from letterlock.imap.state import State
-from letterlock.services.accounts import AccountService, Session
-from letterlock.services.mailbox import MailboxService
+from letterlock.services.accounts.accounts import AccountService, Session
+from letterlock.services.mail.mailbox import MailboxService
 
 FLUSH_AT = 64 * 1024
 BODY_BYTES = 8 * 1024 * 1024

@@ -14,8 +14,8 @@ from contextlib import AbstractContextManager
 
 from letterlock.imap.parsing.primitives import STAR, SeqSet
 from letterlock.imap.uidmap import UidMap
-from letterlock.services.accounts import Session
-from letterlock.services.mailbox import MailboxService
+from letterlock.services.accounts.accounts import Session
+from letterlock.services.mail.mailbox import MailboxService
 from letterlock.storage.models import MailboxRecord, MessageRecord
 
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")

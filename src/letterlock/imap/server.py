@@ -33,8 +33,8 @@ from letterlock.imap.parsing.framing import (
 from letterlock.imap.reply import Reply, bad, no, ok
 from letterlock.imap.selected import RecentClaims
 from letterlock.imap.state import State, refusal
-from letterlock.services.accounts import AccountService
-from letterlock.services.mailbox import MailboxService
+from letterlock.services.accounts.accounts import AccountService
+from letterlock.services.mail.mailbox import MailboxService
 
 log = logging.getLogger(__name__)
 

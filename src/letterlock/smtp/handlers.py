@@ -22,15 +22,15 @@ from typing import ClassVar, Protocol
 
 from letterlock.errors import AuthenticationFailed, InvalidInput, LetterlockError
 from letterlock.mime.summary import split_header
-from letterlock.services.accounts import AccountRef, AccountService, Session
-from letterlock.services.addresses import normalise_address
-from letterlock.services.delivery import (
+from letterlock.services.accounts.accounts import AccountRef, AccountService, Session
+from letterlock.services.accounts.addresses import normalise_address
+from letterlock.services.mail.delivery import (
     DeliveryResult,
     DeliveryService,
     Recipient,
     RecipientKind,
 )
-from letterlock.services.inbound_auth import InboundChecks
+from letterlock.services.mail.inbound_auth import InboundChecks
 from letterlock.smtp import replies
 from letterlock.smtp.protocol import Envelope, MailParams, PeerInfo
 from letterlock.smtp.received import received_header

@@ -31,8 +31,8 @@ from typing import Any, Protocol, cast
 
 from aiosmtpd.smtp import SMTP, AuthResult, TLSSetupException, _AuthMechAttr
 
-from letterlock.services.accounts import Session
-from letterlock.services.delivery import Recipient
+from letterlock.services.accounts.accounts import Session
+from letterlock.services.mail.delivery import Recipient
 from letterlock.smtp import replies
 from letterlock.smtp.limits import ClientLimits
 from letterlock.smtp.parse import PathError, decode_data, parse_path_arg

@@ -21,12 +21,12 @@ import dns.asyncresolver
 
 from letterlock.app import App
 from letterlock.config import SmtpConfig
-from letterlock.services import dkim_keys
-from letterlock.services.accounts import AccountService
-from letterlock.services.change_relay import ChangeListener
-from letterlock.services.delivery import DeliveryService
-from letterlock.services.inbound_auth import InboundChecks
-from letterlock.services.outbound import OutboundQueue, OutboundSettings
+from letterlock.services.accounts.accounts import AccountService
+from letterlock.services.mail import dkim_keys
+from letterlock.services.mail.change_relay import ChangeListener
+from letterlock.services.mail.delivery import DeliveryService
+from letterlock.services.mail.inbound_auth import InboundChecks
+from letterlock.services.mail.outbound import OutboundQueue, OutboundSettings
 from letterlock.smtp.handlers import LmtpHandler, MxHandler, Outbound, SubmissionHandler
 from letterlock.smtp.limits import ClientLimits, LimitSettings
 from letterlock.smtp.protocol import ListenerKind, LmtpListener, SmtpHandler, SmtpListener

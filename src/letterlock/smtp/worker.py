@@ -19,8 +19,8 @@ from pathlib import Path
 
 from letterlock import config as config_mod
 from letterlock.app import open_app
-from letterlock.services import certificates
-from letterlock.services.change_relay import ChangeSender
+from letterlock.services.accounts import certificates
+from letterlock.services.mail.change_relay import ChangeSender
 from letterlock.smtp.server import SmtpServer
 from letterlock.smtp.workers import READY, run_dir
 

@@ -15,8 +15,8 @@ from letterlock.imap.parsing import commands as c
 from letterlock.imap.reply import Reply, bad, no, ok
 from letterlock.imap.selected import SelectedMailbox, compress
 from letterlock.imap.state import State
-from letterlock.services.accounts import Session
-from letterlock.services.mailbox import HIERARCHY
+from letterlock.services.accounts.accounts import Session
+from letterlock.services.mail.mailbox import HIERARCHY
 from letterlock.storage.models import MailboxRecord
 
 

@@ -11,8 +11,8 @@ from letterlock.imap.errors import reply_for
 from letterlock.imap.parsing import commands as c
 from letterlock.imap.reply import Reply, bad, no, ok
 from letterlock.imap.selected import BadSequence, SelectedMailbox, compress
-from letterlock.services.accounts import Session
-from letterlock.services.mailbox import canonical_flags
+from letterlock.services.accounts.accounts import Session
+from letterlock.services.mail.mailbox import canonical_flags
 from letterlock.storage.models import apply_flag_mode
 
 

@@ -2,7 +2,7 @@
 mail program in an Authentication-Results header field (RFC 8601).
 
 What is checked:
-- SPF (RFC 7208, services/spf.py): may the client's IP send for the MAIL FROM domain
+- SPF (RFC 7208, services/mail/spf.py): may the client's IP send for the MAIL FROM domain
   (for the null sender, the HELO name)?
 - DKIM signatures (RFC 6376, with dkimpy), each against the key its signer publishes
   in DNS (fetched with dnspython, asynchronously, then handed to dkimpy). A message
@@ -34,7 +34,7 @@ import dns.resolver
 
 from letterlock.mime.headers import split_fields
 from letterlock.mime.structure import header_end
-from letterlock.services import spf
+from letterlock.services.mail import spf
 
 log = logging.getLogger("letterlock.inbound")
 

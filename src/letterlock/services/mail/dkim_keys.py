@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from letterlock.errors import AlreadyExists, CryptoError, UnknownDomain
-from letterlock.services.addresses import normalise_domain
+from letterlock.services.accounts.addresses import normalise_domain
 from letterlock.storage.durable import write_atomically
 
 KEY_BITS = 2048

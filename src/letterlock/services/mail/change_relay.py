@@ -4,7 +4,7 @@ MX worker processes (``smtp.workers``) deliver into the same cells whose mailbox
 the main process's IMAP sessions watch (IDLE). A worker's :class:`ChangeSender` sends
 the ids of mailboxes it changed as one datagram to the main process's
 :class:`ChangeListener` (a Unix datagram socket under ``HOME/control/run/``), which
-wakes the watchers in its :class:`~letterlock.services.notify.ChangeHub`. Changes are
+wakes the watchers in its :class:`~letterlock.services.mail.notify.ChangeHub`. Changes are
 gathered for up to ``COALESCE_S`` so a burst of deliveries costs one datagram.
 
 A lost datagram (the listener restarting, a full socket buffer) delays an IDLE
@@ -23,7 +23,7 @@ import os
 import socket
 from pathlib import Path
 
-from letterlock.services.notify import ChangeHub
+from letterlock.services.mail.notify import ChangeHub
 
 log = logging.getLogger("letterlock.notify")
 

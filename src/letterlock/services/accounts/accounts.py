@@ -28,7 +28,7 @@ from letterlock.errors import (
     UnknownAccount,
     UnknownDomain,
 )
-from letterlock.services.addresses import domain_of, normalise_address
+from letterlock.services.accounts.addresses import domain_of, normalise_address
 from letterlock.services.cells import Cell, Cells
 from letterlock.storage.contracts import ControlStore
 from letterlock.storage.models import AccountRecord, NewMessage

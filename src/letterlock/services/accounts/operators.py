@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from letterlock.audit.events import AuditEvent, AuditSink, EventType
 from letterlock.crypto.keys import KdfParams
 from letterlock.errors import AuthenticationFailed, InvalidInput, NotFound
-from letterlock.services.accounts import MIN_PASSWORD_LENGTH, KdfRunner
+from letterlock.services.accounts.accounts import MIN_PASSWORD_LENGTH, KdfRunner
 from letterlock.storage.operators_sqlite import OperatorRow, OperatorStore, TokenRow
 
 ROLES = ("admin", "legal", "auditor")

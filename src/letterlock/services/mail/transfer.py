@@ -18,9 +18,9 @@ from typing import BinaryIO
 
 from letterlock.audit.events import AuditEvent, AuditSink, EventType
 from letterlock.errors import InvalidInput
-from letterlock.services.accounts import AccountRef, Session
-from letterlock.services.delivery import DeliveryService
-from letterlock.services.mailbox import MailboxService
+from letterlock.services.accounts.accounts import AccountRef, Session
+from letterlock.services.mail.delivery import DeliveryService
+from letterlock.services.mail.mailbox import MailboxService
 
 _FROM_QUOTED = re.compile(rb"^>+From ")
 _MAILDIR_FLAGS = {"S": "\\Seen", "R": "\\Answered", "F": "\\Flagged", "T": "\\Deleted",

@@ -18,9 +18,9 @@ from datetime import datetime
 
 from letterlock.crypto import openpgp
 from letterlock.errors import InvalidInput, LetterlockError, UnknownAccount
-from letterlock.services.accounts import AccountRef, AccountService
-from letterlock.services.addresses import domain_of, normalise_address
-from letterlock.services.mailbox import MailboxService, canonical_flags
+from letterlock.services.accounts.accounts import AccountRef, AccountService
+from letterlock.services.accounts.addresses import domain_of, normalise_address
+from letterlock.services.mail.mailbox import MailboxService, canonical_flags
 from letterlock.storage.contracts import ControlStore
 
 log = logging.getLogger("letterlock.delivery")

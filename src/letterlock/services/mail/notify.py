@@ -15,7 +15,7 @@ class ChangeHub:
 
     def add_forwarder(self, forward: Callable[[int], None]) -> None:
         """Also call ``forward(mailbox_id)`` for every change made in this process
-        (e.g. to tell other processes, see :mod:`letterlock.services.change_relay`).
+        (e.g. to tell other processes, see :mod:`letterlock.services.mail.change_relay`).
         Changes received from elsewhere (:meth:`notify_from_elsewhere`) are not
         forwarded again."""
         self._forwarders.append(forward)

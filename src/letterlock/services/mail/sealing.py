@@ -6,7 +6,7 @@ the interpreter lock. Done in the server process, it takes turns on one core wit
 the event loop and with the storage threads that flush to disk (each flush waits for
 the lock to come back), so a burst of deliveries used one core while the others
 idled. A :class:`SealPool` hands this work to ``crypto.seal_processes`` helper
-processes (``python -m letterlock.services.sealing FD``) over socket pairs, and the
+processes (``python -m letterlock.services.mail.sealing FD``) over socket pairs, and the
 server process keeps the event loop and the disk.
 
 The helpers get a message and its account's public key, nothing secret: like the
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     """Helper process: seal what arrives on socket FD until it closes."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or not args[0].isdigit():
-        print("usage: python -m letterlock.services.sealing FD", file=sys.stderr)
+        print("usage: python -m letterlock.services.mail.sealing FD", file=sys.stderr)
         return 2
     # Ctrl-C in a terminal, or a service manager stopping the whole group, reaches
     # this process too; the server decides when helpers stop (it closes the socket,
@@ -253,7 +253,7 @@ class SealPool:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "letterlock.services.sealing", str(theirs.fileno()),
+                sys.executable, "-m", "letterlock.services.mail.sealing", str(theirs.fileno()),
                 pass_fds=(theirs.fileno(),), stdin=asyncio.subprocess.DEVNULL)
         except BaseException:
             ours.close()

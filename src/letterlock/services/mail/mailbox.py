@@ -22,10 +22,10 @@ from letterlock.errors import (
     UnknownMailbox,
 )
 from letterlock.mime import summary as summaries
-from letterlock.services.accounts import AccountRef, Session
+from letterlock.services.accounts.accounts import AccountRef, Session
 from letterlock.services.cells import Cell, Cells
-from letterlock.services.notify import ChangeHub
-from letterlock.services.sealing import SealPool, seal_with_summary
+from letterlock.services.mail.notify import ChangeHub
+from letterlock.services.mail.sealing import SealPool, seal_with_summary
 from letterlock.storage.models import (
     Appended,
     Changes,
@@ -93,7 +93,7 @@ class MailboxService:
 
     @property
     def sealer(self) -> SealPool | None:
-        """The sealing helper processes, if any (see services/sealing.py)."""
+        """The sealing helper processes, if any (see services/mail/sealing.py)."""
         return self._sealer
 
     def close(self) -> None:
@@ -193,7 +193,7 @@ class MailboxService:
                            internaldate: datetime | None = None) -> tuple[NewMessage, bytes]:
         """Seal a message and its summary to the account key (CPU only, no I/O).
 
-        With sealing helpers (services/sealing.py) the work happens in another
+        With sealing helpers (services/mail/sealing.py) the work happens in another
         process. Without one, messages up to INLINE_SEAL_BYTES are sealed right
         here: that takes a few hundred microseconds, and a trip through the thread
         pool (waking a thread, handing the interpreter lock back and forth) cost more

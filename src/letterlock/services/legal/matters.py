@@ -57,9 +57,9 @@ from letterlock.policy import (
 )
 from letterlock.policy.decision import transparency_bucket
 from letterlock.policy.rules import OUTCOMES
-from letterlock.services.accounts import AccountService
+from letterlock.services.accounts.accounts import AccountService
 from letterlock.services.cells import Cells
-from letterlock.services.delivery import DeliveryService
+from letterlock.services.mail.delivery import DeliveryService
 from letterlock.storage.contracts import ControlStore
 from letterlock.storage.legal_sqlite import HoldRow, LegalStore, MatterRow, NoticeRow
 

@@ -35,10 +35,10 @@ import dns.resolver
 from letterlock.config import SmtpConfig
 from letterlock.crypto import keys, seal
 from letterlock.errors import ConfigError, LetterlockError, StorageError
-from letterlock.services.accounts import AccountRef, AccountService
-from letterlock.services.delivery import DeliveryService
-from letterlock.services.dkim_keys import DkimKeys
-from letterlock.services.dsn import FailedRecipient, build_dsn
+from letterlock.services.accounts.accounts import AccountRef, AccountService
+from letterlock.services.mail.delivery import DeliveryService
+from letterlock.services.mail.dkim_keys import DkimKeys
+from letterlock.services.mail.dsn import FailedRecipient, build_dsn
 from letterlock.storage.durable import fsync_dir, write_atomically
 
 log = logging.getLogger("letterlock.outbound")

@@ -1,0 +1,2 @@
+"""Legal matters: intake, recommendation, decision, execution (holds, production),
+notices."""

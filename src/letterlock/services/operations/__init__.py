@@ -1,0 +1,1 @@
+"""Operations: the running server's periodic work."""

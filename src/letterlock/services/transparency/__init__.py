@@ -1,0 +1,2 @@
+"""Transparency: the public report and the warrant canary, computed from recorded
+decisions."""
