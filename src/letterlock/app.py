@@ -18,7 +18,9 @@ from letterlock.config import Config
 from letterlock.crypto.keys import KdfParams
 from letterlock.errors import AlreadyExists, ConfigError, NotInitialised
 from letterlock.policy import PolicyEngine, load_jurisdictions, load_profile
-from letterlock.services.accounts.accounts import AccountService, KdfRunner
+from letterlock.services.accounts.accounts import AccountService
+from letterlock.services.accounts.kdf_queue import KdfRunner
+from letterlock.services.accounts.key_cache import KeyCache, KeyCacheSettings
 from letterlock.services.accounts.operators import OperatorService
 from letterlock.services.accounts.setup import InitOptions, write_config_file
 from letterlock.services.cells import Cell, Cells, GroupCommitter
@@ -130,12 +132,19 @@ async def open_app(config: Config, *, create: bool = False) -> AsyncIterator[App
         closer = getattr(audit, "close", None)
         if closer is not None:
             stack.push_async_callback(closer)
-        kdf = KdfRunner(config.crypto.max_concurrent_kdf)
+        kdf = KdfRunner(config.crypto.max_concurrent_kdf, config.crypto.kdf_queue_per_client)
         stack.callback(kdf.close)
+        # Memory only; cleared (its encrypted keys overwritten) at shutdown. Shared
+        # with the other server processes once a PeerBus is built here:
+        # key_cache.attach(bus) (see services/accounts/key_cache.py).
+        key_cache = KeyCache(KeyCacheSettings(config.crypto.key_cache_ttl_s,
+                                              config.crypto.key_cache_max_uses,
+                                              config.crypto.key_cache_max_entries))
+        stack.callback(key_cache.close)
         params = KdfParams(config.crypto.argon2_memory_kib, config.crypto.argon2_iterations,
                            config.crypto.argon2_lanes)
         hub = ChangeHub()
-        accounts = AccountService(control, cells, kdf, params, audit)
+        accounts = AccountService(control, cells, kdf, params, audit, key_cache=key_cache)
         # MX worker processes (smtp.workers) are event loops of their own: the CPUs
         # they take are not free for sealing helpers.
         sealer = SealPool(default_processes(config.crypto.seal_processes,

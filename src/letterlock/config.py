@@ -98,7 +98,19 @@ class CryptoConfig:
     argon2_lanes: int = 1
     """Argon2id parallelism."""
     max_concurrent_kdf: int = 2
-    """Password derivations allowed at once (bounds memory: this x argon2_memory_kib)."""
+    """Password derivations allowed at once (bounds memory: this x argon2_memory_kib).
+    Waiting derivations are served round-robin across client addresses."""
+    kdf_queue_per_client: int = 16
+    """Password derivations one client address (an IPv6 /64) may have waiting for a
+    slot (count); more are refused with "try again later"."""
+    key_cache_ttl_s: int = 3600
+    """Seconds after a full login (Argon2id) during which logins to that account with
+    the same password skip Argon2id: the account key stays in memory, encrypted under
+    a fast KDF of the password (see docs/operating.md); 0 disables."""
+    key_cache_max_uses: int = 10_000
+    """Logins one key cache entry may serve (count) before the next full login."""
+    key_cache_max_entries: int = 10_000
+    """Accounts kept in the key cache (count, ~0.5 KiB each); the oldest goes first."""
     chunk_bytes: int = 64 * 1024
     """Plaintext bytes per sealed chunk."""
     seal_processes: int = -1

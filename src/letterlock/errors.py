@@ -21,6 +21,7 @@ their own modules; the domain never imports a protocol.
     │   ├── MatterOpen              account has an open legal matter
     │   └── QuotaExceeded
     ├── AuthenticationFailed        wrong password or recovery code
+    ├── Busy                        too much work queued for this client: try later
     ├── CryptoError                 a sealed object failed to open (tampered or wrong key)
     └── StorageError                the backing store failed; the operation did not happen
 """
@@ -94,6 +95,11 @@ class QuotaExceeded(Refused):
 
 class AuthenticationFailed(LetterlockError):
     """Wrong password or recovery code. Deliberately says nothing more."""
+
+
+class Busy(LetterlockError):
+    """Too much work is already queued for this client (e.g. password checks): try
+    again later. Says nothing about whether the request would have succeeded."""
 
 
 class CryptoError(LetterlockError):

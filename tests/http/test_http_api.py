@@ -376,7 +376,7 @@ class _CountingKdf:
         self.running = 0
         self.most = 0
 
-    async def run(self, func: Any) -> Any:
+    async def run(self, func: Any, *, client: str = "") -> Any:
         self.running += 1
         self.most = max(self.most, self.running)
         try:

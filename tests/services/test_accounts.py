@@ -109,7 +109,10 @@ async def test_kdf_concurrency_is_bounded(app: App, monkeypatch: pytest.MonkeyPa
                 running -= 1
 
     monkeypatch.setattr(keys, "unwrap_with_password", counting)
-    sessions = await asyncio.gather(*(app.accounts.authenticate("bob@example.test", PASSWORD)
-                                      for _ in range(12)))
+    # Twelve clients (the logins of one client share one derivation, see
+    # test_key_cache.py).
+    sessions = await asyncio.gather(*(app.accounts.authenticate("bob@example.test", PASSWORD,
+                                                                client=f"192.0.2.{i}")
+                                      for i in range(12)))
     assert len(sessions) == 12
     assert peak == limit

@@ -14,7 +14,7 @@ The router is mounted by the HTTP application, which supplies two dependencies:
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
 from letterlock.errors import AuthenticationFailed, LetterlockError, NotFound
@@ -40,6 +40,7 @@ def make_access_feed_router(
 
     @router.get("/events")
     async def events(
+        request: Request,
         svc: Feed,
         accts: Accounts,
         credentials: Credentials,
@@ -50,7 +51,9 @@ def make_access_feed_router(
         if credentials is None:
             raise unauthorised()
         try:
-            session = await accts.authenticate(credentials.username, credentials.password)
+            session = await accts.authenticate(credentials.username, credentials.password,
+                                               client=request.client.host if request.client
+                                               else "")
         except AuthenticationFailed as exc:
             raise unauthorised() from exc
         try:

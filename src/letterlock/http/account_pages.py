@@ -96,6 +96,11 @@ class FormRefused(Exception):
     """A POST without a valid CSRF token, or not a form at all."""
 
 
+def _client(request: Request) -> str:
+    """The peer's address: password checks are queued fairly per address."""
+    return request.client.host if request.client else ""
+
+
 def _secure(request: Request) -> bool:
     """Whether the browser reached us over TLS (directly or through a proxy)."""
     return (request.url.scheme == "https"
@@ -216,7 +221,8 @@ def install_account_pages(api: FastAPI, app: App, sessions: SessionStore,
             raise FormRefused("bad login CSRF token")
         address = form.get("address", "").strip()
         try:
-            account = await app.accounts.authenticate(address, form.get("password", ""))
+            account = await app.accounts.authenticate(address, form.get("password", ""),
+                                                      client=_client(request))
         except AuthenticationFailed:
             return login_form(request, status=401, address=address,
                               error="That address and password do not match an account.")
@@ -358,7 +364,8 @@ def install_account_pages(api: FastAPI, app: App, sessions: SessionStore,
         if new != form.get("confirm", ""):
             return password_form(web, 422, "The two new passwords are not the same.")
         try:
-            await app.accounts.change_password(web.address, old, new)
+            await app.accounts.change_password(web.address, old, new,
+                                               client=_client(request))
         except AuthenticationFailed:
             return password_form(web, 403, "Your current password is not right.")
         except InvalidInput as exc:
@@ -391,7 +398,8 @@ def install_account_pages(api: FastAPI, app: App, sessions: SessionStore,
         try:
             await app.accounts.set_end_to_end(
                 web.address, form.get("password", ""),
-                key.encode("utf-8", "replace") if switch_on else None)
+                key.encode("utf-8", "replace") if switch_on else None,
+                client=_client(request))
         except AuthenticationFailed:
             return await encryption_form(web, 403, "Your password is not right.")
         except InvalidInput as exc:

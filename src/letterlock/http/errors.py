@@ -4,6 +4,7 @@ error handler and the legal router, which can also be mounted on its own)."""
 from letterlock.errors import (
     AlreadyExists,
     AuthenticationFailed,
+    Busy,
     InvalidInput,
     LetterlockError,
     NotFound,
@@ -13,7 +14,7 @@ from letterlock.errors import (
 
 _STATUSES: tuple[tuple[type[LetterlockError], int], ...] = (
     (InvalidInput, 422), (NotFound, 404), (AlreadyExists, 409), (Refused, 409),
-    (AuthenticationFailed, 401), (StorageError, 503))
+    (AuthenticationFailed, 401), (StorageError, 503), (Busy, 503))
 
 
 def status_for(exc: LetterlockError) -> int:

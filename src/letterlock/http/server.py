@@ -87,6 +87,11 @@ ACCOUNT_REALM = "letterlock"
 Stopper = Callable[[], Awaitable[None]]
 
 
+def _client(request: Request) -> str:
+    """The peer's address: password checks are queued fairly per address."""
+    return request.client.host if request.client else ""
+
+
 def _unauthorised(realm: str) -> HTTPException:
     return HTTPException(401, "authentication failed",
                          headers={"WWW-Authenticate": f'Basic realm="{realm}"'})
@@ -126,6 +131,7 @@ def make_api(app: App, *, access_feed: Any = None,
     # -- who is calling ------------------------------------------------------------------
 
     async def current_operator(
+        request: Request,
         token: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
         basic: Annotated[HTTPBasicCredentials | None, Depends(operator_basic)],
     ) -> Operator:
@@ -133,7 +139,8 @@ def make_api(app: App, *, access_feed: Any = None,
             if token is not None:
                 return await app.operators.check_token(token.credentials)
             if basic is not None:
-                return await app.operators.authenticate(basic.username, basic.password)
+                return await app.operators.authenticate(basic.username, basic.password,
+                                                        client=_client(request))
         except AuthenticationFailed:
             pass
         raise _unauthorised(OPERATOR_REALM)
@@ -148,12 +155,14 @@ def make_api(app: App, *, access_feed: Any = None,
             raise HTTPException(403, f"role {who.role} may not {what}")
 
     async def account_owner(
+        request: Request,
         basic: Annotated[HTTPBasicCredentials | None, Depends(account_basic)],
     ) -> Session:
         if basic is None:
             raise _unauthorised(ACCOUNT_REALM)
         try:
-            return await app.accounts.authenticate(basic.username, basic.password)
+            return await app.accounts.authenticate(basic.username, basic.password,
+                                                   client=_client(request))
         except AuthenticationFailed:
             raise _unauthorised(ACCOUNT_REALM) from None
 
@@ -184,13 +193,15 @@ def make_api(app: App, *, access_feed: Any = None,
 
     @api.post("/api/operator/tokens", status_code=201, tags=["operators"])
     async def issue_token(
+        request: Request,
         basic: Annotated[HTTPBasicCredentials | None, Depends(operator_basic)],
     ) -> dict[str, str]:
         """Exchange an operator's name and password (HTTP Basic) for a bearer token."""
         if basic is None:
             raise _unauthorised(OPERATOR_REALM)
         try:
-            issued = await app.operators.issue_token(basic.username, basic.password)
+            issued = await app.operators.issue_token(basic.username, basic.password,
+                                                     client=_client(request))
         except AuthenticationFailed:
             raise _unauthorised(OPERATOR_REALM) from None
         return {"token": issued.token, "token_type": "bearer",

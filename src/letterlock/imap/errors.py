@@ -7,6 +7,7 @@ from __future__ import annotations
 from letterlock.errors import (
     AlreadyExists,
     AuthenticationFailed,
+    Busy,
     CryptoError,
     InvalidInput,
     LetterlockError,
@@ -29,6 +30,7 @@ _TABLE: tuple[tuple[type[LetterlockError], str, str], ...] = (
     (MailboxNotAllowed, "CANNOT", "not allowed"),
     (Refused, "CANNOT", "not allowed"),
     (AuthenticationFailed, "AUTHENTICATIONFAILED", "authentication failed"),
+    (Busy, "UNAVAILABLE", "busy, try again later"),
     (InvalidInput, "CANNOT", "invalid"),
     (CryptoError, "CORRUPTION", "stored data failed to open"),
     (StorageError, "UNAVAILABLE", "storage is unavailable, try again"),
@@ -43,7 +45,7 @@ def reply_for(error: LetterlockError, *, trycreate: bool = False) -> Reply:
     for kind, code, text in _TABLE:
         if isinstance(error, kind):
             detail = str(error)
-            if kind in (AuthenticationFailed, StorageError, CryptoError) or not detail:
+            if kind in (AuthenticationFailed, Busy, StorageError, CryptoError) or not detail:
                 detail = text
             return Reply("NO", code, _printable(detail))
     return Reply("NO", "SERVERBUG", "unexpected error")

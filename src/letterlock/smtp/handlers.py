@@ -180,7 +180,7 @@ class SubmissionHandler:
 
     async def authenticate(self, peer: PeerInfo, login: str, password: str) -> Session | None:
         try:
-            return await self._accounts.authenticate(login, password)
+            return await self._accounts.authenticate(login, password, client=peer.ip)
         except (AuthenticationFailed, InvalidInput):
             return None
 

@@ -31,6 +31,7 @@ from typing import Any, Protocol, cast
 
 from aiosmtpd.smtp import SMTP, AuthResult, TLSSetupException, _AuthMechAttr
 
+from letterlock.errors import Busy
 from letterlock.services.accounts.accounts import Session
 from letterlock.services.mail.delivery import Recipient
 from letterlock.smtp import replies
@@ -552,7 +553,11 @@ class SmtpListener(SMTP):
             user, secret = login.decode("utf-8"), password.decode("utf-8")
         except UnicodeDecodeError:
             return await self._auth_failed()
-        identity = await self._handler.authenticate(self.peer(), user, secret)
+        try:
+            identity = await self._handler.authenticate(self.peer(), user, secret)
+        except Busy:  # this address has too many password checks waiting
+            await self.reply(replies.AUTH_TRY_LATER)
+            return AuthResult(success=False, handled=True)
         if identity is None:
             return await self._auth_failed()
         self._identity = identity

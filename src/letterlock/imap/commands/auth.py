@@ -14,9 +14,16 @@ from letterlock.imap.reply import Reply, bad, no, ok
 from letterlock.imap.state import State
 
 
+def _peer(ctx: Context) -> str:
+    """The client's address: password checks are queued fairly per address."""
+    peer = ctx.out.writer.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, tuple) and peer else ""
+
+
 async def _login(ctx: Context, user: str, password: str) -> Reply:
     try:
-        session = await ctx.services.accounts.authenticate(user, password)
+        session = await ctx.services.accounts.authenticate(user, password,
+                                                           client=_peer(ctx))
     except AuthenticationFailed:
         return no("Authentication failed", "AUTHENTICATIONFAILED")
     except LetterlockError as exc:

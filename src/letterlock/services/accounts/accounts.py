@@ -1,9 +1,10 @@
 """Accounts: creation in a chosen region, authentication (unlocking the account key
 into a session), password change and recovery, deletion and moving to another region.
 
-Password derivations (Argon2id) run in a small dedicated thread pool: its size bounds
-both CPU and memory under a flood of logins (each derivation holds
-``argon2_memory_kib`` while it runs); waiting logins hold nothing.
+Password derivations (Argon2id) run in the fair, bounded queue of kdf_queue.py. A
+client that logs in again soon is served from the key cache (key_cache.py) without
+Argon2id; the cache is checked against the account record read fresh from its cell
+at every login, and dropped here when the record changes.
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
 
 from letterlock.audit.events import AuditEvent, AuditSink, EventType
 from letterlock.crypto import keys, openpgp
@@ -23,17 +22,20 @@ from letterlock.crypto.seal import Opener
 from letterlock.errors import (
     AlreadyExists,
     AuthenticationFailed,
+    Busy,
     InvalidInput,
     Refused,
     UnknownAccount,
     UnknownDomain,
 )
 from letterlock.services.accounts.addresses import domain_of, normalise_address
+from letterlock.services.accounts.kdf_queue import LOCAL, KdfRunner, client_key
+from letterlock.services.accounts.key_cache import KeyCache, KeyCacheSettings, binding_of
 from letterlock.services.cells import Cell, Cells
 from letterlock.storage.contracts import ControlStore
 from letterlock.storage.models import AccountRecord, NewMessage
 
-T = TypeVar("T")
+__all__ = ["AccountInfo", "AccountRef", "AccountService", "KdfRunner", "Session"]
 
 DEFAULT_MAILBOXES: tuple[tuple[str, str | None], ...] = (
     ("INBOX", None),
@@ -96,20 +98,6 @@ class AccountInfo:
     """``sealed`` or ``e2e`` (end-to-end mode)."""
 
 
-class KdfRunner:
-    """Runs password derivations with bounded concurrency, off the event loop."""
-
-    def __init__(self, max_concurrent: int) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=max(1, max_concurrent),
-                                        thread_name_prefix="kdf")
-
-    async def run(self, func: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, func)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
-
-
 def check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
@@ -117,12 +105,18 @@ def check_password(password: str) -> None:
 
 class AccountService:
     def __init__(self, control: ControlStore, cells: Cells, kdf: KdfRunner,
-                 kdf_params: keys.KdfParams, audit: AuditSink) -> None:
+                 kdf_params: keys.KdfParams, audit: AuditSink, *,
+                 key_cache: KeyCache | None = None) -> None:
         self._control = control
         self._cells = cells
         self._kdf = kdf
         self._params = kdf_params
         self._audit = audit
+        self._keys = key_cache if key_cache is not None else KeyCache(KeyCacheSettings(ttl_s=0))
+        self._full_logins: dict[tuple[str, str], asyncio.Event] = {}
+        """(address, client key) -> set when that client's full login ends."""
+        self._joined: dict[tuple[str, str], int] = {}
+        """(address, client key) -> logins waiting for it."""
         self._guards: list[LifecycleGuard] = []
         self._resolved: dict[str, tuple[AccountRef, float]] = {}
         """address -> (ref, monotonic expiry) for delivery."""
@@ -212,27 +206,82 @@ class AccountService:
                                             details=(("region", region_id),)))
         return AccountRef(record, region_id), code
 
-    async def authenticate(self, address: str, password: str) -> Session:
-        """Unlock the account key. Raises AuthenticationFailed for an unknown account
-        or a wrong password alike (after the same work, so timing tells nothing)."""
+    async def authenticate(self, address: str, password: str, *,
+                           client: str = LOCAL) -> Session:
+        """Unlock the account key. ``client`` is the peer's address: password checks
+        are queued fairly across clients. Raises AuthenticationFailed for an unknown
+        account or a wrong password alike (after the same work, so timing tells
+        nothing), or Busy when this client has too many checks waiting.
+
+        A login soon after a full one is served from the key cache: the entry must
+        match the record read now, and open with this password."""
         try:
             ref = await self.resolve(address)
         except UnknownAccount:
+            await self._keys.miss(password)
             await self._kdf.run(lambda: keys.wrap_with_password(
-                keys.KeyPair.generate(), password, self._params))
+                keys.KeyPair.generate(), password, self._params), client=client)
             raise AuthenticationFailed("authentication failed") from None
-        record = ref.record
-        try:
-            pair = await self._kdf.run(lambda: keys.unwrap_with_password(
-                record.wrapped_by_password, password, record.key_id))
-        except AuthenticationFailed:
-            raise AuthenticationFailed("authentication failed") from None
+        binding = binding_of(ref.region, ref.record)
+        seen = self._keys.current(ref.address)
+        pair = await self._keys.unlock(ref.address, binding, password, ref.record.key_id)
+        if pair is None:
+            pair = await self._full_login(ref, binding, password, client, seen)
         return Session(ref, Opener(pair.private, pair.key_id))
 
-    async def change_password(self, address: str, old: str, new: str) -> None:
+    async def _full_login(self, ref: AccountRef, binding: bytes, password: str,
+                          client: str, seen: object) -> keys.KeyPair:
+        """Argon2id, then a key cache entry. Logins of one account from one client
+        (a mail program opening five connections, a phone reconnecting) wait for the
+        one already running and then try the cache, instead of each queueing an
+        Argon2id of their own. Other clients never wait on this client's attempts.
+        ``seen``: the cache entry (marker) the caller's cache attempt found."""
+        record = ref.record
+        slot = (ref.address, client_key(client))
+        while self._keys.enabled:
+            running = self._full_logins.get(slot)
+            if running is not None:
+                joined = self._joined.get(slot, 0)
+                if joined >= self._kdf.max_waiting:
+                    raise Busy("too many logins waiting for this client")
+                self._joined[slot] = joined + 1
+                try:
+                    await running.wait()
+                finally:
+                    self._joined[slot] -= 1
+                    if not self._joined[slot]:
+                        del self._joined[slot]
+            elif self._keys.current(ref.address) is seen:
+                break  # nothing new to try
+            # A login finished (here, or one that ended while we tried the cache).
+            seen = self._keys.current(ref.address)
+            pair = await self._keys.unlock(ref.address, binding, password, record.key_id)
+            if pair is not None:
+                return pair
+        done = self._full_logins[slot] = asyncio.Event()
+        try:
+            try:
+                pair = await self._kdf.run(lambda: keys.unwrap_with_password(
+                    record.wrapped_by_password, password, record.key_id), client=client)
+            except AuthenticationFailed:
+                raise AuthenticationFailed("authentication failed") from None
+            await self._keys.store(ref.address, binding, password, pair)
+            return pair
+        finally:
+            done.set()
+            if self._full_logins.get(slot) is done:
+                del self._full_logins[slot]
+
+    def _drop_key(self, address: str) -> None:
+        """The record changed (or is gone): no cached key of it may serve a login.
+        Entries elsewhere cannot match the new record either; this also frees memory."""
+        self._keys.drop(address)
+
+    async def change_password(self, address: str, old: str, new: str, *,
+                              client: str = LOCAL) -> None:
         check_password(new)
-        session = await self.authenticate(address, old)
-        await self._set_password(session.ref, session.opener, new)
+        session = await self.authenticate(address, old, client=client)
+        await self._set_password(session.ref, session.opener, new, client)
         await self._audit.record(AuditEvent(EventType.ACCOUNT_PASSWORD_CHANGED, address,
                                             datetime.now(UTC), account=session.address))
 
@@ -249,35 +298,39 @@ class AccountService:
                                                   record.key_id)
         except AuthenticationFailed:
             raise AuthenticationFailed("wrong recovery code") from None
-        await self._set_password(ref, Opener(pair.private, pair.key_id), new_password)
+        await self._set_password(ref, Opener(pair.private, pair.key_id), new_password, LOCAL)
         await self._audit.record(AuditEvent(EventType.ACCOUNT_KEY_RECOVERED, address,
                                             datetime.now(UTC), account=ref.address))
 
     async def set_end_to_end(self, address: str, password: str,
-                             certificate: bytes | None) -> AccountRef:
+                             certificate: bytes | None, *,
+                             client: str = LOCAL) -> AccountRef:
         """Switch end-to-end mode on (mail delivered from now on is encrypted to the
         owner's OpenPGP ``certificate``, see crypto/openpgp.py) or off (``None``:
         mail is sealed to the account key only, as by default). Needs the owner's
         password: it is the owner's choice. Mail already stored stays as it is.
         Raises AuthenticationFailed, or InvalidInput for an unusable certificate."""
         cert = None if certificate is None else openpgp.load_certificate(certificate)
-        session = await self.authenticate(address, password)
+        session = await self.authenticate(address, password, client=client)
         ref = session.ref
         custody, armored = ("sealed", b"") if cert is None else ("e2e", cert.armored)
         await self._cells.get(ref.region).store.set_custody(ref.address, custody, armored)
         self._forget(ref.address)
+        self._drop_key(ref.address)
         await self._audit.record(AuditEvent(EventType.ACCOUNT_CUSTODY_CHANGED, ref.address,
                                             datetime.now(UTC), account=ref.address,
                                             details=(("custody", custody),)))
         return await self.resolve(ref.address)
 
-    async def _set_password(self, ref: AccountRef, opener: Opener, password: str) -> None:
+    async def _set_password(self, ref: AccountRef, opener: Opener, password: str,
+                            client: str) -> None:
         pair = keys.KeyPair(opener.private_key, ref.record.public_key)
         wrapped = await self._kdf.run(
-            lambda: keys.wrap_with_password(pair, password, self._params))
+            lambda: keys.wrap_with_password(pair, password, self._params), client=client)
         cell = self._cells.get(ref.region)
         await cell.store.update_account_keys(ref.address, wrapped,
                                              ref.record.wrapped_by_recovery)
+        self._drop_key(ref.address)
 
     async def list(self) -> list[AccountInfo]:
         out: list[AccountInfo] = []
@@ -301,10 +354,12 @@ class AccountService:
             raise UnknownAccount(f"no account {address}")
         await self._check_free(address)
         self._forget(address)
+        self._drop_key(address)
         for cell in self._cells:
             await _purge(cell, address)
         await self._control.unassign(address)
         self._forget(address)
+        self._drop_key(address)
         await self._audit.record(AuditEvent(EventType.ADMIN_ACCOUNT_DELETED, actor,
                                             datetime.now(UTC), account=address,
                                             details=(("region", region),)))
@@ -343,6 +398,7 @@ class AccountService:
         count = await _copy_mail(src, dst, record.id, copied, blob_map)
         await self._control.reassign(address, region_id)
         self._forget(address)
+        self._drop_key(address)
         # Deliveries that resolved the old region before the switch (in another
         # process, up to DELIVERY_CACHE_TTL_S after it): let them land, then copy
         # them too.
@@ -353,6 +409,7 @@ class AccountService:
             await dst.store.subscribe(record.id, name, True)
         await _purge(src, address)
         self._forget(address)
+        self._drop_key(address)
         await self._audit.record(AuditEvent(EventType.ADMIN_ACCOUNT_MOVED, actor,
                                             datetime.now(UTC), account=address,
                                             details=(("from", src.region.id),

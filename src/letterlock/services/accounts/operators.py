@@ -29,7 +29,8 @@ from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from letterlock.audit.events import AuditEvent, AuditSink, EventType
 from letterlock.crypto.keys import KdfParams
 from letterlock.errors import AuthenticationFailed, InvalidInput, NotFound
-from letterlock.services.accounts.accounts import MIN_PASSWORD_LENGTH, KdfRunner
+from letterlock.services.accounts.accounts import MIN_PASSWORD_LENGTH
+from letterlock.services.accounts.kdf_queue import LOCAL, KdfRunner
 from letterlock.storage.operators_sqlite import OperatorRow, OperatorStore, TokenRow
 
 ROLES = ("admin", "legal", "auditor")
@@ -149,26 +150,31 @@ class OperatorService:
             raise NotFound(f"no operator {name}")
         return Operator(row.name, row.role, row.created)
 
-    async def authenticate(self, name: str, password: str) -> Operator:
-        """Check a password. Raises AuthenticationFailed (after the same work whether
-        or not the operator exists)."""
+    async def authenticate(self, name: str, password: str, *,
+                           client: str = LOCAL) -> Operator:
+        """Check a password; ``client`` is the peer's address (the check is queued
+        fairly with every other password check). Raises AuthenticationFailed (after
+        the same work whether or not the operator exists), or Busy."""
         row = await self._store.get(name.strip().lower())
         async with self._checking:
             if row is None:
                 if self._dummy is None:
                     self._dummy = await self._kdf.run(
-                        lambda: hash_password(secrets.token_hex(8), self._params))
+                        lambda: hash_password(secrets.token_hex(8), self._params),
+                        client=client)
                 dummy = self._dummy
-                await self._kdf.run(lambda: password_matches(password, dummy))
+                await self._kdf.run(lambda: password_matches(password, dummy), client=client)
                 raise AuthenticationFailed("authentication failed")
             encoded = row.password
-            if not await self._kdf.run(lambda: password_matches(password, encoded)):
+            if not await self._kdf.run(lambda: password_matches(password, encoded),
+                                       client=client):
                 raise AuthenticationFailed("authentication failed")
         return Operator(row.name, row.role, row.created)
 
-    async def issue_token(self, name: str, password: str) -> IssuedToken:
+    async def issue_token(self, name: str, password: str, *,
+                          client: str = LOCAL) -> IssuedToken:
         """Exchange a password for a bearer token. Raises AuthenticationFailed."""
-        operator = await self.authenticate(name, password)
+        operator = await self.authenticate(name, password, client=client)
         now = self._clock()
         await self._store.purge_tokens(now)
         token = "llop_" + secrets.token_urlsafe(32)
