@@ -60,6 +60,11 @@ class SmtpConfig:
     max_connections_per_ip: int = 20
     """Concurrent SMTP connections allowed from one client address (counted per
     process: with ``workers`` the limit applies in each one)."""
+    trusted_networks: str = "127.0.0.0/8, ::1/128"
+    """Comma-separated CIDR blocks of the operator's own hosts (e.g. a front MTA):
+    their LMTP and submission sessions are not held to the per-address command rate
+    (an authenticated submission session never is). The MX listener is always
+    metered. Empty: nobody is trusted."""
     workers: int = 0
     """Processes accepting MX connections: 0 or 1 means the main process alone; N >= 2
     adds N-1 worker processes sharing the MX port (SO_REUSEPORT), each with its own

@@ -1,13 +1,55 @@
 """Per-client-address limits shared by every listener of one server: concurrent
-connections, and a recent-error budget after which new connections are refused for
-a while (a client that keeps guessing addresses or passwords is slowed down)."""
+connections, a command rate, and a recent-error budget after which new connections
+are refused for a while (a client that keeps guessing addresses or passwords is
+slowed down).
+
+Trusted networks (``smtp.trusted_networks``: loopback by default, and wherever the
+operator's own MTAs live) are not held to the command rate on the LMTP and
+submission listeners, nor is a submission session once it has authenticated: a
+front MTA hands over mail as fast as it can, and a user's own program sends what
+its user wrote. Mail from the internet (the MX listener) is always metered."""
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from letterlock.errors import ConfigError
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+LOOPBACK: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.0/8"),
+                                 ipaddress.ip_network("::1/128"))
+
+
+def parse_networks(text: str) -> tuple[Network, ...]:
+    """Comma-separated CIDR blocks (a bare address is a block of one). Raises
+    ConfigError naming the entry that is not one."""
+    out: list[Network] = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            out.append(ipaddress.ip_network(item, strict=False))
+        except ValueError as exc:
+            raise ConfigError(f"smtp.trusted_networks: {item!r} is not a network "
+                              "(expected CIDR such as 10.0.0.0/8 or 2001:db8::/32)") from exc
+    return tuple(out)
+
+
+def in_networks(ip: str, networks: tuple[Network, ...]) -> bool:
+    """Whether the peer address ``ip`` (IPv4-mapped IPv6 counts as IPv4) is in one
+    of ``networks``."""
+    try:
+        address = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in net for net in networks)
 
 
 @dataclass(frozen=True)
@@ -30,6 +72,8 @@ class LimitSettings:
     """RCPT commands accepted per transaction (more get 452 4.5.3)."""
     timeout_s: float = 300.0
     """Idle seconds before a session is closed (RFC 5321 4.5.3.2 suggests 5 minutes)."""
+    trusted_networks: tuple[Network, ...] = LOOPBACK
+    """Peers not held to the command rate on LMTP and submission (see above)."""
 
 
 @dataclass
@@ -93,6 +137,10 @@ class ClientLimits:
             return False
         client.tokens -= 1.0
         return True
+
+    def trusted(self, ip: str) -> bool:
+        """Whether ``ip`` is in the trusted networks."""
+        return in_networks(ip, self.settings.trusted_networks)
 
     def connections(self, ip: str) -> int:
         client = self._clients.get(ip)

@@ -175,6 +175,8 @@ class SmtpListener(SMTP):
         self._port = 0
         self._counted = False
         self._refused = False
+        self._trusted = False
+        """The peer is in smtp.trusted_networks and this is LMTP or submission."""
         self._errors = 0
         self._auth_failures = 0
         self._closing = False
@@ -244,6 +246,8 @@ class SmtpListener(SMTP):
             self._ip, self._port = str(peer[0]), int(peer[1])
             self._counted = self._limits.connect(self._ip)
             self._refused = not self._counted
+            self._trusted = self._kind is not ListenerKind.MX \
+                and self._limits.trusted(self._ip)
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._counted:
@@ -323,7 +327,10 @@ class SmtpListener(SMTP):
                         continue
                     await self.push(f'500 Error: command "{command}" not recognized')
                     continue
-                if not self._limits.command(self._ip):
+                # A front MTA on a trusted network and an authenticated user are
+                # not metered (the MX listener always is: see limits.py).
+                if not (self._trusted or self._identity is not None) \
+                        and not self._limits.command(self._ip):
                     await self._close_with(replies.TOO_MANY_COMMANDS)
                     return
                 self._reset_timeout()

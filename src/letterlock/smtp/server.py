@@ -28,7 +28,7 @@ from letterlock.services.mail.delivery import DeliveryService
 from letterlock.services.mail.inbound_auth import InboundChecks
 from letterlock.services.mail.outbound import OutboundQueue, OutboundSettings
 from letterlock.smtp.handlers import LmtpHandler, MxHandler, Outbound, SubmissionHandler
-from letterlock.smtp.limits import ClientLimits, LimitSettings
+from letterlock.smtp.limits import ClientLimits, LimitSettings, parse_networks
 from letterlock.smtp.protocol import ListenerKind, LmtpListener, SmtpHandler, SmtpListener
 from letterlock.smtp.workers import MxWorkers, run_dir
 
@@ -56,7 +56,8 @@ class SmtpServer:
         self._bind = bind
         self._lmtp = config.lmtp_port != 0 if lmtp is None else lmtp
         self._limits = ClientLimits(limits or LimitSettings(
-            max_connections_per_ip=config.max_connections_per_ip))
+            max_connections_per_ip=config.max_connections_per_ip,
+            trusted_networks=parse_networks(config.trusted_networks)))
         self._grace = grace_s
         self._mx_only = mx_only
         self._reuse_port = reuse_port
