@@ -250,6 +250,8 @@ async def test_login_sets_a_strict_httponly_cookie_and_logout_drops_the_session(
         wrong = await login(c, password="not the password")
         assert wrong.status_code == 401
         assert "do not match" in wrong.text
+        # The login page says how long a login's key stays cached in memory.
+        assert "in its memory for up to 60 minutes after a login" in wrong.text
         unknown = await login(c, address="nobody@example.test")
         assert unknown.status_code == 401
         assert len(site.sessions) == 0
@@ -366,6 +368,8 @@ async def test_where_your_mail_lives(site: Site) -> None:
     assert ref.record.key_id.hex() in page
     assert "What is sealed, and what is not" in page
     assert "sees a message while" in page  # the threat model, in plain words
+    # ... including how long a login's key stays cached (crypto.key_cache_ttl_s).
+    assert "For up to 60 minutes after a login" in page
     # Plain metadata: INBOX holds the three delivered messages, Archive one.
     assert re.search(r"INBOX</th><td class=\"num\">3</td>", page)
     assert re.search(r"Archive</th><td class=\"num\">1</td>", page)

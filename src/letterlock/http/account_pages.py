@@ -186,9 +186,13 @@ def install_account_pages(api: FastAPI, app: App, sessions: SessionStore,
             raise FormRefused("bad CSRF token")
         return form
 
+    # Minutes a login's key stays cached (encrypted) for fast reconnects; 0: off.
+    cache_minutes = -(-app.config.crypto.key_cache_ttl_s // 60)
+
     def view(template: str, web: WebSession | None, status: int = 200,
              **context: Any) -> Response:
-        return pages.html(template, {"section": "account", "web": web, **context},
+        return pages.html(template, {"section": "account", "web": web,
+                                     "key_cache_minutes": cache_minutes, **context},
                           status=status)
 
     # -- login and logout ------------------------------------------------------------------
@@ -201,7 +205,8 @@ def install_account_pages(api: FastAPI, app: App, sessions: SessionStore,
             notice = (f"Your session ended after {int(sessions.idle_s // 60)} minutes "
                       "without activity. Please log in again.")
         elif request.query_params.get("bye"):
-            notice = "You are logged out. Your unlocked key is gone from the server's memory."
+            notice = ("You are logged out. This session's unlocked key is gone from the "
+                      "server's memory.")
         response = view("login.html", None, status, title="Log in to your privacy center",
                         csrf=token, error=error, notice=notice, address=address,
                         idle_minutes=int(sessions.idle_s // 60))

@@ -23,12 +23,14 @@ Every login runs the fast KDF once, entry or not, so its timing does not tell wh
 the account logged in recently.
 
 **The fast KDF**: ``hashlib.scrypt`` with N=2^9, r=8, p=1 (512 KiB, 32-byte output):
-about 1.0 ms of CPU on the 2-core build machine (PBKDF2-HMAC-SHA256 needs ~5,000
-iterations for the same time). scrypt because at equal time it is memory-hard: each
-guess against a stolen entry needs 512 KiB, where PBKDF2 parallelises freely on GPUs.
-It is not Argon2id's 64 MiB: an attacker who reads this process's memory can guess
-the password of a cached account ~200x faster than against the stored record, for
-as long as the entry lives. docs/operating.md states this trade-off.
+1.02 ms of CPU measured on the 2-core build machine, where PBKDF2-HMAC-SHA256 needs
+~5,000 iterations (1.13 ms) for the same time and Argon2id at the default settings
+takes 154 ms. scrypt because at equal time it is memory-hard: each guess against a
+stolen entry needs 512 KiB, where PBKDF2 parallelises freely on GPUs. It releases
+the GIL, and runs in two threads of the cache's own. It is not Argon2id's 64 MiB: an
+attacker who reads this process's memory can guess the password of a cached account
+~150x faster than against the stored record, for as long as the entry lives.
+docs/operating.md states this trade-off.
 
 **Between processes** (several IMAP processes), an optional bus carries entries as
 kind ``b"key"`` (the encrypted entry, never a clear key; see :func:`encode_entry`)
