@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "letterlock"
-FRONT_ENDS = {"cli", "smtp", "imap", "http", "server", "app", "__main__"}
+FRONT_ENDS = {"cli", "smtp", "imap", "http", "server", "app", "workers", "worker",
+              "__main__"}
 LEAVES = {"crypto", "policy", "audit", "mime"}
 
 

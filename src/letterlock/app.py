@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from letterlock.config import Config
 from letterlock.crypto.keys import KdfParams
 from letterlock.errors import AlreadyExists, ConfigError, NotInitialised
 from letterlock.policy import PolicyEngine, load_jurisdictions, load_profile
+from letterlock.services.accounts import certificates
 from letterlock.services.accounts.accounts import AccountService
 from letterlock.services.accounts.kdf_queue import KdfRunner
 from letterlock.services.accounts.key_cache import KeyCache, KeyCacheSettings
@@ -26,10 +28,12 @@ from letterlock.services.accounts.setup import InitOptions, write_config_file
 from letterlock.services.cells import Cell, Cells, GroupCommitter
 from letterlock.services.legal.matters import LegalService
 from letterlock.services.mail import dkim_keys
+from letterlock.services.mail.change_relay import ChangeRelay
 from letterlock.services.mail.delivery import DeliveryService
 from letterlock.services.mail.mailbox import MailboxService
 from letterlock.services.mail.notify import ChangeHub
 from letterlock.services.mail.sealing import SealPool, default_processes
+from letterlock.services.peers import PeerBus
 from letterlock.storage.contracts import BlobStore, CellStore, ControlStore
 from letterlock.storage.files import FileBlobStore
 from letterlock.storage.legal_sqlite import LegalStore
@@ -38,6 +42,7 @@ from letterlock.storage.operators_sqlite import OperatorStore
 from letterlock.storage.postgres import PostgresCellStore, PostgresControlStore
 from letterlock.storage.s3 import S3BlobStore
 from letterlock.storage.sqlite import SqliteCellStore, SqliteControlStore
+from letterlock.workers import ProcessPlan
 
 CONTROL_DB = "control.sqlite3"
 CELL_DB = "cell.sqlite3"
@@ -95,6 +100,9 @@ class App:
     delivery: DeliveryService
     legal: LegalService
     operators: OperatorService
+    peers: PeerBus
+    """The other processes of this server (see services/peers.py); joined by
+    :func:`start_peers` in long-running processes, broadcast to from any."""
 
     async def add_region(self, region: Region, actor: str = "operator") -> None:
         await self.control.add_region(region)
@@ -144,11 +152,16 @@ async def open_app(config: Config, *, create: bool = False) -> AsyncIterator[App
         params = KdfParams(config.crypto.argon2_memory_kib, config.crypto.argon2_iterations,
                            config.crypto.argon2_lanes)
         hub = ChangeHub()
+        # Changes made here reach the other processes of a running server (and theirs
+        # reach here once start_peers joined the bus).
+        peers = PeerBus(config.run_dir)
+        stack.callback(peers.close)
+        ChangeRelay(hub, peers)
         accounts = AccountService(control, cells, kdf, params, audit, key_cache=key_cache)
-        # MX worker processes (smtp.workers) are event loops of their own: the CPUs
-        # they take are not free for sealing helpers.
+        # Worker processes (smtp.workers, imap.processes) are event loops of their
+        # own: the CPUs they take are not free for sealing helpers.
         sealer = SealPool(default_processes(config.crypto.seal_processes,
-                                            max(1, config.smtp.workers)),
+                                            ProcessPlan.from_config(config).event_loops),
                           config.crypto.chunk_bytes)
         stack.push_async_callback(sealer.close)
         mailboxes = MailboxService(cells, hub, config.crypto.chunk_bytes, sealer)
@@ -168,7 +181,7 @@ async def open_app(config: Config, *, create: bool = False) -> AsyncIterator[App
         stack.push_async_callback(operator_store.close)
         operators = OperatorService(operator_store, kdf, params, audit)
         yield App(config, control, cells, audit, kdf, hub, accounts, mailboxes, delivery,
-                  legal, operators)
+                  legal, operators, peers)
 
 
 async def initialise(config: Config, options: InitOptions) -> list[str]:
@@ -189,7 +202,43 @@ async def initialise(config: Config, options: InitOptions) -> list[str]:
     return created
 
 
-FrontEnd = Callable[[App], Awaitable[Callable[[], Awaitable[None]]]]
+Stopper = Callable[[], Awaitable[None]]
+FrontEnd = Callable[[App], Awaitable[Stopper]]
+
+
+def tls_context(config: Config) -> ssl.SSLContext:
+    """The server certificate every listener of every process uses: the configured
+    files, or the self-signed pair under HOME/control/tls (made on first use)."""
+    return certificates.server_context(config.server.tls_cert, config.server.tls_key,
+                                       config.control_dir / "tls", config.server.hostname)
+
+
+async def start_peers(app: App) -> Stopper:
+    """Join the other processes of this server on the peer bus (until stopped)."""
+    app.peers.start()
+
+    async def stop() -> None:
+        app.peers.close()
+
+    return stop
+
+
+async def start_change_feeds(app: App) -> Stopper:
+    """Cells on PostgreSQL tell every process on every host about changes
+    (LISTEN/NOTIFY): wake this process's watchers with them, so IDLE sees mail
+    delivered by other processes. (Not forwarded on the peer bus: every process of
+    this server follows the feed itself.)"""
+    tasks = [asyncio.create_task(cell.store.forward_changes(app.hub.notify_from_elsewhere))
+             for cell in app.cells if isinstance(cell.store, PostgresCellStore)]
+
+    async def stop() -> None:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return stop
 
 
 async def run_until_signalled(app: App, starters: list[FrontEnd],

@@ -68,8 +68,9 @@ class SmtpConfig:
     workers: int = 0
     """Processes accepting MX connections: 0 or 1 means the main process alone; N >= 2
     adds N-1 worker processes sharing the MX port (SO_REUSEPORT), each with its own
-    event loop, for throughput beyond one CPU core. Submission and LMTP stay in the
-    main process."""
+    event loop, for throughput beyond one CPU core (the same workers serve IMAP when
+    ``imap.processes`` asks for them). Submission and LMTP stay in the main
+    process."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,13 @@ class ImapConfig:
     """Seconds an authenticated idle connection may stay silent (RFC 9051: >= 30 min)."""
     login_timeout_s: int = 60
     """Seconds an unauthenticated connection may stay silent."""
+    processes: int = 0
+    """Processes accepting IMAP connections (count): 0 means one per CPU available to
+    the server (its CPU affinity), 1 the main process alone; N >= 2 adds worker
+    processes that share the IMAP and IMAPS ports (SO_REUSEPORT, the kernel spreads
+    connections) and tell each other of mailbox changes, so IDLE, EXPUNGE and flag
+    updates reach every session. A worker serves MX too when ``smtp.workers`` asks
+    for as many processes."""
 
 
 @dataclass(frozen=True)
@@ -121,8 +129,8 @@ class CryptoConfig:
     seal_processes: int = -1
     """Helper processes that seal incoming mail beside the event loop, per server
     process (count); -1: one per CPU not taken by an event loop (the main process
-    and smtp.workers), at most 4, and none in MX worker processes; 0: seal in the
-    server process."""
+    and its workers: the larger of smtp.workers and imap.processes), at most 4, and
+    none in worker processes; 0: seal in the server process."""
 
 
 @dataclass(frozen=True)
@@ -171,6 +179,11 @@ class Config:
     @property
     def control_dir(self) -> Path:
         return self.home / "control"
+
+    @property
+    def run_dir(self) -> Path:
+        """Where the processes of one running server leave sockets for each other."""
+        return self.control_dir / "run"
 
     def region_dir(self, region_id: str) -> Path:
         return self.home / "regions" / region_id

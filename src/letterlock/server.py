@@ -1,60 +1,72 @@
 """`letterlock serve`: initialise if needed, build the front-ends on the application,
+start the worker processes that share its MX and IMAP ports (letterlock/workers.py),
 print where to connect, run until SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import ssl
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from letterlock import app as app_mod
-from letterlock.app import App
+from letterlock.app import (
+    App,
+    FrontEnd,
+    Stopper,
+    start_change_feeds,
+    start_peers,
+    tls_context,
+)
 from letterlock.config import Config
-from letterlock.errors import AlreadyExists
+from letterlock.errors import AlreadyExists, ConfigError
 from letterlock.http.server import start_http
 from letterlock.imap.server import ImapServer
-from letterlock.services.accounts import certificates, setup
+from letterlock.services.accounts import setup
 from letterlock.services.operations.periodic import start_periodic
 from letterlock.smtp.server import start_smtp
-from letterlock.storage.postgres import PostgresCellStore
-
-Stopper = Callable[[], Awaitable[None]]
+from letterlock.workers import FrontEndWorkers, Ports, ProcessPlan, check_port_unshared
 
 DEMO_PASSWORD = "letterlock-demo"
 DEMO_ACCOUNTS = (("alice@example.test", "us-east"), ("bob@example.test", "eu-dublin"))
 
 
-def tls_context(config: Config) -> ssl.SSLContext:
-    return certificates.server_context(config.server.tls_cert, config.server.tls_key,
-                                       config.control_dir / "tls", config.server.hostname)
+def _shared_ports(config: Config, plan: ProcessPlan) -> Ports:
+    """The ports the main process shares with its workers, checked free of any other
+    listener first (see check_port_unshared)."""
+    ports = Ports(config.server.bind, config.smtp.port, config.imap.port,
+                  config.imap.tls_port)
+    shared = ([ports.mx] if plan.mx > 1 else []) + \
+        ([ports.imap, ports.imaps] if plan.imap > 1 else [])
+    for port in shared:
+        if port == 0:
+            raise ConfigError("a port shared by several processes cannot be 0 "
+                              "(set it, or smtp.workers / imap.processes to 1)")
+        check_port_unshared(ports.bind, port)
+    return ports
 
 
-async def _start_imap(app: App) -> Stopper:
-    server = ImapServer(app.accounts, app.mailboxes, app.config.imap, tls_context(app.config))
-    await server.start(app.config.server.bind, app.config.imap.port, app.config.imap.tls_port)
-    return server.close
+def _front_ends(plan: ProcessPlan, ports: Ports) -> list[FrontEnd]:
+    """What `serve` starts, in order (stopped in reverse): the peer bus first, so the
+    listeners' changes reach the workers; the workers last, once every port is held."""
 
+    async def start_imap(app: App) -> Stopper:
+        server = ImapServer(app.accounts, app.mailboxes, app.config.imap,
+                            tls_context(app.config))
+        await server.start(ports.bind, ports.imap, ports.imaps, reuse_port=plan.imap > 1)
+        return server.close
 
-async def _start_smtp(app: App) -> Stopper:
-    return await start_smtp(app, tls_context(app.config))
+    async def start_mx_and_submission(app: App) -> Stopper:
+        return await start_smtp(app, tls_context(app.config), reuse_port=plan.mx > 1)
 
+    async def start_workers(app: App) -> Stopper:
+        workers = FrontEndWorkers(app.config.home, plan, ports)
+        await workers.start()
+        return workers.stop
 
-async def _start_change_feeds(app: App) -> Stopper:
-    """Cells on PostgreSQL tell every process about changes (LISTEN/NOTIFY): forward
-    them to this process's change hub so IDLE sees mail delivered by other processes."""
-    tasks = [asyncio.create_task(cell.store.forward_changes(app.hub.notify))
-             for cell in app.cells if isinstance(cell.store, PostgresCellStore)]
-
-    async def stop() -> None:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    return stop
+    starters: list[FrontEnd] = [start_peers, start_change_feeds, start_mx_and_submission,
+                                start_imap, start_http, _start_legal_ticks]
+    if plan.workers:
+        starters.append(start_workers)
+    return starters
 
 
 async def _start_legal_ticks(app: App) -> Stopper:
@@ -93,6 +105,8 @@ async def serve(config: Config, *, demo: bool = False) -> None:
     if not app_mod.is_initialised(config):
         created = await app_mod.initialise(config, setup.InitOptions())
         print(f"initialised {config.home}: " + ", ".join(created))
+    plan = ProcessPlan.from_config(config)
+    ports = _shared_ports(config, plan)
     async with app_mod.open_app(config) as app:
         demo_accounts = await create_demo(app) if demo else []
         if app.mailboxes.sealer is not None:
@@ -109,6 +123,9 @@ async def serve(config: Config, *, demo: bool = False) -> None:
             print(f"  IMAP               {bind}:{config.imap.port} (STARTTLS)")
             print(f"  IMAPS              {bind}:{config.imap.tls_port}")
             print(f"  HTTP               http://{bind}:{config.http.port}/")
+            if plan.workers:
+                print(f"  processes          main + {plan.workers} worker(s): MX in "
+                      f"{plan.mx}, IMAP in {plan.imap}")
             helpers = len(app.mailboxes.sealer.helper_pids) if app.mailboxes.sealer else 0
             if helpers:
                 print(f"  sealing helpers    {helpers} process(es)")
@@ -116,6 +133,4 @@ async def serve(config: Config, *, demo: bool = False) -> None:
                 print(f"  demo login         {address} / {DEMO_PASSWORD}  (region {region})")
             print("Stop with Ctrl-C.", flush=True)
 
-        await app_mod.run_until_signalled(
-            app, [_start_change_feeds, _start_smtp, _start_imap, start_http,
-                  _start_legal_ticks], ready)
+        await app_mod.run_until_signalled(app, _front_ends(plan, ports), ready)

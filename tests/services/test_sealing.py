@@ -7,17 +7,19 @@ import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from letterlock.app import App
+from letterlock.app import initialise, open_app
 from letterlock.crypto import seal
 from letterlock.errors import CryptoError
 from letterlock.mime import summary as summaries
+from letterlock.services.accounts.setup import InitOptions
 from letterlock.services.mail import sealing
 from letterlock.services.mail.sealing import SealPool
-from support.env import PASSWORD
+from support.env import PASSWORD, make_config
 
 KEY = X25519PrivateKey.generate()
 PUBLIC = KEY.public_key().public_bytes_raw()
@@ -140,27 +142,32 @@ async def test_close_stops_the_helpers() -> None:
     assert p.seal(message(1), PUBLIC, KEY_ID) is None
 
 
-async def test_mail_appended_through_the_app_is_sealed_by_a_helper(app: App) -> None:
-    sealer = app.mailboxes.sealer
-    assert sealer is not None and sealer.processes >= 1
-    await sealer.start()
-    assert sealer.helper_pids
-    ref, _ = await app.accounts.create("carol@example.test", "us-east", PASSWORD)
-    raws = [message(n) for n in range(20)]
-    await asyncio.gather(*(app.mailboxes.append(ref, "INBOX", r) for r in raws))
-    session = await app.accounts.authenticate("carol@example.test", PASSWORD)
-    inbox = await app.mailboxes.get_mailbox(session, "INBOX")
-    msgs = await app.mailboxes.messages(session, inbox.id)
-    assert sorted((await app.mailboxes.bodies(session, msgs)).values()) == sorted(raws)
+async def test_mail_appended_through_the_app_is_sealed_by_a_helper(home: Path) -> None:
+    # One helper asked for: by default there is none where the event loops (main
+    # process, IMAP workers) take every CPU.
+    config = make_config(home, LETTERLOCK_CRYPTO_SEAL_PROCESSES="1")
+    await initialise(config, InitOptions())
+    async with open_app(config) as app:
+        sealer = app.mailboxes.sealer
+        assert sealer is not None and sealer.processes >= 1
+        await sealer.start()
+        assert sealer.helper_pids
+        ref, _ = await app.accounts.create("carol@example.test", "us-east", PASSWORD)
+        raws = [message(n) for n in range(20)]
+        await asyncio.gather(*(app.mailboxes.append(ref, "INBOX", r) for r in raws))
+        session = await app.accounts.authenticate("carol@example.test", PASSWORD)
+        inbox = await app.mailboxes.get_mailbox(session, "INBOX")
+        msgs = await app.mailboxes.messages(session, inbox.id)
+        assert sorted((await app.mailboxes.bodies(session, msgs)).values()) == sorted(raws)
 
 
 def test_helper_count_leaves_each_event_loop_its_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(8)))
     assert sealing.default_processes(-1) == 4  # 7 free CPUs, at most 4 helpers
     assert sealing.default_processes(-1, event_loops=6) == 2
     assert sealing.default_processes(-1, event_loops=8) == 0
     assert sealing.default_processes(3, event_loops=8) == 3  # as configured
-    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0})
     assert sealing.default_processes(-1) == 0
 
 

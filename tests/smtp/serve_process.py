@@ -59,10 +59,10 @@ def start_serve(home: Path, env: dict[str, str] | None = None, timeout: float = 
     raise AssertionError("serve did not start:\n" + "".join(output))
 
 
-def children(pid: int, module: str = "letterlock.smtp.worker") -> list[int]:
-    """Process ids whose parent is ``pid`` and that run ``module`` (by default the MX
-    workers of a serve process; ``letterlock.services.mail.sealing`` for its sealing
-    helpers)."""
+def children(pid: int, module: str = "letterlock.worker") -> list[int]:
+    """Process ids whose parent is ``pid`` and that run ``module`` (by default the
+    front-end workers of a serve process; ``letterlock.services.mail.sealing`` for its
+    sealing helpers)."""
     out = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():

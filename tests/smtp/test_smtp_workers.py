@@ -1,6 +1,6 @@
 """MX worker processes (``smtp.workers``): several processes share the MX port,
-every accepted message is stored exactly once, and IMAP IDLE in the main process
-hears about mail a worker delivered within a second."""
+every accepted message is stored exactly once, and IMAP IDLE in any process hears
+about mail delivered by any other within a second."""
 
 from __future__ import annotations
 
@@ -15,59 +15,26 @@ from pathlib import Path
 
 from letterlock.app import initialise, open_app
 from letterlock.services.accounts.setup import InitOptions
-from letterlock.services.mail.change_relay import ChangeListener, ChangeSender
-from letterlock.services.mail.notify import ChangeHub
+from letterlock.services.mail import change_relay
+from letterlock.services.peers import MAX_PAYLOAD
 from smtp.serve_process import children, start_serve
+from support.connections import connect_served_by
 from support.env import PASSWORD, make_config
 
 ALICE = "alice@example.test"
-WORKERS_ENV = {"LETTERLOCK_SMTP_WORKERS": "2"}
+WORKERS_ENV = {"LETTERLOCK_SMTP_WORKERS": "2", "LETTERLOCK_IMAP_PROCESSES": "1"}
+"""One MX worker, IMAP in the main process alone."""
+BOTH_ENV = {"LETTERLOCK_SMTP_WORKERS": "2", "LETTERLOCK_IMAP_PROCESSES": "2"}
+"""One worker serving MX and IMAP beside the main process."""
 
 
-async def test_relay_wakes_watchers_in_another_hub(tmp_path: Path) -> None:
-    here, there = ChangeHub(), ChangeHub()
-    listener = ChangeListener(tmp_path / "run", here)
-    listener.start()
-    sender = ChangeSender(tmp_path / "run")
-    there.add_forwarder(sender)
-    try:
-        with here.watch(7) as seven, here.watch(8) as eight:
-            there.notify(7)
-            there.notify(7)
-            await asyncio.wait_for(seven.wait(), 1.0)
-            assert not eight.is_set()
-    finally:
-        sender.close()
-        listener.close()
-    assert not (tmp_path / "run" / "changes.sock").exists()
-
-
-async def test_relay_under_a_home_too_deep_for_a_socket_path(tmp_path: Path) -> None:
-    run = tmp_path.joinpath(*["deep" * 10] * 4, "run")
-    here, there = ChangeHub(), ChangeHub()
-    listener = ChangeListener(run, here)
-    listener.start()
-    sender = ChangeSender(run)
-    there.add_forwarder(sender)
-    try:
-        with here.watch(3) as three:
-            there.notify(3)
-            await asyncio.wait_for(three.wait(), 1.0)
-    finally:
-        sender.close()
-        listener.close()
-
-
-def test_sender_without_listener_is_harmless(tmp_path: Path) -> None:
-    async def go() -> None:
-        hub = ChangeHub()
-        sender = ChangeSender(tmp_path)
-        hub.add_forwarder(sender)
-        hub.notify(1)
-        await asyncio.sleep(0.1)
-        sender.close()
-
-    asyncio.run(go())
+def test_change_ids_are_split_into_payloads_the_bus_takes() -> None:
+    ids = list(range(10**6, 10**6 + 5000))
+    payloads = change_relay.encode(ids)
+    assert len(payloads) > 1
+    assert all(len(p) <= MAX_PAYLOAD for p in payloads)
+    assert [i for p in payloads for i in change_relay.decode(p)] == ids
+    assert change_relay.encode([]) == []
 
 
 def _send(port: int, tag: str) -> str:
@@ -151,3 +118,54 @@ async def test_workers_stop_when_serve_is_killed(tmp_path: Path) -> None:
         await asyncio.sleep(0.1)
     os.kill(worker, signal.SIGKILL)
     raise AssertionError("the worker outlived its serve process")
+
+
+def _imaps(port: int) -> imaplib.IMAP4_SSL:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    imap = imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=ctx, timeout=20)
+    imap.login(ALICE, PASSWORD)
+    return imap
+
+
+def _deliver_through(pid: int, port: int, tag: str) -> None:
+    """One message over an MX connection served by process ``pid``."""
+    client = connect_served_by(pid, lambda: smtplib.SMTP("127.0.0.1", port, timeout=20),
+                               lambda c: c.sock, lambda c: c.quit())
+    with client:
+        client.ehlo("test.example")
+        client.sendmail("w@remote.test", [ALICE], f"Subject: {tag}\r\n\r\nhi\r\n".encode())
+
+
+async def test_mx_in_one_process_wakes_idle_in_the_other(tmp_path: Path) -> None:
+    """smtp.workers = imap.processes = 2: one worker serves both, and mail taken by
+    either process wakes an IDLE session in the other."""
+    home = tmp_path / "home"
+    config = make_config(home)
+    await initialise(config, InitOptions())
+    async with open_app(config) as app:
+        await app.accounts.create(ALICE, "us-east", PASSWORD)
+    served = await asyncio.to_thread(start_serve, home, BOTH_ENV)
+    try:
+        [worker] = children(served.proc.pid)
+        main = served.proc.pid
+        for count, (idle_on, mx_on) in enumerate([(main, worker), (worker, main)], 1):
+            imap = await asyncio.to_thread(
+                connect_served_by, idle_on, lambda: _imaps(served.imaps),
+                lambda c: c.sock, lambda c: c.logout())
+            imap.select("INBOX")
+            imap.send(b"i1 IDLE\r\n")
+            assert imap.readline().startswith(b"+")
+            await asyncio.to_thread(_deliver_through, mx_on, served.mx, f"m{count}")
+            waited = await asyncio.to_thread(_idle_until, imap, count, 5.0)
+            assert waited < 1.0, f"IDLE in {idle_on} heard of mail {mx_on} took after " \
+                f"{waited:.2f} s"
+            imap.send(b"DONE\r\n")
+            while not imap.readline().startswith(b"i1 "):
+                pass
+            imap.logout()
+    finally:
+        served.proc.send_signal(signal.SIGTERM)
+        served.proc.wait(30)
+    assert not children(served.proc.pid)

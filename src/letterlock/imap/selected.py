@@ -25,7 +25,10 @@ class RecentClaims:
     """IMAP4rev1 \\Recent (RFC 3501 2.3.2): a message is recent to the first session
     that sees it after it arrived. Kept per server process, per mailbox, as the highest
     UID already claimed. Without persistent state, after a restart every message is
-    recent to the first session that selects its mailbox."""
+    recent to the first session that selects its mailbox; and with several IMAP
+    processes (``imap.processes``) each keeps its own claims, so a new message can be
+    recent to one session in each process. IMAP4rev2 dropped \\Recent for this kind
+    of reason; clients do not rely on it."""
 
     def __init__(self) -> None:
         self._claimed: dict[int, int] = {}
@@ -160,6 +163,9 @@ class SelectedMailbox:
         """Untagged responses that bring this view up to date (empty if nothing
         changed). With ``allow_expunge`` False (during FETCH, STORE, SEARCH; RFC 9051
         7.5.1) a pending expunge defers every update to a later command."""
+        # Changes another process already told of must not wait for the event loop
+        # to read them: its client may have had their OK before sending us this.
+        mailboxes.hub.drain()
         if not self.changed.is_set():
             return []
         self.changed.clear()

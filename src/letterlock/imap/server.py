@@ -70,18 +70,22 @@ class ImapServer:
         self.tls_port: int | None = None
         """The bound implicit-TLS port, once started (None without a TLS context)."""
 
-    async def start(self, host: str, port: int, tls_port: int | None = None) -> None:
+    async def start(self, host: str, port: int, tls_port: int | None = None, *,
+                    reuse_port: bool = False) -> None:
         """Listen on ``port`` (STARTTLS offered when a TLS context was given) and, with
-        a TLS context, on ``tls_port`` with implicit TLS. Port 0 picks a free port."""
+        a TLS context, on ``tls_port`` with implicit TLS. Port 0 picks a free port.
+        ``reuse_port``: share the ports with the other IMAP processes of this server
+        (SO_REUSEPORT; see letterlock/workers.py)."""
         limit = self._config.max_line_bytes
         plain = await asyncio.start_server(
-            lambda r, w: self._accept(r, w, tls=False), host, port, limit=limit)
+            lambda r, w: self._accept(r, w, tls=False), host, port, limit=limit,
+            reuse_port=reuse_port or None)
         self._servers.append(plain)
         self.port = plain.sockets[0].getsockname()[1]
         if self._ssl is not None and tls_port is not None:
             secure = await asyncio.start_server(
                 lambda r, w: self._accept(r, w, tls=True), host, tls_port, limit=limit,
-                ssl=self._ssl)
+                ssl=self._ssl, reuse_port=reuse_port or None)
             self._servers.append(secure)
             self.tls_port = secure.sockets[0].getsockname()[1]
 

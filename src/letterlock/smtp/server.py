@@ -23,14 +23,12 @@ from letterlock.app import App
 from letterlock.config import SmtpConfig
 from letterlock.services.accounts.accounts import AccountService
 from letterlock.services.mail import dkim_keys
-from letterlock.services.mail.change_relay import ChangeListener
 from letterlock.services.mail.delivery import DeliveryService
 from letterlock.services.mail.inbound_auth import InboundChecks
 from letterlock.services.mail.outbound import OutboundQueue, OutboundSettings
 from letterlock.smtp.handlers import LmtpHandler, MxHandler, Outbound, SubmissionHandler
 from letterlock.smtp.limits import ClientLimits, LimitSettings, parse_networks
 from letterlock.smtp.protocol import ListenerKind, LmtpListener, SmtpHandler, SmtpListener
-from letterlock.smtp.workers import MxWorkers, run_dir
 
 log = logging.getLogger("letterlock.smtp")
 
@@ -89,7 +87,7 @@ class SmtpServer:
         server = await loop.create_server(
             self._factory(kind, handler, auth=auth, tls=tls),
             host=self._bind, port=port, reuse_address=True,
-            # MX worker processes share the MX port; the kernel spreads connections.
+            # Worker processes share the MX port; the kernel spreads connections.
             reuse_port=self._reuse_port and kind is ListenerKind.MX)
         self._servers.append(server)
         bound: int = server.sockets[0].getsockname()[1]
@@ -127,11 +125,12 @@ class SmtpServer:
         self._servers.clear()
 
 
-async def start_smtp(app: App, ssl_context: ssl.SSLContext | None,
-                     ) -> Callable[[], Awaitable[None]]:
+async def start_smtp(app: App, ssl_context: ssl.SSLContext | None, *,
+                     reuse_port: bool = False) -> Callable[[], Awaitable[None]]:
     """Composition-root entry point (``letterlock serve``): DKIM keys for every hosted
     domain, the outbound queue (resumed from its spool) and the listeners. Returns the
-    coroutine function that stops them."""
+    coroutine function that stops them. ``reuse_port``: the MX port is shared with
+    worker processes (``smtp.workers``, see letterlock/workers.py)."""
     config = app.config
     loop = asyncio.get_running_loop()
     for domain in await app.control.list_domains():
@@ -140,35 +139,18 @@ async def start_smtp(app: App, ssl_context: ssl.SSLContext | None,
                           dkim_keys.DkimKeys(config.control_dir),
                           OutboundSettings.from_config(config.smtp, config.server.hostname))
     await queue.start()
-    processes = config.smtp.workers
     server = SmtpServer(app.delivery, app.accounts, queue, config.smtp,
                         config.server.hostname, ssl_context, bind=config.server.bind,
-                        reuse_port=processes >= 2)
-    listener: ChangeListener | None = None
-    workers: MxWorkers | None = None
+                        reuse_port=reuse_port)
     try:
-        ports = await server.start()
-        if processes >= 2:
-            # Workers deliver into the same cells: their changes must wake IDLE here.
-            listener = ChangeListener(run_dir(config), app.hub)
-            listener.start()
-            workers = MxWorkers(config.home, config.server.bind, ports.mx, processes - 1)
-            await workers.start()
+        await server.start()
     except BaseException:
-        if workers is not None:
-            await workers.stop()
-        if listener is not None:
-            listener.close()
         await server.close()
         await queue.close()
         raise
 
     async def stop() -> None:
-        if workers is not None:
-            await workers.stop()
         await server.close()
-        if listener is not None:
-            listener.close()
         await queue.close()
 
     return stop

@@ -299,8 +299,7 @@ class MailboxService:
         """Store messages sealed by :meth:`seal_message` in one group commit."""
         cell = self._cell(ref)
         result = await cell.committer.append([m for m, _ in items], [b for _, b in items])
-        for box_id in {a.mailbox_id for a in result}:
-            self.hub.notify(box_id)
+        self.hub.notify_many(a.mailbox_id for a in result)
         return result
 
     # -- reading ------------------------------------------------------------------

@@ -1,24 +1,43 @@
 """Change notification: a mailbox's watchers are woken after every committed change,
-so an IMAP IDLE (or any other front-end) can wait without polling."""
+so an IMAP IDLE (or any other front-end) can wait without polling.
+
+Watchers are keyed by mailbox id alone, and a mailbox id is unique only within its
+cell (region): a change in one region also wakes the watchers of the mailbox with
+the same id in another. Such a spurious wake-up costs that session one look at its
+mailbox, which finds nothing new; carrying the region everywhere would cost more.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 
 class ChangeHub:
     def __init__(self) -> None:
         self._watchers: dict[int, set[asyncio.Event]] = {}
-        self._forwarders: list[Callable[[int], None]] = []
+        self._forwarders: list[Callable[[Sequence[int]], None]] = []
+        self._drainers: list[Callable[[], None]] = []
 
-    def add_forwarder(self, forward: Callable[[int], None]) -> None:
-        """Also call ``forward(mailbox_id)`` for every change made in this process
-        (e.g. to tell other processes, see :mod:`letterlock.services.mail.change_relay`).
-        Changes received from elsewhere (:meth:`notify_from_elsewhere`) are not
-        forwarded again."""
+    def add_forwarder(self, forward: Callable[[Sequence[int]], None]) -> None:
+        """Also call ``forward(mailbox_ids)`` for every change made in this process
+        (to tell other processes, see :mod:`letterlock.services.mail.change_relay`),
+        before :meth:`notify` returns. Changes received from elsewhere
+        (:meth:`notify_from_elsewhere`) are not forwarded again."""
         self._forwarders.append(forward)
+
+    def add_drainer(self, drain: Callable[[], None]) -> None:
+        """Call ``drain()`` from :meth:`drain`: it takes in, now, the changes other
+        processes have already sent (e.g. :meth:`letterlock.services.peers.PeerBus.drain`)."""
+        self._drainers.append(drain)
+
+    def drain(self) -> None:
+        """Take in changes already sent by other processes, so a watcher checked right
+        after this sees every change that another process had finished (and told)
+        before. Call it before looking at a watch event."""
+        for drain in self._drainers:
+            drain()
 
     @contextmanager
     def watch(self, mailbox_id: int) -> Iterator[asyncio.Event]:
@@ -35,9 +54,17 @@ class ChangeHub:
                     del self._watchers[mailbox_id]
 
     def notify(self, mailbox_id: int) -> None:
-        self.notify_from_elsewhere(mailbox_id)
+        self.notify_many((mailbox_id,))
+
+    def notify_many(self, mailbox_ids: Iterable[int]) -> None:
+        """Several mailboxes changed in one commit: told to other processes at once."""
+        ids = sorted(set(mailbox_ids))
+        if not ids:
+            return
+        for mailbox_id in ids:
+            self.notify_from_elsewhere(mailbox_id)
         for forward in self._forwarders:
-            forward(mailbox_id)
+            forward(ids)
 
     def notify_from_elsewhere(self, mailbox_id: int) -> None:
         """Wake this process's watchers of ``mailbox_id`` only."""

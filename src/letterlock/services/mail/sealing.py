@@ -376,10 +376,11 @@ def _frames(jobs: list[_Job]) -> Iterator[list[_Job]]:
 
 def default_processes(configured: int, event_loops: int = 1) -> int:
     """``crypto.seal_processes`` resolved: -1 means one per CPU that the server's
-    ``event_loops`` processes leave free (at most four)."""
+    ``event_loops`` processes leave free (at most four), among the CPUs this process
+    may run on (its affinity)."""
     if configured >= 0:
         return configured
-    return max(0, min(4, (os.cpu_count() or 1) - max(1, event_loops)))
+    return max(0, min(4, len(os.sched_getaffinity(0)) - max(1, event_loops)))
 
 
 if __name__ == "__main__":

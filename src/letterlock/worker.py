@@ -1,0 +1,96 @@
+"""A front-end worker process: ``python -m letterlock.worker --home H --bind B
+[--mx-port P] [--imap-port P --imaps-port P]``.
+
+Started by :class:`letterlock.workers.FrontEndWorkers` in ``letterlock serve``. It
+opens the application on the same HOME, joins the peer bus (mailbox changes to and
+from the other processes), follows the PostgreSQL change feed of cells kept there,
+listens on the shared MX and/or IMAP ports with the main process's TLS certificate,
+prints a ready line, and stops on SIGTERM, SIGINT or when its stdin closes (the main
+process is gone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from letterlock import config as config_mod
+from letterlock.app import open_app, start_change_feeds, start_peers, tls_context
+from letterlock.imap.server import ImapServer
+from letterlock.smtp.server import SmtpServer
+from letterlock.workers import READY
+
+
+async def _stdin_closed() -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while await reader.read(4096):
+        pass
+
+
+async def run_worker(config: config_mod.Config, *, mx: bool, imap: bool) -> None:
+    async with open_app(config) as app, contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(await start_peers(app))
+        stack.push_async_callback(await start_change_feeds(app))
+        tls = await asyncio.to_thread(tls_context, config)
+        if mx:
+            smtp = SmtpServer(app.delivery, app.accounts, None, config.smtp,
+                              config.server.hostname, tls, bind=config.server.bind,
+                              lmtp=False, mx_only=True, reuse_port=True)
+            await smtp.start()
+            stack.push_async_callback(smtp.close)
+        if imap:
+            imap_server = ImapServer(app.accounts, app.mailboxes, config.imap, tls)
+            await imap_server.start(config.server.bind, config.imap.port,
+                                    config.imap.tls_port, reuse_port=True)
+            stack.push_async_callback(imap_server.close)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        orphaned = asyncio.create_task(_stdin_closed())
+        orphaned.add_done_callback(lambda _: stop.set())
+        print(READY, flush=True)
+        try:
+            await stop.wait()
+        finally:
+            orphaned.cancel()
+            with contextlib.suppress(asyncio.CancelledError, OSError):
+                await orphaned
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="letterlock front-end worker process")
+    parser.add_argument("--home", required=True, type=Path)
+    parser.add_argument("--bind", required=True)
+    parser.add_argument("--mx-port", type=int, help="serve MX on this shared port")
+    parser.add_argument("--imap-port", type=int, help="serve IMAP on this shared port")
+    parser.add_argument("--imaps-port", type=int, help="serve IMAPS on this shared port")
+    args = parser.parse_args(argv)
+    if args.mx_port is None and args.imap_port is None:
+        parser.error("nothing to serve: give --mx-port and/or --imap-port")
+    overrides: dict[str, dict[str, Any]] = {"server": {"bind": args.bind}}
+    if args.mx_port is not None:
+        overrides["smtp"] = {"port": args.mx_port}
+    if args.imap_port is not None:
+        overrides["imap"] = {"port": args.imap_port,
+                             **({"tls_port": args.imaps_port}
+                                if args.imaps_port is not None else {})}
+    config = config_mod.load(args.home, overrides=overrides)
+    if config.crypto.seal_processes < 0:
+        # The CPUs are taken by the event loops themselves: a worker seals in-process
+        # (the main process gets helpers only for the CPUs left over).
+        config = replace(config, crypto=replace(config.crypto, seal_processes=0))
+    asyncio.run(run_worker(config, mx=args.mx_port is not None,
+                           imap=args.imap_port is not None))
+
+
+if __name__ == "__main__":
+    main()
