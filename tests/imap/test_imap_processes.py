@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from imap_script import Imap
 
 from letterlock.app import initialise, open_app
 from letterlock.services.accounts.setup import InitOptions
@@ -133,3 +134,26 @@ def test_the_bus_sockets_are_those_of_the_live_processes(
     home = Path(argv[argv.index(b"--home") + 1].decode())
     sockets = sorted(p.name for p in (home / "control" / "run" / "peers").iterdir())
     assert sockets == sorted([f"{server.proc.pid}.sock", f"{worker}.sock"])
+
+
+async def test_news_waiting_in_the_socket_is_taken_in_before_the_answer(imap: Imap) -> None:
+    """Regression guard for callback order: news another process sent before its
+    client had OK can still wait, unread, in this process's socket when the next
+    command is handled (it was read with earlier ones; the loop was busy). Every look
+    at the mailbox drains the waiting news first."""
+    app = imap.app
+    c = await imap.session()
+    await c.command("a1", "APPEND INBOX {9+}\r\nSubject:\r\n")
+    assert (await c.command("a2", "SELECT INBOX"))[-1].startswith(b"a2 OK")
+    session = await app.accounts.authenticate(imap.user, imap.password)
+    box = await app.mailboxes.get_mailbox(session, "INBOX")
+    # Another process changed the flags (behind this process's hub) and its news is
+    # in the socket: drain() is the only way this process can hear of it.
+    store = app.cells.get("us-east").store
+    await store.store_flags(box.id, [1], "add", frozenset({"\\Flagged"}))
+    waiting = [box.id]
+    app.hub.add_drainer(lambda: [app.hub.notify_from_elsewhere(i) for i in waiting]
+                        and waiting.clear())
+    lines = await c.command("a3", "NOOP")
+    assert any(b"FETCH" in line and b"\\Flagged" in line for line in lines), lines
+    await c.close()
