@@ -142,9 +142,8 @@ async def open_app(config: Config, *, create: bool = False) -> AsyncIterator[App
             stack.push_async_callback(closer)
         kdf = KdfRunner(config.crypto.max_concurrent_kdf, config.crypto.kdf_queue_per_client)
         stack.callback(kdf.close)
-        # Memory only; cleared (its encrypted keys overwritten) at shutdown. Shared
-        # with the other server processes once a PeerBus is built here:
-        # key_cache.attach(bus) (see services/accounts/key_cache.py).
+        # Memory only; cleared (its encrypted keys overwritten) at shutdown; shared
+        # with the other processes of this server over the peer bus (below).
         key_cache = KeyCache(KeyCacheSettings(config.crypto.key_cache_ttl_s,
                                               config.crypto.key_cache_max_uses,
                                               config.crypto.key_cache_max_entries))
@@ -156,6 +155,7 @@ async def open_app(config: Config, *, create: bool = False) -> AsyncIterator[App
         # reach here once start_peers joined the bus).
         peers = PeerBus(config.run_dir)
         stack.callback(peers.close)
+        key_cache.attach(peers)
         ChangeRelay(hub, peers)
         accounts = AccountService(control, cells, kdf, params, audit, key_cache=key_cache)
         # Worker processes (smtp.workers, imap.processes) are event loops of their

@@ -104,6 +104,9 @@ class Member:
                 for handler in other.get(kind, ()):
                     handler(payload)
 
+    def drain(self) -> None:
+        pass  # delivered at once
+
 
 def _settings(**changes: float) -> KeyCacheSettings:
     return dataclasses.replace(KeyCacheSettings(), **changes)

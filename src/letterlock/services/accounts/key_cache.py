@@ -91,6 +91,10 @@ class Bus(Protocol):
 
     def broadcast(self, kind: bytes, payload: bytes) -> None: ...
 
+    def drain(self) -> None:
+        """Handle now every message already waiting for this process."""
+        ...
+
 
 @dataclass(frozen=True)
 class KeyCacheSettings:
@@ -241,6 +245,10 @@ class KeyCache:
         the caller runs the full check). Costs one fast KDF either way."""
         if not self.enabled:
             return None
+        if self._bus is not None:
+            # An entry made by a login that just ended in another process (a client
+            # reconnecting to a different process) may be waiting in the socket.
+            self._bus.drain()
         entry = self._live(address)
         usable = entry is not None and hmac.compare_digest(entry.binding, binding)
         ad = _associated(address, binding)
