@@ -172,7 +172,8 @@ class PeerBus:
         """Send ``payload`` to every other live process of this server, now: when this
         returns, each datagram is in its receiver's queue (or, for a receiver whose
         queue is full, in this process's backlog for a retry). Never to this process.
-        Raises ValueError for a payload above ``MAX_PAYLOAD`` bytes."""
+        Call it from the event loop's thread (the bus is not thread-safe). Raises
+        ValueError for a payload above ``MAX_PAYLOAD`` bytes."""
         if kind.startswith(b"peer-"):
             raise ValueError(f"kind {kind!r} is reserved for the bus itself")
         self._send_all(_encode(kind, payload))
