@@ -72,3 +72,36 @@ def test_other_key_cannot_open() -> None:
     # even when it claims the right key id
     with pytest.raises(CryptoError):
         seal.Opener(other.private, PAIR.key_id).open(blob)
+
+
+def test_open_with_key_needs_the_blobs_own_content_key() -> None:
+    one = seal.seal(b"first message", PAIR.public, PAIR.key_id)
+    two = seal.seal(b"second message", PAIR.public, PAIR.key_id)
+    key_one = OPENER.content_key(one)
+    assert seal.open_with_key(one, key_one) == b"first message"
+    with pytest.raises(CryptoError):
+        seal.open_with_key(two, key_one)  # a blob swapped in for another is refused
+    tampered = bytearray(one)
+    tampered[-1] ^= 1
+    with pytest.raises(CryptoError):
+        seal.open_with_key(bytes(tampered), key_one)
+
+
+def test_derived_keys_differ_by_purpose_and_account() -> None:
+    other = keys.KeyPair.generate()
+    mine = OPENER.derive_key(b"digests")
+    assert mine == seal.Opener(PAIR.private, PAIR.key_id).derive_key(b"digests")
+    assert mine != OPENER.derive_key(b"other purpose")
+    assert mine != seal.Opener(other.private, other.key_id).derive_key(b"digests")
+
+
+def test_a_box_opens_only_with_its_key_and_associated_data() -> None:
+    key = OPENER.derive_key(b"digests")
+    box = seal.seal_box(key, b"pack", b"mailbox 1")
+    assert seal.open_box(key, box, b"mailbox 1") == b"pack"
+    with pytest.raises(CryptoError):
+        seal.open_box(key, box, b"mailbox 2")
+    with pytest.raises(CryptoError):
+        seal.open_box(OPENER.derive_key(b"x"), box, b"mailbox 1")
+    with pytest.raises(CryptoError):
+        seal.open_box(key, box[:-1] + bytes([box[-1] ^ 1]), b"mailbox 1")

@@ -10,7 +10,7 @@ import pytest
 
 from letterlock.errors import AlreadyExists, UnknownAccount, UnknownMailbox, UnknownMessage
 from letterlock.storage.contracts import BlobStore, CellStore, ControlStore
-from letterlock.storage.models import AccountRecord, NewMessage, Region
+from letterlock.storage.models import AccountRecord, DigestPack, NewMessage, Region
 
 WHEN = datetime(2025, 1, 15, 9, 0, tzinfo=UTC)
 
@@ -313,3 +313,51 @@ async def test_concurrent_appends_get_distinct_uids(cell: CellStore) -> None:
                                      for i in range(40)))
     uids = sorted(r[0].uid for r in results)
     assert uids == list(range(1, 41))
+
+
+# ------------------------------------------------------------------ digest packs
+
+
+async def _box_with(cell: CellStore, count: int) -> int:
+    await cell.create_account(account())
+    box = await cell.create_mailbox("acc1", "INBOX", None, True)
+    await cell.append_messages([new(box.id, f"b{i}") for i in range(count)])
+    return box.id
+
+
+async def test_digest_pack_is_stored_only_when_whole_and_current(cell: CellStore) -> None:
+    box = await _box_with(cell, 5)  # UIDs 1..5
+    assert not await cell.put_digest_pack(DigestPack(box, 1, 5, 4, b"short"))
+    assert await cell.put_digest_pack(DigestPack(box, 1, 3, 3, b"one-three"))
+    assert await cell.put_digest_pack(DigestPack(box, 4, 5, 2, b"four-five"))
+    assert [p.data for p in await cell.get_digest_packs(box, 1, 100)] == [
+        b"one-three", b"four-five"]
+    assert [p.data for p in await cell.get_digest_packs(box, 4, 4)] == [b"four-five"]
+    # A wider pack of the same start replaces; a narrower one does not.
+    assert await cell.put_digest_pack(DigestPack(box, 1, 5, 5, b"all"))
+    assert not await cell.put_digest_pack(DigestPack(box, 1, 3, 3, b"older view"))
+    assert [(p.first_uid, p.last_uid, p.count) for p in
+            await cell.get_digest_packs(box, 1, 1)] == [(1, 5, 5)]
+    with pytest.raises(UnknownMailbox):
+        await cell.get_digest_packs(box + 1000, 1, 5)
+
+
+async def test_removing_a_message_removes_the_packs_that_hold_it(cell: CellStore) -> None:
+    box = await _box_with(cell, 6)
+    assert await cell.put_digest_pack(DigestPack(box, 1, 3, 3, b"a"))
+    assert await cell.put_digest_pack(DigestPack(box, 4, 6, 3, b"b"))
+    await cell.expunge(box, [5])
+    assert [p.data for p in await cell.get_digest_packs(box, 1, 100)] == [b"a"]
+    # The rest of the range is two messages now: a pack made before the expunge is
+    # refused, one made after is taken.
+    assert not await cell.put_digest_pack(DigestPack(box, 4, 6, 3, b"stale"))
+    assert await cell.put_digest_pack(DigestPack(box, 4, 6, 2, b"fresh"))
+    other = await cell.create_mailbox("acc1", "Other", None, True)
+    await cell.append_messages([new(other.id, "x")])
+    assert await cell.put_digest_pack(DigestPack(other.id, 1, 1, 1, b"o"))
+    await cell.delete_mailbox("acc1", "Other")
+    await cell.create_account(account("ann@example.test", "acc2"))
+    assert len(await cell.get_digest_packs(box, 1, 100)) == 2
+    await cell.delete_account("bob@example.test")
+    again = await cell.create_mailbox("acc2", "INBOX", None, True)
+    assert await cell.get_digest_packs(again.id, 1, 100) == []

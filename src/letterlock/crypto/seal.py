@@ -137,22 +137,37 @@ class Opener:
     """Opens blobs sealed to one account key (held in a session's memory).
 
     Content keys recently unwrapped are remembered (a small LRU), so opening a
-    message's summary and then its body costs one key agreement, not two.
+    message's summary and then its body costs one key agreement, not two. A caller
+    that already knows a blob's content key (from a digest pack, see
+    services/mail/digests.py) opens it with :func:`open_with_key`, with no key
+    agreement at all.
     """
 
-    CACHE_SIZE = 512
+    CACHE_SIZE = 64
 
     def __init__(self, private_key: X25519PrivateKey, key_id: bytes) -> None:
         self._private = private_key
         self._public = private_key.public_key().public_bytes_raw()
         self.key_id = key_id
-        self._keys: OrderedDict[bytes, AESGCM] = OrderedDict()
+        self._keys: OrderedDict[bytes, bytes] = OrderedDict()
 
     @property
     def private_key(self) -> X25519PrivateKey:
         return self._private
 
-    def _content_key(self, header: SealHeader) -> AESGCM:
+    def derive_key(self, purpose: bytes) -> bytes:
+        """A 256-bit symmetric key for ``purpose``, derived from the account's private
+        key (HKDF-SHA256): only a holder of the unlocked key can compute it, and it
+        stays the same across password changes and recovery (the key pair does)."""
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=self.key_id,
+                    info=b"letterlock derived key v1 " + purpose)
+        return hkdf.derive(self._private.private_bytes_raw())
+
+    def content_key(self, blob: bytes) -> bytes:
+        """The raw content key of a sealed blob (or of its header alone)."""
+        return self._content_key(SealHeader.parse(blob))
+
+    def _content_key(self, header: SealHeader) -> bytes:
         if header.key_id != self.key_id:
             raise CryptoError("sealed to a different key")
         cache_key = header.eph_pub + header.wrapped
@@ -160,45 +175,38 @@ class Opener:
         if cached is not None:
             self._keys.move_to_end(cache_key)
             return cached
-        aead = self._unwrap(header)
-        self._keys[cache_key] = aead
+        key = self._unwrap(header)
+        self._keys[cache_key] = key
         if len(self._keys) > self.CACHE_SIZE:
             self._keys.popitem(last=False)
-        return aead
+        return key
 
-    def _unwrap(self, header: SealHeader) -> AESGCM:
+    def forget_keys(self) -> None:
+        """Drop remembered content keys (a session going idle keeps no more than it
+        needs)."""
+        self._keys.clear()
+
+    def _unwrap(self, header: SealHeader) -> bytes:
         shared = self._private.exchange(X25519PublicKey.from_public_bytes(header.eph_pub))
         wrap = _wrap_key(shared, header.eph_pub, self._public)
         try:
-            key = AESGCM(wrap).decrypt(b"\x00" * 12, header.wrapped, header.key_id)
+            return AESGCM(wrap).decrypt(b"\x00" * 12, header.wrapped, header.key_id)
         except InvalidTag as exc:
             raise CryptoError("content key failed to open") from exc
-        return AESGCM(key)
 
     def open(self, blob: bytes) -> bytes:
         """Decrypt a whole sealed blob, verifying every chunk and the end marker."""
-        return b"".join(self.iter_chunks(blob))
+        header = SealHeader.parse(blob)
+        return b"".join(_chunks(blob, header, AESGCM(self._content_key(header))))
 
     def iter_chunks(self, blob: bytes) -> Iterator[bytes]:
         header = SealHeader.parse(blob)
-        aead = self._content_key(header)
-        step = header.chunk_size + TAG
-        body = memoryview(blob)[HEADER_SIZE:]
-        if len(body) < TAG:
-            raise CryptoError("sealed blob is truncated")
-        count = -(-len(body) // step)
-        for index in range(count):
-            piece = body[index * step : (index + 1) * step]
-            try:
-                yield aead.decrypt(_nonce(header.prefix, index, index == count - 1), piece,
-                                   header.raw)
-            except InvalidTag as exc:
-                raise CryptoError(f"sealed chunk {index} failed authentication") from exc
+        return _chunks(blob, header, AESGCM(self._content_key(header)))
 
     def open_range(self, blob: bytes, start: int, length: int) -> bytes:
         """Plaintext bytes [start, start+length) opening only the chunks that cover them."""
         header = SealHeader.parse(blob)
-        aead = self._content_key(header)
+        aead = AESGCM(self._content_key(header))
         step = header.chunk_size + TAG
         body = memoryview(blob)[HEADER_SIZE:]
         count = -(-len(body) // step)
@@ -215,3 +223,54 @@ class Opener:
         joined = b"".join(parts)
         offset = start - first * header.chunk_size
         return joined[offset : offset + length]
+
+
+def open_with_key(blob: bytes, content_key: bytes) -> bytes:
+    """Decrypt a sealed blob whose content key is already known. Every chunk is
+    authenticated under that key with the blob's header as associated data, so a blob
+    that is not the one the key belongs to fails (CryptoError), as does any change."""
+    header = SealHeader.parse(blob)
+    return b"".join(_chunks(blob, header, AESGCM(content_key)))
+
+
+def _chunks(blob: bytes, header: SealHeader, aead: AESGCM) -> Iterator[bytes]:
+    step = header.chunk_size + TAG
+    body = memoryview(blob)[HEADER_SIZE:]
+    if len(body) < TAG:
+        raise CryptoError("sealed blob is truncated")
+    count = -(-len(body) // step)
+    if count == 1:
+        try:
+            yield aead.decrypt(_nonce(header.prefix, 0, True), body, header.raw)
+        except InvalidTag as exc:
+            raise CryptoError("sealed chunk 0 failed authentication") from exc
+        return
+    for index in range(count):
+        piece = body[index * step : (index + 1) * step]
+        try:
+            yield aead.decrypt(_nonce(header.prefix, index, index == count - 1), piece,
+                               header.raw)
+        except InvalidTag as exc:
+            raise CryptoError(f"sealed chunk {index} failed authentication") from exc
+
+
+_BOX_MAGIC = b"LLB1"
+
+
+def seal_box(key: bytes, plaintext: bytes, associated: bytes) -> bytes:
+    """Encrypt ``plaintext`` under a symmetric ``key`` (e.g. :meth:`Opener.derive_key`),
+    bound to ``associated`` data: ``b"LLB1" | nonce (12) | AES-256-GCM ciphertext+tag``.
+    For data only an unlocked session writes and reads (digest packs)."""
+    nonce = secrets.token_bytes(12)
+    return _BOX_MAGIC + nonce + AESGCM(key).encrypt(nonce, plaintext, associated)
+
+
+def open_box(key: bytes, box: bytes, associated: bytes) -> bytes:
+    """Decrypt :func:`seal_box` output. Raises CryptoError if it was changed, or was
+    sealed under another key or for other associated data."""
+    if len(box) < 4 + 12 + TAG or box[:4] != _BOX_MAGIC:
+        raise CryptoError("not a sealed box")
+    try:
+        return AESGCM(key).decrypt(box[4:16], box[16:], associated)
+    except InvalidTag as exc:
+        raise CryptoError("sealed box failed authentication") from exc

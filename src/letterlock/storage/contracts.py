@@ -15,6 +15,7 @@ from letterlock.storage.models import (
     AccountRecord,
     Appended,
     Changes,
+    DigestPack,
     Domain,
     Expunged,
     FlagChange,
@@ -232,6 +233,23 @@ class CellStore(Protocol):
                             with_summary: bool = True) -> Changes:
         """Messages with modseq > ``modseq`` and UIDs expunged after it
         (``with_summary`` as for list_messages)."""
+        ...
+
+    # -- digest packs (sealed read caches, see services/mail/digests.py) ----------
+    async def get_digest_packs(self, mailbox_id: int, first_uid: int,
+                               last_uid: int) -> list[DigestPack]:
+        """The mailbox's packs whose UID range meets ``first_uid..last_uid``,
+        ascending ``first_uid``. Raises UnknownMailbox."""
+        ...
+
+    async def put_digest_pack(self, pack: DigestPack) -> bool:
+        """Store ``pack``, replacing the mailbox's pack with the same ``first_uid``,
+        only if it is whole and current: exactly ``pack.count`` messages of the mailbox
+        have UIDs in its range now, and it covers no less than the one it replaces.
+        Returns whether it was stored (False is not an error: the caller's view was
+        stale). Every operation that removes a message (expunge, mailbox or account
+        deletion) removes the packs whose range holds it, in the same transaction, so
+        a stored pack never describes a message that is gone."""
         ...
 
     async def close(self) -> None:

@@ -18,6 +18,7 @@ from letterlock.storage.models import (
     AccountRecord,
     Appended,
     Changes,
+    DigestPack,
     Domain,
     Expunged,
     FlagChange,
@@ -131,6 +132,8 @@ class MemoryCellStore:
         self._messages: dict[int, dict[int, MessageRecord]] = {}
         self._vanished: dict[int, list[tuple[int, int]]] = {}
         self._vanished_flags: dict[tuple[int, int], frozenset[str]] = {}
+        self._packs: dict[int, dict[int, DigestPack]] = {}
+        """mailbox id -> first uid -> pack."""
         """(mailbox id, uid) -> flags the message had when it was expunged."""
         self._subscriptions: dict[str, set[str]] = {}
         """account id -> subscribed names (mailboxes or not)."""
@@ -176,6 +179,7 @@ class MemoryCellStore:
             blobs += [m.blob_id for m in self._messages.pop(box.id).values()]
             del self._mailboxes[box.id]
             self._vanished.pop(box.id, None)
+            self._packs.pop(box.id, None)
         self._subscriptions.pop(account.id, None)
         return sorted({b for b in blobs if not self._referenced(b)})
 
@@ -241,6 +245,7 @@ class MemoryCellStore:
         blobs = [m.blob_id for m in self._messages.pop(box.id).values()]
         del self._mailboxes[box.id]
         del self._vanished[box.id]
+        self._packs.pop(box.id, None)
         return sorted({b for b in blobs if not self._referenced(b)})
 
     async def subscribe(self, account_id: str, name: str, on: bool) -> None:
@@ -309,6 +314,7 @@ class MemoryCellStore:
         out = []
         for msg in await self.get_messages(mailbox_id, uids):
             del self._messages[mailbox_id][msg.uid]
+            self._drop_packs_holding(mailbox_id, msg.uid)
             modseq = self._bump(mailbox_id)
             self._vanished[mailbox_id].append((msg.uid, modseq))
             self._vanished_flags[(mailbox_id, msg.uid)] = msg.flags
@@ -341,6 +347,29 @@ class MemoryCellStore:
                         if m.modseq > modseq)
         vanished = tuple(sorted(uid for uid, ms in self._vanished[mailbox_id] if ms > modseq))
         return Changes(box.highestmodseq, changed, vanished)
+
+    def _drop_packs_holding(self, mailbox_id: int, uid: int) -> None:
+        packs = self._packs.get(mailbox_id, {})
+        for first in [f for f, p in packs.items() if p.first_uid <= uid <= p.last_uid]:
+            del packs[first]
+
+    async def get_digest_packs(self, mailbox_id: int, first_uid: int,
+                               last_uid: int) -> list[DigestPack]:
+        await self.get_mailbox_by_id(mailbox_id)
+        packs = self._packs.get(mailbox_id, {})
+        return [packs[f] for f in sorted(packs)
+                if packs[f].first_uid <= last_uid and packs[f].last_uid >= first_uid]
+
+    async def put_digest_pack(self, pack: DigestPack) -> bool:
+        await self.get_mailbox_by_id(pack.mailbox_id)
+        msgs = self._messages[pack.mailbox_id]
+        present = sum(1 for uid in msgs if pack.first_uid <= uid <= pack.last_uid)
+        packs = self._packs.setdefault(pack.mailbox_id, {})
+        old = packs.get(pack.first_uid)
+        if present != pack.count or (old is not None and old.last_uid > pack.last_uid):
+            return False
+        packs[pack.first_uid] = pack
+        return True
 
     async def close(self) -> None:
         pass

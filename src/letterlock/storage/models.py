@@ -82,6 +82,20 @@ class NewMessage:
 
 
 @dataclass(frozen=True)
+class DigestPack:
+    """Sealed digests (content keys, headers, structure) of the messages of one mailbox
+    whose UIDs lie in ``first_uid..last_uid``: ``count`` of them, every message of the
+    mailbox in that range. Written and read only by a session holding the account key
+    (services/mail/digests.py); to storage it is an opaque blob."""
+
+    mailbox_id: int
+    first_uid: int
+    last_uid: int
+    count: int
+    data: bytes
+
+
+@dataclass(frozen=True)
 class Appended:
     mailbox_id: int
     uidvalidity: int

@@ -47,6 +47,7 @@ from letterlock.storage.models import (
     AccountRecord,
     Appended,
     Changes,
+    DigestPack,
     Domain,
     Expunged,
     FlagChange,
@@ -350,6 +351,14 @@ CREATE TABLE IF NOT EXISTS vanished (
 ALTER TABLE vanished ADD COLUMN IF NOT EXISTS flags TEXT[] NOT NULL DEFAULT '{}';
 ALTER TABLE accounts ADD COLUMN IF NOT EXISTS openpgp_cert BYTEA NOT NULL DEFAULT '\\x';
 CREATE TABLE IF NOT EXISTS cell_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS digest_packs (
+    mailbox_id BIGINT NOT NULL,
+    first_uid BIGINT NOT NULL,
+    last_uid BIGINT NOT NULL,
+    count BIGINT NOT NULL,
+    data BYTEA NOT NULL,
+    PRIMARY KEY (mailbox_id, first_uid)
+);
 CREATE TABLE IF NOT EXISTS subscriptions (
     account_id TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -649,6 +658,7 @@ class PostgresCellStore:
             await _lock_blobs(c, blobs)
             await c.execute("DELETE FROM messages WHERE mailbox_id = ANY(%s)", (boxes,))
             await c.execute("DELETE FROM vanished WHERE mailbox_id = ANY(%s)", (boxes,))
+            await c.execute("DELETE FROM digest_packs WHERE mailbox_id = ANY(%s)", (boxes,))
             await c.execute("DELETE FROM mailboxes WHERE account_id=%s", (row[0],))
             await c.execute("DELETE FROM subscriptions WHERE account_id=%s", (row[0],))
             await c.execute("DELETE FROM accounts WHERE id=%s", (row[0],))
@@ -738,6 +748,7 @@ class PostgresCellStore:
             await _lock_blobs(c, blobs)
             await c.execute("DELETE FROM messages WHERE mailbox_id=%s", (box.id,))
             await c.execute("DELETE FROM vanished WHERE mailbox_id=%s", (box.id,))
+            await c.execute("DELETE FROM digest_packs WHERE mailbox_id=%s", (box.id,))
             await c.execute("DELETE FROM mailboxes WHERE id=%s", (box.id,))
             await _notify(c, self.channel, [box.id])
             return await _orphans(c, blobs)
@@ -826,6 +837,9 @@ class PostgresCellStore:
             gone_uids = [m.uid for m in gone]
             await c.execute("DELETE FROM messages WHERE mailbox_id=%s AND uid = ANY(%s)",
                             (mailbox_id, gone_uids))
+            await c.execute("DELETE FROM digest_packs p USING unnest(%s::bigint[]) AS g(uid) "
+                            "WHERE p.mailbox_id=%s AND g.uid BETWEEN p.first_uid AND p.last_uid",
+                            (gone_uids, mailbox_id))
             first = box.highestmodseq + 1
             await c.execute("UPDATE mailboxes SET highestmodseq = highestmodseq + %s, "
                             "exists_count = exists_count - %s WHERE id=%s",
@@ -890,6 +904,40 @@ class PostgresCellStore:
             return Changes(box.highestmodseq, changed, vanished)
 
         return await self.db.read(op)
+
+    async def get_digest_packs(self, mailbox_id: int, first_uid: int,
+                               last_uid: int) -> list[DigestPack]:
+        async def op(c: Conn) -> list[DigestPack]:
+            await _get_box_id(c, mailbox_id)
+            rows = await _all(c, "SELECT first_uid, last_uid, count, data FROM digest_packs "
+                                 "WHERE mailbox_id=%s AND first_uid <= %s AND last_uid >= %s "
+                                 "ORDER BY first_uid", (mailbox_id, last_uid, first_uid))
+            return [DigestPack(mailbox_id, int(r[0]), int(r[1]), int(r[2]), bytes(r[3]))
+                    for r in rows]
+
+        return await self.db.read(op)
+
+    async def put_digest_pack(self, pack: DigestPack) -> bool:
+        async def op(c: Conn) -> bool:
+            # The mailbox row lock orders this against expunges (which take it too).
+            await _lock_box(c, pack.mailbox_id)
+            row = await _one(c, "SELECT count(*) FROM messages WHERE mailbox_id=%s "
+                                "AND uid BETWEEN %s AND %s",
+                             (pack.mailbox_id, pack.first_uid, pack.last_uid))
+            old = await _one(c, "SELECT last_uid FROM digest_packs WHERE mailbox_id=%s "
+                                "AND first_uid=%s", (pack.mailbox_id, pack.first_uid))
+            if row is None or int(row[0]) != pack.count or (
+                    old is not None and int(old[0]) > pack.last_uid):
+                return False
+            await c.execute("INSERT INTO digest_packs VALUES (%s, %s, %s, %s, %s) "
+                            "ON CONFLICT (mailbox_id, first_uid) DO UPDATE SET "
+                            "last_uid = excluded.last_uid, count = excluded.count, "
+                            "data = excluded.data",
+                            (pack.mailbox_id, pack.first_uid, pack.last_uid, pack.count,
+                             pack.data))
+            return True
+
+        return await self.db.write(op)
 
     async def close(self) -> None:
         for feed in list(self._feeds):

@@ -35,6 +35,7 @@ from letterlock.storage.models import (
     AccountRecord,
     Appended,
     Changes,
+    DigestPack,
     Domain,
     Expunged,
     FlagChange,
@@ -283,6 +284,14 @@ CREATE TABLE IF NOT EXISTS vanished (
     PRIMARY KEY (mailbox_id, uid)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cell_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS digest_packs (
+    mailbox_id INTEGER NOT NULL,
+    first_uid INTEGER NOT NULL,
+    last_uid INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (mailbox_id, first_uid)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS subscriptions (
     account_id TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -485,6 +494,7 @@ class SqliteCellStore:
                     "SELECT blob_id FROM messages WHERE mailbox_id=?", (box,))]
                 c.execute("DELETE FROM messages WHERE mailbox_id=?", (box,))
                 c.execute("DELETE FROM vanished WHERE mailbox_id=?", (box,))
+                c.execute("DELETE FROM digest_packs WHERE mailbox_id=?", (box,))
             c.execute("DELETE FROM mailboxes WHERE account_id=?", (row[0],))
             c.execute("DELETE FROM subscriptions WHERE account_id=?", (row[0],))
             c.execute("DELETE FROM accounts WHERE id=?", (row[0],))
@@ -557,6 +567,7 @@ class SqliteCellStore:
                                              (box.id,))]
             c.execute("DELETE FROM messages WHERE mailbox_id=?", (box.id,))
             c.execute("DELETE FROM vanished WHERE mailbox_id=?", (box.id,))
+            c.execute("DELETE FROM digest_packs WHERE mailbox_id=?", (box.id,))
             c.execute("DELETE FROM mailboxes WHERE id=?", (box.id,))
             return _orphans(c, blobs)
 
@@ -634,6 +645,8 @@ class SqliteCellStore:
             for msg in _select_uids(c, mailbox_id, uids):
                 c.execute("DELETE FROM messages WHERE mailbox_id=? AND uid=?",
                           (mailbox_id, msg.uid))
+                c.execute("DELETE FROM digest_packs WHERE mailbox_id=? AND first_uid<=? "
+                          "AND last_uid>=?", (mailbox_id, msg.uid, msg.uid))
                 modseq = _bump(c, mailbox_id)
                 c.execute("INSERT OR REPLACE INTO vanished (mailbox_id, uid, modseq, flags) "
                           "VALUES (?,?,?,?)",
@@ -687,6 +700,33 @@ class SqliteCellStore:
             return Changes(box.highestmodseq, changed, vanished)
 
         return await self.db.read(op)
+
+    async def get_digest_packs(self, mailbox_id: int, first_uid: int,
+                               last_uid: int) -> list[DigestPack]:
+        def op(c: sqlite3.Connection) -> list[DigestPack]:
+            _get_box_id(c, mailbox_id)
+            return [DigestPack(mailbox_id, r[0], r[1], r[2], bytes(r[3])) for r in c.execute(
+                "SELECT first_uid, last_uid, count, data FROM digest_packs "
+                "WHERE mailbox_id=? AND first_uid<=? AND last_uid>=? ORDER BY first_uid",
+                (mailbox_id, last_uid, first_uid))]
+
+        return await self.db.read(op)
+
+    async def put_digest_pack(self, pack: DigestPack) -> bool:
+        def op(c: sqlite3.Connection) -> bool:
+            _get_box_id(c, pack.mailbox_id)
+            (present,) = c.execute(
+                "SELECT count(*) FROM messages WHERE mailbox_id=? AND uid BETWEEN ? AND ?",
+                (pack.mailbox_id, pack.first_uid, pack.last_uid)).fetchone()
+            old = c.execute("SELECT last_uid FROM digest_packs WHERE mailbox_id=? AND "
+                            "first_uid=?", (pack.mailbox_id, pack.first_uid)).fetchone()
+            if present != pack.count or (old is not None and old[0] > pack.last_uid):
+                return False
+            c.execute("INSERT OR REPLACE INTO digest_packs VALUES (?,?,?,?,?)",
+                      (pack.mailbox_id, pack.first_uid, pack.last_uid, pack.count, pack.data))
+            return True
+
+        return await self.db.write(op)
 
     async def close(self) -> None:
         self.db.close()
