@@ -20,7 +20,8 @@ from letterlock.audit.events import EventType
 from letterlock.cli.main import cli
 from letterlock.errors import InvalidInput, MatterOpen, Refused
 from letterlock.policy import PolicyEngine, load_jurisdictions, load_profile
-from letterlock.services.legal.matters import LegalService, verify_package
+from letterlock.services.legal.matters import LegalService
+from letterlock.services.legal.production import verify_package
 from letterlock.storage.legal_sqlite import LegalStore
 
 from .harness import make_request

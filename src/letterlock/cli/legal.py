@@ -34,7 +34,8 @@ from letterlock.policy import (
     validate,
 )
 from letterlock.policy.rules import PROFILES_DIR
-from letterlock.services.legal.matters import LegalService, Matter, verify_package
+from letterlock.services.legal.matters import LegalService, Matter
+from letterlock.services.legal.production import verify_package
 
 T = TypeVar("T")
 

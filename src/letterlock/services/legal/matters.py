@@ -13,7 +13,8 @@
 - ``close``: ends the matter and releases its holds.
 
 Every step is written to the audit log. A step under a gag is logged sealed until
-the gag expires.
+the gag expires. The signed production package is written by ``production``, the
+user notice's letter by ``notices``.
 """
 
 from __future__ import annotations
@@ -21,29 +22,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import secrets
-import shutil
-import zipfile
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
-
 from letterlock.audit.events import AuditEvent, AuditSink, EventType, Revealer
-from letterlock.errors import InvalidInput, MatterOpen, NotFound, Refused, UnknownAccount
+from letterlock.errors import InvalidInput, MatterOpen, Refused, UnknownAccount
 from letterlock.policy import (
     AccountFacts,
     Decision,
@@ -59,6 +48,8 @@ from letterlock.policy.decision import transparency_bucket
 from letterlock.policy.rules import OUTCOMES
 from letterlock.services.accounts.accounts import AccountService
 from letterlock.services.cells import Cells
+from letterlock.services.legal.notices import notice_message, notice_text
+from letterlock.services.legal.production import produce
 from letterlock.services.mail.delivery import DeliveryService
 from letterlock.storage.contracts import ControlStore
 from letterlock.storage.legal_sqlite import HoldRow, LegalStore, MatterRow, NoticeRow
@@ -67,11 +58,6 @@ STATES = ("received", "evaluated", "decided", "executed", "notified", "closed")
 HOSTED_TENANT_SETTING = "legal.hosted_tenant_domains"
 """Control-store setting: comma-separated domains whose mail belongs to a hosted
 customer (LEGAL.md row 11)."""
-PACKAGE_FORMAT = "letterlock-production/1"
-KEY_FILE = "production-key.pem"
-SEALED_STATEMENT = ("Content of a sealed account is included only as ciphertext: it is "
-                    "sealed to the account holder's key, and the operator holds no key "
-                    "that can open it.")
 _INDEFINITE = datetime(9999, 12, 31, tzinfo=UTC)
 
 
@@ -130,15 +116,6 @@ class Matter:
 class TickReport:
     notices_sent: int
     holds_released: int
-
-
-@dataclass(frozen=True)
-class PackageCheck:
-    ok: bool
-    matter: str | None
-    items: int
-    problems: tuple[str, ...]
-    public_key: str | None
 
 
 def _now() -> datetime:
@@ -350,7 +327,9 @@ class LegalService:
         # Disclosure: a signed package with exactly the approved categories.
         package = None
         if any(f.outcome == "disclose" for _, _, f in decision.findings()):
-            package = await self._produce(matter, decision)
+            package = await produce(matter.id, decision, control=self._control,
+                                    cells=self._cells, work_dir=self._dir,
+                                    clock=self._clock)
             await self._record(EventType.LEGAL_PRODUCTION_EXECUTED, actor, request, row.id,
                                details=(("package", package),))
         row = replace(row, state="executed", package=package)
@@ -363,93 +342,9 @@ class LegalService:
             for target in request.targets:
                 if matter.facts.get(target) is not None and matter.facts[target].exists:
                     await self._store.add_notice(row.id, target, due,
-                                                 _notice_text(matter, decision))
+                                                 notice_text(matter.id, request, decision))
             await self._send_due_notices(now)
         return await self.show(row.id)
-
-    async def _produce(self, matter: Matter, decision: Decision) -> str:
-        items: list[tuple[str, str, str, bytes]] = []  # (path, target, category, data)
-        unavailable: list[dict[str, str]] = []
-        countries = {r.id: r.country for r in await self._control.list_regions()}
-        for target, category, finding in decision.findings():
-            if finding.outcome != "disclose":
-                continue
-            region = await self._control.lookup(target)
-            cell = None if region is None else self._cells.get(region)
-            record = None if cell is None else await cell.store.get_account(target)
-            if cell is None or record is None or region is None:
-                unavailable.append({"target": target, "category": category,
-                                    "reason": "no such account"})
-                continue
-            if category == "subscriber":
-                doc = {"address": record.address, "created": format_time(record.created),
-                       "region": region, "country": countries.get(region, "")}
-                items.append((f"subscriber/{target}.json", target, category, _j(doc)))
-            elif category == "identification":
-                doc = {"address": record.address, "account_id": record.id,
-                       "key_id": record.key_id.hex(), "public_key": record.public_key.hex(),
-                       "key_custody": record.custody}
-                items.append((f"identification/{target}.json", target, category, _j(doc)))
-            elif category == "traffic":
-                entries = []
-                for box in await cell.store.list_mailboxes(record.id):
-                    for msg in await cell.store.list_messages(box.id):
-                        entries.append({"mailbox": box.name, "uid": msg.uid, "size": msg.size,
-                                        "internaldate": format_time(msg.internaldate),
-                                        "flags": sorted(msg.flags)})
-                items.append((f"traffic/{target}.json", target, category, _j(entries)))
-                unavailable.append({"target": target, "category": category,
-                                    "reason": "envelope and header fields are sealed to the "
-                                              "account key; only plain metadata is included"})
-            elif category == "content":
-                for box in await cell.store.list_mailboxes(record.id):
-                    for msg in await cell.store.list_messages(box.id):
-                        path = f"content/{target}/{box.id}-{msg.uid}.sealed"
-                        try:
-                            data = await cell.blobs.get(msg.blob_id)
-                        except NotFound:
-                            unavailable.append({"target": target, "category": category,
-                                                "reason": f"{path}: sealed blob missing"})
-                            continue
-                        items.append((path, target, category, data))
-                unavailable.append({"target": target, "category": category,
-                                    "reason": "plaintext: " + SEALED_STATEMENT})
-        key = await asyncio.to_thread(self._signing_key)
-        manifest = {
-            "format": PACKAGE_FORMAT,
-            "matter": matter.id,
-            "created_at": format_time(self._clock()),
-            "decision": decision.to_json(),
-            "items": [{"path": p, "target": t, "category": c, "size": len(d),
-                       "sha256": hashlib.sha256(d).hexdigest()} for p, t, c, d in items],
-            "unavailable": unavailable,
-            "statements": [SEALED_STATEMENT],
-            "public_key": key.public_key().public_bytes(
-                serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex(),
-        }
-        body = _canonical(manifest)
-        signature = key.sign(body).hex()
-        root = self._dir / "packages" / matter.id
-        await asyncio.to_thread(_write_package, root, items, body, signature)
-        return str(root)
-
-    def _signing_key(self) -> Ed25519PrivateKey:
-        path = self._dir / KEY_FILE
-        if path.exists():
-            loaded = serialization.load_pem_private_key(path.read_bytes(), None)
-            assert isinstance(loaded, Ed25519PrivateKey)
-            return loaded
-        self._dir.mkdir(parents=True, exist_ok=True)
-        key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, pem)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return key
 
     # -- notices, holds, closing ------------------------------------------------------------
 
@@ -470,7 +365,7 @@ class LegalService:
                 ref = await self._accounts.resolve(notice.address)
             except UnknownAccount:
                 continue
-            results = await self._delivery.deliver(_notice_message(notice), [ref])
+            results = await self._delivery.deliver(notice_message(notice), [ref])
             if not all(r.ok for r in results):
                 continue
             await self._store.mark_notice_sent(notice.id, now)
@@ -600,112 +495,3 @@ def _override(decision: Decision, outcome: str, actor: str, only_targets: Sequen
 def _earliest(decision: Decision, now: datetime) -> datetime | None:
     dues = [d.due for d in decision.deadlines if d.due >= now - timedelta(days=365 * 10)]
     return min(dues) if dues else None
-
-
-def _j(value: object) -> bytes:
-    return json.dumps(value, indent=2, sort_keys=True).encode()
-
-
-def _canonical(value: object) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False).encode()
-
-
-def _write_package(root: Path, items: list[tuple[str, str, str, bytes]], manifest: bytes,
-                   signature: str) -> None:
-    if root.exists():
-        shutil.rmtree(root)
-    root.mkdir(parents=True)
-    for path, _, _, data in items:
-        target = root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-    (root / "manifest.json").write_bytes(manifest)
-    (root / "manifest.sig").write_text(signature + "\n")
-    archive = root.with_suffix(".zip")
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
-        for file in sorted(p for p in root.rglob("*") if p.is_file()):
-            zf.write(file, file.relative_to(root).as_posix())
-    for file in [*root.rglob("*"), archive]:
-        if file.is_file():
-            with open(file, "rb") as fh:
-                os.fsync(fh.fileno())
-
-
-def _notice_text(matter: Matter, decision: Decision) -> str:
-    request = matter.request
-    lines = [
-        "A government request concerned your account.",
-        "",
-        f"Reference: {matter.id}",
-        f"Received: {format_time(request.received_at)}",
-        f"From: {request.issuer.authority} in {request.issuer.country}",
-        f"Instrument: {request.instrument}",
-        f"Asked for: {', '.join(request.categories)}",
-        "",
-        "What we did:",
-    ]
-    for _, category, finding in decision.findings():
-        lines.append(f"  {category}: {finding.outcome}")
-    lines += ["", "Your mail is sealed to your key: we cannot read it, and we did not hand "
-                  "over anything we could read."]
-    return "\n".join(lines) + "\n"
-
-
-def _notice_message(notice: NoticeRow) -> bytes:
-    msg = EmailMessage()
-    domain = notice.address.rsplit("@", 1)[1]
-    msg["From"] = f"Legal notices <legal-notices@{domain}>"
-    msg["To"] = notice.address
-    msg["Subject"] = f"A legal request concerned your account ({notice.matter_id})"
-    msg["Date"] = format_datetime(_now())
-    msg["Message-ID"] = make_msgid(domain=domain)
-    msg.set_content(notice.text)
-    return bytes(msg).replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-
-
-# --- package verification (pure; used by `legal verify-package`) -----------------------------
-
-
-def verify_package(path: Path, public_key_hex: str | None = None) -> PackageCheck:
-    """Check a production package (directory or zip): the manifest's Ed25519 signature
-    and every item's SHA-256. ``public_key_hex`` pins the operator's key."""
-    files: dict[str, bytes] = {}
-    try:
-        if path.is_dir():
-            files = {p.relative_to(path).as_posix(): p.read_bytes()
-                     for p in path.rglob("*") if p.is_file()}
-        else:
-            with zipfile.ZipFile(path) as zf:
-                files = {n: zf.read(n) for n in zf.namelist()}
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise InvalidInput(f"{path}: not a readable package ({exc})") from exc
-    body, sig = files.get("manifest.json"), files.get("manifest.sig")
-    if body is None or sig is None:
-        raise InvalidInput(f"{path}: manifest.json or manifest.sig missing")
-    try:
-        manifest = json.loads(body)
-        key_hex = str(manifest["public_key"])
-        key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(key_hex))
-        signature = bytes.fromhex(sig.decode().strip())
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidInput(f"{path}: malformed manifest ({exc})") from exc
-    problems: list[str] = []
-    if public_key_hex is not None and public_key_hex.lower() != key_hex:
-        problems.append("manifest is signed by a different key than the one pinned")
-    try:
-        key.verify(signature, body)
-    except InvalidSignature:
-        problems.append("manifest signature does not verify")
-    items = manifest.get("items", [])
-    for item in items:
-        data = files.get(item["path"])
-        if data is None:
-            problems.append(f"{item['path']}: missing")
-        elif hashlib.sha256(data).hexdigest() != item["sha256"]:
-            problems.append(f"{item['path']}: SHA-256 does not match")
-    listed = {i["path"] for i in items} | {"manifest.json", "manifest.sig"}
-    for extra in sorted(set(files) - listed):
-        problems.append(f"{extra}: not listed in the manifest")
-    return PackageCheck(not problems, manifest.get("matter"), len(items), tuple(problems),
-                        key_hex)

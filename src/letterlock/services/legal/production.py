@@ -1,0 +1,214 @@
+"""Production packages: what a disclosure decision hands over, and how anyone checks it.
+
+``produce`` gathers exactly the approved categories of each target (subscriber,
+identification, plain traffic metadata, sealed content as ciphertext), writes them
+with a manifest signed by the operator's Ed25519 production key, as a directory and a
+zip. ``verify_package`` is the pure check behind ``letterlock legal verify-package``:
+the manifest's signature and every item's SHA-256.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from letterlock.errors import InvalidInput, NotFound
+from letterlock.policy import Decision, format_time
+from letterlock.services.cells import Cells
+from letterlock.storage.contracts import ControlStore
+
+PACKAGE_FORMAT = "letterlock-production/1"
+KEY_FILE = "production-key.pem"
+SEALED_STATEMENT = ("Content of a sealed account is included only as ciphertext: it is "
+                    "sealed to the account holder's key, and the operator holds no key "
+                    "that can open it.")
+
+
+@dataclass(frozen=True)
+class PackageCheck:
+    ok: bool
+    matter: str | None
+    items: int
+    problems: tuple[str, ...]
+    public_key: str | None
+
+
+async def produce(matter_id: str, decision: Decision, *, control: ControlStore, cells: Cells,
+                  work_dir: Path, clock: Callable[[], datetime]) -> str:
+    """Write the signed package for the disclosed findings of ``decision`` under
+    ``work_dir/packages/<matter_id>`` (and a zip beside it). Returns its path."""
+    items: list[tuple[str, str, str, bytes]] = []  # (path, target, category, data)
+    unavailable: list[dict[str, str]] = []
+    countries = {r.id: r.country for r in await control.list_regions()}
+    for target, category, finding in decision.findings():
+        if finding.outcome != "disclose":
+            continue
+        region = await control.lookup(target)
+        cell = None if region is None else cells.get(region)
+        record = None if cell is None else await cell.store.get_account(target)
+        if cell is None or record is None or region is None:
+            unavailable.append({"target": target, "category": category,
+                                "reason": "no such account"})
+            continue
+        if category == "subscriber":
+            doc = {"address": record.address, "created": format_time(record.created),
+                   "region": region, "country": countries.get(region, "")}
+            items.append((f"subscriber/{target}.json", target, category, _j(doc)))
+        elif category == "identification":
+            doc = {"address": record.address, "account_id": record.id,
+                   "key_id": record.key_id.hex(), "public_key": record.public_key.hex(),
+                   "key_custody": record.custody}
+            items.append((f"identification/{target}.json", target, category, _j(doc)))
+        elif category == "traffic":
+            entries = []
+            for box in await cell.store.list_mailboxes(record.id):
+                for msg in await cell.store.list_messages(box.id):
+                    entries.append({"mailbox": box.name, "uid": msg.uid, "size": msg.size,
+                                    "internaldate": format_time(msg.internaldate),
+                                    "flags": sorted(msg.flags)})
+            items.append((f"traffic/{target}.json", target, category, _j(entries)))
+            unavailable.append({"target": target, "category": category,
+                                "reason": "envelope and header fields are sealed to the "
+                                          "account key; only plain metadata is included"})
+        elif category == "content":
+            for box in await cell.store.list_mailboxes(record.id):
+                for msg in await cell.store.list_messages(box.id):
+                    path = f"content/{target}/{box.id}-{msg.uid}.sealed"
+                    try:
+                        data = await cell.blobs.get(msg.blob_id)
+                    except NotFound:
+                        unavailable.append({"target": target, "category": category,
+                                            "reason": f"{path}: sealed blob missing"})
+                        continue
+                    items.append((path, target, category, data))
+            unavailable.append({"target": target, "category": category,
+                                "reason": "plaintext: " + SEALED_STATEMENT})
+    key = await asyncio.to_thread(_signing_key, work_dir)
+    manifest = {
+        "format": PACKAGE_FORMAT,
+        "matter": matter_id,
+        "created_at": format_time(clock()),
+        "decision": decision.to_json(),
+        "items": [{"path": p, "target": t, "category": c, "size": len(d),
+                   "sha256": hashlib.sha256(d).hexdigest()} for p, t, c, d in items],
+        "unavailable": unavailable,
+        "statements": [SEALED_STATEMENT],
+        "public_key": key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex(),
+    }
+    body = _canonical(manifest)
+    signature = key.sign(body).hex()
+    root = work_dir / "packages" / matter_id
+    await asyncio.to_thread(_write_package, root, items, body, signature)
+    return str(root)
+
+
+def _signing_key(work_dir: Path) -> Ed25519PrivateKey:
+    path = work_dir / KEY_FILE
+    if path.exists():
+        loaded = serialization.load_pem_private_key(path.read_bytes(), None)
+        assert isinstance(loaded, Ed25519PrivateKey)
+        return loaded
+    work_dir.mkdir(parents=True, exist_ok=True)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, pem)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return key
+
+
+def _j(value: object) -> bytes:
+    return json.dumps(value, indent=2, sort_keys=True).encode()
+
+
+def _canonical(value: object) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode()
+
+
+def _write_package(root: Path, items: list[tuple[str, str, str, bytes]], manifest: bytes,
+                   signature: str) -> None:
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    for path, _, _, data in items:
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    (root / "manifest.json").write_bytes(manifest)
+    (root / "manifest.sig").write_text(signature + "\n")
+    archive = root.with_suffix(".zip")
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for file in sorted(p for p in root.rglob("*") if p.is_file()):
+            zf.write(file, file.relative_to(root).as_posix())
+    for file in [*root.rglob("*"), archive]:
+        if file.is_file():
+            with open(file, "rb") as fh:
+                os.fsync(fh.fileno())
+
+
+# --- package verification (pure; used by `legal verify-package`) -----------------------------
+
+
+def verify_package(path: Path, public_key_hex: str | None = None) -> PackageCheck:
+    """Check a production package (directory or zip): the manifest's Ed25519 signature
+    and every item's SHA-256. ``public_key_hex`` pins the operator's key."""
+    files: dict[str, bytes] = {}
+    try:
+        if path.is_dir():
+            files = {p.relative_to(path).as_posix(): p.read_bytes()
+                     for p in path.rglob("*") if p.is_file()}
+        else:
+            with zipfile.ZipFile(path) as zf:
+                files = {n: zf.read(n) for n in zf.namelist()}
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise InvalidInput(f"{path}: not a readable package ({exc})") from exc
+    body, sig = files.get("manifest.json"), files.get("manifest.sig")
+    if body is None or sig is None:
+        raise InvalidInput(f"{path}: manifest.json or manifest.sig missing")
+    try:
+        manifest = json.loads(body)
+        key_hex = str(manifest["public_key"])
+        key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(key_hex))
+        signature = bytes.fromhex(sig.decode().strip())
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidInput(f"{path}: malformed manifest ({exc})") from exc
+    problems: list[str] = []
+    if public_key_hex is not None and public_key_hex.lower() != key_hex:
+        problems.append("manifest is signed by a different key than the one pinned")
+    try:
+        key.verify(signature, body)
+    except InvalidSignature:
+        problems.append("manifest signature does not verify")
+    items = manifest.get("items", [])
+    for item in items:
+        data = files.get(item["path"])
+        if data is None:
+            problems.append(f"{item['path']}: missing")
+        elif hashlib.sha256(data).hexdigest() != item["sha256"]:
+            problems.append(f"{item['path']}: SHA-256 does not match")
+    listed = {i["path"] for i in items} | {"manifest.json", "manifest.sig"}
+    for extra in sorted(set(files) - listed):
+        problems.append(f"{extra}: not listed in the manifest")
+    return PackageCheck(not problems, manifest.get("matter"), len(items), tuple(problems),
+                        key_hex)
