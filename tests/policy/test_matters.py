@@ -273,7 +273,7 @@ async def test_lifting_needs_an_order(app: App, legal: LegalService) -> None:
 
 async def test_each_step_of_a_matter_reaches_the_targets_access_feed(
         app: App, legal: LegalService) -> None:
-    from letterlock.services.transparency.report import AccessFeed
+    from letterlock.services.transparency.access_feed import AccessFeed
 
     await _bob(app)
     matter = await legal.decide((await legal.file(make_request(), "t")).id, "t")

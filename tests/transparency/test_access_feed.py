@@ -16,7 +16,7 @@ from letterlock.app import App
 from letterlock.audit.events import AuditEvent, EventType
 from letterlock.audit.verify import check_inclusion_bundle
 from letterlock.http.access_feed import make_access_feed_router
-from letterlock.services.transparency.report import AccessFeed
+from letterlock.services.transparency.access_feed import AccessFeed
 from support.env import PASSWORD
 
 BOB = "bob@example.test"

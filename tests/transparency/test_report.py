@@ -11,6 +11,12 @@ from datetime import date
 import pytest
 
 from letterlock.errors import InvalidInput
+from letterlock.services.transparency.rendering import (
+    render_csv,
+    render_html,
+    render_json,
+    report_json,
+)
 from letterlock.services.transparency.report import (
     ROW_KEYS,
     HeadRef,
@@ -19,10 +25,6 @@ from letterlock.services.transparency.report import (
     band,
     compute_report,
     facts_from_matter,
-    render_csv,
-    render_html,
-    render_json,
-    report_json,
 )
 
 

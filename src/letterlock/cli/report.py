@@ -11,12 +11,13 @@ import click
 
 from letterlock.cli.common import CliContext, fail, load_config, pass_ctx, run
 from letterlock.errors import InvalidInput
+from letterlock.services.transparency import canary, rendering
 from letterlock.services.transparency import report as transparency
 
 RENDERERS = {
-    "json": transparency.render_json,
-    "csv": transparency.render_csv,
-    "html": transparency.render_html,
+    "json": rendering.render_json,
+    "csv": rendering.render_csv,
+    "html": rendering.render_html,
 }
 
 
@@ -75,5 +76,5 @@ def canary_cmd(ctx: CliContext, period: str | None, out: Path | None) -> None:
     check it with `python -m letterlock.audit.verify canary FILE`."""
     control = _control_dir(ctx)
     chosen = _period(period)
-    doc = run(lambda: transparency.signed_canary(control, chosen))
+    doc = run(lambda: canary.signed_canary(control, chosen))
     _emit(json.dumps(doc, indent=2, sort_keys=True) + "\n", out)

@@ -5,7 +5,7 @@ inclusion proof they can check offline.
     GET /api/access/events?after=N&limit=M     (HTTP Basic: address + mail password)
 
 The router is mounted by the HTTP application, which supplies two dependencies:
-``feed`` (an :class:`~letterlock.services.transparency.report.AccessFeed` on
+``feed`` (an :class:`~letterlock.services.transparency.access_feed.AccessFeed` on
 ``HOME/control/audit``) and ``accounts`` (the AccountService that checks passwords).
 """
 
@@ -19,7 +19,7 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
 from letterlock.errors import AuthenticationFailed, LetterlockError, NotFound
 from letterlock.services.accounts.accounts import AccountService
-from letterlock.services.transparency.report import AccessFeed
+from letterlock.services.transparency.access_feed import AccessFeed
 
 REALM = "letterlock"
 

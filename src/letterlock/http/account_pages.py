@@ -41,7 +41,7 @@ from letterlock.http.web_sessions import (
 from letterlock.policy import format_time
 from letterlock.services.accounts.accounts import MIN_PASSWORD_LENGTH
 from letterlock.services.mail.transfer import stream_mbox
-from letterlock.services.transparency.report import AccessFeed
+from letterlock.services.transparency.access_feed import AccessFeed
 
 MAX_FORM_BYTES = 16 * 1024
 MAX_KEY_FORM_BYTES = 256 * 1024

@@ -28,6 +28,7 @@ from letterlock.audit import verify as verify_mod
 from letterlock.audit.log import open_reader
 from letterlock.errors import InvalidInput, LetterlockError
 from letterlock.http.render import REPORT_CSP, PageRenderer, page_headers
+from letterlock.services.transparency import canary, rendering
 from letterlock.services.transparency import report as transparency
 from letterlock.services.transparency.report import Period
 
@@ -99,8 +100,8 @@ def install_public_pages(api: FastAPI, app: App, pages: PageRenderer) -> None:
     @router.get("/transparency/canary")
     async def canary_page(request: Request) -> Response:
         period = _canary_period(request)
-        doc = await transparency.signed_canary(control_dir, period)
-        kinds = {k.key: k.statement for k in transparency.CANARY_KINDS}
+        doc = await canary.signed_canary(control_dir, period)
+        kinds = {k.key: k.statement for k in canary.CANARY_KINDS}
         missing = [kinds[k] for k in doc["covers"] if k not in doc["not_received"]]
         return view("canary.html", title="Warrant canary", section="canary", doc=doc,
                     missing=missing, period=str(period),
@@ -110,7 +111,7 @@ def install_public_pages(api: FastAPI, app: App, pages: PageRenderer) -> None:
     @router.get("/transparency/canary.json")
     async def canary_json(request: Request) -> Response:
         period = _canary_period(request)
-        doc = await transparency.signed_canary(control_dir, period)
+        doc = await canary.signed_canary(control_dir, period)
         return JSONResponse(doc, headers={
             "Content-Disposition": f'attachment; filename="canary-{period}.json"'})
 
@@ -120,7 +121,7 @@ def install_public_pages(api: FastAPI, app: App, pages: PageRenderer) -> None:
         if chosen is None:
             return not_found(f"There is no half-year called {period}.")
         report = await transparency.report_for(control_dir, chosen)
-        return PlainTextResponse(transparency.render_csv(report), media_type="text/csv",
+        return PlainTextResponse(rendering.render_csv(report), media_type="text/csv",
                                  headers={"Content-Disposition":
                                           f'attachment; filename="transparency-{chosen}.csv"'})
 
@@ -130,7 +131,7 @@ def install_public_pages(api: FastAPI, app: App, pages: PageRenderer) -> None:
         if chosen is None:
             return not_found(f"There is no half-year called {period}.")
         report = await transparency.report_for(control_dir, chosen)
-        return JSONResponse(transparency.report_json(report), headers={
+        return JSONResponse(rendering.report_json(report), headers={
             "Content-Disposition": f'attachment; filename="transparency-{chosen}.json"'})
 
     @router.get("/transparency/{period}")
@@ -139,7 +140,7 @@ def install_public_pages(api: FastAPI, app: App, pages: PageRenderer) -> None:
         if chosen is None:
             return not_found(f"There is no half-year called {period}.")
         report = await transparency.report_for(control_dir, chosen)
-        return Response(_with_site_nav(transparency.render_html(report)),
+        return Response(_with_site_nav(rendering.render_html(report)),
                         media_type="text/html; charset=utf-8",
                         headers=page_headers(REPORT_CSP))
 

@@ -347,7 +347,7 @@ def _open_access_feed(app: App) -> Any:
     """The access feed of issue 6 when this build has it, else None."""
     try:
         from letterlock.http import access_feed  # noqa: F401
-        from letterlock.services.transparency.report import AccessFeed
+        from letterlock.services.transparency.access_feed import AccessFeed
     except ImportError:
         return None
     return AccessFeed(app.config.control_dir / "audit")
