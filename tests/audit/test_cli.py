@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import letterlock.audit.verify as verify_module
-from letterlock.audit.store import EVENTS_FILE
+from letterlock.audit.layout import EVENTS_FILE
 from support.cli import letterlock
 from support.env import PASSWORD
 

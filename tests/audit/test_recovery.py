@@ -10,14 +10,9 @@ import pytest
 
 from letterlock.audit import records
 from letterlock.audit.check import verify_log
-from letterlock.audit.store import (
-    EVENTS_FILE,
-    HEAD_FILE,
-    LEAVES_FILE,
-    MerkleLog,
-    level_file,
-    read_head_file,
-)
+from letterlock.audit.heads import read_head_file
+from letterlock.audit.layout import EVENTS_FILE, HEAD_FILE, LEAVES_FILE, level_file
+from letterlock.audit.store import MerkleLog
 from letterlock.errors import StorageError
 
 from .conftest import T0, build_log, numbered_event

@@ -11,8 +11,9 @@ import pytest
 
 from letterlock.audit.check import Problem, verify_log
 from letterlock.audit.events import AuditEvent, EventType
+from letterlock.audit.layout import EVENTS_FILE, SEALED_DIR
 from letterlock.audit.records import decode, event_to_json
-from letterlock.audit.store import EVENTS_FILE, SEALED_DIR, MerkleLog, init_log
+from letterlock.audit.store import MerkleLog, init_log
 from letterlock.audit.verify import VerificationError, canonical_json, check_inclusion_bundle
 from letterlock.errors import NotFound
 

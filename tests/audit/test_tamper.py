@@ -6,17 +6,16 @@ import shutil
 from pathlib import Path
 
 from letterlock.audit.check import Problem, verify_log
-from letterlock.audit.store import (
+from letterlock.audit.heads import read_head_file
+from letterlock.audit.layout import (
     EVENTS_FILE,
     HEAD_FILE,
     HEADS_FILE,
     LEAF_STRIDE,
     LEAVES_FILE,
-    MerkleLog,
-    init_log,
     level_file,
-    read_head_file,
 )
+from letterlock.audit.store import MerkleLog, init_log
 from letterlock.audit.verify import SignedHead
 
 from .conftest import build_log, numbered_event

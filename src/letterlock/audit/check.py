@@ -27,7 +27,7 @@ from pathlib import Path
 
 from letterlock.audit import records
 from letterlock.audit.keys import load_public_key
-from letterlock.audit.store import (
+from letterlock.audit.layout import (
     EVENTS_FILE,
     HEAD_FILE,
     HEADS_FILE,

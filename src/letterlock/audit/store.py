@@ -1,26 +1,15 @@
-"""The durable Merkle log: files under one directory, append-only.
+"""The durable Merkle log: files under one directory (see ``layout``), append-only.
 
-Layout (the app uses ``HOME/control/audit/``)::
-
-    events.jsonl     one canonical record per line: the leaves, the only source of truth
-    leaves.idx       per leaf: 32-byte leaf hash + 8-byte end offset in events.jsonl
-    level-KK.hash    per complete, aligned subtree of 2**KK leaves: its 32-byte hash
-    head.json        the latest signed tree head (replaced atomically)
-    heads.jsonl      signed heads kept for history (at most one a minute by default)
-    sealed/N.json    salt and content of commitment N until it is revealed (0600)
-    log-key.pem/.pub the operator's Ed25519 log key
-    append.lock      serialises writers across processes (flock)
-
-The hash files are derived from ``events.jsonl`` and let proofs read O(log n) stored
-nodes instead of rehashing the log. An append writes and fsyncs the events, then the
-hash files, then signs a head: after a crash, everything beyond the last signed head
-is re-derived from the events, and a torn last line (never acknowledged) is dropped.
+An append writes and fsyncs the events, then the hash files, then signs a head
+(``heads``): after a crash, everything beyond the last signed head is re-derived from
+the events, and a torn last line (never acknowledged) is dropped. Roots and proofs are
+computed by ``tree`` from the stored subtree hashes. Events under a non-disclosure
+order go in as salted commitments, revealed later.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import json
 import os
@@ -31,14 +20,23 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from letterlock.audit import records
+from letterlock.audit import records, tree
 from letterlock.audit.events import AuditEvent, EventType
+from letterlock.audit.heads import last_archived_head, read_head_file, sign_head, write_head
 from letterlock.audit.keys import (
     create_log_key,
     has_log_key,
     load_private_key,
     load_public_key,
     public_bytes,
+)
+from letterlock.audit.layout import (
+    EVENTS_FILE,
+    HEAD_FILE,
+    HEADS_FILE,
+    LOCK_FILE,
+    SEALED_DIR,
+    HashFiles,
 )
 from letterlock.audit.verify import (
     CONSISTENCY_FORMAT,
@@ -51,33 +49,14 @@ from letterlock.audit.verify import (
     commitment_hash,
     leaf_hash,
     log_id_for,
-    node_hash,
 )
 from letterlock.errors import InvalidInput, NotFound, NotInitialised, StorageError
-
-EVENTS_FILE = "events.jsonl"
-LEAVES_FILE = "leaves.idx"
-HEAD_FILE = "head.json"
-HEADS_FILE = "heads.jsonl"
-SEALED_DIR = "sealed"
-LOCK_FILE = "append.lock"
-LEAF_STRIDE = 40
-NODE_STRIDE = 32
 
 Clock = Callable[[], datetime]
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def level_file(level: int) -> str:
-    return f"level-{level:02d}.hash"
-
-
-def split_point(n: int) -> int:
-    """The largest power of two strictly below ``n`` (n >= 2): RFC 9162's k."""
-    return 1 << ((n - 1).bit_length() - 1)
 
 
 @dataclass(frozen=True)
@@ -99,70 +78,6 @@ def init_log(directory: Path, *, clock: Clock = _utcnow) -> bytes:
     public = create_log_key(directory)
     MerkleLog(directory, clock=clock).close()
     return public
-
-
-class _HashFiles:
-    """Positional access to ``leaves.idx`` and the ``level-KK.hash`` files."""
-
-    def __init__(self, directory: Path, writable: bool) -> None:
-        self._dir = directory
-        self._writable = writable
-        self._fds: dict[int, int] = {}
-
-    def _fd(self, level: int) -> int:
-        fd = self._fds.get(level)
-        if fd is None:
-            name = LEAVES_FILE if level == 0 else level_file(level)
-            flags = os.O_RDWR | os.O_CREAT if self._writable else os.O_RDONLY
-            try:
-                fd = os.open(self._dir / name, flags, 0o644)
-            except FileNotFoundError as exc:
-                raise StorageError(f"audit log hash file {name} is missing") from exc
-            self._fds[level] = fd
-        return fd
-
-    def _read(self, level: int, offset: int, length: int) -> bytes:
-        data = os.pread(self._fd(level), length, offset)
-        if len(data) != length:
-            raise StorageError(f"audit log hash file for level {level} is too short")
-        return data
-
-    def node(self, level: int, position: int) -> bytes:
-        stride = LEAF_STRIDE if level == 0 else NODE_STRIDE
-        return self._read(level, position * stride, 32)
-
-    def leaf_end(self, position: int) -> int:
-        return int.from_bytes(self._read(0, position * LEAF_STRIDE + 32, 8), "big")
-
-    def write(self, level: int, first: int, entries: Sequence[bytes]) -> None:
-        stride = LEAF_STRIDE if level == 0 else NODE_STRIDE
-        data = b"".join(entries)
-        os.pwrite(self._fd(level), data, first * stride)
-
-    def sync(self, levels: Sequence[int]) -> None:
-        for level in levels:
-            os.fsync(self._fd(level))
-
-    def entries(self, level: int) -> int:
-        stride = LEAF_STRIDE if level == 0 else NODE_STRIDE
-        name = LEAVES_FILE if level == 0 else level_file(level)
-        try:
-            return (self._dir / name).stat().st_size // stride
-        except FileNotFoundError:
-            return 0
-
-    def truncate_to(self, size: int) -> None:
-        """Cut every file to what a tree of ``size`` leaves holds."""
-        os.ftruncate(self._fd(0), size * LEAF_STRIDE)
-        level = 1
-        while (self._dir / level_file(level)).exists():
-            os.ftruncate(self._fd(level), (size >> level) * NODE_STRIDE)
-            level += 1
-
-    def close(self) -> None:
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
 
 
 class MerkleLog:
@@ -203,7 +118,7 @@ class MerkleLog:
             self._events_fd = os.open(directory / EVENTS_FILE, flags, 0o644)
         except FileNotFoundError as exc:
             raise NotInitialised(f"no audit log in {directory}") from exc
-        self._hashes = _HashFiles(directory, writable)
+        self._hashes = HashFiles(directory, writable)
         self._lock_fd = (
             os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644) if writable else -1
         )
@@ -314,13 +229,7 @@ class MerkleLog:
 
     def subtree_hash(self, lo: int, hi: int) -> bytes:
         """MTH of leaves [lo, hi) for a range that occurs in the RFC 9162 recursion."""
-        n = hi - lo
-        if n <= 0:
-            return EMPTY_ROOT
-        if n & (n - 1) == 0 and lo % n == 0:
-            return self._hashes.node(n.bit_length() - 1, lo // n)
-        k = split_point(n)
-        return node_hash(self.subtree_hash(lo, lo + k), self.subtree_hash(lo + k, hi))
+        return tree.subtree_hash(self._hashes.node, lo, hi)
 
     def root(self, size: int | None = None) -> bytes:
         size = self._size if size is None else size
@@ -332,16 +241,7 @@ class MerkleLog:
         size = self._size if size is None else size
         if not 0 <= index < size <= self._size:
             raise NotFound(f"no audit event {index} in a tree of size {size}")
-        return self._path(index, 0, size)
-
-    def _path(self, m: int, lo: int, hi: int) -> list[bytes]:
-        n = hi - lo
-        if n == 1:
-            return []
-        k = split_point(n)
-        if m < k:
-            return [*self._path(m, lo, lo + k), self.subtree_hash(lo + k, hi)]
-        return [*self._path(m - k, lo + k, hi), self.subtree_hash(lo, lo + k)]
+        return tree.inclusion_path(self._hashes.node, index, 0, size)
 
     def consistency_proof(self, size1: int, size2: int | None = None) -> list[bytes]:
         size2 = self._size if size2 is None else size2
@@ -349,16 +249,7 @@ class MerkleLog:
             raise NotFound(f"no consistency proof from size {size1} to {size2}")
         if size1 == 0 or size1 == size2:
             return []
-        return self._subproof(size1, 0, size2, True)
-
-    def _subproof(self, m: int, lo: int, hi: int, whole: bool) -> list[bytes]:
-        n = hi - lo
-        if m == n:
-            return [] if whole else [self.subtree_hash(lo, hi)]
-        k = split_point(n)
-        if m <= k:
-            return [*self._subproof(m, lo, lo + k, whole), self.subtree_hash(lo + k, hi)]
-        return [*self._subproof(m - k, lo + k, hi, False), self.subtree_hash(lo, lo + k)]
+        return tree.consistency_path(self._hashes.node, size1, 0, size2, True)
 
     def inclusion_bundle(self, index: int) -> dict[str, Any]:
         """What ``letterlock log proof --json`` prints and the verifier reads."""
@@ -545,57 +436,20 @@ class MerkleLog:
             end += len(leaf) + 1
             digest = leaf_hash(leaf)
             writes[0].append(digest + end.to_bytes(8, "big"))
-            self._stack.append((0, digest))
-            while len(self._stack) >= 2 and self._stack[-1][0] == self._stack[-2][0]:
-                level, right = self._stack.pop()
-                _, left = self._stack.pop()
-                parent = node_hash(left, right)
-                self._stack.append((level + 1, parent))
-                writes.setdefault(level + 1, []).append(parent)
+            for level, parent in tree.push_leaf(self._stack, digest):
+                writes.setdefault(level, []).append(parent)
         for level, entries in writes.items():
             self._hashes.write(level, first >> level, entries)
         self._hashes.sync(list(writes))
         self._size = first + len(leaves)
         self._events_end = end
 
-    def _stack_root(self) -> bytes:
-        if not self._stack:
-            return EMPTY_ROOT
-        acc = self._stack[-1][1]
-        for _, h in reversed(self._stack[:-1]):
-            acc = node_hash(h, acc)
-        return acc
-
     def _sign_head(self, now: datetime) -> None:
         assert self._key is not None
-        unsigned = SignedHead(
-            log_id=self.log_id,
-            public_key=self._public,
-            tree_size=self._size,
-            root_hash=self._stack_root(),
-            timestamp=records.format_time(now),
-            signature=b"",
-        )
-        signature = self._key.sign(canonical_json(unsigned.signed_fields()))
-        head = dataclasses.replace(unsigned, signature=signature)
-        text = canonical_json(head.to_json())
-        tmp = self.directory / (HEAD_FILE + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, text + b"\n")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        # No directory fsync needed: a lost rename only means re-signing the same
-        # root after the crash, from events that are already durable.
-        os.replace(tmp, self.directory / HEAD_FILE)
-        if self._last_archived is None or now - self._last_archived >= self._archive_every:
-            fd = os.open(self.directory / HEADS_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            try:
-                os.write(fd, text + b"\n")
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        head = sign_head(self._key, self._public, self._size, tree.stack_root(self._stack), now)
+        archive = self._last_archived is None or now - self._last_archived >= self._archive_every
+        write_head(self.directory, head, archive=archive)
+        if archive:
             self._last_archived = now
         self._head = head
 
@@ -631,7 +485,7 @@ class MerkleLog:
         self._hashes.truncate_to(size)
         self._size = size
         self._events_end = self._hashes.leaf_end(size - 1) if size else 0
-        self._stack = self._stack_from_files(size)
+        self._stack = tree.stack_for_size(self._hashes.node, size)
         if self._events_end > os.fstat(self._events_fd).st_size:
             raise StorageError(
                 f"the audit log holds fewer events than its signed head ({size}); "
@@ -685,40 +539,3 @@ class MerkleLog:
             lines = (pending + chunk).split(b"\n")
             pending = lines.pop()
             self._add_hashes(lines[: limit - self._size])
-
-    def _stack_from_files(self, size: int) -> list[tuple[int, bytes]]:
-        stack = []
-        position = 0
-        for level in range(size.bit_length() - 1, -1, -1):
-            if size >> level & 1:
-                stack.append((level, self._hashes.node(level, position >> level)))
-                position += 1 << level
-        return stack
-
-
-def read_head_file(path: Path) -> SignedHead | None:
-    try:
-        text = path.read_text(encoding="ascii")
-    except FileNotFoundError:
-        return None
-    try:
-        return SignedHead.from_json(json.loads(text))
-    except (ValueError, VerificationError) as exc:
-        raise StorageError(f"{path.name} is not a signed tree head: {exc}") from exc
-
-
-def last_archived_head(path: Path) -> SignedHead | None:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - 4096))
-            lines = [ln for ln in fh.read().split(b"\n") if ln.strip()]
-    except FileNotFoundError:
-        return None
-    for line in reversed(lines):
-        try:
-            return SignedHead.from_json(json.loads(line))
-        except (ValueError, VerificationError):
-            continue
-    return None
