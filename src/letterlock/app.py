@@ -18,6 +18,7 @@ from letterlock.audit.sink import AuditLog
 from letterlock.config import Config
 from letterlock.crypto.keys import KdfParams
 from letterlock.errors import AlreadyExists, ConfigError, NotInitialised
+from letterlock.imap import views as imap_views
 from letterlock.policy import PolicyEngine, load_jurisdictions, load_profile
 from letterlock.services.accounts import certificates
 from letterlock.services.accounts.accounts import AccountService
@@ -164,8 +165,10 @@ async def open_app(config: Config, *, create: bool = False) -> AsyncIterator[App
                                             ProcessPlan.from_config(config).event_loops),
                           config.crypto.chunk_bytes)
         stack.push_async_callback(sealer.close)
-        mailboxes = MailboxService(cells, hub, config.crypto.chunk_bytes, sealer)
+        mailboxes = MailboxService(cells, hub, config.crypto.chunk_bytes, sealer,
+                                   digest_views=imap_views.VIEWS)
         stack.callback(mailboxes.close)
+        stack.push_async_callback(mailboxes.digests.flush)
         delivery = DeliveryService(control, accounts, mailboxes,
                                    postmaster=config.smtp.postmaster.strip())
         legal_store = LegalStore(config.control_dir, fsync=config.storage.fsync)

@@ -2,17 +2,23 @@
 
 Messages are read in batches: one storage round trip for the records of a batch,
 one for their full bodies when (and only when) an item needs them. Everything else
-(ENVELOPE, BODYSTRUCTURE, header sections) comes from the sealed summary alone.
+(ENVELOPE, BODYSTRUCTURE, header sections) comes from the messages' sealed digests
+(services/mail/digests.py), which a window of messages shares, with ENVELOPE and
+BODYSTRUCTURE already encoded (imap/views.py); bodies open with the content key the
+digest holds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 from letterlock.errors import LetterlockError, NotFound
-from letterlock.imap import encoding
+from letterlock.imap import encoding, views
 from letterlock.imap.context import BODY_BYTES, Context
 from letterlock.imap.errors import reply_for
 from letterlock.imap.parsing import commands as c
@@ -20,11 +26,13 @@ from letterlock.imap.parsing.fetch import FetchItem, Section
 from letterlock.imap.reply import Reply, bad, no, ok
 from letterlock.imap.selected import BadSequence, SelectedMailbox, compress
 from letterlock.mime import sections, structure
-from letterlock.mime import summary as summaries
+from letterlock.mime.headers import split_fields
+from letterlock.services.mail.digests import Digest, DigestReader
 from letterlock.storage.models import MessageRecord
 
-BATCH = 256
-_SUMMARY_ITEMS = frozenset({"ENVELOPE", "BODYSTRUCTURE", "RFC822.HEADER"})
+BATCH = 1024
+_DIGEST_ITEMS = frozenset({"ENVELOPE", "BODYSTRUCTURE", "RFC822.HEADER"})
+_STRUCTURE_VIEWS = {"BODYSTRUCTURE": views.BODYSTRUCTURE, "BODY": views.BODY}
 
 
 class UnknownEncoding(Exception):
@@ -34,26 +42,29 @@ class UnknownEncoding(Exception):
 @dataclass
 class _Message:
     record: MessageRecord
-    summary: summaries.MessageSummary | None
+    digest: Digest | None
     raw: bytes | None
     _tree: structure.Part | None = None
 
     def tree(self) -> structure.Part:
         if self._tree is None:
-            if self.summary is not None:
-                self._tree = summaries.structure_of(self.summary)
-            if self._tree is None:
+            if self.digest is not None and self.digest.structure:
+                self._tree = structure.Part.from_json(json.loads(self.digest.structure))
+            else:
                 assert self.raw is not None
                 self._tree = structure.parse(self.raw)
         return self._tree
 
+    @property
+    def header(self) -> bytes:
+        if self.digest is not None:
+            return self.digest.header
+        assert self.raw is not None
+        return self.raw[: structure.header_end(self.raw)]
 
-def _needs_summary(item: FetchItem) -> bool:
-    return item.name in _SUMMARY_ITEMS or (item.name == "BODY") or item.needs_body
 
-
-def _structure_needs_body(msg_summary: summaries.MessageSummary | None) -> bool:
-    return msg_summary is None or "structure" not in msg_summary.extra
+def _needs_digest(item: FetchItem) -> bool:
+    return item.name in _DIGEST_ITEMS or (item.name == "BODY") or item.needs_body
 
 
 def _partial(data: bytes, partial: tuple[int, int] | None) -> bytes:
@@ -87,15 +98,20 @@ def _render(item: FetchItem, msg: _Message, utf8: bool, sel: SelectedMailbox) ->
     if name == "MODSEQ":
         return b"MODSEQ (%d)" % rec.modseq
     if name == "ENVELOPE":
-        assert msg.summary is not None
+        if msg.digest is not None:
+            return b"ENVELOPE " + views.view(msg.digest, views.ENVELOPE, utf8)
+        fields = split_fields(msg.header)
         return b"ENVELOPE " + encoding.encode(encoding.envelope(
-            summaries.envelope_of(msg.summary)), utf8)
+            structure.envelope_of(fields)), utf8)
     if name in ("BODYSTRUCTURE", "BODY") and item.section is None:
+        if msg.digest is not None:
+            rendered = views.view(msg.digest, _STRUCTURE_VIEWS[name], utf8)
+            if rendered:
+                return name.encode() + b" " + rendered
         return name.encode() + b" " + encoding.body_structure(
             msg.tree(), name == "BODYSTRUCTURE", utf8)
     if name == "RFC822.HEADER":
-        assert msg.summary is not None
-        return b"RFC822.HEADER " + encoding.literal(msg.summary.header)
+        return b"RFC822.HEADER " + encoding.literal(msg.header)
     if name == "RFC822":
         assert msg.raw is not None
         return b"RFC822 " + encoding.literal(msg.raw)
@@ -110,8 +126,7 @@ def _render(item: FetchItem, msg: _Message, utf8: bool, sel: SelectedMailbox) ->
         data: bytes | None
         if not section.part and section.text in ("HEADER", "HEADER.FIELDS",
                                                  "HEADER.FIELDS.NOT"):
-            assert msg.summary is not None
-            data = sections.header_only(msg.summary.header, section.text, section.fields)
+            data = sections.header_only(msg.header, section.text, section.fields)
         else:
             assert msg.raw is not None
             data = sections.section(msg.raw, msg.tree(), section.part, section.text,
@@ -138,6 +153,51 @@ def _render(item: FetchItem, msg: _Message, utf8: bool, sel: SelectedMailbox) ->
     return label + b" " + encoding.literal(chunk, binary=b"\x00" in chunk)
 
 
+Renderer = Callable[[_Message, bool, SelectedMailbox], bytes]
+
+
+def _compile(item: FetchItem) -> Renderer:
+    """A renderer for one item of a FETCH, chosen once per command: the common items
+    get a direct one, the rest go through :func:`_render`."""
+    name = item.name
+    if name == "UID":
+        return lambda m, _u, _s: b"UID %d" % m.record.uid
+    if name == "RFC822.SIZE":
+        return lambda m, _u, _s: b"RFC822.SIZE %d" % m.record.size
+    if name == "FLAGS":
+        lists: dict[frozenset[str], bytes] = {}
+
+        def flags(m: _Message, _u: bool, s: SelectedMailbox) -> bytes:
+            rec = m.record
+            if rec.uid in s.recent:
+                return b"FLAGS " + s.flags(rec.uid, rec.flags)
+            known = lists.get(rec.flags)
+            if known is None:
+                known = lists[rec.flags] = b"FLAGS " + s.flags(rec.uid, rec.flags)
+            return known
+
+        return flags
+    if name == "MODSEQ":
+        return lambda m, _u, _s: b"MODSEQ (%d)" % m.record.modseq
+    if name == "INTERNALDATE":
+        return lambda m, _u, _s: b"INTERNALDATE " + encoding.internaldate(
+            m.record.internaldate)
+    section = item.section
+    if (name == "BODY" and section is not None and not section.part
+            and section.text == "HEADER" and item.partial is None):
+        label = f"BODY[{section.spec()}] ".encode()
+        return lambda m, _u, _s: label + encoding.literal(m.header)
+    return partial(_render, item)
+
+
+def _structure_missing(items: list[FetchItem], digests: dict[int, Digest]) -> bool:
+    """Whether a BODY/BODYSTRUCTURE item needs a body to be parsed (a digest without
+    a part tree: summaries made before trees were kept)."""
+    if not any(i.name in ("BODY", "BODYSTRUCTURE") and i.section is None for i in items):
+        return False
+    return any(not d.structure for d in digests.values())
+
+
 async def fetch(cmd: c.Fetch, ctx: Context) -> Reply:
     assert ctx.user is not None and ctx.selected is not None
     user, sel = ctx.user, ctx.selected
@@ -157,7 +217,7 @@ async def fetch(cmd: c.Fetch, ctx: Context) -> Reply:
     if ctx.condstore and "MODSEQ" not in names:
         items.append(FetchItem("MODSEQ"))
     need_body = any(i.needs_body for i in items)
-    need_summary = any(_needs_summary(i) for i in items)
+    need_digest = any(_needs_digest(i) for i in items)
     sets_seen = not sel.readonly and any(i.sets_seen for i in items)
     if sets_seen and "FLAGS" not in names:
         items.append(FetchItem("FLAGS"))
@@ -173,22 +233,27 @@ async def fetch(cmd: c.Fetch, ctx: Context) -> Reply:
         gone = [u for u in changes.vanished if cmd.set.contains(u, max(largest, u))]
         if gone:
             out.untagged(b"VANISHED (EARLIER) " + compress(gone).encode())
+    reader: DigestReader | None = None
+    renderers = [_compile(i) for i in items]
+    utf8 = ctx.utf8
+    known_flags: set[frozenset[str]] = set()
+    """Flag sets whose keywords this session has been told of during this command."""
     missing = 0
     for start in range(0, len(uids), BATCH):
         batch = uids[start : start + BATCH]
         try:
-            records = await svc.get_messages(user, sel.id, batch, with_summary=need_summary)
+            records = await svc.get_messages(user, sel.id, batch, with_summary=False)
             missing += len(batch) - len(records)
             if mods.changedsince is not None:
                 records = [r for r in records if r.modseq > mods.changedsince]
             if sets_seen:
                 records = await _mark_seen(ctx, records)
-            summaries_: dict[int, summaries.MessageSummary] = {}
-            if need_summary:
-                summaries_ = {r.uid: svc.open_summary(user, r) for r in records}
-            body_needed = need_body or (
-                any(i.name in ("BODY", "BODYSTRUCTURE") and i.section is None for i in items)
-                and any(_structure_needs_body(s) for s in summaries_.values()))
+            digests: dict[int, Digest] = {}
+            if need_digest and records:
+                if reader is None:
+                    reader = svc.digest_reader(user, sel.id)
+                digests = await reader.get(records)
+            body_needed = need_body or _structure_missing(items, digests)
         except LetterlockError as exc:
             return reply_for(exc)
         # Bodies are read in groups bounded by size, so one command never holds more
@@ -197,7 +262,7 @@ async def fetch(cmd: c.Fetch, ctx: Context) -> Reply:
             raws: dict[int, bytes] = {}
             if body_needed and group:
                 try:
-                    raws = await bodies_present(ctx, group)
+                    raws = await bodies_present(ctx, group, digests)
                 except LetterlockError as exc:
                     return reply_for(exc)
             for rec in group:
@@ -207,11 +272,17 @@ async def fetch(cmd: c.Fetch, ctx: Context) -> Reply:
                 if body_needed and rec.uid not in raws:
                     missing += 1  # expunged (and its blob released) since listed
                     continue
-                for line in sel.learn_keywords(rec.flags):
-                    out.untagged(line)
-                msg = _Message(rec, summaries_.get(rec.uid), raws.get(rec.uid))
+                digest = digests.get(rec.uid)
+                if need_digest and digest is None and rec.uid not in raws:
+                    missing += 1  # expunged since listed: its summary is gone too
+                    continue
+                if rec.flags not in known_flags:
+                    for line in sel.learn_keywords(rec.flags):
+                        out.untagged(line)
+                    known_flags.add(rec.flags)
+                msg = _Message(rec, digest, raws.get(rec.uid))
                 try:
-                    rendered = [_render(i, msg, ctx.utf8, sel) for i in items]
+                    rendered = [r(msg, utf8, sel) for r in renderers]
                 except UnknownEncoding:
                     return no("Unknown Content-Transfer-Encoding", "UNKNOWN-CTE")
                 out.write(b"* %d FETCH (" % seq + b" ".join(rendered) + b")\r\n")
@@ -226,18 +297,19 @@ async def fetch(cmd: c.Fetch, ctx: Context) -> Reply:
     return ok(f"{cmd.name} completed")
 
 
-async def bodies_present(ctx: Context, records: list[MessageRecord]) -> dict[int, bytes]:
+async def bodies_present(ctx: Context, records: list[MessageRecord],
+                         digests: dict[int, Digest] | None = None) -> dict[int, bytes]:
     """Bodies of ``records`` in one round trip; if some were expunged meanwhile by
     another session (their blobs gone), the others, one by one."""
     assert ctx.user is not None
     svc = ctx.services.mailboxes
     try:
-        return await svc.bodies(ctx.user, records)
+        return await svc.bodies(ctx.user, records, digests)
     except NotFound:
         out: dict[int, bytes] = {}
         for rec in records:
             try:
-                out.update(await svc.bodies(ctx.user, [rec]))
+                out.update(await svc.bodies(ctx.user, [rec], digests))
             except NotFound:
                 continue
         return out

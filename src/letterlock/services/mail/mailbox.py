@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -24,6 +24,7 @@ from letterlock.errors import (
 from letterlock.mime import summary as summaries
 from letterlock.services.accounts.accounts import AccountRef, Session
 from letterlock.services.cells import Cell, Cells
+from letterlock.services.mail.digests import Digest, DigestReader, DigestService, Views
 from letterlock.services.mail.notify import ChangeHub
 from letterlock.services.mail.sealing import SealPool, seal_with_summary
 from letterlock.storage.models import (
@@ -81,8 +82,11 @@ def check_mailbox_name(name: str) -> str:
 
 class MailboxService:
     def __init__(self, cells: Cells, hub: ChangeHub, chunk_bytes: int = seal.DEFAULT_CHUNK,
-                 sealer: SealPool | None = None) -> None:
+                 sealer: SealPool | None = None, digest_views: Views | None = None) -> None:
         self._cells = cells
+        self.digests = DigestService(cells, digest_views)
+        """Sealed per-message digests for reading (services/mail/digests.py); packs are
+        written only when the front-end's ``digest_views`` are given."""
         self.hub = hub
         self._chunk = chunk_bytes
         self._sealer = sealer
@@ -322,11 +326,24 @@ class MailboxService:
         """Unseal a message's summary (CPU only)."""
         return summaries.decode(session.opener.open(msg.summary))
 
-    async def bodies(self, session: Session,
-                     msgs: Sequence[MessageRecord]) -> dict[int, bytes]:
-        """Full plaintext of several messages (uid -> bytes), one storage round trip."""
+    def digest_reader(self, session: Session, mailbox_id: int) -> DigestReader:
+        """A reader of the mailbox's digests for ``session`` (the caller has checked the
+        mailbox is the session's, e.g. by listing it)."""
+        return self.digests.reader(session, mailbox_id)
+
+    async def bodies(self, session: Session, msgs: Sequence[MessageRecord],
+                     digests: Mapping[int, Digest] | None = None) -> dict[int, bytes]:
+        """Full plaintext of several messages (uid -> bytes), one storage round trip.
+        A message whose digest is given opens with its content key alone."""
         blobs = await self._cell(session.ref).blobs.get_many([m.blob_id for m in msgs])
-        return {m.uid: session.opener.open(blobs[m.blob_id]) for m in msgs}
+        out: dict[int, bytes] = {}
+        for m in msgs:
+            digest = None if digests is None else digests.get(m.uid)
+            if digest is not None and digest.blob_id == m.blob_id:
+                out[m.uid] = seal.open_with_key(blobs[m.blob_id], digest.key)
+            else:
+                out[m.uid] = session.opener.open(blobs[m.blob_id])
+        return out
 
     async def _owned(self, session: Session, mailbox_id: int) -> MailboxRecord:
         box = await self._cell(session.ref).store.get_mailbox_by_id(mailbox_id)

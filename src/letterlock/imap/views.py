@@ -1,0 +1,50 @@
+"""IMAP renderings kept in each message's sealed digest (services/mail/digests.py):
+ENVELOPE, BODYSTRUCTURE and BODY, encoded once when the digest is made, so a FETCH of
+them costs what a header FETCH costs.
+
+Each is kept in its plain form (non-ASCII sent as literals) and, only where it
+differs, in the form for sessions that enabled UTF8=ACCEPT / IMAP4rev2; an empty view
+means "the same as the plain one" (ENVELOPE is never empty, BODYSTRUCTURE only when
+the message's part tree is unknown). Change ``VERSION`` whenever these encodings
+change: packs made by another version are made again.
+"""
+
+from __future__ import annotations
+
+from letterlock.imap import encoding
+from letterlock.mime import summary as summaries
+from letterlock.services.mail.digests import Digest, Views
+
+VERSION = b"imap-views-1"
+ENVELOPE, BODYSTRUCTURE, BODY, ENVELOPE8, BODYSTRUCTURE8, BODY8 = range(6)
+
+
+def make(summary: summaries.MessageSummary) -> tuple[bytes, ...]:
+    env = encoding.envelope(summaries.envelope_of(summary))
+    plain_env, utf8_env = encoding.encode(env), encoding.encode(env, utf8=True)
+    tree = summaries.structure_of(summary)
+    if tree is None:
+        return (plain_env, b"", b"", _unless_same(utf8_env, plain_env), b"", b"")
+    ext = encoding.body_structure(tree, True)
+    basic = encoding.body_structure(tree, False)
+    return (plain_env, ext, basic, _unless_same(utf8_env, plain_env),
+            _unless_same(encoding.body_structure(tree, True, utf8=True), ext),
+            _unless_same(encoding.body_structure(tree, False, utf8=True), basic))
+
+
+def _unless_same(variant: bytes, plain: bytes) -> bytes:
+    return b"" if variant == plain else variant
+
+
+def view(digest: Digest, which: int, utf8: bool) -> bytes:
+    """The rendering ``which`` (ENVELOPE, BODYSTRUCTURE or BODY) for a session; b""
+    if the digest does not have it (the caller renders from the message)."""
+    views = digest.views
+    if utf8:
+        special = views[which + 3]
+        if special:
+            return special
+    return views[which]
+
+
+VIEWS = Views(VERSION, 6, make)

@@ -1,0 +1,305 @@
+"""Digests: what reading a mailbox needs of each message, kept sealed in packs so that
+a session opens one blob per window of messages instead of one key agreement per
+message.
+
+Every message is sealed with its own content key, wrapped to the account's X25519
+key: opening one costs a key agreement (~50 us) plus its summary's JSON, which made a
+10,000-message FETCH take a second. A :class:`Digest` keeps, per message, what a
+reader needs after that first opening: the content key (so the body opens with
+AES-GCM alone), the header section, the part tree (for section offsets), and views
+rendered by the front-end (IMAP's ENVELOPE and BODYSTRUCTURE, see imap/views.py).
+
+Digests of the messages whose UIDs fall in one window of ``PACK_SPAN`` UIDs are kept
+together in a :class:`~letterlock.storage.models.DigestPack`, sealed with AES-256-GCM
+under a key derived from the account's private key (:meth:`Opener.derive_key`): only
+a session holding the unlocked key can read or write one, and the operator sees only
+ciphertext and the UID range. The associated data binds a pack to its account,
+mailbox and range, so a pack moved to another mailbox or account fails to open.
+
+Mail arrives without the owner's key, so packs are made by readers: a session that
+needs a message no pack describes opens it the slow way, then writes the window's
+pack (in the background; a pack is a cache, and storage takes it only if it is still
+whole and current, see ``CellStore.put_digest_pack``). Storage removes a pack with
+any message it holds, so an expunged message's digest does not outlive it; the next
+reader writes the window again. Packs survive password change and recovery (the key
+pair is the same) and are deleted with the account; a region move leaves them behind
+(the new cell's readers make new ones).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import struct
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from letterlock.crypto import seal
+from letterlock.errors import CryptoError, LetterlockError
+from letterlock.mime import summary as summaries
+from letterlock.services.accounts.accounts import Session
+from letterlock.services.cells import Cells
+from letterlock.storage.models import DigestPack, MessageRecord
+
+log = logging.getLogger("letterlock.digests")
+
+PACK_SPAN = 128
+"""UIDs per pack window: a small FETCH opens at most a few windows' packs."""
+DECODED_PACKS = 8
+"""Decoded packs a reader keeps between calls (bounds its memory)."""
+_MAGIC = b"LLD1"
+_KEY_PURPOSE = b"digest packs"
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    uid: int
+    blob_id: str
+    key: bytes
+    """The message's content key (opens its sealed body and summary)."""
+    size: int
+    header: bytes
+    """The raw header section, blank line included."""
+    structure: bytes
+    """The part tree as JSON (mime.structure.Part.to_json), or b"" if unknown."""
+    views: tuple[bytes, ...]
+    """Front-end renderings, in the order of :class:`Views` (b"" where absent)."""
+
+
+@dataclass(frozen=True)
+class Views:
+    """Renderings a front-end wants kept with each digest. ``version`` names the
+    renderer: packs made by another version are made again."""
+
+    version: bytes
+    count: int
+    make: Callable[[summaries.MessageSummary], tuple[bytes, ...]]
+
+
+NO_VIEWS = Views(b"", 0, lambda _summary: ())
+
+
+def _entry_struct(views: int) -> struct.Struct:
+    # uid, size, content key, then the lengths of blob id, header, structure, views.
+    return struct.Struct(">II32sHII" + "I" * views)
+
+
+def encode_pack(digests: Sequence[Digest], views: Views) -> bytes:
+    entry = _entry_struct(views.count)
+    out = [_MAGIC, struct.pack(">B", len(views.version)), views.version,
+           struct.pack(">BI", views.count, len(digests))]
+    for d in digests:
+        blob = d.blob_id.encode("ascii")
+        out.append(entry.pack(d.uid, d.size, d.key, len(blob), len(d.header),
+                              len(d.structure), *(len(v) for v in d.views)))
+        out.append(blob)
+        out.append(d.header)
+        out.append(d.structure)
+        out.extend(d.views)
+    return b"".join(out)
+
+
+def decode_pack(data: bytes, views: Views) -> list[Digest] | None:
+    """The digests of a pack, or None if it was made by another renderer version.
+    Raises CryptoError if the plaintext is malformed (it was authenticated, so that
+    means a bug, not an attack)."""
+    try:
+        if data[:4] != _MAGIC:
+            raise CryptoError("not a digest pack")
+        vlen = data[4]
+        if data[5 : 5 + vlen] != views.version:
+            return None
+        count_views, count = struct.unpack_from(">BI", data, 5 + vlen)
+        if count_views != views.count:
+            return None
+        entry = _entry_struct(count_views)
+        unpack = entry.unpack_from
+        pos = 10 + vlen
+        out: list[Digest] = []
+        append = out.append
+        for _ in range(count):
+            fields = unpack(data, pos)
+            pos += entry.size
+            end = pos + fields[3]
+            blob_id = data[pos:end].decode("ascii")
+            pos, end = end, end + fields[4]
+            header = data[pos:end]
+            pos, end = end, end + fields[5]
+            structure = data[pos:end]
+            pos = end
+            rendered = []
+            for length in fields[6:]:
+                rendered.append(data[pos : pos + length])
+                pos += length
+            append(Digest(fields[0], blob_id, fields[2], fields[1], header, structure,
+                          tuple(rendered)))
+    except (struct.error, IndexError, UnicodeDecodeError) as exc:
+        raise CryptoError("malformed digest pack") from exc
+    return out
+
+
+def _associated(account_id: str, mailbox_id: int, first: int, last: int, count: int) -> bytes:
+    return b"letterlock digest pack v1\x00" + account_id.encode() + struct.pack(
+        ">QQQQ", mailbox_id, first, last, count)
+
+
+def window_of(uid: int) -> int:
+    """The first UID of ``uid``'s pack window."""
+    return uid - (uid - 1) % PACK_SPAN
+
+
+def make_digest(session: Session, record: MessageRecord, views: Views) -> Digest:
+    """Open a message's sealed summary the slow way (one key agreement) and keep what
+    readers need (CPU only)."""
+    key = session.opener.content_key(record.summary)
+    summary = summaries.decode(seal.open_with_key(record.summary, key))
+    structure = summary.extra.get("structure")
+    return Digest(record.uid, record.blob_id, key, record.size, summary.header,
+                  b"" if structure is None else json.dumps(structure,
+                                                           separators=(",", ":")).encode(),
+                  views.make(summary))
+
+
+class DigestReader:
+    """Digests of one mailbox for one session: packs are read, opened and kept (a few
+    at a time) for the reader's life, which the caller keeps short (a command, or a
+    selected mailbox while it is in use)."""
+
+    def __init__(self, digests: DigestService, session: Session, mailbox_id: int) -> None:
+        self._service = digests
+        self._session = session
+        self._mailbox_id = mailbox_id
+        self._key = session.opener.derive_key(_KEY_PURPOSE)
+        self._packs: OrderedDict[int, dict[int, Digest]] = OrderedDict()
+        """window start -> uid -> digest (decoded packs, most recently used last)."""
+
+    async def get(self, records: Sequence[MessageRecord]) -> dict[int, Digest]:
+        """uid -> digest for every record (records need their sealed summaries only if
+        no pack describes them: pass ``with_summary`` records, or light ones and let
+        this read summaries itself)."""
+        windows = sorted({window_of(r.uid) for r in records})
+        await self._load([w for w in windows if w not in self._packs])
+        out: dict[int, Digest] = {}
+        stale: set[int] = set()
+        for rec in records:
+            window = window_of(rec.uid)
+            pack = self._packs.get(window)
+            digest = None if pack is None else pack.get(rec.uid)
+            if digest is None or digest.blob_id != rec.blob_id:
+                stale.add(window)
+            else:
+                out[rec.uid] = digest
+        for window in sorted(stale):
+            fresh = await self._rebuild(window)
+            for rec in records:
+                if window_of(rec.uid) == window and rec.uid in fresh:
+                    out[rec.uid] = fresh[rec.uid]
+        for window in windows:
+            if window in self._packs:
+                self._packs.move_to_end(window)
+        while len(self._packs) > DECODED_PACKS:
+            self._packs.popitem(last=False)
+        return out
+
+    async def _load(self, windows: list[int]) -> None:
+        if not windows:
+            return
+        store = self._service.cells.get(self._session.ref.region).store
+        # One query per run of adjacent windows.
+        runs: list[list[int]] = []
+        for w in windows:
+            if runs and w == runs[-1][-1] + PACK_SPAN:
+                runs[-1].append(w)
+            else:
+                runs.append([w])
+        account = self._session.ref.record.id
+        views = self._service.views
+        for run in runs:
+            packs = await store.get_digest_packs(self._mailbox_id, run[0],
+                                                 run[-1] + PACK_SPAN - 1)
+            for pack in packs:
+                if pack.first_uid not in run:
+                    continue
+                try:
+                    plain = seal.open_box(self._key, pack.data, _associated(
+                        account, self._mailbox_id, pack.first_uid, pack.last_uid,
+                        pack.count))
+                    digests = decode_pack(plain, views)
+                except CryptoError as exc:
+                    log.warning("digest pack %d:%d of mailbox %d does not open (%s); "
+                                "making it again", pack.first_uid, pack.last_uid,
+                                self._mailbox_id, exc)
+                    continue
+                if digests is not None:
+                    self._packs[pack.first_uid] = {d.uid: d for d in digests}
+
+    async def _rebuild(self, window: int) -> dict[int, Digest]:
+        """Digests of every message in ``window`` (reusing those already known), and
+        the window's pack written for the next reader."""
+        store = self._service.cells.get(self._session.ref.region).store
+        last = window + PACK_SPAN - 1
+        light = await store.get_messages(self._mailbox_id, range(window, last + 1),
+                                         with_summary=False)
+        known = self._packs.get(window, {})
+        reuse = {r.uid: known[r.uid] for r in light
+                 if r.uid in known and known[r.uid].blob_id == r.blob_id}
+        needed = [r.uid for r in light if r.uid not in reuse]
+        full = await store.get_messages(self._mailbox_id, needed) if needed else []
+        views = self._service.views
+        made: dict[int, Digest] = dict(reuse)
+        for i, rec in enumerate(full):
+            try:
+                made[rec.uid] = make_digest(self._session, rec, views)
+            except CryptoError as exc:
+                log.warning("message %d of mailbox %d: summary does not open (%s)",
+                            rec.uid, self._mailbox_id, exc)
+            if i % 64 == 63:
+                await asyncio.sleep(0)  # other connections run between slices
+        self._packs[window] = made
+        present = [made[r.uid] for r in light if r.uid in made]
+        if present and len(present) == len(light) and self._service.writes_packs:
+            self._service.write_soon(self._session, self._mailbox_id, self._key, window,
+                                     present)
+        return made
+
+
+class DigestService:
+    def __init__(self, cells: Cells, views: Views | None = None) -> None:
+        self.cells = cells
+        self.views = views or NO_VIEWS
+        self.writes_packs = views is not None
+        """Packs are written only with the front-end's views (a reader without them,
+        e.g. an export, makes digests for itself and leaves packs as they are)."""
+        self._writing: dict[tuple[str, int, int], asyncio.Task[None]] = {}
+
+    def reader(self, session: Session, mailbox_id: int) -> DigestReader:
+        return DigestReader(self, session, mailbox_id)
+
+    def write_soon(self, session: Session, mailbox_id: int, key: bytes, window: int,
+                   digests: list[Digest]) -> None:
+        ident = (session.ref.region, mailbox_id, window)
+        if ident in self._writing:
+            return  # one write per window at a time; a later reader writes the rest
+        last = digests[-1].uid
+        data = seal.seal_box(key, encode_pack(digests, self.views), _associated(
+            session.ref.record.id, mailbox_id, window, last, len(digests)))
+        pack = DigestPack(mailbox_id, window, last, len(digests), data)
+        store = self.cells.get(session.ref.region).store
+
+        async def write() -> None:
+            try:
+                await store.put_digest_pack(pack)
+            except LetterlockError as exc:
+                log.info("digest pack %d:%d of mailbox %d not written: %s", window, last,
+                         mailbox_id, exc)
+            finally:
+                self._writing.pop(ident, None)
+
+        self._writing[ident] = asyncio.get_running_loop().create_task(write())
+
+    async def flush(self) -> None:
+        """Wait for pack writes in progress (shutdown, tests)."""
+        while self._writing:
+            await asyncio.gather(*list(self._writing.values()), return_exceptions=True)
