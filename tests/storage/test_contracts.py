@@ -361,3 +361,25 @@ async def test_removing_a_message_removes_the_packs_that_hold_it(cell: CellStore
     await cell.delete_account("bob@example.test")
     again = await cell.create_mailbox("acc2", "INBOX", None, True)
     assert await cell.get_digest_packs(again.id, 1, 100) == []
+
+
+async def test_mailbox_index_matches_the_messages(cell: CellStore) -> None:
+    await cell.create_account(account())
+    box = await cell.create_mailbox("acc1", "INBOX", None, True)
+    empty = await cell.mailbox_index(box.id)
+    assert (empty.uids, empty.unseen, empty.first_unseen, empty.size) == ((), 0, None, 0)
+    await cell.append_messages([
+        new(box.id, "a", frozenset({"\\Seen"})), new(box.id, "b", frozenset({"$Junk"})),
+        new(box.id, "c", frozenset({"\\Seen", "\\Deleted", "work"})),
+        new(box.id, "d")])
+    await cell.expunge(box.id, [4])
+    changes, _ = await cell.store_flags(box.id, [1], "add", frozenset({"\\Flagged"}))
+    index = await cell.mailbox_index(box.id)
+    assert index.uids == (1, 2, 3)
+    assert index.keywords == frozenset({"$Junk", "work"})
+    assert (index.unseen, index.first_unseen, index.deleted) == (1, 2, 1)
+    assert index.size == 300
+    assert index.highestmodseq == (await cell.get_mailbox_by_id(box.id)).highestmodseq
+    assert index.highestmodseq >= changes[0].modseq
+    with pytest.raises(UnknownMailbox):
+        await cell.mailbox_index(box.id + 1000)

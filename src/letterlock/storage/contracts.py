@@ -19,6 +19,7 @@ from letterlock.storage.models import (
     Domain,
     Expunged,
     FlagChange,
+    MailboxIndex,
     MailboxRecord,
     MessageRecord,
     NewMessage,
@@ -195,6 +196,11 @@ class CellStore(Protocol):
         With ``with_summary`` False every record's ``summary`` is ``b""`` and the
         sealed summaries are not read at all: the light index (uid, flags, modseq,
         size, internaldate) that opening a mailbox or counting its flags needs."""
+        ...
+
+    async def mailbox_index(self, mailbox_id: int) -> MailboxIndex:
+        """UIDs and aggregates of the mailbox (for SELECT and STATUS), without
+        building a record per message. Raises UnknownMailbox."""
         ...
 
     async def get_messages(self, mailbox_id: int, uids: Sequence[int], *,

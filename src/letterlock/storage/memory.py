@@ -22,6 +22,7 @@ from letterlock.storage.models import (
     Domain,
     Expunged,
     FlagChange,
+    MailboxIndex,
     MailboxRecord,
     MessageRecord,
     NewMessage,
@@ -285,6 +286,17 @@ class MemoryCellStore:
         await self.get_mailbox_by_id(mailbox_id)
         msgs = self._messages[mailbox_id]
         return _light([msgs[uid] for uid in sorted(msgs)], with_summary)
+
+    async def mailbox_index(self, mailbox_id: int) -> MailboxIndex:
+        box = await self.get_mailbox_by_id(mailbox_id)
+        msgs = [self._messages[mailbox_id][u] for u in sorted(self._messages[mailbox_id])]
+        unseen = [m.uid for m in msgs if "\\Seen" not in m.flags]
+        return MailboxIndex(
+            tuple(m.uid for m in msgs),
+            frozenset(f for m in msgs for f in m.flags if not f.startswith("\\")),
+            max([box.highestmodseq, *(m.modseq for m in msgs)]), len(unseen),
+            unseen[0] if unseen else None,
+            sum(1 for m in msgs if "\\Deleted" in m.flags), sum(m.size for m in msgs))
 
     async def get_messages(self, mailbox_id: int, uids: Sequence[int], *,
                            with_summary: bool = True) -> list[MessageRecord]:

@@ -82,6 +82,26 @@ class NewMessage:
 
 
 @dataclass(frozen=True)
+class MailboxIndex:
+    """What opening a mailbox (SELECT) or STATUS needs, computed by the store without
+    a record per message: the UIDs in order and a few aggregates."""
+
+    uids: tuple[int, ...]
+    keywords: frozenset[str]
+    """Every keyword (flag not starting with a backslash) some message has."""
+    highestmodseq: int
+    """The highest modification sequence of the mailbox or any message in it."""
+    unseen: int
+    """Messages without \\Seen."""
+    first_unseen: int | None
+    """UID of the first message without \\Seen."""
+    deleted: int
+    """Messages with \\Deleted."""
+    size: int
+    """Sum of the messages' sizes (octets)."""
+
+
+@dataclass(frozen=True)
 class DigestPack:
     """Sealed digests (content keys, headers, structure) of the messages of one mailbox
     whose UIDs lie in ``first_uid..last_uid``: ``count`` of them, every message of the

@@ -51,6 +51,7 @@ from letterlock.storage.models import (
     Domain,
     Expunged,
     FlagChange,
+    MailboxIndex,
     MailboxRecord,
     MessageRecord,
     NewMessage,
@@ -788,6 +789,27 @@ class PostgresCellStore:
         if not rows:
             await self.get_mailbox_by_id(mailbox_id)  # UnknownMailbox, or really empty
         return [_message(r) for r in rows]
+
+    async def mailbox_index(self, mailbox_id: int) -> MailboxIndex:
+        async def op(c: Conn) -> MailboxIndex:
+            box = await _get_box_id(c, mailbox_id)
+            uids = tuple(int(r[0]) for r in await _all(
+                c, "SELECT uid FROM messages WHERE mailbox_id=%s ORDER BY uid", (mailbox_id,)))
+            keywords = frozenset(str(r[0]) for r in await _all(
+                c, "SELECT DISTINCT unnest(flags) FROM messages WHERE mailbox_id=%s",
+                (mailbox_id,)) if not str(r[0]).startswith("\\"))
+            row = await _one(
+                c, "SELECT max(modseq), coalesce(sum(size), 0), "
+                   "count(*) FILTER (WHERE '\\Deleted' = ANY(flags)), "
+                   "count(*) FILTER (WHERE NOT '\\Seen' = ANY(flags)), "
+                   "min(uid) FILTER (WHERE NOT '\\Seen' = ANY(flags)) "
+                   "FROM messages WHERE mailbox_id=%s", (mailbox_id,))
+            assert row is not None
+            return MailboxIndex(uids, keywords, max(box.highestmodseq, int(row[0] or 0)),
+                                int(row[3]), None if row[4] is None else int(row[4]),
+                                int(row[2]), int(row[1]))
+
+        return await self.db.read(op)
 
     async def get_messages(self, mailbox_id: int, uids: Sequence[int], *,
                            with_summary: bool = True) -> list[MessageRecord]:

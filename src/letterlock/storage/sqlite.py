@@ -39,6 +39,7 @@ from letterlock.storage.models import (
     Domain,
     Expunged,
     FlagChange,
+    MailboxIndex,
     MailboxRecord,
     MessageRecord,
     NewMessage,
@@ -629,6 +630,28 @@ class SqliteCellStore:
             return [_message(r) for r in c.execute(
                 f"SELECT {_cols(with_summary)} FROM messages WHERE mailbox_id=? ORDER BY uid",
                 (mailbox_id,))]
+
+        return await self.db.read(op)
+
+    async def mailbox_index(self, mailbox_id: int) -> MailboxIndex:
+        def op(c: sqlite3.Connection) -> MailboxIndex:
+            box = _get_box_id(c, mailbox_id)
+            uids = tuple(r[0] for r in c.execute(
+                "SELECT uid FROM messages WHERE mailbox_id=? ORDER BY uid", (mailbox_id,)))
+            keywords: set[str] = set()
+            for (text,) in c.execute("SELECT DISTINCT flags FROM messages "
+                                     "WHERE mailbox_id=?", (mailbox_id,)):
+                keywords.update(f for f in text.split() if not f.startswith("\\"))
+            modseq, size, deleted = c.execute(
+                "SELECT max(modseq), total(size), "
+                "total(instr(' ' || flags || ' ', ' \\Deleted ') > 0) "
+                "FROM messages WHERE mailbox_id=?", (mailbox_id,)).fetchone()
+            unseen, first = c.execute(
+                "SELECT count(*), min(uid) FROM messages WHERE mailbox_id=? "
+                "AND instr(' ' || flags || ' ', ' \\Seen ') = 0", (mailbox_id,)).fetchone()
+            return MailboxIndex(uids, frozenset(keywords),
+                                max(box.highestmodseq, modseq or 0), unseen, first,
+                                int(deleted), int(size))
 
         return await self.db.read(op)
 
