@@ -317,12 +317,9 @@ async def _status_line(ctx: Context, box: MailboxRecord, items: tuple[str, ...],
                        ) -> bytes | None:
     user = _user(ctx)
     values: list[bytes] = []
-    need_messages = any(i in ("UNSEEN", "DELETED", "SIZE", "RECENT") for i in items)
-    messages = []
-    if need_messages:
-        async with ctx.services.listing:
-            messages = await ctx.services.mailboxes.messages(user, box.id,
-                                                             with_summary=False)
+    index = None
+    if any(i in ("UNSEEN", "DELETED", "SIZE", "RECENT") for i in items):
+        index = await ctx.services.mailboxes.mailbox_index(user, box.id)
     for item in items:
         if item == "MESSAGES":
             v = box.messages
@@ -330,14 +327,14 @@ async def _status_line(ctx: Context, box: MailboxRecord, items: tuple[str, ...],
             v = box.uidnext
         elif item == "UIDVALIDITY":
             v = box.uidvalidity
-        elif item == "UNSEEN":
-            v = sum(1 for m in messages if "\\Seen" not in m.flags)
-        elif item == "DELETED":
-            v = sum(1 for m in messages if "\\Deleted" in m.flags)
-        elif item == "SIZE":
-            v = sum(m.size for m in messages)
-        elif item == "RECENT":
-            v = len(ctx.services.recent.peek(box.id, [m.uid for m in messages]))
+        elif item == "UNSEEN" and index is not None:
+            v = index.unseen
+        elif item == "DELETED" and index is not None:
+            v = index.deleted
+        elif item == "SIZE" and index is not None:
+            v = index.size
+        elif item == "RECENT" and index is not None:
+            v = len(ctx.services.recent.peek(box.id, list(index.uids)))
         elif item == "HIGHESTMODSEQ":
             v = box.highestmodseq
         elif item == "APPENDLIMIT":

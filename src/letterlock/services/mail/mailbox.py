@@ -32,6 +32,7 @@ from letterlock.storage.models import (
     Changes,
     Expunged,
     FlagChange,
+    MailboxIndex,
     MailboxRecord,
     MessageRecord,
     NewMessage,
@@ -314,6 +315,12 @@ class MailboxService:
         await self._owned(session, mailbox_id)
         return await self._cell(session.ref).store.list_messages(
             mailbox_id, with_summary=with_summary)
+
+    async def mailbox_index(self, session: Session, mailbox_id: int) -> MailboxIndex:
+        """UIDs and counts of the mailbox, without a record per message (SELECT,
+        STATUS)."""
+        await self._owned(session, mailbox_id)
+        return await self._cell(session.ref).store.mailbox_index(mailbox_id)
 
     async def get_messages(self, session: Session, mailbox_id: int,
                            uids: Sequence[int], *,
