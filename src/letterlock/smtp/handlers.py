@@ -32,7 +32,8 @@ from letterlock.services.mail.delivery import (
 )
 from letterlock.services.mail.inbound_auth import InboundChecks
 from letterlock.smtp import replies
-from letterlock.smtp.protocol import Envelope, MailParams, PeerInfo
+from letterlock.smtp.hooks import Envelope, PeerInfo
+from letterlock.smtp.parse import MailParams
 from letterlock.smtp.received import received_header
 from letterlock.smtp.replies import Reply
 

@@ -1,13 +1,14 @@
 """Pure parsers for SMTP command arguments and DATA content: text or bytes in,
-values out, no I/O. Tested with literals in tests/smtp/test_parse.py.
+values out, no I/O. Tested with literals in tests/smtp/test_smtp_parse.py.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from letterlock.smtp.replies import Reply
+from letterlock.smtp.replies import TOO_BIG, Reply
 
 MAX_PATH = 256
 """RFC 5321 4.5.3.1.3: a reverse-path or forward-path is at most 256 octets."""
@@ -48,6 +49,13 @@ class PathArg:
             if key == keyword:
                 return value if value is not None else ""
         return None
+
+
+@dataclass(frozen=True)
+class MailParams:
+    size: int | None
+    body_8bit: bool
+    smtputf8: bool
 
 
 def syntax_error(command: str) -> PathError:
@@ -118,6 +126,36 @@ def parse_path_arg(arg: str | None, keyword: str, *, allow_null: bool) -> PathAr
         raise PathError(Reply(553, "5.1.3" if keyword == "TO:" else "5.1.7",
                               "Invalid address syntax"))
     return PathArg(inner, params)
+
+
+def parse_mail_params(params: Sequence[tuple[str, str | None]], *, size_limit: int,
+                      auth: bool) -> MailParams:
+    """The MAIL parameters this server takes (RFC 1870 SIZE, RFC 6152 BODY, RFC 6531
+    SMTPUTF8, and RFC 4954 AUTH where ``auth`` is offered). ``size_limit`` 0 is none.
+    Raises :class:`PathError`."""
+    size: int | None = None
+    body_8bit = False
+    smtputf8 = False
+    for key, value in params:
+        if key == "SIZE":
+            if value is None or not value.isdigit() or len(value) > 20:
+                raise PathError(Reply(501, "5.5.4", "SIZE needs a number"))
+            size = int(value)
+            if size_limit and size > size_limit:
+                raise PathError(TOO_BIG)
+        elif key == "BODY":
+            if value is None or value.upper() not in ("7BIT", "8BITMIME"):
+                raise PathError(Reply(501, "5.5.4", "BODY must be 7BIT or 8BITMIME"))
+            body_8bit = value.upper() == "8BITMIME"
+        elif key == "SMTPUTF8":
+            if value is not None:
+                raise PathError(Reply(501, "5.5.4", "SMTPUTF8 takes no value"))
+            smtputf8 = True
+        elif key == "AUTH" and auth:
+            pass  # RFC 4954 5: we never relay for another submitter, so ignore it
+        else:
+            raise PathError(Reply(555, "5.5.4", f"Parameter {key} not supported"))
+    return MailParams(size, body_8bit, smtputf8)
 
 
 def _closing_bracket(text: str) -> int:

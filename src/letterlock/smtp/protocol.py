@@ -2,13 +2,15 @@
 commands, STARTTLS, the AUTH exchange) extended with what a mail server needs and
 aiosmtpd 1.4 lacks or gets wrong:
 
-- typed handler hooks (:class:`SmtpHandler`) instead of untyped ``handle_*`` methods;
+- typed handler hooks (:class:`~letterlock.smtp.hooks.SmtpHandler`) instead of untyped
+  ``handle_*`` methods, and aiosmtpd set up without its per-connection introspection
+  (:mod:`letterlock.smtp.aiosmtpd_base`);
 - PIPELINING and ENHANCEDSTATUSCODES advertised, an enhanced code on every reply;
 - the null reverse-path ``MAIL FROM:<>`` (bounces) accepted, MAIL/RCPT parameters
   parsed by :mod:`letterlock.smtp.parse`;
-- DATA read in large blocks (not line by line), with the size limit enforced while
-  reading, lines of any length stored as sent, bare CR/LF normalised so smuggling
-  sequences are inert, and no end of data but ``<CRLF>.<CRLF>``;
+- DATA read in large blocks (:mod:`letterlock.smtp.data_reader`), with the size limit
+  enforced while reading, lines of any length stored as sent, bare CR/LF normalised so
+  smuggling sequences are inert, and no end of data but ``<CRLF>.<CRLF>``;
 - per-client limits (connections, errors, AUTH failures) and an idle timeout that
   keeps running during DATA;
 - LMTP (RFC 2033) with one reply per accepted recipient after DATA.
@@ -21,22 +23,28 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import enum
-import functools
 import logging
 import ssl
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
-from aiosmtpd.smtp import SMTP, AuthResult, TLSSetupException, _AuthMechAttr
+from aiosmtpd.smtp import AuthResult, TLSSetupException
 
 from letterlock.errors import Busy
 from letterlock.services.accounts.accounts import Session
-from letterlock.services.mail.delivery import Recipient
 from letterlock.smtp import replies
+from letterlock.smtp.aiosmtpd_base import LeanSmtp, NoHooks
+from letterlock.smtp.data_reader import DataTooBig, read_data
+from letterlock.smtp.hooks import Accepted, Envelope, ListenerKind, PeerInfo, SmtpHandler
 from letterlock.smtp.limits import ClientLimits
-from letterlock.smtp.parse import PathError, decode_data, parse_path_arg
+from letterlock.smtp.parse import (
+    MailParams,
+    PathError,
+    decode_data,
+    parse_mail_params,
+    parse_path_arg,
+)
 from letterlock.smtp.replies import Reply
 
 log = logging.getLogger("letterlock.smtp")
@@ -56,82 +64,6 @@ READ_LIMIT = 64 * 1024
 the block size DATA is read in."""
 
 
-class ListenerKind(enum.Enum):
-    MX = "mx"
-    SUBMISSION = "submission"
-    LMTP = "lmtp"
-
-
-@dataclass(frozen=True)
-class PeerInfo:
-    """What a handler may know about the client at the time of a command."""
-
-    ip: str
-    port: int
-    helo: str
-    tls: bool
-    identity: Session | None
-    """The authenticated account (submission), or None."""
-    kind: ListenerKind
-
-    @property
-    def protocol(self) -> str:
-        """RFC 3848 ``with`` keyword for the Received header."""
-        if self.kind is ListenerKind.LMTP:
-            return "LMTPS" if self.tls else "LMTP"
-        base = "ESMTP"
-        if self.tls:
-            base += "S"
-        if self.identity is not None:
-            base += "A"
-        return base
-
-
-@dataclass(frozen=True)
-class MailParams:
-    size: int | None
-    body_8bit: bool
-    smtputf8: bool
-
-
-@dataclass(frozen=True)
-class Accepted:
-    """A recipient the handler accepted at RCPT."""
-
-    address: str
-    recipient: Recipient
-
-
-@dataclass(frozen=True)
-class Envelope:
-    sender: str
-    """Reverse-path; ``""`` is the null sender of a bounce."""
-    recipients: tuple[Accepted, ...]
-    params: MailParams
-
-
-class SmtpHandler(Protocol):
-    """What to do with each command; every method returns the reply to send."""
-
-    async def authenticate(self, peer: PeerInfo, login: str, password: str) -> Session | None:
-        """The session for valid credentials, or None (RFC 4954: 535 follows)."""
-        ...
-
-    async def mail(self, peer: PeerInfo, sender: str, params: MailParams) -> Reply:
-        """Accept or refuse the reverse-path (RFC 5321 4.1.1.2)."""
-        ...
-
-    async def rcpt(self, peer: PeerInfo, envelope: Envelope,
-                   address: str) -> tuple[Reply, Recipient | None]:
-        """Accept (returning the classified recipient) or refuse one forward-path."""
-        ...
-
-    async def data(self, peer: PeerInfo, envelope: Envelope, message: bytes) -> list[Reply]:
-        """Take responsibility for ``message``: a positive reply only once it is
-        durable. SMTP uses the first reply; LMTP needs one per accepted recipient."""
-        ...
-
-
 @dataclass
 class _Transaction:
     sender: str
@@ -142,15 +74,7 @@ class _Transaction:
         return Envelope(self.sender, tuple(self.recipients), self.params)
 
 
-class _NoHooks:
-    """aiosmtpd looks for ``handle_*`` methods on its handler; ours has none."""
-
-
-class _DataTooBig(Exception):
-    pass
-
-
-class SmtpListener(SMTP):
+class SmtpListener(LeanSmtp):
     """One SMTP connection (aiosmtpd makes one protocol object per connection)."""
 
     line_length_limit = READ_LIMIT
@@ -162,7 +86,7 @@ class SmtpListener(SMTP):
                  hostname: str, max_message_bytes: int,
                  tls_context: ssl.SSLContext | None, auth: bool,
                  on_close: Callable[[SmtpListener], None] | None = None) -> None:
-        self._lean_init(handler=_NoHooks(), max_message_bytes=max_message_bytes,
+        self._lean_init(handler=NoHooks(), max_message_bytes=max_message_bytes,
                         hostname=hostname, tls_context=tls_context, auth=auth,
                         timeout=limits.settings.timeout_s)
         self._handler = handler
@@ -191,49 +115,6 @@ class SmtpListener(SMTP):
         self._in_data = False
         """Between the 354 and the reply to the message: never cut off by shutdown."""
         self._shutting_down = False
-
-    def _lean_init(self, *, handler: object, max_message_bytes: int, hostname: str,
-                   tls_context: ssl.SSLContext | None, auth: bool, timeout: float) -> None:
-        """What ``aiosmtpd.smtp.SMTP.__init__`` sets up, without its per-connection
-        introspection (``inspect.getmembers``/``dir`` over the protocol and handler,
-        about half a millisecond per connection): the command and AUTH tables depend
-        only on the class, so they are computed once per class."""
-        loop = asyncio.get_running_loop()
-        self.__ident__ = "letterlock ESMTP"
-        self.loop = loop
-        asyncio.StreamReaderProtocol.__init__(
-            self, asyncio.StreamReader(loop=loop, limit=self.line_length_limit),
-            client_connected_cb=self._cb_client_connected, loop=loop)
-        self.event_handler = handler
-        self.data_size_limit = max_message_bytes
-        self.enable_SMTPUTF8 = True
-        self._decode_data = False
-        self.hostname = hostname
-        self.tls_context = tls_context
-        self.require_starttls = False
-        self._timeout_duration = timeout
-        self._timeout_handle = None
-        self._tls_handshake_okay = True
-        self._tls_protocol = None
-        self._original_transport = None
-        self.session = None
-        self.envelope = None
-        self.transport = None
-        self._handler_coroutine = None
-        self._auth_require_tls = True
-        self._proxy_timeout = None
-        self._authenticator = _never_called
-        self._auth_callback = None
-        self._auth_required = auth
-        self._auth_methods = {
-            "PLAIN": _AuthMechAttr(self.auth_PLAIN, True),
-            "LOGIN": _AuthMechAttr(self.auth_LOGIN, True),
-        } if auth else {}
-        self._handle_hooks = {}
-        self._ehlo_hook_ver = None
-        # Functions, not bound methods: the table is shared by every connection.
-        self._smtp_methods = _command_table(cast(Hashable, type(self)))
-        self._enforce_call_limit = False
 
     # -- connection lifetime --------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -588,7 +469,8 @@ class SmtpListener(SMTP):
             return
         try:
             path = parse_path_arg(arg, "FROM:", allow_null=True)
-            params = self._mail_params(path.params)
+            params = parse_mail_params(path.params, size_limit=self.data_size_limit or 0,
+                                       auth=self._offer_auth)
         except PathError as exc:
             await self.reply(exc.reply)
             return
@@ -596,31 +478,6 @@ class SmtpListener(SMTP):
         if reply.ok:
             self._txn = _Transaction(path.address, params, [])
         await self.reply(reply)
-
-    def _mail_params(self, params: Sequence[tuple[str, str | None]]) -> MailParams:
-        size: int | None = None
-        body_8bit = False
-        smtputf8 = False
-        for key, value in params:
-            if key == "SIZE":
-                if value is None or not value.isdigit() or len(value) > 20:
-                    raise PathError(Reply(501, "5.5.4", "SIZE needs a number"))
-                size = int(value)
-                if self.data_size_limit and size > self.data_size_limit:
-                    raise PathError(replies.TOO_BIG)
-            elif key == "BODY":
-                if value is None or value.upper() not in ("7BIT", "8BITMIME"):
-                    raise PathError(Reply(501, "5.5.4", "BODY must be 7BIT or 8BITMIME"))
-                body_8bit = value.upper() == "8BITMIME"
-            elif key == "SMTPUTF8":
-                if value is not None:
-                    raise PathError(Reply(501, "5.5.4", "SMTPUTF8 takes no value"))
-                smtputf8 = True
-            elif key == "AUTH" and self._offer_auth:
-                pass  # RFC 4954 5: we never relay for another submitter, so ignore it
-            else:
-                raise PathError(Reply(555, "5.5.4", f"Parameter {key} not supported"))
-        return MailParams(size, body_8bit, smtputf8)
 
     async def _open_transaction(self) -> _Transaction | None:
         """The transaction RCPT and DATA work on, or None once the reply why there is
@@ -677,14 +534,15 @@ class SmtpListener(SMTP):
     async def _receive_and_store(self, envelope: Envelope) -> None:
         await self._emit(b"354 End data with <CR><LF>.<CR><LF>")
         try:
-            wire = await self._read_data()
+            wire = await read_data(self._reader, self.data_size_limit or 0,
+                                   self._reset_timeout)
         except asyncio.IncompleteReadError:
             # Truncated DATA: the client went away; nothing was accepted.
             self._set_post_data_state()
             if self.transport is not None:
                 self.transport.close()
             return
-        except _DataTooBig:
+        except DataTooBig:
             self._set_post_data_state()
             await self.reply(replies.TOO_BIG)
             return
@@ -700,44 +558,6 @@ class SmtpListener(SMTP):
                 await self.reply(result)
         else:
             await self.reply(results[0])
-
-    async def _read_data(self) -> bytes:
-        """Everything up to the ``<CRLF>.<CRLF>`` that ends DATA, exclusive of the
-        final ``.<CRLF>``. Reads in blocks of up to READ_LIMIT bytes; once the message
-        outgrows the size limit, keeps reading (discarding) to the end, then raises
-        _DataTooBig so the client gets its 552 in step (RFC 5321 4.5.3.1.10)."""
-        limit = self.data_size_limit or 0
-        parts: list[bytes] = []
-        total = 0
-        too_big = False
-        last2 = b"\r\n"  # after the 354 reply the client is at a line start
-        reader = self._reader
-        while True:
-            try:
-                chunk = await reader.readuntil(b".\r\n")
-                found = True
-            except asyncio.LimitOverrunError as exc:
-                chunk = await reader.readexactly(exc.consumed)
-                found = False
-            self._reset_timeout()
-            if found:
-                head = len(chunk) - 3
-                before = chunk[head - 2:head] if head >= 2 else (last2 + chunk[:head])[-2:]
-                if before == b"\r\n":
-                    total += head
-                    if not too_big:
-                        parts.append(chunk[:head])
-                    break
-            total += len(chunk)
-            if limit and total > limit:
-                too_big = True
-                parts.clear()
-            elif not too_big:
-                parts.append(chunk)
-            last2 = chunk[-2:] if len(chunk) >= 2 else (last2 + chunk)[-2:]
-        if too_big or (limit and total > limit):
-            raise _DataTooBig
-        return b"".join(parts)
 
 
 class LmtpListener(SmtpListener):
@@ -762,13 +582,3 @@ def _log_orphan_failure(task: asyncio.Future[list[Reply]]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.warning("storing a message failed: %r", task.exception())
 
-
-@functools.cache
-def _command_table(cls: Hashable) -> dict[str, Callable[[Any, str | None], Awaitable[None]]]:
-    """Command verb -> ``smtp_*`` function of ``cls``, computed once per class."""
-    return {name[5:]: getattr(cls, name) for name in dir(cls) if name.startswith("smtp_")}
-
-
-def _never_called(*_args: object) -> AuthResult:
-    # aiosmtpd's synchronous authenticator hook; our auth_* methods bypass it.
-    return AuthResult(success=False)

@@ -27,8 +27,9 @@ from letterlock.services.mail.delivery import DeliveryService
 from letterlock.services.mail.inbound_auth import InboundChecks
 from letterlock.services.mail.outbound import OutboundQueue, OutboundSettings
 from letterlock.smtp.handlers import LmtpHandler, MxHandler, Outbound, SubmissionHandler
+from letterlock.smtp.hooks import ListenerKind, SmtpHandler
 from letterlock.smtp.limits import ClientLimits, LimitSettings, parse_networks
-from letterlock.smtp.protocol import ListenerKind, LmtpListener, SmtpHandler, SmtpListener
+from letterlock.smtp.protocol import LmtpListener, SmtpListener
 
 log = logging.getLogger("letterlock.smtp")
 
