@@ -92,3 +92,25 @@ async def test_sqlite_cell_gains_the_vanished_flags_column(tmp_path: Path) -> No
         assert ghosts[2].flags == frozenset({"$B"})
     finally:
         await store.close()
+
+
+async def test_sqlite_cell_made_before_the_kept_count_counts_its_messages(
+        tmp_path: Path) -> None:
+    from letterlock.storage.models import NewMessage
+
+    path = tmp_path / "cell.sqlite3"
+    store = SqliteCellStore(path)
+    await store.create_account(ACCOUNT)
+    box = await store.create_mailbox("acc1", "INBOX", None, False)
+    await store.append_messages([NewMessage(box.id, f"b{i}", 10, WHEN, frozenset(), b"s")
+                                 for i in range(3)])
+    await store.close()
+    with sqlite3.connect(path) as db:  # as written before mailboxes kept the count
+        db.execute("ALTER TABLE mailboxes DROP COLUMN exists_count")
+    store = SqliteCellStore(path)
+    try:
+        assert (await store.get_mailbox("acc1", "INBOX")).messages == 3
+        await store.expunge(box.id, [2])
+        assert (await store.get_mailbox_by_id(box.id)).messages == 2
+    finally:
+        await store.close()

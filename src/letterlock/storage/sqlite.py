@@ -262,6 +262,7 @@ CREATE TABLE IF NOT EXISTS mailboxes (
     highestmodseq INTEGER NOT NULL,
     special_use TEXT,
     subscribed INTEGER NOT NULL,
+    exists_count INTEGER NOT NULL DEFAULT 0,
     UNIQUE (account_id, name)
 );
 CREATE TABLE IF NOT EXISTS messages (
@@ -311,8 +312,7 @@ _ACCOUNT_COLS = ("id, address, created, public_key, key_id, wrapped_by_password,
 _MAILBOX_SELECT = ("SELECT id, account_id, name, uidvalidity, uidnext, highestmodseq, "
                    "special_use, EXISTS (SELECT 1 FROM subscriptions s "
                    "WHERE s.account_id = mailboxes.account_id AND s.name = mailboxes.name), "
-                   "(SELECT count(*) FROM messages m "
-                   "WHERE m.mailbox_id = mailboxes.id) FROM mailboxes")
+                   "exists_count FROM mailboxes")
 _MESSAGE_COLS = "mailbox_id, uid, blob_id, size, internaldate, flags, modseq, summary"
 _LIGHT_COLS = "mailbox_id, uid, blob_id, size, internaldate, flags, modseq, x''"
 """The message columns without the sealed summary (an empty blob in its place)."""
@@ -426,9 +426,10 @@ def _append(c: sqlite3.Connection, messages: Sequence[NewMessage]) -> list[Appen
     next_ids: dict[int, list[int]] = {}
     for mailbox_id, n in counts.items():
         row = c.execute(
-            "UPDATE mailboxes SET uidnext = uidnext + ?, highestmodseq = highestmodseq + ? "
+            "UPDATE mailboxes SET uidnext = uidnext + ?, highestmodseq = highestmodseq + ?, "
+            "exists_count = exists_count + ? "
             "WHERE id=? RETURNING uidnext - ?, highestmodseq - ? + 1, uidvalidity",
-            (n, n, mailbox_id, n, n)).fetchone()
+            (n, n, n, mailbox_id, n, n)).fetchone()
         if row is None:
             raise UnknownMailbox(str(mailbox_id))
         next_ids[mailbox_id] = [row[0], row[1], row[2]]
@@ -453,6 +454,13 @@ def _upgrade_cell(path: Path) -> None:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(vanished)")}
         if "flags" not in columns:
             conn.execute("ALTER TABLE vanished ADD COLUMN flags TEXT NOT NULL DEFAULT ''")
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(mailboxes)")}
+        if "exists_count" not in columns:
+            # The message count is kept in the mailbox row (it was counted on every read).
+            conn.execute("ALTER TABLE mailboxes ADD COLUMN exists_count INTEGER NOT NULL "
+                         "DEFAULT 0")
+            conn.execute("UPDATE mailboxes SET exists_count = (SELECT count(*) FROM "
+                         "messages m WHERE m.mailbox_id = mailboxes.id)")
         columns = {row[1] for row in conn.execute("PRAGMA table_info(accounts)")}
         if "openpgp_cert" not in columns:
             conn.execute("ALTER TABLE accounts ADD COLUMN openpgp_cert BLOB NOT NULL "
@@ -693,6 +701,8 @@ class SqliteCellStore:
             for msg in _select_uids(c, mailbox_id, uids):
                 c.execute("DELETE FROM messages WHERE mailbox_id=? AND uid=?",
                           (mailbox_id, msg.uid))
+                c.execute("UPDATE mailboxes SET exists_count = exists_count - 1 WHERE id=?",
+                          (mailbox_id,))
                 c.execute("DELETE FROM digest_packs WHERE mailbox_id=? AND first_uid<=? "
                           "AND last_uid>=?", (mailbox_id, msg.uid, msg.uid))
                 modseq = _bump(c, mailbox_id)
