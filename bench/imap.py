@@ -1,16 +1,33 @@
 """IMAP server figures: logins per second, time to SELECT (and STATUS) an N-message
 mailbox, full-mailbox FETCH of N messages (headers, and full bodies) in messages per
-second, and resident memory per idle connection.
+second, resident memory per idle connection (plain, implicit TLS, STARTTLS), and the
+memory left behind by a burst of concurrent SELECTs of the N-message mailbox.
 
     .venv/bin/python bench/imap.py [--messages 10000] [--idle 2000] [--logins 20]
-                                   [--parts logins,select,fetch,idle]
+                                   [--parts logins,select,fetch,idle,burst]
+                                   [--idle-modes plain,tls,starttls] [--idle-fetch 0]
+                                   [--burst 200] [--burst-gates 1,8,200]
 
 The server runs in a child process (the real composition root on a temp HOME, SQLite
-cells, sealed store); this process is the client, over loopback sockets. Logins use
-the production Argon2id settings; the idle test uses a cheap setting so 2,000 logins
-finish quickly (the key derivation holds no memory after login). The idle figure is
-the growth of the server's resident set size divided by the number of connections,
-each logged in, with INBOX selected and in IDLE.
+cells, sealed store, one process: ImapServer itself, not ``serve``'s IMAP workers);
+this process is the client, over loopback sockets. Logins use the production Argon2id
+settings; the idle test uses a cheap setting so 2,000 logins finish quickly (the key
+derivation holds no memory after login).
+
+- idle: for each mode, a fresh server; ``--idle`` connections, each logged in, with
+  INBOX selected and in IDLE, opened in two halves. Printed: the growth of the
+  server's resident set size over all of them per connection, and the marginal KiB per
+  connection over the second half (which excludes one-time growth: allocator arenas,
+  first-use caches). ``tls`` is the implicit-TLS port, ``starttls`` the plain port
+  upgraded with STARTTLS before LOGIN. ``--idle-fetch N``: each connection first
+  fetches N messages whole, as a client that syncs and then idles (what a connection
+  keeps after moving data counts, not only after logging in).
+- burst: for each gate, a fresh server; ``--burst`` connections log in (one at a
+  time: the key cache makes every login after the first cheap), then all SELECT the
+  N-message INBOX with at most ``gate`` SELECTs in flight, and stay selected. Printed:
+  RSS growth per connection right after the burst and a few seconds later (the memory
+  the listings took should be given back, leaving what a selected connection keeps),
+  and after every connection closed (should be back near the start).
 """
 
 from __future__ import annotations
@@ -20,9 +37,12 @@ import asyncio
 import os
 import re
 import resource
+import ssl
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
 from pathlib import Path
 
 PASSWORD = "benchmark password"
@@ -41,6 +61,7 @@ async def serve(home: Path, messages: int, fast_kdf: bool) -> None:
     from letterlock import config as config_mod
     from letterlock.app import initialise, open_app
     from letterlock.imap.server import ImapServer
+    from letterlock.services.accounts.certificates import server_context
     from letterlock.services.accounts.setup import InitOptions
 
     env = dict(os.environ)
@@ -67,9 +88,10 @@ async def serve(home: Path, messages: int, fast_kdf: bool) -> None:
                 batch = []
         if batch:
             await app.mailboxes.append_sealed(ref, batch)
-        server = ImapServer(app.accounts, app.mailboxes, config.imap, None)
-        await server.start("127.0.0.1", 0, None)
-        print(f"READY {server.port}", flush=True)
+        tls = server_context("", "", home / "bench-tls", "localhost")
+        server = ImapServer(app.accounts, app.mailboxes, config.imap, tls)
+        await server.start("127.0.0.1", 0, 0)
+        print(f"READY {server.port} {server.tls_port}", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
         await server.close()
 
@@ -85,16 +107,43 @@ def sample(i: int) -> bytes:
 
 # -- client side -----------------------------------------------------------------------
 
+def _client_tls() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+@dataclass(frozen=True)
+class Ports:
+    plain: int
+    tls: int
+
+    def connect(self, mode: str) -> Awaitable[Client]:
+        """A connection in ``mode``: plain, tls (implicit) or starttls."""
+        if mode == "tls":
+            return Client.connect(self.tls, tls=True)
+        return Client.connect(self.plain, starttls=mode == "starttls")
+
+
 class Client:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
         self.n = 0
 
     @classmethod
-    async def connect(cls, port: int) -> Client:
-        r, w = await asyncio.open_connection("127.0.0.1", port, limit=2**24)
+    async def connect(cls, port: int, *, tls: bool = False, starttls: bool = False,
+                      ) -> Client:
+        context = _client_tls() if tls or starttls else None
+        r, w = await asyncio.open_connection("127.0.0.1", port, limit=2**24,
+                                             ssl=context if tls else None)
         await r.readuntil(b"\n")
-        return cls(r, w)
+        client = cls(r, w)
+        if starttls:
+            assert context is not None
+            await client.command("STARTTLS")
+            await w.start_tls(context)
+        return client
 
     async def command(self, text: str) -> int:
         """Send a command; return the number of untagged responses."""
@@ -118,7 +167,7 @@ class Client:
 
 
 async def start_server(home: Path, messages: int, fast_kdf: bool,
-                       ) -> tuple[asyncio.subprocess.Process, int]:
+                       ) -> tuple[asyncio.subprocess.Process, Ports]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--serve", str(home), "--messages", str(messages),
         *(["--fast-kdf"] if fast_kdf else []),
@@ -129,7 +178,8 @@ async def start_server(home: Path, messages: int, fast_kdf: bool,
         if not line:
             raise RuntimeError("server did not start")
         if line.startswith(b"READY "):
-            return proc, int(line.split()[1])
+            _, plain, tls = line.split()
+            return proc, Ports(int(plain), int(tls))
 
 
 async def stop_server(proc: asyncio.subprocess.Process) -> None:
@@ -195,19 +245,23 @@ async def bench_select(port: int, rounds: int = 7) -> dict[str, tuple[float, flo
     return out
 
 
-async def bench_idle(port: int, pid: int, count: int) -> tuple[int, int, float]:
-    """Open ``count`` idle connections in two halves. Returns (opened, RSS growth over
-    all of them in KiB, marginal KiB per connection over the second half). The
-    marginal figure excludes one-time growth (allocator arenas, first-use caches)."""
+async def bench_idle(ports: Ports, mode: str, pid: int, count: int, fetch: int = 0,
+                     ) -> tuple[int, int, float]:
+    """Open ``count`` idle connections in two halves, each fetching the first
+    ``fetch`` messages whole before IDLE. Returns (opened, RSS growth over all of them
+    in KiB, marginal KiB per connection over the second half). The marginal figure
+    excludes one-time growth (allocator arenas, first-use caches)."""
     base = rss_kib(pid)
     clients: list[Client] = []
     gate = asyncio.Semaphore(64)
 
     async def one() -> None:
         async with gate:
-            c = await Client.connect(port)
+            c = await ports.connect(mode)
             await c.command(f'LOGIN "{IDLE_USER}" "{PASSWORD}"')
             await c.command("SELECT INBOX")
+            if fetch:
+                await c.command(f"UID FETCH 1:{fetch} BODY.PEEK[]")
             c.writer.write(b"i IDLE\r\n")
             line = await c.reader.readuntil(b"\n")
             assert line.startswith(b"+"), line
@@ -226,6 +280,60 @@ async def bench_idle(port: int, pid: int, count: int) -> tuple[int, int, float]:
     return len(clients), end - base, (end - middle) / max(1, count - half)
 
 
+@dataclass(frozen=True)
+class Burst:
+    opened: int
+    before: int
+    """RSS (KiB) with every connection logged in, before the SELECTs."""
+    after: int
+    """RSS right after the last SELECT answered."""
+    settled: int
+    """RSS a few seconds later, the connections still selected."""
+    closed: int
+    """RSS after every connection closed."""
+    start: int
+    """RSS before any connection opened."""
+    seconds: float
+
+
+async def bench_burst(ports: Ports, pid: int, count: int, gate_size: int,
+                      settle_s: float = 5.0) -> Burst:
+    """``count`` connections log in, then SELECT INBOX with at most ``gate_size``
+    SELECTs in flight; RSS is read before, right after, after ``settle_s`` and after
+    the connections closed."""
+    warm = await ports.connect("plain")  # first-use growth is not the burst's
+    await warm.command(f'LOGIN "{USER}" "{PASSWORD}"')
+    await warm.command("SELECT INBOX")
+    await warm.command("LOGOUT")
+    await warm.close()
+    await asyncio.sleep(1.0)
+    start = rss_kib(pid)
+    clients = []
+    for _ in range(count):
+        c = await ports.connect("plain")
+        await c.command(f'LOGIN "{USER}" "{PASSWORD}"')
+        clients.append(c)
+    await asyncio.sleep(1.0)
+    before = rss_kib(pid)
+    gate = asyncio.Semaphore(gate_size)
+
+    async def select(c: Client) -> None:
+        async with gate:
+            await c.command("SELECT INBOX")
+
+    began = time.perf_counter()
+    await asyncio.gather(*(select(c) for c in clients))
+    seconds = time.perf_counter() - began
+    after = rss_kib(pid)
+    await asyncio.sleep(settle_s)
+    settled = rss_kib(pid)
+    for c in clients:
+        await c.command("LOGOUT")
+        await c.close()
+    await asyncio.sleep(2.0)
+    return Burst(len(clients), before, after, settled, rss_kib(pid), start, seconds)
+
+
 async def main(args: argparse.Namespace) -> None:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -233,13 +341,13 @@ async def main(args: argparse.Namespace) -> None:
         home = Path(tmp) / "home"
         print(f"populating {args.messages} messages...", flush=True)
         parts = set(args.parts.split(","))
-        proc, port = await start_server(home, args.messages, fast_kdf=False)
+        proc, ports = await start_server(home, args.messages, fast_kdf=False)
         try:
             if "logins" in parts:
-                rate = await bench_logins(port, args.logins)
+                rate = await bench_logins(ports.plain, args.logins)
                 print(f"logins/s (Argon2id production settings): {rate:.1f}")
             if "select" in parts:
-                for label, (best, median) in (await bench_select(port)).items():
+                for label, (best, median) in (await bench_select(ports.plain)).items():
                     print(f"{label} of a {args.messages}-message INBOX: best "
                           f"{best * 1000:.0f} ms, median {median * 1000:.0f} ms")
             for label, query in () if "fetch" not in parts else (
@@ -247,22 +355,40 @@ async def main(args: argparse.Namespace) -> None:
                                      "BODY.PEEK[HEADER])"),
                     ("envelope FETCH", "(UID FLAGS ENVELOPE BODYSTRUCTURE)"),
                     ("full-body FETCH", "(UID FLAGS BODY.PEEK[])")):
-                count, seconds = await bench_fetch(port, query, rounds=2)
+                count, seconds = await bench_fetch(ports.plain, query, rounds=2)
                 print(f"{label} of {count} messages: {seconds:.2f} s "
                       f"({count / seconds:,.0f} msg/s)")
         finally:
             await stop_server(proc)
-        if "idle" not in parts:
-            return
-        proc, port = await start_server(home, args.idle_messages, fast_kdf=True)
-        try:
-            opened, grown, marginal = await bench_idle(port, proc.pid, args.idle)
-            print(f"{opened} idle connections (logged in, {args.idle_messages}-message INBOX "
-                  "selected, IDLE): "
+        for gate_size in [int(g) for g in args.burst_gates.split(",")] \
+                if "burst" in parts else []:
+            proc, ports = await start_server(home, args.messages, fast_kdf=False)
+            try:
+                b = await bench_burst(ports, proc.pid, args.burst, gate_size)
+            finally:
+                await stop_server(proc)
+            n = max(1, b.opened)
+            print(f"burst of {b.opened} SELECTs of a {args.messages}-message INBOX, "
+                  f"{gate_size} at a time ({b.seconds:.1f} s): server RSS per connection "
+                  f"(from logged in) +{(b.after - b.before) / n:.1f} KiB right after, "
+                  f"+{(b.settled - b.before) / n:.1f} KiB 5 s later; all closed: "
+                  f"{(b.closed - b.start) / 1024:+.1f} MiB from before the logins "
+                  f"(RSS {b.start / 1024:.1f} -> {b.after / 1024:.1f} -> "
+                  f"{b.settled / 1024:.1f} -> {b.closed / 1024:.1f} MiB)", flush=True)
+        for mode in args.idle_modes.split(",") if "idle" in parts else []:
+            proc, ports = await start_server(home, args.idle_messages, fast_kdf=True)
+            try:
+                opened, grown, marginal = await bench_idle(ports, mode, proc.pid, args.idle,
+                                                           args.idle_fetch)
+            finally:
+                await stop_server(proc)
+            fetched = (f", {args.idle_fetch} messages fetched whole" if args.idle_fetch
+                       else "")
+            print(f"{opened} idle {mode} connections (logged in, {args.idle_messages}-"
+                  f"message INBOX selected{fetched}, IDLE): "
                   f"server RSS +{grown / 1024:.1f} MiB = {grown / max(1, opened):.1f} KiB "
-                  f"per connection overall, {marginal:.1f} KiB per added connection")
-        finally:
-            await stop_server(proc)
+                  f"per connection overall, {marginal:.1f} KiB per added connection",
+                  flush=True)
 
 
 if __name__ == "__main__":
@@ -271,7 +397,16 @@ if __name__ == "__main__":
     parser.add_argument("--idle", type=int, default=2_000)
     parser.add_argument("--logins", type=int, default=20)
     parser.add_argument("--idle-messages", type=int, default=1_000)
-    parser.add_argument("--parts", default="logins,select,fetch,idle",
+    parser.add_argument("--idle-modes", default="plain,tls,starttls",
+                        help="comma-separated connection kinds for the idle figure")
+    parser.add_argument("--idle-fetch", type=int, default=0,
+                        help="messages each idle connection fetches whole before IDLE "
+                             "(a client that syncs, then idles)")
+    parser.add_argument("--burst", type=int, default=200,
+                        help="connections in the SELECT burst")
+    parser.add_argument("--burst-gates", default="1,8,200",
+                        help="comma-separated SELECTs in flight at once, one burst each")
+    parser.add_argument("--parts", default="logins,select,fetch,idle,burst",
                         help="comma-separated figures to measure")
     parser.add_argument("--serve", type=Path)
     parser.add_argument("--fast-kdf", action="store_true")
