@@ -16,7 +16,7 @@ from letterlock.imap.parsing.primitives import STAR, SeqSet
 from letterlock.imap.uidmap import UidMap
 from letterlock.services.accounts.accounts import Session
 from letterlock.services.mail.mailbox import MailboxService
-from letterlock.storage.models import MailboxRecord, MessageRecord
+from letterlock.storage.models import MailboxIndex, MailboxRecord
 
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 
@@ -76,18 +76,21 @@ class SelectedMailbox:
                  "name", "readonly", "recent", "recent_told", "saved", "uidnext", "uids",
                  "uidvalidity")
 
-    def __init__(self, record: MailboxRecord, messages: list[MessageRecord],
+    def __init__(self, record: MailboxRecord, index: MailboxIndex,
                  readonly: bool, watch: AbstractContextManager[asyncio.Event],
                  changed: asyncio.Event, claims: RecentClaims | None = None) -> None:
+        """``index`` (not a record per message) is all opening a mailbox needs: a
+        burst of SELECTs of a large mailbox then allocates a tuple of UIDs each,
+        rather than a record per message, whose freed memory stays with the process
+        (issue 17)."""
         self.id = record.id
         self.name = record.name
         self.uidvalidity = record.uidvalidity
         self.readonly = readonly
-        self.uids = UidMap(m.uid for m in messages)
-        self.modseq = max([record.highestmodseq, *(m.modseq for m in messages)])
+        self.uids = UidMap(index.uids)
+        self.modseq = max(record.highestmodseq, index.highestmodseq)
         self.uidnext = max(record.uidnext, self.uids.last + 1)
-        self.keywords: set[str] = {f for m in messages for f in m.flags
-                                   if not f.startswith("\\")}
+        self.keywords: set[str] = set(index.keywords)
         self._watch = watch
         self.changed = changed
         self._claims = claims
@@ -95,7 +98,7 @@ class SelectedMailbox:
         self.recent: set[int] = set()
         if claims is not None:
             # EXAMINE shows what is recent without taking it (RFC 3501 6.3.2).
-            uids = [m.uid for m in messages]
+            uids = list(index.uids)
             self.recent = claims.peek(record.id, uids) if readonly else \
                 claims.claim(record.id, uids)
         self.recent_told = len(self.recent)

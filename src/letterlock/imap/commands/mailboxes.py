@@ -61,14 +61,15 @@ async def select(cmd: c.Select, ctx: Context) -> Reply:
     watch = svc.hub.watch(box.id)
     changed = watch.__enter__()
     try:
-        # Listing a whole mailbox briefly holds every record; bound how many
-        # connections do it at once so bursts of SELECTs do not inflate memory.
+        # The UIDs and aggregates, not a record per message (issue 17: memory taken
+        # by a burst of SELECTs stayed with the process); still bound how many
+        # connections list a whole mailbox at once.
         async with ctx.services.listing:
-            messages = await svc.messages(user, box.id, with_summary=False)
+            index = await svc.mailbox_index(user, box.id)
     except LetterlockError as exc:
         watch.__exit__(None, None, None)
         return reply_for(exc)
-    sel = SelectedMailbox(box, messages, cmd.readonly, watch, changed,
+    sel = SelectedMailbox(box, index, cmd.readonly, watch, changed,
                           None if ctx.rev2 else ctx.services.recent)
     out = ctx.out
     for line in sel.flags_responses():
@@ -76,8 +77,8 @@ async def select(cmd: c.Select, ctx: Context) -> Reply:
     out.untagged(b"%d EXISTS" % sel.exists)
     if not ctx.rev2:
         out.untagged(b"%d RECENT" % len(sel.recent))
-        first_unseen = next((i + 1 for i, m in enumerate(messages)
-                             if "\\Seen" not in m.flags), None)
+        first_unseen = (None if index.first_unseen is None
+                        else sel.seq_of(index.first_unseen))
         if first_unseen is not None:
             out.untagged(b"OK [UNSEEN %d] First unseen" % first_unseen)
     out.untagged(b"OK [UIDVALIDITY %d] UIDs valid" % sel.uidvalidity)
