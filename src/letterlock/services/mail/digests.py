@@ -273,32 +273,61 @@ class DigestService:
         """Packs are written only with the front-end's views (a reader without them,
         e.g. an export, makes digests for itself and leaves packs as they are)."""
         self._writing: dict[tuple[str, int, int], asyncio.Task[None]] = {}
+        self._next: dict[tuple[str, int, int], DigestPack] = {}
 
     def reader(self, session: Session, mailbox_id: int) -> DigestReader:
         return DigestReader(self, session, mailbox_id)
 
     def write_soon(self, session: Session, mailbox_id: int, key: bytes, window: int,
                    digests: list[Digest]) -> None:
+        """Seal and store the window's pack in the background. While one write of a
+        window is under way, the newest pack asked for meanwhile is written next."""
         ident = (session.ref.region, mailbox_id, window)
-        if ident in self._writing:
-            return  # one write per window at a time; a later reader writes the rest
         last = digests[-1].uid
         data = seal.seal_box(key, encode_pack(digests, self.views), _associated(
             session.ref.record.id, mailbox_id, window, last, len(digests)))
-        pack = DigestPack(mailbox_id, window, last, len(digests), data)
+        self._next[ident] = DigestPack(mailbox_id, window, last, len(digests), data)
+        if ident in self._writing:
+            return
         store = self.cells.get(session.ref.region).store
 
         async def write() -> None:
             try:
-                await store.put_digest_pack(pack)
-            except LetterlockError as exc:
-                log.info("digest pack %d:%d of mailbox %d not written: %s", window, last,
-                         mailbox_id, exc)
+                while (pack := self._next.pop(ident, None)) is not None:
+                    try:
+                        await store.put_digest_pack(pack)
+                    except LetterlockError as exc:
+                        log.info("digest pack %d:%d of mailbox %d not written: %s",
+                                 pack.first_uid, pack.last_uid, mailbox_id, exc)
             finally:
                 self._writing.pop(ident, None)
 
         self._writing[ident] = asyncio.get_running_loop().create_task(write())
 
+    async def before_expunge(self, session: Session, mailbox_id: int,
+                             uids: Sequence[int]) -> Callable[[Sequence[int]], None]:
+        """Read the packs of the windows ``uids`` fall in, before they are expunged
+        (storage drops every pack holding an expunged message). Returns the function
+        to call with the UIDs actually expunged: it writes those packs again without
+        them, so the next reader need not open every message of the window again."""
+        if not self.writes_packs or not uids:
+            return lambda _gone: None
+        reader = self.reader(session, mailbox_id)
+        windows = sorted({window_of(u) for u in uids})
+        try:
+            await reader._load(windows)
+        except LetterlockError:
+            return lambda _gone: None
+        packs = dict(reader._packs)
+
+        def after(gone: Sequence[int]) -> None:
+            removed = set(gone)
+            for window, digests in packs.items():
+                kept = [d for uid, d in sorted(digests.items()) if uid not in removed]
+                if kept and len(kept) < len(digests):
+                    self.write_soon(session, mailbox_id, reader._key, window, kept)
+
+        return after
     async def flush(self) -> None:
         """Wait for pack writes in progress (shutdown, tests)."""
         while self._writing:

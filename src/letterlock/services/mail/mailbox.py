@@ -376,7 +376,9 @@ class MailboxService:
     async def expunge(self, session: Session, mailbox_id: int,
                       uids: Sequence[int]) -> list[Expunged]:
         await self._owned(session, mailbox_id)
+        rewrite = await self.digests.before_expunge(session, mailbox_id, uids)
         gone = await self._cell(session.ref).store.expunge(mailbox_id, uids)
+        rewrite([e.uid for e in gone])
         if gone:
             self.hub.notify(mailbox_id)
             await self._release_blobs(session.ref,
