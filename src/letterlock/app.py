@@ -168,6 +168,7 @@ async def open_app(config: Config, *, create: bool = False) -> AsyncIterator[App
         mailboxes = MailboxService(cells, hub, config.crypto.chunk_bytes, sealer,
                                    digest_views=imap_views.VIEWS)
         stack.callback(mailboxes.close)
+        stack.callback(mailboxes.digests.clear)
         stack.push_async_callback(mailboxes.digests.flush)
         delivery = DeliveryService(control, accounts, mailboxes,
                                    postmaster=config.smtp.postmaster.strip())

@@ -58,6 +58,7 @@ async def test_second_reader_opens_packs_not_messages(
     first = await app.mailboxes.digest_reader(session, box).get(records)
     assert agreements.count == len(records)
     await app.mailboxes.digests.flush()
+    app.mailboxes.digests.clear()  # read the packs from storage, as another process
     session.opener.forget_keys()
     agreements.count = 0
     second = await app.mailboxes.digest_reader(session, box).get(records)
@@ -155,6 +156,7 @@ async def test_a_pack_moved_to_another_mailbox_is_not_believed(
     [theirs] = await store.get_digest_packs(other.id, 1, 10)
     assert await store.put_digest_pack(DigestPack(box, 1, 3, 3, theirs.data))
     records = await mb.messages(session, box, with_summary=False)
+    mb.digests.clear()  # as in another process, which has only storage's packs
     got = await mb.digest_reader(session, box).get(records)
     assert [got[u].header for u in (1, 2, 3)] == [raw(n)[: raw(n).index(b"\r\n\r\n") + 4]
                                                    for n in (0, 1, 2)]
@@ -185,3 +187,43 @@ async def test_without_views_packs_are_not_written(app: App, session: Session) -
     await plain.flush()
     assert got[1].views == () and got[1].header.startswith(b"From:")
     assert await app.cells.get("eu-dublin").store.get_digest_packs(box, 1, 10) == []
+
+
+async def test_sessions_of_one_process_share_hot_windows(
+        app: App, session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    box = await _fill(app, session, 3)
+    mb = app.mailboxes
+    records = await mb.messages(session, box, with_summary=False)
+    await mb.digest_reader(session, box).get(records)
+    other = await app.accounts.authenticate("bob@example.test", PASSWORD)
+    agreements = Agreements(monkeypatch)
+    reads = 0
+    store = app.cells.get("eu-dublin").store
+    real = store.get_digest_packs
+
+    async def counting(*args: int) -> list[DigestPack]:
+        nonlocal reads
+        reads += 1
+        return await real(*args)
+
+    monkeypatch.setattr(store, "get_digest_packs", counting)
+    got = await mb.digest_reader(other, box).get(records)
+    assert sorted(got) == [1, 2, 3] and reads == 0 and agreements.count == 0
+    await mb.expunge(other, box, [2])
+    again = await mb.digest_reader(session, box).get(
+        await mb.messages(session, box, with_summary=False))
+    assert sorted(again) == [1, 3]
+    assert all(2 not in hot for hot, _ in mb.digests._hot.values())
+
+
+async def test_hot_windows_expire(app: App, session: Session) -> None:
+    now = [0.0]
+    service = DigestService(app.cells, views.VIEWS, clock=lambda: now[0])
+    box = await _fill(app, session, 2)
+    records = await app.mailboxes.messages(session, box, with_summary=False)
+    await service.reader(session, box).get(records)
+    ident = ("eu-dublin", session.ref.record.id, box, 1)
+    assert service.hot_get(ident) is not None
+    now[0] += DigestService.HOT_TTL_S + 1
+    assert service.hot_get(ident) is None
+    await service.flush()

@@ -215,7 +215,11 @@ class CellStore(Protocol):
                                                                        list[int]]:
         """``mode`` is ``set``, ``add`` or ``remove``. Returns (changes actually made,
         UIDs refused because their modseq exceeds ``unchanged_since`` (RFC 7162 3.1.3)).
-        Messages whose flags do not change are not stamped."""
+        Messages whose flags do not change are not stamped.
+
+        Atomic, but durable only with the store's next durable write (or checkpoint):
+        a crash of the process loses nothing, a power cut may undo the last flag
+        changes (never mail), as Dovecot's ``mail_fsync = optimized`` does."""
         ...
 
     async def expunge(self, mailbox_id: int, uids: Sequence[int]) -> list[Expunged]:

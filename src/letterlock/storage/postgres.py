@@ -126,7 +126,7 @@ class PostgresDb:
             return
         await conn.close()
 
-    async def _run(self, op: Op[T], mode: str) -> T:
+    async def _run(self, op: Op[T], mode: str, durable: bool = True) -> T:
         if not self._opened:
             await self.open()
         attempt = 0
@@ -136,6 +136,8 @@ class PostgresDb:
                 async with self._pool.connection() as conn:
                     if mode == "write":
                         async with conn.transaction():
+                            if not durable:
+                                await conn.execute("SET LOCAL synchronous_commit TO OFF")
                             return await op(conn)
                     if mode == "query":  # one statement: its own snapshot, no BEGIN
                         return await op(conn)
@@ -157,9 +159,11 @@ class PostgresDb:
             except psycopg.Error as exc:
                 raise StorageError(f"{_database_of(self.url)}: {exc}") from exc
 
-    async def write(self, op: Op[T]) -> T:
-        """Run ``op`` in one read-write transaction (committed, hence durable, on return)."""
-        return await self._run(op, "write")
+    async def write(self, op: Op[T], *, durable: bool = True) -> T:
+        """Run ``op`` in one read-write transaction (committed, hence durable, on return;
+        with ``durable`` False, committed without waiting for the WAL flush:
+        ``synchronous_commit off``, for changes a power cut may undo)."""
+        return await self._run(op, "write", durable)
 
     async def read(self, op: Op[T]) -> T:
         """Run ``op`` in a read-only REPEATABLE READ transaction (one snapshot)."""
@@ -847,7 +851,7 @@ class PostgresCellStore:
                 await _notify(c, self.channel, [mailbox_id])
             return changes, refused
 
-        return await self.db.write(op)
+        return await self.db.write(op, durable=False)
 
     async def expunge(self, mailbox_id: int, uids: Sequence[int]) -> list[Expunged]:
         async def op(c: Conn) -> list[Expunged]:
@@ -959,7 +963,7 @@ class PostgresCellStore:
                              pack.data))
             return True
 
-        return await self.db.write(op)
+        return await self.db.write(op, durable=False)
 
     async def close(self) -> None:
         for feed in list(self._feeds):

@@ -14,6 +14,7 @@ over the moment the previous writer commits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import sqlite3
@@ -82,10 +83,17 @@ class SqliteDb:
                 self._all.append(conn)
         return conn
 
-    def _in_transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def _in_transaction(self, fn: Callable[[sqlite3.Connection], T],
+                        durable: bool = True) -> T:
         conn = self._connect()
         fcntl.flock(self._writer_lock, fcntl.LOCK_EX)
+        relaxed = self._fsync and not durable
         try:
+            if relaxed:
+                # WAL with synchronous=NORMAL: the commit is atomic and survives a crash
+                # of the process, but is flushed with the next durable commit (or
+                # checkpoint) instead of its own fsync.
+                conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = fn(conn)
@@ -99,6 +107,9 @@ class SqliteDb:
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path.name}: {exc}") from exc
         finally:
+            if relaxed:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA synchronous=FULL")
             fcntl.flock(self._writer_lock, fcntl.LOCK_UN)
 
     def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -112,10 +123,13 @@ class SqliteDb:
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path.name}: {exc}") from exc
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` in one IMMEDIATE transaction on the writer thread."""
+    async def write(self, fn: Callable[[sqlite3.Connection], T], *,
+                    durable: bool = True) -> T:
+        """Run ``fn`` in one IMMEDIATE transaction on the writer thread. With
+        ``durable`` False the commit does not wait for its own flush to stable storage
+        (see _in_transaction): for changes a power cut may undo without losing mail."""
         return await asyncio.get_running_loop().run_in_executor(
-            self._writer, self._in_transaction, fn)
+            self._writer, self._in_transaction, fn, durable)
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in a read transaction (a consistent snapshot)."""
@@ -692,7 +706,7 @@ class SqliteCellStore:
                 changes.append(FlagChange(msg.uid, new, modseq))
             return changes, refused
 
-        return await self.db.write(op)
+        return await self.db.write(op, durable=False)
 
     async def expunge(self, mailbox_id: int, uids: Sequence[int]) -> list[Expunged]:
         def op(c: sqlite3.Connection) -> list[Expunged]:
@@ -784,7 +798,7 @@ class SqliteCellStore:
                       (pack.mailbox_id, pack.first_uid, pack.last_uid, pack.count, pack.data))
             return True
 
-        return await self.db.write(op)
+        return await self.db.write(op, durable=False)
 
     async def close(self) -> None:
         self.db.close()

@@ -29,9 +29,11 @@ pair is the same) and are deleted with the account; a region move leaves them be
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import struct
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -162,10 +164,15 @@ def make_digest(session: Session, record: MessageRecord, views: Views) -> Digest
                   views.make(summary))
 
 
+Ident = tuple[str, str, int, int]
+"""(region, account id, mailbox id, window start)."""
+
+
 class DigestReader:
-    """Digests of one mailbox for one session: packs are read, opened and kept (a few
-    at a time) for the reader's life, which the caller keeps short (a command, or a
-    selected mailbox while it is in use)."""
+    """Digests of one mailbox for one session, for one command or a few: windows it
+    used are kept (a few at a time) for the reader's life, which the caller keeps
+    short. Digests never go stale (a message's content does not change; a digest is
+    used only for the record whose blob it names), so nothing here is invalidated."""
 
     def __init__(self, digests: DigestService, session: Session, mailbox_id: int) -> None:
         self._service = digests
@@ -173,14 +180,26 @@ class DigestReader:
         self._mailbox_id = mailbox_id
         self._key = session.opener.derive_key(_KEY_PURPOSE)
         self._packs: OrderedDict[int, dict[int, Digest]] = OrderedDict()
-        """window start -> uid -> digest (decoded packs, most recently used last)."""
+        """window start -> uid -> digest (most recently used last)."""
+
+    def _ident(self, window: int) -> Ident:
+        return (self._session.ref.region, self._session.ref.record.id, self._mailbox_id,
+                window)
 
     async def get(self, records: Sequence[MessageRecord]) -> dict[int, Digest]:
-        """uid -> digest for every record (records need their sealed summaries only if
-        no pack describes them: pass ``with_summary`` records, or light ones and let
-        this read summaries itself)."""
+        """uid -> digest for every record (light records will do: summaries are read
+        from storage only for messages no pack describes)."""
         windows = sorted({window_of(r.uid) for r in records})
-        await self._load([w for w in windows if w not in self._packs])
+        cold = []
+        for w in windows:
+            if w in self._packs:
+                continue
+            hot = self._service.hot_get(self._ident(w))
+            if hot is not None:
+                self._packs[w] = hot
+            else:
+                cold.append(w)
+        await self._load(cold)
         out: dict[int, Digest] = {}
         stale: set[int] = set()
         for rec in records:
@@ -233,11 +252,36 @@ class DigestReader:
                                 self._mailbox_id, exc)
                     continue
                 if digests is not None:
-                    self._packs[pack.first_uid] = {d.uid: d for d in digests}
+                    decoded = {d.uid: d for d in digests}
+                    self._packs[pack.first_uid] = decoded
+                    self._service.hot_put(self._ident(pack.first_uid), decoded)
 
     async def _rebuild(self, window: int) -> dict[int, Digest]:
         """Digests of every message in ``window`` (reusing those already known), and
-        the window's pack written for the next reader."""
+        the window's pack written for the next reader. Readers in this process that
+        need the same window meanwhile wait for this one's result."""
+        ident = self._ident(window)
+        building = self._service.building.get(ident)
+        if building is not None:
+            known = await asyncio.shield(building)
+            self._packs[window] = {**self._packs.get(window, {}), **known}
+        future: asyncio.Future[dict[int, Digest]] = \
+            asyncio.get_running_loop().create_future()
+        self._service.building[ident] = future
+        try:
+            made = await self._make(window)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it, nobody else must
+            raise
+        else:
+            future.set_result(made)
+        finally:
+            if self._service.building.get(ident) is future:
+                del self._service.building[ident]
+        return made
+
+    async def _make(self, window: int) -> dict[int, Digest]:
         store = self._service.cells.get(self._session.ref.region).store
         last = window + PACK_SPAN - 1
         light = await store.get_messages(self._mailbox_id, range(window, last + 1),
@@ -258,6 +302,7 @@ class DigestReader:
             if i % 64 == 63:
                 await asyncio.sleep(0)  # other connections run between slices
         self._packs[window] = made
+        self._service.hot_put(self._ident(window), made)
         present = [made[r.uid] for r in light if r.uid in made]
         if present and len(present) == len(light) and self._service.writes_packs:
             self._service.write_soon(self._session, self._mailbox_id, self._key, window,
@@ -266,22 +311,83 @@ class DigestReader:
 
 
 class DigestService:
-    def __init__(self, cells: Cells, views: Views | None = None) -> None:
+    """Digest readers, the pack writer, and the process's hot windows.
+
+    Hot windows: the windows read or made lately, decoded, shared by the sessions of
+    this process that read the same mailbox (all the owner's: a reader is made only
+    for a mailbox its session owns). A mailbox that many clients read at once (a
+    phone, a laptop and a webmail of one person) is then opened once, not once per
+    session. They hold plaintext headers in this process's memory, like the sessions
+    themselves: at most ``HOT_WINDOWS`` of them, each dropped ``HOT_TTL_S`` after its
+    last use, and an expunged message's digest is dropped from them at once.
+    """
+
+    HOT_WINDOWS = 64
+    HOT_TTL_S = 30.0
+    WRITE_DELAY_S = 0.5
+    """A window's pack is written this long after it changed: a mailbox taking mail
+    quickly gets one write of its newest pack, not one per message."""
+
+    def __init__(self, cells: Cells, views: Views | None = None, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.cells = cells
         self.views = views or NO_VIEWS
         self.writes_packs = views is not None
         """Packs are written only with the front-end's views (a reader without them,
         e.g. an export, makes digests for itself and leaves packs as they are)."""
+        self._clock = clock
+        self._hot: OrderedDict[Ident, tuple[dict[int, Digest], float]] = OrderedDict()
+        self.building: dict[Ident, asyncio.Future[dict[int, Digest]]] = {}
+        """Windows being made by a reader of this process (others wait for it)."""
         self._writing: dict[tuple[str, int, int], asyncio.Task[None]] = {}
         self._next: dict[tuple[str, int, int], DigestPack] = {}
+        self._write_now = asyncio.Event()
 
     def reader(self, session: Session, mailbox_id: int) -> DigestReader:
         return DigestReader(self, session, mailbox_id)
 
+    # -- hot windows -------------------------------------------------------------
+    def hot_get(self, ident: Ident) -> dict[int, Digest] | None:
+        now = self._clock()
+        self._expire(now)
+        hit = self._hot.get(ident)
+        if hit is None:
+            return None
+        self._hot[ident] = (hit[0], now)
+        self._hot.move_to_end(ident)
+        return hit[0]
+
+    def hot_put(self, ident: Ident, digests: dict[int, Digest]) -> None:
+        now = self._clock()
+        self._hot[ident] = (digests, now)
+        self._hot.move_to_end(ident)
+        self._expire(now)
+
+    def _expire(self, now: float) -> None:
+        while self._hot:
+            ident, (_, used) = next(iter(self._hot.items()))
+            if len(self._hot) <= self.HOT_WINDOWS and now - used < self.HOT_TTL_S:
+                return
+            del self._hot[ident]
+
+    def forget(self, session: Session, mailbox_id: int, uids: Sequence[int]) -> None:
+        """Drop the digests of ``uids`` (expunged) from the hot windows."""
+        for uid in uids:
+            ident = (session.ref.region, session.ref.record.id, mailbox_id, window_of(uid))
+            hit = self._hot.get(ident)
+            if hit is not None and uid in hit[0]:
+                self._hot[ident] = ({u: d for u, d in hit[0].items() if u != uid}, hit[1])
+
+    def clear(self) -> None:
+        """Drop every hot window (shutdown)."""
+        self._hot.clear()
+
+    # -- writing packs ------------------------------------------------------------
     def write_soon(self, session: Session, mailbox_id: int, key: bytes, window: int,
                    digests: list[Digest]) -> None:
-        """Seal and store the window's pack in the background. While one write of a
-        window is under way, the newest pack asked for meanwhile is written next."""
+        """Seal and store the window's pack in the background, WRITE_DELAY_S from now;
+        the newest pack asked for by then (or while a write is under way) is the one
+        written."""
         ident = (session.ref.region, mailbox_id, window)
         last = digests[-1].uid
         data = seal.seal_box(key, encode_pack(digests, self.views), _associated(
@@ -293,6 +399,8 @@ class DigestService:
 
         async def write() -> None:
             try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._write_now.wait(), self.WRITE_DELAY_S)
                 while (pack := self._next.pop(ident, None)) is not None:
                     try:
                         await store.put_digest_pack(pack)
@@ -310,17 +418,25 @@ class DigestService:
         (storage drops every pack holding an expunged message). Returns the function
         to call with the UIDs actually expunged: it writes those packs again without
         them, so the next reader need not open every message of the window again."""
-        if not self.writes_packs or not uids:
+        if not uids:
             return lambda _gone: None
         reader = self.reader(session, mailbox_id)
         windows = sorted({window_of(u) for u in uids})
-        try:
-            await reader._load(windows)
-        except LetterlockError:
-            return lambda _gone: None
-        packs = dict(reader._packs)
+        packs: dict[int, dict[int, Digest]] = {}
+        if self.writes_packs:
+            cold = []
+            for w in windows:
+                hot = self.hot_get(reader._ident(w))
+                if hot is not None:
+                    packs[w] = hot
+                else:
+                    cold.append(w)
+            with contextlib.suppress(LetterlockError):
+                await reader._load(cold)
+            packs.update((w, d) for w, d in reader._packs.items() if w in windows)
 
         def after(gone: Sequence[int]) -> None:
+            self.forget(session, mailbox_id, gone)
             removed = set(gone)
             for window, digests in packs.items():
                 kept = [d for uid, d in sorted(digests.items()) if uid not in removed]
@@ -329,6 +445,10 @@ class DigestService:
 
         return after
     async def flush(self) -> None:
-        """Wait for pack writes in progress (shutdown, tests)."""
-        while self._writing:
-            await asyncio.gather(*list(self._writing.values()), return_exceptions=True)
+        """Write waiting packs now and wait for them (shutdown, tests)."""
+        self._write_now.set()
+        try:
+            while self._writing:
+                await asyncio.gather(*list(self._writing.values()), return_exceptions=True)
+        finally:
+            self._write_now.clear()
