@@ -46,6 +46,7 @@ SPECIAL_USES = frozenset({"\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk
 
 INBOX_CACHE_TTL_S = 10.0
 INBOX_CACHE_MAX = 10_000
+OWNERS_MAX = 100_000
 
 INLINE_SEAL_BYTES = 16 * 1024
 """Without a helper process, messages up to this size are sealed on the calling
@@ -93,6 +94,8 @@ class MailboxService:
         self._sealer = sealer
         self._reapers: list[RetentionHook] = []
         self._seal_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="seal")
+        self._owners: dict[tuple[str, int], str] = {}
+        """(region, mailbox id) -> owning account id, for mailboxes already checked."""
         self._inbox_ids: dict[tuple[str, str], tuple[int, float]] = {}
         """(region, account id) -> (INBOX mailbox id, monotonic expiry)."""
 
@@ -312,20 +315,20 @@ class MailboxService:
                        with_summary: bool = True) -> list[MessageRecord]:
         """Every message of the mailbox. ``with_summary`` False leaves the sealed
         summaries out (``summary`` is b""): the light index for opening a mailbox."""
-        await self._owned(session, mailbox_id)
+        await self._check_owner(session, mailbox_id)
         return await self._cell(session.ref).store.list_messages(
             mailbox_id, with_summary=with_summary)
 
     async def mailbox_index(self, session: Session, mailbox_id: int) -> MailboxIndex:
         """UIDs and counts of the mailbox, without a record per message (SELECT,
         STATUS)."""
-        await self._owned(session, mailbox_id)
+        await self._check_owner(session, mailbox_id)
         return await self._cell(session.ref).store.mailbox_index(mailbox_id)
 
     async def get_messages(self, session: Session, mailbox_id: int,
                            uids: Sequence[int], *,
                            with_summary: bool = True) -> list[MessageRecord]:
-        await self._owned(session, mailbox_id)
+        await self._check_owner(session, mailbox_id)
         return await self._cell(session.ref).store.get_messages(
             mailbox_id, uids, with_summary=with_summary)
 
@@ -356,7 +359,22 @@ class MailboxService:
         box = await self._cell(session.ref).store.get_mailbox_by_id(mailbox_id)
         if box.account_id != session.ref.record.id:
             raise UnknownMailbox(str(mailbox_id))
+        self._remember_owner(session, mailbox_id)
         return box
+
+    async def _check_owner(self, session: Session, mailbox_id: int) -> None:
+        """Raise UnknownMailbox unless the mailbox is the session's. Owners are
+        remembered: a mailbox id is never reused nor given to another account, so the
+        answer cannot change (a mailbox deleted since is refused by storage itself)."""
+        key = (session.ref.region, mailbox_id)
+        if self._owners.get(key) == session.ref.record.id:
+            return
+        await self._owned(session, mailbox_id)
+
+    def _remember_owner(self, session: Session, mailbox_id: int) -> None:
+        if len(self._owners) >= OWNERS_MAX:
+            self._owners.clear()
+        self._owners[(session.ref.region, mailbox_id)] = session.ref.record.id
 
     async def mailbox_by_id(self, session: Session, mailbox_id: int) -> MailboxRecord:
         return await self._owned(session, mailbox_id)
@@ -366,7 +384,7 @@ class MailboxService:
                           mode: str, flags: Sequence[str],
                           unchanged_since: int | None = None,
                           ) -> tuple[list[FlagChange], list[int]]:
-        await self._owned(session, mailbox_id)
+        await self._check_owner(session, mailbox_id)
         result = await self._cell(session.ref).store.store_flags(
             mailbox_id, uids, mode, canonical_flags(flags), unchanged_since)
         if result[0]:
@@ -375,7 +393,7 @@ class MailboxService:
 
     async def expunge(self, session: Session, mailbox_id: int,
                       uids: Sequence[int]) -> list[Expunged]:
-        await self._owned(session, mailbox_id)
+        await self._check_owner(session, mailbox_id)
         rewrite = await self.digests.before_expunge(session, mailbox_id, uids)
         gone = await self._cell(session.ref).store.expunge(mailbox_id, uids)
         rewrite([e.uid for e in gone])
@@ -388,12 +406,12 @@ class MailboxService:
     async def expunged_flags(self, session: Session, mailbox_id: int,
                              uids: Sequence[int]) -> dict[int, FlagChange]:
         """Flags (and expunge modseq) of those of ``uids`` that were expunged."""
-        await self._owned(session, mailbox_id)
+        await self._check_owner(session, mailbox_id)
         return await self._cell(session.ref).store.expunged_flags(mailbox_id, uids)
 
     async def copy(self, session: Session, mailbox_id: int, uids: Sequence[int],
                    target: str) -> list[tuple[int, Appended]]:
-        await self._owned(session, mailbox_id)
+        await self._check_owner(session, mailbox_id)
         dst = await self.get_mailbox(session, target)
         pairs = await self._cell(session.ref).store.copy_messages(mailbox_id, uids, dst.id)
         if pairs:
@@ -410,6 +428,6 @@ class MailboxService:
 
     async def changes_since(self, session: Session, mailbox_id: int, modseq: int, *,
                             with_summary: bool = True) -> Changes:
-        await self._owned(session, mailbox_id)
+        await self._check_owner(session, mailbox_id)
         return await self._cell(session.ref).store.changes_since(
             mailbox_id, modseq, with_summary=with_summary)
