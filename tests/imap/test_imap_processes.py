@@ -157,3 +157,34 @@ async def test_news_waiting_in_the_socket_is_taken_in_before_the_answer(imap: Im
     lines = await c.command("a3", "NOOP")
     assert any(b"FETCH" in line and b"\\Flagged" in line for line in lines), lines
     await c.close()
+
+
+def test_a_new_message_is_recent_to_one_session_across_processes(
+        served: tuple[Served, int]) -> None:
+    """RFC 3501 2.3.2, as imaptest checks it: a message is \\Recent to one session
+    only, though the sessions that see it arrive live in different processes."""
+    box = "RecentBox"
+    sessions = [session(served, where) for where in ("main", "worker", "main", "worker")]
+    try:
+        assert sessions[0].create(box)[0] == "OK"
+        for s in sessions:
+            assert s.select(box)[0] == "OK"
+        for n in range(5):
+            assert sessions[n % 4].append(box, None, None,
+                                          f"Subject: {n}\r\n\r\nbody\r\n".encode())[0] == "OK"
+        recent_to: dict[int, int] = {}
+        for i, s in enumerate(sessions):
+            s.noop()
+            typ, data = s.uid("SEARCH", "RECENT")
+            assert typ == "OK"
+            for uid in (data[0] or b"").split():
+                recent_to[int(uid)] = recent_to.get(int(uid), 0) + 1
+        assert recent_to == {uid: 1 for uid in range(1, 6)}
+        # A new session (in either process) finds none of them recent any more.
+        late = session(served, "worker")
+        assert late.select(box)[0] == "OK"
+        assert late.uid("SEARCH", "RECENT")[1] == [b""]
+        late.logout()
+    finally:
+        for s in sessions:
+            s.logout()

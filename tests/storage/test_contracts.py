@@ -383,3 +383,18 @@ async def test_mailbox_index_matches_the_messages(cell: CellStore) -> None:
     assert index.highestmodseq >= changes[0].modseq
     with pytest.raises(UnknownMailbox):
         await cell.mailbox_index(box.id + 1000)
+
+
+async def test_recent_is_claimed_once(cell: CellStore) -> None:
+    await cell.create_account(account())
+    box = await cell.create_mailbox("acc1", "INBOX", None, True)
+    assert await cell.recent_mark(box.id) == 0
+    assert await cell.claim_recent(box.id, 3) == 0      # UIDs 1..3 are the caller's
+    assert await cell.claim_recent(box.id, 3) == 3      # nothing left for another
+    assert await cell.claim_recent(box.id, 2) == 3      # the mark never goes down
+    assert await cell.claim_recent(box.id, 5) == 3      # 4..5 are this caller's
+    assert await cell.recent_mark(box.id) == 5
+    firsts = await asyncio.gather(*(cell.claim_recent(box.id, 9) for _ in range(8)))
+    assert sorted(firsts) == [5] + [9] * 7
+    with pytest.raises(UnknownMailbox):
+        await cell.claim_recent(box.id + 1000, 1)

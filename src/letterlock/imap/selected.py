@@ -23,27 +23,16 @@ SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 
 class RecentClaims:
     """IMAP4rev1 \\Recent (RFC 3501 2.3.2): a message is recent to the first session
-    that sees it after it arrived. Kept per server process, per mailbox, as the highest
-    UID already claimed. Without persistent state, after a restart every message is
-    recent to the first session that selects its mailbox; and with several IMAP
-    processes (``imap.processes``) each keeps its own claims, so a new message can be
-    recent to one session in each process. IMAP4rev2 dropped \\Recent for this kind
-    of reason; clients do not rely on it."""
+    that sees it after it arrived. The store keeps, per mailbox, the highest UID
+    claimed (MailboxService.claim_recent), so a message is recent to one session only
+    across every IMAP process and after a restart. IMAP4rev2 sessions do not see
+    \\Recent at all."""
 
-    def __init__(self) -> None:
-        self._claimed: dict[int, int] = {}
-
-    def claim(self, mailbox_id: int, uids: list[int]) -> set[int]:
-        """The UIDs of ``uids`` this session is the first to see (now claimed)."""
-        fresh = self.peek(mailbox_id, uids)
-        if fresh:
-            self._claimed[mailbox_id] = max(fresh)
-        return fresh
-
-    def peek(self, mailbox_id: int, uids: list[int]) -> set[int]:
-        """The UIDs of ``uids`` no session has claimed yet (EXAMINE, STATUS)."""
-        mark = self._claimed.get(mailbox_id, 0)
-        return {u for u in uids if u > mark}
+    async def claim(self, mailboxes: MailboxService, session: Session, mailbox_id: int,
+                    uids: list[int], *, take: bool) -> set[int]:
+        """The UIDs of ``uids`` recent to this session (``take`` False: EXAMINE and
+        STATUS look without claiming, RFC 3501 6.3.2)."""
+        return await mailboxes.claim_recent(session, mailbox_id, uids, take=take)
 
 
 class BadSequence(Exception):
@@ -78,7 +67,8 @@ class SelectedMailbox:
 
     def __init__(self, record: MailboxRecord, index: MailboxIndex,
                  readonly: bool, watch: AbstractContextManager[asyncio.Event],
-                 changed: asyncio.Event, claims: RecentClaims | None = None) -> None:
+                 changed: asyncio.Event, claims: RecentClaims | None = None,
+                 recent: set[int] | None = None) -> None:
         """``index`` (not a record per message) is all opening a mailbox needs: a
         burst of SELECTs of a large mailbox then allocates a tuple of UIDs each,
         rather than a record per message, whose freed memory stays with the process
@@ -95,12 +85,8 @@ class SelectedMailbox:
         self.changed = changed
         self._claims = claims
         """None when \\Recent is not reported (IMAP4rev2 enabled)."""
-        self.recent: set[int] = set()
-        if claims is not None:
-            # EXAMINE shows what is recent without taking it (RFC 3501 6.3.2).
-            uids = list(index.uids)
-            self.recent = claims.peek(record.id, uids) if readonly else \
-                claims.claim(record.id, uids)
+        self.recent: set[int] = recent or set()
+        """UIDs recent to this session (claimed by the caller before, see select)."""
         self.recent_told = len(self.recent)
         """The RECENT count last sent to the client."""
         self.saved: list[int] = []
@@ -197,9 +183,8 @@ class SelectedMailbox:
         if new:
             out.append(b"%d EXISTS" % len(self.uids))
             if self._claims is not None:
-                new_uids = [m.uid for m in new]
-                self.recent |= (self._claims.peek(self.id, new_uids) if self.readonly
-                                else self._claims.claim(self.id, new_uids))
+                self.recent |= await self._claims.claim(
+                    mailboxes, session, self.id, [m.uid for m in new], take=not self.readonly)
                 out += self.recent_update(force=True)
             self.uidnext = max(self.uidnext, new[-1].uid + 1)
         for m in changes.changed:

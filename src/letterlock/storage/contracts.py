@@ -198,6 +198,18 @@ class CellStore(Protocol):
         size, internaldate) that opening a mailbox or counting its flags needs."""
         ...
 
+    async def claim_recent(self, mailbox_id: int, up_to: int) -> int:
+        """Claim IMAP4rev1 \\Recent (RFC 3501 2.3.2) of the mailbox's messages with
+        UIDs up to ``up_to``: atomically raise the mailbox's recent mark to ``up_to``
+        (if lower) and return the mark it had. Messages with UIDs above the returned
+        mark and up to ``up_to`` are recent to the caller alone. Need not be durable
+        (a power cut may make a message recent twice). Raises UnknownMailbox."""
+        ...
+
+    async def recent_mark(self, mailbox_id: int) -> int:
+        """The mailbox's recent mark (0 if nothing was claimed). Raises UnknownMailbox."""
+        ...
+
     async def mailbox_index(self, mailbox_id: int) -> MailboxIndex:
         """UIDs and aggregates of the mailbox (for SELECT and STATUS), without
         building a record per message. Raises UnknownMailbox."""

@@ -134,6 +134,7 @@ class MemoryCellStore:
         self._vanished: dict[int, list[tuple[int, int]]] = {}
         self._vanished_flags: dict[tuple[int, int], frozenset[str]] = {}
         self._packs: dict[int, dict[int, DigestPack]] = {}
+        self._recent: dict[int, int] = {}
         """mailbox id -> first uid -> pack."""
         """(mailbox id, uid) -> flags the message had when it was expunged."""
         self._subscriptions: dict[str, set[str]] = {}
@@ -286,6 +287,16 @@ class MemoryCellStore:
         await self.get_mailbox_by_id(mailbox_id)
         msgs = self._messages[mailbox_id]
         return _light([msgs[uid] for uid in sorted(msgs)], with_summary)
+
+    async def claim_recent(self, mailbox_id: int, up_to: int) -> int:
+        await self.get_mailbox_by_id(mailbox_id)
+        before = self._recent.get(mailbox_id, 0)
+        self._recent[mailbox_id] = max(before, up_to)
+        return before
+
+    async def recent_mark(self, mailbox_id: int) -> int:
+        await self.get_mailbox_by_id(mailbox_id)
+        return self._recent.get(mailbox_id, 0)
 
     async def mailbox_index(self, mailbox_id: int) -> MailboxIndex:
         box = await self.get_mailbox_by_id(mailbox_id)

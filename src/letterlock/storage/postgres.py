@@ -354,6 +354,7 @@ CREATE TABLE IF NOT EXISTS vanished (
     PRIMARY KEY (mailbox_id, uid)
 );
 ALTER TABLE vanished ADD COLUMN IF NOT EXISTS flags TEXT[] NOT NULL DEFAULT '{}';
+ALTER TABLE mailboxes ADD COLUMN IF NOT EXISTS recent_mark BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE accounts ADD COLUMN IF NOT EXISTS openpgp_cert BYTEA NOT NULL DEFAULT '\\x';
 CREATE TABLE IF NOT EXISTS cell_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS digest_packs (
@@ -793,6 +794,26 @@ class PostgresCellStore:
         if not rows:
             await self.get_mailbox_by_id(mailbox_id)  # UnknownMailbox, or really empty
         return [_message(r) for r in rows]
+
+    async def claim_recent(self, mailbox_id: int, up_to: int) -> int:
+        async def op(c: Conn) -> int:
+            row = await _one(c, "SELECT recent_mark FROM mailboxes WHERE id=%s FOR UPDATE",
+                             (mailbox_id,))
+            if row is None:
+                raise UnknownMailbox(str(mailbox_id))
+            if up_to > int(row[0]):
+                await c.execute("UPDATE mailboxes SET recent_mark=%s WHERE id=%s",
+                                (up_to, mailbox_id))
+            return int(row[0])
+
+        return await self.db.write(op, durable=False)
+
+    async def recent_mark(self, mailbox_id: int) -> int:
+        row = await self.db.query(lambda c: _one(
+            c, "SELECT recent_mark FROM mailboxes WHERE id=%s", (mailbox_id,)))
+        if row is None:
+            raise UnknownMailbox(str(mailbox_id))
+        return int(row[0])
 
     async def mailbox_index(self, mailbox_id: int) -> MailboxIndex:
         async def op(c: Conn) -> MailboxIndex:

@@ -277,6 +277,7 @@ CREATE TABLE IF NOT EXISTS mailboxes (
     special_use TEXT,
     subscribed INTEGER NOT NULL,
     exists_count INTEGER NOT NULL DEFAULT 0,
+    recent_mark INTEGER NOT NULL DEFAULT 0,
     UNIQUE (account_id, name)
 );
 CREATE TABLE IF NOT EXISTS messages (
@@ -475,6 +476,9 @@ def _upgrade_cell(path: Path) -> None:
                          "DEFAULT 0")
             conn.execute("UPDATE mailboxes SET exists_count = (SELECT count(*) FROM "
                          "messages m WHERE m.mailbox_id = mailboxes.id)")
+        if "recent_mark" not in columns:
+            conn.execute("ALTER TABLE mailboxes ADD COLUMN recent_mark INTEGER NOT NULL "
+                         "DEFAULT 0")
         columns = {row[1] for row in conn.execute("PRAGMA table_info(accounts)")}
         if "openpgp_cert" not in columns:
             conn.execute("ALTER TABLE accounts ADD COLUMN openpgp_cert BLOB NOT NULL "
@@ -652,6 +656,28 @@ class SqliteCellStore:
             return [_message(r) for r in c.execute(
                 f"SELECT {_cols(with_summary)} FROM messages WHERE mailbox_id=? ORDER BY uid",
                 (mailbox_id,))]
+
+        return await self.db.read(op)
+
+    async def claim_recent(self, mailbox_id: int, up_to: int) -> int:
+        def op(c: sqlite3.Connection) -> int:
+            row = c.execute("SELECT recent_mark FROM mailboxes WHERE id=?",
+                            (mailbox_id,)).fetchone()
+            if row is None:
+                raise UnknownMailbox(str(mailbox_id))
+            if up_to > row[0]:
+                c.execute("UPDATE mailboxes SET recent_mark=? WHERE id=?", (up_to, mailbox_id))
+            return int(row[0])
+
+        return await self.db.write(op, durable=False)
+
+    async def recent_mark(self, mailbox_id: int) -> int:
+        def op(c: sqlite3.Connection) -> int:
+            row = c.execute("SELECT recent_mark FROM mailboxes WHERE id=?",
+                            (mailbox_id,)).fetchone()
+            if row is None:
+                raise UnknownMailbox(str(mailbox_id))
+            return int(row[0])
 
         return await self.db.read(op)
 

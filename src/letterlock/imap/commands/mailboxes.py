@@ -69,8 +69,16 @@ async def select(cmd: c.Select, ctx: Context) -> Reply:
     except LetterlockError as exc:
         watch.__exit__(None, None, None)
         return reply_for(exc)
-    sel = SelectedMailbox(box, index, cmd.readonly, watch, changed,
-                          None if ctx.rev2 else ctx.services.recent)
+    claims = None if ctx.rev2 else ctx.services.recent
+    recent: set[int] = set()
+    if claims is not None:
+        try:
+            recent = await claims.claim(svc, user, box.id, list(index.uids),
+                                        take=not cmd.readonly)
+        except LetterlockError as exc:
+            watch.__exit__(None, None, None)
+            return reply_for(exc)
+    sel = SelectedMailbox(box, index, cmd.readonly, watch, changed, claims, recent)
     out = ctx.out
     for line in sel.flags_responses():
         out.untagged(line)
@@ -335,7 +343,8 @@ async def _status_line(ctx: Context, box: MailboxRecord, items: tuple[str, ...],
         elif item == "SIZE" and index is not None:
             v = index.size
         elif item == "RECENT" and index is not None:
-            v = len(ctx.services.recent.peek(box.id, list(index.uids)))
+            v = len(await ctx.services.recent.claim(ctx.services.mailboxes, user, box.id,
+                                                    list(index.uids), take=False))
         elif item == "HIGHESTMODSEQ":
             v = box.highestmodseq
         elif item == "APPENDLIMIT":

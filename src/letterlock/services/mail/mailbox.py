@@ -95,6 +95,8 @@ class MailboxService:
         self._reapers: list[RetentionHook] = []
         self._seal_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="seal")
         self._owners: dict[tuple[str, int], str] = {}
+        self._recent_marks: dict[tuple[str, int], int] = {}
+        """(region, mailbox id) -> \\Recent mark last seen in the store."""
         """(region, mailbox id) -> owning account id, for mailboxes already checked."""
         self._inbox_ids: dict[tuple[str, str], tuple[int, float]] = {}
         """(region, account id) -> (INBOX mailbox id, monotonic expiry)."""
@@ -318,6 +320,26 @@ class MailboxService:
         await self._check_owner(session, mailbox_id)
         return await self._cell(session.ref).store.list_messages(
             mailbox_id, with_summary=with_summary)
+
+    async def claim_recent(self, session: Session, mailbox_id: int, uids: Sequence[int],
+                           *, take: bool = True) -> set[int]:
+        """IMAP4rev1 \\Recent: those of ``uids`` no session has claimed yet, claimed now
+        for this one (``take`` False only looks: EXAMINE, STATUS). The store keeps the
+        claim, so it holds across server processes and restarts."""
+        if not uids:
+            return set()
+        await self._check_owner(session, mailbox_id)
+        store = self._cell(session.ref).store
+        key = (session.ref.region, mailbox_id)
+        top = max(uids)
+        if self._recent_marks.get(key, 0) >= top:
+            return set()  # this process saw them claimed already (marks only rise)
+        mark = (await store.claim_recent(mailbox_id, top) if take
+                else await store.recent_mark(mailbox_id))
+        if len(self._recent_marks) >= OWNERS_MAX:
+            self._recent_marks.clear()
+        self._recent_marks[key] = max(mark, top if take else mark)
+        return {u for u in uids if u > mark}
 
     async def mailbox_index(self, session: Session, mailbox_id: int) -> MailboxIndex:
         """UIDs and counts of the mailbox, without a record per message (SELECT,
