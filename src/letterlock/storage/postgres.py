@@ -354,7 +354,17 @@ CREATE TABLE IF NOT EXISTS vanished (
     PRIMARY KEY (mailbox_id, uid)
 );
 ALTER TABLE vanished ADD COLUMN IF NOT EXISTS flags TEXT[] NOT NULL DEFAULT '{}';
-ALTER TABLE mailboxes ADD COLUMN IF NOT EXISTS recent_mark BIGINT NOT NULL DEFAULT 0;
+-- Added later: altered only when missing (ALTER TABLE locks the table even when the
+-- column exists, and that lock can deadlock with a server already running).
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_name = 'mailboxes' AND column_name = 'recent_mark') THEN
+        ALTER TABLE mailboxes ADD COLUMN recent_mark BIGINT NOT NULL DEFAULT 0;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_indexes WHERE indexname = 'vanished_modseq') THEN
+        CREATE INDEX vanished_modseq ON vanished (mailbox_id, modseq);
+    END IF;
+END $$;
 ALTER TABLE accounts ADD COLUMN IF NOT EXISTS openpgp_cert BYTEA NOT NULL DEFAULT '\\x';
 CREATE TABLE IF NOT EXISTS cell_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS digest_packs (

@@ -300,6 +300,7 @@ CREATE TABLE IF NOT EXISTS vanished (
     flags TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (mailbox_id, uid)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS vanished_modseq ON vanished (mailbox_id, modseq);
 CREATE TABLE IF NOT EXISTS cell_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS digest_packs (
     mailbox_id INTEGER NOT NULL,
@@ -378,6 +379,14 @@ def _get_box_id(c: sqlite3.Connection, mailbox_id: int) -> MailboxRecord:
     if row is None:
         raise UnknownMailbox(str(mailbox_id))
     return _mailbox(row)
+
+
+def _box_modseq(c: sqlite3.Connection, mailbox_id: int) -> int:
+    """The mailbox's HIGHESTMODSEQ; raises UnknownMailbox (a cheap existence check)."""
+    row = c.execute("SELECT highestmodseq FROM mailboxes WHERE id=?", (mailbox_id,)).fetchone()
+    if row is None:
+        raise UnknownMailbox(str(mailbox_id))
+    return int(row[0])
 
 
 def _orphans(c: sqlite3.Connection, blob_ids: Sequence[str]) -> list[str]:
@@ -652,7 +661,7 @@ class SqliteCellStore:
     async def list_messages(self, mailbox_id: int, *,
                             with_summary: bool = True) -> list[MessageRecord]:
         def op(c: sqlite3.Connection) -> list[MessageRecord]:
-            _get_box_id(c, mailbox_id)
+            _box_modseq(c, mailbox_id)
             return [_message(r) for r in c.execute(
                 f"SELECT {_cols(with_summary)} FROM messages WHERE mailbox_id=? ORDER BY uid",
                 (mailbox_id,))]
@@ -706,7 +715,7 @@ class SqliteCellStore:
     async def get_messages(self, mailbox_id: int, uids: Sequence[int], *,
                            with_summary: bool = True) -> list[MessageRecord]:
         def op(c: sqlite3.Connection) -> list[MessageRecord]:
-            _get_box_id(c, mailbox_id)
+            _box_modseq(c, mailbox_id)
             return _select_uids(c, mailbox_id, uids, with_summary)
 
         return await self.db.read(op)
@@ -716,7 +725,7 @@ class SqliteCellStore:
                           unchanged_since: int | None = None) -> tuple[list[FlagChange],
                                                                        list[int]]:
         def op(c: sqlite3.Connection) -> tuple[list[FlagChange], list[int]]:
-            _get_box_id(c, mailbox_id)
+            _box_modseq(c, mailbox_id)
             changes: list[FlagChange] = []
             refused: list[int] = []
             for msg in _select_uids(c, mailbox_id, uids):
@@ -736,7 +745,7 @@ class SqliteCellStore:
 
     async def expunge(self, mailbox_id: int, uids: Sequence[int]) -> list[Expunged]:
         def op(c: sqlite3.Connection) -> list[Expunged]:
-            _get_box_id(c, mailbox_id)
+            _box_modseq(c, mailbox_id)
             out = []
             for msg in _select_uids(c, mailbox_id, uids):
                 c.execute("DELETE FROM messages WHERE mailbox_id=? AND uid=?",
@@ -758,7 +767,7 @@ class SqliteCellStore:
     async def expunged_flags(self, mailbox_id: int,
                              uids: Sequence[int]) -> dict[int, FlagChange]:
         def op(c: sqlite3.Connection) -> dict[int, FlagChange]:
-            _get_box_id(c, mailbox_id)
+            _box_modseq(c, mailbox_id)
             wanted = sorted(set(uids))
             out: dict[int, FlagChange] = {}
             for i in range(0, len(wanted), 500):
@@ -775,8 +784,8 @@ class SqliteCellStore:
     async def copy_messages(self, src_mailbox_id: int, uids: Sequence[int],
                             dst_mailbox_id: int) -> list[tuple[int, Appended]]:
         def op(c: sqlite3.Connection) -> list[tuple[int, Appended]]:
-            _get_box_id(c, src_mailbox_id)
-            _get_box_id(c, dst_mailbox_id)
+            _box_modseq(c, src_mailbox_id)
+            _box_modseq(c, dst_mailbox_id)
             src = _select_uids(c, src_mailbox_id, uids)
             appended = _append(c, [NewMessage(dst_mailbox_id, m.blob_id, m.size,
                                               m.internaldate, m.flags, m.summary)
@@ -788,21 +797,21 @@ class SqliteCellStore:
     async def changes_since(self, mailbox_id: int, modseq: int, *,
                             with_summary: bool = True) -> Changes:
         def op(c: sqlite3.Connection) -> Changes:
-            box = _get_box_id(c, mailbox_id)
+            highest = _box_modseq(c, mailbox_id)
             changed = tuple(_message(r) for r in c.execute(
                 f"SELECT {_cols(with_summary)} FROM messages WHERE mailbox_id=? AND modseq>? "
                 "ORDER BY uid", (mailbox_id, modseq)))
             vanished = tuple(r[0] for r in c.execute(
                 "SELECT uid FROM vanished WHERE mailbox_id=? AND modseq>? ORDER BY uid",
                 (mailbox_id, modseq)))
-            return Changes(box.highestmodseq, changed, vanished)
+            return Changes(highest, changed, vanished)
 
         return await self.db.read(op)
 
     async def get_digest_packs(self, mailbox_id: int, first_uid: int,
                                last_uid: int) -> list[DigestPack]:
         def op(c: sqlite3.Connection) -> list[DigestPack]:
-            _get_box_id(c, mailbox_id)
+            _box_modseq(c, mailbox_id)
             return [DigestPack(mailbox_id, r[0], r[1], r[2], bytes(r[3])) for r in c.execute(
                 "SELECT first_uid, last_uid, count, data FROM digest_packs "
                 "WHERE mailbox_id=? AND first_uid<=? AND last_uid>=? ORDER BY first_uid",
@@ -812,7 +821,7 @@ class SqliteCellStore:
 
     async def put_digest_pack(self, pack: DigestPack) -> bool:
         def op(c: sqlite3.Connection) -> bool:
-            _get_box_id(c, pack.mailbox_id)
+            _box_modseq(c, pack.mailbox_id)
             (present,) = c.execute(
                 "SELECT count(*) FROM messages WHERE mailbox_id=? AND uid BETWEEN ? AND ?",
                 (pack.mailbox_id, pack.first_uid, pack.last_uid)).fetchone()
