@@ -380,3 +380,13 @@ async def test_received_entries_are_capped_by_local_settings(app: App,
     clock.now += 11
     await there.authenticate(BOB, PASSWORD)
     assert argon2.take() == 1
+
+
+async def test_fifty_connections_of_one_client_log_in_at_once(app: App) -> None:
+    """A client opening 50 connections at once (imaptest, a busy mail program) gets
+    50 sessions: one derivation runs and the others wait for it, none is refused."""
+    await app.accounts.create("many@example.test", "us-east", PASSWORD)
+    sessions = await asyncio.gather(*(
+        app.accounts.authenticate("many@example.test", PASSWORD, client="192.0.2.7")
+        for _ in range(50)))
+    assert len(sessions) == 50

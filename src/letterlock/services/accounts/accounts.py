@@ -60,6 +60,13 @@ entry at once; the TTL bounds how long a change made by another process (a `user
 move` or `user delete` from the command line) goes unseen, and a move waits it out."""
 DELIVERY_CACHE_MAX = 10_000
 
+MAX_JOINED_LOGINS = 1024
+"""Logins of one account from one client that may wait for the full login already
+running (waiting costs no derivation: they try the key cache when it ends). A mail
+program or a test tool opening dozens of connections at once must not be refused; the
+bound only caps the waiters' memory. Derivations themselves are bounded per client
+by the KDF queue."""
+
 LifecycleGuard = Callable[[str], Awaitable[None]]
 """``guard(address)`` raises (e.g. MatterOpen) if the account may not be deleted or
 moved now. The legal service registers one; accounts does not import it."""
@@ -242,7 +249,7 @@ class AccountService:
             running = self._full_logins.get(slot)
             if running is not None:
                 joined = self._joined.get(slot, 0)
-                if joined >= self._kdf.max_waiting:
+                if joined >= MAX_JOINED_LOGINS:
                     raise Busy("too many logins waiting for this client")
                 self._joined[slot] = joined + 1
                 try:
