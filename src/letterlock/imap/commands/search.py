@@ -2,15 +2,17 @@
 (RFC 7162).
 
 Keys are evaluated on data unsealed inside this session, in three tiers so nothing is
-opened needlessly: the plain record (flags, UID, size, dates, modseq), the sealed
-summary (header keys, sent dates), and the full body (BODY, TEXT) -- the last fetched
-in batches, one storage round trip per batch.
+opened needlessly: the plain record (flags, UID, size, dates, modseq), the message's
+sealed digest (header keys, sent dates; services/mail/digests.py: one pack per window
+of messages), and the full body (BODY, TEXT, opened with the content key the digest
+holds) -- the last fetched in batches, one storage round trip per batch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import codecs
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -26,13 +28,13 @@ from letterlock.imap.parsing.primitives import SeqSet
 from letterlock.imap.reply import Reply, no, ok
 from letterlock.imap.selected import compress
 from letterlock.mime import structure
-from letterlock.mime import summary as summaries
 from letterlock.mime.headers import (
     decode_header_text,
     decode_words,
     parse_addresses,
     split_fields,
 )
+from letterlock.services.mail.digests import Digest, DigestReader
 from letterlock.storage.models import MessageRecord
 
 BATCH = 256
@@ -74,12 +76,12 @@ class _Candidate:
     """One message being tested; summary and body text are derived lazily, once."""
 
     def __init__(self, seq: int, record: MessageRecord, largest_seq: int, largest_uid: int,
-                 summary: summaries.MessageSummary | None, raw: bytes | None) -> None:
+                 digest: Digest | None, raw: bytes | None) -> None:
         self.seq = seq
         self.record = record
         self.largest_seq = largest_seq
         self.largest_uid = largest_uid
-        self.summary = summary
+        self.digest = digest
         self.raw = raw
         self.recent = False
         self._headers: dict[str, list[str]] | None = None
@@ -88,8 +90,7 @@ class _Candidate:
     def headers(self) -> dict[str, list[str]]:
         if self._headers is None:
             self._headers = {}
-            header = self.summary.header if self.summary is not None else b""
-            for f in split_fields(header):
+            for f in split_fields(self.header):
                 text = decode_header_text(f.value)
                 if f.key in _ADDRESS_FIELDS:
                     # Also match the addresses as parsed, so comments and odd
@@ -103,11 +104,17 @@ class _Candidate:
                 self._headers.setdefault(f.key, []).append(_fold(text))
         return self._headers
 
+    @property
+    def header(self) -> bytes:
+        """The message's header section (from its digest)."""
+        return self.digest.header if self.digest is not None else b""
+
     def body_text(self) -> str:
         if self._body is None:
             raw = self.raw or b""
-            tree = (summaries.structure_of(self.summary) if self.summary else None) \
-                or structure.parse(raw)
+            tree = (structure.Part.from_json(json.loads(self.digest.structure))
+                    if self.digest is not None and self.digest.structure
+                    else structure.parse(raw))
             texts = []
             for part in structure.walk(tree):
                 if part.is_multipart:
@@ -259,10 +266,16 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
     uids = list(sel.uids)
     largest_seq = len(uids)
     largest_uid = sel.uids.last
+    reader: DigestReader | None = None
     try:
         for start in range(0, len(uids), BATCH):
             records = await svc.get_messages(user, sel.id, uids[start : start + BATCH],
-                                             with_summary=level >= SUMMARY)
+                                             with_summary=False)
+            digests: dict[int, Digest] = {}
+            if level >= SUMMARY and records:
+                if reader is None:
+                    reader = svc.digest_reader(user, sel.id)
+                digests = await reader.get(records)
             raws: dict[int, bytes] = {}
             attempted: set[int] = set()
             for rec in records:
@@ -270,12 +283,11 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
                     # Bodies in size-bounded groups (one storage round trip each).
                     group = _next_group(records, rec)
                     attempted.update(r.uid for r in group)
-                    raws = await bodies_present(ctx, group)
+                    raws = await bodies_present(ctx, group, digests)
                 seq = sel.seq_of(rec.uid)
                 if seq is None:
                     continue
-                summary = svc.open_summary(user, rec) if level >= SUMMARY else None
-                cand = _Candidate(seq, rec, largest_seq, largest_uid, summary,
+                cand = _Candidate(seq, rec, largest_seq, largest_uid, digests.get(rec.uid),
                                   raws.get(rec.uid))
                 cand.recent = rec.uid in sel.recent
                 if matches(program.keys, cand, needle):

@@ -1,5 +1,5 @@
 """SORT and UID SORT (RFC 5256, with DISPLAYFROM/DISPLAYTO from RFC 5957): search, then
-order by sort keys computed from the sealed summary; ties fall back to sequence order."""
+order by sort keys computed from the messages' sealed digests; ties fall back to sequence order."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def _casemap(text: str) -> str:
 
 
 def _header(cand: _Candidate, name: str) -> bytes | None:
-    header = cand.summary.header if cand.summary is not None else b""
+    header = cand.header
     return first_value(split_fields(header), name)
 
 
