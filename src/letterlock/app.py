@@ -42,7 +42,8 @@ from letterlock.storage.models import Region
 from letterlock.storage.operators_sqlite import OperatorStore
 from letterlock.storage.postgres import PostgresCellStore, PostgresControlStore
 from letterlock.storage.s3 import S3BlobStore
-from letterlock.storage.sqlite import SqliteCellStore, SqliteControlStore
+from letterlock.storage.sqlite import SqliteCellStore
+from letterlock.storage.sqlite_control import SqliteControlStore
 from letterlock.workers import ProcessPlan
 
 CONTROL_DB = "control.sqlite3"

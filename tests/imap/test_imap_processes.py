@@ -173,7 +173,7 @@ def test_a_new_message_is_recent_to_one_session_across_processes(
             assert sessions[n % 4].append(box, None, None,
                                           f"Subject: {n}\r\n\r\nbody\r\n".encode())[0] == "OK"
         recent_to: dict[int, int] = {}
-        for i, s in enumerate(sessions):
+        for s in sessions:
             s.noop()
             typ, data = s.uid("SEARCH", "RECENT")
             assert typ == "OK"

@@ -16,7 +16,8 @@ import pytest
 from letterlock.storage.contracts import BlobStore, CellStore, ControlStore
 from letterlock.storage.files import FileBlobStore
 from letterlock.storage.memory import MemoryBlobStore, MemoryCellStore, MemoryControlStore
-from letterlock.storage.sqlite import SqliteCellStore, SqliteControlStore
+from letterlock.storage.sqlite import SqliteCellStore
+from letterlock.storage.sqlite_control import SqliteControlStore
 from support.postgres import postgres_db, postgres_server
 from support.seaweed import Seaweed, s3_bucket, seaweed
 

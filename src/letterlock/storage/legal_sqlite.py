@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from letterlock.errors import NotFound
-from letterlock.storage.sqlite import SqliteDb
+from letterlock.storage.sqlite_db import SqliteDb
 
 LEGAL_DB = "legal.sqlite3"
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from letterlock.errors import AlreadyExists, NotFound
-from letterlock.storage.sqlite import SqliteDb
+from letterlock.storage.sqlite_db import SqliteDb
 
 OPERATORS_DB = "operators.sqlite3"
 

@@ -1,34 +1,18 @@
-"""SQLite implementations of the control store and of a cell's metadata store.
-
-One writer thread owns the only writing connection, so transactions never contend
-for the write lock, and readers use their own connections in WAL mode (readers never
-block the writer). With ``fsync`` on, ``synchronous=FULL`` makes every commit durable.
-
-Other processes may write the same file (MX workers, a command run beside `serve`).
-SQLite makes a writer that finds the lock taken sleep and retry (1, 2, 5, 10 ms...),
-which at hundreds of commits a second idles every process in turn. So writers first
-queue on an advisory lock of their own (``flock`` on ``<db>.writer``), which hands
-over the moment the previous writer commits.
-"""
+"""The SQLite implementation of a cell's metadata store (the control store is in
+sqlite_control.py), on
+:class:`~letterlock.storage.sqlite_db.SqliteDb` (one writer thread, reader threads,
+a cross-process writer lock)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import fcntl
-import os
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from letterlock.errors import (
     AlreadyExists,
-    StorageError,
     UnknownAccount,
     UnknownMailbox,
 )
@@ -37,220 +21,19 @@ from letterlock.storage.models import (
     Appended,
     Changes,
     DigestPack,
-    Domain,
     Expunged,
     FlagChange,
     MailboxIndex,
     MailboxRecord,
     MessageRecord,
     NewMessage,
-    Region,
     apply_flag_mode,
 )
+from letterlock.storage.sqlite_db import SqliteDb, ts_parse, ts_text
 
 T = TypeVar("T")
 
 
-class SqliteDb:
-    """A SQLite file with one writer thread and a small pool of reader threads."""
-
-    def __init__(self, path: Path, schema: str, *, fsync: bool = True, readers: int = 3) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fsync = fsync
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"w-{path.stem}")
-        self._readers = ThreadPoolExecutor(max_workers=readers,
-                                           thread_name_prefix=f"r-{path.stem}")
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        self._writer_lock = os.open(path.with_name(path.name + ".writer"),
-                                    os.O_RDWR | os.O_CREAT, 0o600)
-        conn = self._connect()
-        with conn:
-            conn.executescript(schema)
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                   timeout=30)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={'FULL' if self._fsync else 'OFF'}")
-            conn.execute("PRAGMA foreign_keys=ON")
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
-        return conn
-
-    def _in_transaction(self, fn: Callable[[sqlite3.Connection], T],
-                        durable: bool = True) -> T:
-        conn = self._connect()
-        fcntl.flock(self._writer_lock, fcntl.LOCK_EX)
-        relaxed = self._fsync and not durable
-        try:
-            if relaxed:
-                # WAL with synchronous=NORMAL: the commit is atomic and survives a crash
-                # of the process, but is flushed with the next durable commit (or
-                # checkpoint) instead of its own fsync.
-                conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return result
-        except sqlite3.IntegrityError as exc:
-            raise AlreadyExists(str(exc)) from exc
-        except sqlite3.Error as exc:
-            raise StorageError(f"{self.path.name}: {exc}") from exc
-        finally:
-            if relaxed:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("PRAGMA synchronous=FULL")
-            fcntl.flock(self._writer_lock, fcntl.LOCK_UN)
-
-    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        conn = self._connect()
-        try:
-            conn.execute("BEGIN")
-            try:
-                return fn(conn)
-            finally:
-                conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StorageError(f"{self.path.name}: {exc}") from exc
-
-    async def write(self, fn: Callable[[sqlite3.Connection], T], *,
-                    durable: bool = True) -> T:
-        """Run ``fn`` in one IMMEDIATE transaction on the writer thread. With
-        ``durable`` False the commit does not wait for its own flush to stable storage
-        (see _in_transaction): for changes a power cut may undo without losing mail."""
-        return await asyncio.get_running_loop().run_in_executor(
-            self._writer, self._in_transaction, fn, durable)
-
-    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` in a read transaction (a consistent snapshot)."""
-        return await asyncio.get_running_loop().run_in_executor(self._readers, self._read, fn)
-
-    def close(self) -> None:
-        self._writer.shutdown(wait=True)
-        self._readers.shutdown(wait=True)
-        with self._lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
-            if self._writer_lock >= 0:
-                os.close(self._writer_lock)
-                self._writer_lock = -1
-
-
-def _ts(dt: datetime) -> str:
-    return dt.isoformat()
-
-
-def _dt(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
-# --------------------------------------------------------------------------- control
-
-CONTROL_SCHEMA = """
-CREATE TABLE IF NOT EXISTS regions (id TEXT PRIMARY KEY, country TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS domains (name TEXT PRIMARY KEY, created TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS directory (
-    address TEXT PRIMARY KEY,
-    region_id TEXT NOT NULL REFERENCES regions(id)
-);
-CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-
-
-class SqliteControlStore:
-    def __init__(self, path: Path, *, fsync: bool = True) -> None:
-        self.db = SqliteDb(path, CONTROL_SCHEMA, fsync=fsync)
-
-    async def add_region(self, region: Region) -> None:
-        def op(c: sqlite3.Connection) -> None:
-            c.execute("INSERT INTO regions VALUES (?, ?)", (region.id, region.country))
-
-        try:
-            await self.db.write(op)
-        except AlreadyExists:
-            raise AlreadyExists(f"region {region.id} exists") from None
-
-    async def list_regions(self) -> list[Region]:
-        rows = await self.db.read(
-            lambda c: c.execute("SELECT id, country FROM regions ORDER BY id").fetchall())
-        return [Region(*row) for row in rows]
-
-    async def add_domain(self, name: str) -> Domain:
-        domain = Domain(name, datetime.now(UTC))
-
-        def op(c: sqlite3.Connection) -> None:
-            c.execute("INSERT INTO domains VALUES (?, ?)", (name, _ts(domain.created)))
-
-        try:
-            await self.db.write(op)
-        except AlreadyExists:
-            raise AlreadyExists(f"domain {name} exists") from None
-        return domain
-
-    async def list_domains(self) -> list[Domain]:
-        rows = await self.db.read(
-            lambda c: c.execute("SELECT name, created FROM domains ORDER BY name").fetchall())
-        return [Domain(name, _dt(created)) for name, created in rows]
-
-    async def assign(self, address: str, region_id: str) -> None:
-        def op(c: sqlite3.Connection) -> None:
-            c.execute("INSERT INTO directory VALUES (?, ?)", (address, region_id))
-
-        try:
-            await self.db.write(op)
-        except AlreadyExists:
-            raise AlreadyExists(f"{address} exists") from None
-
-    async def reassign(self, address: str, region_id: str) -> None:
-        def op(c: sqlite3.Connection) -> None:
-            cur = c.execute("UPDATE directory SET region_id=? WHERE address=?",
-                            (region_id, address))
-            if cur.rowcount == 0:
-                raise UnknownAccount(address)
-
-        await self.db.write(op)
-
-    async def unassign(self, address: str) -> None:
-        def op(c: sqlite3.Connection) -> None:
-            if c.execute("DELETE FROM directory WHERE address=?", (address,)).rowcount == 0:
-                raise UnknownAccount(address)
-
-        await self.db.write(op)
-
-    async def lookup(self, address: str) -> str | None:
-        row = await self.db.read(lambda c: c.execute(
-            "SELECT region_id FROM directory WHERE address=?", (address,)).fetchone())
-        return None if row is None else str(row[0])
-
-    async def list_assignments(self) -> list[tuple[str, str]]:
-        rows = await self.db.read(lambda c: c.execute(
-            "SELECT address, region_id FROM directory ORDER BY address").fetchall())
-        return [(a, r) for a, r in rows]
-
-    async def get_setting(self, key: str) -> str | None:
-        row = await self.db.read(lambda c: c.execute(
-            "SELECT value FROM settings WHERE key=?", (key,)).fetchone())
-        return None if row is None else str(row[0])
-
-    async def set_setting(self, key: str, value: str) -> None:
-        await self.db.write(lambda c: c.execute(
-            "INSERT INTO settings VALUES (?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-            (key, value)))
-
-    async def close(self) -> None:
-        self.db.close()
 
 
 # --------------------------------------------------------------------------- cell
@@ -339,7 +122,7 @@ def _cols(with_summary: bool) -> str:
 
 
 def _account(row: Sequence[Any]) -> AccountRecord:
-    return AccountRecord(row[0], row[1], _dt(row[2]), bytes(row[3]), bytes(row[4]),
+    return AccountRecord(row[0], row[1], ts_parse(row[2]), bytes(row[3]), bytes(row[4]),
                          bytes(row[5]), bytes(row[6]), row[7], bytes(row[8]))
 
 
@@ -354,7 +137,7 @@ def _flags_text(flags: frozenset[str]) -> str:
 
 def _message(row: Sequence[Any]) -> MessageRecord:
     flags = frozenset(row[5].split()) if row[5] else frozenset()
-    return MessageRecord(row[0], row[1], row[2], row[3], _dt(row[4]), flags, row[6],
+    return MessageRecord(row[0], row[1], row[2], row[3], ts_parse(row[4]), flags, row[6],
                          bytes(row[7]))
 
 
@@ -464,7 +247,7 @@ def _append(c: sqlite3.Connection, messages: Sequence[NewMessage]) -> list[Appen
         uid, modseq, validity = slot
         slot[0] += 1
         slot[1] += 1
-        rows.append((msg.mailbox_id, uid, msg.blob_id, msg.size, _ts(msg.internaldate),
+        rows.append((msg.mailbox_id, uid, msg.blob_id, msg.size, ts_text(msg.internaldate),
                      _flags_text(msg.flags), modseq, msg.summary))
         out.append(Appended(msg.mailbox_id, validity, uid, modseq))
     c.executemany(f"INSERT INTO messages ({_MESSAGE_COLS}) VALUES (?,?,?,?,?,?,?,?)", rows)
@@ -503,7 +286,7 @@ class SqliteCellStore:
     async def create_account(self, account: AccountRecord) -> None:
         def op(c: sqlite3.Connection) -> None:
             c.execute(f"INSERT INTO accounts ({_ACCOUNT_COLS}) VALUES (?,?,?,?,?,?,?,?,?)",
-                      (account.id, account.address, _ts(account.created), account.public_key,
+                      (account.id, account.address, ts_text(account.created), account.public_key,
                        account.key_id, account.wrapped_by_password,
                        account.wrapped_by_recovery, account.custody, account.openpgp_cert))
 
