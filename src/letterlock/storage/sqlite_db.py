@@ -20,13 +20,41 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from letterlock.errors import AlreadyExists, StorageError
 
 T = TypeVar("T")
+
+
+MAX_BATCH = 64
+"""Writes committed together at most."""
+
+
+@dataclass
+class _Write:
+    fn: Callable[[sqlite3.Connection], Any]
+    durable: bool
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: object) -> None:
+    if future.done():
+        return  # the caller was cancelled; the write happened (or not) all the same
+    if ok:
+        future.set_result(value)
+    else:
+        assert isinstance(value, BaseException)
+        future.set_exception(value)
+
+
+def _tell(write: _Write, ok: bool, value: object) -> None:
+    with contextlib.suppress(RuntimeError):  # the caller's loop is closed
+        write.loop.call_soon_threadsafe(_settle, write.future, ok, value)
 
 
 class SqliteDb:
@@ -44,6 +72,9 @@ class SqliteDb:
         self._lock = threading.Lock()
         self._writer_lock = os.open(path.with_name(path.name + ".writer"),
                                     os.O_RDWR | os.O_CREAT, 0o600)
+        self._queue: list[_Write] = []
+        self._queue_lock = threading.Lock()
+        self._draining = False
         conn = self._connect()
         with conn:
             conn.executescript(schema)
@@ -61,34 +92,75 @@ class SqliteDb:
                 self._all.append(conn)
         return conn
 
-    def _in_transaction(self, fn: Callable[[sqlite3.Connection], T],
-                        durable: bool = True) -> T:
+    def _drain(self) -> None:
+        """Writer thread: run queued writes, in batches, until none are left."""
+        try:
+            while True:
+                with self._queue_lock:
+                    batch = self._queue[:MAX_BATCH]
+                    del self._queue[:MAX_BATCH]
+                    if not batch:
+                        self._draining = False
+                        return
+                try:
+                    self._run_batch(batch)
+                except Exception as exc:  # e.g. the lock file could not be locked
+                    failed = StorageError(f"{self.path.name}: {exc}")
+                    for write in batch:
+                        _tell(write, False, failed)
+        except BaseException:
+            with self._queue_lock:
+                self._draining = False
+            raise
+
+    def _run_batch(self, batch: list[_Write]) -> None:
+        """One transaction for the whole batch, each write in a savepoint of its own so
+        one that fails leaves the others. Committed durably if any write asks for it;
+        with ``synchronous=NORMAL`` otherwise (WAL: atomic, survives a crash of the
+        process, flushed with the next durable commit or checkpoint)."""
         conn = self._connect()
+        relaxed = self._fsync and not any(w.durable for w in batch)
+        outcomes: list[tuple[bool, object]] = []
         fcntl.flock(self._writer_lock, fcntl.LOCK_EX)
-        relaxed = self._fsync and not durable
         try:
             if relaxed:
-                # WAL with synchronous=NORMAL: the commit is atomic and survives a crash
-                # of the process, but is flushed with the next durable commit (or
-                # checkpoint) instead of its own fsync.
                 conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("BEGIN IMMEDIATE")
             try:
-                result = fn(conn)
+                for write in batch:
+                    conn.execute("SAVEPOINT w")
+                    try:
+                        result = write.fn(conn)
+                    except Exception as exc:
+                        conn.execute("ROLLBACK TO w")
+                        conn.execute("RELEASE w")
+                        outcomes.append((False, self._translate(exc)))
+                    else:
+                        conn.execute("RELEASE w")
+                        outcomes.append((True, result))
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
-            return result
-        except sqlite3.IntegrityError as exc:
-            raise AlreadyExists(str(exc)) from exc
         except sqlite3.Error as exc:
-            raise StorageError(f"{self.path.name}: {exc}") from exc
+            failed = StorageError(f"{self.path.name}: {exc}")
+            outcomes = [(False, failed)] * len(batch)
         finally:
             if relaxed:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("PRAGMA synchronous=FULL")
             fcntl.flock(self._writer_lock, fcntl.LOCK_UN)
+        for write, (ok, value) in zip(batch, outcomes, strict=True):
+            _tell(write, ok, value)
+
+    def _translate(self, exc: Exception) -> Exception:
+        if isinstance(exc, sqlite3.IntegrityError):
+            return AlreadyExists(str(exc))
+        if isinstance(exc, sqlite3.Error):
+            return StorageError(f"{self.path.name}: {exc}")
+        return exc
 
     def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._connect()
@@ -103,11 +175,21 @@ class SqliteDb:
 
     async def write(self, fn: Callable[[sqlite3.Connection], T], *,
                     durable: bool = True) -> T:
-        """Run ``fn`` in one IMMEDIATE transaction on the writer thread. With
-        ``durable`` False the commit does not wait for its own flush to stable storage
-        (see _in_transaction): for changes a power cut may undo without losing mail."""
-        return await asyncio.get_running_loop().run_in_executor(
-            self._writer, self._in_transaction, fn, durable)
+        """Run ``fn`` atomically on the writer thread; its effects are committed (and,
+        if ``durable``, on stable storage) when this returns. Writes that wait while
+        another runs share the next transaction (group commit: one commit, one fsync,
+        one turn of the cross-process lock for many), each in a savepoint of its own,
+        in the order they were asked for. ``durable`` False: a power cut may undo the
+        change (never one a durable write committed after it)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        with self._queue_lock:
+            self._queue.append(_Write(fn, durable, loop, future))
+            start = not self._draining
+            self._draining = True
+        if start:
+            self._writer.submit(self._drain)
+        return await future
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in a read transaction (a consistent snapshot)."""
