@@ -3,6 +3,7 @@ window, and a pack is never trusted beyond what it was made for."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 import pytest
@@ -227,3 +228,17 @@ async def test_hot_windows_expire(app: App, session: Session) -> None:
     now[0] += DigestService.HOT_TTL_S + 1
     assert service.hot_get(ident) is None
     await service.flush()
+
+
+async def test_readers_needing_one_window_at_once_open_it_once(
+        app: App, session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    box = await _fill(app, session, 6)
+    mb = app.mailboxes
+    records = await mb.messages(session, box, with_summary=False)
+    sessions = [session, *[await app.accounts.authenticate("bob@example.test", PASSWORD)
+                           for _ in range(3)]]
+    agreements = Agreements(monkeypatch)
+    results = await asyncio.gather(*(mb.digest_reader(s, box).get(records)
+                                     for s in sessions))
+    assert all(sorted(r) == [1, 2, 3, 4, 5, 6] for r in results)
+    assert agreements.count == len(records)

@@ -211,10 +211,11 @@ class DigestReader:
             else:
                 out[rec.uid] = digest
         for window in sorted(stale):
-            fresh = await self._rebuild(window)
-            for rec in records:
-                if window_of(rec.uid) == window and rec.uid in fresh:
-                    out[rec.uid] = fresh[rec.uid]
+            wanted = {r.uid: r.blob_id for r in records if window_of(r.uid) == window}
+            fresh = await self._rebuild(window, wanted)
+            for uid in wanted:
+                if uid in fresh:
+                    out[uid] = fresh[uid]
         for window in windows:
             if window in self._packs:
                 self._packs.move_to_end(window)
@@ -256,15 +257,21 @@ class DigestReader:
                     self._packs[pack.first_uid] = decoded
                     self._service.hot_put(self._ident(pack.first_uid), decoded)
 
-    async def _rebuild(self, window: int) -> dict[int, Digest]:
+    async def _rebuild(self, window: int, wanted: dict[int, str]) -> dict[int, Digest]:
         """Digests of every message in ``window`` (reusing those already known), and
-        the window's pack written for the next reader. Readers in this process that
-        need the same window meanwhile wait for this one's result."""
+        the window's pack written for the next reader. A reader of this process that
+        is making the same window meanwhile is waited for; if it made what ``wanted``
+        (uid -> blob id) needs, that is the answer."""
         ident = self._ident(window)
         building = self._service.building.get(ident)
         if building is not None:
-            known = await asyncio.shield(building)
-            self._packs[window] = {**self._packs.get(window, {}), **known}
+            with contextlib.suppress(LetterlockError):
+                known = await asyncio.shield(building)
+                merged = {**self._packs.get(window, {}), **known}
+                self._packs[window] = merged
+                if all(uid in merged and merged[uid].blob_id == blob
+                       for uid, blob in wanted.items()):
+                    return merged
         future: asyncio.Future[dict[int, Digest]] = \
             asyncio.get_running_loop().create_future()
         self._service.building[ident] = future
