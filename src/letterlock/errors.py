@@ -8,7 +8,8 @@ their own modules; the domain never imports a protocol.
     ├── ConfigError                 bad configuration file or environment value
     ├── NotInitialised              HOME has no letterlock data yet
     ├── InvalidInput                a value supplied by a user or client is malformed
-    │   └── InvalidAddress
+    │   ├── InvalidAddress
+    │   └── InvalidMessage          a message that cannot be handled as sent (e.g. signed)
     ├── NotFound
     │   ├── UnknownRegion
     │   ├── UnknownDomain
@@ -47,6 +48,11 @@ class InvalidInput(LetterlockError):
 
 class InvalidAddress(InvalidInput):
     """An email address is not acceptable."""
+
+
+class InvalidMessage(InvalidInput):
+    """A submitted message cannot be handled as sent (e.g. its header section cannot
+    be DKIM-signed): sending it again will not help."""
 
 
 class NotFound(LetterlockError):

@@ -284,3 +284,53 @@ async def test_required_tls_verifies_the_certificate(accounts: App, other: World
         await untrusting.wait_until(lambda es: bool(es) and es[0].attempts >= 1)
         assert untrusting.entries()[0].pending == ["carol@other.test"]
         assert len(await other.inbox("carol@other.test")) == 1
+
+
+NO_FROM = (b"To: carol@other.test, bob@example.test\r\nSubject: no from\r\n"
+           b"Message-ID: <nofrom1@example.test>\r\n\r\nWho sent this? " + MARKER + b"\r\n")
+
+
+async def test_submission_without_from_is_not_answered_451_for_remote_recipients(
+        accounts: App, other: World, tmp_path: Path) -> None:
+    # Issue 17 point 1: DKIM signing refused a message without From: ("The From header
+    # field MUST be signed"), so a remote recipient got 451 and the client retried for
+    # ever while a local one was accepted. The MSA adds From: (the authenticated
+    # address), the same for every destination, and the result is signed.
+    key = dkim_keys.create_key(accounts.config.control_dir, "example.test", selector="test1024",
+                               bits=1024)
+    queue = make_queue(accounts, port=other.mx_port)
+    async with submitting_through(accounts, tmp_path, queue) as world:
+        assert await asyncio.to_thread(submit, world, ["carol@other.test", "bob@example.test"],
+                                       NO_FROM) == {}
+        await queue.wait_until(lambda entries: not entries)
+        [remote] = await other.inbox("carol@other.test")
+        [local] = await world.inbox("bob@example.test")
+        for stored in (remote, local):
+            header = stored.split(b"\r\n\r\n", 1)[0]
+            assert b"\r\nFrom: <alice@example.test>\r\n" in b"\r\n" + header + b"\r\n", stored
+        signed = remote.split(b"DKIM-Signature:", 1)
+        assert len(signed) == 2
+
+        def dns_txt(name: bytes, timeout: int = 5) -> bytes:
+            return key.txt_value().encode()
+
+        assert dkim.verify(b"DKIM-Signature:" + signed[1], dnsfunc=dns_txt)
+
+
+async def test_unsignable_submission_is_refused_for_good_not_451(accounts: App, other: World,
+                                                                tmp_path: Path) -> None:
+    # Issue 17 point 1, the other half: a header section DKIM cannot sign is refused
+    # with a permanent 5.6.0 (not 451 for ever), before any local recipient has a copy.
+    dkim_keys.create_key(accounts.config.control_dir, "example.test", selector="test1024",
+                         bits=1024)
+    broken = (b"From: alice@example.test\r\nTo: carol@other.test\r\n"
+              b"this line is no header field\r\n\r\nbody\r\n")
+    queue = make_queue(accounts, port=other.mx_port)
+    async with submitting_through(accounts, tmp_path, queue) as world:
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            await asyncio.to_thread(submit, world, ["carol@other.test", "bob@example.test"],
+                                    broken)
+        assert refused.value.smtp_code == 554
+        assert refused.value.smtp_error.startswith(b"5.6.0 ")
+        assert queue.entries() == []
+        assert await world.inbox("bob@example.test") == []

@@ -200,12 +200,17 @@ class SubmissionHandler:
         return _rcpt_reply(await self._delivery.classify(address),
                            None if self._outbound is not None else replies.RELAY_DENIED)
 
-    def _complete(self, message: bytes, sender: str, when: datetime) -> bytes:
-        """RFC 6409 8.3/8.4: add Date and Message-ID when the client left them out."""
+    def _complete(self, message: bytes, sender: str, author: str, when: datetime) -> bytes:
+        """RFC 6409 8.2/8.3: add Date and Message-ID when the client left them out; and
+        From (RFC 5322 3.6 requires one), naming the authenticated ``author``: without
+        it the message could not be DKIM-signed for other domains, and local and remote
+        recipients must get the same message."""
         header, _ = split_header(message)
         names = {line.split(b":", 1)[0].strip().lower()
                  for line in header.split(b"\n") if b":" in line and line[:1] not in b" \t"}
         extra = b""
+        if b"from" not in names:
+            extra += f"From: <{author}>\r\n".encode()
         if b"date" not in names:
             extra += f"Date: {format_datetime(when)}\r\n".encode("ascii")
         if b"message-id" not in names:
@@ -217,22 +222,25 @@ class SubmissionHandler:
         assert peer.identity is not None
         queue_id = self._queue_ids()
         when = self._clock()
-        message = self._complete(message, envelope.sender, when)
+        message = self._complete(message, envelope.sender, peer.identity.address, when)
         local = _unique_accounts(envelope)
         foreign = list(dict.fromkeys(a.recipient.address for a in envelope.recipients
                                      if a.recipient.kind is RecipientKind.FOREIGN))
         trace = _trace(peer, self._hostname, queue_id, when,
                        [a.address for a in envelope.recipients])
         try:
+            # The queue first: it signs, which can refuse the message for good (5.6.0),
+            # and then no local recipient has a copy of a message the client was told
+            # failed.
+            if foreign:
+                assert self._outbound is not None
+                await self._outbound.submit(peer.identity.ref, envelope.sender, foreign,
+                                            trace + message)
             if local:
                 results = await self._delivery.deliver(_return_path(envelope.sender) + trace
                                                        + message, local)
                 if not all(r.ok for r in results):
                     return [replies.TRY_LATER]
-            if foreign:
-                assert self._outbound is not None
-                await self._outbound.submit(peer.identity.ref, envelope.sender, foreign,
-                                            trace + message)
         except LetterlockError as exc:
             log.warning("submission %s failed: %r", queue_id, exc)
             return [replies.reply_for_error(exc)]

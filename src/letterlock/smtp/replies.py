@@ -14,6 +14,7 @@ from letterlock.errors import (
     CryptoError,
     InvalidAddress,
     InvalidInput,
+    InvalidMessage,
     LetterlockError,
     MatterOpen,
     NotInitialised,
@@ -83,6 +84,9 @@ def reply_for_error(exc: BaseException) -> Reply:
     """
     if isinstance(exc, InvalidAddress):
         return BAD_ADDRESS
+    if isinstance(exc, InvalidMessage):
+        # RFC 3463 5.6.0: the content is the problem; the client must not retry as is.
+        return Reply(554, "5.6.0", f"Message refused: {exc}"[:200])
     if isinstance(exc, UnknownAccount):
         return UNKNOWN_USER
     if isinstance(exc, UnknownDomain):

@@ -17,7 +17,7 @@ import dkim
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from letterlock.errors import AlreadyExists, CryptoError, UnknownDomain
+from letterlock.errors import AlreadyExists, CryptoError, InvalidMessage, UnknownDomain
 from letterlock.services.accounts.addresses import normalise_domain
 from letterlock.storage.durable import write_atomically
 
@@ -128,7 +128,9 @@ class DkimKeys:
 
     def sign(self, message: bytes, domain: str) -> bytes:
         """``message`` with a DKIM-Signature for ``domain`` prepended; unchanged when the
-        domain has no key. CPU-bound: call off the event loop."""
+        domain has no key. CPU-bound: call off the event loop. Raises InvalidMessage
+        when the message itself cannot be signed (a malformed header section, no
+        From:), CryptoError when the key is at fault."""
         key = self.key_for(domain)
         if key is None:
             return message
@@ -139,6 +141,8 @@ class DkimKeys:
             signature = dkim.sign(message, key.selector.encode("ascii"),
                                   key.domain.encode("ascii"), key.private_pem,
                                   include_headers=headers)
+        except (dkim.MessageFormatError, dkim.ParameterError) as exc:
+            raise InvalidMessage(f"cannot be DKIM-signed: {exc}") from exc
         except dkim.DKIMException as exc:
             raise CryptoError(f"DKIM signing failed for {domain}: {exc}") from exc
         return bytes(signature) + message
