@@ -129,10 +129,8 @@ class PolicyEngine:
         }
 
     def _gag(self, request: LegalRequest) -> str:
-        if request.gag is not None:
-            return request.gag.kind
-        implied = self.jurisdictions.instruments[request.instrument].implied_gag
-        return implied or "none"
+        gag = self.jurisdictions.effective_gag(request)
+        return "none" if gag is None else gag.kind
 
     # -- evaluation --------------------------------------------------------------------
 
@@ -233,8 +231,9 @@ class PolicyEngine:
         when = notice_rules[0].notice if notice_rules else "before-disclosure"
         assert when is not None
         not_before = None
-        if when == "at-gag-expiry" and request.gag is not None and request.gag.until:
-            not_before = request.gag.until
+        gag = self.jurisdictions.effective_gag(request)
+        if when == "at-gag-expiry" and gag is not None and gag.until:
+            not_before = gag.until
             deadlines.add(Deadline("user-notice", not_before))
 
         return Decision(

@@ -22,6 +22,7 @@ from letterlock.policy.model import (
     CATEGORIES,
     INSTRUMENTS,
     AccountFacts,
+    Gag,
     LegalRequest,
 )
 
@@ -147,6 +148,18 @@ class Jurisdictions:
         if spec is not None and kind in spec.deadlines:
             return spec.deadlines[kind]
         return self.default_deadlines.get(kind)
+
+    def effective_gag(self, request: LegalRequest) -> Gag | None:
+        """The non-disclosure order the request carries: its own ``gag``, else the one
+        its instrument implies (a National Security Letter's, with ``"gag": null``).
+        Everything that decides secrecy (the policy's context, sealed audit events,
+        notices, lifting the order, the report) asks this, never ``request.gag``."""
+        if request.gag is not None:
+            return request.gag
+        spec = self.instruments.get(request.instrument)
+        if spec is not None and spec.implied_gag == "indefinite":
+            return Gag(until=None)
+        return None
 
     def acting_country(self, request: LegalRequest, operator: Operator) -> str:
         """The state whose law the request is made under."""

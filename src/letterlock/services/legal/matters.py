@@ -194,9 +194,10 @@ class LegalService:
                       details: Sequence[tuple[str, str]] = ()) -> None:
         sealed_until: datetime | None = None
         extra: tuple[tuple[str, str], ...] = tuple(details)
-        if request.gag is not None and await self._store.gag_lifted_at(matter) is None:
-            sealed_until = request.gag.until or _INDEFINITE
-            if request.gag.until is None:
+        gag = self._engine.jurisdictions.effective_gag(request)
+        if gag is not None and await self._store.gag_lifted_at(matter) is None:
+            sealed_until = gag.until or _INDEFINITE
+            if gag.until is None:
                 extra += (("indefinite", "true"),)
         # A step of the whole matter is about each target account: one event per
         # account, so each owner's access feed shows it (once no order hides it).
@@ -421,7 +422,7 @@ class LegalService:
         are revealed, and later events are logged in the clear."""
         row = await self._store.get_matter(matter_id)
         request = parse_request(json.loads(row.request))
-        if request.gag is None:
+        if self._engine.jurisdictions.effective_gag(request) is None:
             raise Refused(f"matter {matter_id} has no non-disclosure order")
         if await self._store.gag_lifted_at(matter_id) is not None:
             raise Refused(f"the order on matter {matter_id} was lifted already")

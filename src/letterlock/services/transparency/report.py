@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -35,6 +35,7 @@ from typing import Any, Protocol
 
 from letterlock.audit.log import open_reader
 from letterlock.errors import InvalidInput
+from letterlock.policy import load_jurisdictions
 from letterlock.storage.legal_sqlite import LEGAL_DB, LegalStore
 
 BUCKETS = ("content", "non-content", "no-data", "rejected")
@@ -214,11 +215,21 @@ class StoredMatter(Protocol):
     def decision(self) -> str | None: ...
 
 
+def implied_gags() -> dict[str, str]:
+    """Instrument -> the gag it carries when the request states none (the shipped
+    jurisdiction data, as the legal workflow reads it)."""
+    return {name: spec.implied_gag for name, spec in load_jurisdictions().instruments.items()
+            if spec.implied_gag}
+
+
 def facts_from_matter(
-    matter_id: str, request: dict[str, Any], facts: dict[str, Any], decision: dict[str, Any]
+    matter_id: str, request: dict[str, Any], facts: dict[str, Any], decision: dict[str, Any],
+    implied: Mapping[str, str] | None = None,
 ) -> MatterFacts:
     """Derive the report's view of one decided matter from its stored JSON documents
-    (LEGAL.md: request, facts per target, decision)."""
+    (LEGAL.md: request, facts per target, decision). ``implied``: the gags instruments
+    carry on their own (default: :func:`implied_gags`), so that a National Security
+    Letter filed with ``"gag": null`` counts as the indefinite order it is."""
     issuer = request.get("issuer") or {}
     country = str(issuer.get("country") or "").upper()
     if not country:
@@ -244,6 +255,8 @@ def facts_from_matter(
     gag_kind = "none"
     if isinstance(gag, dict):
         gag_kind = "indefinite" if gag.get("indefinite") else "until"
+    elif gag is None:
+        gag_kind = (implied_gags() if implied is None else implied).get(instrument, "none")
     return MatterFacts(
         matter_id=matter_id,
         issuing_country=country,
@@ -264,6 +277,7 @@ def facts_from_matter(
 def facts_from_stored(rows: Iterable[StoredMatter]) -> list[MatterFacts]:
     """Every decided matter (undecided ones are not reported until decided)."""
     out = []
+    implied = implied_gags()
     for row in rows:
         if row.decision is None:
             continue
@@ -273,7 +287,7 @@ def facts_from_stored(rows: Iterable[StoredMatter]) -> list[MatterFacts]:
             decision = json.loads(row.decision)
         except ValueError as exc:
             raise InvalidInput(f"matter {row.id}: stored JSON is damaged: {exc}") from exc
-        out.append(facts_from_matter(row.id, request, facts, decision))
+        out.append(facts_from_matter(row.id, request, facts, decision, implied))
     return out
 
 
