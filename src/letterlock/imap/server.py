@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from letterlock.config import ImapConfig
 from letterlock.errors import LetterlockError
+from letterlock.imap import tls as tls_mod
 from letterlock.imap.commands import HANDLERS, NO_EXPUNGE_DURING
 from letterlock.imap.commands.idle import push_updates
 from letterlock.imap.commands.mailboxes import deselect
@@ -83,9 +84,11 @@ class ImapServer:
         self._servers.append(plain)
         self.port = plain.sockets[0].getsockname()[1]
         if self._ssl is not None and tls_port is not None:
-            secure = await asyncio.start_server(
-                lambda r, w: self._accept(r, w, tls=True), host, tls_port, limit=limit,
-                ssl=self._ssl, reuse_port=reuse_port or None)
+            # Our own TLS layer, not asyncio's (ssl=...): see imap/tls.py for why.
+            secure = await asyncio.get_running_loop().create_server(
+                tls_mod.stream_factory(self._ssl, limit,
+                                       lambda r, w: self._accept(r, w, tls=True)),
+                host, tls_port, reuse_port=reuse_port or None)
             self._servers.append(secure)
             self.tls_port = secure.sockets[0].getsockname()[1]
 
@@ -124,7 +127,7 @@ def _is_loopback(writer: asyncio.StreamWriter) -> bool:
 
 
 class Connection:
-    __slots__ = ("_config", "_ssl", "ctx", "reader", "task", "writer")
+    __slots__ = ("_config", "_plain_writer", "_ssl", "ctx", "reader", "task", "writer")
 
     def __init__(self, services: Services, reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter, *, tls: bool,
@@ -132,6 +135,9 @@ class Connection:
         self.reader = reader
         self.writer = writer
         self.task: asyncio.Task[None] | None = None
+        self._plain_writer: asyncio.StreamWriter | None = None
+        """After STARTTLS, the writer of the connection in the clear: kept, because
+        dropping it would close the transport TLS runs on (StreamWriter.__del__)."""
         self._config = services.config
         self._ssl = ssl_context
         self.ctx = Context(services, Output(writer), tls=tls, loopback=_is_loopback(writer),
@@ -297,12 +303,13 @@ class Connection:
             ctx.out.write(bad("TLS is not available" if self._ssl is None
                               else "TLS is already active").encode(command.tag))
             return
-        ctx.out.write(ok("Begin TLS negotiation now").encode(command.tag))
         await ctx.out.flush()
         # Anything the client pipelined after STARTTLS arrived in the clear and must not
-        # be executed as if it came over TLS (command injection, CVE-2011-0411 style).
-        buffered = getattr(self.reader, "_buffer", None)
-        if isinstance(buffered, bytearray):
-            buffered.clear()
-        await self.writer.start_tls(self._ssl)
+        # be executed as if it came over TLS (command injection, CVE-2011-0411 style):
+        # start_tls leaves it in the old reader, which is not read again.
+        self._plain_writer = self.writer
+        self.reader, self.writer = await tls_mod.start_tls(
+            self.writer, self._ssl, limit=self._config.max_line_bytes,
+            before=ok("Begin TLS negotiation now").encode(command.tag))
+        ctx.out.writer = self.writer
         ctx.tls = True
