@@ -5,6 +5,7 @@ memory left behind by a burst of concurrent SELECTs of the N-message mailbox.
 
     .venv/bin/python bench/imap.py [--messages 10000] [--idle 2000] [--logins 20]
                                    [--parts logins,select,fetch,idle,burst]
+                                   [--fetch-modes plain,tls]
                                    [--idle-modes plain,tls,starttls] [--idle-fetch 0]
                                    [--burst 200] [--burst-gates 1,8,200]
 
@@ -18,8 +19,9 @@ derivation holds no memory after login).
   INBOX selected and in IDLE, opened in two halves. Printed: the growth of the
   server's resident set size over all of them per connection, and the marginal KiB per
   connection over the second half (which excludes one-time growth: allocator arenas,
-  first-use caches). ``tls`` is the implicit-TLS port, ``starttls`` the plain port
-  upgraded with STARTTLS before LOGIN. ``--idle-fetch N``: each connection first
+  first-use caches), each read ``--settle`` seconds after the connections opened.
+  ``tls`` is the implicit-TLS port, ``starttls`` the plain port upgraded with
+  STARTTLS before LOGIN. ``--idle-fetch N``: each connection first
   fetches N messages whole, as a client that syncs and then idles (what a connection
   keeps after moving data counts, not only after logging in).
 - burst: for each gate, a fresh server; ``--burst`` connections log in (one at a
@@ -210,8 +212,9 @@ async def bench_logins(port: int, count: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-async def bench_fetch(port: int, query: str, rounds: int = 1) -> tuple[int, float]:
-    c = await Client.connect(port)
+async def bench_fetch(ports: Ports, mode: str, query: str, rounds: int = 1,
+                      ) -> tuple[int, float]:
+    c = await ports.connect(mode)
     await c.command(f'LOGIN "{USER}" "{PASSWORD}"')
     await c.command("SELECT INBOX")
     best = float("inf")
@@ -246,7 +249,7 @@ async def bench_select(port: int, rounds: int = 7) -> dict[str, tuple[float, flo
 
 
 async def bench_idle(ports: Ports, mode: str, pid: int, count: int, fetch: int = 0,
-                     ) -> tuple[int, int, float]:
+                     settle_s: float = 3.0) -> tuple[int, int, float]:
     """Open ``count`` idle connections in two halves, each fetching the first
     ``fetch`` messages whole before IDLE. Returns (opened, RSS growth over all of them
     in KiB, marginal KiB per connection over the second half). The marginal figure
@@ -269,10 +272,10 @@ async def bench_idle(ports: Ports, mode: str, pid: int, count: int, fetch: int =
 
     half = count // 2
     await asyncio.gather(*(one() for _ in range(half)))
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(settle_s)
     middle = rss_kib(pid)
     await asyncio.gather(*(one() for _ in range(count - half)))
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(settle_s)
     end = rss_kib(pid)
     for c in clients:
         c.writer.write(b"DONE\r\n")
@@ -350,14 +353,15 @@ async def main(args: argparse.Namespace) -> None:
                 for label, (best, median) in (await bench_select(ports.plain)).items():
                     print(f"{label} of a {args.messages}-message INBOX: best "
                           f"{best * 1000:.0f} ms, median {median * 1000:.0f} ms")
-            for label, query in () if "fetch" not in parts else (
-                    ("header FETCH", "(UID FLAGS RFC822.SIZE INTERNALDATE "
-                                     "BODY.PEEK[HEADER])"),
-                    ("envelope FETCH", "(UID FLAGS ENVELOPE BODYSTRUCTURE)"),
-                    ("full-body FETCH", "(UID FLAGS BODY.PEEK[])")):
-                count, seconds = await bench_fetch(ports.plain, query, rounds=2)
-                print(f"{label} of {count} messages: {seconds:.2f} s "
-                      f"({count / seconds:,.0f} msg/s)")
+            for mode, (label, query) in () if "fetch" not in parts else (
+                    (mode, fetch) for mode in args.fetch_modes.split(",") for fetch in (
+                        ("header FETCH", "(UID FLAGS RFC822.SIZE INTERNALDATE "
+                                         "BODY.PEEK[HEADER])"),
+                        ("envelope FETCH", "(UID FLAGS ENVELOPE BODYSTRUCTURE)"),
+                        ("full-body FETCH", "(UID FLAGS BODY.PEEK[])"))):
+                count, seconds = await bench_fetch(ports, mode, query, rounds=2)
+                print(f"{label} of {count} messages ({mode}): {seconds:.2f} s "
+                      f"({count / seconds:,.0f} msg/s)", flush=True)
         finally:
             await stop_server(proc)
         for gate_size in [int(g) for g in args.burst_gates.split(",")] \
@@ -379,7 +383,7 @@ async def main(args: argparse.Namespace) -> None:
             proc, ports = await start_server(home, args.idle_messages, fast_kdf=True)
             try:
                 opened, grown, marginal = await bench_idle(ports, mode, proc.pid, args.idle,
-                                                           args.idle_fetch)
+                                                           args.idle_fetch, args.settle)
             finally:
                 await stop_server(proc)
             fetched = (f", {args.idle_fetch} messages fetched whole" if args.idle_fetch
@@ -397,11 +401,16 @@ if __name__ == "__main__":
     parser.add_argument("--idle", type=int, default=2_000)
     parser.add_argument("--logins", type=int, default=20)
     parser.add_argument("--idle-messages", type=int, default=1_000)
+    parser.add_argument("--fetch-modes", default="plain,tls",
+                        help="comma-separated connection kinds for the FETCH figures")
     parser.add_argument("--idle-modes", default="plain,tls,starttls",
                         help="comma-separated connection kinds for the idle figure")
     parser.add_argument("--idle-fetch", type=int, default=0,
                         help="messages each idle connection fetches whole before IDLE "
                              "(a client that syncs, then idles)")
+    parser.add_argument("--settle", type=float, default=3.0,
+                        help="seconds between opening idle connections and reading RSS "
+                             "(the server trims its heap 2 s after a burst: imap/heap.py)")
     parser.add_argument("--burst", type=int, default=200,
                         help="connections in the SELECT burst")
     parser.add_argument("--burst-gates", default="1,8,200",

@@ -23,8 +23,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 from letterlock import config as config_mod
 from letterlock.app import initialise, open_app
@@ -77,8 +79,15 @@ def start_server(home: Path, workers: int) -> tuple[subprocess.Popen[str], int]:
     assert proc.stdout is not None
     for line in proc.stdout:
         if line.startswith("Stop with Ctrl-C"):
+            # Read its log lines as journald would (a full pipe would stall it).
+            threading.Thread(target=_discard, args=(proc.stdout,), daemon=True).start()
             return proc, mx
     raise SystemExit("serve did not start")
+
+
+def _discard(stream: IO[str]) -> None:
+    for _ in stream:
+        pass
 
 
 async def count_stored(config: config_mod.Config) -> int:

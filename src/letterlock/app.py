@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 
 from letterlock.audit.events import AuditEvent, AuditSink, EventType
 from letterlock.audit.log import open_sink
-from letterlock.audit.sink import AuditLog
 from letterlock.config import Config
 from letterlock.crypto.keys import KdfParams
 from letterlock.errors import AlreadyExists, ConfigError, NotInitialised
@@ -34,6 +33,8 @@ from letterlock.services.mail.delivery import DeliveryService
 from letterlock.services.mail.mailbox import MailboxService
 from letterlock.services.mail.notify import ChangeHub
 from letterlock.services.mail.sealing import SealPool, default_processes
+from letterlock.services.operations import logs, metrics
+from letterlock.services.operations.log_events import LogEvent, event
 from letterlock.services.peers import PeerBus
 from letterlock.storage.contracts import BlobStore, CellStore, ControlStore
 from letterlock.storage.files import FileBlobStore
@@ -67,8 +68,9 @@ def open_control(config: Config) -> ControlStore:
     return SqliteControlStore(config.control_dir / CONTROL_DB, fsync=config.storage.fsync)
 
 
-def _open_audit(config: Config) -> AuditLog:
-    return open_sink(config.control_dir / "audit")
+def _open_audit(config: Config) -> AuditSink:
+    # Every event recorded is also a log line (without its details).
+    return logs.LoggedAuditSink(open_sink(config.control_dir / "audit"))
 
 
 def open_cell(config: Config, region: Region) -> Cell:
@@ -167,7 +169,8 @@ async def open_app(config: Config, *, create: bool = False) -> AsyncIterator[App
                           config.crypto.chunk_bytes)
         stack.push_async_callback(sealer.close)
         mailboxes = MailboxService(cells, hub, config.crypto.chunk_bytes, sealer,
-                                   digest_views=imap_views.VIEWS)
+                                   digest_views=imap_views.VIEWS,
+                                   hot_digest_bytes=config.imap.hot_digests_mib * 1024 * 1024)
         stack.callback(mailboxes.close)
         stack.callback(mailboxes.digests.clear)
         stack.push_async_callback(mailboxes.digests.flush)
@@ -209,6 +212,22 @@ async def initialise(config: Config, options: InitOptions) -> list[str]:
 
 Stopper = Callable[[], Awaitable[None]]
 FrontEnd = Callable[[App], Awaitable[Stopper]]
+
+
+def start_observing(config: Config, *, main: bool) -> Callable[[], None]:
+    """Structured log lines on stderr (``log.*``) and, with ``http.metrics_port``, the
+    Prometheus counters of this process; ``main``: the process that serves
+    ``/metrics`` and starts the others (they inherit where to count). Returns the
+    function that stops both."""
+    undo = [logs.configure(config)]
+    if config.http.metrics_port:
+        undo.append(metrics.enable(config.run_dir, main=main))
+
+    def stop() -> None:
+        for step in reversed(undo):
+            step()
+
+    return stop
 
 
 def tls_context(config: Config) -> ssl.SSLContext:
@@ -261,8 +280,10 @@ async def run_until_signalled(app: App, starters: list[FrontEnd],
             except OSError as exc:  # typically a port another program holds
                 raise ConfigError(f"cannot start a listener: {exc}") from exc
         ready()
+        event(LogEvent.SERVER_STARTED, role="main", home=str(app.config.home))
         await stop.wait()
     finally:
         for stopper in reversed(stoppers):
             await stopper()
+        event(LogEvent.SERVER_STOPPED, role="main")
 

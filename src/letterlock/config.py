@@ -87,6 +87,10 @@ class ImapConfig:
     """Seconds an authenticated idle connection may stay silent (RFC 9051: >= 30 min)."""
     login_timeout_s: int = 60
     """Seconds an unauthenticated connection may stay silent."""
+    hot_digests_mib: int = 64
+    """MiB of decoded message digests (headers, structure) each server process keeps
+    for up to 30 s after their last use, so sessions reading the same mailboxes (one
+    person's phone and laptop) unseal them once; 0 keeps none (services/mail/digests.py)."""
     processes: int = 0
     """Processes accepting IMAP connections (count): 0 means one per CPU available to
     the server (its CPU affinity), 1 the main process alone; N >= 2 adds worker
@@ -100,6 +104,30 @@ class ImapConfig:
 class HttpConfig:
     port: int = 8080
     """HTTP listener TCP port (API and pages)."""
+    metrics_port: int = 0
+    """TCP port of the Prometheus endpoint (``/metrics``, counted across every process
+    of the server); 0 disables it. It needs no login: keep it on loopback or behind a
+    firewall (e.g. 9125)."""
+    metrics_bind: str = "127.0.0.1"
+    """Address the metrics endpoint binds to (not ``server.bind``: metrics are for the
+    operator's Prometheus, not for the internet)."""
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    format: str = "logfmt"
+    """Structured log lines on stderr (journald under systemd): ``logfmt`` or
+    ``json``, one line per event (see docs/operating.md, "Logs")."""
+    level: str = "info"
+    """Least severe events written: ``debug`` (adds per-message timings), ``info``
+    (every login, session, message, delivery attempt, rejection, legal and admin
+    action), ``warning`` (failed logins, refusals, deferrals, failures) or
+    ``error``."""
+    addresses: str = "hashed"
+    """How mail addresses appear in log lines: ``hashed`` (a keyed hash of the
+    address, the same for every line about it, with its domain: ``~3f0c9a7d5e21b864@
+    example.org``; the key is HOME/control/log-pseudonym.key, and ``letterlock
+    hash-address ADDRESS`` prints an address's pseudonym) or ``full``."""
 
 
 @dataclass(frozen=True)
@@ -172,6 +200,7 @@ class Config:
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     imap: ImapConfig = field(default_factory=ImapConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    log: LogConfig = field(default_factory=LogConfig)
     crypto: CryptoConfig = field(default_factory=CryptoConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     legal: LegalConfig = field(default_factory=LegalConfig)

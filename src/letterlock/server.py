@@ -18,6 +18,7 @@ from letterlock.app import (
 )
 from letterlock.config import Config
 from letterlock.errors import AlreadyExists, ConfigError
+from letterlock.http.metrics import start_metrics
 from letterlock.http.server import start_http
 from letterlock.imap.server import ImapServer
 from letterlock.services.accounts import setup
@@ -63,7 +64,7 @@ def _front_ends(plan: ProcessPlan, ports: Ports) -> list[FrontEnd]:
         return workers.stop
 
     starters: list[FrontEnd] = [start_peers, start_change_feeds, start_mx_and_submission,
-                                start_imap, start_http, _start_legal_ticks]
+                                start_imap, start_http, start_metrics, _start_legal_ticks]
     if plan.workers:
         starters.append(start_workers)
     return starters
@@ -102,6 +103,15 @@ async def create_demo(app: App) -> list[tuple[str, str]]:
 
 
 async def serve(config: Config, *, demo: bool = False) -> None:
+    # First: the worker processes inherit where metrics are counted.
+    stop_observing = app_mod.start_observing(config, main=True)
+    try:
+        await _serve(config, demo=demo)
+    finally:
+        stop_observing()
+
+
+async def _serve(config: Config, *, demo: bool) -> None:
     if not app_mod.is_initialised(config):
         created = await app_mod.initialise(config, setup.InitOptions())
         print(f"initialised {config.home}: " + ", ".join(created))
@@ -123,6 +133,9 @@ async def serve(config: Config, *, demo: bool = False) -> None:
             print(f"  IMAP               {bind}:{config.imap.port} (STARTTLS)")
             print(f"  IMAPS              {bind}:{config.imap.tls_port}")
             print(f"  HTTP               http://{bind}:{config.http.port}/")
+            if config.http.metrics_port:
+                print(f"  metrics            http://{config.http.metrics_bind}:"
+                      f"{config.http.metrics_port}/metrics")
             if plan.workers:
                 print(f"  processes          main + {plan.workers} worker(s): MX in "
                       f"{plan.mx}, IMAP in {plan.imap}")

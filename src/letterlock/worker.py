@@ -21,8 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from letterlock import config as config_mod
-from letterlock.app import open_app, start_change_feeds, start_peers, tls_context
+from letterlock.app import (
+    open_app,
+    start_change_feeds,
+    start_observing,
+    start_peers,
+    tls_context,
+)
 from letterlock.imap.server import ImapServer
+from letterlock.services.operations.log_events import LogEvent, event
 from letterlock.smtp.server import SmtpServer
 from letterlock.workers import READY
 
@@ -58,9 +65,11 @@ async def run_worker(config: config_mod.Config, *, mx: bool, imap: bool) -> None
         orphaned = asyncio.create_task(_stdin_closed())
         orphaned.add_done_callback(lambda _: stop.set())
         print(READY, flush=True)
+        event(LogEvent.SERVER_STARTED, role="worker", mx=mx, imap=imap)
         try:
             await stop.wait()
         finally:
+            event(LogEvent.SERVER_STOPPED, role="worker")
             orphaned.cancel()
             with contextlib.suppress(asyncio.CancelledError, OSError):
                 await orphaned
@@ -88,8 +97,12 @@ def main(argv: list[str] | None = None) -> None:
         # The CPUs are taken by the event loops themselves: a worker seals in-process
         # (the main process gets helpers only for the CPUs left over).
         config = replace(config, crypto=replace(config.crypto, seal_processes=0))
-    asyncio.run(run_worker(config, mx=args.mx_port is not None,
-                           imap=args.imap_port is not None))
+    stop_observing = start_observing(config, main=False)
+    try:
+        asyncio.run(run_worker(config, mx=args.mx_port is not None,
+                               imap=args.imap_port is not None))
+    finally:
+        stop_observing()
 
 
 if __name__ == "__main__":

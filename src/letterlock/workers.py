@@ -34,6 +34,7 @@ from pathlib import Path
 
 from letterlock.config import Config
 from letterlock.errors import ConfigError, StorageError
+from letterlock.services.operations.log_events import LogEvent, event
 
 log = logging.getLogger("letterlock.workers")
 
@@ -185,8 +186,8 @@ class FrontEndWorkers:
             status = await proc.wait()
             self._procs[index] = None
             if not self._stopping:
-                log.warning("worker process %d exited with status %s; restarting",
-                            proc.pid, status)
+                event(LogEvent.WORKER_EXITED, worker_pid=proc.pid, status=status,
+                      action="restarting")
                 await asyncio.sleep(RESTART_DELAY_S)
 
     async def stop(self) -> None:

@@ -11,7 +11,7 @@ import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from letterlock.audit import verify
 from letterlock.http.server import _open_access_feed, make_api
 from letterlock.http.web_sessions import COOKIE, SessionStore
 from letterlock.services.mail.transfer import export_mbox, read_mbox, to_crlf
+from letterlock.services.operations import logs
 from letterlock.services.transparency.report import Period
 from support.env import PASSWORD
 
@@ -580,3 +581,20 @@ async def test_end_to_end_encryption_page(site: Site) -> None:
     msgs = await site.app.mailboxes.messages(session, inbox.id)
     stored = (await site.app.mailboxes.bodies(session, msgs[-1:]))[msgs[-1].uid]
     assert b"multipart/encrypted" in stored and b"E2E-BODY-MARKER" not in stored
+
+
+async def test_the_privacy_center_says_how_the_logs_name_the_owner(site: Site) -> None:
+    """Default ``log.addresses = hashed``: the overview shows the owner's pseudonym,
+    the one the server's log lines carry; with ``full`` it says the address is written."""
+    async with site.client() as c:
+        await login(c)
+        page = (await c.get("/account")).text
+    pseudonym = logs.pseudonym(site.app.config, BOB)
+    assert "log.addresses = hashed" in page and pseudonym in page
+    full = replace(site.app.config, log=replace(site.app.config.log, addresses="full"))
+    site.app.config = full
+    api = make_api(site.app, access_feed=None, sessions=site.sessions)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url=BASE) as c:
+        await login(c)
+        page = (await c.get("/account")).text
+    assert "log.addresses = full" in page and "in full" in page and pseudonym not in page

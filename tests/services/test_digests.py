@@ -214,7 +214,7 @@ async def test_sessions_of_one_process_share_hot_windows(
     again = await mb.digest_reader(session, box).get(
         await mb.messages(session, box, with_summary=False))
     assert sorted(again) == [1, 3]
-    assert all(2 not in hot for hot, _ in mb.digests._hot.values())
+    assert all(2 not in hot for hot, *_ in mb.digests._hot.values())
 
 
 async def test_hot_windows_expire(app: App, session: Session) -> None:
@@ -242,3 +242,20 @@ async def test_readers_needing_one_window_at_once_open_it_once(
                                      for s in sessions))
     assert all(sorted(r) == [1, 2, 3, 4, 5, 6] for r in results)
     assert agreements.count == len(records)
+
+
+async def test_hot_windows_stay_within_their_byte_budget(app: App, session: Session) -> None:
+    box = await _fill(app, session, PACK_SPAN * 2 + 1)  # three windows
+    records = await app.mailboxes.messages(session, box, with_summary=False)
+    one = DigestService(app.cells, views.VIEWS)
+    await one.reader(session, box).get(records[:1])
+    window_bytes = one._hot_used  # a whole window: a reader makes every message of it
+    service = DigestService(app.cells, views.VIEWS, hot_bytes=int(window_bytes * 1.5))
+    await service.reader(session, box).get(records)
+    assert service._hot_used <= int(window_bytes * 1.5)
+    assert len(service._hot) == 2  # the oldest full window made way; the last is small
+    none = DigestService(app.cells, views.VIEWS, hot_bytes=0)
+    await none.reader(session, box).get(records)
+    assert none._hot_used == 0 and not none._hot
+    for s in (one, service, none):
+        await s.flush()

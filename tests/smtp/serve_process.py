@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,8 @@ class Served:
     submission: int
     output: list[str]
     imaps: int = 0
+    imap: int = 0
+    http: int = 0
 
 
 def start_serve(home: Path, env: dict[str, str] | None = None, timeout: float = 60) -> Served:
@@ -54,9 +57,17 @@ def start_serve(home: Path, env: dict[str, str] | None = None, timeout: float = 
             if not any("SMTP (MX)" in o for o in output):
                 proc.kill()
                 raise AssertionError("serve started without SMTP:\n" + "".join(output))
-            return Served(proc, mx, sub, output, imaps)
+            # Keep reading, as journald would: a server whose log pipe fills up stops.
+            threading.Thread(target=_drain, args=(proc, output), daemon=True).start()
+            return Served(proc, mx, sub, output, imaps, imap, http)
     proc.kill()
     raise AssertionError("serve did not start:\n" + "".join(output))
+
+
+def _drain(proc: subprocess.Popen[str], output: list[str]) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        output.append(line)
 
 
 def children(pid: int, module: str = "letterlock.worker") -> list[int]:

@@ -33,6 +33,7 @@ from letterlock.errors import InvalidInput
 from letterlock.services.accounts import setup
 from letterlock.services.accounts.addresses import normalise_address, normalise_domain
 from letterlock.services.mail import transfer
+from letterlock.services.operations import logs
 from letterlock.storage.models import Region
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
@@ -91,6 +92,17 @@ def config_cmd(ctx: CliContext) -> None:
         section, name = option.split(".")
         table.add_row(option, repr(getattr(getattr(config, section), name)), doc)
     console().print(table)
+
+
+@cli.command("hash-address")
+@click.argument("addresses", nargs=-1, required=True)
+@pass_ctx
+def hash_address(ctx: CliContext, addresses: tuple[str, ...]) -> None:
+    """Print the pseudonym the server's log lines carry for each ADDRESS with
+    log.addresses = hashed (to find an account's lines: grep for it)."""
+    config = load_config(ctx)
+    for address in addresses:
+        click.echo(f"{address}\t{logs.pseudonym(config, address)}")
 
 
 # ----------------------------------------------------------------------------- regions

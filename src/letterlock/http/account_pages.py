@@ -41,6 +41,7 @@ from letterlock.http.web_sessions import (
 from letterlock.policy import format_time
 from letterlock.services.accounts.accounts import MIN_PASSWORD_LENGTH
 from letterlock.services.mail.transfer import stream_mbox
+from letterlock.services.operations import logs
 from letterlock.services.transparency.access_feed import AccessFeed
 
 MAX_FORM_BYTES = 16 * 1024
@@ -188,6 +189,9 @@ def install_account_pages(api: FastAPI, app: App, sessions: SessionStore,
 
     # Minutes a login's key stays cached (encrypted) for fast reconnects; 0: off.
     cache_minutes = -(-app.config.crypto.key_cache_ttl_s // 60)
+    # How the server's log lines name an owner: in full, or by a keyed pseudonym.
+    pseudonyms = (logs.Pseudonyms(logs.load_pseudonym_key(app.config.control_dir))
+                  if app.config.log.addresses == "hashed" else None)
 
     def view(template: str, web: WebSession | None, status: int = 200,
              **context: Any) -> Response:
@@ -271,7 +275,8 @@ def install_account_pages(api: FastAPI, app: App, sessions: SessionStore,
                     e2e_fingerprint=_fingerprint(record.openpgp_cert),
                     created=format_time(record.created), boxes=boxes,
                     total_count=total_count, total_bytes=total_bytes,
-                    other_regions=sorted(r for r in regions if r != account.ref.region))
+                    other_regions=sorted(r for r in regions if r != account.ref.region),
+                    log_pseudonym=pseudonyms(account.address) if pseudonyms else None)
 
     # -- who touched your account ---------------------------------------------------------
 

@@ -79,6 +79,7 @@ from letterlock.http.web_sessions import SessionStore
 from letterlock.policy import format_time
 from letterlock.services.accounts.accounts import Session
 from letterlock.services.accounts.operators import ROLES, Operator
+from letterlock.services.operations.log_events import bind
 
 log = logging.getLogger("letterlock.http")
 
@@ -123,6 +124,9 @@ def make_api(app: App, *, access_feed: Any = None,
 
     @api.middleware("http")
     async def no_store(request: Request, call_next: Any) -> Any:
+        # Login log lines of this request say how the password came.
+        bind(proto="http", mech="basic" if request.headers.get("authorization", "")
+             .lower().startswith("basic ") else "form")
         response = await call_next(request)
         response.headers.setdefault("Cache-Control", "no-store")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")

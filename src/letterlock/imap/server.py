@@ -36,6 +36,7 @@ from letterlock.imap.selected import RecentClaims
 from letterlock.imap.state import State, refusal
 from letterlock.services.accounts.accounts import AccountService
 from letterlock.services.mail.mailbox import MailboxService
+from letterlock.services.operations.log_events import LogEvent, bind, event, new_session_id
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +111,14 @@ class ImapServer:
         conn = Connection(self._services, reader, writer, tls=tls, ssl_context=self._ssl)
         conn.task = asyncio.current_task()
         self._connections.add(conn)
+        peer = writer.get_extra_info("peername")
+        ip = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        bind(s=new_session_id(), proto="imaps" if tls else "imap")
+        event(LogEvent.IMAP_CONNECTED, ip=ip)
         try:
             await conn.run()
         finally:
+            event(LogEvent.IMAP_DISCONNECTED, ip=ip)
             self._connections.discard(conn)
 
 

@@ -1,6 +1,6 @@
 """IMAP renderings kept in each message's sealed digest (services/mail/digests.py):
 ENVELOPE, BODYSTRUCTURE and BODY, encoded once when the digest is made, so a FETCH of
-them costs what a header FETCH costs.
+them costs what a header FETCH costs; and the header fields as SEARCH compares them.
 
 Each is kept in its plain form (non-ASCII sent as literals) and, only where it
 differs, in the form for sessions that enabled UTF8=ACCEPT / IMAP4rev2; an empty view
@@ -11,25 +11,27 @@ change: packs made by another version are made again.
 
 from __future__ import annotations
 
-from letterlock.imap import encoding
+from letterlock.imap import encoding, search_text
 from letterlock.mime import summary as summaries
 from letterlock.services.mail.digests import Digest, Views
 
-VERSION = b"imap-views-1"
-ENVELOPE, BODYSTRUCTURE, BODY, ENVELOPE8, BODYSTRUCTURE8, BODY8 = range(6)
+VERSION = b"imap-views-2"
+ENVELOPE, BODYSTRUCTURE, BODY, ENVELOPE8, BODYSTRUCTURE8, BODY8, SEARCH = range(7)
+"""SEARCH: the header fields as SEARCH compares them (imap/search_text.py)."""
 
 
 def make(summary: summaries.MessageSummary) -> tuple[bytes, ...]:
     env = encoding.envelope(summaries.envelope_of(summary))
     plain_env, utf8_env = encoding.encode(env), encoding.encode(env, utf8=True)
+    searched = search_text.encode(summary.header)
     tree = summaries.structure_of(summary)
     if tree is None:
-        return (plain_env, b"", b"", _unless_same(utf8_env, plain_env), b"", b"")
+        return (plain_env, b"", b"", _unless_same(utf8_env, plain_env), b"", b"", searched)
     ext = encoding.body_structure(tree, True)
     basic = encoding.body_structure(tree, False)
     return (plain_env, ext, basic, _unless_same(utf8_env, plain_env),
             _unless_same(encoding.body_structure(tree, True, utf8=True), ext),
-            _unless_same(encoding.body_structure(tree, False, utf8=True), basic))
+            _unless_same(encoding.body_structure(tree, False, utf8=True), basic), searched)
 
 
 def _unless_same(variant: bytes, plain: bytes) -> bytes:
@@ -47,4 +49,4 @@ def view(digest: Digest, which: int, utf8: bool) -> bytes:
     return views[which]
 
 
-VIEWS = Views(VERSION, 6, make)
+VIEWS = Views(VERSION, 7, make)

@@ -31,6 +31,7 @@ from letterlock.services.mail.delivery import (
     RecipientKind,
 )
 from letterlock.services.mail.inbound_auth import InboundChecks
+from letterlock.services.operations.log_events import LogEvent, bind, event
 from letterlock.smtp import replies
 from letterlock.smtp.hooks import Envelope, PeerInfo
 from letterlock.smtp.parse import MailParams
@@ -91,6 +92,11 @@ def _unique_accounts(envelope: Envelope) -> list[AccountRef]:
     return list(seen.values())
 
 
+def _accepted(envelope: Envelope, message: bytes) -> None:
+    event(LogEvent.MESSAGE_ACCEPTED, sender=envelope.sender, rcpts=len(envelope.recipients),
+          size=len(message))
+
+
 def _rcpt_reply(recipient: Recipient,
                 foreign: Reply | None) -> tuple[Reply, Recipient | None]:
     """RCPT's reply for a classified address; ``foreign`` is the refusal for another
@@ -129,6 +135,7 @@ class MxHandler:
     async def _deliver(self, peer: PeerInfo, envelope: Envelope,
                        message: bytes) -> tuple[str, list[DeliveryResult]]:
         queue_id = self._queue_ids()
+        bind(queue=queue_id)  # on every line about this message, in every service
         refs = _unique_accounts(envelope)
         trace = _trace(peer, self._hostname, queue_id, self._clock(),
                        [r.address for r in refs])
@@ -148,6 +155,7 @@ class MxHandler:
             log.warning("delivery %s failed for %d recipient(s): %s", queue_id, len(failed),
                         failed[0].error)
             return [replies.TRY_LATER]
+        _accepted(envelope, message)
         return [Reply(250, "2.0.0", f"OK queued as {queue_id}")]
 
 
@@ -166,6 +174,8 @@ class LmtpHandler(MxHandler):
                 out.append(Reply(250, "2.0.0", f"<{accepted.address}> delivered as {queue_id}"))
             else:
                 out.append(Reply(451, "4.3.0", f"<{accepted.address}> try again later"))
+        if any(r.ok for r in results):
+            _accepted(envelope, message)
         return out
 
 
@@ -221,6 +231,7 @@ class SubmissionHandler:
     async def data(self, peer: PeerInfo, envelope: Envelope, message: bytes) -> list[Reply]:
         assert peer.identity is not None
         queue_id = self._queue_ids()
+        bind(queue=queue_id)
         when = self._clock()
         message = self._complete(message, envelope.sender, peer.identity.address, when)
         local = _unique_accounts(envelope)
@@ -244,4 +255,5 @@ class SubmissionHandler:
         except LetterlockError as exc:
             log.warning("submission %s failed: %r", queue_id, exc)
             return [replies.reply_for_error(exc)]
+        _accepted(envelope, message)
         return [Reply(250, "2.0.0", f"OK queued as {queue_id}")]

@@ -33,6 +33,7 @@ from aiosmtpd.smtp import AuthResult, TLSSetupException
 
 from letterlock.errors import Busy
 from letterlock.services.accounts.accounts import Session
+from letterlock.services.operations.log_events import LogEvent, bind, event, new_session_id
 from letterlock.smtp import replies
 from letterlock.smtp.aiosmtpd_base import LeanSmtp, NoHooks
 from letterlock.smtp.data_reader import DataTooBig, read_data
@@ -115,6 +116,10 @@ class SmtpListener(LeanSmtp):
         self._in_data = False
         """Between the 354 and the reply to the message: never cut off by shutdown."""
         self._shutting_down = False
+        self._session = ""
+        """The session id of the log lines, once the session started."""
+        self._command = ""
+        """The command being answered (for the log line of a refusal)."""
 
     # -- connection lifetime --------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -131,6 +136,10 @@ class SmtpListener(LeanSmtp):
                 and self._limits.trusted(self._ip)
 
     def connection_lost(self, error: Exception | None) -> None:
+        if self._session:
+            event(LogEvent.SMTP_DISCONNECTED, ip=self._ip, proto=self._kind.value,
+                  s=self._session)
+            self._session = ""
         if self._counted:
             self._counted = False
             self._limits.disconnect(self._ip)
@@ -161,7 +170,11 @@ class SmtpListener(LeanSmtp):
         line, one command. Replies to the commands a client may pipeline (RFC 2920)
         are collected and written together when the client has sent nothing more, so
         a pipelined MAIL/RCPT/DATA group or an EHLO costs one send, not one each."""
+        self._session = new_session_id()
+        bind(s=self._session, proto=self._kind.value)
+        event(LogEvent.SMTP_CONNECTED, ip=self._ip, port=self._port)
         if self._refused:
+            event(LogEvent.CLIENT_REFUSED, ip=self._ip, limit="connections")
             await self._close_with(replies.TOO_MANY_CONNECTIONS)
             return
         await self._emit(f"220 {self.hostname} {self.__ident__}".encode())
@@ -212,9 +225,11 @@ class SmtpListener(LeanSmtp):
                 # not metered (the MX listener always is: see limits.py).
                 if not (self._trusted or self._identity is not None) \
                         and not self._limits.command(self._ip):
+                    event(LogEvent.CLIENT_REFUSED, ip=self._ip, limit="commands")
                     await self._close_with(replies.TOO_MANY_COMMANDS)
                     return
                 self._reset_timeout()
+                self._command = command
                 self._buffering = command in _PIPELINED
                 try:
                     await method(self, arg)
@@ -303,9 +318,12 @@ class SmtpListener(LeanSmtp):
         if self._closing:
             return
         if line and line[0] in _ERROR_DIGITS:
+            event(LogEvent.SMTP_REJECTED, ip=self._ip, code=line[:3].decode("ascii", "replace"),
+                  status=_enhanced(line), command=self._command)
             self._errors += 1
             self._limits.error(self._ip)
             if self._errors >= self._limits.settings.max_errors_per_session:
+                event(LogEvent.CLIENT_REFUSED, ip=self._ip, limit="errors")
                 await self._close_with(replies.TOO_MANY_ERRORS)
 
     async def handle_exception(self, error: Exception) -> str:
@@ -401,6 +419,7 @@ class SmtpListener(LeanSmtp):
 
     # -- AUTH (the exchange is aiosmtpd's; checking credentials is the handler's) ------
     async def auth_PLAIN(self, _: object, args: list[str]) -> AuthResult:
+        bind(mech="PLAIN")
         if len(args) == 1:
             blob = await self.challenge_auth("")
             if not isinstance(blob, bytes):
@@ -421,6 +440,7 @@ class SmtpListener(LeanSmtp):
         return await self._check_credentials(login, password)
 
     async def auth_LOGIN(self, _: object, args: list[str]) -> AuthResult:
+        bind(mech="LOGIN")
         if len(args) == 1:
             login = await self.challenge_auth(self.AuthLoginUsernameChallenge)
         else:
@@ -455,6 +475,7 @@ class SmtpListener(LeanSmtp):
         self._auth_failures += 1
         await self.reply(replies.AUTH_FAILED)
         if self._auth_failures >= self._limits.settings.max_auth_failures:
+            event(LogEvent.CLIENT_REFUSED, ip=self._ip, limit="auth-failures")
             await self._close_with(replies.TOO_MANY_ERRORS)
         return AuthResult(success=False, handled=True)
 
@@ -575,6 +596,13 @@ class LmtpListener(SmtpListener):
     def _extensions(self) -> list[str]:
         return [line for line in super()._extensions() if line != "STARTTLS"] \
             if self.tls_context is None else super()._extensions()
+
+
+def _enhanced(line: bytes) -> str | None:
+    """The enhanced status code of a reply line (``5.1.1``), if it has one."""
+    status = line[4:].split(b" ", 1)[0]
+    return status.decode("ascii") if status[:1] in (b"4", b"5") and status.count(b".") == 2 \
+        and status.replace(b".", b"").isdigit() else None
 
 
 def _log_orphan_failure(task: asyncio.Future[list[Reply]]) -> None:

@@ -12,6 +12,7 @@ from letterlock.imap.errors import reply_for
 from letterlock.imap.parsing import commands as c
 from letterlock.imap.reply import Reply, bad, no, ok
 from letterlock.imap.state import State
+from letterlock.services.operations.log_events import bind
 
 
 def _peer(ctx: Context) -> str:
@@ -20,7 +21,8 @@ def _peer(ctx: Context) -> str:
     return str(peer[0]) if isinstance(peer, tuple) and peer else ""
 
 
-async def _login(ctx: Context, user: str, password: str) -> Reply:
+async def _login(ctx: Context, user: str, password: str, mechanism: str) -> Reply:
+    bind(mech=mechanism)  # the service logs the outcome, with the client's address
     try:
         session = await ctx.services.accounts.authenticate(user, password,
                                                            client=_peer(ctx))
@@ -40,7 +42,7 @@ async def login(cmd: c.Login, ctx: Context) -> Reply:
         user, password = cmd.user.decode("utf-8"), cmd.password.decode("utf-8")
     except UnicodeDecodeError:
         return no("Authentication failed", "AUTHENTICATIONFAILED")
-    return await _login(ctx, user, password)
+    return await _login(ctx, user, password, "LOGIN")
 
 
 def _b64(data: bytes) -> bytes | None:
@@ -107,4 +109,4 @@ async def authenticate(cmd: c.Authenticate, ctx: Context) -> Reply:
         user_text, password_text = user_b.decode("utf-8"), pass_b.decode("utf-8")
     except UnicodeDecodeError:
         return no("Authentication failed", "AUTHENTICATIONFAILED")
-    return await _login(ctx, user_text, password_text)
+    return await _login(ctx, user_text, password_text, cmd.mechanism)

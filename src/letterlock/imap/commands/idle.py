@@ -1,8 +1,9 @@
 """IDLE (RFC 2177): push mailbox changes to the client as they happen, until DONE.
 
 An idle connection holds one extra task (the pending read of DONE); the read's
-completion and the mailbox's change notification wake the same event, so nothing
-else is allocated while waiting.
+completion, the mailbox's change notification and the poll timer wake the same
+event, so nothing else is allocated while waiting. Content keys the session
+remembered (crypto/seal.py Opener) are dropped as it goes idle.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ async def push_updates(ctx: Context) -> None:
 
 
 async def idle(cmd: c.Idle, ctx: Context) -> Reply:
+    if ctx.user is not None:
+        ctx.user.opener.forget_keys()
     ctx.out.write(b"+ idling\r\n")
     await push_updates(ctx)
     await ctx.out.flush()
@@ -51,11 +54,12 @@ async def idle(cmd: c.Idle, ctx: Context) -> Reply:
                 ctx.out.untagged(b"BYE Autologout; idle for too long")
                 await ctx.out.flush()
                 raise ConnectionResetError("autologout")
+            # Periodic look for changes made by other processes.
+            poll = loop.call_later(min(POLL_S, remaining), wake.set)
             try:
-                async with asyncio.timeout(min(POLL_S, remaining)):
-                    await wake.wait()
-            except TimeoutError:
-                wake.set()  # periodic look for changes made by other processes
+                await wake.wait()
+            finally:
+                poll.cancel()
             if reader.done():
                 line = reader.result()
                 if line is None:

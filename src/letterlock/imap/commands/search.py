@@ -19,6 +19,7 @@ from datetime import date
 from email.utils import parsedate_to_datetime
 
 from letterlock.errors import LetterlockError
+from letterlock.imap import search_text, views
 from letterlock.imap.commands.fetch import bodies_present
 from letterlock.imap.context import BODY_BYTES, Context
 from letterlock.imap.errors import reply_for
@@ -30,15 +31,12 @@ from letterlock.imap.selected import compress
 from letterlock.mime import structure
 from letterlock.mime.headers import (
     decode_header_text,
-    decode_words,
-    parse_addresses,
     split_fields,
 )
 from letterlock.services.mail.digests import Digest, DigestReader
 from letterlock.storage.models import MessageRecord
 
-BATCH = 256
-_ADDRESS_FIELDS = frozenset({"from", "to", "cc", "bcc", "sender", "reply-to"})
+BATCH = 1024
 RECORD, SUMMARY, BODY = 0, 1, 2
 
 
@@ -68,10 +66,6 @@ def uses_modseq(key: s.SearchKey) -> bool:
     return False
 
 
-def _fold(text: str) -> str:
-    return text.casefold()
-
-
 class _Candidate:
     """One message being tested; summary and body text are derived lazily, once."""
 
@@ -84,25 +78,31 @@ class _Candidate:
         self.digest = digest
         self.raw = raw
         self.recent = False
-        self._headers: dict[str, list[str]] | None = None
+        self._fields: dict[str, list[str]] | None = None
         self._body: str | None = None
 
-    def headers(self) -> dict[str, list[str]]:
-        if self._headers is None:
-            self._headers = {}
-            for f in split_fields(self.header):
-                text = decode_header_text(f.value)
-                if f.key in _ADDRESS_FIELDS:
-                    # Also match the addresses as parsed, so comments and odd
-                    # spacing do not hide "user@domain" (as established servers do).
-                    forms = [text]
-                    for a in parse_addresses(f.value):
-                        if a.mailbox and a.host:
-                            forms.append(f"{decode_words(a.name or '')} "
-                                         f"<{a.mailbox}@{a.host}>")
-                    text = "\n".join(forms)
-                self._headers.setdefault(f.key, []).append(_fold(text))
-        return self._headers
+    def _searchable(self) -> dict[str, list[str]]:
+        if self._fields is None:
+            kept = (self.digest.views[views.SEARCH]
+                    if self.digest is not None and len(self.digest.views) > views.SEARCH
+                    else b"")
+            if kept:
+                self._fields = search_text.decode(kept)
+            else:  # a digest made without IMAP's views (not expected in IMAP)
+                self._fields = {}
+                for f in split_fields(self.header):
+                    self._fields.setdefault(f.key, []).append(
+                        search_text.folded_value(f.key, f.value))
+        return self._fields
+
+    def values(self, name: str) -> list[str] | None:
+        """The folded, decoded values of header field ``name`` (lower case), None if
+        the message has no such field."""
+        return self._searchable().get(name)
+
+    def all_values(self) -> list[str]:
+        """Every field's folded, decoded value (TEXT searches the whole header)."""
+        return [v for vs in self._searchable().values() for v in vs]
 
     @property
     def header(self) -> bytes:
@@ -125,11 +125,11 @@ class _Candidate:
                     inner = part.children[0]
                     texts += [decode_header_text(f.value) for f in
                               split_fields(raw[inner.header_start : inner.body_start])]
-            self._body = _fold("\n".join(texts))
+            self._body = search_text.fold("\n".join(texts))
         return self._body
 
     def sent_date(self) -> date | None:
-        values = self.headers().get("date")
+        values = self.values("date")
         if not values:
             return None
         try:
@@ -172,14 +172,14 @@ def matches(key: s.SearchKey, m: _Candidate, needle: dict[bytes, str]) -> bool:
             return sent is not None and _compare(key.op, sent, key.day.date())
         return _compare(key.op, rec.internaldate.date(), key.day.date())
     if isinstance(key, s.HeaderKey):
-        values = m.headers().get(key.field)
+        values = m.values(key.field)
         if values is None:
             return False
         text = needle[key.value]
         return any(text in v for v in values)
     if isinstance(key, s.TextKey):
         text = needle[key.value]
-        if key.where == "text" and any(text in v for vs in m.headers().values() for v in vs):
+        if key.where == "text" and any(text in v for v in m.all_values()):
             return True
         return text in m.body_text()
     if isinstance(key, s.NotKey):
@@ -253,7 +253,7 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
     for raw in _strings(program.keys):
         # Clients (and test tools) sometimes cut a multi-byte character in half; an
         # undecodable fragment is dropped rather than the whole SEARCH refused.
-        needle[raw] = _fold(codec.decode(raw, "ignore")[0])
+        needle[raw] = search_text.fold(codec.decode(raw, "ignore")[0])
     program = s.SearchProgram(resolve_saved(program.keys, sel.saved), program.charset,
                               program.returns)
     level = tier(program.keys)

@@ -32,6 +32,8 @@ from letterlock.services.accounts.addresses import domain_of, normalise_address
 from letterlock.services.accounts.kdf_queue import LOCAL, KdfRunner, client_key
 from letterlock.services.accounts.key_cache import KeyCache, KeyCacheSettings, binding_of
 from letterlock.services.cells import Cell, Cells
+from letterlock.services.operations import log_events
+from letterlock.services.operations.log_events import LogEvent
 from letterlock.storage.contracts import ControlStore
 from letterlock.storage.models import AccountRecord, NewMessage
 
@@ -221,7 +223,23 @@ class AccountService:
         nothing), or Busy when this client has too many checks waiting.
 
         A login soon after a full one is served from the key cache: the entry must
-        match the record read now, and open with this password."""
+        match the record read now, and open with this password.
+
+        Each outcome is one log line (the protocol and mechanism come from the
+        front-end's bound log fields), never with the password."""
+        try:
+            session = await self._authenticate(address, password, client)
+        except (AuthenticationFailed, InvalidInput):  # a name that is no address too
+            log_events.event(LogEvent.LOGIN_FAILED, ip=client, user=address)
+            raise
+        except Busy:
+            log_events.event(LogEvent.CLIENT_REFUSED, ip=client, limit="password-checks",
+                             user=address)
+            raise
+        log_events.event(LogEvent.LOGIN_OK, ip=client, user=session.ref.address)
+        return session
+
+    async def _authenticate(self, address: str, password: str, client: str) -> Session:
         try:
             ref = await self.resolve(address)
         except UnknownAccount:

@@ -28,9 +28,11 @@ from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
 from letterlock.audit.events import AuditEvent, AuditSink, EventType
 from letterlock.crypto.keys import KdfParams
-from letterlock.errors import AuthenticationFailed, InvalidInput, NotFound
+from letterlock.errors import AuthenticationFailed, Busy, InvalidInput, NotFound
 from letterlock.services.accounts.accounts import MIN_PASSWORD_LENGTH
 from letterlock.services.accounts.kdf_queue import LOCAL, KdfRunner
+from letterlock.services.operations import log_events
+from letterlock.services.operations.log_events import LogEvent
 from letterlock.storage.operators_sqlite import OperatorRow, OperatorStore, TokenRow
 
 ROLES = ("admin", "legal", "auditor")
@@ -154,7 +156,24 @@ class OperatorService:
                            client: str = LOCAL) -> Operator:
         """Check a password; ``client`` is the peer's address (the check is queued
         fairly with every other password check). Raises AuthenticationFailed (after
-        the same work whether or not the operator exists), or Busy."""
+        the same work whether or not the operator exists), or Busy. Each outcome is
+        one log line."""
+        try:
+            operator = await self._authenticate(name, password, client)
+        except AuthenticationFailed:
+            # A name that is no operator is not written: it may be a password typed
+            # in the wrong field.
+            known = await self._store.get(name.strip().lower()) is not None
+            log_events.event(LogEvent.LOGIN_FAILED, ip=client,
+                             operator=name.strip().lower() if known else "?")
+            raise
+        except Busy:
+            log_events.event(LogEvent.CLIENT_REFUSED, ip=client, limit="password-checks")
+            raise
+        log_events.event(LogEvent.LOGIN_OK, ip=client, operator=operator.name)
+        return operator
+
+    async def _authenticate(self, name: str, password: str, client: str) -> Operator:
         row = await self._store.get(name.strip().lower())
         async with self._checking:
             if row is None:

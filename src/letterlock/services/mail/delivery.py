@@ -21,6 +21,7 @@ from letterlock.errors import InvalidInput, LetterlockError, UnknownAccount
 from letterlock.services.accounts.accounts import AccountRef, AccountService
 from letterlock.services.accounts.addresses import domain_of, normalise_address
 from letterlock.services.mail.mailbox import MailboxService, canonical_flags
+from letterlock.services.operations.log_events import LogEvent, event
 from letterlock.storage.contracts import ControlStore
 
 log = logging.getLogger("letterlock.delivery")
@@ -133,7 +134,8 @@ class DeliveryService:
         """Seal ``raw`` once per recipient and store every copy durably.
 
         Copies for the same region share one group commit. Per-recipient failures are
-        reported, not raised, so a caller (LMTP) can answer per recipient.
+        reported, not raised, so a caller (LMTP) can answer per recipient. Each copy
+        stored, or not, is one log line.
         """
         canonical = canonical_flags(flags)
         by_region: dict[str, list[AccountRef]] = {}
@@ -163,6 +165,8 @@ class DeliveryService:
                 except LetterlockError as exc:
                     results += [DeliveryResult(ref.address, False, str(exc))
                                 for ref, _ in items]
+            for result in results:
+                _log_result(result, refs[0].region)
             return results
 
         if len(by_region) == 1:
@@ -184,6 +188,13 @@ class DeliveryService:
                  for raw, flags, when in messages]
         return len(await self._mailboxes.append_sealed(ref, items))
 
+
+def _log_result(result: DeliveryResult, region: str) -> None:
+    if result.ok:
+        event(LogEvent.MESSAGE_STORED, rcpt=result.address, region=region)
+    else:
+        event(LogEvent.MESSAGE_NOT_STORED, rcpt=result.address, region=region,
+              reason=result.error[:120])
 
 
 E2E_INLINE_BYTES = 256 * 1024

@@ -49,6 +49,8 @@ log = logging.getLogger("letterlock.digests")
 
 PACK_SPAN = 128
 """UIDs per pack window: a small FETCH opens at most a few windows' packs."""
+_DIGEST_OVERHEAD = 400
+"""Bytes a decoded digest costs beyond its header, tree and views (objects, key)."""
 DECODED_PACKS = 8
 """Decoded packs a reader keeps between calls (bounds its memory)."""
 _MAGIC = b"LLD1"
@@ -266,12 +268,15 @@ class DigestReader:
         building = self._service.building.get(ident)
         if building is not None:
             with contextlib.suppress(LetterlockError):
-                known = await asyncio.shield(building)
-                merged = {**self._packs.get(window, {}), **known}
-                self._packs[window] = merged
-                if all(uid in merged and merged[uid].blob_id == blob
-                       for uid, blob in wanted.items()):
-                    return merged
+                await asyncio.shield(building)
+        # Another reader may have made the window since this one looked.
+        hot = self._service.hot_get(ident)
+        if hot is not None:
+            merged = {**self._packs.get(window, {}), **hot}
+            self._packs[window] = merged
+            if all(uid in merged and merged[uid].blob_id == blob
+                   for uid, blob in wanted.items()):
+                return merged
         future: asyncio.Future[dict[int, Digest]] = \
             asyncio.get_running_loop().create_future()
         self._service.building[ident] = future
@@ -325,17 +330,20 @@ class DigestService:
     for a mailbox its session owns). A mailbox that many clients read at once (a
     phone, a laptop and a webmail of one person) is then opened once, not once per
     session. They hold plaintext headers in this process's memory, like the sessions
-    themselves: at most ``HOT_WINDOWS`` of them, each dropped ``HOT_TTL_S`` after its
-    last use, and an expunged message's digest is dropped from them at once.
+    themselves: at most ``hot_bytes`` of them (roughly: the digests' sizes plus a
+    fixed cost each), each dropped ``HOT_TTL_S`` after its last use, and an expunged
+    message's digest is dropped from them at once. A mailbox larger than the budget is
+    read from its packs each time (a scan through an LRU cache would evict what it
+    needs next), so the budget should hold the largest mailboxes read often.
     """
 
-    HOT_WINDOWS = 64
     HOT_TTL_S = 30.0
     WRITE_DELAY_S = 0.5
     """A window's pack is written this long after it changed: a mailbox taking mail
     quickly gets one write of its newest pack, not one per message."""
 
     def __init__(self, cells: Cells, views: Views | None = None, *,
+                 hot_bytes: int = 64 * 1024 * 1024,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.cells = cells
         self.views = views or NO_VIEWS
@@ -343,7 +351,9 @@ class DigestService:
         """Packs are written only with the front-end's views (a reader without them,
         e.g. an export, makes digests for itself and leaves packs as they are)."""
         self._clock = clock
-        self._hot: OrderedDict[Ident, tuple[dict[int, Digest], float]] = OrderedDict()
+        self._hot: OrderedDict[Ident, tuple[dict[int, Digest], float, int]] = OrderedDict()
+        self._hot_bytes = hot_bytes
+        self._hot_used = 0
         self.building: dict[Ident, asyncio.Future[dict[int, Digest]]] = {}
         """Windows being made by a reader of this process (others wait for it)."""
         self._writing: dict[tuple[str, int, int], asyncio.Task[None]] = {}
@@ -360,22 +370,30 @@ class DigestService:
         hit = self._hot.get(ident)
         if hit is None:
             return None
-        self._hot[ident] = (hit[0], now)
+        self._hot[ident] = (hit[0], now, hit[2])
         self._hot.move_to_end(ident)
         return hit[0]
 
     def hot_put(self, ident: Ident, digests: dict[int, Digest]) -> None:
+        size = sum(_DIGEST_OVERHEAD + len(d.header) + len(d.structure)
+                   + sum(len(v) for v in d.views) for d in digests.values())
+        if size > self._hot_bytes:
+            return
         now = self._clock()
-        self._hot[ident] = (digests, now)
-        self._hot.move_to_end(ident)
+        old = self._hot.pop(ident, None)
+        if old is not None:
+            self._hot_used -= old[2]
+        self._hot[ident] = (digests, now, size)
+        self._hot_used += size
         self._expire(now)
 
     def _expire(self, now: float) -> None:
         while self._hot:
-            ident, (_, used) = next(iter(self._hot.items()))
-            if len(self._hot) <= self.HOT_WINDOWS and now - used < self.HOT_TTL_S:
+            ident, (_, used, size) = next(iter(self._hot.items()))
+            if self._hot_used <= self._hot_bytes and now - used < self.HOT_TTL_S:
                 return
             del self._hot[ident]
+            self._hot_used -= size
 
     def forget(self, session: Session, mailbox_id: int, uids: Sequence[int]) -> None:
         """Drop the digests of ``uids`` (expunged) from the hot windows."""
@@ -383,11 +401,13 @@ class DigestService:
             ident = (session.ref.region, session.ref.record.id, mailbox_id, window_of(uid))
             hit = self._hot.get(ident)
             if hit is not None and uid in hit[0]:
-                self._hot[ident] = ({u: d for u, d in hit[0].items() if u != uid}, hit[1])
+                self._hot[ident] = ({u: d for u, d in hit[0].items() if u != uid}, hit[1],
+                                    hit[2])
 
     def clear(self) -> None:
         """Drop every hot window (shutdown)."""
         self._hot.clear()
+        self._hot_used = 0
 
     # -- writing packs ------------------------------------------------------------
     def write_soon(self, session: Session, mailbox_id: int, key: bytes, window: int,

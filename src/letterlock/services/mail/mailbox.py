@@ -27,6 +27,7 @@ from letterlock.services.cells import Cell, Cells
 from letterlock.services.mail.digests import Digest, DigestReader, DigestService, Views
 from letterlock.services.mail.notify import ChangeHub
 from letterlock.services.mail.sealing import SealPool, seal_with_summary
+from letterlock.services.operations.log_events import LogEvent, enabled, event
 from letterlock.storage.models import (
     Appended,
     Changes,
@@ -84,9 +85,10 @@ def check_mailbox_name(name: str) -> str:
 
 class MailboxService:
     def __init__(self, cells: Cells, hub: ChangeHub, chunk_bytes: int = seal.DEFAULT_CHUNK,
-                 sealer: SealPool | None = None, digest_views: Views | None = None) -> None:
+                 sealer: SealPool | None = None, digest_views: Views | None = None,
+                 hot_digest_bytes: int = 64 * 1024 * 1024) -> None:
         self._cells = cells
-        self.digests = DigestService(cells, digest_views)
+        self.digests = DigestService(cells, digest_views, hot_bytes=hot_digest_bytes)
         """Sealed per-message digests for reading (services/mail/digests.py); packs are
         written only when the front-end's ``digest_views`` are given."""
         self.hub = hub
@@ -211,6 +213,7 @@ class MailboxService:
         message). Larger ones go to the sealing threads so the event loop never
         stalls for long."""
         record = ref.record
+        started = time.perf_counter()
         pending = (None if self._sealer is None
                    else self._sealer.seal(raw, record.public_key, record.key_id))
         if pending is not None:
@@ -222,6 +225,7 @@ class MailboxService:
             blob, summary = await asyncio.get_running_loop().run_in_executor(
                 self._seal_pool, seal_with_summary, raw, record.public_key, record.key_id,
                 self._chunk)
+        event(LogEvent.SEALED, seconds=time.perf_counter() - started, size=len(raw))
         msg = NewMessage(mailbox_id, "", len(raw),
                          internaldate or datetime.now(UTC).replace(microsecond=0),
                          flags, summary)
@@ -369,12 +373,17 @@ class MailboxService:
         A message whose digest is given opens with its content key alone."""
         blobs = await self._cell(session.ref).blobs.get_many([m.blob_id for m in msgs])
         out: dict[int, bytes] = {}
+        timed = enabled(LogEvent.UNSEALED)
         for m in msgs:
+            started = time.perf_counter() if timed else 0.0
             digest = None if digests is None else digests.get(m.uid)
             if digest is not None and digest.blob_id == m.blob_id:
                 out[m.uid] = seal.open_with_key(blobs[m.blob_id], digest.key)
             else:
                 out[m.uid] = session.opener.open(blobs[m.blob_id])
+            if timed:
+                event(LogEvent.UNSEALED, seconds=time.perf_counter() - started,
+                      size=len(out[m.uid]))
         return out
 
     async def _owned(self, session: Session, mailbox_id: int) -> MailboxRecord:

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import secrets
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
@@ -39,6 +40,8 @@ from letterlock.services.accounts.accounts import AccountRef, AccountService
 from letterlock.services.mail.delivery import DeliveryService
 from letterlock.services.mail.dkim_keys import DkimKeys
 from letterlock.services.mail.dsn import FailedRecipient, build_dsn
+from letterlock.services.operations import log_events
+from letterlock.services.operations.log_events import LogEvent, bind, event
 from letterlock.storage.durable import fsync_dir, write_atomically
 
 log = logging.getLogger("letterlock.outbound")
@@ -94,12 +97,15 @@ class QueueEntry:
     attempts: int
     next_attempt: datetime
     recipients: tuple[RecipientState, ...]
+    queue_id: str = ""
+    """The id the message was accepted under (the Received field, the log lines)."""
 
     def to_json(self) -> bytes:
         doc = {"v": 1, "id": self.id, "region": self.region, "account": self.account,
                "mail_from": self.mail_from, "created": self.created.isoformat(),
                "attempts": self.attempts, "next_attempt": self.next_attempt.isoformat(),
-               "recipients": [r.__dict__ for r in self.recipients]}
+               "recipients": [r.__dict__ for r in self.recipients],
+               "queue_id": self.queue_id}
         return json.dumps(doc).encode("utf-8")
 
     @classmethod
@@ -108,7 +114,8 @@ class QueueEntry:
         return cls(doc["id"], doc["region"], doc["account"], doc["mail_from"],
                    datetime.fromisoformat(doc["created"]), int(doc["attempts"]),
                    datetime.fromisoformat(doc["next_attempt"]),
-                   tuple(RecipientState(**r) for r in doc["recipients"]))
+                   tuple(RecipientState(**r) for r in doc["recipients"]),
+                   str(doc.get("queue_id", "")))
 
     @property
     def pending(self) -> list[str]:
@@ -277,7 +284,8 @@ class OutboundQueue:
         domain = mail_from.rpartition("@")[2]
         now = self._clock()
         entry = QueueEntry(secrets.token_hex(12), sender.region, sender.address, mail_from,
-                           now, 0, now, tuple(RecipientState(a) for a in recipients))
+                           now, 0, now, tuple(RecipientState(a) for a in recipients),
+                           str(dict(log_events.context()).get("queue") or ""))
 
         def write() -> None:
             signed = self._dkim.sign(message, domain) if domain else message
@@ -288,6 +296,8 @@ class OutboundQueue:
         except OSError as exc:
             raise StorageError(f"queueing failed: {exc}") from exc
         self._entries[entry.id] = entry
+        event(LogEvent.OUTBOUND_QUEUED, outbound=entry.id, rcpts=len(recipients),
+              size=len(message))
         self._wake.set()
         return entry.id
 
@@ -313,6 +323,9 @@ class OutboundQueue:
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
     async def _attempt_guarded(self, entry_id: str) -> None:
+        found = self._entries.get(entry_id)
+        bind(queue=found.queue_id if found is not None and found.queue_id else None,
+             outbound=entry_id)  # this task's lines, and the bounce's delivery
         try:
             async with self._limit:
                 await self._attempt(entry_id)
@@ -367,6 +380,7 @@ class OutboundQueue:
             if r.address in outcomes else r for r in entry.recipients)
         entry = replace(entry, attempts=entry.attempts + 1, recipients=recipients)
         entry = replace(entry, next_attempt=now + timedelta(seconds=self._backoff(entry)))
+        _log_attempt(entry, outcomes)
         entry = await self._bounce(entry, spool)
         if not entry.pending and all(r.state != FAILED or r.notified for r in entry.recipients):
             await self._io(lambda: spool.remove(entry))
@@ -403,6 +417,7 @@ class OutboundQueue:
                 return entry
             if not all(r.ok for r in results):
                 return entry
+            event(LogEvent.OUTBOUND_BOUNCED, sender=entry.mail_from, rcpts=len(failed))
         done = {r.address for r in failed}
         return replace(entry, recipients=tuple(
             replace(r, notified=True) if r.address in done else r for r in entry.recipients))
@@ -488,3 +503,20 @@ class OutboundQueue:
 
 class _TlsRequired(Exception):
     pass
+
+
+_REPLY_CODE = re.compile(r"([2-5]\d\d) ")
+_ATTEMPT_EVENTS = {SENT: LogEvent.OUTBOUND_SENT, PENDING: LogEvent.OUTBOUND_DEFERRED,
+                   FAILED: LogEvent.OUTBOUND_FAILED}
+
+
+def _log_attempt(entry: QueueEntry, outcomes: dict[str, Outcome]) -> None:
+    """One line per recipient tried: its status code and the host that answered,
+    never the remote's words (they may quote the address or the message)."""
+    retry = entry.next_attempt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for address, outcome in outcomes.items():
+        event(_ATTEMPT_EVENTS[outcome.state], rcpt=address, status=outcome.status,
+              code=code.group(1) if (code := _REPLY_CODE.match(outcome.diagnostic)) else None,
+              remote=outcome.remote or None, attempt=entry.attempts,
+              next=retry if outcome.state == PENDING else None)
+

@@ -1,0 +1,158 @@
+"""The closed vocabulary of operational log events, and the one-line call that logs one.
+
+Every event an operator would look for (a session, a login, a message accepted,
+stored and sent, a rejection, a refusal, a legal or admin action, the server starting
+and stopping) is one structured line (:mod:`letterlock.services.operations.logs`
+writes it as logfmt or JSON) and moves the Prometheus counters
+(:mod:`letterlock.services.operations.metrics`). Call sites are one line::
+
+    log_events.event(LogEvent.LOGIN_FAILED, ip=peer_ip, user=address)
+
+Rules, for every call site:
+
+- never a message body, a subject or any other header, and never a password or a
+  key; a reason is a status code or a short fixed text, not what the peer said;
+- mail addresses only in the fields named in :data:`ADDRESS_FIELDS`, which are
+  written in full or as keyed hashes (``log.addresses``);
+- facts about the current connection or message (session id, protocol, queue id)
+  are bound once with :func:`bind` and then added to every event of that task.
+
+Legal and admin actions are the audit log's events (:class:`EventType`), logged
+under their own names as they are recorded (see ``logs.LoggedAuditSink``).
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import logging
+import os
+import secrets
+from contextvars import ContextVar
+
+Value = str | int | float | bool | None
+Fields = tuple[tuple[str, Value], ...]
+
+EVENTS_LOGGER = "letterlock.events"
+"""The logger every event goes through (the log handler and the metrics handler
+listen on it)."""
+
+
+class LogEvent(enum.StrEnum):
+    """``source:subject:action``, like the audit log's vocabulary."""
+
+    SERVER_STARTED = "server:process:started"
+    SERVER_STOPPED = "server:process:stopped"
+    WORKER_EXITED = "server:worker:exited"
+    """A front-end worker process ended unexpectedly (it is started again)."""
+    SMTP_CONNECTED = "smtp:session:connected"
+    SMTP_DISCONNECTED = "smtp:session:disconnected"
+    SMTP_REJECTED = "smtp:reply:rejected"
+    """A 4xx or 5xx reply (``code``, ``status``, ``command``)."""
+    IMAP_CONNECTED = "imap:session:connected"
+    IMAP_DISCONNECTED = "imap:session:disconnected"
+    LOGIN_OK = "auth:login:ok"
+    LOGIN_FAILED = "auth:login:failed"
+    """A wrong password or an unknown account (``ip`` first: contrib/fail2ban)."""
+    CLIENT_REFUSED = "limit:client:refused"
+    """A client held to a limit (``limit``: connections, commands, errors,
+    auth-failures, password-checks)."""
+    MESSAGE_ACCEPTED = "mail:message:accepted"
+    """A message taken responsibility for (SMTP 250), with its ``queue`` id."""
+    MESSAGE_STORED = "mail:message:stored"
+    """One recipient's sealed copy is durable (one line per recipient)."""
+    MESSAGE_NOT_STORED = "mail:message:not-stored"
+    OUTBOUND_QUEUED = "queue:message:queued"
+    """A message for other domains is in the outbound queue (``outbound`` id)."""
+    OUTBOUND_SENT = "queue:delivery:sent"
+    OUTBOUND_DEFERRED = "queue:delivery:deferred"
+    """An attempt failed for now; ``next`` says when the next one is."""
+    OUTBOUND_FAILED = "queue:delivery:failed"
+    """Failed for good (a 5xx, or too long in the queue): a bounce follows."""
+    OUTBOUND_BOUNCED = "queue:bounce:delivered"
+    """The delivery status notification reached the sender's mailbox."""
+    SEALED = "crypto:message:sealed"
+    """Debug: a message sealed (``seconds``)."""
+    UNSEALED = "crypto:message:unsealed"
+    """Debug: a message opened (``seconds``)."""
+
+
+LEVELS: dict[LogEvent, int] = {
+    LogEvent.SERVER_STARTED: logging.INFO,
+    LogEvent.SERVER_STOPPED: logging.INFO,
+    LogEvent.WORKER_EXITED: logging.WARNING,
+    LogEvent.SMTP_CONNECTED: logging.INFO,
+    LogEvent.SMTP_DISCONNECTED: logging.INFO,
+    LogEvent.SMTP_REJECTED: logging.INFO,
+    LogEvent.IMAP_CONNECTED: logging.INFO,
+    LogEvent.IMAP_DISCONNECTED: logging.INFO,
+    LogEvent.LOGIN_OK: logging.INFO,
+    LogEvent.LOGIN_FAILED: logging.WARNING,
+    LogEvent.CLIENT_REFUSED: logging.WARNING,
+    LogEvent.MESSAGE_ACCEPTED: logging.INFO,
+    LogEvent.MESSAGE_STORED: logging.INFO,
+    LogEvent.MESSAGE_NOT_STORED: logging.WARNING,
+    LogEvent.OUTBOUND_QUEUED: logging.INFO,
+    LogEvent.OUTBOUND_SENT: logging.INFO,
+    LogEvent.OUTBOUND_DEFERRED: logging.WARNING,
+    LogEvent.OUTBOUND_FAILED: logging.WARNING,
+    LogEvent.OUTBOUND_BOUNCED: logging.INFO,
+    LogEvent.SEALED: logging.DEBUG,
+    LogEvent.UNSEALED: logging.DEBUG,
+}
+
+ADDRESS_FIELDS = frozenset({"user", "sender", "rcpt", "account"})
+"""Fields that hold a mail address: written per ``log.addresses`` (full or hashed)."""
+TEXT_FIELDS = frozenset({"reason"})
+"""Fields of free text (an error's message): addresses in them are hashed too."""
+
+_events = logging.getLogger(EVENTS_LOGGER)
+# Unless a server process configured logging (logs.configure), events go nowhere: a
+# command-line tool does not print them, as Python's last-resort handler would.
+_events.addHandler(logging.NullHandler())
+_context: ContextVar[Fields] = ContextVar("letterlock_log_context", default=())
+
+
+def event(name: LogEvent, /, **fields: Value) -> None:
+    """Log one event (and count it); ``None`` fields are left out."""
+    level = LEVELS[name]
+    if _events.isEnabledFor(level):
+        _events.log(level, name.value, extra={"ll_event": name, "ll_fields": fields,
+                                              "ll_context": _context.get()})
+
+
+def enabled(name: LogEvent) -> bool:
+    """Whether ``name`` would be logged or counted (to skip measuring otherwise)."""
+    return _events.isEnabledFor(LEVELS[name])
+
+
+def bind(**fields: Value) -> None:
+    """Add ``fields`` to every event logged from now on by the current task and the
+    tasks it starts (a connection's session id, a message's queue id)."""
+    old = _context.get()
+    kept = tuple(item for item in old if item[0] not in fields)
+    _context.set(kept + tuple((k, v) for k, v in fields.items() if v is not None))
+
+
+def context() -> Fields:
+    """The fields bound in the current task."""
+    return _context.get()
+
+
+class _Ids:
+    """Session ids unique across the processes of a server without a system call
+    each: a random per-process prefix and a counter."""
+
+    def __init__(self) -> None:
+        self._pid = os.getpid()
+        self._prefix = secrets.token_hex(3)
+        self._counter = itertools.count(1)
+
+    def __call__(self) -> str:
+        if os.getpid() != self._pid:  # forked: a prefix of our own
+            self.__init__()  # type: ignore[misc]
+        return f"{self._prefix}{next(self._counter):x}"
+
+
+new_session_id = _Ids()
+"""A fresh session id (``s=`` in SMTP and IMAP lines)."""

@@ -1,0 +1,278 @@
+"""Structured logs: where every log line of a server process is formatted and written.
+
+One line per record on stderr (journald under systemd), as logfmt or JSON
+(``log.format``), filtered by ``log.level``. A line starts with ``ts``, ``level``
+and ``event`` (an event of :mod:`~letterlock.services.operations.log_events`, an
+audit event's type, or ``log`` for a free-form message of some module), then the
+event's fields, then the fields bound to the task (session, protocol, queue id),
+then ``pid``::
+
+    ts=2025-06-01T09:12:44.210Z level=warning event=auth:login:failed ip=203.0.113.9 \
+user=~5e0b3c1d2a9f8e47@example.org proto=imap mech=PLAIN s=a1b2c33 pid=4242
+
+Mail addresses (the fields of ``log_events.ADDRESS_FIELDS``, and anything that looks
+like an address in a free-form message) are written in full or, with
+``log.addresses = hashed``, as a keyed BLAKE2b hash of the address with its domain:
+the same address gives the same pseudonym in every line and every process of the
+server, and without the key (HOME/control/log-pseudonym.key) nobody can tell which
+address it stands for, except by guessing addresses and hashing them with the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from letterlock.audit.events import AuditEvent, AuditSink
+from letterlock.config import Config, LogConfig
+from letterlock.errors import ConfigError
+from letterlock.services.operations.log_events import (
+    ADDRESS_FIELDS,
+    EVENTS_LOGGER,
+    TEXT_FIELDS,
+    Fields,
+)
+
+PSEUDONYM_KEY_FILE = "log-pseudonym.key"
+FORMATS = ("logfmt", "json")
+ADDRESS_MODES = ("full", "hashed")
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+          "error": logging.ERROR}
+_LEVEL_NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning",
+                logging.ERROR: "error", logging.CRITICAL: "critical"}
+_UNSAFE = re.compile(r'[\s="\\\x00-\x1f\x7f]')
+"""A logfmt value with any of these (or an empty one) is quoted and escaped."""
+_ADDRESS_LIKE = re.compile(r"[^\s<>()\[\]\"',;:@]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+")
+_PLAUSIBLE_ADDRESS = re.compile(r"[^\s\x00-\x1f\x7f]{1,200}@[^\s@\x00-\x1f\x7f]{1,253}")
+PSEUDONYM_CACHE_MAX = 4096
+
+
+def check(config: LogConfig) -> None:
+    """Raise ConfigError for an option with no meaning."""
+    if config.format not in FORMATS:
+        raise ConfigError(f"log.format must be one of {', '.join(FORMATS)}, "
+                          f"got {config.format!r}")
+    if config.level not in LEVELS:
+        raise ConfigError(f"log.level must be one of {', '.join(LEVELS)}, "
+                          f"got {config.level!r}")
+    if config.addresses not in ADDRESS_MODES:
+        raise ConfigError(f"log.addresses must be one of {', '.join(ADDRESS_MODES)}, "
+                          f"got {config.addresses!r}")
+
+
+def load_pseudonym_key(control_dir: Path) -> bytes:
+    """The key of hashed addresses, made on first use (mode 0600; every process of
+    the server reads the same one)."""
+    path = control_dir / PSEUDONYM_KEY_FILE
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    control_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it meanwhile
+        return path.read_bytes()
+    key = os.urandom(32)
+    try:
+        os.write(fd, key)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return key
+
+
+class Pseudonyms:
+    """Address -> ``~<16 hex digits>@domain`` under a key (keyed BLAKE2b of the whole
+    address, lower-cased)."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+        self._cache: dict[str, str] = {}
+
+    def __call__(self, address: str) -> str:
+        found = self._cache.get(address)
+        if found is None:
+            _, at, domain = address.rpartition("@")
+            digest = hashlib.blake2b(address.lower().encode("utf-8", "surrogateescape"),
+                                     key=self._key, digest_size=8).hexdigest()
+            found = f"~{digest}@{domain.lower()}" if at else f"~{digest}"
+            if len(self._cache) >= PSEUDONYM_CACHE_MAX:
+                self._cache.clear()
+            self._cache[address] = found
+        return found
+
+
+def pseudonym(config: Config, address: str) -> str:
+    """What lines about ``address`` carry with ``log.addresses = hashed`` (for
+    `letterlock hash-address`)."""
+    return Pseudonyms(load_pseudonym_key(config.control_dir))(address)
+
+
+def _logfmt_value(value: object) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, int):
+        return str(value)
+    text = str(value)
+    if not text or _UNSAFE.search(text):
+        return json.dumps(text)
+    return text
+
+
+def _ts(created: float) -> str:
+    seconds = int(created)
+    return (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+            + f".{int((created - seconds) * 1000):03d}Z")
+
+
+class LineFormatter(logging.Formatter):
+    """One record, one line: logfmt or JSON, addresses full or hashed."""
+
+    def __init__(self, fmt: str = "logfmt",
+                 pseudonyms: Callable[[str], str] | None = None) -> None:
+        super().__init__()
+        self._json = fmt == "json"
+        self._pseudonyms = pseudonyms
+
+    def _address(self, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        if value == "":
+            return "<>"  # the null reverse-path of a bounce
+        if not _PLAUSIBLE_ADDRESS.fullmatch(value):
+            # Not an address (a client can type anything, a password too, where a
+            # login name goes): never written.
+            return "?"
+        return self._pseudonyms(value) if self._pseudonyms is not None else value
+
+    def _scrub(self, text: str) -> str:
+        if self._pseudonyms is None:
+            return text
+        hide = self._pseudonyms
+        return _ADDRESS_LIKE.sub(lambda m: hide(m.group(0)), text)
+
+    def _pairs(self, record: logging.LogRecord) -> list[tuple[str, object]]:
+        pairs: list[tuple[str, object]] = [
+            ("ts", _ts(record.created)),
+            ("level", _LEVEL_NAMES.get(record.levelno, record.levelname.lower()))]
+        name = getattr(record, "ll_event", None)
+        if name is None:
+            pairs += [("event", "log"), ("logger", record.name),
+                      ("msg", self._scrub(record.getMessage()))]
+            if record.exc_info:
+                pairs.append(("exc", self._scrub(self.formatException(record.exc_info))))
+            pairs.append(("pid", record.process))
+            return pairs
+        pairs.append(("event", str(name)))
+        fields: dict[str, Any] = getattr(record, "ll_fields", {})
+        for key, value in fields.items():
+            if value is None:
+                continue
+            if key in ADDRESS_FIELDS:
+                value = self._address(value)
+            elif key in TEXT_FIELDS:
+                value = self._scrub(str(value))
+            pairs.append((key, value))
+        bound: Fields = getattr(record, "ll_context", ())
+        for key, value in bound:
+            if fields.get(key) is None:
+                pairs.append((key, self._address(value) if key in ADDRESS_FIELDS else value))
+        pairs.append(("pid", record.process))
+        return pairs
+
+    def format(self, record: logging.LogRecord) -> str:
+        pairs = self._pairs(record)
+        if self._json:
+            return json.dumps(dict(pairs), separators=(",", ":"), default=str)
+        return " ".join(f"{key}={_logfmt_value(value)}" for key, value in pairs)
+
+
+class _LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that never lets a write failure (stderr closed) become an
+    error of the request being served."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
+def configure(config: Config, stream: TextIO | None = None) -> Callable[[], None]:
+    """Send every ``letterlock`` log record, and the warnings of the libraries it
+    runs on, to ``stream`` (stderr) as one line each; returns the function that
+    undoes it. Raises ConfigError for a bad ``log.*`` option."""
+    options = config.log
+    check(options)
+    pseudonyms = (Pseudonyms(load_pseudonym_key(config.control_dir))
+                  if options.addresses == "hashed" else None)
+    handler = _LineHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(LineFormatter(options.format, pseudonyms))
+    level = LEVELS[options.level]
+    handler.setLevel(level)
+    root = logging.getLogger()
+    ours = logging.getLogger("letterlock")
+    saved = (root.level, ours.level)
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)  # other libraries: their warnings only
+    ours.setLevel(level)
+    # aiosmtpd warns of its own deprecated API on every AUTH; its errors still show.
+    aiosmtpd = logging.getLogger("mail.log")
+    saved_aiosmtpd = aiosmtpd.level
+    aiosmtpd.setLevel(logging.ERROR)
+
+    def undo() -> None:
+        root.removeHandler(handler)
+        root.setLevel(saved[0])
+        ours.setLevel(saved[1])
+        aiosmtpd.setLevel(saved_aiosmtpd)
+
+    return undo
+
+
+class LoggedAuditSink:
+    """An AuditSink that also logs each event it records, under the audit event's own
+    name, with the log index as proof reference: who (``actor``), on what
+    (``account``, ``matter``), never the details (a request's content, a
+    justification). An event under a non-disclosure order is logged without its
+    account, as the audit log itself keeps it as a commitment."""
+
+    def __init__(self, inner: AuditSink) -> None:
+        self._inner = inner
+        self._log = logging.getLogger(EVENTS_LOGGER)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def record(self, event: AuditEvent) -> int:
+        index = await self._inner.record(event)
+        self._line(event, index)
+        return index
+
+    async def record_many(self, events: list[AuditEvent]) -> list[int]:
+        many: Callable[[list[AuditEvent]], Any] = self._inner.record_many  # type: ignore[attr-defined]
+        indexes: list[int] = await many(events)
+        for event, index in zip(events, indexes, strict=True):
+            self._line(event, index)
+        return indexes
+
+    def _line(self, event: AuditEvent, index: int) -> None:
+        if not self._log.isEnabledFor(logging.INFO):
+            return
+        sealed = event.sealed_until is not None
+        fields = {"index": index, "actor": event.actor,
+                  "account": None if sealed else event.account, "matter": event.matter,
+                  "sealed": True if sealed else None}
+        self._log.info(event.type.value, extra={
+            "ll_event": event.type, "ll_fields": fields, "ll_context": ()})
+
