@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import dkim
 import pytest
@@ -334,3 +335,38 @@ async def test_unsignable_submission_is_refused_for_good_not_451(accounts: App, 
         assert refused.value.smtp_error.startswith(b"5.6.0 ")
         assert queue.entries() == []
         assert await world.inbox("bob@example.test") == []
+
+
+async def test_outbound_mail_from_carries_size_once(accounts: App, tmp_path: Path) -> None:
+    # Issue 17 point 2: MAIL FROM went out as "size=890 SIZE=890" (aiosmtplib adds the
+    # parameter itself when the receiver offers SIZE), which strict receivers refuse.
+    # The receiver here is aiosmtpd, which offers SIZE and records MAIL's parameters.
+    from aiosmtpd.controller import Controller
+
+    seen: list[list[str]] = []
+
+    class Recorder:
+        async def handle_MAIL(self, server: object, session: object, envelope: Any,
+                              address: str, options: list[str]) -> str:
+            seen.append(options)
+            envelope.mail_from = address
+            return "250 OK"
+
+        async def handle_DATA(self, server: object, session: object,
+                              envelope: object) -> str:
+            return "250 OK"
+
+    port = free_port()
+    receiver = Controller(Recorder(), hostname="127.0.0.1", port=port)
+    receiver.start()
+    try:
+        queue = make_queue(accounts, smarthost=f"127.0.0.1:{port}")
+        async with submitting_through(accounts, tmp_path, queue) as world:
+            assert await asyncio.to_thread(submit, world, ["carol@other.test"]) == {}
+            await queue.wait_until(lambda entries: not entries)
+    finally:
+        receiver.stop()
+    [options] = seen
+    sizes = [o for o in options if o.upper().startswith("SIZE=")]
+    assert len(sizes) == 1, options
+    assert int(sizes[0].split("=", 1)[1]) >= len(MESSAGE)

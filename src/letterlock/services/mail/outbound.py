@@ -472,8 +472,8 @@ class OutboundQueue:
             if not all(a.isascii() for a in [mail_from, *addresses]) \
                     and client.supports_extension("smtputf8"):
                 options.append("SMTPUTF8")
-            if client.supports_extension("size"):
-                options.append(f"SIZE={len(message)}")
+            # No SIZE here: aiosmtplib's sendmail adds it when the server offers SIZE,
+            # and a second one makes strict receivers refuse MAIL.
             return await self._send(client, host, addresses, mail_from, message, options)
         finally:
             with contextlib.suppress(aiosmtplib.SMTPException, OSError):
