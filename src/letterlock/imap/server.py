@@ -24,6 +24,7 @@ from letterlock.imap.commands import HANDLERS, NO_EXPUNGE_DURING
 from letterlock.imap.commands.idle import push_updates
 from letterlock.imap.commands.mailboxes import deselect
 from letterlock.imap.context import Context, Output, Services
+from letterlock.imap.heap import HeapTrimmer, glibc_malloc_trim
 from letterlock.imap.parsing import ParseError, parse_command
 from letterlock.imap.parsing import commands as c
 from letterlock.imap.parsing.framing import (
@@ -65,6 +66,7 @@ class ImapServer:
                                   asyncio.Semaphore(MAX_CONCURRENT_LISTINGS), RecentClaims())
         self._config = config
         self._ssl = ssl_context
+        self._heap = HeapTrimmer(glibc_malloc_trim())
         self._servers: list[asyncio.Server] = []
         self._connections: set[Connection] = set()
         self.port: int | None = None
@@ -105,10 +107,12 @@ class ImapServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 5)
         self._servers.clear()
+        self._heap.close()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
                       tls: bool) -> None:
-        conn = Connection(self._services, reader, writer, tls=tls, ssl_context=self._ssl)
+        conn = Connection(self._services, reader, writer, tls=tls, ssl_context=self._ssl,
+                          heap=self._heap)
         conn.task = asyncio.current_task()
         self._connections.add(conn)
         peer = writer.get_extra_info("peername")
@@ -120,6 +124,7 @@ class ImapServer:
         finally:
             event(LogEvent.IMAP_DISCONNECTED, ip=ip)
             self._connections.discard(conn)
+            self._heap.note()
 
 
 def _is_loopback(writer: asyncio.StreamWriter) -> bool:
@@ -133,11 +138,12 @@ def _is_loopback(writer: asyncio.StreamWriter) -> bool:
 
 
 class Connection:
-    __slots__ = ("_config", "_plain_writer", "_ssl", "ctx", "reader", "task", "writer")
+    __slots__ = ("_config", "_heap", "_plain_writer", "_ssl", "ctx", "reader", "task",
+                 "writer")
 
     def __init__(self, services: Services, reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter, *, tls: bool,
-                 ssl_context: ssl.SSLContext | None) -> None:
+                 ssl_context: ssl.SSLContext | None, heap: HeapTrimmer) -> None:
         self.reader = reader
         self.writer = writer
         self.task: asyncio.Task[None] | None = None
@@ -146,6 +152,8 @@ class Connection:
         dropping it would close the transport TLS runs on (StreamWriter.__del__)."""
         self._config = services.config
         self._ssl = ssl_context
+        self._heap = heap
+        """Told after every command: a burst of them ends with a malloc_trim."""
         self.ctx = Context(services, Output(writer), tls=tls, loopback=_is_loopback(writer),
                            can_starttls=ssl_context is not None, read_line=self._read_line)
 
@@ -251,8 +259,10 @@ class Connection:
                         received.tag.decode("ascii", "replace")))
                     await ctx.out.flush()
                     continue
+                self._heap.note()  # also as IDLE starts: the last act of a busy client
                 await self._execute(received)
                 await ctx.out.flush()
+                self._heap.note()
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, OSError):
             pass
         finally:
