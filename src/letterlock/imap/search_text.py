@@ -30,16 +30,43 @@ def folded_value(key: str, value: bytes) -> str:
     return fold(text)
 
 
+def _clean(text: str) -> str:
+    # The separators cannot occur inside a value (a crafted header must not make up
+    # fields); a value holding one is compared as if it held a space there.
+    return text.replace(_FIELD_END, " ").replace(_NAME_END, " ")
+
+
 def encode(header: bytes) -> bytes:
-    """Every field of ``header`` as (lower-case name, folded value), serialized."""
-    return "".join(f"{f.key}{_NAME_END}{folded_value(f.key, f.value)}{_FIELD_END}"
+    """Every field of ``header`` as (lower-case name, folded value), serialized:
+    ``name \\x1f value \\x1e`` each, UTF-8."""
+    return "".join(f"{f.key}{_NAME_END}{_clean(folded_value(f.key, f.value))}{_FIELD_END}"
                    for f in split_fields(header)).encode("utf-8", "surrogatepass")
 
 
-def decode(data: bytes) -> dict[str, list[str]]:
-    """name -> folded values, in header order."""
-    out: dict[str, list[str]] = {}
-    for item in data.decode("utf-8", "surrogatepass").split(_FIELD_END)[:-1]:
-        name, _, value = item.partition(_NAME_END)
-        out.setdefault(name, []).append(value)
-    return out
+def needle(text: str) -> bytes:
+    """A search string as :func:`field_values` are compared with (a substring of
+    UTF-8 text is a substring of its encoding, so no value need be decoded)."""
+    return _clean(fold(text)).encode("utf-8", "surrogatepass")
+
+
+def field_values(data: bytes, name: str) -> list[bytes] | None:
+    """The encoded folded values of field ``name`` (lower case) in :func:`encode`'s
+    output, None if there is no such field."""
+    key = name.encode("utf-8", "surrogatepass") + b"\x1f"
+    out: list[bytes] = []
+    pos = data.find(key)
+    while pos >= 0:
+        if pos == 0 or data[pos - 1] == 0x1E:
+            start = pos + len(key)
+            end = data.find(b"\x1e", start)
+            out.append(data[start:end])
+            pos = end
+        else:
+            pos += 1
+        pos = data.find(key, pos)
+    return out or None
+
+
+def all_values(data: bytes) -> list[bytes]:
+    """Every field's encoded folded value (for TEXT: values, not field names)."""
+    return [item.partition(b"\x1f")[2] for item in data.split(b"\x1e")[:-1]]

@@ -78,31 +78,26 @@ class _Candidate:
         self.digest = digest
         self.raw = raw
         self.recent = False
-        self._fields: dict[str, list[str]] | None = None
+        self._fields: bytes | None = None
         self._body: str | None = None
 
-    def _searchable(self) -> dict[str, list[str]]:
+    def _searchable(self) -> bytes:
         if self._fields is None:
             kept = (self.digest.views[views.SEARCH]
                     if self.digest is not None and len(self.digest.views) > views.SEARCH
                     else b"")
-            if kept:
-                self._fields = search_text.decode(kept)
-            else:  # a digest made without IMAP's views (not expected in IMAP)
-                self._fields = {}
-                for f in split_fields(self.header):
-                    self._fields.setdefault(f.key, []).append(
-                        search_text.folded_value(f.key, f.value))
+            # A digest made without IMAP's views (not expected here): from the header.
+            self._fields = kept or search_text.encode(self.header)
         return self._fields
 
-    def values(self, name: str) -> list[str] | None:
-        """The folded, decoded values of header field ``name`` (lower case), None if
-        the message has no such field."""
-        return self._searchable().get(name)
+    def values(self, name: str) -> list[bytes] | None:
+        """Header field ``name`` (lower case) as SEARCH compares it (search_text.py),
+        None if the message has no such field."""
+        return search_text.field_values(self._searchable(), name)
 
-    def all_values(self) -> list[str]:
-        """Every field's folded, decoded value (TEXT searches the whole header)."""
-        return [v for vs in self._searchable().values() for v in vs]
+    def all_values(self) -> list[bytes]:
+        """Every header field's value as SEARCH compares it (TEXT)."""
+        return search_text.all_values(self._searchable())
 
     @property
     def header(self) -> bytes:
@@ -129,7 +124,7 @@ class _Candidate:
         return self._body
 
     def sent_date(self) -> date | None:
-        values = self.values("date")
+        values = [v.decode("utf-8", "surrogatepass") for v in self.values("date") or ()]
         if not values:
             return None
         try:
@@ -146,7 +141,7 @@ def _compare(op: str, value: date, day: date) -> bool:
     return value >= day
 
 
-def matches(key: s.SearchKey, m: _Candidate, needle: dict[bytes, str]) -> bool:
+def matches(key: s.SearchKey, m: _Candidate, needle: dict[bytes, tuple[str, bytes]]) -> bool:
     rec = m.record
     if isinstance(key, s.AllKey):
         return True
@@ -175,11 +170,11 @@ def matches(key: s.SearchKey, m: _Candidate, needle: dict[bytes, str]) -> bool:
         values = m.values(key.field)
         if values is None:
             return False
-        text = needle[key.value]
-        return any(text in v for v in values)
+        encoded = needle[key.value][1]
+        return any(encoded in v for v in values)
     if isinstance(key, s.TextKey):
-        text = needle[key.value]
-        if key.where == "text" and any(text in v for v in m.all_values()):
+        text, encoded = needle[key.value]
+        if key.where == "text" and any(encoded in v for v in m.all_values()):
             return True
         return text in m.body_text()
     if isinstance(key, s.NotKey):
@@ -249,11 +244,12 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
         codec = codecs.lookup(charset)
     except LookupError:
         return no(f"Unsupported charset {charset}", "BADCHARSET (UTF-8 US-ASCII)")
-    needle: dict[bytes, str] = {}
+    needle: dict[bytes, tuple[str, bytes]] = {}
     for raw in _strings(program.keys):
         # Clients (and test tools) sometimes cut a multi-byte character in half; an
         # undecodable fragment is dropped rather than the whole SEARCH refused.
-        needle[raw] = search_text.fold(codec.decode(raw, "ignore")[0])
+        text = codec.decode(raw, "ignore")[0]
+        needle[raw] = (search_text.fold(text), search_text.needle(text))
     program = s.SearchProgram(resolve_saved(program.keys, sel.saved), program.charset,
                               program.returns)
     level = tier(program.keys)
