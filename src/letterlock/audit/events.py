@@ -74,3 +74,23 @@ class Revealer(Protocol):
         """Reveal every unrevealed commitment about ``matter``; returns the indexes of
         the reveal events."""
         ...
+
+    async def sealed_matters(self) -> set[str]:
+        """The matters that have commitments not yet revealed."""
+        ...
+
+
+@runtime_checkable
+class EventFinder(Protocol):
+    """A sink that can say what it holds, so that a writer that crashed between its
+    own commit and the append can tell whether the append happened."""
+
+    async def log_size(self) -> int:
+        """How many records the log held at least (a lower bound for the next index)."""
+        ...
+
+    async def events_since(self, start: int) -> list[AuditEvent]:
+        """The events recorded at index ``start`` or later, as they were given to
+        :meth:`AuditSink.record`: clear events, and those under an order too (from
+        the operator's sealed copy, or from their reveal)."""
+        ...

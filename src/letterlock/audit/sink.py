@@ -124,6 +124,20 @@ class AuditLog:
                 revealed.append(await self.reveal(entry.index, actor))
         return revealed
 
+    async def sealed_matters(self) -> set[str]:
+        """The matters that have commitments not yet revealed."""
+        return {m for e in await self.sealed_entries() if (m := e.event.matter) is not None}
+
+    async def log_size(self) -> int:
+        """Records in the log as this process last saw it (a lower bound)."""
+        return self.log.size
+
+    async def events_since(self, start: int) -> list[AuditEvent]:
+        """Events recorded at index ``start`` or later (see ``EventFinder``)."""
+        await self.flush()
+        events: list[AuditEvent] = await self._call(self.log.events_since, start)
+        return events
+
     async def sealed_entries(self) -> list[SealedEntry]:
         entries: list[SealedEntry] = await self._call(self.log.sealed_entries)
         return entries

@@ -340,6 +340,33 @@ class MerkleLog:
             )
         return sorted(out, key=lambda e: e.index)
 
+    def events_since(self, start: int) -> list[AuditEvent]:
+        """Events recorded at ``start`` or later, including those under an order (from
+        ``sealed/`` or from their reveal): what a crashed writer looks for."""
+        with self._lock:
+            if self._writable:
+                with self._process_lock():
+                    self._catch_up()
+            else:
+                self.refresh()
+            sealed_dir = self.directory / SEALED_DIR
+            seen: set[int] = set()  # commitments already counted
+            out: list[AuditEvent] = []
+            for rec in self.iter_records(max(0, start)):
+                if rec.kind == "event" and rec.event is not None:
+                    out.append(rec.event)
+                elif rec.kind == "commitment":
+                    path = sealed_dir / f"{rec.index}.json"
+                    with contextlib.suppress(FileNotFoundError):
+                        doc = json.loads(path.read_text(encoding="ascii"))
+                        out.append(records.event_from_json(json.loads(str(doc["content"]))))
+                        seen.add(rec.index)
+                elif rec.kind == "reveal" and rec.reveals is not None:
+                    event = rec.revealed_event
+                    if event is not None and rec.reveals >= start and rec.reveals not in seen:
+                        out.append(event)
+            return out
+
     def reveal(self, index: int, actor: str, at: datetime | None = None) -> int:
         """Publish commitment ``index``'s content and salt; returns the reveal's index."""
         self._require_writable()

@@ -2,16 +2,24 @@
 
 Operator records only: requests, decisions, holds and notice schedules. No account
 data lives here beyond addresses and the ids of held (sealed) blobs.
+
+A step of a matter changes several rows at once and is recorded by audit events:
+:class:`LegalTxn` collects the changes and the events, :meth:`LegalStore.commit`
+applies them in one transaction. The events wait in ``audit_outbox`` until the
+legal service has put them in the audit log (see ``services/legal/journal.py``), so a
+crash between the two leaves the events to be delivered, never a half-made step.
+Blobs a released hold no longer keeps wait in ``blob_purges`` until deleted.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from letterlock.errors import NotFound
+from letterlock.errors import AlreadyExists, NotFound, Refused
 from letterlock.storage.sqlite_db import SqliteDb
 
 LEGAL_DB = "legal.sqlite3"
@@ -53,6 +61,17 @@ CREATE TABLE IF NOT EXISTS gag_lifts (
     matter_id TEXT PRIMARY KEY REFERENCES matters(id),
     lifted_at TEXT NOT NULL,
     lifted_by TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event TEXT NOT NULL,            -- the event as recorded by the step (JSON)
+    sent TEXT,                      -- as handed to the audit log, once tried (JSON)
+    log_from INTEGER                -- the log's size before it was tried
+);
+CREATE TABLE IF NOT EXISTS blob_purges (
+    region TEXT NOT NULL,
+    blob_id TEXT NOT NULL,
+    PRIMARY KEY (region, blob_id)
 );
 CREATE TABLE IF NOT EXISTS notices (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -104,6 +123,16 @@ class NoticeRow:
     text: str
 
 
+@dataclass(frozen=True)
+class OutboxRow:
+    """An audit event committed with its step, not yet known to be in the log."""
+
+    id: int
+    event: str
+    sent: str | None
+    log_from: int | None
+
+
 def _dt(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
@@ -148,6 +177,100 @@ _HOLD_COLS = "id, matter_id, address, region, placed_at, expires_at, released_at
 _NOTICE_COLS = "id, matter_id, address, due_at, sent_at, text"
 
 
+Step = Callable[[sqlite3.Connection], object]
+
+
+class LegalTxn:
+    """The changes of one step of a matter and the audit events that record it,
+    applied together by :meth:`LegalStore.commit` (all or nothing)."""
+
+    def __init__(self) -> None:
+        self.steps: list[Step] = []
+
+    def add_matter(self, row: MatterRow) -> None:
+        def fn(c: sqlite3.Connection) -> None:
+            try:
+                c.execute(f"INSERT INTO matters ({_MATTER_COLS}) VALUES "
+                          "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                          (row.id, _ts(row.filed_at), row.filed_by, row.state, row.request,
+                           row.facts, row.recommendation, row.decision, int(row.overridden),
+                           row.justification, row.decided_by, row.package,
+                           _ts(row.next_due), _ts(row.closed_at)))
+            except sqlite3.IntegrityError as exc:
+                raise AlreadyExists(f"legal matter {row.id} exists already") from exc
+        self.steps.append(fn)
+
+    def update_matter(self, row: MatterRow, *, was: str | Sequence[str]) -> None:
+        """Change the matter, provided it is still in state ``was`` (one of them):
+        of two processes deciding one matter at once, the second is refused."""
+        states = (was,) if isinstance(was, str) else tuple(was)
+
+        def fn(c: sqlite3.Connection) -> None:
+            cur = c.execute(
+                "UPDATE matters SET state=?, facts=?, recommendation=?, decision=?, "
+                "overridden=?, justification=?, decided_by=?, package=?, next_due=?, "
+                f"closed_at=? WHERE id=? AND state IN ({','.join('?' * len(states))})",
+                (row.state, row.facts, row.recommendation, row.decision,
+                 int(row.overridden), row.justification, row.decided_by, row.package,
+                 _ts(row.next_due), _ts(row.closed_at), row.id, *states))
+            if cur.rowcount != 1:
+                raise Refused(f"matter {row.id} was changed meanwhile; look at it again")
+        self.steps.append(fn)
+
+    def add_hold(self, matter_id: str, address: str, region: str, placed_at: datetime,
+                 expires_at: datetime) -> None:
+        self.steps.append(lambda c: c.execute(
+            "INSERT INTO holds (matter_id, address, region, placed_at, expires_at) "
+            "VALUES (?,?,?,?,?)", (matter_id, address, region, _ts(placed_at),
+                                   _ts(expires_at))))
+
+    def release_hold(self, hold_id: int, at: datetime) -> None:
+        """Mark the hold released; blobs no other live hold keeps go to the purge
+        queue (:meth:`LegalStore.pending_purges`)."""
+        def fn(c: sqlite3.Connection) -> None:
+            c.execute("UPDATE holds SET released_at=? WHERE id=? AND released_at IS NULL",
+                      (_ts(at), hold_id))
+            c.execute("INSERT OR IGNORE INTO blob_purges (region, blob_id) "
+                      "SELECT region, blob_id FROM held_blobs WHERE hold_id=? AND blob_id "
+                      "NOT IN (SELECT hb.blob_id FROM held_blobs hb JOIN holds h "
+                      "ON h.id = hb.hold_id WHERE h.released_at IS NULL AND h.id != ?)",
+                      (hold_id, hold_id))
+            c.execute("DELETE FROM held_blobs WHERE hold_id=?", (hold_id,))
+        self.steps.append(fn)
+
+    def add_notice(self, matter_id: str, address: str, due_at: datetime | None,
+                   text: str) -> None:
+        self.steps.append(lambda c: c.execute(
+            "INSERT INTO notices (matter_id, address, due_at, text) VALUES (?,?,?,?)",
+            (matter_id, address, _ts(due_at), text)))
+
+    def mark_notice_sent(self, notice_id: int, at: datetime) -> None:
+        def fn(c: sqlite3.Connection) -> None:
+            cur = c.execute("UPDATE notices SET sent_at=? WHERE id=? AND sent_at IS NULL",
+                            (_ts(at), notice_id))
+            if cur.rowcount != 1:
+                raise Refused(f"notice {notice_id} was sent already")
+        self.steps.append(fn)
+
+    def set_pending_notices_due(self, matter_id: str, at: datetime) -> None:
+        self.steps.append(lambda c: c.execute(
+            "UPDATE notices SET due_at=? WHERE matter_id=? AND sent_at IS NULL",
+            (_ts(at), matter_id)))
+
+    def lift_gag(self, matter_id: str, at: datetime, by: str) -> None:
+        def fn(c: sqlite3.Connection) -> None:
+            try:
+                c.execute("INSERT INTO gag_lifts VALUES (?,?,?)", (matter_id, _ts(at), by))
+            except sqlite3.IntegrityError as exc:
+                raise Refused(f"the order on matter {matter_id} was lifted already") from exc
+        self.steps.append(fn)
+
+    def log(self, event: str) -> None:
+        """An audit event (JSON) recording this step, for the audit outbox."""
+        self.steps.append(lambda c: c.execute(
+            "INSERT INTO audit_outbox (event) VALUES (?)", (event,)))
+
+
 class LegalStore:
     """Async access to the legal database (SQLite off the event loop)."""
 
@@ -157,27 +280,53 @@ class LegalStore:
     async def close(self) -> None:
         self._db.close()
 
+    async def commit(self, txn: LegalTxn) -> None:
+        """Apply every change of ``txn`` in one durable transaction, or none."""
+        def fn(c: sqlite3.Connection) -> None:
+            for step in txn.steps:
+                step(c)
+        await self._db.write(fn)
+
+    # -- the audit outbox and the purge queue -----------------------------------------
+
+    async def outbox(self) -> list[OutboxRow]:
+        def fn(c: sqlite3.Connection) -> list[OutboxRow]:
+            return [OutboxRow(int(r[0]), str(r[1]), None if r[2] is None else str(r[2]),
+                              None if r[3] is None else int(r[3]))
+                    for r in c.execute("SELECT id, event, sent, log_from FROM audit_outbox "
+                                       "ORDER BY id")]
+        return await self._db.read(fn)
+
+    async def outbox_trying(self, sent: Sequence[tuple[int, str]], log_from: int) -> None:
+        """Record that these events (as handed to the log) are about to be appended
+        to a log of at least ``log_from`` events."""
+        def fn(c: sqlite3.Connection) -> None:
+            c.executemany("UPDATE audit_outbox SET sent=?, log_from=? WHERE id=?",
+                          [(text, log_from, oid) for oid, text in sent])
+        await self._db.write(fn)
+
+    async def outbox_done(self, ids: Sequence[int]) -> None:
+        def fn(c: sqlite3.Connection) -> None:
+            c.executemany("DELETE FROM audit_outbox WHERE id=?", [(i,) for i in ids])
+        await self._db.write(fn)
+
+    async def pending_purges(self) -> list[tuple[str, str]]:
+        def fn(c: sqlite3.Connection) -> list[tuple[str, str]]:
+            return [(str(r[0]), str(r[1])) for r in c.execute(
+                "SELECT region, blob_id FROM blob_purges ORDER BY region, blob_id")]
+        return await self._db.read(fn)
+
+    async def purged(self, blobs: Sequence[tuple[str, str]]) -> None:
+        def fn(c: sqlite3.Connection) -> None:
+            c.executemany("DELETE FROM blob_purges WHERE region=? AND blob_id=?", blobs)
+        await self._db.write(fn)
+
+    async def lifted_matters(self) -> list[str]:
+        def fn(c: sqlite3.Connection) -> list[str]:
+            return [str(r[0]) for r in c.execute("SELECT matter_id FROM gag_lifts")]
+        return await self._db.read(fn)
+
     # -- matters ----------------------------------------------------------------------
-
-    async def add_matter(self, row: MatterRow) -> None:
-        def fn(c: sqlite3.Connection) -> None:
-            c.execute(f"INSERT INTO matters ({_MATTER_COLS}) VALUES "
-                      "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                      (row.id, _ts(row.filed_at), row.filed_by, row.state, row.request,
-                       row.facts, row.recommendation, row.decision, int(row.overridden),
-                       row.justification, row.decided_by, row.package, _ts(row.next_due),
-                       _ts(row.closed_at)))
-        await self._db.write(fn)
-
-    async def update_matter(self, row: MatterRow) -> None:
-        def fn(c: sqlite3.Connection) -> None:
-            c.execute("UPDATE matters SET state=?, facts=?, recommendation=?, decision=?, "
-                      "overridden=?, justification=?, decided_by=?, package=?, next_due=?, "
-                      "closed_at=? WHERE id=?",
-                      (row.state, row.facts, row.recommendation, row.decision,
-                       int(row.overridden), row.justification, row.decided_by, row.package,
-                       _ts(row.next_due), _ts(row.closed_at), row.id))
-        await self._db.write(fn)
 
     async def get_matter(self, matter_id: str) -> MatterRow:
         def fn(c: sqlite3.Connection) -> MatterRow | None:
@@ -202,16 +351,6 @@ class LegalStore:
 
     # -- holds ------------------------------------------------------------------------
 
-    async def add_hold(self, matter_id: str, address: str, region: str, placed_at: datetime,
-                       expires_at: datetime) -> HoldRow:
-        def fn(c: sqlite3.Connection) -> int:
-            cur = c.execute("INSERT INTO holds (matter_id, address, region, placed_at, "
-                            "expires_at) VALUES (?,?,?,?,?)",
-                            (matter_id, address, region, _ts(placed_at), _ts(expires_at)))
-            return int(cur.lastrowid or 0)
-        hid = await self._db.write(fn)
-        return HoldRow(hid, matter_id, address, region, placed_at, expires_at, None)
-
     async def holds(self, *, address: str | None = None, matter_id: str | None = None,
                     active_at: datetime | None = None) -> list[HoldRow]:
         def fn(c: sqlite3.Connection) -> list[HoldRow]:
@@ -229,20 +368,6 @@ class LegalStore:
                           "VALUES (?,?,?)", [(hold_id, region, b) for b in blob_ids])
         await self._db.write(fn)
 
-    async def release_hold(self, hold_id: int, at: datetime) -> list[tuple[str, str]]:
-        """Mark the hold released; returns (region, blob id) pairs no other live hold
-        keeps, which the caller may now delete."""
-        def fn(c: sqlite3.Connection) -> list[tuple[str, str]]:
-            c.execute("UPDATE holds SET released_at=? WHERE id=? AND released_at IS NULL",
-                      (_ts(at), hold_id))
-            rows = c.execute(
-                "SELECT region, blob_id FROM held_blobs WHERE hold_id=? AND blob_id NOT IN "
-                "(SELECT hb.blob_id FROM held_blobs hb JOIN holds h ON h.id = hb.hold_id "
-                " WHERE h.released_at IS NULL AND h.id != ?)", (hold_id, hold_id)).fetchall()
-            c.execute("DELETE FROM held_blobs WHERE hold_id=?", (hold_id,))
-            return [(str(r[0]), str(r[1])) for r in rows]
-        return await self._db.write(fn)
-
     async def held_blobs(self, hold_id: int) -> list[str]:
         def fn(c: sqlite3.Connection) -> list[str]:
             return [str(r[0]) for r in c.execute(
@@ -250,14 +375,6 @@ class LegalStore:
         return await self._db.read(fn)
 
     # -- notices ----------------------------------------------------------------------
-
-    async def add_notice(self, matter_id: str, address: str, due_at: datetime | None,
-                         text: str) -> int:
-        def fn(c: sqlite3.Connection) -> int:
-            cur = c.execute("INSERT INTO notices (matter_id, address, due_at, text) "
-                            "VALUES (?,?,?,?)", (matter_id, address, _ts(due_at), text))
-            return int(cur.lastrowid or 0)
-        return await self._db.write(fn)
 
     async def notices(self, *, matter_id: str | None = None,
                       address: str | None = None) -> list[NoticeRow]:
@@ -268,27 +385,9 @@ class LegalStore:
                     and (address is None or n.address == address)]
         return await self._db.read(fn)
 
-    async def set_pending_notices_due(self, matter_id: str, at: datetime) -> int:
-        """Make every unsent notice of the matter due at ``at``; returns how many."""
-        def fn(c: sqlite3.Connection) -> int:
-            cur = c.execute("UPDATE notices SET due_at=? WHERE matter_id=? AND sent_at IS NULL",
-                            (_ts(at), matter_id))
-            return int(cur.rowcount)
-        return await self._db.write(fn)
-
-    async def lift_gag(self, matter_id: str, at: datetime, by: str) -> None:
-        def fn(c: sqlite3.Connection) -> None:
-            c.execute("INSERT INTO gag_lifts VALUES (?,?,?)", (matter_id, _ts(at), by))
-        await self._db.write(fn)
-
     async def gag_lifted_at(self, matter_id: str) -> datetime | None:
         def fn(c: sqlite3.Connection) -> datetime | None:
             row = c.execute("SELECT lifted_at FROM gag_lifts WHERE matter_id=?",
                             (matter_id,)).fetchone()
             return None if row is None else _dt(str(row[0]))
         return await self._db.read(fn)
-
-    async def mark_notice_sent(self, notice_id: int, at: datetime) -> None:
-        def fn(c: sqlite3.Connection) -> None:
-            c.execute("UPDATE notices SET sent_at=? WHERE id=?", (_ts(at), notice_id))
-        await self._db.write(fn)

@@ -12,9 +12,12 @@
 - ``tick``: due work: notices whose gag has expired, holds that have run out.
 - ``close``: ends the matter and releases its holds.
 
-Every step is written to the audit log. A step under a gag is logged sealed until
-the gag expires. The signed production package is written by ``production``, the
-user notice's letter by ``notices``.
+Every step is one transaction of the legal database together with its audit events,
+which ``journal`` then puts in the audit log exactly once (sealed while the matter's
+order is in force); a crash anywhere leaves a whole step or none, and what was left
+undelivered is finished the next time the service is used (``_recover``). The signed
+production package is written by ``production``, the user notice's letter by
+``notices``.
 """
 
 from __future__ import annotations
@@ -31,8 +34,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from letterlock.audit.events import AuditEvent, AuditSink, EventType, Revealer
-from letterlock.errors import InvalidInput, MatterOpen, Refused, UnknownAccount
+from letterlock.audit.events import AuditSink, EventType
+from letterlock.errors import (
+    AlreadyExists,
+    InvalidInput,
+    MatterOpen,
+    NotFound,
+    Refused,
+    UnknownAccount,
+)
 from letterlock.policy import (
     AccountFacts,
     Decision,
@@ -48,17 +58,17 @@ from letterlock.policy.decision import transparency_bucket
 from letterlock.policy.rules import OUTCOMES
 from letterlock.services.accounts.accounts import AccountService
 from letterlock.services.cells import Cells
+from letterlock.services.legal.journal import MatterJournal
 from letterlock.services.legal.notices import notice_message, notice_text
 from letterlock.services.legal.production import produce
 from letterlock.services.mail.delivery import DeliveryService
 from letterlock.storage.contracts import ControlStore
-from letterlock.storage.legal_sqlite import HoldRow, LegalStore, MatterRow, NoticeRow
+from letterlock.storage.legal_sqlite import HoldRow, LegalStore, LegalTxn, MatterRow, NoticeRow
 
 STATES = ("received", "evaluated", "decided", "executed", "notified", "closed")
 HOSTED_TENANT_SETTING = "legal.hosted_tenant_domains"
 """Control-store setting: comma-separated domains whose mail belongs to a hosted
 customer (LEGAL.md row 11)."""
-_INDEFINITE = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -138,6 +148,8 @@ class LegalService:
         self._dir = work_dir
         self._clock = clock
         self._due_lock = asyncio.Lock()
+        self._journal = MatterJournal(store, audit, engine.jurisdictions, work_dir)
+        self._recovered = False
 
     @contextlib.asynccontextmanager
     async def _due_work(self) -> AsyncIterator[None]:
@@ -172,10 +184,12 @@ class LegalService:
         )
 
     async def show(self, matter_id: str) -> Matter:
+        await self._recover()
         return await self._load(await self._store.get_matter(matter_id))
 
     async def list_matters(self, *, open_only: bool = False,
                    due_within: timedelta | None = None) -> list[Matter]:
+        await self._recover()
         now = self._clock()
         out = []
         for row in await self._store.list_matters():
@@ -187,27 +201,47 @@ class LegalService:
             out.append(await self._load(row))
         return out
 
-    # -- audit ----------------------------------------------------------------------------
+    # -- committing steps, and finishing what a crash left ------------------------------
 
-    async def _record(self, kind: EventType, actor: str, request: LegalRequest, matter: str,
-                      account: str | None = None,
-                      details: Sequence[tuple[str, str]] = ()) -> None:
-        sealed_until: datetime | None = None
-        extra: tuple[tuple[str, str], ...] = tuple(details)
-        gag = self._engine.jurisdictions.effective_gag(request)
-        if gag is not None and await self._store.gag_lifted_at(matter) is None:
-            sealed_until = gag.until or _INDEFINITE
-            if gag.until is None:
-                extra += (("indefinite", "true"),)
-        # A step of the whole matter is about each target account: one event per
-        # account, so each owner's access feed shows it (once no order hides it).
-        accounts: Sequence[str | None] = (
-            [account] if account is not None else list(request.targets) or [None])
-        now = self._clock()
-        for target in accounts:
-            await self._audit.record(AuditEvent(kind, actor, now, account=target,
-                                                matter=matter, details=extra,
-                                                sealed_until=sealed_until))
+    def _log(self, txn: LegalTxn, kind: EventType, actor: str, request: LegalRequest,
+             matter: str, account: str | None = None,
+             details: Sequence[tuple[str, str]] = ()) -> None:
+        self._journal.log(txn, kind, actor, self._clock(), request, matter, account, details)
+
+    async def _commit(self, txn: LegalTxn, *, reveal: str | None = None) -> None:
+        """Apply a step and its audit events at once, then put the events in the log
+        (and the blobs released holds no longer keep out of the cells)."""
+        await self._store.commit(txn)
+        await self._journal.deliver(reveal=reveal)
+        await self._purge()
+
+    async def _purge(self) -> None:
+        doomed = await self._store.pending_purges()
+        by_region: dict[str, list[str]] = {}
+        for region, blob in doomed:
+            by_region.setdefault(region, []).append(blob)
+        for region, blobs in by_region.items():
+            await self._cells.get(region).blobs.delete_many(blobs)
+        if doomed:
+            await self._store.purged(doomed)
+
+    async def _recover(self) -> None:
+        """Once per service: finish what a crash left (events not yet in the audit
+        log, sealed events of a lifted order, blobs of released holds), and repair
+        matters written half by earlier versions (filed but never evaluated; decided
+        but never executed)."""
+        if self._recovered:
+            return
+        self._recovered = True
+        await self._journal.deliver()
+        await self._journal.reveal_lifted()
+        await self._purge()
+        for row in await self._store.list_matters():
+            if row.recommendation is None:
+                await self._evaluate_filed(row)
+            elif row.state == "decided" and row.decision is not None:
+                await self._execute(row, Decision.from_json(json.loads(row.decision)),
+                                    row.decided_by or "system", was="decided")
 
     # -- filing and evaluation ------------------------------------------------------------
 
@@ -247,29 +281,58 @@ class LegalService:
 
     async def file(self, request_data: object, actor: str,
                    asserted_facts: object | None = None) -> Matter:
-        """Record a request (LEGAL.md JSON) and evaluate it. Returns the matter."""
+        """Record a request (LEGAL.md JSON) and evaluate it, in one step. Returns the
+        matter."""
+        await self._recover()
         request = parse_request(request_data)
         asserted = parse_facts(asserted_facts) if asserted_facts is not None else {}
         now = self._clock()
         matter_id = request.id or f"M-{now:%Y%m%d}-{secrets.token_hex(3)}"
+        if request.id is not None and await self._exists(matter_id):
+            raise AlreadyExists(f"legal matter {matter_id} exists already: give the request "
+                                "another id, or none to have one assigned")
         request = replace(request, id=matter_id)
-        row = MatterRow(matter_id, now, actor, "received", json.dumps(request.to_json()),
-                        "{}", None, None, False, None, None, None, None, None)
-        await self._store.add_matter(row)
-        await self._record(EventType.LEGAL_MATTER_FILED, actor, request, matter_id,
-                           details=(("instrument", request.instrument),
-                                    ("issuer_country", request.issuer.country)))
         facts = await self.facts_from_store(request, asserted)
         recommendation = await self._evaluate(request, facts)
-        row = replace(row, state="evaluated",
-                      facts=json.dumps({a: f.to_json() for a, f in facts.items()}),
-                      recommendation=json.dumps(recommendation.to_json()),
-                      next_due=_earliest(recommendation, now))
-        await self._store.update_matter(row)
-        await self._record(EventType.LEGAL_MATTER_EVALUATED, "policy", request, matter_id,
-                           details=(("profile", recommendation.profile),
-                                    ("transparency", recommendation.transparency)))
+        row = MatterRow(matter_id, now, actor, "evaluated", json.dumps(request.to_json()),
+                        json.dumps({a: f.to_json() for a, f in facts.items()}),
+                        json.dumps(recommendation.to_json()), None, False, None, None, None,
+                        _earliest(recommendation, now), None)
+        txn = LegalTxn()
+        txn.add_matter(row)
+        self._log(txn, EventType.LEGAL_MATTER_FILED, actor, request, matter_id,
+                  details=(("instrument", request.instrument),
+                           ("issuer_country", request.issuer.country)))
+        self._log(txn, EventType.LEGAL_MATTER_EVALUATED, "policy", request, matter_id,
+                  details=(("profile", recommendation.profile),
+                           ("transparency", recommendation.transparency)))
+        await self._commit(txn)
         return await self._load(row)
+
+    async def _exists(self, matter_id: str) -> bool:
+        try:
+            await self._store.get_matter(matter_id)
+        except NotFound:
+            return False
+        return True
+
+    async def _evaluate_filed(self, row: MatterRow) -> None:
+        """A matter an earlier version recorded but never evaluated (it crashed
+        between the two writes): evaluate it now, with the facts of now."""
+        request = parse_request(json.loads(row.request))
+        asserted = parse_facts(json.loads(row.facts)) if row.facts not in ("", "{}") else {}
+        facts = await self.facts_from_store(request, asserted)
+        recommendation = await self._evaluate(request, facts)
+        txn = LegalTxn()
+        txn.update_matter(replace(row, state="evaluated",
+                                  facts=json.dumps({a: f.to_json() for a, f in facts.items()}),
+                                  recommendation=json.dumps(recommendation.to_json()),
+                                  next_due=_earliest(recommendation, self._clock())),
+                          was=row.state)
+        self._log(txn, EventType.LEGAL_MATTER_EVALUATED, "policy", request, row.id,
+                  details=(("profile", recommendation.profile),
+                           ("transparency", recommendation.transparency)))
+        await self._commit(txn)
 
     # -- deciding and executing -----------------------------------------------------------
 
@@ -279,7 +342,8 @@ class LegalService:
         """Accept the recommendation (``override`` None) or replace findings' outcome
         with ``override``, which needs a justification: every finding, or only those
         of ``targets`` and/or ``categories`` (the others keep the recommendation).
-        Then execute."""
+        Then execute: deciding and executing are one step."""
+        await self._recover()
         row = await self._store.get_matter(matter_id)
         if row.state != "evaluated":
             raise Refused(f"matter {matter_id} is {row.state}; only an evaluated matter "
@@ -294,56 +358,61 @@ class LegalService:
             decision = _override(decision, override, actor, targets, categories)
         elif targets or categories:
             raise InvalidInput("targets and categories narrow an override; give one")
-        row = replace(row, state="decided", decision=json.dumps(decision.to_json()),
+        row = replace(row, decision=json.dumps(decision.to_json()),
                       overridden=override is not None,
                       justification=justification.strip() if justification else None,
                       decided_by=actor)
-        await self._store.update_matter(row)
+        txn = LegalTxn()
         if override is not None:
             scope = tuple((k, ",".join(v)) for k, v in (("targets", targets),
                                                          ("categories", categories)) if v)
-            await self._record(EventType.LEGAL_MATTER_OVERRIDDEN, actor, matter.request,
-                               matter_id, details=(("outcome", override),
-                                                   ("justification", justification or ""),
-                                                   *scope))
-        await self._record(EventType.LEGAL_MATTER_DECIDED, actor, matter.request, matter_id,
-                           details=(("overridden", str(override is not None).lower()),))
-        return await self._execute(row, decision, actor)
+            self._log(txn, EventType.LEGAL_MATTER_OVERRIDDEN, actor, matter.request,
+                      matter_id, details=(("outcome", override),
+                                          ("justification", justification or ""), *scope))
+        self._log(txn, EventType.LEGAL_MATTER_DECIDED, actor, matter.request, matter_id,
+                  details=(("overridden", str(override is not None).lower()),))
+        return await self._execute(row, decision, actor, was="evaluated", txn=txn)
 
-    async def _execute(self, row: MatterRow, decision: Decision, actor: str) -> Matter:
+    async def _execute(self, row: MatterRow, decision: Decision, actor: str, *, was: str,
+                       txn: LegalTxn | None = None) -> Matter:
+        """Holds, the production package and the notices of ``decision``, committed
+        with the matter's new state in one step (the package is written before: a
+        crash leaves at most a package that the next decision writes again)."""
         matter = await self._load(row)
         request, now = matter.request, self._clock()
+        txn = txn or LegalTxn()
         # Preservation: a hold on each account with something to preserve.
         expiry = next((d.due for d in decision.deadlines if d.kind == "preservation-expiry"),
                       now + timedelta(days=90))
+        held = {h.address for h in matter.holds}
         for target, cats in decision.targets:
-            if any(f.outcome == "preserve" for _, f in cats):
+            if any(f.outcome == "preserve" for _, f in cats) and target not in held:
                 region = await self._control.lookup(target)
                 if region is None:
                     continue
-                await self._store.add_hold(row.id, target, region, now, expiry)
-                await self._record(EventType.LEGAL_HOLD_PLACED, actor, request, row.id,
-                                   account=target,
-                                   details=(("expires_at", format_time(expiry)),))
+                txn.add_hold(row.id, target, region, now, expiry)
+                self._log(txn, EventType.LEGAL_HOLD_PLACED, actor, request, row.id,
+                          account=target, details=(("expires_at", format_time(expiry)),))
         # Disclosure: a signed package with exactly the approved categories.
         package = None
         if any(f.outcome == "disclose" for _, _, f in decision.findings()):
             package = await produce(matter.id, decision, control=self._control,
                                     cells=self._cells, work_dir=self._dir,
                                     clock=self._clock)
-            await self._record(EventType.LEGAL_PRODUCTION_EXECUTED, actor, request, row.id,
-                               details=(("package", package),))
-        row = replace(row, state="executed", package=package)
-        await self._store.update_matter(row)
+            self._log(txn, EventType.LEGAL_PRODUCTION_EXECUTED, actor, request, row.id,
+                      details=(("package", package),))
         # User notice: now, or when the gag expires (tick), or never while preserving.
         notice = decision.user_notice
-        if notice.when != "none":
+        if notice.when != "none" and not matter.notices:
             due = now if notice.when in ("before-disclosure", "after-emergency") \
                 else notice.not_before
             for target in request.targets:
                 if matter.facts.get(target) is not None and matter.facts[target].exists:
-                    await self._store.add_notice(row.id, target, due,
-                                                 notice_text(matter.id, request, decision))
+                    txn.add_notice(row.id, target, due,
+                                   notice_text(matter.id, request, decision))
+        txn.update_matter(replace(row, state="executed", package=package), was=was)
+        await self._commit(txn)
+        if notice.when != "none":
             await self._send_due_notices(now)
         return await self.show(row.id)
 
@@ -366,31 +435,32 @@ class LegalService:
                 ref = await self._accounts.resolve(notice.address)
             except UnknownAccount:
                 continue
+            # Delivered first, then recorded: a crash between the two sends the notice
+            # again (at least once), never loses it.
             results = await self._delivery.deliver(notice_message(notice), [ref])
             if not all(r.ok for r in results):
                 continue
-            await self._store.mark_notice_sent(notice.id, now)
-            await self._record(EventType.LEGAL_NOTICE_SENT, "system", request, row.id,
-                               account=notice.address)
-            sent += 1
+            txn = LegalTxn()
+            txn.mark_notice_sent(notice.id, now)
+            self._log(txn, EventType.LEGAL_NOTICE_SENT, "system", request, row.id,
+                      account=notice.address)
             pending = [n for n in await self._store.notices(matter_id=row.id)
-                       if n.sent_at is None]
+                       if n.sent_at is None and n.id != notice.id]
             if not pending and row.state == "executed":
-                await self._store.update_matter(replace(row, state="notified"))
+                txn.update_matter(replace(row, state="notified"), was="executed")
+            await self._commit(txn)
+            sent += 1
         return sent
 
-    async def _release(self, hold: HoldRow, actor: str, request: LegalRequest) -> None:
-        doomed = await self._store.release_hold(hold.id, self._clock())
-        by_region: dict[str, list[str]] = {}
-        for region, blob in doomed:
-            by_region.setdefault(region, []).append(blob)
-        for region, blobs in by_region.items():
-            await self._cells.get(region).blobs.delete_many(blobs)
-        await self._record(EventType.LEGAL_HOLD_RELEASED, actor, request, hold.matter_id,
-                           account=hold.address, details=(("blobs_released", str(len(doomed))),))
+    def _release(self, txn: LegalTxn, hold: HoldRow, actor: str, request: LegalRequest,
+                 kept: int) -> None:
+        txn.release_hold(hold.id, self._clock())
+        self._log(txn, EventType.LEGAL_HOLD_RELEASED, actor, request, hold.matter_id,
+                  account=hold.address, details=(("blobs_released", str(kept)),))
 
     async def tick(self) -> TickReport:
         """Run due work once: notices whose time has come, holds that have expired."""
+        await self._recover()
         now = self._clock()
         sent = await self._send_due_notices(now)
         released = 0
@@ -398,28 +468,36 @@ class LegalService:
             for hold in await self._store.holds():
                 if hold.released_at is None and hold.expires_at <= now:
                     row = await self._store.get_matter(hold.matter_id)
-                    await self._release(hold, "system",
-                                        parse_request(json.loads(row.request)))
+                    txn = LegalTxn()
+                    self._release(txn, hold, "system", parse_request(json.loads(row.request)),
+                                  len(await self._store.held_blobs(hold.id)))
+                    await self._commit(txn)
                     released += 1
         return TickReport(sent, released)
 
     async def close(self, matter_id: str, actor: str) -> Matter:
-        row = await self._store.get_matter(matter_id)
-        if row.state == "closed":
-            raise Refused(f"matter {matter_id} is closed already")
-        request = parse_request(json.loads(row.request))
-        for hold in await self._store.holds(matter_id=matter_id):
-            if hold.released_at is None:
-                await self._release(hold, actor, request)
-        await self._store.update_matter(replace(row, state="closed",
-                                                closed_at=self._clock()))
-        await self._record(EventType.LEGAL_MATTER_CLOSED, actor, request, matter_id)
+        await self._recover()
+        async with self._due_work():
+            row = await self._store.get_matter(matter_id)
+            if row.state == "closed":
+                raise Refused(f"matter {matter_id} is closed already")
+            request = parse_request(json.loads(row.request))
+            txn = LegalTxn()
+            for hold in await self._store.holds(matter_id=matter_id):
+                if hold.released_at is None:
+                    self._release(txn, hold, actor, request,
+                                  len(await self._store.held_blobs(hold.id)))
+            txn.update_matter(replace(row, state="closed", closed_at=self._clock()),
+                              was=row.state)
+            self._log(txn, EventType.LEGAL_MATTER_CLOSED, actor, request, matter_id)
+            await self._commit(txn)
         return await self.show(matter_id)
 
     async def lift_gag(self, matter_id: str, actor: str) -> Matter:
         """The non-disclosure order has been lifted (an indefinite gag set aside, or a
         dated one ended early): the user is told now, the matter's sealed audit events
         are revealed, and later events are logged in the clear."""
+        await self._recover()
         row = await self._store.get_matter(matter_id)
         request = parse_request(json.loads(row.request))
         if self._engine.jurisdictions.effective_gag(request) is None:
@@ -427,11 +505,11 @@ class LegalService:
         if await self._store.gag_lifted_at(matter_id) is not None:
             raise Refused(f"the order on matter {matter_id} was lifted already")
         now = self._clock()
-        await self._store.lift_gag(matter_id, now, actor)
-        await self._store.set_pending_notices_due(matter_id, now)
-        if isinstance(self._audit, Revealer):
-            await self._audit.reveal_matter(matter_id, actor)
-        await self._record(EventType.LEGAL_GAG_LIFTED, actor, request, matter_id)
+        txn = LegalTxn()
+        txn.lift_gag(matter_id, now, actor)
+        txn.set_pending_notices_due(matter_id, now)
+        self._log(txn, EventType.LEGAL_GAG_LIFTED, actor, request, matter_id)
+        await self._commit(txn, reveal=matter_id)
         await self._send_due_notices(now)
         return await self.show(matter_id)
 
