@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import smtplib
 
 import pytest
@@ -116,3 +117,25 @@ async def test_foreign_recipient_refused_without_outbound_queue(world: World) ->
 
     code, _ = await asyncio.to_thread(run)
     assert code == 550
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+async def test_auth_does_not_log_aiosmtpd_login_data_deprecation(
+        world: World, mechanism: str, caplog: pytest.LogCaptureFixture) -> None:
+    # Issue 17 point 3: every successful AUTH logged aiosmtpd's "Session.login_data is
+    # deprecated" warning (aiosmtpd 1.4's own AUTH command sets that attribute). The
+    # listener records the result with the current API only (AuthResult, auth_data).
+    def run() -> tuple[int, int]:
+        with _tls_client(world) as client:
+            client.user, client.password = ALICE, PASSWORD
+            code, _ = client.auth(mechanism, getattr(client, f"auth_{mechanism.lower()}"))
+            again = client.docmd("AUTH", "PLAIN")[0]  # RFC 4954 4: 503 once authenticated
+            client.sendmail(ALICE, [BOB], MESSAGE)
+            return code, again
+
+    caplog.set_level(logging.DEBUG)
+    assert await asyncio.to_thread(run) == (235, 503)
+    assert len(await world.inbox(BOB)) == 1
+    warned = [r for r in caplog.records
+              if r.levelno >= logging.WARNING and not r.name.startswith("letterlock")]
+    assert warned == [], [r.getMessage() for r in warned]

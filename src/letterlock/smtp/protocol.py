@@ -418,6 +418,45 @@ class SmtpListener(LeanSmtp):
             self._in_ehlo = False
 
     # -- AUTH (the exchange is aiosmtpd's; checking credentials is the handler's) ------
+    async def smtp_AUTH(self, arg: str | None) -> None:
+        """RFC 4954 AUTH, as aiosmtpd's but for the outcome: aiosmtpd 1.4 also sets
+        the deprecated ``Session.login_data`` on every success, which logs a warning
+        each time (aio-libs/aiosmtpd#347). Here a mechanism's :class:`AuthResult` is
+        recorded with the current API only: ``session.authenticated`` and
+        ``session.auth_data``."""
+        assert self.session is not None
+        if not self.session.host_name:
+            await self.push("503 Error: send EHLO first")
+            return
+        if not self.session.extended_smtp:
+            await self.push("500 Error: command 'AUTH' not recognized")
+            return
+        if self._auth_require_tls and not self._tls_protocol:
+            await self.push("538 5.7.11 Encryption required for requested "
+                            "authentication mechanism")
+            return
+        if self.session.authenticated:
+            await self.push("503 Already authenticated")
+            return
+        args = arg.split() if arg else []
+        if not args:
+            await self.push("501 Not enough value")
+            return
+        if len(args) > 2:
+            await self.push("501 Too many values")
+            return
+        mechanism = self._auth_methods.get(args[0].upper())
+        if mechanism is None:
+            await self.push("504 5.5.4 Unrecognized authentication type")
+            return
+        result = await mechanism.method(self, args)
+        if result.success:
+            self.session.authenticated = True
+            self.session.auth_data = result.auth_data
+            await self.push(result.message or str(replies.AUTH_OK))
+        elif not result.handled:
+            await self.push(result.message or str(replies.AUTH_FAILED))
+
     async def auth_PLAIN(self, _: object, args: list[str]) -> AuthResult:
         bind(mech="PLAIN")
         if len(args) == 1:

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from letterlock.crypto import seal
 from letterlock.errors import CryptoError
 from letterlock.mime import summary as summaries
+from letterlock.services.operations import logs
 
 log = logging.getLogger("letterlock.sealing")
 
@@ -140,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     # after the work in hand is done), and a server that dies closes it as well.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logs.keep_dependency_warnings_out()  # its stderr is the server's log
     sock = socket.socket(fileno=int(args[0]))
     with sock, sock.makefile("rb", buffering=1 << 20) as incoming:
         while True:

@@ -27,6 +27,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
@@ -208,10 +209,36 @@ class _LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+OUR_MODULES = r"letterlock(\.|$)"
+"""Modules whose Python warnings (``warnings.warn``) reach the log."""
+
+
+def keep_dependency_warnings_out() -> Callable[[], None]:
+    """Python warnings raised in the libraries letterlock runs on (deprecations and
+    the like, addressed to whoever develops against them) are dropped: an operator
+    can do nothing about them. Warnings raised in letterlock's own modules are kept,
+    once per place, and logged as lines like any record (``py.warnings``). A -W
+    option or PYTHONWARNINGS still decides over this. Returns the function that
+    undoes it."""
+    guard = warnings.catch_warnings()  # saves the filters and showwarning to restore
+    guard.__enter__()
+    if not sys.warnoptions:
+        warnings.simplefilter("ignore")
+        warnings.filterwarnings("default", module=OUR_MODULES)
+    logging.captureWarnings(True)
+
+    def undo() -> None:
+        logging.captureWarnings(False)
+        guard.__exit__(None, None, None)
+
+    return undo
+
+
 def configure(config: Config, stream: TextIO | None = None) -> Callable[[], None]:
     """Send every ``letterlock`` log record, and the warnings of the libraries it
     runs on, to ``stream`` (stderr) as one line each; returns the function that
-    undoes it. Raises ConfigError for a bad ``log.*`` option."""
+    undoes it. Raises ConfigError for a bad ``log.*`` option. Python warnings of the
+    libraries are not among them (:func:`keep_dependency_warnings_out`)."""
     options = config.log
     check(options)
     pseudonyms = (Pseudonyms(load_pseudonym_key(config.control_dir))
@@ -226,12 +253,15 @@ def configure(config: Config, stream: TextIO | None = None) -> Callable[[], None
     root.addHandler(handler)
     root.setLevel(logging.WARNING)  # other libraries: their warnings only
     ours.setLevel(level)
-    # aiosmtpd warns of its own deprecated API on every AUTH; its errors still show.
+    # aiosmtpd's own warnings (a client's aborted AUTH and the like) are not the
+    # operator's business; its errors still show.
     aiosmtpd = logging.getLogger("mail.log")
     saved_aiosmtpd = aiosmtpd.level
     aiosmtpd.setLevel(logging.ERROR)
+    keep_warnings = keep_dependency_warnings_out()
 
     def undo() -> None:
+        keep_warnings()
         root.removeHandler(handler)
         root.setLevel(saved[0])
         ours.setLevel(saved[1])
