@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,3 +33,13 @@ def test_uidmap_matches_list_model(initial: set[int], removals: list[int],
         assert m.seq_of(uid) == i + 1
     assert list(m.between(10, 30)) == [u for u in model if 10 <= u <= 30]
     assert m.last == model[-1]
+
+
+def test_a_map_made_from_runs_equals_one_made_uid_by_uid() -> None:
+    uids = [1, 2, 3, 7, 9, 10, 11, 40]
+    a, b = UidMap(uids), UidMap.from_runs([(1, 3), (7, 7), (9, 11), (40, 40)])
+    assert list(a) == list(b) == uids and len(b) == 8 and b.last == 40
+    assert [b.seq_of(u) for u in uids] == list(range(1, 9))
+    assert [b.uid_at(s) for s in range(1, 9)] == uids
+    with pytest.raises(ValueError):
+        UidMap.from_runs([(1, 3), (4, 5)])  # adjacent runs are one run

@@ -375,12 +375,17 @@ async def test_mailbox_index_matches_the_messages(cell: CellStore) -> None:
     await cell.expunge(box.id, [4])
     changes, _ = await cell.store_flags(box.id, [1], "add", frozenset({"\\Flagged"}))
     index = await cell.mailbox_index(box.id)
-    assert index.uids == (1, 2, 3)
+    assert index.uids == (1, 2, 3) and index.runs == ((1, 3),)
     assert index.keywords == frozenset({"$Junk", "work"})
     assert (index.unseen, index.first_unseen, index.deleted) == (1, 2, 1)
     assert index.size == 300
     assert index.highestmodseq == (await cell.get_mailbox_by_id(box.id)).highestmodseq
     assert index.highestmodseq >= changes[0].modseq
+    await cell.append_messages([new(box.id, "e"), new(box.id, "f")])  # UIDs 5, 6
+    await cell.expunge(box.id, [2])
+    later = await cell.mailbox_index(box.id)
+    assert later.runs == ((1, 1), (3, 3), (5, 6)) and later.uids_above(3) == [5, 6]
+    assert later.last == 6 and later.uids_above(6) == []
     with pytest.raises(UnknownMailbox):
         await cell.mailbox_index(box.id + 1000)
 

@@ -9,7 +9,7 @@ Per-connection memory stays small: one array of 32-bit UIDs and a few integers.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 
 from letterlock.imap.parsing.primitives import STAR, SeqSet
@@ -29,10 +29,13 @@ class RecentClaims:
     \\Recent at all."""
 
     async def claim(self, mailboxes: MailboxService, session: Session, mailbox_id: int,
-                    uids: list[int], *, take: bool) -> set[int]:
-        """The UIDs of ``uids`` recent to this session (``take`` False: EXAMINE and
-        STATUS look without claiming, RFC 3501 6.3.2)."""
-        return await mailboxes.claim_recent(session, mailbox_id, uids, take=take)
+                    top: int, above: Callable[[int], Iterable[int]], *,
+                    take: bool) -> set[int]:
+        """The UIDs recent to this session: of the mailbox's messages up to ``top``,
+        those ``above(mark)`` names above the store's mark (``take`` False: EXAMINE
+        and STATUS look without claiming, RFC 3501 6.3.2)."""
+        mark = await mailboxes.claim_recent(session, mailbox_id, top, take=take)
+        return {u for u in above(mark) if u <= top}
 
 
 class BadSequence(Exception):
@@ -77,7 +80,7 @@ class SelectedMailbox:
         self.name = record.name
         self.uidvalidity = record.uidvalidity
         self.readonly = readonly
-        self.uids = UidMap(index.uids)
+        self.uids = UidMap.from_runs(index.runs)
         self.modseq = max(record.highestmodseq, index.highestmodseq)
         self.uidnext = max(record.uidnext, self.uids.last + 1)
         self.keywords: set[str] = set(index.keywords)
@@ -183,8 +186,10 @@ class SelectedMailbox:
         if new:
             out.append(b"%d EXISTS" % len(self.uids))
             if self._claims is not None:
+                new_uids = [m.uid for m in new]
                 self.recent |= await self._claims.claim(
-                    mailboxes, session, self.id, [m.uid for m in new], take=not self.readonly)
+                    mailboxes, session, self.id, new_uids[-1],
+                    lambda mark: [u for u in new_uids if u > mark], take=not self.readonly)
                 out += self.recent_update(force=True)
             self.uidnext = max(self.uidnext, new[-1].uid + 1)
         for m in changes.changed:

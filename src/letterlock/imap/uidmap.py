@@ -20,6 +20,19 @@ class UidMap:
         for uid in uids:
             self.append(uid)
 
+    @classmethod
+    def from_runs(cls, runs: Iterable[tuple[int, int]]) -> UidMap:
+        """A map of ascending, non-adjacent runs of consecutive UIDs (first, last)."""
+        m = cls()
+        for first, last in runs:
+            if m._count and first <= m._ends[-1] + 1:
+                raise ValueError("runs must ascend with gaps between them")
+            m._starts.append(first)
+            m._ends.append(last)
+            m._before.append(m._count)
+            m._count += last - first + 1
+        return m
+
     def __len__(self) -> int:
         return self._count
 

@@ -28,6 +28,7 @@ from letterlock.storage.models import (
     NewMessage,
     Region,
     apply_flag_mode,
+    runs_of,
 )
 
 
@@ -303,7 +304,7 @@ class MemoryCellStore:
         msgs = [self._messages[mailbox_id][u] for u in sorted(self._messages[mailbox_id])]
         unseen = [m.uid for m in msgs if "\\Seen" not in m.flags]
         return MailboxIndex(
-            tuple(m.uid for m in msgs),
+            runs_of(m.uid for m in msgs),
             frozenset(f for m in msgs for f in m.flags if not f.startswith("\\")),
             max([box.highestmodseq, *(m.modseq for m in msgs)]), len(unseen),
             unseen[0] if unseen else None,

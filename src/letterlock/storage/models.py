@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -86,7 +87,8 @@ class MailboxIndex:
     """What opening a mailbox (SELECT) or STATUS needs, computed by the store without
     a record per message: the UIDs in order and a few aggregates."""
 
-    uids: tuple[int, ...]
+    runs: tuple[tuple[int, int], ...]
+    """The UIDs, ascending, as runs of consecutive ones: (first, last) each."""
     keywords: frozenset[str]
     """Every keyword (flag not starting with a backslash) some message has."""
     highestmodseq: int
@@ -99,6 +101,35 @@ class MailboxIndex:
     """Messages with \\Deleted."""
     size: int
     """Sum of the messages' sizes (octets)."""
+
+    @property
+    def uids(self) -> tuple[int, ...]:
+        return tuple(u for first, last in self.runs for u in range(first, last + 1))
+
+    @property
+    def last(self) -> int:
+        """The highest UID (0 if empty)."""
+        return self.runs[-1][1] if self.runs else 0
+
+    def uids_above(self, mark: int) -> list[int]:
+        """The UIDs above ``mark``, ascending."""
+        out: list[int] = []
+        for first, last in reversed(self.runs):
+            if last <= mark:
+                break
+            out[:0] = range(max(first, mark + 1), last + 1)
+        return out
+
+
+def runs_of(uids: Iterable[int]) -> tuple[tuple[int, int], ...]:
+    """Ascending distinct UIDs as runs of consecutive ones."""
+    out: list[tuple[int, int]] = []
+    for uid in uids:
+        if out and uid == out[-1][1] + 1:
+            out[-1] = (out[-1][0], uid)
+        else:
+            out.append((uid, uid))
+    return tuple(out)
 
 
 @dataclass(frozen=True)

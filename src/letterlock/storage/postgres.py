@@ -364,6 +364,9 @@ DO $$ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_indexes WHERE indexname = 'vanished_modseq') THEN
         CREATE INDEX vanished_modseq ON vanished (mailbox_id, modseq);
     END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_indexes WHERE indexname = 'messages_light') THEN
+        CREATE INDEX messages_light ON messages (mailbox_id, uid) INCLUDE (flags, modseq, size);
+    END IF;
 END $$;
 ALTER TABLE accounts ADD COLUMN IF NOT EXISTS openpgp_cert BYTEA NOT NULL DEFAULT '\\x';
 CREATE TABLE IF NOT EXISTS cell_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);
@@ -828,8 +831,10 @@ class PostgresCellStore:
     async def mailbox_index(self, mailbox_id: int) -> MailboxIndex:
         async def op(c: Conn) -> MailboxIndex:
             box = await _get_box_id(c, mailbox_id)
-            uids = tuple(int(r[0]) for r in await _all(
-                c, "SELECT uid FROM messages WHERE mailbox_id=%s ORDER BY uid", (mailbox_id,)))
+            runs = tuple((int(r[0]), int(r[1])) for r in await _all(
+                c, "SELECT min(uid), max(uid) FROM (SELECT uid, uid - row_number() OVER "
+                   "(ORDER BY uid) AS island FROM messages WHERE mailbox_id=%s) AS u "
+                   "GROUP BY island ORDER BY 1", (mailbox_id,)))
             keywords = frozenset(str(r[0]) for r in await _all(
                 c, "SELECT DISTINCT unnest(flags) FROM messages WHERE mailbox_id=%s",
                 (mailbox_id,)) if not str(r[0]).startswith("\\"))
@@ -840,7 +845,7 @@ class PostgresCellStore:
                    "min(uid) FILTER (WHERE NOT '\\Seen' = ANY(flags)) "
                    "FROM messages WHERE mailbox_id=%s", (mailbox_id,))
             assert row is not None
-            return MailboxIndex(uids, keywords, max(box.highestmodseq, int(row[0] or 0)),
+            return MailboxIndex(runs, keywords, max(box.highestmodseq, int(row[0] or 0)),
                                 int(row[3]), None if row[4] is None else int(row[4]),
                                 int(row[2]), int(row[1]))
 

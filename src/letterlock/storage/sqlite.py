@@ -76,6 +76,9 @@ CREATE TABLE IF NOT EXISTS messages (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS messages_blob ON messages (blob_id);
 CREATE INDEX IF NOT EXISTS messages_modseq ON messages (mailbox_id, modseq);
+-- Covers what opening a mailbox reads (UIDs, flags, sizes, modseqs), so that is read
+-- without the rows' sealed summaries (kilobytes each, stored inline).
+CREATE INDEX IF NOT EXISTS messages_light ON messages (mailbox_id, uid, flags, modseq, size);
 CREATE TABLE IF NOT EXISTS vanished (
     mailbox_id INTEGER NOT NULL,
     uid INTEGER NOT NULL,
@@ -476,8 +479,12 @@ class SqliteCellStore:
     async def mailbox_index(self, mailbox_id: int) -> MailboxIndex:
         def op(c: sqlite3.Connection) -> MailboxIndex:
             box = _get_box_id(c, mailbox_id)
-            uids = tuple(r[0] for r in c.execute(
-                "SELECT uid FROM messages WHERE mailbox_id=? ORDER BY uid", (mailbox_id,)))
+            # Runs of consecutive UIDs ("gaps and islands"): a few rows, not one per
+            # message.
+            runs = tuple((r[0], r[1]) for r in c.execute(
+                "SELECT min(uid), max(uid) FROM (SELECT uid, uid - row_number() OVER "
+                "(ORDER BY uid) AS island FROM messages WHERE mailbox_id=?) "
+                "GROUP BY island ORDER BY 1", (mailbox_id,)))
             keywords: set[str] = set()
             for (text,) in c.execute("SELECT DISTINCT flags FROM messages "
                                      "WHERE mailbox_id=?", (mailbox_id,)):
@@ -489,7 +496,7 @@ class SqliteCellStore:
             unseen, first = c.execute(
                 "SELECT count(*), min(uid) FROM messages WHERE mailbox_id=? "
                 "AND instr(' ' || flags || ' ', ' \\Seen ') = 0", (mailbox_id,)).fetchone()
-            return MailboxIndex(uids, frozenset(keywords),
+            return MailboxIndex(runs, frozenset(keywords),
                                 max(box.highestmodseq, modseq or 0), unseen, first,
                                 int(deleted), int(size))
 

@@ -73,7 +73,7 @@ async def select(cmd: c.Select, ctx: Context) -> Reply:
     recent: set[int] = set()
     if claims is not None:
         try:
-            recent = await claims.claim(svc, user, box.id, list(index.uids),
+            recent = await claims.claim(svc, user, box.id, index.last, index.uids_above,
                                         take=not cmd.readonly)
         except LetterlockError as exc:
             watch.__exit__(None, None, None)
@@ -344,7 +344,8 @@ async def _status_line(ctx: Context, box: MailboxRecord, items: tuple[str, ...],
             v = index.size
         elif item == "RECENT" and index is not None:
             v = len(await ctx.services.recent.claim(ctx.services.mailboxes, user, box.id,
-                                                    list(index.uids), take=False))
+                                                    index.last, index.uids_above,
+                                                    take=False))
         elif item == "HIGHESTMODSEQ":
             v = box.highestmodseq
         elif item == "APPENDLIMIT":

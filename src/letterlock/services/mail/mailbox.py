@@ -325,25 +325,27 @@ class MailboxService:
         return await self._cell(session.ref).store.list_messages(
             mailbox_id, with_summary=with_summary)
 
-    async def claim_recent(self, session: Session, mailbox_id: int, uids: Sequence[int],
-                           *, take: bool = True) -> set[int]:
-        """IMAP4rev1 \\Recent: those of ``uids`` no session has claimed yet, claimed now
-        for this one (``take`` False only looks: EXAMINE, STATUS). The store keeps the
-        claim, so it holds across server processes and restarts."""
-        if not uids:
-            return set()
+    async def claim_recent(self, session: Session, mailbox_id: int, top: int, *,
+                           take: bool = True) -> int:
+        """IMAP4rev1 \\Recent: claim the messages up to UID ``top`` that no session has
+        claimed (``take`` False only looks: EXAMINE, STATUS). Returns the mark before:
+        the messages with UIDs above it, up to ``top``, are recent to this session
+        alone. The store keeps the claim, so it holds across server processes and
+        restarts."""
+        if top <= 0:
+            return 0
         await self._check_owner(session, mailbox_id)
-        store = self._cell(session.ref).store
         key = (session.ref.region, mailbox_id)
-        top = max(uids)
-        if self._recent_marks.get(key, 0) >= top:
-            return set()  # this process saw them claimed already (marks only rise)
+        known = self._recent_marks.get(key, 0)
+        if known >= top:
+            return top  # this process saw them claimed already (marks only rise)
+        store = self._cell(session.ref).store
         mark = (await store.claim_recent(mailbox_id, top) if take
                 else await store.recent_mark(mailbox_id))
         if len(self._recent_marks) >= OWNERS_MAX:
             self._recent_marks.clear()
-        self._recent_marks[key] = max(mark, top if take else mark)
-        return {u for u in uids if u > mark}
+        self._recent_marks[key] = max(mark, top) if take else mark
+        return mark
 
     async def mailbox_index(self, session: Session, mailbox_id: int) -> MailboxIndex:
         """UIDs and counts of the mailbox, without a record per message (SELECT,
