@@ -159,3 +159,29 @@ async def test_delivery_to_two_regions_seals_each_copy_to_its_owner(app: App) ->
         assert await app.cells.get(region).blobs.list_ids() == [msg.blob_id]
         blob = await app.cells.get(region).blobs.get(msg.blob_id)
         assert session.opener.open(blob) == raw(7)
+
+
+async def test_mailbox_index_is_read_again_only_after_a_change(
+        app: App, session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    mb = app.mailboxes
+    for i in range(3):
+        await mb.append(session.ref, "INBOX", raw(i))
+    box = (await mb.get_mailbox(session, "INBOX")).id
+    store = app.cells.get("eu-dublin").store
+    reads = 0
+    real = store.mailbox_index
+
+    async def counting(mailbox_id: int):  # type: ignore[no-untyped-def]
+        nonlocal reads
+        reads += 1
+        return await real(mailbox_id)
+
+    monkeypatch.setattr(store, "mailbox_index", counting)
+    first = await mb.mailbox_index(session, box)
+    assert await mb.mailbox_index(session, box) is first and reads == 1
+    await mb.store_flags(session, box, [2], "add", ["\\Seen"])
+    after = await mb.mailbox_index(session, box)
+    assert reads == 2 and after.unseen == first.unseen - 1
+    await store.append_messages([])  # no change, no new read
+    await mb.append(session.ref, "INBOX", raw(9))  # another process would do the same
+    assert (await mb.mailbox_index(session, box)).uids == (1, 2, 3, 4) and reads == 3

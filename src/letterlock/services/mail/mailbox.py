@@ -48,6 +48,8 @@ SPECIAL_USES = frozenset({"\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk
 INBOX_CACHE_TTL_S = 10.0
 INBOX_CACHE_MAX = 10_000
 OWNERS_MAX = 100_000
+INDEXES_MAX = 1_000
+"""Mailbox indexes (UID runs and counts: small) a process keeps for SELECT and STATUS."""
 
 INLINE_SEAL_BYTES = 16 * 1024
 """Without a helper process, messages up to this size are sealed on the calling
@@ -98,6 +100,8 @@ class MailboxService:
         self._seal_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="seal")
         self._owners: dict[tuple[str, int], str] = {}
         self._recent_marks: dict[tuple[str, int], int] = {}
+        self._indexes: dict[tuple[str, int], MailboxIndex] = {}
+        """(region, mailbox id) -> the mailbox's index as last read (SELECT, STATUS)."""
         """(region, mailbox id) -> \\Recent mark last seen in the store."""
         """(region, mailbox id) -> owning account id, for mailboxes already checked."""
         self._inbox_ids: dict[tuple[str, str], tuple[int, float]] = {}
@@ -350,8 +354,18 @@ class MailboxService:
     async def mailbox_index(self, session: Session, mailbox_id: int) -> MailboxIndex:
         """UIDs and counts of the mailbox, without a record per message (SELECT,
         STATUS)."""
-        await self._check_owner(session, mailbox_id)
-        return await self._cell(session.ref).store.mailbox_index(mailbox_id)
+        box = await self._owned(session, mailbox_id)
+        key = (session.ref.region, mailbox_id)
+        cached = self._indexes.get(key)
+        if cached is not None and cached.highestmodseq == box.highestmodseq:
+            # Every change to a mailbox raises its HIGHESTMODSEQ, so an index taken at
+            # the same one is the same (and other processes' changes raise it too).
+            return cached
+        index = await self._cell(session.ref).store.mailbox_index(mailbox_id)
+        if len(self._indexes) >= INDEXES_MAX:
+            self._indexes.clear()
+        self._indexes[key] = index
+        return index
 
     async def get_messages(self, session: Session, mailbox_id: int,
                            uids: Sequence[int], *,
