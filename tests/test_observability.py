@@ -11,14 +11,12 @@ included) driven by real clients over real sockets:
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import imaplib
 import json
 import re
 import shutil
 import smtplib
-import ssl
 import subprocess
 import time
 import urllib.error
@@ -29,173 +27,40 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from letterlock.app import initialise, open_app
-from letterlock.services.accounts.setup import InitOptions
 from letterlock.services.operations import metrics
-from smtp.serve_process import Served, free_ports, start_serve
-from support.env import make_config
+from smtp.serve_process import free_ports
+from support import mail_scenario as ms
 
-ALICE = "alice@example.test"  # us-east
-BOB = "bob@example.test"  # eu-dublin
-FOREIGN = "carol@elsewhere.test"
-SUBJECT = "Subject-Canary-7d1f"
-BODY = "Body-Canary-93ab4e"
-PASSWORD = "Password-Canary-5e2c"
-WRONG = "Wrong-Canary-8c4d11"
 FILTER = Path(__file__).resolve().parents[1] / "contrib" / "fail2ban" / "filter.d" / \
     "letterlock.conf"
-
-
-def _prepare(home: Path) -> None:
-    async def setup() -> None:
-        config = make_config(home)
-        await initialise(config, InitOptions())
-        async with open_app(config) as app:
-            await app.accounts.create(ALICE, "us-east", PASSWORD)
-            await app.accounts.create(BOB, "eu-dublin", PASSWORD)
-            await app.operators.add("root", "admin", PASSWORD)
-
-    asyncio.run(setup())
-
-
-def _serve(home: Path, **env: str) -> Served:
-    (closed,) = free_ports(1)  # the smarthost nobody listens on: outbound mail waits
-    return start_serve(home, {"LETTERLOCK_SMTP_SENDER_CHECKS": "0",
-                              "LETTERLOCK_SMTP_SMARTHOST": f"127.0.0.1:{closed}",
-                              **{f"LETTERLOCK_{k.upper()}": v for k, v in env.items()}})
-
-
-def _stop(served: Served) -> list[str]:
-    served.proc.terminate()
-    served.proc.wait(60)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and "server:process:stopped" not in \
-            "".join(served.output[-3:]):
-        time.sleep(0.05)
-    return [line.rstrip("\n") for line in served.output]
-
-
-def _records(output: list[str], fmt: str) -> list[dict[str, str]]:
-    """Every log line of the output as a record (the banner lines are not logs)."""
-    out = []
-    for line in output:
-        if fmt == "json" and line.startswith("{"):
-            record = json.loads(line)
-            out.append({k: str(v) for k, v in record.items()})
-        elif fmt == "logfmt" and line.startswith("ts="):
-            pairs = {m.group(1): (json.loads(m.group(2)) if m.group(2).startswith('"')
-                                  else m.group(2))
-                     for m in re.finditer(r'(\w+)=("(?:[^"\\]|\\.)*"|\S*)(?: |$)', line)}
-            out.append(pairs)
-    return out
-
-
-def _tls() -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
-
-
-def _message(to: str) -> bytes:
-    return (f"From: <{ALICE}>\r\nTo: <{to}>\r\nSubject: {SUBJECT}\r\n\r\n{BODY}\r\n"
-            ).encode()
-
-
-def _mx_delivery(served: Served) -> None:
-    with smtplib.SMTP("127.0.0.1", served.mx, timeout=30) as client:
-        client.ehlo("mx.remote.test")
-        client.mail("someone@remote.test")
-        assert client.rcpt(ALICE)[0] == 250
-        assert client.rcpt(BOB)[0] == 250
-        assert client.rcpt("nobody@example.test")[0] == 550  # a rejection
-        assert client.data(_message(ALICE))[0] == 250
-
-
-def _submission(served: Served) -> None:
-    with smtplib.SMTP("127.0.0.1", served.submission, timeout=30) as client:
-        client.starttls(context=_tls())
-        with pytest.raises(smtplib.SMTPAuthenticationError):
-            client.login(ALICE, WRONG)
-    with smtplib.SMTP("127.0.0.1", served.submission, timeout=30) as client:
-        client.starttls(context=_tls())
-        client.login(ALICE, PASSWORD)
-        refused = client.sendmail(ALICE, [BOB, FOREIGN], _message(BOB))
-        assert refused == {}
-
-
-def _imap(served: Served) -> None:
-    imap = imaplib.IMAP4("127.0.0.1", served.imap, timeout=30)
-    with pytest.raises(imaplib.IMAP4.error):
-        imap.login(ALICE, WRONG)
-    imap.login(ALICE, PASSWORD)
-    imap.select("INBOX")
-    _, data = imap.fetch("1", "(BODY[])")
-    assert BODY.encode() in data[0][1]  # type: ignore[index]
-    imap.logout()
-
-
-def _http(served: Served) -> None:
-    def get(password: str) -> int:
-        token = base64.b64encode(f"{ALICE}:{password}".encode()).decode()
-        request = urllib.request.Request(f"http://127.0.0.1:{served.http}/api/me",
-                                         headers={"Authorization": f"Basic {token}"})
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return int(response.status)
-        except urllib.error.HTTPError as exc:
-            return exc.code
-
-    assert get(WRONG) == 401
-    assert get(PASSWORD) == 200
-
-
-def _admin_action(served: Served) -> None:
-    token = base64.b64encode(f"root:{PASSWORD}".encode()).decode()
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{served.http}/api/operators", method="POST",
-        data=json.dumps({"name": "lee", "role": "legal", "password": PASSWORD}).encode(),
-        headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        assert response.status == 201
-
-
-def _wait_for(served: Served, text: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not any(text in line for line in served.output):
-        assert time.monotonic() < deadline, f"no {text!r} in\n" + "".join(served.output)
-        time.sleep(0.05)
 
 
 @pytest.mark.parametrize(("fmt", "addresses"), [("logfmt", "full"), ("json", "hashed")])
 def test_one_line_per_event_linked_by_queue_id_never_a_subject_body_or_password(
         tmp_path: Path, fmt: str, addresses: str) -> None:
     home = tmp_path / "home"
-    _prepare(home)
-    served = _serve(home, log_format=fmt, log_addresses=addresses, smtp_workers="2",
+    ms.prepare(home)
+    served = ms.serve(home, log_format=fmt, log_addresses=addresses, smtp_workers="2",
                     imap_processes="2")
     try:
-        _mx_delivery(served)
-        _submission(served)
-        _imap(served)
-        _http(served)
-        _admin_action(served)
-        _wait_for(served, "queue:delivery:deferred")
+        ms.mx_delivery(served)
+        ms.submission(served)
+        ms.imap(served)
+        ms.http(served)
+        ms.admin_action(served)
+        ms.wait_for(served, "queue:delivery:deferred")
     finally:
-        output = _stop(served)
+        output = ms.stop(served)
     text = "\n".join(output)
-    secrets = [SUBJECT, BODY, PASSWORD, WRONG,
-               base64.b64encode(f"\0{ALICE}\0{PASSWORD}".encode()).decode(),
-               base64.b64encode(PASSWORD.encode()).decode()]
+    secrets = [ms.SUBJECT, ms.BODY, ms.PASSWORD, ms.WRONG,
+               base64.b64encode(f"\0{ms.ALICE}\0{ms.PASSWORD}".encode()).decode(),
+               base64.b64encode(ms.PASSWORD.encode()).decode()]
     for secret in secrets:
         assert secret not in text, f"{secret!r} in the log"
     if addresses == "hashed":
-        for address in (ALICE, BOB, FOREIGN, "someone@remote.test"):
+        for address in (ms.ALICE, ms.BOB, ms.FOREIGN, "someone@remote.test"):
             assert address not in text
-    banner = {"letterlock is running", "Stop with Ctrl-C.", "  "}
-    records = _records(output, fmt)
-    assert len(records) == len([line for line in output
-                                if not any(line.startswith(b) for b in banner)]), text
+    records = ms.records(output, fmt)  # every line is the banner or a whole record
     events = [r["event"] for r in records]
     for expected in ("server:process:started", "server:process:stopped",
                      "smtp:session:connected", "smtp:session:disconnected",
@@ -228,8 +93,8 @@ def test_one_line_per_event_linked_by_queue_id_never_a_subject_body_or_password(
     [deferred] = [r for r in records if r["event"] == "queue:delivery:deferred"][:1]
     assert deferred["status"] == "4.4.1" and deferred["next"] and deferred["outbound"]
     if addresses == "full":
-        assert deferred["rcpt"] == FOREIGN
-        assert {r["rcpt"] for r in stored} == {ALICE, BOB}
+        assert deferred["rcpt"] == ms.FOREIGN
+        assert {r["rcpt"] for r in stored} == {ms.ALICE, ms.BOB}
     else:
         assert re.fullmatch(r"~[0-9a-f]{16}@elsewhere\.test", deferred["rcpt"])
 
@@ -246,23 +111,23 @@ def fail2ban_regex() -> Iterator[str]:
 def test_fail2ban_filter_finds_every_failed_login_and_only_those(
         tmp_path: Path, fail2ban_regex: str, fmt: str) -> None:
     home = tmp_path / "home"
-    _prepare(home)
-    served = _serve(home, log_format=fmt, log_addresses="full")
+    ms.prepare(home)
+    served = ms.serve(home, log_format=fmt, log_addresses="full")
     try:
-        _mx_delivery(served)
-        _submission(served)  # one failure, one success
-        _imap(served)  # one failure, one success
-        _http(served)  # one failure, one success
+        ms.mx_delivery(served)
+        ms.submission(served)  # one failure, one success
+        ms.imap(served)  # one failure, one success
+        ms.http(served)  # one failure, one success
         imap = imaplib.IMAP4("127.0.0.1", served.imap, timeout=30)
         # A crafted name that looks like another address's line must not ban it.
-        for crafted in (f"x@y.test ip=10.9.9.9 {ALICE}", '"} ip=10.9.9.8", "ip":"10.9.9.8'):
+        for crafted in (f"x@y.test ip=10.9.9.9 {ms.ALICE}", '"} ip=10.9.9.8", "ip":"10.9.9.8'):
             quoted = '"' + crafted.replace("\\", "\\\\").replace('"', '\\"') + '"'
             with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
-                imap.login(quoted, WRONG)
+                imap.login(quoted, ms.WRONG)
         imap.logout()
-        _wait_for(served, "imap:session:disconnected")
+        ms.wait_for(served, "imap:session:disconnected")
     finally:
-        output = _stop(served)
+        output = ms.stop(served)
     log = tmp_path / "letterlock.log"
     log.write_text("\n".join(output) + "\n")
     done = subprocess.run([fail2ban_regex, "--out", "ip", str(log), str(FILTER)],
@@ -286,9 +151,9 @@ def test_metrics_count_every_process(tmp_path: Path) -> None:
     """Deliveries and logins spread over the main process and a worker (shared
     ports) all show in the main process's /metrics."""
     home = tmp_path / "home"
-    _prepare(home)
+    ms.prepare(home)
     (port,) = free_ports(1)
-    served = _serve(home, http_metrics_port=str(port), smtp_workers="2",
+    served = ms.serve(home, http_metrics_port=str(port), smtp_workers="2",
                     imap_processes="2")
     deliveries, logins = 12, 12
     try:
@@ -296,17 +161,17 @@ def test_metrics_count_every_process(tmp_path: Path) -> None:
                                  0.0) == 0
         for _ in range(deliveries):
             with smtplib.SMTP("127.0.0.1", served.mx, timeout=30) as client:
-                client.sendmail("someone@remote.test", [ALICE], b"Subject: m\r\n\r\nhi\r\n")
+                client.sendmail("someone@remote.test", [ms.ALICE], b"Subject: m\r\n\r\nhi\r\n")
         for _ in range(logins):
             imap = imaplib.IMAP4("127.0.0.1", served.imap, timeout=30)
-            imap.login(ALICE, PASSWORD)
+            imap.login(ms.ALICE, ms.PASSWORD)
             imap.logout()
         imap = imaplib.IMAP4("127.0.0.1", served.imap, timeout=30)
         with pytest.raises(imaplib.IMAP4.error):
-            imap.login(ALICE, WRONG)
+            imap.login(ms.ALICE, ms.WRONG)
         # That session stays open: one open connection.
-        _submission(served)  # a message for the outbound queue
-        _wait_for(served, "queue:delivery:deferred")
+        ms.submission(served)  # a message for the outbound queue
+        ms.wait_for(served, "queue:delivery:deferred")
         deadline = time.monotonic() + 10
         while True:
             after = _scrape(port)
@@ -316,7 +181,7 @@ def test_metrics_count_every_process(tmp_path: Path) -> None:
             time.sleep(0.1)
         imap.logout()
     finally:
-        output = _stop(served)
+        output = ms.stop(served)
 
     def value(name: str, **labels: str) -> float:
         return after.get((name, tuple(sorted(labels.items()))), 0.0)

@@ -42,11 +42,18 @@ from letterlock.services.mail.dkim_keys import DkimKeys
 from letterlock.services.mail.dsn import FailedRecipient, build_dsn
 from letterlock.services.operations import log_events
 from letterlock.services.operations.log_events import LogEvent, bind, event
+from letterlock.services.peers import PeerBus
 from letterlock.storage.durable import fsync_dir, write_atomically
 
 log = logging.getLogger("letterlock.outbound")
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
+ENTRY_ID = re.compile(r"[0-9a-f]{24}")
+HELD_RECHECK_S = 60.0
+"""Seconds between looks at a held entry's files (a release is normally told at once
+over the peer bus; this bounds the wait if that news was lost)."""
+NEWS = b"queue"
+"""Peer bus kind: entry ids whose files the operator changed (letterlock queue)."""
 
 
 @dataclass(frozen=True)
@@ -99,13 +106,16 @@ class QueueEntry:
     recipients: tuple[RecipientState, ...]
     queue_id: str = ""
     """The id the message was accepted under (the Received field, the log lines)."""
+    held: bool = False
+    """Put on hold by the operator (`letterlock queue hold`): no attempt until
+    released (`letterlock queue retry`)."""
 
     def to_json(self) -> bytes:
         doc = {"v": 1, "id": self.id, "region": self.region, "account": self.account,
                "mail_from": self.mail_from, "created": self.created.isoformat(),
                "attempts": self.attempts, "next_attempt": self.next_attempt.isoformat(),
                "recipients": [r.__dict__ for r in self.recipients],
-               "queue_id": self.queue_id}
+               "queue_id": self.queue_id, "held": self.held}
         return json.dumps(doc).encode("utf-8")
 
     @classmethod
@@ -115,7 +125,7 @@ class QueueEntry:
                    datetime.fromisoformat(doc["created"]), int(doc["attempts"]),
                    datetime.fromisoformat(doc["next_attempt"]),
                    tuple(RecipientState(**r) for r in doc["recipients"]),
-                   str(doc.get("queue_id", "")))
+                   str(doc.get("queue_id", "")), bool(doc.get("held", False)))
 
     @property
     def pending(self) -> list[str]:
@@ -209,6 +219,21 @@ class Spool:
         (root / f"{entry.id}.msg").unlink(missing_ok=True)
         fsync_dir(root)
 
+    def find(self, entry_id: str) -> QueueEntry | None:
+        """The entry of that id as it is on disk now (None if it is gone)."""
+        if not ENTRY_ID.fullmatch(entry_id):
+            return None
+        for env in self._home.glob(f"regions/*/outbound/{entry_id}.env"):
+            try:
+                return QueueEntry.from_json(self._opener.open(env.read_bytes()))
+            except FileNotFoundError:
+                return None
+        return None
+
+    def message_bytes(self, entry: QueueEntry) -> int:
+        """Size of the sealed message file (the message is not opened)."""
+        return (self._dir(entry.region) / f"{entry.id}.msg").stat().st_size
+
     def load_all(self) -> list[QueueEntry]:
         entries = []
         for env in sorted(self._home.glob("regions/*/outbound/*.env")):
@@ -223,8 +248,10 @@ class OutboundQueue:
     def __init__(self, home: Path, delivery: DeliveryService, accounts: AccountService,
                  dkim: DkimKeys, settings: OutboundSettings, *,
                  mx_lookup: MxLookup = dns_mx_lookup,
-                 clock: Callable[[], datetime] = _now) -> None:
+                 clock: Callable[[], datetime] = _now, peers: PeerBus | None = None) -> None:
         self._home = home
+        self._peers = peers
+        """Where `letterlock queue` says what it changed on disk."""
         self._delivery = delivery
         self._accounts = accounts
         self._dkim = dkim
@@ -254,6 +281,37 @@ class OutboundQueue:
         for entry in await asyncio.get_running_loop().run_in_executor(
                 self._pool, spool.load_all):
             self._entries[entry.id] = entry
+        if self._peers is not None:
+            self._peers.subscribe(NEWS, self._news)
+
+    def _news(self, payload: bytes) -> None:
+        for entry_id in payload.decode("ascii", "replace").split():
+            if ENTRY_ID.fullmatch(entry_id):
+                task = asyncio.get_running_loop().create_task(self._reload(entry_id))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _reload(self, entry_id: str) -> None:
+        """The operator changed an entry's files (held, released, deleted): take the
+        change now (an attempt under way takes it when it ends, see _attempt)."""
+        assert self._spool is not None
+        spool = self._spool
+        found = await asyncio.get_running_loop().run_in_executor(
+            self._pool, spool.find, entry_id)
+        if found is None:
+            event(LogEvent.OUTBOUND_DELETED, outbound=entry_id, by="operator")
+        else:
+            event(LogEvent.OUTBOUND_CHANGED, outbound=entry_id, held=found.held,
+                  next=_utc(found.next_attempt), by="operator")
+        if entry_id in self._active:
+            return
+        if found is None:
+            self._entries.pop(entry_id, None)
+        else:
+            self._entries[entry_id] = found
+        self._wake.set()
+        async with self._changed:
+            self._changed.notify_all()
 
     async def start(self) -> None:
         if self._spool is None:
@@ -357,10 +415,20 @@ class OutboundQueue:
         await asyncio.wait_for(waiting(), timeout)
 
     async def _attempt(self, entry_id: str) -> None:
-        entry = self._entries[entry_id]
         assert self._spool is not None
         spool = self._spool
         now = self._clock()
+        # As on disk: the operator may have held or deleted it (letterlock queue).
+        found = await asyncio.get_running_loop().run_in_executor(
+            self._pool, spool.find, entry_id)
+        if found is None or found.held:
+            if found is None:
+                self._entries.pop(entry_id, None)
+            else:  # looked at again later, in case the release's news was lost
+                self._entries[entry_id] = replace(
+                    found, next_attempt=now + timedelta(seconds=HELD_RECHECK_S))
+            return
+        entry = read = found
         outcomes: dict[str, Outcome] = {}
         if (now - entry.created).total_seconds() > self.settings.max_age_s:
             for address in entry.pending:
@@ -382,6 +450,19 @@ class OutboundQueue:
         entry = replace(entry, next_attempt=now + timedelta(seconds=self._backoff(entry)))
         _log_attempt(entry, outcomes)
         entry = await self._bounce(entry, spool)
+        # Changed by the operator meanwhile: a deletion stands; a hold or a retry
+        # time is kept over this attempt's own.
+        now_on_disk = await asyncio.get_running_loop().run_in_executor(
+            self._pool, spool.find, entry_id)
+        if now_on_disk is None:
+            await self._io(lambda: spool.remove(entry))
+            self._entries.pop(entry_id, None)
+            return
+        if now_on_disk != read:
+            entry = replace(entry, held=now_on_disk.held,
+                            next_attempt=now_on_disk.next_attempt
+                            if now_on_disk.next_attempt != read.next_attempt
+                            else entry.next_attempt)
         if not entry.pending and all(r.state != FAILED or r.notified for r in entry.recipients):
             await self._io(lambda: spool.remove(entry))
             self._entries.pop(entry.id, None)
@@ -505,6 +586,10 @@ class _TlsRequired(Exception):
     pass
 
 
+def _utc(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 _REPLY_CODE = re.compile(r"([2-5]\d\d) ")
 _ATTEMPT_EVENTS = {SENT: LogEvent.OUTBOUND_SENT, PENDING: LogEvent.OUTBOUND_DEFERRED,
                    FAILED: LogEvent.OUTBOUND_FAILED}
@@ -513,7 +598,7 @@ _ATTEMPT_EVENTS = {SENT: LogEvent.OUTBOUND_SENT, PENDING: LogEvent.OUTBOUND_DEFE
 def _log_attempt(entry: QueueEntry, outcomes: dict[str, Outcome]) -> None:
     """One line per recipient tried: its status code and the host that answered,
     never the remote's words (they may quote the address or the message)."""
-    retry = entry.next_attempt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    retry = _utc(entry.next_attempt)
     for address, outcome in outcomes.items():
         event(_ATTEMPT_EVENTS[outcome.state], rcpt=address, status=outcome.status,
               code=code.group(1) if (code := _REPLY_CODE.match(outcome.diagnostic)) else None,

@@ -118,25 +118,42 @@ def pseudonym(config: Config, address: str) -> str:
     return Pseudonyms(load_pseudonym_key(config.control_dir))(address)
 
 
-def _logfmt_value(value: object) -> str:
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, int):
-        return str(value)
-    text = str(value)
-    if not text or _UNSAFE.search(text):
-        return json.dumps(text)
-    return text
+class _Stamps:
+    """``created`` as ``2025-06-01T09:12:44.210Z``; the part down to the second is
+    made once per second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, created: float) -> str:
+        seconds = int(created)
+        if seconds != self._second:
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+            self._second = seconds
+        return f"{self._prefix}.{int((created - seconds) * 1000):03d}Z"
 
 
-def _ts(created: float) -> str:
-    seconds = int(created)
-    return (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-            + f".{int((created - seconds) * 1000):03d}Z")
+class _Memo:
+    """A bounded memo of a pure function of strings (the same session ids, queue
+    ids, addresses and peers recur on many lines)."""
+
+    def __init__(self, fn: Callable[[str], str], size: int = 4096) -> None:
+        self._fn = fn
+        self._size = size
+        self._known: dict[str, str] = {}
+
+    def __call__(self, text: str) -> str:
+        found = self._known.get(text)
+        if found is None:
+            if len(self._known) >= self._size:
+                self._known.clear()
+            found = self._known[text] = self._fn(text)
+        return found
+
+
+def _logfmt_text(text: str) -> str:
+    return json.dumps(text) if not text or _UNSAFE.search(text) else text
 
 
 class LineFormatter(logging.Formatter):
@@ -147,10 +164,11 @@ class LineFormatter(logging.Formatter):
         super().__init__()
         self._json = fmt == "json"
         self._pseudonyms = pseudonyms
+        self._stamp = _Stamps()
+        self._text = _Memo(_logfmt_text)
+        self._addresses = _Memo(self._render_address)
 
-    def _address(self, value: object) -> object:
-        if not isinstance(value, str):
-            return value
+    def _render_address(self, value: str) -> str:
         if value == "":
             return "<>"  # the null reverse-path of a bounce
         if not _PLAUSIBLE_ADDRESS.fullmatch(value):
@@ -158,6 +176,23 @@ class LineFormatter(logging.Formatter):
             # login name goes): never written.
             return "?"
         return self._pseudonyms(value) if self._pseudonyms is not None else value
+
+    def _address(self, value: object) -> object:
+        return self._addresses(value) if isinstance(value, str) else value
+
+    def _value(self, value: object) -> str:
+        """A logfmt value."""
+        if isinstance(value, str):
+            return self._text(value)
+        if value is True:
+            return "true"
+        if value is False:
+            return "false"
+        if isinstance(value, float):
+            return f"{value:.6g}"
+        if isinstance(value, int):
+            return str(value)
+        return self._text(str(value))
 
     def _scrub(self, text: str) -> str:
         if self._pseudonyms is None:
@@ -167,7 +202,7 @@ class LineFormatter(logging.Formatter):
 
     def _pairs(self, record: logging.LogRecord) -> list[tuple[str, object]]:
         pairs: list[tuple[str, object]] = [
-            ("ts", _ts(record.created)),
+            ("ts", self._stamp(record.created)),
             ("level", _LEVEL_NAMES.get(record.levelno, record.levelname.lower()))]
         name = getattr(record, "ll_event", None)
         if name is None:
@@ -198,7 +233,8 @@ class LineFormatter(logging.Formatter):
         pairs = self._pairs(record)
         if self._json:
             return json.dumps(dict(pairs), separators=(",", ":"), default=str)
-        return " ".join(f"{key}={_logfmt_value(value)}" for key, value in pairs)
+        value = self._value
+        return " ".join([f"{key}={value(item)}" for key, item in pairs])
 
 
 class _LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
