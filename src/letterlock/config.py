@@ -40,7 +40,14 @@ class SmtpConfig:
     submission_port: int = 2587
     """Submission listener TCP port (STARTTLS, AUTH)."""
     lmtp_port: int = 0
-    """LMTP listener TCP port; 0 disables it."""
+    """LMTP listener TCP port, for a front MTA (Postfix ``lmtp:inet:HOST:PORT``); 0
+    disables it. It binds to ``server.bind`` like every listener: where that is not
+    loopback, firewall it or prefer the socket below."""
+    lmtp_socket: str = "lmtp.sock"
+    """LMTP listener Unix socket path, for a front MTA on this machine (Postfix
+    ``lmtp:unix:PATH``); a relative path is under HOME; empty disables it. Made mode
+    0660: the server's user and group may connect (put the MTA's user in the group).
+    Peers on it count as loopback for ``trusted_networks``."""
     sender_checks: bool = True
     """Check SPF and the DKIM signatures of mail arriving on the MX listener (DNS
     lookups) and record the results in an Authentication-Results field (RFC 8601);

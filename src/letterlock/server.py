@@ -23,6 +23,7 @@ from letterlock.http.server import start_http
 from letterlock.imap.server import ImapServer
 from letterlock.services.accounts import setup
 from letterlock.services.operations.periodic import start_periodic
+from letterlock.smtp import lmtp_socket
 from letterlock.smtp.server import start_smtp
 from letterlock.workers import FrontEndWorkers, Ports, ProcessPlan, check_port_unshared
 
@@ -129,6 +130,9 @@ async def _serve(config: Config, *, demo: bool) -> None:
             print(f"  SMTP (MX)          {bind}:{config.smtp.port}")
             if config.smtp.lmtp_port:
                 print(f"  LMTP               {bind}:{config.smtp.lmtp_port}")
+            lmtp_path = lmtp_socket.socket_path(config.home, config.smtp.lmtp_socket)
+            if lmtp_path is not None and lmtp_socket.fits(lmtp_path):
+                print(f"  LMTP               unix:{lmtp_path}")
             print(f"  SMTP submission    {bind}:{config.smtp.submission_port} (STARTTLS)")
             print(f"  IMAP               {bind}:{config.imap.port} (STARTTLS)")
             print(f"  IMAPS              {bind}:{config.imap.tls_port}")

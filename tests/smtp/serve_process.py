@@ -36,14 +36,16 @@ class Served:
     http: int = 0
 
 
-def start_serve(home: Path, env: dict[str, str] | None = None, timeout: float = 60) -> Served:
+def start_serve(home: Path, env: dict[str, str] | None = None, timeout: float = 60,
+                args: tuple[str, ...] = ()) -> Served:
+    """``args``: more options of ``serve``."""
     mx, sub, imap, imaps, http = free_ports(5)
     full_env = {**os.environ, **FAST_KDF_ENV, **(env or {})}
     full_env.pop("LETTERLOCK_HOME", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "letterlock", "--home", str(home), "serve",
          "--smtp-port", str(mx), "--submission-port", str(sub), "--imap-port", str(imap),
-         "--imaps-port", str(imaps), "--http-port", str(http)],
+         "--imaps-port", str(imaps), "--http-port", str(http), *args],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env)
     assert proc.stdout is not None
     output: list[str] = []

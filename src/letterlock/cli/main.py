@@ -348,11 +348,17 @@ def mail_export(ctx: CliContext, address: str, out: Path, password_stdin: bool) 
 @click.option("--imap-port", type=int, default=None, help="IMAP port (default 1143).")
 @click.option("--imaps-port", type=int, default=None, help="IMAP implicit TLS port (1993).")
 @click.option("--http-port", type=int, default=None, help="HTTP port (default 8080).")
+@click.option("--lmtp-port", type=int, default=None,
+              help="LMTP port for a front MTA (default 0: none).")
+@click.option("--lmtp-socket", default=None,
+              help="LMTP Unix socket path, relative to HOME or absolute; '' for none "
+                   "(default HOME/lmtp.sock).")
 @click.option("--demo", is_flag=True, help="Create demo accounts and mail.")
 @click.pass_context
 def serve(click_ctx: click.Context, bind: str | None, smtp_port: int | None,
           submission_port: int | None, imap_port: int | None, imaps_port: int | None,
-          http_port: int | None, demo: bool) -> None:
+          http_port: int | None, lmtp_port: int | None, lmtp_socket: str | None,
+          demo: bool) -> None:
     """Run every listener (initialises an empty HOME with the defaults)."""
     from letterlock.server import serve as serve_main
 
@@ -361,7 +367,8 @@ def serve(click_ctx: click.Context, bind: str | None, smtp_port: int | None,
     for section, name, value in (("server", "bind", bind), ("smtp", "port", smtp_port),
                                  ("smtp", "submission_port", submission_port),
                                  ("imap", "port", imap_port), ("imap", "tls_port", imaps_port),
-                                 ("http", "port", http_port)):
+                                 ("http", "port", http_port), ("smtp", "lmtp_port", lmtp_port),
+                                 ("smtp", "lmtp_socket", lmtp_socket)):
         if value is not None:
             overrides.setdefault(section, {})[name] = value
     config = CliContext(ctx.home, overrides).config()

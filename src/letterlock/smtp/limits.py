@@ -7,7 +7,9 @@ Trusted networks (``smtp.trusted_networks``: loopback by default, and wherever t
 operator's own MTAs live) are not held to the command rate on the LMTP and
 submission listeners, nor is a submission session once it has authenticated: a
 front MTA hands over mail as fast as it can, and a user's own program sends what
-its user wrote. Mail from the internet (the MX listener) is always metered."""
+its user wrote. Mail from the internet (the MX listener) is always metered. A peer
+on the LMTP Unix socket is a process on this machine: it counts as loopback (trusted
+when 127.0.0.1 is), and all such peers share one connection count (address "")."""
 
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ from letterlock.errors import ConfigError
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 LOOPBACK: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.0/8"),
                                  ipaddress.ip_network("::1/128"))
+LOCAL_PEER = "127.0.0.1"
+"""The address a Unix-socket peer is judged as (see above)."""
 
 
 def parse_networks(text: str) -> tuple[Network, ...]:
@@ -141,6 +145,11 @@ class ClientLimits:
     def trusted(self, ip: str) -> bool:
         """Whether ``ip`` is in the trusted networks."""
         return in_networks(ip, self.settings.trusted_networks)
+
+    def local_trusted(self) -> bool:
+        """Whether a peer on this machine without an address (a Unix socket) is
+        trusted: as loopback is."""
+        return in_networks(LOCAL_PEER, self.settings.trusted_networks)
 
     def connections(self, ip: str) -> int:
         client = self._clients.get(ip)

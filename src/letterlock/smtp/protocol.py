@@ -86,7 +86,8 @@ class SmtpListener(LeanSmtp):
     def __init__(self, handler: SmtpHandler, *, kind: ListenerKind, limits: ClientLimits,
                  hostname: str, max_message_bytes: int,
                  tls_context: ssl.SSLContext | None, auth: bool,
-                 on_close: Callable[[SmtpListener], None] | None = None) -> None:
+                 on_close: Callable[[SmtpListener], None] | None = None,
+                 local: bool = False) -> None:
         self._lean_init(handler=NoHooks(), max_message_bytes=max_message_bytes,
                         hostname=hostname, tls_context=tls_context, auth=auth,
                         timeout=limits.settings.timeout_s)
@@ -102,6 +103,9 @@ class SmtpListener(LeanSmtp):
         self._refused = False
         self._trusted = False
         """The peer is in smtp.trusted_networks and this is LMTP or submission."""
+        self._local = local
+        """Connected over a Unix socket: the peer is a process on this machine, with
+        no address."""
         self._errors = 0
         self._auth_failures = 0
         self._closing = False
@@ -128,12 +132,16 @@ class SmtpListener(LeanSmtp):
         self._identity = None
         self._txn = None
         if first:
-            peer = transport.get_extra_info("peername") or ("", 0)
-            self._ip, self._port = str(peer[0]), int(peer[1])
+            if self._local:
+                self._ip, self._port = "", 0
+                trusted = self._limits.local_trusted()
+            else:
+                peer = transport.get_extra_info("peername") or ("", 0)
+                self._ip, self._port = str(peer[0]), int(peer[1])
+                trusted = self._limits.trusted(self._ip)
             self._counted = self._limits.connect(self._ip)
             self._refused = not self._counted
-            self._trusted = self._kind is not ListenerKind.MX \
-                and self._limits.trusted(self._ip)
+            self._trusted = self._kind is not ListenerKind.MX and trusted
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._session:

@@ -26,8 +26,10 @@ def received_header(*, helo: str, peer_ip: str, hostname: str, protocol: str, qu
                     when: datetime, recipient: str | None = None) -> bytes:
     """``Received: from HELO ([IP]) by HOST with PROTOCOL id ID [for <RCPT>]; DATE``,
     folded to stay under 78 columns. ``protocol`` is a RFC 3848 keyword (ESMTP,
-    ESMTPS, ESMTPSA, LMTP, ...)."""
-    parts = [f"from {_clean(helo) or 'unknown'} ([{_clean(peer_ip, 45)}])",
+    ESMTPS, ESMTPSA, LMTP, ...). No ``([IP])`` for a peer without an address (the
+    LMTP Unix socket): RFC 5321 4.4 makes the TCP-info optional."""
+    source = f" ([{_clean(peer_ip, 45)}])" if peer_ip else ""
+    parts = [f"from {_clean(helo) or 'unknown'}{source}",
              f"by {_clean(hostname)} (letterlock)",
              f"with {protocol} id {queue_id}"]
     if recipient:

@@ -1,5 +1,6 @@
-"""The SMTP front-end as one object: MX, submission and (optionally) LMTP listeners
-built from services and configuration by the composition root.
+"""The SMTP front-end as one object: MX, submission and (optionally) LMTP listeners,
+LMTP on a TCP port and/or a Unix socket, built from services and configuration by the
+composition root.
 
     server = SmtpServer(delivery, accounts, outbound, config.smtp,
                         hostname=config.server.hostname, ssl_context=ctx,
@@ -13,19 +14,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import dns.asyncresolver
 
 from letterlock.app import App
-from letterlock.config import SmtpConfig
+from letterlock.config import Config, SmtpConfig
 from letterlock.services.accounts.accounts import AccountService
 from letterlock.services.mail import dkim_keys
 from letterlock.services.mail.delivery import DeliveryService
 from letterlock.services.mail.inbound_auth import InboundChecks
 from letterlock.services.mail.outbound import OutboundQueue, OutboundSettings
+from letterlock.smtp import lmtp_socket
 from letterlock.smtp.handlers import LmtpHandler, MxHandler, Outbound, SubmissionHandler
 from letterlock.smtp.hooks import ListenerKind, SmtpHandler
 from letterlock.smtp.limits import ClientLimits, LimitSettings, parse_networks
@@ -39,6 +43,7 @@ class Ports:
     mx: int
     submission: int
     lmtp: int | None
+    lmtp_socket: Path | None = None
 
 
 class SmtpServer:
@@ -48,12 +53,16 @@ class SmtpServer:
                  lmtp: bool | None = None, limits: LimitSettings | None = None,
                  grace_s: float = 5.0, mx_only: bool = False,
                  reuse_port: bool = False,
-                 dns_resolver: dns.asyncresolver.Resolver | None = None) -> None:
+                 dns_resolver: dns.asyncresolver.Resolver | None = None,
+                 lmtp_socket: Path | None = None) -> None:
         self._config = config
         self._hostname = hostname
         self._ssl = ssl_context
         self._bind = bind
         self._lmtp = config.lmtp_port != 0 if lmtp is None else lmtp
+        self._lmtp_socket = lmtp_socket
+        """Where to listen for LMTP on a Unix socket as well (None: nowhere)."""
+        self._socket_inode: int | None = None
         self._limits = ClientLimits(limits or LimitSettings(
             max_connections_per_ip=config.max_connections_per_ip,
             trusted_networks=parse_networks(config.trusted_networks)))
@@ -69,14 +78,14 @@ class SmtpServer:
         self.ports: Ports | None = None
 
     def _factory(self, kind: ListenerKind, handler: SmtpHandler, *, auth: bool,
-                 tls: bool) -> Callable[[], SmtpListener]:
+                 tls: bool, local: bool = False) -> Callable[[], SmtpListener]:
         cls = LmtpListener if kind is ListenerKind.LMTP else SmtpListener
 
         def make() -> SmtpListener:
             listener = cls(handler, kind=kind, limits=self._limits, hostname=self._hostname,
                            max_message_bytes=self._config.max_message_bytes,
                            tls_context=self._ssl if tls else None, auth=auth,
-                           on_close=self._sessions.discard)
+                           on_close=self._sessions.discard, local=local)
             self._sessions.add(listener)
             return listener
 
@@ -108,8 +117,25 @@ class SmtpServer:
         if self._lmtp:
             lmtp = await self._listen(ListenerKind.LMTP, self._lmtp_handler,
                                       self._config.lmtp_port, auth=False, tls=False)
-        self.ports = Ports(mx, sub, lmtp)
+        if self._lmtp_socket is not None:
+            await self._listen_unix(self._lmtp_socket)
+        self.ports = Ports(mx, sub, lmtp, self._lmtp_socket)
         return self.ports
+
+    async def _listen_unix(self, path: Path) -> None:
+        loop = asyncio.get_running_loop()
+        sock = await loop.run_in_executor(None, lmtp_socket.open_socket, path)
+        try:
+            self._socket_inode = os.lstat(path).st_ino  # the file's, not the socket's
+            server = await loop.create_unix_server(
+                self._factory(ListenerKind.LMTP, self._lmtp_handler, auth=False, tls=False,
+                              local=True), sock=sock)
+        except BaseException:
+            sock.close()
+            lmtp_socket.remove_socket(path, self._socket_inode or -1)
+            raise
+        self._servers.append(server)
+        log.info("lmtp listening on unix:%s", path)
 
     async def close(self) -> None:
         for server in self._servers:
@@ -124,6 +150,9 @@ class SmtpServer:
             if session.transport is not None:
                 session.transport.close()
         self._servers.clear()
+        if self._lmtp_socket is not None and self._socket_inode is not None:
+            lmtp_socket.remove_socket(self._lmtp_socket, self._socket_inode)
+            self._socket_inode = None
 
 
 async def start_smtp(app: App, ssl_context: ssl.SSLContext | None, *,
@@ -143,7 +172,7 @@ async def start_smtp(app: App, ssl_context: ssl.SSLContext | None, *,
     await queue.start()
     server = SmtpServer(app.delivery, app.accounts, queue, config.smtp,
                         config.server.hostname, ssl_context, bind=config.server.bind,
-                        reuse_port=reuse_port)
+                        reuse_port=reuse_port, lmtp_socket=lmtp_socket_of(app.config))
     try:
         await server.start()
     except BaseException:
@@ -156,3 +185,16 @@ async def start_smtp(app: App, ssl_context: ssl.SSLContext | None, *,
         await queue.close()
 
     return stop
+
+
+def lmtp_socket_of(config: Config) -> Path | None:
+    """Where ``serve`` listens for LMTP on a Unix socket (``smtp.lmtp_socket``), or
+    None. The default path, under HOME, is skipped with a warning where HOME's own
+    path leaves no room for it; a path the operator chose must work."""
+    path = lmtp_socket.socket_path(config.home, config.smtp.lmtp_socket)
+    if path is not None and not lmtp_socket.fits(path) \
+            and config.smtp.lmtp_socket == SmtpConfig.lmtp_socket:
+        log.warning("no LMTP socket: %s is too long for a Unix socket path; set "
+                    "smtp.lmtp_socket to a shorter path", path)
+        return None
+    return path
