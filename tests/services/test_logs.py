@@ -44,6 +44,8 @@ def configured(home: Path, stream: io.StringIO, **env: str) -> config_mod.Config
 
 
 def lines(stream: io.StringIO) -> list[str]:
+    for handler in logging.getLogger().handlers:
+        handler.flush()  # lines logged on an event loop wait for the end of its turn
     return stream.getvalue().splitlines()
 
 
@@ -132,6 +134,19 @@ def test_a_login_name_that_is_no_address_is_never_written(
     event(LogEvent.LOGIN_FAILED, ip="192.0.2.1", user="no-at-sign-here")
     assert [parse_logfmt(line)["user"] for line in lines(stream)] == ["?", "?"]
     assert "hunter2" not in stream.getvalue() and "no-at-sign" not in stream.getvalue()
+
+
+async def test_lines_of_one_loop_turn_are_written_together(
+        captured: tuple[io.StringIO, config_mod.Config]) -> None:
+    stream, _ = captured
+    writes: list[str] = []
+    real_write = stream.write
+    stream.write = lambda text: writes.append(text) or real_write(text)  # type: ignore[method-assign]
+    event(LogEvent.SMTP_CONNECTED, ip="192.0.2.1")
+    event(LogEvent.SMTP_DISCONNECTED, ip="192.0.2.1")
+    assert stream.getvalue() == ""
+    await asyncio.sleep(0)
+    assert len(writes) == 1 and len(stream.getvalue().splitlines()) == 2
 
 
 async def test_bound_fields_follow_their_task_only(

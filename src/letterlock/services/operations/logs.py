@@ -20,6 +20,7 @@ address it stands for, except by guessing addresses and hashing them with the ke
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -238,8 +239,44 @@ class LineFormatter(logging.Formatter):
 
 
 class _LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """A stream handler that never lets a write failure (stderr closed) become an
-    error of the request being served."""
+    """Lines to a stream (stderr). Lines logged on an event loop during one turn of
+    it are written together at the end of that turn: one write (and one wake-up of
+    journald) for the connect, accept, store and disconnect lines of a busy moment,
+    instead of one each; a line from any other thread is written at once. A write
+    failure (stderr closed) never becomes an error of the request being served."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self._pending: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # Called under the handler's lock (Handler.handle).
+        try:
+            line = self.format(record) + "\n"
+        except Exception:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._pending.append(line)
+            self._write()
+            return
+        if not self._pending:
+            loop.call_soon(self.flush)
+        self._pending.append(line)
+
+    def _write(self) -> None:
+        lines, self._pending = self._pending, []
+        try:
+            self.stream.write("".join(lines))
+            self.stream.flush()
+        except Exception:
+            pass
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            if self._pending:
+                self._write()
 
     def handleError(self, record: logging.LogRecord) -> None:
         pass
@@ -298,6 +335,7 @@ def configure(config: Config, stream: TextIO | None = None) -> Callable[[], None
 
     def undo() -> None:
         keep_warnings()
+        handler.flush()
         root.removeHandler(handler)
         root.setLevel(saved[0])
         ours.setLevel(saved[1])
