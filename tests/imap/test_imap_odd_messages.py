@@ -70,3 +70,50 @@ def test_base_subject_rules() -> None:
     assert base_subject("[Fwd: Re: Topic]") == "TOPIC"
     assert base_subject("  re :  spaced  out  ") == "SPACED OUT"
     assert base_subject("[only a blob]") == "[ONLY A BLOB]"
+
+
+NUL_MESSAGE = (
+    b"From: \"Null\x00Name\" <null@example.test>\r\n"
+    b"Subject: a\x00subject\r\n"
+    b"Message-ID: <id\x00@example.test>\r\n"
+    b"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+    b"--b\r\n"
+    b"Content-Type: text/plain; charset=\"us\x00ascii\"; x-param=\"p\x00q\"\r\n"
+    b"Content-Description: desc\x00ription\r\n"
+    b"Content-ID: <cid\x00@example.test>\r\n"
+    b"Content-Disposition: attachment; filename=\"f\x00.txt\"\r\n"
+    b"Content-Language: e\x00n\r\n"
+    b"Content-Location: loc\x00ation\r\n\r\n"
+    b"body with a \x00 NUL\r\n"
+    b"--b--\r\n")
+
+
+async def test_no_nul_in_literals_for_strings_a_message_supplies(imap: Imap) -> None:
+    # Issue 17 point 5: BODYSTRUCTURE sent a parameter's NUL inside a literal, which
+    # RFC 9051 forbids (literal: *CHAR8, no NUL); so did ENVELOPE and the header
+    # sections. Every string from the message goes out without NUL (as 0x80, like
+    # BODY[] sections), for plain and UTF8=ACCEPT sessions alike.
+    ref = await imap.app.accounts.resolve(imap.user)
+    [result] = await imap.app.delivery.deliver(NUL_MESSAGE, [ref])
+    assert result.ok
+    for utf8 in (False, True):
+        c = await imap.session()
+        if utf8:
+            lines = await c.command("u", "ENABLE UTF8=ACCEPT")
+            assert lines[-1].startswith(b"u OK"), lines
+        await c.command("s", "SELECT INBOX")
+        for n, query in enumerate([
+                "FETCH 1 (ENVELOPE BODYSTRUCTURE BODY)",
+                "FETCH 1 (BODY.PEEK[HEADER] RFC822.HEADER BODY.PEEK[HEADER.FIELDS (SUBJECT)])",
+                "FETCH 1 (RFC822 RFC822.TEXT BODY.PEEK[] BODY.PEEK[TEXT] BODY.PEEK[1.MIME])",
+                "FETCH 1 (BODY.PEEK[1] BODY.PEEK[1]<0.20>)"]):
+            lines = await c.command(f"f{n}", query)
+            assert lines[-1].startswith(f"f{n} OK".encode()), (query, lines[-1])
+            for line in lines:
+                assert b"\x00" not in line, (utf8, query, line)
+        lines = await c.command("e", "FETCH 1 (ENVELOPE BODYSTRUCTURE)")
+        response = b"".join(lines)
+        for text in (b"Null\x80Name", b"a\x80subject", b"us\x80ascii", b"p\x80q",
+                     b"desc\x80ription", b"f\x80.txt", b"e\x80n", b"loc\x80ation"):
+            assert text in response, (utf8, text, response)
+        await c.command("l", "LOGOUT")

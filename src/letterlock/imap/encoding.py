@@ -4,6 +4,11 @@ ENVELOPE / BODYSTRUCTURE forms built from the MIME library's values.
 ``encode(value)`` turns nested Python values into wire bytes: None is NIL, int a
 number, bytes or str a string (quoted when safe, literal otherwise), :class:`Atom`
 is sent as written, and lists/tuples are parenthesised.
+
+NUL may appear in no string and no literal but a literal8 (RFC 9051 4.3: literal is
+``*CHAR8``), yet a message may carry it anywhere (a header field, a MIME parameter,
+a body). Every string and literal made here sends it as 0x80, as Dovecot does: the
+octet is visibly not text, and the length stays what the client was told.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ class Literal:
 Value = Union[None, int, bytes, str, Atom, Literal, "list[Value]", "tuple[Value, ...]"]
 
 NIL = b"NIL"
+NUL_STANDIN = b"\x80"
+"""What a NUL octet of a message is sent as (see above)."""
 
 
 _NOT_QUOTABLE = re.compile(rb"[\x00\r\n\x80-\xff]")
@@ -48,6 +55,8 @@ def string(data: bytes | str, utf8: bool = False) -> bytes:
     """A string as quoted (when every octet allows it) or a literal. With UTF8=ACCEPT
     enabled, valid UTF-8 may be quoted too (RFC 9051 ``quoted`` allows UTF8-2..4)."""
     raw = to_bytes(data) if isinstance(data, str) else data
+    if b"\x00" in raw:
+        raw = raw.replace(b"\x00", NUL_STANDIN)
     if _quotable(raw) or (utf8 and len(raw) < 1024 and _NOT_QUOTABLE_UTF8.search(raw) is None
                           and _valid_utf8(raw)):
         return b'"' + raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
@@ -63,7 +72,13 @@ def _valid_utf8(raw: bytes) -> bool:
 
 
 def literal(data: bytes, binary: bool = False) -> bytes:
-    return (b"~{%d}\r\n" if binary else b"{%d}\r\n") % len(data) + data
+    """A literal, or with ``binary`` a literal8 (BINARY, RFC 9051 6.4.5), the only
+    kind that may carry NUL."""
+    if binary:
+        return b"~{%d}\r\n" % len(data) + data
+    if b"\x00" in data:
+        data = data.replace(b"\x00", NUL_STANDIN)
+    return b"{%d}\r\n" % len(data) + data
 
 
 def nstring(data: bytes | str | None, utf8: bool = False) -> bytes:

@@ -15,7 +15,7 @@ from letterlock.imap import encoding, search_text
 from letterlock.mime import summary as summaries
 from letterlock.services.mail.digests import Digest, Views
 
-VERSION = b"imap-views-3"
+VERSION = b"imap-views-4"  # 4: no NUL in strings (encoding.py)
 ENVELOPE, BODYSTRUCTURE, BODY, ENVELOPE8, BODYSTRUCTURE8, BODY8, SEARCH = range(7)
 """SEARCH: the header fields as SEARCH compares them (imap/search_text.py)."""
 

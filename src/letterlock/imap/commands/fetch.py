@@ -76,12 +76,13 @@ def _partial(data: bytes, partial: tuple[int, int] | None) -> bytes:
 
 def _without_nul(msg: _Message, section: Section, data: bytes) -> bytes:
     """NUL may not appear in a literal (RFC 9051 4.3). A binary leaf part is sent
-    base64-encoded, as if it had been stored so; anything else gets 0x80 for NUL."""
+    base64-encoded, as if it had been stored so; anything else gets 0x80 for NUL
+    (encoding.literal)."""
     if section.part and section.text is None:
         part = structure.find_part(msg.tree(), section.part)
         if part is not None and not part.children:
             return base64.encodebytes(data).replace(b"\n", b"\r\n")
-    return data.replace(b"\x00", b"\x80")
+    return data.replace(b"\x00", encoding.NUL_STANDIN)
 
 
 def _render(item: FetchItem, msg: _Message, utf8: bool, sel: SelectedMailbox) -> bytes:
