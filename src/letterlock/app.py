@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from letterlock.audit.events import AuditEvent, AuditSink, EventType
-from letterlock.audit.log import open_sink
 from letterlock.config import Config
 from letterlock.crypto.keys import KdfParams
 from letterlock.errors import AlreadyExists, ConfigError, NotInitialised
@@ -70,7 +69,7 @@ def open_control(config: Config) -> ControlStore:
 
 def _open_audit(config: Config) -> AuditSink:
     # Every event recorded is also a log line (without its details).
-    return logs.LoggedAuditSink(open_sink(config.control_dir / "audit"))
+    return logs.open_logged_audit(config.control_dir / "audit")
 
 
 def open_cell(config: Config, region: Region) -> Cell:

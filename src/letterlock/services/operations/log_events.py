@@ -18,7 +18,7 @@ Rules, for every call site:
   are bound once with :func:`bind` and then added to every event of that task.
 
 Legal and admin actions are the audit log's events (:class:`EventType`), logged
-under their own names as they are recorded (see ``logs.LoggedAuditSink``).
+under their own names as they are recorded (see ``logs.LoggedAuditLog``).
 """
 
 from __future__ import annotations

@@ -33,7 +33,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from letterlock.audit.events import AuditEvent, AuditSink
+from letterlock.audit.events import AuditEvent
+from letterlock.audit.keys import has_log_key
+from letterlock.audit.sink import AuditLog
+from letterlock.audit.store import MerkleLog, init_log
 from letterlock.config import Config, LogConfig
 from letterlock.errors import ConfigError
 from letterlock.services.operations.log_events import (
@@ -344,39 +347,32 @@ def configure(config: Config, stream: TextIO | None = None) -> Callable[[], None
     return undo
 
 
-class LoggedAuditSink:
-    """An AuditSink that also logs each event it records, under the audit event's own
-    name, with the log index as proof reference: who (``actor``), on what
-    (``account``, ``matter``), never the details (a request's content, a
-    justification). An event under a non-disclosure order is logged without its
-    account, as the audit log itself keeps it as a commitment."""
-
-    def __init__(self, inner: AuditSink) -> None:
-        self._inner = inner
-        self._log = logging.getLogger(EVENTS_LOGGER)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+class LoggedAuditLog(AuditLog):
+    """The audit log, whose every recorded event is also a log line, under the audit
+    event's own name, with its index in the log as the proof reference: who
+    (``actor``), on what (``account``, ``matter``), never the details (a request's
+    content, a justification). An event under a non-disclosure order is logged
+    without its account, as the audit log itself keeps it as a commitment."""
 
     async def record(self, event: AuditEvent) -> int:
-        index = await self._inner.record(event)
+        index = await super().record(event)
         self._line(event, index)
         return index
 
-    async def record_many(self, events: list[AuditEvent]) -> list[int]:
-        many: Callable[[list[AuditEvent]], Any] = self._inner.record_many  # type: ignore[attr-defined]
-        indexes: list[int] = await many(events)
-        for event, index in zip(events, indexes, strict=True):
-            self._line(event, index)
-        return indexes
-
     def _line(self, event: AuditEvent, index: int) -> None:
-        if not self._log.isEnabledFor(logging.INFO):
+        events = logging.getLogger(EVENTS_LOGGER)
+        if not events.isEnabledFor(logging.INFO):
             return
         sealed = event.sealed_until is not None
         fields = {"index": index, "actor": event.actor,
                   "account": None if sealed else event.account, "matter": event.matter,
                   "sealed": True if sealed else None}
-        self._log.info(event.type.value, extra={
+        events.info(event.type.value, extra={
             "ll_event": event.type, "ll_fields": fields, "ll_context": ()})
 
+
+def open_logged_audit(directory: Path) -> LoggedAuditLog:
+    """The application's audit log (as ``audit.log.open_sink``), logging each event."""
+    if not has_log_key(directory):
+        init_log(directory)
+    return LoggedAuditLog(MerkleLog(directory))
