@@ -13,6 +13,7 @@ Blobs a released hold no longer keeps wait in ``blob_purges`` until deleted.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -55,6 +56,12 @@ CREATE TABLE IF NOT EXISTS held_blobs (
     hold_id INTEGER NOT NULL REFERENCES holds(id),
     region TEXT NOT NULL,
     blob_id TEXT NOT NULL,
+    orphaned INTEGER NOT NULL DEFAULT 1, -- expunged: only the hold keeps the blob
+    mailbox TEXT,                   -- what the mailbox said of the message when the
+    uid INTEGER,                    -- hold was placed (NULL: expunged later, unknown)
+    size INTEGER,
+    internaldate TEXT,
+    flags TEXT,
     PRIMARY KEY (hold_id, blob_id)
 );
 CREATE TABLE IF NOT EXISTS gag_lifts (
@@ -124,6 +131,20 @@ class NoticeRow:
 
 
 @dataclass(frozen=True)
+class HeldMessage:
+    """A message a hold keeps: recorded when the hold was placed (with what the
+    mailbox said of it), or kept when expunged under the hold (only its blob)."""
+
+    region: str
+    blob_id: str
+    mailbox: str | None = None
+    uid: int | None = None
+    size: int | None = None
+    internaldate: datetime | None = None
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class OutboxRow:
     """An audit event committed with its step, not yet known to be in the log."""
 
@@ -177,6 +198,29 @@ _HOLD_COLS = "id, matter_id, address, region, placed_at, expires_at, released_at
 _NOTICE_COLS = "id, matter_id, address, due_at, sent_at, text"
 
 
+_ADDED_COLUMNS = {
+    "held_blobs": (("orphaned", "INTEGER NOT NULL DEFAULT 1"), ("mailbox", "TEXT"),
+                   ("uid", "INTEGER"), ("size", "INTEGER"), ("internaldate", "TEXT"),
+                   ("flags", "TEXT")),
+}
+
+
+def _upgrade(path: Path) -> None:
+    """Columns added after the first release (CREATE TABLE IF NOT EXISTS does not add
+    them to an existing table). Blobs held before were all expunged ones."""
+    with contextlib.closing(sqlite3.connect(path, timeout=30)) as conn:
+        for table, columns in _ADDED_COLUMNS.items():
+            have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            for name, decl in columns:
+                if name not in have:
+                    try:
+                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+                    except sqlite3.OperationalError as exc:  # another process was first
+                        if "duplicate column" not in str(exc):
+                            raise
+        conn.commit()
+
+
 Step = Callable[[sqlite3.Connection], object]
 
 
@@ -218,11 +262,19 @@ class LegalTxn:
         self.steps.append(fn)
 
     def add_hold(self, matter_id: str, address: str, region: str, placed_at: datetime,
-                 expires_at: datetime) -> None:
-        self.steps.append(lambda c: c.execute(
-            "INSERT INTO holds (matter_id, address, region, placed_at, expires_at) "
-            "VALUES (?,?,?,?,?)", (matter_id, address, region, _ts(placed_at),
-                                   _ts(expires_at))))
+                 expires_at: datetime, messages: Sequence[HeldMessage] = ()) -> None:
+        """A hold on the account, recording the ``messages`` it holds now (kept only
+        if expunged while the hold lasts: see :meth:`LegalStore.keep_blobs`)."""
+        def fn(c: sqlite3.Connection) -> None:
+            cur = c.execute("INSERT INTO holds (matter_id, address, region, placed_at, "
+                            "expires_at) VALUES (?,?,?,?,?)",
+                            (matter_id, address, region, _ts(placed_at), _ts(expires_at)))
+            c.executemany(
+                "INSERT OR IGNORE INTO held_blobs (hold_id, region, blob_id, orphaned, "
+                "mailbox, uid, size, internaldate, flags) VALUES (?,?,?,0,?,?,?,?,?)",
+                [(cur.lastrowid, m.region, m.blob_id, m.mailbox, m.uid, m.size,
+                  _ts(m.internaldate), " ".join(m.flags)) for m in messages])
+        self.steps.append(fn)
 
     def release_hold(self, hold_id: int, at: datetime) -> None:
         """Mark the hold released; blobs no other live hold keeps go to the purge
@@ -231,8 +283,8 @@ class LegalTxn:
             c.execute("UPDATE holds SET released_at=? WHERE id=? AND released_at IS NULL",
                       (_ts(at), hold_id))
             c.execute("INSERT OR IGNORE INTO blob_purges (region, blob_id) "
-                      "SELECT region, blob_id FROM held_blobs WHERE hold_id=? AND blob_id "
-                      "NOT IN (SELECT hb.blob_id FROM held_blobs hb JOIN holds h "
+                      "SELECT region, blob_id FROM held_blobs WHERE hold_id=? AND orphaned "
+                      "AND blob_id NOT IN (SELECT hb.blob_id FROM held_blobs hb JOIN holds h "
                       "ON h.id = hb.hold_id WHERE h.released_at IS NULL AND h.id != ?)",
                       (hold_id, hold_id))
             c.execute("DELETE FROM held_blobs WHERE hold_id=?", (hold_id,))
@@ -276,6 +328,7 @@ class LegalStore:
 
     def __init__(self, control_dir: Path, *, fsync: bool = True) -> None:
         self._db = SqliteDb(control_dir / LEGAL_DB, SCHEMA, fsync=fsync)
+        _upgrade(control_dir / LEGAL_DB)
 
     async def close(self) -> None:
         self._db.close()
@@ -362,16 +415,40 @@ class LegalStore:
                          or (h.released_at is None and h.expires_at > active_at))]
         return await self._db.read(fn)
 
-    async def keep_blobs(self, hold_id: int, region: str, blob_ids: list[str]) -> None:
+    async def keep_blobs(self, hold_ids: Sequence[int], region: str,
+                         blob_ids: Sequence[str]) -> None:
+        """These blobs were expunged while the holds last: each hold keeps them."""
         def fn(c: sqlite3.Connection) -> None:
-            c.executemany("INSERT OR IGNORE INTO held_blobs (hold_id, region, blob_id) "
-                          "VALUES (?,?,?)", [(hold_id, region, b) for b in blob_ids])
+            c.executemany("INSERT INTO held_blobs (hold_id, region, blob_id, orphaned) "
+                          "VALUES (?,?,?,1) ON CONFLICT (hold_id, blob_id) "
+                          "DO UPDATE SET orphaned=1",
+                          [(h, region, b) for h in hold_ids for b in blob_ids])
         await self._db.write(fn)
 
     async def held_blobs(self, hold_id: int) -> list[str]:
+        """The blobs only this hold keeps now (their messages were expunged)."""
         def fn(c: sqlite3.Connection) -> list[str]:
             return [str(r[0]) for r in c.execute(
-                "SELECT blob_id FROM held_blobs WHERE hold_id=? ORDER BY blob_id", (hold_id,))]
+                "SELECT blob_id FROM held_blobs WHERE hold_id=? AND orphaned "
+                "ORDER BY blob_id", (hold_id,))]
+        return await self._db.read(fn)
+
+    async def held_messages(self, address: str) -> list[HeldMessage]:
+        """What the account's holds not yet released keep, one entry per blob (the
+        one with what the mailbox said of it, if any hold recorded that)."""
+        def fn(c: sqlite3.Connection) -> list[HeldMessage]:
+            out: dict[str, HeldMessage] = {}
+            for region, blob, box, uid, size, date, flags in c.execute(
+                    "SELECT hb.region, hb.blob_id, hb.mailbox, hb.uid, hb.size, "
+                    "hb.internaldate, hb.flags FROM held_blobs hb JOIN holds h "
+                    "ON h.id = hb.hold_id WHERE h.address=? AND h.released_at IS NULL "
+                    "ORDER BY hb.uid IS NULL, h.id, hb.uid", (address,)):
+                out.setdefault(str(blob), HeldMessage(
+                    str(region), str(blob), None if box is None else str(box),
+                    None if uid is None else int(uid), None if size is None else int(size),
+                    _dt(None if date is None else str(date)),
+                    tuple(str(flags).split()) if flags else ()))
+            return list(out.values())
         return await self._db.read(fn)
 
     # -- notices ----------------------------------------------------------------------

@@ -60,7 +60,7 @@ from letterlock.services.accounts.accounts import AccountService
 from letterlock.services.cells import Cells
 from letterlock.services.legal.journal import MatterJournal
 from letterlock.services.legal.notices import notice_message, notice_text
-from letterlock.services.legal.production import produce
+from letterlock.services.legal.production import mailbox_contents, produce
 from letterlock.services.mail.delivery import DeliveryService
 from letterlock.storage.contracts import ControlStore
 from letterlock.storage.legal_sqlite import HoldRow, LegalStore, LegalTxn, MatterRow, NoticeRow
@@ -384,21 +384,23 @@ class LegalService:
         # Preservation: a hold on each account with something to preserve.
         expiry = next((d.due for d in decision.deadlines if d.kind == "preservation-expiry"),
                       now + timedelta(days=90))
-        held = {h.address for h in matter.holds}
+        holding = {h.address for h in matter.holds}
         for target, cats in decision.targets:
-            if any(f.outcome == "preserve" for _, f in cats) and target not in held:
+            if any(f.outcome == "preserve" for _, f in cats) and target not in holding:
                 region = await self._control.lookup(target)
                 if region is None:
                     continue
-                txn.add_hold(row.id, target, region, now, expiry)
+                txn.add_hold(row.id, target, region, now, expiry,
+                             await mailbox_contents(self._control, self._cells, target))
                 self._log(txn, EventType.LEGAL_HOLD_PLACED, actor, request, row.id,
                           account=target, details=(("expires_at", format_time(expiry)),))
         # Disclosure: a signed package with exactly the approved categories.
         package = None
         if any(f.outcome == "disclose" for _, _, f in decision.findings()):
+            held = {t: await self._store.held_messages(t) for t in request.targets}
             package = await produce(matter.id, decision, control=self._control,
                                     cells=self._cells, work_dir=self._dir,
-                                    clock=self._clock)
+                                    clock=self._clock, held=held)
             self._log(txn, EventType.LEGAL_PRODUCTION_EXECUTED, actor, request, row.id,
                       details=(("package", package),))
         # User notice: now, or when the gag expires (tick), or never while preserving.
@@ -529,7 +531,7 @@ class LegalService:
         holds = await self._store.holds(address=ref.address, active_at=self._clock())
         if not holds:
             return set()
-        await self._store.keep_blobs(holds[0].id, ref.region, list(blob_ids))
+        await self._store.keep_blobs([h.id for h in holds], ref.region, list(blob_ids))
         return set(blob_ids)
 
     async def notices_for(self, address: str) -> list[NoticeRow]:

@@ -3,8 +3,11 @@
 ``produce`` gathers exactly the approved categories of each target (subscriber,
 identification, plain traffic metadata, sealed content as ciphertext), writes them
 with a manifest signed by the operator's Ed25519 production key, as a directory and a
-zip. ``verify_package`` is the pure check behind ``letterlock legal verify-package``:
-the manifest's signature and every item's SHA-256.
+zip. Mail a legal hold keeps (expunged by the user after a preservation) is part of
+the account's traffic and content like the mail still in its mailboxes (marked
+``held``). ``mailbox_contents`` is what a hold records when it is placed.
+``verify_package`` is the pure check behind ``letterlock legal verify-package``: the
+manifest's signature and every item's SHA-256.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import json
 import os
 import shutil
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +34,7 @@ from letterlock.errors import InvalidInput, NotFound
 from letterlock.policy import Decision, format_time
 from letterlock.services.cells import Cells
 from letterlock.storage.contracts import ControlStore
+from letterlock.storage.legal_sqlite import HeldMessage
 
 PACKAGE_FORMAT = "letterlock-production/1"
 KEY_FILE = "production-key.pem"
@@ -48,10 +52,27 @@ class PackageCheck:
     public_key: str | None
 
 
+async def mailbox_contents(control: ControlStore, cells: Cells,
+                           address: str) -> list[HeldMessage]:
+    """Every message of the account now, as a hold records it."""
+    region = await control.lookup(address)
+    cell = None if region is None else cells.get(region)
+    record = None if cell is None else await cell.store.get_account(address)
+    if region is None or cell is None or record is None:
+        return []
+    return [HeldMessage(region, msg.blob_id, box.name, msg.uid, msg.size, msg.internaldate,
+                        tuple(sorted(msg.flags)))
+            for box in await cell.store.list_mailboxes(record.id)
+            for msg in await cell.store.list_messages(box.id)]
+
+
 async def produce(matter_id: str, decision: Decision, *, control: ControlStore, cells: Cells,
-                  work_dir: Path, clock: Callable[[], datetime]) -> str:
+                  work_dir: Path, clock: Callable[[], datetime],
+                  held: Mapping[str, Sequence[HeldMessage]] | None = None) -> str:
     """Write the signed package for the disclosed findings of ``decision`` under
-    ``work_dir/packages/<matter_id>`` (and a zip beside it). Returns its path."""
+    ``work_dir/packages/<matter_id>`` (and a zip beside it). ``held``: per target,
+    what legal holds keep of it. Returns the package's path."""
+    held = held or {}
     items: list[tuple[str, str, str, bytes]] = []  # (path, target, category, data)
     unavailable: list[dict[str, str]] = []
     countries = {r.id: r.country for r in await control.list_regions()}
@@ -75,27 +96,43 @@ async def produce(matter_id: str, decision: Decision, *, control: ControlStore, 
                    "key_custody": record.custody}
             items.append((f"identification/{target}.json", target, category, _j(doc)))
         elif category == "traffic":
-            entries = []
+            entries: list[dict[str, object]] = []
+            live: set[str] = set()
             for box in await cell.store.list_mailboxes(record.id):
                 for msg in await cell.store.list_messages(box.id):
+                    live.add(msg.blob_id)
                     entries.append({"mailbox": box.name, "uid": msg.uid, "size": msg.size,
                                     "internaldate": format_time(msg.internaldate),
                                     "flags": sorted(msg.flags)})
+            for kept in held.get(target, ()):
+                if kept.blob_id not in live:
+                    entries.append({"mailbox": kept.mailbox, "uid": kept.uid,
+                                    "size": kept.size, "internaldate": None
+                                    if kept.internaldate is None
+                                    else format_time(kept.internaldate),
+                                    "flags": list(kept.flags), "held": True})
             items.append((f"traffic/{target}.json", target, category, _j(entries)))
             unavailable.append({"target": target, "category": category,
                                 "reason": "envelope and header fields are sealed to the "
                                           "account key; only plain metadata is included"})
         elif category == "content":
+            wanted: list[tuple[str, str, str]] = []  # (path, region, blob id)
             for box in await cell.store.list_mailboxes(record.id):
                 for msg in await cell.store.list_messages(box.id):
-                    path = f"content/{target}/{box.id}-{msg.uid}.sealed"
-                    try:
-                        data = await cell.blobs.get(msg.blob_id)
-                    except NotFound:
-                        unavailable.append({"target": target, "category": category,
-                                            "reason": f"{path}: sealed blob missing"})
-                        continue
-                    items.append((path, target, category, data))
+                    wanted.append((f"content/{target}/{box.id}-{msg.uid}.sealed", region,
+                                   msg.blob_id))
+            live = {blob for _, _, blob in wanted}
+            wanted += [(f"content/{target}/held-{kept.blob_id}.sealed", kept.region,
+                        kept.blob_id)
+                       for kept in held.get(target, ()) if kept.blob_id not in live]
+            for path, where, blob in wanted:
+                try:
+                    data = await cells.get(where).blobs.get(blob)
+                except NotFound:
+                    unavailable.append({"target": target, "category": category,
+                                        "reason": f"{path}: sealed blob missing"})
+                    continue
+                items.append((path, target, category, data))
             unavailable.append({"target": target, "category": category,
                                 "reason": "plaintext: " + SEALED_STATEMENT})
     key = await asyncio.to_thread(_signing_key, work_dir)
