@@ -117,3 +117,29 @@ async def test_no_nul_in_literals_for_strings_a_message_supplies(imap: Imap) -> 
                      b"desc\x80ription", b"f\x80.txt", b"e\x80n", b"loc\x80ation"):
             assert text in response, (utf8, text, response)
         await c.command("l", "LOGOUT")
+
+
+async def test_date_with_year_99999_is_clamped_not_dropped_from_date_searches(
+        imap: Imap) -> None:
+    # Issue 17 point 6: SENTSINCE/SENTBEFORE/SENTON left out a message whose Date: has
+    # year 99999 (Python's datetime stops at 9999). It counts as sent at the latest
+    # date there is, as Dovecot clamps it: found by SENTSINCE, not by SENTBEFORE, and
+    # sorted last by DATE.
+    c = await imap.session()
+    for n, date in enumerate([b"Mon, 1 Jan 99999 10:00:00 +0000",
+                              b"Wed, 1 Jan 2025 10:00:00 -0500",
+                              b"Fri, 31 Dec 99999 23:59:59 -1200"]):
+        raw = b"Date: " + date + b"\r\nSubject: m%d\r\n\r\nbody\r\n" % n
+        lines = await c.command(f"a{n}", b"APPEND INBOX {%d+}\r\n" % len(raw) + raw)
+        assert lines[-1].startswith(f"a{n} OK".encode()), lines
+    await c.command("s", "SELECT INBOX")
+    for query, expected in [("SEARCH SENTSINCE 1-Jan-2020", b"* SEARCH 1 2 3"),
+                            ("SEARCH SENTSINCE 1-Jan-9999", b"* SEARCH 1 3"),
+                            ("SEARCH SENTBEFORE 1-Jan-2030", b"* SEARCH 2"),
+                            ("SEARCH SENTON 31-Dec-9999", b"* SEARCH 1 3"),
+                            ("SEARCH NOT SENTBEFORE 1-Jan-2030", b"* SEARCH 1 3"),
+                            ("SORT (DATE) UTF-8 ALL", b"* SORT 2 1 3"),
+                            ("SORT (REVERSE DATE) UTF-8 ALL", b"* SORT 1 3 2")]:
+        lines = await c.command("q", query)
+        assert lines[-1].startswith(b"q OK"), (query, lines)
+        assert lines[0] == expected, (query, lines)

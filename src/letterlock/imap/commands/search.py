@@ -16,7 +16,6 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from email.utils import parsedate_to_datetime
 
 from letterlock.errors import LetterlockError
 from letterlock.imap import search_text, views
@@ -28,7 +27,7 @@ from letterlock.imap.parsing import search as s
 from letterlock.imap.parsing.primitives import SeqSet
 from letterlock.imap.reply import Reply, no, ok
 from letterlock.imap.selected import compress
-from letterlock.mime import structure
+from letterlock.mime import dates, structure
 from letterlock.mime.headers import (
     decode_header_text,
     split_fields,
@@ -124,13 +123,10 @@ class _Candidate:
         return self._body
 
     def sent_date(self) -> date | None:
+        """The day of the Date: field, in its own zone (RFC 9051 SENT*)."""
         values = [v.decode("utf-8", "surrogatepass") for v in self.values("date") or ()]
-        if not values:
-            return None
-        try:
-            return parsedate_to_datetime(values[0]).date()
-        except (TypeError, ValueError, IndexError):
-            return None
+        when = dates.sent_at(values[0]) if values else None
+        return when.date() if when is not None else None
 
 
 def _compare(op: str, value: date, day: date) -> bool:

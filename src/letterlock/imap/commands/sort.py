@@ -4,14 +4,13 @@ order by sort keys computed from the messages' sealed digests; ties fall back to
 from __future__ import annotations
 
 import re
-from datetime import UTC
-from email.utils import parsedate_to_datetime
 
 from letterlock.imap.commands.search import Hit, _Candidate, run_search
 from letterlock.imap.context import Context
 from letterlock.imap.parsing import commands as c
 from letterlock.imap.parsing.search import SearchProgram
 from letterlock.imap.reply import Reply, ok
+from letterlock.mime import dates
 from letterlock.mime.headers import decode_words, first_value, parse_addresses, split_fields
 
 _TRAILER = re.compile(r"(\s*\(fwd\))+\s*$", re.IGNORECASE)
@@ -77,15 +76,8 @@ def _address_key(cand: _Candidate, name: str, display: bool) -> str:
 
 def _sent(cand: _Candidate) -> float:
     raw = _header(cand, "date")
-    if raw is not None:
-        try:
-            when = parsedate_to_datetime(raw.decode("latin-1"))
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=UTC)
-            return when.timestamp()
-        except (TypeError, ValueError, IndexError):
-            pass
-    return cand.record.internaldate.timestamp()
+    when = dates.sent_at(raw.decode("latin-1")) if raw is not None else None
+    return (when or cand.record.internaldate).timestamp()
 
 
 def _value(cand: _Candidate, key: str) -> object:
