@@ -34,7 +34,8 @@ from letterlock.policy import (
     validate,
 )
 from letterlock.policy.rules import PROFILES_DIR
-from letterlock.services.legal.matters import LegalService, Matter
+from letterlock.services.legal.matter import Matter
+from letterlock.services.legal.matters import LegalService
 from letterlock.services.legal.production import verify_package
 
 T = TypeVar("T")
@@ -199,7 +200,13 @@ def _print_matter(matter: Matter, as_json: bool) -> None:
                   f"{request.issuer.authority} ({request.issuer.country}), "
                   f"{request.instrument}, {request.action} "
                   f"{', '.join(request.categories)} of {', '.join(request.targets) or '-'}")
+    if request.date_range is not None:
+        span = request.date_range.to_json()
+        out.print(f"mail received from {span['from'] or 'the start'} to {span['to'] or 'now'}")
     render_decision(matter.decision or matter.recommendation, out)
+    for d in matter.deadlines:
+        status = "met" if d.done else "OVERDUE" if d.overdue else "to be met"
+        out.print(f"deadline {d.kind} ({format_time(d.due)}): {status}")
     if matter.overridden:
         out.print(f"overridden by {matter.decided_by}: {matter.justification}")
     if matter.package:
@@ -220,7 +227,10 @@ ACTOR = "operator"
 @click.argument("request_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--facts", "facts_file", default=None,
               type=click.Path(dir_okay=False, path_type=Path),
-              help="What the legal team asserts: us_person, residence, conflict_with.")
+              help="Facts JSON (LEGAL.md), one entry per target: what the legal team "
+                   "asserts (us_person, residence, conflict_with); facts the store knows "
+                   "(exists, location, hosted_tenant, key_custody) may be given and must "
+                   "agree with it.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def file_cmd(ctx: click.Context, request_file: Path, facts_file: Path | None,
@@ -238,7 +248,8 @@ def file_cmd(ctx: click.Context, request_file: Path, facts_file: Path | None,
 @legal.command("list")
 @click.option("--open", "open_only", is_flag=True, help="Only matters not closed.")
 @click.option("--due", "due_days", type=int, default=None,
-              help="Only matters with a deadline within DAYS.")
+              help="Only matters with a deadline still to be met within DAYS (overdue "
+                   "ones included, and marked).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def list_cmd(ctx: click.Context, open_only: bool, due_days: int | None, as_json: bool) -> None:
@@ -252,9 +263,10 @@ def list_cmd(ctx: click.Context, open_only: bool, due_days: int | None, as_json:
     for column in ("id", "state", "filed", "issuer", "instrument", "targets", "next due"):
         table.add_column(column)
     for m in matters:
+        next_due = format_time(m.next_due) if m.next_due else ""
         table.add_row(m.id, m.state, format_time(m.filed_at), m.request.issuer.country,
                       m.request.instrument, ", ".join(m.request.targets),
-                      format_time(m.next_due) if m.next_due else "")
+                      f"{next_due} OVERDUE" if m.overdue else next_due)
     console().print(table)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, cast
 
 from letterlock.errors import InvalidInput
@@ -62,6 +62,29 @@ class Gag:
 
 
 @dataclass(frozen=True)
+class DateRange:
+    """The time the requested mail was received in: ``start`` (inclusive) to ``end``
+    (exclusive); either may be open. In JSON both ends are inclusive, and a date alone
+    means that whole day: ``{"from": "2025-01-01", "to": "2025-01-31"}``."""
+
+    start: datetime | None
+    end: datetime | None
+
+    def __contains__(self, moment: datetime) -> bool:
+        return (self.start is None or moment >= self.start) and \
+            (self.end is None or moment < self.end)
+
+    def to_json(self) -> dict[str, str | None]:
+        end: str | None = None
+        if self.end is not None:
+            last = self.end - timedelta(seconds=1)
+            midnight = self.end == self.end.replace(hour=0, minute=0, second=0, microsecond=0)
+            end = (self.end - timedelta(days=1)).date().isoformat() if midnight \
+                else format_time(last)
+        return {"from": None if self.start is None else format_time(self.start), "to": end}
+
+
+@dataclass(frozen=True)
 class LegalRequest:
     id: str | None
     received_at: datetime
@@ -76,6 +99,8 @@ class LegalRequest:
     emergency: bool
     gag: Gag | None
     renewal_of_served_at: datetime | None
+    date_range: DateRange | None = None
+    """Only mail received in this range is produced (None: all of it)."""
 
     @property
     def specific(self) -> bool:
@@ -118,6 +143,8 @@ class LegalRequest:
         }
         if self.selector is not None:
             out["selector"] = self.selector
+        if self.date_range is not None:
+            out["date_range"] = self.date_range.to_json()
         return out
 
 
@@ -209,7 +236,30 @@ def _string_list(value: object, field: str) -> list[str]:
 _REQUEST_KEYS = frozenset({
     "id", "received_at", "served_at", "issuer", "instrument", "action", "categories",
     "targets", "selector", "offence", "emergency", "gag", "renewal_of_served_at",
+    "date_range",
 })
+
+
+def _date_range(value: object) -> DateRange | None:
+    if value is None:
+        return None
+    obj = _mapping(value, "date_range")
+    unknown = sorted(set(obj) - {"from", "to"})
+    if unknown:
+        raise InvalidInput(f"date_range.{unknown[0]}: unknown field")
+    start = None if obj.get("from") is None else parse_time(obj["from"], "date_range.from")
+    end = None
+    if obj.get("to") is not None:
+        end = parse_time(obj["to"], "date_range.to")
+        # inclusive: a date alone is its whole day, a time its whole second
+        whole_day = isinstance(obj["to"], str) and len(obj["to"].strip()) == 10
+        end += timedelta(days=1) if whole_day else timedelta(seconds=1)
+        end = end.replace(microsecond=0)
+    if start is None and end is None:
+        raise InvalidInput('date_range: expected "from", "to" or both (or null)')
+    if start is not None and end is not None and start >= end:
+        raise InvalidInput("date_range: \"from\" is later than \"to\"")
+    return DateRange(start, end)
 
 
 def parse_request(data: object) -> LegalRequest:
@@ -309,6 +359,7 @@ def parse_request(data: object) -> LegalRequest:
         emergency=_bool(obj, "emergency", "emergency", False),
         gag=gag,
         renewal_of_served_at=renewal,
+        date_range=_date_range(obj.get("date_range")),
     )
 
 
@@ -348,6 +399,60 @@ def parse_account_facts(data: object, field: str) -> AccountFacts:
         key_custody=_choice(obj.get("key_custody", "sealed"), f"{field}.key_custody",
                             KEY_CUSTODY),
     )
+
+
+@dataclass(frozen=True)
+class AssertedFacts:
+    """Facts given with a request when it is filed (LEGAL.md's format, every field
+    optional): what the legal team knows (``us_person``, ``residence``,
+    ``conflict_with``) and, if stated, what the store knows too, to be checked."""
+
+    exists: bool | None = None
+    location: str | None = None
+    us_person: bool | None = None
+    residence: str | None = None
+    hosted_tenant: bool | None = None
+    conflict_with: tuple[str, ...] | None = None
+    key_custody: str | None = None
+
+
+def _opt_bool(obj: Mapping[str, Any], key: str, field: str) -> bool | None:
+    value = obj.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise InvalidInput(f"{field}.{key}: expected true, false or null")
+    return value
+
+
+def parse_asserted_facts(data: object) -> dict[str, AssertedFacts]:
+    """Facts for filing, keyed by account address (lower case); raises InvalidInput
+    naming the field."""
+    obj = _mapping(data, "facts")
+    out: dict[str, AssertedFacts] = {}
+    for address, entry in obj.items():
+        if not isinstance(address, str) or "@" not in address:
+            raise InvalidInput(f"facts.{address}: expected an account address as key")
+        field = f"facts.{address}"
+        fobj = _mapping(entry, field)
+        unknown = sorted(set(fobj) - _FACT_KEYS)
+        if unknown:
+            raise InvalidInput(f"{field}.{unknown[0]}: unknown field")
+
+        conflict = fobj.get("conflict_with")
+        out[address.lower()] = AssertedFacts(
+            exists=_opt_bool(fobj, "exists", field),
+            location=None if fobj.get("location") is None
+            else _country(fobj["location"], f"{field}.location"),
+            us_person=_opt_bool(fobj, "us_person", field),
+            residence=None if fobj.get("residence") is None
+            else _country(fobj["residence"], f"{field}.residence"),
+            hosted_tenant=_opt_bool(fobj, "hosted_tenant", field),
+            conflict_with=None if conflict is None else tuple(
+                _country(c, f"{field}.conflict_with[{i}]")
+                for i, c in enumerate(_string_list(conflict, f"{field}.conflict_with"))),
+            key_custody=None if fobj.get("key_custody") is None
+            else _choice(fobj["key_custody"], f"{field}.key_custody", KEY_CUSTODY),
+        )
+    return out
 
 
 def parse_facts(data: object) -> dict[str, AccountFacts]:

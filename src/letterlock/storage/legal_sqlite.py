@@ -86,7 +86,8 @@ CREATE TABLE IF NOT EXISTS notices (
     address TEXT NOT NULL,
     due_at TEXT,                    -- NULL: waits for the gag to be lifted
     sent_at TEXT,
-    text TEXT NOT NULL
+    text TEXT NOT NULL,
+    blob_id TEXT                    -- the notice as delivered (never produced as mail)
 );
 """
 
@@ -128,6 +129,9 @@ class NoticeRow:
     due_at: datetime | None
     sent_at: datetime | None
     text: str
+    blob_id: str | None = None
+    """The sealed blob the notice was delivered as: the provider's own mail, which a
+    production leaves out of the user's mail."""
 
 
 @dataclass(frozen=True)
@@ -186,22 +190,24 @@ def _hold(row: tuple[object, ...]) -> HoldRow:
 
 
 def _notice(row: tuple[object, ...]) -> NoticeRow:
-    nid, matter_id, address, due, sent, text = row
+    nid, matter_id, address, due, sent, text, blob = row
     return NoticeRow(int(str(nid)), str(matter_id), str(address),
                      _dt(None if due is None else str(due)),
-                     _dt(None if sent is None else str(sent)), str(text))
+                     _dt(None if sent is None else str(sent)), str(text),
+                     None if blob is None else str(blob))
 
 
 _MATTER_COLS = ("id, filed_at, filed_by, state, request, facts, recommendation, decision, "
                 "overridden, justification, decided_by, package, next_due, closed_at")
 _HOLD_COLS = "id, matter_id, address, region, placed_at, expires_at, released_at"
-_NOTICE_COLS = "id, matter_id, address, due_at, sent_at, text"
+_NOTICE_COLS = "id, matter_id, address, due_at, sent_at, text, blob_id"
 
 
 _ADDED_COLUMNS = {
     "held_blobs": (("orphaned", "INTEGER NOT NULL DEFAULT 1"), ("mailbox", "TEXT"),
                    ("uid", "INTEGER"), ("size", "INTEGER"), ("internaldate", "TEXT"),
                    ("flags", "TEXT")),
+    "notices": (("blob_id", "TEXT"),),
 }
 
 
@@ -296,10 +302,11 @@ class LegalTxn:
             "INSERT INTO notices (matter_id, address, due_at, text) VALUES (?,?,?,?)",
             (matter_id, address, _ts(due_at), text)))
 
-    def mark_notice_sent(self, notice_id: int, at: datetime) -> None:
+    def mark_notice_sent(self, notice_id: int, at: datetime,
+                         blob_id: str | None = None) -> None:
         def fn(c: sqlite3.Connection) -> None:
-            cur = c.execute("UPDATE notices SET sent_at=? WHERE id=? AND sent_at IS NULL",
-                            (_ts(at), notice_id))
+            cur = c.execute("UPDATE notices SET sent_at=?, blob_id=? "
+                            "WHERE id=? AND sent_at IS NULL", (_ts(at), blob_id, notice_id))
             if cur.rowcount != 1:
                 raise Refused(f"notice {notice_id} was sent already")
         self.steps.append(fn)

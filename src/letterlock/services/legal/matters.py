@@ -29,7 +29,7 @@ import json
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,12 +45,14 @@ from letterlock.errors import (
 )
 from letterlock.policy import (
     AccountFacts,
+    AssertedFacts,
     Decision,
     Finding,
     LegalRequest,
     PolicyEngine,
     format_time,
     operator_for,
+    parse_asserted_facts,
     parse_facts,
     parse_request,
 )
@@ -58,74 +60,17 @@ from letterlock.policy.decision import transparency_bucket
 from letterlock.policy.rules import OUTCOMES
 from letterlock.services.accounts.accounts import AccountService
 from letterlock.services.cells import Cells
+from letterlock.services.legal.deadlines import deadline_status
+from letterlock.services.legal.facts import facts_from_store
 from letterlock.services.legal.journal import MatterJournal
+from letterlock.services.legal.matter import Matter, TickReport
 from letterlock.services.legal.notices import notice_message, notice_text
 from letterlock.services.legal.production import mailbox_contents, produce
-from letterlock.services.mail.delivery import DeliveryService
+from letterlock.services.mail.delivery import DeliveryResult, DeliveryService
 from letterlock.storage.contracts import ControlStore
 from letterlock.storage.legal_sqlite import HoldRow, LegalStore, LegalTxn, MatterRow, NoticeRow
 
 STATES = ("received", "evaluated", "decided", "executed", "notified", "closed")
-HOSTED_TENANT_SETTING = "legal.hosted_tenant_domains"
-"""Control-store setting: comma-separated domains whose mail belongs to a hosted
-customer (LEGAL.md row 11)."""
-
-
-@dataclass(frozen=True)
-class Matter:
-    id: str
-    state: str
-    filed_at: datetime
-    filed_by: str
-    request: LegalRequest
-    facts: Mapping[str, AccountFacts]
-    recommendation: Decision
-    decision: Decision | None
-    overridden: bool
-    justification: str | None
-    decided_by: str | None
-    package: str | None
-    next_due: datetime | None
-    closed_at: datetime | None
-    holds: tuple[HoldRow, ...] = ()
-    notices: tuple[NoticeRow, ...] = ()
-
-    @property
-    def open(self) -> bool:
-        return self.state != "closed"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "state": self.state,
-            "filed_at": format_time(self.filed_at),
-            "filed_by": self.filed_by,
-            "request": self.request.to_json(),
-            "facts": {a: f.to_json() for a, f in self.facts.items()},
-            "recommendation": self.recommendation.to_json(),
-            "decision": None if self.decision is None else self.decision.to_json(),
-            "overridden": self.overridden,
-            "justification": self.justification,
-            "decided_by": self.decided_by,
-            "package": self.package,
-            "next_due": None if self.next_due is None else format_time(self.next_due),
-            "closed_at": None if self.closed_at is None else format_time(self.closed_at),
-            "holds": [{"address": h.address, "region": h.region,
-                       "placed_at": format_time(h.placed_at),
-                       "expires_at": format_time(h.expires_at),
-                       "released_at": None if h.released_at is None
-                       else format_time(h.released_at)} for h in self.holds],
-            "notices": [{"address": n.address,
-                         "due_at": None if n.due_at is None else format_time(n.due_at),
-                         "sent_at": None if n.sent_at is None else format_time(n.sent_at)}
-                        for n in self.notices],
-        }
-
-
-@dataclass(frozen=True)
-class TickReport:
-    notices_sent: int
-    holds_released: int
 
 
 def _now() -> datetime:
@@ -169,18 +114,20 @@ class LegalService:
 
     async def _load(self, row: MatterRow) -> Matter:
         assert row.recommendation is not None
+        recommendation = Decision.from_json(json.loads(row.recommendation))
+        decision = None if row.decision is None else Decision.from_json(json.loads(row.decision))
+        holds = tuple(await self._store.holds(matter_id=row.id))
+        notices = tuple(await self._store.notices(matter_id=row.id))
         return Matter(
             id=row.id, state=row.state, filed_at=row.filed_at, filed_by=row.filed_by,
             request=parse_request(json.loads(row.request)),
             facts=parse_facts(json.loads(row.facts)),
-            recommendation=Decision.from_json(json.loads(row.recommendation)),
-            decision=None if row.decision is None
-            else Decision.from_json(json.loads(row.decision)),
+            recommendation=recommendation, decision=decision,
             overridden=row.overridden, justification=row.justification,
-            decided_by=row.decided_by, package=row.package, next_due=row.next_due,
-            closed_at=row.closed_at,
-            holds=tuple(await self._store.holds(matter_id=row.id)),
-            notices=tuple(await self._store.notices(matter_id=row.id)),
+            decided_by=row.decided_by, package=row.package, closed_at=row.closed_at,
+            holds=holds, notices=notices,
+            deadlines=deadline_status(row.state, decision, recommendation, holds, notices,
+                                      self._clock()),
         )
 
     async def show(self, matter_id: str) -> Matter:
@@ -193,12 +140,13 @@ class LegalService:
         now = self._clock()
         out = []
         for row in await self._store.list_matters():
-            if open_only and row.state == "closed":
+            if (open_only or due_within is not None) and row.state == "closed":
                 continue
-            if due_within is not None and (row.state == "closed" or row.next_due is None
-                                           or row.next_due > now + due_within):
+            matter = await self._load(row)
+            if due_within is not None and (matter.next_due is None
+                                           or matter.next_due > now + due_within):
                 continue
-            out.append(await self._load(row))
+            out.append(matter)
         return out
 
     # -- committing steps, and finishing what a crash left ------------------------------
@@ -246,32 +194,10 @@ class LegalService:
     # -- filing and evaluation ------------------------------------------------------------
 
     async def facts_from_store(self, request: LegalRequest,
-                               asserted: Mapping[str, AccountFacts]) -> dict[str, AccountFacts]:
+                               asserted: Mapping[str, AssertedFacts]) -> dict[str, AccountFacts]:
         """Existence, location, hosted tenancy and key custody come from the store;
         residence, US-person status and conflicting laws from the legal team."""
-        countries = {r.id: r.country for r in await self._control.list_regions()}
-        tenants = {d.strip().lower() for d in
-                   (await self._control.get_setting(HOSTED_TENANT_SETTING) or "").split(",")
-                   if d.strip()}
-        out: dict[str, AccountFacts] = {}
-        for target in request.targets:
-            told = asserted.get(target)
-            region = await self._control.lookup(target)
-            record = None if region is None else \
-                await self._cells.get(region).store.get_account(target)
-            if region is None or record is None:
-                out[target] = AccountFacts(False, None, False, None, False, (), "sealed")
-                continue
-            out[target] = AccountFacts(
-                exists=True,
-                location=countries[region],
-                us_person=bool(told and told.us_person),
-                residence=told.residence if told else None,
-                hosted_tenant=target.rsplit("@", 1)[1] in tenants,
-                conflict_with=told.conflict_with if told else (),
-                key_custody=record.custody,
-            )
-        return out
+        return await facts_from_store(self._control, self._cells, request, asserted)
 
     async def _evaluate(self, request: LegalRequest,
                         facts: Mapping[str, AccountFacts]) -> Decision:
@@ -285,7 +211,7 @@ class LegalService:
         matter."""
         await self._recover()
         request = parse_request(request_data)
-        asserted = parse_facts(asserted_facts) if asserted_facts is not None else {}
+        asserted = parse_asserted_facts(asserted_facts) if asserted_facts is not None else {}
         now = self._clock()
         matter_id = request.id or f"M-{now:%Y%m%d}-{secrets.token_hex(3)}"
         if request.id is not None and await self._exists(matter_id):
@@ -320,7 +246,7 @@ class LegalService:
         """A matter an earlier version recorded but never evaluated (it crashed
         between the two writes): evaluate it now, with the facts of now."""
         request = parse_request(json.loads(row.request))
-        asserted = parse_facts(json.loads(row.facts)) if row.facts not in ("", "{}") else {}
+        asserted = parse_asserted_facts(json.loads(row.facts or "{}"))
         facts = await self.facts_from_store(request, asserted)
         recommendation = await self._evaluate(request, facts)
         txn = LegalTxn()
@@ -398,9 +324,12 @@ class LegalService:
         package = None
         if any(f.outcome == "disclose" for _, _, f in decision.findings()):
             held = {t: await self._store.held_messages(t) for t in request.targets}
+            ours = {n.blob_id for t in request.targets
+                    for n in await self._store.notices(address=t) if n.blob_id}
             package = await produce(matter.id, decision, control=self._control,
                                     cells=self._cells, work_dir=self._dir,
-                                    clock=self._clock, held=held)
+                                    clock=self._clock, held=held,
+                                    date_range=request.date_range, exclude=ours)
             self._log(txn, EventType.LEGAL_PRODUCTION_EXECUTED, actor, request, row.id,
                       details=(("package", package),))
         # User notice: now, or when the gag expires (tick), or never while preserving.
@@ -419,6 +348,15 @@ class LegalService:
         return await self.show(row.id)
 
     # -- notices, holds, closing ------------------------------------------------------------
+
+    async def _blob_of(self, region: str, result: DeliveryResult) -> str | None:
+        """The blob a delivered notice is stored as (copies share it), so that a
+        production can tell the provider's own notices from the user's mail."""
+        if result.stored is None:
+            return None
+        found = await self._cells.get(region).store.get_messages(
+            result.stored.mailbox_id, [result.stored.uid], with_summary=False)
+        return found[0].blob_id if found else None
 
     async def _send_due_notices(self, now: datetime) -> int:
         async with self._due_work():
@@ -443,7 +381,7 @@ class LegalService:
             if not all(r.ok for r in results):
                 continue
             txn = LegalTxn()
-            txn.mark_notice_sent(notice.id, now)
+            txn.mark_notice_sent(notice.id, now, await self._blob_of(ref.region, results[0]))
             self._log(txn, EventType.LEGAL_NOTICE_SENT, "system", request, row.id,
                       account=notice.address)
             pending = [n for n in await self._store.notices(matter_id=row.id)

@@ -18,7 +18,7 @@ import json
 import os
 import shutil
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from letterlock.errors import InvalidInput, NotFound
-from letterlock.policy import Decision, format_time
+from letterlock.policy import DateRange, Decision, format_time
 from letterlock.services.cells import Cells
 from letterlock.storage.contracts import ControlStore
 from letterlock.storage.legal_sqlite import HeldMessage
@@ -68,11 +68,27 @@ async def mailbox_contents(control: ControlStore, cells: Cells,
 
 async def produce(matter_id: str, decision: Decision, *, control: ControlStore, cells: Cells,
                   work_dir: Path, clock: Callable[[], datetime],
-                  held: Mapping[str, Sequence[HeldMessage]] | None = None) -> str:
+                  held: Mapping[str, Sequence[HeldMessage]] | None = None,
+                  date_range: DateRange | None = None,
+                  exclude: Collection[str] = ()) -> str:
     """Write the signed package for the disclosed findings of ``decision`` under
     ``work_dir/packages/<matter_id>`` (and a zip beside it). ``held``: per target,
-    what legal holds keep of it. Returns the package's path."""
+    what legal holds keep of it. Only mail received in ``date_range`` (when given) is
+    part of traffic and content, and never the blobs in ``exclude`` (the provider's
+    own notices to the user). Returns the package's path."""
     held = held or {}
+    dropped_undated = 0
+
+    def in_scope(blob_id: str, received: datetime | None) -> bool:
+        nonlocal dropped_undated
+        if blob_id in exclude:
+            return False
+        if date_range is None:
+            return True
+        if received is None:  # kept by a hold after an expunge: its date is unknown
+            dropped_undated += 1
+            return False
+        return received in date_range
     items: list[tuple[str, str, str, bytes]] = []  # (path, target, category, data)
     unavailable: list[dict[str, str]] = []
     countries = {r.id: r.country for r in await control.list_regions()}
@@ -99,13 +115,15 @@ async def produce(matter_id: str, decision: Decision, *, control: ControlStore, 
             entries: list[dict[str, object]] = []
             live: set[str] = set()
             for box in await cell.store.list_mailboxes(record.id):
-                for msg in await cell.store.list_messages(box.id):
+                for msg in await cell.store.list_messages(box.id, with_summary=False):
                     live.add(msg.blob_id)
+                    if not in_scope(msg.blob_id, msg.internaldate):
+                        continue
                     entries.append({"mailbox": box.name, "uid": msg.uid, "size": msg.size,
                                     "internaldate": format_time(msg.internaldate),
                                     "flags": sorted(msg.flags)})
             for kept in held.get(target, ()):
-                if kept.blob_id not in live:
+                if kept.blob_id not in live and in_scope(kept.blob_id, kept.internaldate):
                     entries.append({"mailbox": kept.mailbox, "uid": kept.uid,
                                     "size": kept.size, "internaldate": None
                                     if kept.internaldate is None
@@ -117,14 +135,18 @@ async def produce(matter_id: str, decision: Decision, *, control: ControlStore, 
                                           "account key; only plain metadata is included"})
         elif category == "content":
             wanted: list[tuple[str, str, str]] = []  # (path, region, blob id)
+            live = set()
             for box in await cell.store.list_mailboxes(record.id):
-                for msg in await cell.store.list_messages(box.id):
-                    wanted.append((f"content/{target}/{box.id}-{msg.uid}.sealed", region,
-                                   msg.blob_id))
-            live = {blob for _, _, blob in wanted}
+                for msg in await cell.store.list_messages(box.id, with_summary=False):
+                    live.add(msg.blob_id)
+                    if in_scope(msg.blob_id, msg.internaldate):
+                        wanted.append((f"content/{target}/{box.id}-{msg.uid}.sealed",
+                                       region, msg.blob_id))
             wanted += [(f"content/{target}/held-{kept.blob_id}.sealed", kept.region,
                         kept.blob_id)
-                       for kept in held.get(target, ()) if kept.blob_id not in live]
+                       for kept in held.get(target, ())
+                       if kept.blob_id not in live and in_scope(kept.blob_id,
+                                                                kept.internaldate)]
             for path, where, blob in wanted:
                 try:
                     data = await cells.get(where).blobs.get(blob)
@@ -135,8 +157,13 @@ async def produce(matter_id: str, decision: Decision, *, control: ControlStore, 
                 items.append((path, target, category, data))
             unavailable.append({"target": target, "category": category,
                                 "reason": "plaintext: " + SEALED_STATEMENT})
+    if dropped_undated:
+        unavailable.append({"target": "*", "category": "traffic/content",
+                            "reason": f"{dropped_undated} item(s) kept by a hold after an "
+                                      "expunge have no known date and were left out: the "
+                                      "request is limited to a date range"})
     key = await asyncio.to_thread(_signing_key, work_dir)
-    manifest = {
+    manifest: dict[str, object] = {
         "format": PACKAGE_FORMAT,
         "matter": matter_id,
         "created_at": format_time(clock()),
@@ -148,6 +175,8 @@ async def produce(matter_id: str, decision: Decision, *, control: ControlStore, 
         "public_key": key.public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex(),
     }
+    if date_range is not None:
+        manifest["date_range"] = date_range.to_json()
     body = _canonical(manifest)
     signature = key.sign(body).hex()
     root = work_dir / "packages" / matter_id

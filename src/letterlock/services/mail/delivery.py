@@ -23,6 +23,7 @@ from letterlock.services.accounts.addresses import domain_of, normalise_address
 from letterlock.services.mail.mailbox import MailboxService, canonical_flags
 from letterlock.services.operations.log_events import LogEvent, event
 from letterlock.storage.contracts import ControlStore
+from letterlock.storage.models import Appended
 
 log = logging.getLogger("letterlock.delivery")
 
@@ -54,6 +55,8 @@ class DeliveryResult:
     address: str
     ok: bool
     error: str = ""
+    stored: Appended | None = None
+    """Where the copy went (mailbox, UID), when it was stored."""
 
 
 class DeliveryService:
@@ -160,8 +163,9 @@ class DeliveryService:
                     ref, content, box, canonical, internaldate)))
             if items:
                 try:
-                    await self._mailboxes.append_delivered(items, mailbox)
-                    results += [DeliveryResult(ref.address, True) for ref, _ in items]
+                    stored = await self._mailboxes.append_delivered(items, mailbox)
+                    results += [DeliveryResult(ref.address, True, stored=where)
+                                for (ref, _), where in zip(items, stored, strict=True)]
                 except LetterlockError as exc:
                     results += [DeliveryResult(ref.address, False, str(exc))
                                 for ref, _ in items]
