@@ -143,3 +143,35 @@ async def test_date_with_year_99999_is_clamped_not_dropped_from_date_searches(
         lines = await c.command("q", query)
         assert lines[-1].startswith(b"q OK"), (query, lines)
         assert lines[0] == expected, (query, lines)
+
+
+async def test_search_survives_odd_charsets_and_dates(imap: Imap) -> None:
+    # Issue 12 point 5: one odd message made every SEARCH of its mailbox answer
+    # NO [SERVERBUG]. It is searched as best it can be; the others are unaffected.
+    c = await imap.session()
+    odd = [b"Content-Type: text/plain; charset=\"ut\x00f-8\"\r\nSubject: nul charset\r\n\r\n"
+           b"needle one\r\n",
+           b"Content-Type: text/plain; charset=\"\xc3\xa9t\xc3\xa9\"\r\nSubject: accented\r\n\r\n"
+           b"needle two\r\n",
+           b"Content-Type: text/plain; charset=\"\xff\"\r\n"
+           b"Content-Transfer-Encoding: quoted-printable\r\nSubject: =?\xff?q?x?=\r\n\r\n"
+           b"needle=20three\r\n",
+           b"Date: Mon, 1 Jan 99999 10:00:00 +0000\r\nSubject: far future\r\n\r\nneedle four\r\n",
+           b"Subject: plain\r\n\r\nneedle five\r\n"]
+    for n, raw in enumerate(odd):
+        lines = await c.command(f"a{n}", b"APPEND INBOX ~{%d+}\r\n" % len(raw) + raw)
+        assert lines[-1].startswith(f"a{n} OK".encode()), lines
+    await c.command("s", "SELECT INBOX")
+    for query, expected in [("SEARCH BODY needle", b"* SEARCH 1 2 3 4 5"),
+                            ("SEARCH TEXT needle", b"* SEARCH 1 2 3 4 5"),
+                            ("SEARCH CHARSET UTF-8 BODY needle", b"* SEARCH 1 2 3 4 5"),
+                            ("SEARCH BODY three", b"* SEARCH 3"),
+                            ("SEARCH SUBJECT accented", b"* SEARCH 2"),
+                            ("SEARCH SENTBEFORE 1-Jan-2000", b"* SEARCH"),
+                            ("SEARCH HEADER Content-Type ut", b"* SEARCH 1")]:
+        lines = await c.command("q", query)
+        assert lines[-1].startswith(b"q OK"), (query, lines)
+        assert lines[0] == expected, (query, lines)
+    for charset in ("base64", "rot13", "x-no-such"):
+        lines = await c.command("c", f"SEARCH CHARSET {charset} BODY needle")
+        assert lines[-1].startswith(b"c NO [BADCHARSET"), (charset, lines)

@@ -103,12 +103,15 @@ _BETWEEN_WORDS = re.compile(r"(=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=)\s+(?==\?)")
 
 
 def charset_decode(data: bytes, charset: str) -> str:
+    """``data`` in ``charset``, as UTF-8 when the name is unknown or no charset name
+    at all (a NUL or non-ASCII octet in it, a codec that is not a text encoding):
+    never raises, so one odd message cannot fail a search of its mailbox."""
     charset = charset.split("*", 1)[0]  # RFC 2231 language suffix
     try:
         codecs.lookup(charset)
-    except LookupError:
-        charset = "utf-8"
-    return data.decode(charset, "replace")
+        return data.decode(charset, "replace")
+    except (LookupError, ValueError, TypeError):
+        return data.decode("utf-8", "replace")
 
 
 def decode_words(value: str) -> str:

@@ -238,7 +238,8 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
     charset = charset or "UTF-8"
     try:
         codec = codecs.lookup(charset)
-    except LookupError:
+        b"a".decode(charset)  # a text encoding, not base64, rot13 and the like
+    except (LookupError, ValueError):
         return no(f"Unsupported charset {charset}", "BADCHARSET (UTF-8 US-ASCII)")
     needle: dict[bytes, tuple[str, bytes]] = {}
     for raw in _strings(program.keys):
