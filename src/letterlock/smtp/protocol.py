@@ -309,13 +309,13 @@ class SmtpListener(LeanSmtp):
         if isinstance(status, str):
             if not self._in_ehlo:
                 status = replies.with_enhanced_status(status)
-            data = status.encode()
+            data = replies.printable(status).encode()
         else:
             data = bytes(status)
         await self._emit(data)
 
     async def reply(self, reply: Reply) -> None:
-        await self._emit(str(reply).encode())
+        await self._emit(replies.printable(str(reply)).encode())
 
     async def _emit(self, line: bytes) -> None:
         self._out.append(line + b"\r\n")
@@ -378,6 +378,18 @@ class SmtpListener(LeanSmtp):
         self._quit = True
         if self.transport is not None:
             self.transport.close()
+
+    async def smtp_VRFY(self, arg: str | None) -> None:
+        """RFC 5321 3.5.3: 252, as for any name, so VRFY tells nobody which users
+        exist. An argument that is not printable UTF-8 text is a syntax error
+        (aiosmtpd echoed it, and failed to encode it when it was not UTF-8)."""
+        if await self.check_auth_needed("VRFY"):
+            return
+        if not arg or not arg.isprintable():
+            await self.push("501 5.5.4 Syntax: VRFY <address>")
+            return
+        await self.push("252 2.5.0 Cannot VRFY user, but will accept message "
+                        "and attempt delivery")
 
     # -- greeting ---------------------------------------------------------------------
     def _extensions(self) -> list[str]:

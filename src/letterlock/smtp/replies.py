@@ -27,6 +27,7 @@ from letterlock.errors import (
 )
 
 _ENHANCED = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}(?: |$)")
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,14 @@ _DEFAULT_STATUS = {
     534: "5.7.9", 535: "5.7.8", 538: "5.7.11", 550: "5.0.0", 552: "5.3.4",
     553: "5.1.3", 554: "5.0.0", 555: "5.5.4",
 }
+
+
+def printable(text: str) -> str:
+    """Reply text with every control character and undecodable octet (kept by the
+    command reader as a surrogate) replaced by ``?``: a reply that quotes the client
+    can neither end early (CR, LF), forge a second reply line, carry NUL or terminal
+    escapes to a log, nor fail to encode."""
+    return text if text.isprintable() else _UNPRINTABLE.sub("?", text)
 
 
 def with_enhanced_status(line: str) -> str:
