@@ -5,6 +5,7 @@ with a non-zero exit status."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -116,3 +117,45 @@ def console() -> Console:
 
 def default_home() -> Path:
     return Path(os.environ.get("LETTERLOCK_HOME", "./var"))
+
+
+LISTENER_OPTIONS: tuple[tuple[str, str, str, type, str], ...] = (
+    # (flag, section, option, type, help): the listeners of `serve`, also taken by
+    # `init`, which keeps them in the configuration file.
+    ("--bind", "server", "bind", str, "Address to listen on (default 127.0.0.1)."),
+    ("--smtp-port", "smtp", "port", int, "SMTP MX port (default 2525)."),
+    ("--submission-port", "smtp", "submission_port", int,
+     "SMTP submission port (default 2587)."),
+    ("--imap-port", "imap", "port", int, "IMAP port (default 1143)."),
+    ("--imaps-port", "imap", "tls_port", int, "IMAP implicit TLS port (1993)."),
+    ("--http-port", "http", "port", int, "HTTP port (default 8080)."),
+    ("--lmtp-port", "smtp", "lmtp_port", int,
+     "LMTP port for a front MTA (default 0: none)."),
+    ("--lmtp-socket", "smtp", "lmtp_socket", str,
+     "LMTP Unix socket path, relative to HOME or absolute; '' for none "
+     "(default HOME/lmtp.sock)."),
+)
+
+Command = Callable[..., Any]
+
+
+def listener_options(command: Command) -> Command:
+    """Add the listener options to ``command``, which receives the ones given as
+    ``listeners``: (section, option, value) triples."""
+    params = {flag: f"listener_{section}_{name}" for flag, section, name, _t, _h
+              in LISTENER_OPTIONS}
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        given = []
+        for flag, section, name, _type, _help in LISTENER_OPTIONS:
+            value = kwargs.pop(params[flag])
+            if value is not None:
+                given.append((section, name, value))
+        return command(*args, listeners=tuple(given), **kwargs)
+
+    for flag, _section, _name, kind, text in reversed(LISTENER_OPTIONS):
+        port_type = click.IntRange(0, 65535) if kind is int else str
+        wrapper = click.option(flag, params[flag], type=port_type, default=None,
+                               help=text)(wrapper)
+    return wrapper

@@ -17,6 +17,7 @@ from letterlock.cli.common import (
     console,
     default_home,
     fail,
+    listener_options,
     load_config,
     pass_ctx,
     read_stdin_lines,
@@ -60,14 +61,18 @@ def cli(ctx: click.Context, home: Path | None) -> None:
 @click.option("--operator-country", default=None, help="ISO country of the operator's seat.")
 @click.option("--profile", default=None, type=click.Choice(setup.PROFILES),
               help="Legal policy profile that recommends decisions.")
+@listener_options
 @pass_ctx
 def init(ctx: CliContext, domains: tuple[str, ...], regions: tuple[str, ...],
-         operator_country: str | None, profile: str | None) -> None:
+         operator_country: str | None, profile: str | None,
+         listeners: tuple[setup.Setting, ...]) -> None:
     """Initialise HOME (defaults: domain example.test, regions us-east:US and
-    eu-dublin:IE, operator country US, profile location-2016)."""
+    eu-dublin:IE, operator country US, profile location-2016). Listener options are
+    written to HOME/letterlock.toml, so `serve` uses them; run `init` again to
+    change one."""
     try:
         options = setup.build_options([normalise_domain(d) for d in domains], regions,
-                                      operator_country, profile)
+                                      operator_country, profile, listeners)
     except InvalidInput as exc:
         fail(str(exc), 2)
     config = load_config(ctx)
@@ -341,36 +346,19 @@ def mail_export(ctx: CliContext, address: str, out: Path, password_stdin: bool) 
 
 
 @cli.command()
-@click.option("--bind", default=None, help="Address to listen on (default 127.0.0.1).")
-@click.option("--smtp-port", type=int, default=None, help="SMTP MX port (default 2525).")
-@click.option("--submission-port", type=int, default=None,
-              help="SMTP submission port (default 2587).")
-@click.option("--imap-port", type=int, default=None, help="IMAP port (default 1143).")
-@click.option("--imaps-port", type=int, default=None, help="IMAP implicit TLS port (1993).")
-@click.option("--http-port", type=int, default=None, help="HTTP port (default 8080).")
-@click.option("--lmtp-port", type=int, default=None,
-              help="LMTP port for a front MTA (default 0: none).")
-@click.option("--lmtp-socket", default=None,
-              help="LMTP Unix socket path, relative to HOME or absolute; '' for none "
-                   "(default HOME/lmtp.sock).")
+@listener_options
 @click.option("--demo", is_flag=True, help="Create demo accounts and mail.")
 @click.pass_context
-def serve(click_ctx: click.Context, bind: str | None, smtp_port: int | None,
-          submission_port: int | None, imap_port: int | None, imaps_port: int | None,
-          http_port: int | None, lmtp_port: int | None, lmtp_socket: str | None,
+def serve(click_ctx: click.Context, listeners: tuple[setup.Setting, ...],
           demo: bool) -> None:
-    """Run every listener (initialises an empty HOME with the defaults)."""
+    """Run every listener (initialises an empty HOME with the defaults). Listener
+    options apply to this run only; `init` with them keeps them."""
     from letterlock.server import serve as serve_main
 
     ctx: CliContext = click_ctx.obj
     overrides: dict[str, dict[str, Any]] = {}
-    for section, name, value in (("server", "bind", bind), ("smtp", "port", smtp_port),
-                                 ("smtp", "submission_port", submission_port),
-                                 ("imap", "port", imap_port), ("imap", "tls_port", imaps_port),
-                                 ("http", "port", http_port), ("smtp", "lmtp_port", lmtp_port),
-                                 ("smtp", "lmtp_socket", lmtp_socket)):
-        if value is not None:
-            overrides.setdefault(section, {})[name] = value
+    for section, name, value in listeners:
+        overrides.setdefault(section, {})[name] = value
     config = CliContext(ctx.home, overrides).config()
     run(lambda: serve_main(config, demo=demo))
 

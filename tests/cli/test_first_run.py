@@ -1,0 +1,70 @@
+"""First-run friction (issue 15 point 7): what `init` is told is kept, settings show
+their units, a misspelt LETTERLOCK_* variable is named, and a region's country is a
+real ISO 3166 code."""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from letterlock import config as config_mod
+from letterlock.services.accounts import setup
+from smtp.serve_process import free_ports
+from support.cli import letterlock
+from support.env import FAST_KDF_ENV
+
+
+def test_init_keeps_the_ports_it_was_given_for_a_later_serve(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    mx, sub, imap, imaps, http = free_ports(5)
+    letterlock(home, "init", "--smtp-port", str(mx), "--submission-port", str(sub),
+               "--imap-port", str(imap), "--imaps-port", str(imaps),
+               "--http-port", str(http), "--lmtp-socket", "")
+    config = config_mod.load(home, env={})
+    assert (config.smtp.port, config.smtp.submission_port, config.imap.port,
+            config.imap.tls_port, config.http.port, config.smtp.lmtp_socket) == (
+        mx, sub, imap, imaps, http, "")
+    # The starting file still names the profile; `init` may be run again to change
+    # a port, and keeps the rest of the file (comments included).
+    text = (home / config_mod.CONFIG_FILE).read_text()
+    assert 'profile = "location-2016"' in text
+    letterlock(home, "init", "--http-port", str(http + 1))
+    again = config_mod.load(home, env={})
+    assert (again.http.port, again.smtp.port) == (http + 1, mx)
+    assert (home / config_mod.CONFIG_FILE).read_text().startswith(text.split("\n")[0])
+
+    # `serve` without options listens where `init` said.
+    env = {**os.environ, **FAST_KDF_ENV}
+    env.pop("LETTERLOCK_HOME", None)
+    proc = subprocess.Popen([sys.executable, "-m", "letterlock", "--home", str(home), "serve"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env)
+    try:
+        assert proc.stdout is not None
+        lines = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if not line or line.startswith("Stop with Ctrl-C"):
+                break
+        assert f"127.0.0.1:{mx}" in "".join(lines), "".join(lines)
+        with smtplib.SMTP("127.0.0.1", mx, timeout=10) as client:
+            assert client.ehlo()[0] == 250
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_set_option_edits_only_its_own_section() -> None:
+    text = "# mine\n[smtp]\nport = 25 # the MX\n\n[imap]\nport = 143\n"
+    edited = setup.set_option(text, "imap", "port", 1143)
+    assert edited == "# mine\n[smtp]\nport = 25 # the MX\n\n[imap]\nport = 1143\n"
+    added = setup.set_option(edited, "smtp", "submission_port", 587)
+    assert "[smtp]\nport = 25 # the MX\nsubmission_port = 587\n" in added
+    assert setup.set_option("", "server", "bind", '0.0.0.0"').endswith(
+        '[server]\nbind = "0.0.0.0\\""\n')
