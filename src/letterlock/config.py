@@ -14,11 +14,19 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, NamedTuple, TypeVar, get_type_hints
 
 from letterlock.errors import ConfigError
 
 CONFIG_FILE = "letterlock.toml"
+
+T = TypeVar("T")
+
+
+def _option(default: T, unit: str) -> T:
+    """An option measured in ``unit`` (``bytes``, ``seconds``, ``TCP port``, a count
+    of what it counts): ``letterlock config`` shows the unit beside the value."""
+    return field(default=default, metadata={"unit": unit})
 
 
 @dataclass(frozen=True)
@@ -35,11 +43,11 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class SmtpConfig:
-    port: int = 2525
+    port: int = _option(2525, "TCP port")
     """MX listener TCP port."""
-    submission_port: int = 2587
+    submission_port: int = _option(2587, "TCP port")
     """Submission listener TCP port (STARTTLS, AUTH)."""
-    lmtp_port: int = 0
+    lmtp_port: int = _option(0, "TCP port")
     """LMTP listener TCP port, for a front MTA (Postfix ``lmtp:inet:HOST:PORT``); 0
     disables it. It binds to ``server.bind`` like every listener: where that is not
     loopback, firewall it or prefer the socket below."""
@@ -56,15 +64,15 @@ class SmtpConfig:
     """Account (address) that receives mail for postmaster@ any hosted domain, and
     for the bare `postmaster` of RFC 5321, where no account of that address exists;
     empty: such mail is refused as for any unknown user."""
-    max_message_bytes: int = 50 * 1024 * 1024
+    max_message_bytes: int = _option(50 * 1024 * 1024, "bytes")
     """Largest accepted message, in bytes (advertised as SIZE)."""
     smarthost: str = ""
     """host:port to relay all outbound mail through; empty means direct MX delivery."""
     outbound_tls: str = "opportunistic"
     """Outbound STARTTLS policy: ``opportunistic``, ``required`` or ``none``."""
-    queue_max_age_s: int = 5 * 24 * 3600
+    queue_max_age_s: int = _option(5 * 24 * 3600, "seconds")
     """Seconds an outbound message is retried before it bounces."""
-    max_connections_per_ip: int = 20
+    max_connections_per_ip: int = _option(20, "connections")
     """Concurrent SMTP connections allowed from one client address (counted per
     process: with ``workers`` the limit applies in each one)."""
     trusted_networks: str = "127.0.0.0/8, ::1/128"
@@ -72,7 +80,7 @@ class SmtpConfig:
     their LMTP and submission sessions are not held to the per-address command rate
     (an authenticated submission session never is). The MX listener is always
     metered. Empty: nobody is trusted."""
-    workers: int = 0
+    workers: int = _option(0, "processes")
     """Processes accepting MX connections: 0 or 1 means the main process alone; N >= 2
     adds N-1 worker processes sharing the MX port (SO_REUSEPORT), each with its own
     event loop, for throughput beyond one CPU core (the same workers serve IMAP when
@@ -82,23 +90,23 @@ class SmtpConfig:
 
 @dataclass(frozen=True)
 class ImapConfig:
-    port: int = 1143
+    port: int = _option(1143, "TCP port")
     """IMAP listener TCP port (STARTTLS)."""
-    tls_port: int = 1993
+    tls_port: int = _option(1993, "TCP port")
     """IMAP implicit-TLS listener TCP port."""
-    max_literal_bytes: int = 64 * 1024 * 1024
+    max_literal_bytes: int = _option(64 * 1024 * 1024, "bytes")
     """Largest literal (APPEND size), in bytes; advertised as APPENDLIMIT."""
-    max_line_bytes: int = 64 * 1024
+    max_line_bytes: int = _option(64 * 1024, "bytes")
     """Longest command line outside literals, in bytes."""
-    idle_timeout_s: int = 30 * 60
+    idle_timeout_s: int = _option(30 * 60, "seconds")
     """Seconds an authenticated idle connection may stay silent (RFC 9051: >= 30 min)."""
-    login_timeout_s: int = 60
+    login_timeout_s: int = _option(60, "seconds")
     """Seconds an unauthenticated connection may stay silent."""
-    hot_digests_mib: int = 64
+    hot_digests_mib: int = _option(64, "MiB")
     """MiB of decoded message digests (headers, structure) each server process keeps
     for up to 30 s after their last use, so sessions reading the same mailboxes (one
     person's phone and laptop) unseal them once; 0 keeps none (services/mail/digests.py)."""
-    processes: int = 0
+    processes: int = _option(0, "processes")
     """Processes accepting IMAP connections (count): 0 means one per CPU available to
     the server (its CPU affinity), 1 the main process alone; N >= 2 adds worker
     processes that share the IMAP and IMAPS ports (SO_REUSEPORT, the kernel spreads
@@ -109,9 +117,9 @@ class ImapConfig:
 
 @dataclass(frozen=True)
 class HttpConfig:
-    port: int = 8080
+    port: int = _option(8080, "TCP port")
     """HTTP listener TCP port (API and pages)."""
-    metrics_port: int = 0
+    metrics_port: int = _option(0, "TCP port")
     """TCP port of the Prometheus endpoint (``/metrics``, counted across every process
     of the server); 0 disables it. It needs no login: keep it on loopback or behind a
     firewall (e.g. 9125)."""
@@ -139,29 +147,29 @@ class LogConfig:
 
 @dataclass(frozen=True)
 class CryptoConfig:
-    argon2_memory_kib: int = 65536
+    argon2_memory_kib: int = _option(65536, "KiB")
     """Argon2id memory cost per password derivation, in KiB."""
-    argon2_iterations: int = 3
+    argon2_iterations: int = _option(3, "passes")
     """Argon2id passes."""
-    argon2_lanes: int = 1
+    argon2_lanes: int = _option(1, "lanes")
     """Argon2id parallelism."""
-    max_concurrent_kdf: int = 2
+    max_concurrent_kdf: int = _option(2, "derivations")
     """Password derivations allowed at once (bounds memory: this x argon2_memory_kib).
     Waiting derivations are served round-robin across client addresses."""
-    kdf_queue_per_client: int = 16
+    kdf_queue_per_client: int = _option(16, "derivations")
     """Password derivations one client address (an IPv6 /64) may have waiting for a
     slot (count); more are refused with "try again later"."""
-    key_cache_ttl_s: int = 3600
+    key_cache_ttl_s: int = _option(3600, "seconds")
     """Seconds after a full login (Argon2id) during which logins to that account with
     the same password skip Argon2id: the account key stays in memory, encrypted under
     a fast KDF of the password (see docs/operating.md); 0 disables."""
-    key_cache_max_uses: int = 10_000
+    key_cache_max_uses: int = _option(10_000, "logins")
     """Logins one key cache entry may serve (count) before the next full login."""
-    key_cache_max_entries: int = 10_000
+    key_cache_max_entries: int = _option(10_000, "accounts")
     """Accounts kept in the key cache (count, ~0.5 KiB each); the oldest goes first."""
-    chunk_bytes: int = 64 * 1024
+    chunk_bytes: int = _option(64 * 1024, "bytes")
     """Plaintext bytes per sealed chunk."""
-    seal_processes: int = -1
+    seal_processes: int = _option(-1, "processes")
     """Helper processes that seal incoming mail beside the event loop, per server
     process (count); -1: one per CPU not taken by an event loop (the main process
     and its workers: the larger of smtp.workers and imap.processes), at most 4, and
@@ -172,7 +180,7 @@ class CryptoConfig:
 class StorageConfig:
     fsync: bool = True
     """Flush to stable storage before acknowledging (disable only for throwaway tests)."""
-    group_commit_max: int = 256
+    group_commit_max: int = _option(256, "appends")
     """Most appends flushed together in one group commit."""
     postgres_url: str = ""
     """If set, cells keep metadata in PostgreSQL (one database per region: {region})."""
@@ -196,7 +204,7 @@ class LegalConfig:
     """Directory of the operator's own Cedar policies; empty uses the shipped profile."""
     operator_country: str = "US"
     """ISO 3166 country of the operator's seat."""
-    tick_interval_s: int = 60
+    tick_interval_s: int = _option(60, "seconds")
     """Seconds between runs of due legal work in ``serve`` (notices, hold expiry)."""
 
 
@@ -287,12 +295,25 @@ def load(home: Path, env: Mapping[str, str] | None = None,
     return Config(home=home, **sections)
 
 
-def describe() -> list[tuple[str, str, str]]:
-    """(option, default, documentation) for every option, for ``letterlock config``."""
+class Option(NamedTuple):
+    """One option of the schema, as ``letterlock config`` lists it."""
+
+    name: str
+    """``section.option``."""
+    kind: type
+    default: Any
+    unit: str
+    """Empty for options without one (text, switches)."""
+    doc: str
+
+
+def describe() -> list[Option]:
+    """Every option with its type, default, unit and documentation (the docstring
+    under it in this module)."""
     import ast
     import inspect
 
-    rows: list[tuple[str, str, str]] = []
+    rows: list[Option] = []
     for section, cls in _SECTIONS.items():
         tree = ast.parse(inspect.getsource(cls))
         body = tree.body[0].body  # type: ignore[attr-defined]
@@ -301,7 +322,9 @@ def describe() -> list[tuple[str, str, str]]:
             if isinstance(prev, ast.AnnAssign) and isinstance(node, ast.Expr):
                 target = prev.target
                 if isinstance(target, ast.Name) and isinstance(node.value, ast.Constant):
-                    docs[target.id] = str(node.value.value)
+                    docs[target.id] = inspect.cleandoc(str(node.value.value))
+        hints = get_type_hints(cls)
         for f in dataclasses.fields(cls):
-            rows.append((f"{section}.{f.name}", repr(f.default), docs.get(f.name, "")))
+            rows.append(Option(f"{section}.{f.name}", hints[f.name], f.default,
+                               f.metadata.get("unit", ""), docs.get(f.name, "")))
     return rows

@@ -68,3 +68,25 @@ def test_set_option_edits_only_its_own_section() -> None:
     assert "[smtp]\nport = 25 # the MX\nsubmission_port = 587\n" in added
     assert setup.set_option("", "server", "bind", '0.0.0.0"').endswith(
         '[server]\nbind = "0.0.0.0\\""\n')
+
+
+def test_every_number_in_the_schema_has_a_unit() -> None:
+    numbers = [o for o in config_mod.describe() if o.kind is int]
+    assert numbers and [o.name for o in numbers if not o.unit] == []
+    units = {o.name: o.unit for o in config_mod.describe()}
+    assert units["smtp.max_message_bytes"] == "bytes"
+    assert units["crypto.argon2_memory_kib"] == "KiB"
+    assert units["imap.idle_timeout_s"] == "seconds"
+    assert units["server.hostname"] == ""
+
+
+def test_config_listing_shows_units(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    letterlock(home, "init")
+    rows = {line.split()[1]: line for line in letterlock(home, "config").stdout.splitlines()
+            if line.startswith("│ ") and "." in line.split()[1]}
+    assert "52428800" in rows["smtp.max_message_bytes"]
+    assert "bytes" in rows["smtp.max_message_bytes"]
+    assert "seconds" in rows["smtp.queue_max_age_s"]
+    assert "KiB" in rows["crypto.argon2_memory_kib"]
+    assert "TCP port" in rows["http.port"]

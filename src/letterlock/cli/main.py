@@ -93,10 +93,12 @@ def config_cmd(ctx: CliContext) -> None:
     table = Table(title=f"configuration ({config.home / config_mod.CONFIG_FILE})")
     table.add_column("option")
     table.add_column("value")
+    table.add_column("unit")
     table.add_column("meaning")
-    for option, _default, doc in config_mod.describe():
-        section, name = option.split(".")
-        table.add_row(option, repr(getattr(getattr(config, section), name)), doc)
+    for option in config_mod.describe():
+        section, name = option.name.split(".")
+        value = getattr(getattr(config, section), name)
+        table.add_row(option.name, repr(value), option.unit, option.doc)
     console().print(table)
 
 
