@@ -28,6 +28,7 @@ from letterlock.imap.heap import HeapTrimmer, glibc_malloc_trim
 from letterlock.imap.parsing import ParseError, parse_command
 from letterlock.imap.parsing import commands as c
 from letterlock.imap.parsing.framing import (
+    OUT_OF_RANGE,
     normalise_literal_line,
     strip_line_end,
     trailing_literal,
@@ -202,6 +203,14 @@ class Connection:
             tag = (parts[0] if parts else line).split(b" ", 1)[0]
             total += announced.size
             if total > budget:
+                if announced.size == OUT_OF_RANGE and not announced.synchronizing:
+                    # No literal is that long: what follows can be neither skipped
+                    # nor read as commands (it is the client's literal data).
+                    self.ctx.out.write(bad("Literal size out of range").encode(
+                        tag.decode("ascii", "replace")))
+                    self.ctx.out.untagged(b"BYE Cannot find the end of that literal")
+                    await self.ctx.out.flush()
+                    return None
                 if not announced.synchronizing:
                     await self._discard(announced.size)
                     await self._skip_rest_of_command()

@@ -6,7 +6,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_TRAILING_LITERAL = re.compile(rb"(~?)\{([0-9]{1,20})(\+?)\}\r?\n\Z")
+from letterlock.imap.parsing.primitives import MAX_NUMBER64, ParseError, bounded_int
+
+_TRAILING_LITERAL = re.compile(rb"(~?)\{([0-9]+)(\+?)\}\r?\n\Z")
+OUT_OF_RANGE = MAX_NUMBER64 + 1
+"""The size of a literal announced with more than number64 (RFC 9051 9) octets."""
 
 
 @dataclass(frozen=True)
@@ -22,7 +26,11 @@ def trailing_literal(line: bytes) -> LiteralAnnouncement | None:
     m = _TRAILING_LITERAL.search(line)
     if not m:
         return None
-    return LiteralAnnouncement(int(m.group(2)), not m.group(3), bool(m.group(1)))
+    try:
+        size = bounded_int(m.group(2), MAX_NUMBER64)
+    except ParseError:  # still a literal: its octets must not be read as commands
+        size = OUT_OF_RANGE
+    return LiteralAnnouncement(size, not m.group(3), bool(m.group(1)))
 
 
 def strip_line_end(line: bytes) -> bytes:

@@ -89,14 +89,21 @@ def atom(buf: bytes, pos: int) -> tuple[str, int]:
     return m.group().decode("ascii"), m.end()
 
 
+def bounded_int(digits: bytes, limit: int, what: str = "number") -> int:
+    """The value of ``digits`` (ASCII decimal), at most ``limit``. The length is
+    checked before converting: ``int()`` refuses more than 4,300 digits with a
+    ValueError, and a number that long is out of every IMAP range anyway."""
+    significant = digits.lstrip(b"0") or b"0"
+    if len(significant) > 20 or (value := int(significant)) > limit:
+        raise ParseError(f"{what} out of range (at most {limit})")
+    return value
+
+
 def number(buf: bytes, pos: int, limit: int = MAX_NUMBER) -> tuple[int, int]:
     m = _NUMBER.match(buf, pos)
     if not m:
         raise fail("number", buf, pos)
-    value = int(m.group())
-    if value > limit:
-        raise ParseError(f"number {value} out of range")
-    return value, m.end()
+    return bounded_int(m.group(), limit), m.end()
 
 
 def nz_number(buf: bytes, pos: int) -> tuple[int, int]:
@@ -112,7 +119,7 @@ def literal(buf: bytes, pos: int, allow_binary: bool = False) -> tuple[bytes, in
         return None
     if m.group(1) and not allow_binary:
         raise ParseError("literal8 is not allowed here")
-    size = int(m.group(2))
+    size = bounded_int(m.group(2), MAX_NUMBER64, "literal size")
     start = m.end()
     if start + size > len(buf):
         raise ParseError("literal is shorter than announced")
