@@ -8,6 +8,8 @@ or ``LETTERLOCK_CRYPTO_ARGON2_MEMORY_KIB=19456``.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import functools
 import itertools
 import os
 import tomllib
@@ -19,6 +21,14 @@ from typing import Any, NamedTuple, TypeVar, get_type_hints
 from letterlock.errors import ConfigError
 
 CONFIG_FILE = "letterlock.toml"
+ENV_PREFIX = "LETTERLOCK_"
+
+OTHER_ENV_VARIABLES = frozenset({
+    "LETTERLOCK_HOME",  # the data directory, where --home is not given (cli/common.py)
+    "LETTERLOCK_TEST_POSTGRES_URL",  # the test suite's PostgreSQL server (tests, bench)
+    "LETTERLOCK_SCREENSHOTS",  # where the browser tests keep their screenshots
+})
+"""LETTERLOCK_* variables that are read but are not options of this schema."""
 
 T = TypeVar("T")
 
@@ -307,7 +317,30 @@ class Option(NamedTuple):
     doc: str
 
 
-def describe() -> list[Option]:
+def env_name(option: str) -> str:
+    """``section.option`` -> the environment variable that overrides it."""
+    return ENV_PREFIX + option.replace(".", "_").upper()
+
+
+def unknown_env(env: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """LETTERLOCK_* variables in ``env`` (any case) that nothing reads, each with the
+    nearest variable that is read (None when none is near): a misspelt override
+    would otherwise be ignored without a word."""
+    known = {env_name(o.name) for o in describe()} | OTHER_ENV_VARIABLES
+    tails = {name.removeprefix(ENV_PREFIX): name for name in known}
+    out: list[tuple[str, str | None]] = []
+    for name in sorted(env):
+        if not name.upper().startswith(ENV_PREFIX) or name in known:
+            continue
+        # Compare what follows the prefix, which every name shares.
+        near = difflib.get_close_matches(name.upper().removeprefix(ENV_PREFIX),
+                                         list(tails), n=1, cutoff=0.75)
+        out.append((name, tails[near[0]] if near else None))
+    return out
+
+
+@functools.cache
+def describe() -> tuple[Option, ...]:
     """Every option with its type, default, unit and documentation (the docstring
     under it in this module)."""
     import ast
@@ -327,4 +360,4 @@ def describe() -> list[Option]:
         for f in dataclasses.fields(cls):
             rows.append(Option(f"{section}.{f.name}", hints[f.name], f.default,
                                f.metadata.get("unit", ""), docs.get(f.name, "")))
-    return rows
+    return tuple(rows)

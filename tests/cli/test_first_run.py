@@ -13,7 +13,7 @@ from pathlib import Path
 
 from letterlock import config as config_mod
 from letterlock.services.accounts import setup
-from smtp.serve_process import free_ports
+from smtp.serve_process import free_ports, start_serve
 from support.cli import letterlock
 from support.env import FAST_KDF_ENV
 
@@ -90,3 +90,46 @@ def test_config_listing_shows_units(tmp_path: Path) -> None:
     assert "seconds" in rows["smtp.queue_max_age_s"]
     assert "KiB" in rows["crypto.argon2_memory_kib"]
     assert "TCP port" in rows["http.port"]
+
+
+def run_with_env(home: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("LETTERLOCK_")}
+    proc = subprocess.run([sys.executable, "-m", "letterlock", "--home", str(home), *args],
+                          capture_output=True, text=True, env={**full, **env}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_a_misspelt_variable_is_named_with_the_nearest_setting(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    proc = run_with_env(home, {"LETTERLOCK_SMTP_PROT": "2600",
+                               "letterlock_imap_port": "1144",
+                               "LETTERLOCK_NOTHING_LIKE_IT": "1"}, "init")
+    warnings = [line for line in proc.stderr.splitlines() if "warning" in line]
+    assert warnings == [
+        "letterlock: warning: LETTERLOCK_NOTHING_LIKE_IT is not a letterlock setting and "
+        "is ignored (`letterlock config` lists them)",
+        "letterlock: warning: LETTERLOCK_SMTP_PROT is not a letterlock setting and is "
+        "ignored; did you mean LETTERLOCK_SMTP_PORT?",
+        "letterlock: warning: letterlock_imap_port is not a letterlock setting and is "
+        "ignored; did you mean LETTERLOCK_IMAP_PORT?",
+    ], proc.stderr
+
+
+def test_known_variables_are_not_warned_about(tmp_path: Path) -> None:
+    proc = run_with_env(tmp_path / "home", {
+        "LETTERLOCK_SMTP_PORT": "2600", "LETTERLOCK_HOME": str(tmp_path / "elsewhere"),
+        "LETTERLOCK_TEST_POSTGRES_URL": "postgresql://x", "LETTERLOCK_SCREENSHOTS": "/tmp"},
+        "init")
+    assert "warning" not in proc.stderr
+
+
+def test_serve_warns_about_a_misspelt_variable(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    served = start_serve(home, {"LETTERLOCK_IMAP_IDLE_TIMEOUT": "60"})
+    try:
+        assert any("LETTERLOCK_IMAP_IDLE_TIMEOUT is not a letterlock setting" in line
+                   and "LETTERLOCK_IMAP_IDLE_TIMEOUT_S?" in line for line in served.output)
+    finally:
+        served.proc.terminate()
+        served.proc.wait(30)

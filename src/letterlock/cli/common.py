@@ -55,6 +55,16 @@ def fail(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
+def warn_unknown_env() -> None:
+    """One line on stderr for each LETTERLOCK_* variable that nothing reads (a
+    misspelt override), naming the nearest one that is read."""
+    for name, near in config_mod.unknown_env(os.environ):
+        hint = f"did you mean {near}?" if near else "(`letterlock config` lists them)"
+        sep = ";" if near else ""
+        click.echo(f"letterlock: warning: {name} is not a letterlock setting and is "
+                   f"ignored{sep} {hint}", err=True)
+
+
 def load_config(ctx: CliContext) -> config_mod.Config:
     """The HOME's configuration; an unreadable one ends the command with status 2."""
     try:

@@ -23,6 +23,7 @@ from letterlock.cli.common import (
     read_stdin_lines,
     run,
     run_with_app,
+    warn_unknown_env,
 )
 from letterlock.cli.domain_dns import show as _domain_show
 from letterlock.cli.legal import legal as _legal
@@ -48,6 +49,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 @click.pass_context
 def cli(ctx: click.Context, home: Path | None) -> None:
     """letterlock: a mail server where your email belongs to you."""
+    warn_unknown_env()
     ctx.obj = CliContext(home or default_home(), {})
 
 
