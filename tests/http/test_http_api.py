@@ -44,6 +44,7 @@ ROUTES = {
     ("POST", "/api/legal/matters/{matter_id}/decision"),
     ("POST", "/api/legal/matters/{matter_id}/close"),
     ("POST", "/api/legal/matters/{matter_id}/lift-gag"),
+    ("POST", "/api/legal/matters/{matter_id}/inform-requested"),
     ("POST", "/api/legal/tick"),
     ("GET", "/api/me"),
     ("GET", "/api/me/notices"),

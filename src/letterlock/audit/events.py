@@ -38,6 +38,7 @@ class EventType(enum.StrEnum):
     LEGAL_HOLD_RELEASED = "legal:hold:released"
     LEGAL_PRODUCTION_EXECUTED = "legal:production:executed"
     LEGAL_NOTICE_SENT = "legal:notice:sent"
+    LEGAL_NOTICE_REQUESTED = "legal:notice:requested"
     LEGAL_GAG_LIFTED = "legal:gag:lifted"
     # non-disclosure orders
     LOG_COMMITMENT_REVEALED = "log:commitment:revealed"

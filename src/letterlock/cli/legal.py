@@ -325,6 +325,16 @@ def lift_gag_cmd(ctx: click.Context, matter_id: str) -> None:
     click.echo(f"{matter.id}: order lifted, {matter.state}")
 
 
+@legal.command("inform-requested")
+@click.argument("matter_id")
+@click.pass_context
+def inform_requested_cmd(ctx: click.Context, matter_id: str) -> None:
+    """Record that an EU order's issuing authority asked us to inform the user
+    (Regulation 2023/1543 art. 13): the notice held until then is sent now."""
+    matter = _with_service(ctx, lambda s: s.inform_requested(matter_id, ACTOR))
+    click.echo(f"{matter.id}: user informed, {matter.state}")
+
+
 @legal.command("tick")
 @click.pass_context
 def tick_cmd(ctx: click.Context) -> None:

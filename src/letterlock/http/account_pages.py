@@ -71,6 +71,8 @@ EVENT_WORDS = {
     "legal:hold:released": "A legal hold was released",
     "legal:production:executed": "Data was handed over in answer to a legal request",
     "legal:notice:sent": "You were sent a notice about a legal request",
+    "legal:notice:requested": "The authority behind a legal request asked us to tell "
+                              "you about it",
     "legal:gag:lifted": "A non-disclosure order about you ended",
     "log:commitment:revealed": "An event kept secret by a court order was revealed",
 }

@@ -107,6 +107,13 @@ def make_legal_router(service: Callable[[], LegalService],
         matter = await _call(lambda: svc.lift_gag(matter_id, actor))
         return matter.to_json()
 
+    @router.post("/matters/{matter_id}/inform-requested")
+    async def inform_requested(svc: Svc, who: Who, matter_id: str) -> dict[str, Any]:
+        """An EU order's issuing authority asked the provider to inform the user."""
+        actor = acting(who)
+        matter = await _call(lambda: svc.inform_requested(matter_id, actor))
+        return matter.to_json()
+
     @router.post("/tick")
     async def tick(svc: Svc, who: Who) -> dict[str, int]:
         acting(who)

@@ -38,7 +38,9 @@ class Deadline:
 
 @dataclass(frozen=True)
 class UserNotice:
-    when: str  # before-disclosure | at-gag-expiry | after-emergency | none
+    when: str  # before-disclosure | at-gag-expiry | after-emergency | on-authority-request | none
+    # on-authority-request: an EU order's confidentiality (Regulation 2023/1543
+    # art. 13): the provider tells the user only once the issuing authority asks it to.
     not_before: datetime | None
 
     def to_json(self) -> dict[str, Any]:

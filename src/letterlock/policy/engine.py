@@ -6,7 +6,9 @@ which policies match, and assembles LEGAL.md's decision:
 
 - among matching **rows**, the lowest row decides the outcome (within a row, the
   policy written first); every matching row is cited, the deciding one first; a
-  ``@fallback`` row is cited only when nothing else matched;
+  ``@fallback`` row is cited only when nothing else matched; a matching
+  ``@conclusive`` row ends the table: rows after it are not cited (they presuppose
+  what it denies, e.g. that the account exists and holds data somewhere);
 - matching **flag** rules add flags (restricted to ``@outcomes`` when given);
 - the user-notice rule comes from the deciding rows (``@notice``) or else from the
   first matching **notice** rule;
@@ -166,7 +168,7 @@ class PolicyEngine:
             out.append(_Evaluation(
                 target=target,
                 category=category,
-                rows=tuple(r for r in matched if r.kind == "row"),
+                rows=_up_to_conclusive([r for r in matched if r.kind == "row"]),
                 flags=tuple(sorted((r for r in matched if r.kind == "flag"),
                                    key=lambda r: r.order)),
                 notices=tuple(sorted((r for r in matched if r.kind == "notice"),
@@ -244,6 +246,14 @@ class PolicyEngine:
             user_notice=UserNotice(when, not_before),
             transparency=transparency_bucket(outcomes),
         )
+
+
+def _up_to_conclusive(rows: list[Rule]) -> tuple[Rule, ...]:
+    """Matching rows in precedence order, cut after the first ``@conclusive`` one."""
+    for i, rule in enumerate(rows):
+        if rule.conclusive:
+            return tuple(rows[:i + 1])
+    return tuple(rows)
 
 
 def default_at(request: LegalRequest) -> datetime:

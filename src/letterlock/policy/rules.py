@@ -4,7 +4,10 @@ A profile directory holds ``*.cedar`` files (read in name order) and one
 ``*.cedarschema`` file. The shipped profiles live in ``letterlock/policy/profiles``;
 an operator may point at a directory of their own. Each policy is one of:
 
-- a **row** (``@row``): decides an outcome for a (target, category);
+- a **row** (``@row``): decides an outcome for a (target, category); a row marked
+  ``@conclusive("true")`` ends the table when it matches: the rows below it presuppose
+  what it denies (e.g. an account that holds data), so they are neither deciding nor
+  cited;
 - a **flag** rule (``@flag``): attaches a flag to a finding;
 - a **notice** rule (``@notice`` without ``@row``): says when the user is told.
 
@@ -38,9 +41,11 @@ REASONS = (
     "R16", "R17",
 )
 FLAGS = ("gdpr-art48", "challenge-gag", "national-security-band")
-NOTICES = ("before-disclosure", "at-gag-expiry", "after-emergency", "none")
+NOTICES = ("before-disclosure", "at-gag-expiry", "after-emergency", "on-authority-request",
+           "none")
 _KNOWN_ANNOTATIONS = frozenset({
     "id", "row", "outcome", "reasons", "deadlines", "notice", "flag", "outcomes", "fallback",
+    "conclusive",
 })
 _DEADLINE = re.compile(r"^([a-z][a-z0-9-]*)(?:=(\d+)([dh]))?$")
 
@@ -81,6 +86,7 @@ class Rule:
     flag: str | None = None
     outcomes: tuple[str, ...] = ()
     fallback: bool = False
+    conclusive: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -200,7 +206,10 @@ def _rule_from(annotations: dict[str, str], order: int, file: str, line: int,
                 bad(f"{pid}: @reasons {code!r} is not a reason code")
         return Rule(id=pid, kind="row", order=order, file=file, line=line, row=row,
                     outcome=outcome, reasons=reasons, deadlines=tuple(deadlines),
-                    notice=notice, fallback=annotations.get("fallback") == "true")
+                    notice=notice, fallback=annotations.get("fallback") == "true",
+                    conclusive=annotations.get("conclusive") == "true")
+    if "conclusive" in annotations:
+        bad(f"{pid}: @conclusive belongs on a @row policy")
     if "flag" in annotations:
         flag = annotations["flag"]
         if flag not in FLAGS:

@@ -1,6 +1,10 @@
 """Legal matters: one service function per step, shared by the CLI and the HTTP API.
 
     received -> evaluated -> decided -> executed -> notified -> closed
+                               |    ^
+                               v    |  (a follow-up decision)
+                              waiting
+
 
 - ``file``: record a request; facts come from the store (existence, home region's
   country, hosted-tenant domains, key custody), plus what the legal team asserts
@@ -8,7 +12,13 @@
 - ``decide``: a human accepts the recommendation or overrides it (with a written
   justification); the decision is executed at once: preservation places holds,
   disclosure writes a signed production package; then the user notice is sent, or
-  scheduled for the gag's expiry.
+  scheduled for the gag's expiry. A decision that waits for an enforcing state
+  (``hold-enforcing-state``, a European Production Order) leaves the matter
+  ``waiting``: no notice, and it is decided again once the state's window has passed
+  or it has answered.
+- ``inform_requested``: the issuing authority of an EU order asked the provider to
+  inform the user (Regulation 2023/1543 art. 13): its notice, held until then, is
+  sent.
 - ``tick``: due work: notices whose gag has expired, holds that have run out.
 - ``close``: ends the matter and releases its holds.
 
@@ -70,7 +80,11 @@ from letterlock.services.mail.delivery import DeliveryResult, DeliveryService
 from letterlock.storage.contracts import ControlStore
 from letterlock.storage.legal_sqlite import HoldRow, LegalStore, LegalTxn, MatterRow, NoticeRow
 
-STATES = ("received", "evaluated", "decided", "executed", "notified", "closed")
+STATES = ("received", "evaluated", "decided", "waiting", "executed", "notified", "closed")
+DECIDABLE = ("evaluated", "waiting")
+"""States a decision can be made in: evaluated, or waiting for an enforcing state."""
+WAITING_OUTCOMES = frozenset({"hold-enforcing-state"})
+"""Outcomes that are not final: the matter waits, and is decided again."""
 
 
 def _now() -> datetime:
@@ -268,12 +282,16 @@ class LegalService:
         """Accept the recommendation (``override`` None) or replace findings' outcome
         with ``override``, which needs a justification: every finding, or only those
         of ``targets`` and/or ``categories`` (the others keep the recommendation).
-        Then execute: deciding and executing are one step."""
+        Then execute: deciding and executing are one step. A matter ``waiting`` for
+        an enforcing state is decided again the same way (override its
+        hold-enforcing-state findings once the state's window has passed or it
+        objected)."""
         await self._recover()
         row = await self._store.get_matter(matter_id)
-        if row.state != "evaluated":
-            raise Refused(f"matter {matter_id} is {row.state}; only an evaluated matter "
-                          "can be decided")
+        was = row.state
+        if was not in DECIDABLE:
+            raise Refused(f"matter {matter_id} is {was}; only an evaluated matter, or one "
+                          "waiting for an enforcing state, can be decided")
         matter = await self._load(row)
         decision = matter.recommendation
         if override is not None:
@@ -297,7 +315,7 @@ class LegalService:
                                           ("justification", justification or ""), *scope))
         self._log(txn, EventType.LEGAL_MATTER_DECIDED, actor, matter.request, matter_id,
                   details=(("overridden", str(override is not None).lower()),))
-        return await self._execute(row, decision, actor, was="evaluated", txn=txn)
+        return await self._execute(row, decision, actor, was=was, txn=txn)
 
     async def _execute(self, row: MatterRow, decision: Decision, actor: str, *, was: str,
                        txn: LegalTxn | None = None) -> Matter:
@@ -332,18 +350,22 @@ class LegalService:
                                     date_range=request.date_range, exclude=ours)
             self._log(txn, EventType.LEGAL_PRODUCTION_EXECUTED, actor, request, row.id,
                       details=(("package", package),))
-        # User notice: now, or when the gag expires (tick), or never while preserving.
+        # User notice: now, or when the gag expires (tick), or when an EU order's
+        # issuing authority asks for it (inform_requested), or never while preserving;
+        # and not while waiting for an enforcing state: the decision is not final.
+        waiting = any(f.outcome in WAITING_OUTCOMES for _, _, f in decision.findings())
         notice = decision.user_notice
-        if notice.when != "none" and not matter.notices:
+        if notice.when != "none" and not waiting and not matter.notices:
             due = now if notice.when in ("before-disclosure", "after-emergency") \
                 else notice.not_before
             for target in request.targets:
                 if matter.facts.get(target) is not None and matter.facts[target].exists:
                     txn.add_notice(row.id, target, due,
                                    notice_text(matter.id, request, decision))
-        txn.update_matter(replace(row, state="executed", package=package), was=was)
+        txn.update_matter(replace(row, state="waiting" if waiting else "executed",
+                                  package=package or row.package), was=was)
         await self._commit(txn)
-        if notice.when != "none":
+        if notice.when != "none" and not waiting:
             await self._send_due_notices(now)
         return await self.show(row.id)
 
@@ -447,9 +469,42 @@ class LegalService:
         now = self._clock()
         txn = LegalTxn()
         txn.lift_gag(matter_id, now, actor)
-        txn.set_pending_notices_due(matter_id, now)
+        decision = None if row.decision is None else Decision.from_json(json.loads(row.decision))
+        # An EU order's notice still waits for its issuing authority (inform_requested).
+        if decision is None or decision.user_notice.when != "on-authority-request":
+            txn.set_pending_notices_due(matter_id, now)
         self._log(txn, EventType.LEGAL_GAG_LIFTED, actor, request, matter_id)
         await self._commit(txn, reveal=matter_id)
+        await self._send_due_notices(now)
+        return await self.show(matter_id)
+
+    async def inform_requested(self, matter_id: str, actor: str) -> Matter:
+        """The issuing authority of an EU order asked the provider to inform the user
+        (Regulation 2023/1543 art. 13: the authority informs the person, or asks the
+        provider to; the provider keeps the order confidential until then): the
+        matter's notices are sent now. Refused for a matter whose decision does not
+        hold its notice for the authority, one not decided for good, or one whose
+        notices were all sent."""
+        await self._recover()
+        row = await self._store.get_matter(matter_id)
+        if row.state not in ("executed", "notified"):
+            raise Refused(f"matter {matter_id} is {row.state}; the user is told only once "
+                          "the order is decided and executed")
+        assert row.decision is not None
+        decision = Decision.from_json(json.loads(row.decision))
+        if decision.user_notice.when != "on-authority-request":
+            raise Refused(f"matter {matter_id}: its user notice is "
+                          f"{decision.user_notice.when}, not on the issuing authority's "
+                          "request")
+        if not [n for n in await self._store.notices(matter_id=matter_id)
+                if n.sent_at is None]:
+            raise Refused(f"matter {matter_id} has no notice left to send")
+        request = parse_request(json.loads(row.request))
+        now = self._clock()
+        txn = LegalTxn()
+        txn.set_pending_notices_due(matter_id, now)
+        self._log(txn, EventType.LEGAL_NOTICE_REQUESTED, actor, request, matter_id)
+        await self._commit(txn)
         await self._send_due_notices(now)
         return await self.show(matter_id)
 
