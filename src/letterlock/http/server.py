@@ -72,6 +72,7 @@ from letterlock.errors import (
 )
 from letterlock.http.account_pages import install_account_pages
 from letterlock.http.errors import status_for
+from letterlock.http.json_body import StrictJsonBodies
 from letterlock.http.legal_api import OperatorIdentity, make_legal_router
 from letterlock.http.public_pages import install_public_pages
 from letterlock.http.render import PageRenderer
@@ -116,6 +117,8 @@ def make_api(app: App, *, access_feed: Any = None,
     account_basic = HTTPBasic(realm=ACCOUNT_REALM, auto_error=False,
                               scheme_name="AccountBasic",
                               description="Mail address and mail password")
+
+    api.add_middleware(StrictJsonBodies)
 
     @api.exception_handler(LetterlockError)
     async def domain_error(_request: Request, exc: LetterlockError) -> JSONResponse:
