@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from letterlock import config as config_mod
-from letterlock.services.accounts import setup
+from letterlock.services.accounts import countries, setup
 from smtp.serve_process import free_ports, start_serve
 from support.cli import letterlock
 from support.env import FAST_KDF_ENV
@@ -133,3 +133,25 @@ def test_serve_warns_about_a_misspelt_variable(tmp_path: Path) -> None:
     finally:
         served.proc.terminate()
         served.proc.wait(30)
+
+
+def test_region_add_refuses_a_country_iso_3166_does_not_assign(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    letterlock(home, "init")
+    for spec, reason in (("mars:XX", "'XX' is not an ISO 3166-1 alpha-2 country code"),
+                         ("london:UK", "(for the United Kingdom use GB)"),
+                         ("moon:ZZ", "ZZ")):
+        proc = letterlock(home, "region", "add", spec, check=False)
+        assert proc.returncode == 2 and reason in proc.stderr, proc.stderr
+        assert len(proc.stderr.splitlines()) == 1
+    assert "mars" not in letterlock(home, "region", "list").stdout
+    assert letterlock(home, "region", "add", "ch-zurich:ch").stdout.strip() == (
+        "added region ch-zurich (CH)")
+    refused = letterlock(tmp_path / "other", "init", "--operator-country", "XK", check=False)
+    assert refused.returncode == 2 and "'XK'" in refused.stderr
+
+
+def test_the_country_table_is_iso_3166_1() -> None:
+    assert len(countries.ALPHA_2) == 249
+    assert {"US", "IE", "GB", "CH", "AX", "SS", "CW"} <= countries.ALPHA_2
+    assert not {"XX", "UK", "EU", "EL", "XK", "ZZ"} & countries.ALPHA_2

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from letterlock.config import CONFIG_FILE
 from letterlock.errors import ConfigError, InvalidInput
+from letterlock.services.accounts import countries
 
 DEFAULT_DOMAINS = ("example.test",)
 DEFAULT_REGIONS = (("us-east", "US"), ("eu-dublin", "IE"))
@@ -54,9 +55,16 @@ def check_region_id(region_id: str) -> str:
 
 
 def check_country(country: str) -> str:
+    """The ISO 3166-1 alpha-2 code ``country`` names, upper-cased. Raises
+    InvalidInput for anything else, with a hint for UK and EL."""
     code = country.strip().upper()
     if not _COUNTRY.match(code):
         raise InvalidInput(f"country {country!r} must be an ISO 3166 two-letter code")
+    if not countries.is_country(code):
+        meant = countries.MEANT.get(code)
+        hint = f" (for {meant[1]} use {meant[0]})" if meant else " (e.g. US, IE, DE)"
+        raise InvalidInput(f"country {code!r} is not an ISO 3166-1 alpha-2 country code"
+                           + hint)
     return code
 
 
