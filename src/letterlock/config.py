@@ -71,9 +71,11 @@ class SmtpConfig:
     lookups) and record the results in an Authentication-Results field (RFC 8601);
     nothing is refused on these grounds."""
     postmaster: str = ""
-    """Account (address) that receives mail for postmaster@ any hosted domain, and
-    for the bare `postmaster` of RFC 5321, where no account of that address exists;
-    empty: such mail is refused as for any unknown user."""
+    """Account (address) that receives mail for postmaster@ and abuse@ any hosted
+    domain, and for the bare `postmaster` of RFC 5321, where no account of that
+    address exists; empty: the domain's first account (the earliest made) takes it,
+    or the server's first account for a domain without accounts (RFC 5321 4.5.1
+    requires postmaster, RFC 2142 asks for abuse)."""
     max_message_bytes: int = _option(50 * 1024 * 1024, "bytes")
     """Largest accepted message, in bytes (advertised as SIZE)."""
     smarthost: str = ""

@@ -1,5 +1,6 @@
 """RFC 5321 4.5.1: postmaster@ every hosted domain, and a bare <postmaster>, reach a
-person: the account of that address, or else the configured smtp.postmaster."""
+person; so does abuse@ (RFC 2142): the account of that address, else the configured
+smtp.postmaster, else the domain's first account, else the server's first account."""
 
 from __future__ import annotations
 
@@ -45,13 +46,38 @@ async def configured(tmp_path: Path) -> AsyncIterator[World]:
             await world.server.close()
 
 
-async def test_without_a_postmaster_account_the_refusal_is_unknown_user(
-        world: World) -> None:
-    # Parsed (no 501 for the missing domain), then refused like any unknown user.
-    code, text = await asyncio.to_thread(rcpt, world.mx_port, "postmaster")
+async def test_postmaster_and_abuse_are_accepted_by_default(world: World) -> None:
+    # No account of those names, nothing configured: the domain's first account
+    # (alice, made before bob) takes them, whatever the case of the local part.
+    for address in ("postmaster", "Postmaster@example.test", "ABUSE@example.test"):
+        code, _ = await asyncio.to_thread(rcpt, world.mx_port, address)
+        assert code == 250, address
+        assert await asyncio.to_thread(send, world.mx_port, address) == {}
+    assert len(await world.inbox(ALICE)) == 3
+    assert await world.inbox(BOB) == []
+    # Only these two are special: other unknown users are still refused.
+    code, text = await asyncio.to_thread(rcpt, world.mx_port, "nobody@example.test")
     assert (code, text[:5]) == (550, b"5.1.1")
-    code, _ = await asyncio.to_thread(rcpt, world.mx_port, "Postmaster@example.test")
-    assert code == 550
+
+
+async def test_each_domain_s_postmaster_reaches_that_domain_s_first_account(
+        world: World) -> None:
+    await world.app.add_domain("other.test")
+    await world.app.add_domain("empty.test")
+    await world.app.accounts.create("carol@other.test", "eu-dublin", PASSWORD)
+    assert await asyncio.to_thread(send, world.mx_port, "postmaster@other.test") == {}
+    assert await asyncio.to_thread(send, world.mx_port, "abuse@other.test") == {}
+    assert len(await world.inbox("carol@other.test")) == 2
+    # A domain without accounts: the server's first account.
+    assert await asyncio.to_thread(send, world.mx_port, "postmaster@empty.test") == {}
+    assert len(await world.inbox(ALICE)) == 1
+
+
+async def test_an_account_named_abuse_gets_its_own_mail(world: World) -> None:
+    await world.app.accounts.create("abuse@example.test", "eu-dublin", PASSWORD)
+    assert await asyncio.to_thread(send, world.mx_port, "abuse@example.test") == {}
+    assert len(await world.inbox("abuse@example.test")) == 1
+    assert await world.inbox(ALICE) == []
 
 
 async def test_an_account_named_postmaster_gets_the_bare_form(world: World) -> None:
@@ -62,11 +88,11 @@ async def test_an_account_named_postmaster_gets_the_bare_form(world: World) -> N
 
 
 async def test_configured_postmaster_takes_both_forms(configured: World) -> None:
-    for address in ("postmaster", "POSTMASTER@example.test"):
+    for address in ("postmaster", "POSTMASTER@example.test", "abuse@example.test"):
         code, _ = await asyncio.to_thread(rcpt, configured.mx_port, address)
         assert code == 250
         assert await asyncio.to_thread(send, configured.mx_port, address) == {}
-    assert len(await configured.inbox(BOB)) == 2
+    assert len(await configured.inbox(BOB)) == 3
     assert await configured.inbox(ALICE) == []
     # Only postmaster is special: other unknown users are still refused.
     code, _ = await asyncio.to_thread(rcpt, configured.mx_port, "nobody@example.test")

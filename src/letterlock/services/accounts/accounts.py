@@ -357,6 +357,19 @@ class AccountService:
                                              ref.record.wrapped_by_recovery)
         self._drop_key(ref.address)
 
+    async def first_account(self, domain: str | None = None) -> str | None:
+        """The address of the earliest-made account (of ``domain``, when given), or
+        None when there is none: who takes a domain's postmaster@ and abuse@ mail by
+        default. One query per region."""
+        oldest: tuple[datetime, str] | None = None
+        for cell in self._cells:
+            for record in await cell.store.list_accounts():
+                if domain is not None and domain_of(record.address) != domain:
+                    continue
+                if oldest is None or (record.created, record.address) < oldest:
+                    oldest = (record.created, record.address)
+        return None if oldest is None else oldest[1]
+
     async def list(self) -> list[AccountInfo]:
         out: list[AccountInfo] = []
         for address, region in await self._control.list_assignments():

@@ -31,6 +31,13 @@ NORMALISED_CACHE_MAX = 10_000
 DOMAIN_CACHE_TTL_S = 10.0
 """Seconds the hosted-domain list is reused for addresses in a hosted domain (a
 domain not in it is always looked up again, so a new domain is seen at once)."""
+ROLE_FALLBACK_TTL_S = 60.0
+"""Seconds the default taker of a domain's postmaster@ and abuse@ mail (its first
+account) is reused before it is looked for again."""
+
+ROLE_MAILBOXES = ("postmaster", "abuse")
+"""Local parts every hosted domain accepts even without an account of that name:
+postmaster (RFC 5321 4.5.1, required) and abuse (RFC 2142)."""
 
 
 class RecipientKind(enum.Enum):
@@ -66,7 +73,10 @@ class DeliveryService:
         self._accounts = accounts
         self._mailboxes = mailboxes
         self._postmaster = postmaster
-        """The account that takes postmaster@ mail no account of its own takes."""
+        """The account that takes postmaster@ and abuse@ mail no account of its own
+        takes (``smtp.postmaster``); empty: each domain's first account."""
+        self._role_takers: dict[str | None, tuple[str | None, float]] = {}
+        """domain (None: the server) -> (its first account, monotonic expiry)."""
         self._domains: frozenset[str] = frozenset()
         self._normal: dict[str, str] = {}
         """Recently classified address -> its normal form (a pure function)."""
@@ -88,8 +98,10 @@ class DeliveryService:
         """Decide what ``address`` is to this server.
 
         RFC 5321 4.5.1: every hosted domain has a postmaster, and a bare
-        ``postmaster`` (no domain) names this server's. Where no account of that
-        address exists, mail to it goes to the ``smtp.postmaster`` account."""
+        ``postmaster`` (no domain) names this server's; RFC 2142 asks the same of
+        abuse@. Where no account of that address exists, mail to it goes to the
+        ``smtp.postmaster`` account, else to the domain's first account, else to the
+        server's first account (see docs/operating.md, "postmaster and abuse")."""
         if address.lower() == "postmaster":
             return await self._bare_postmaster()
         normal = self._normal.get(address)
@@ -106,8 +118,8 @@ class DeliveryService:
         try:
             ref = await self._accounts.resolve_for_delivery(normal)
         except UnknownAccount:
-            if normal.partition("@")[0].lower() == "postmaster":
-                return await self._postmaster_account(normal)
+            if normal.partition("@")[0].lower() in ROLE_MAILBOXES:
+                return await self._role_taker(normal, domain_of(normal))
             return Recipient(normal, RecipientKind.UNKNOWN_USER)
         return Recipient(normal, RecipientKind.LOCAL, ref)
 
@@ -118,9 +130,11 @@ class DeliveryService:
             except UnknownAccount:
                 continue
             return Recipient(f"postmaster@{domain}", RecipientKind.LOCAL, ref)
-        return await self._postmaster_account("postmaster")
+        return await self._role_taker("postmaster", None)
 
-    async def _postmaster_account(self, address: str) -> Recipient:
+    async def _role_taker(self, address: str, domain: str | None) -> Recipient:
+        """Who takes mail for the role ``address`` (postmaster or abuse) of
+        ``domain`` (None: the server) when no account of that address exists."""
         if self._postmaster:
             try:
                 ref = await self._accounts.resolve_for_delivery(
@@ -129,7 +143,26 @@ class DeliveryService:
                 log.warning("smtp.postmaster %r is not an account", self._postmaster)
             else:
                 return Recipient(address, RecipientKind.LOCAL, ref)
+        for scope in (domain, None) if domain is not None else (None,):
+            taker = await self._first_account(scope)
+            if taker is None:
+                continue
+            try:
+                ref = await self._accounts.resolve_for_delivery(taker)
+            except UnknownAccount:  # deleted since: look again next time
+                self._role_takers.pop(scope, None)
+                continue
+            return Recipient(address, RecipientKind.LOCAL, ref)
         return Recipient(address, RecipientKind.UNKNOWN_USER)
+
+    async def _first_account(self, domain: str | None) -> str | None:
+        now = time.monotonic()
+        hit = self._role_takers.get(domain)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        taker = await self._accounts.first_account(domain)
+        self._role_takers[domain] = (taker, now + ROLE_FALLBACK_TTL_S)
+        return taker
 
     async def deliver(self, raw: bytes, recipients: Sequence[AccountRef], *,
                       mailbox: str = "INBOX", flags: Sequence[str] = (),
