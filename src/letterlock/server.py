@@ -21,7 +21,7 @@ from letterlock.errors import AlreadyExists, ConfigError
 from letterlock.http.metrics import start_metrics
 from letterlock.http.server import start_http
 from letterlock.imap.server import ImapServer
-from letterlock.services.accounts import setup
+from letterlock.services.accounts import certificates, setup
 from letterlock.services.operations.periodic import start_periodic
 from letterlock.smtp import lmtp_socket
 from letterlock.smtp.server import start_smtp
@@ -137,6 +137,10 @@ async def _serve(config: Config, *, demo: bool) -> None:
             print(f"  IMAP               {bind}:{config.imap.port} (STARTTLS)")
             print(f"  IMAPS              {bind}:{config.imap.tls_port}")
             print(f"  HTTP               http://{bind}:{config.http.port}/")
+            cert, _key, self_signed = certificates.in_use(
+                config.server.tls_cert, config.server.tls_key, config.control_dir / "tls")
+            print(f"  TLS certificate    {cert.absolute()}"
+                  + (" (self-signed: set server.tls_cert and tls_key)" if self_signed else ""))
             if config.http.metrics_port:
                 print(f"  metrics            http://{config.http.metrics_bind}:"
                       f"{config.http.metrics_port}/metrics")

@@ -53,6 +53,10 @@ def test_init_keeps_the_ports_it_was_given_for_a_later_serve(tmp_path: Path) -> 
             if not line or line.startswith("Stop with Ctrl-C"):
                 break
         assert f"127.0.0.1:{mx}" in "".join(lines), "".join(lines)
+        # ... and says where the certificate it made is.
+        made = (home / "control" / "tls" / "selfsigned.pem").absolute()
+        assert f"TLS certificate    {made} (self-signed" in "".join(lines)
+        assert made.exists() and made.with_suffix(".key").stat().st_mode & 0o077 == 0
         with smtplib.SMTP("127.0.0.1", mx, timeout=10) as client:
             assert client.ehlo()[0] == 250
     finally:

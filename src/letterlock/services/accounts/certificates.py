@@ -36,15 +36,20 @@ def make_self_signed(cert_path: Path, key_path: Path, hostname: str) -> None:
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
+def in_use(cert: str, key: str, tls_dir: Path) -> tuple[Path, Path, bool]:
+    """(certificate, key, self-signed?) the server uses: the configured files, or
+    the self-signed pair in ``tls_dir`` when either is not configured."""
+    if cert and key:
+        return Path(cert), Path(key), False
+    return tls_dir / "selfsigned.pem", tls_dir / "selfsigned.key", True
+
+
 def server_context(cert: str, key: str, tls_dir: Path, hostname: str) -> ssl.SSLContext:
     """A server SSL context from the configured files, or from a self-signed pair kept
     in ``tls_dir`` (made on first use)."""
-    if cert and key:
-        cert_path, key_path = Path(cert), Path(key)
-    else:
-        cert_path, key_path = tls_dir / "selfsigned.pem", tls_dir / "selfsigned.key"
-        if not cert_path.exists() or not key_path.exists():
-            make_self_signed(cert_path, key_path, hostname)
+    cert_path, key_path, self_signed = in_use(cert, key, tls_dir)
+    if self_signed and (not cert_path.exists() or not key_path.exists()):
+        make_self_signed(cert_path, key_path, hostname)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(cert_path, key_path)
