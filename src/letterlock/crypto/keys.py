@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from letterlock.errors import AuthenticationFailed, CryptoError
+from letterlock.errors import AuthenticationFailed, CryptoError, InvalidInput
 
 _MAGIC = b"LLK1"
 _PURPOSE_PASSWORD = 1
@@ -94,8 +94,12 @@ def new_recovery_code() -> str:
 
 
 def normalise_recovery_code(code: str) -> str:
-    """Accept any case and any separators the user typed."""
+    """Accept any case and any separators the user typed. Raises InvalidInput for a
+    letter or digit outside ASCII: no recovery code has one (and the key derivation
+    takes ASCII)."""
     cleaned = "".join(ch for ch in code.upper() if ch.isalnum())
+    if not cleaned.isascii():
+        raise InvalidInput("a recovery code has only the letters A-Z and the digits 2-7")
     return "-".join(cleaned[i : i + 5] for i in range(0, len(cleaned), 5))
 
 

@@ -311,8 +311,10 @@ class AccountService:
                                             datetime.now(UTC), account=session.address))
 
     async def recover(self, address: str, code: str, new_password: str) -> None:
-        """Set a new password using the recovery code. Raises AuthenticationFailed."""
+        """Set a new password using the recovery code. Raises AuthenticationFailed, or
+        InvalidInput for a code that cannot be one (whether or not the account exists)."""
         check_password(new_password)
+        keys.normalise_recovery_code(code)
         try:
             ref = await self.resolve(address)
         except UnknownAccount:

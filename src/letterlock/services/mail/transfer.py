@@ -23,6 +23,9 @@ from letterlock.services.mail.delivery import DeliveryService
 from letterlock.services.mail.mailbox import MailboxService
 
 _FROM_QUOTED = re.compile(rb"^>+From ")
+_FIELD_LINE = re.compile(rb"[!-9;-~]+[ \t]*:")
+"""A header field's first line: field-name (printable ASCII but the colon, RFC 5322
+2.2), the colon after optional white space (RFC 5322 4.5.3's obsolete form)."""
 _MAILDIR_FLAGS = {"S": "\\Seen", "R": "\\Answered", "F": "\\Flagged", "T": "\\Deleted",
                   "D": "\\Draft"}
 
@@ -32,6 +35,9 @@ class SourceMessage:
     raw: bytes
     flags: tuple[str, ...] = ()
     internaldate: datetime | None = None
+    origin: str = ""
+    """Where in the source it is (a Maildir file name, the n-th message of an mbox),
+    for error messages."""
 
 
 def to_crlf(raw: bytes) -> bytes:
@@ -57,11 +63,13 @@ def read_mbox(fh: BinaryIO) -> Iterator[SourceMessage]:
     """Messages of an mbox file; ``>From `` quoting is undone one level (mboxrd)."""
     current: list[bytes] | None = None
     date: datetime | None = None
+    count = 0
     for line in fh:
         if line.startswith(b"From "):
             if current is not None:
-                yield _finish_mbox(current, date)
+                yield _finish_mbox(current, date, count)
             current, date = [], _mbox_date(line.rstrip(b"\r\n"))
+            count += 1
             continue
         if current is None:
             if line.strip():
@@ -69,14 +77,14 @@ def read_mbox(fh: BinaryIO) -> Iterator[SourceMessage]:
             continue
         current.append(line[1:] if _FROM_QUOTED.match(line) else line)
     if current is not None:
-        yield _finish_mbox(current, date)
+        yield _finish_mbox(current, date, count)
 
 
-def _finish_mbox(lines: list[bytes], date: datetime | None) -> SourceMessage:
+def _finish_mbox(lines: list[bytes], date: datetime | None, number: int) -> SourceMessage:
     # The blank line before the next "From " separator belongs to the mbox format.
     if lines and lines[-1] in (b"\n", b"\r\n"):
         lines = lines[:-1]
-    return SourceMessage(b"".join(lines), internaldate=date)
+    return SourceMessage(b"".join(lines), internaldate=date, origin=f"message {number}")
 
 
 def read_maildir(root: Path) -> Iterator[SourceMessage]:
@@ -90,7 +98,8 @@ def read_maildir(root: Path) -> Iterator[SourceMessage]:
             info = path.name.partition(":2,")[2]
             flags = tuple(_MAILDIR_FLAGS[c] for c in info if c in _MAILDIR_FLAGS)
             yield SourceMessage(path.read_bytes(), flags,
-                                datetime.fromtimestamp(path.stat().st_mtime, UTC))
+                                datetime.fromtimestamp(path.stat().st_mtime, UTC),
+                                f"{sub}/{path.name}")
 
 
 def read_source(path: Path) -> Iterator[SourceMessage]:
@@ -114,6 +123,23 @@ def read_source(path: Path) -> Iterator[SourceMessage]:
             yield SourceMessage(data)
 
 
+def check_message(msg: SourceMessage, source: Path) -> None:
+    """Raise InvalidInput unless ``msg`` starts with an RFC 5322 header section: one
+    or more header fields (continuation lines folded in) up to a blank line or the
+    end. Random bytes, a PDF or plain text are refused before anything is stored."""
+    header = to_crlf(msg.raw).split(b"\r\n\r\n", 1)[0]
+    lines = header.split(b"\r\n")
+    where = f"{source} ({msg.origin})" if msg.origin else str(source)
+    if not _FIELD_LINE.match(lines[0]):
+        raise InvalidInput(f"{where} is not mail (an .eml message, an mbox file or a "
+                           f"Maildir): it does not start with a header field")
+    for number, line in enumerate(lines, 1):
+        folded = number > 1 and line[:1] in (b" ", b"\t")
+        if b"\x00" in line or not (folded or _FIELD_LINE.match(line)):
+            raise InvalidInput(f"{where} is not mail: header line {number} is neither a "
+                               f"header field nor its continuation")
+
+
 def _header_date(raw: bytes) -> datetime | None:
     match = re.search(rb"^Date:[ \t]*(.+?)\r?$", raw.split(b"\r\n\r\n", 1)[0],
                       re.MULTILINE | re.IGNORECASE)
@@ -130,7 +156,11 @@ async def import_mail(delivery: DeliveryService, mailboxes: MailboxService, ref:
                       source: Path, mailbox: str = "INBOX", batch: int = 64, *,
                       audit: AuditSink, actor: str = "operator") -> int:
     """Deliver every message of ``source`` into ``mailbox``; returns the count.
-    An operator writing into someone's account is recorded in the audit log."""
+    An operator writing into someone's account is recorded in the audit log.
+    Raises InvalidInput, having stored nothing, if any message of ``source`` is not
+    mail (see :func:`check_message`): the source is read once to check it all."""
+    for msg in read_source(source):
+        check_message(msg, source)
     box = await mailboxes.ensure_mailbox(ref, mailbox)
     count = 0
     pending: list[tuple[bytes, frozenset[str], datetime | None]] = []
