@@ -209,7 +209,9 @@ async def initialise(config: Config, options: InitOptions) -> list[str]:
     return created
 
 
-Stopper = Callable[[], Awaitable[None]]
+Stopper = Callable[[], Awaitable[int | None]]
+"""Stops what a front-end started; a listener's returns how many client connections
+it ended."""
 FrontEnd = Callable[[App], Awaitable[Stopper]]
 
 
@@ -266,12 +268,14 @@ async def start_change_feeds(app: App) -> Stopper:
 
 async def run_until_signalled(app: App, starters: list[FrontEnd],
                               ready: Callable[[], None]) -> None:
-    """Start every front-end, call ``ready``, and stop cleanly on SIGINT/SIGTERM."""
+    """Start every front-end, call ``ready``, and stop cleanly on SIGINT/SIGTERM: one
+    ``server:process:stopped`` line says how many connections were ended."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    stoppers = []
+    stoppers: list[Stopper] = []
+    closed = 0
     try:
         for start in starters:
             try:
@@ -283,6 +287,6 @@ async def run_until_signalled(app: App, starters: list[FrontEnd],
         await stop.wait()
     finally:
         for stopper in reversed(stoppers):
-            await stopper()
-        event(LogEvent.SERVER_STOPPED, role="main")
+            closed += await stopper() or 0
+        event(LogEvent.SERVER_STOPPED, role="main", connections=closed)
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from letterlock import config as config_mod
 from letterlock.app import (
+    Stopper,
     open_app,
     start_change_feeds,
     start_observing,
@@ -47,17 +48,27 @@ async def run_worker(config: config_mod.Config, *, mx: bool, imap: bool) -> None
         stack.push_async_callback(await start_peers(app))
         stack.push_async_callback(await start_change_feeds(app))
         tls = await asyncio.to_thread(tls_context, config)
+        listeners: list[Stopper] = []
+
+        async def close_listeners() -> int:
+            """Stop every listener (once); how many connections they ended."""
+            closed = 0
+            while listeners:
+                closed += await listeners.pop()() or 0
+            return closed
+
+        stack.push_async_callback(close_listeners)  # also if a start below fails
         if mx:
             smtp = SmtpServer(app.delivery, app.accounts, None, config.smtp,
                               config.server.hostname, tls, bind=config.server.bind,
                               lmtp=False, mx_only=True, reuse_port=True)
             await smtp.start()
-            stack.push_async_callback(smtp.close)
+            listeners.append(smtp.close)
         if imap:
             imap_server = ImapServer(app.accounts, app.mailboxes, config.imap, tls)
             await imap_server.start(config.server.bind, config.imap.port,
                                     config.imap.tls_port, reuse_port=True)
-            stack.push_async_callback(imap_server.close)
+            listeners.append(imap_server.close)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -69,7 +80,7 @@ async def run_worker(config: config_mod.Config, *, mx: bool, imap: bool) -> None
         try:
             await stop.wait()
         finally:
-            event(LogEvent.SERVER_STOPPED, role="worker")
+            event(LogEvent.SERVER_STOPPED, role="worker", connections=await close_listeners())
             orphaned.cancel()
             with contextlib.suppress(asyncio.CancelledError, OSError):
                 await orphaned

@@ -6,6 +6,11 @@ Limits (from :class:`letterlock.config.ImapConfig`): a command line longer than
 ``max_line_bytes`` is answered BAD and discarded; a literal above
 ``max_literal_bytes`` is refused (TOOBIG) without buffering it; the whole of one
 command is bounded by ``max_literal_bytes`` plus ``max_line_bytes`` per line.
+
+Shutdown (:meth:`ImapServer.close`) ends every connection with ``* BYE`` (RFC 9051
+7.1.5): at once where it is the client's turn (between commands, in IDLE, while it
+sends a literal or answers a challenge), after the command in progress otherwise.
+Each step has a deadline, so a client that stops reading cannot hold the server up.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import contextlib
 import ipaddress
 import logging
 import ssl
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from letterlock.config import ImapConfig
@@ -46,10 +52,21 @@ MAX_CONCURRENT_LISTINGS = 4
 """Whole-mailbox listings running at once, server-wide (bounds their transient memory)."""
 MAX_LINES_PER_COMMAND = 1000
 """Literals per command (each starts a new line); bounds framing work per command."""
+COMMAND_GRACE_S = 5.0
+"""At shutdown, how long a command in progress may run on before it is cut short."""
+BYE_TIMEOUT_S = 2.0
+"""At shutdown, how long the BYE (and any response before it) may take to reach a
+client; one that does not read by then is disconnected without it."""
+BYE = b"BYE Server shutting down"
 
 
 class LineTooLong(Exception):
     pass
+
+
+class ServerStopping(ConnectionError):
+    """The server is shutting down: the connection ends with BYE instead of reading
+    on (a ConnectionError, so that command handlers let it through)."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +87,7 @@ class ImapServer:
         self._heap = HeapTrimmer(glibc_malloc_trim())
         self._servers: list[asyncio.Server] = []
         self._connections: set[Connection] = set()
+        self._closing = False
         self.port: int | None = None
         """The bound STARTTLS/plain port, once started."""
         self.tls_port: int | None = None
@@ -96,22 +114,37 @@ class ImapServer:
             self._servers.append(secure)
             self.tls_port = secure.sockets[0].getsockname()[1]
 
-    async def close(self) -> None:
+    async def close(self) -> int:
+        """Stop listening and end every connection with BYE: at once where the client
+        has the turn, after its command otherwise (cut short after COMMAND_GRACE_S).
+        Returns how many connections were ended."""
+        self._closing = True
         for server in self._servers:
             server.close()
-        tasks = [conn.task for conn in self._connections if conn.task is not None]
-        for conn in list(self._connections):
-            conn.shutdown()
+        connections = list(self._connections)
+        for conn in connections:
+            conn.stop()
+        tasks = {conn.task for conn in connections if conn.task is not None}
         if tasks:
-            await asyncio.wait(tasks, timeout=5)
+            _, busy = await asyncio.wait(tasks, timeout=COMMAND_GRACE_S)
+            for task in busy:
+                task.cancel()  # Connection.run says BYE all the same
+            if busy:
+                await asyncio.wait(busy, timeout=BYE_TIMEOUT_S + 1)
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 5)
         self._servers.clear()
         self._heap.close()
+        return len(connections)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
                       tls: bool) -> None:
+        if self._closing:
+            # A TLS handshake that ended after close(): BYE is a greeting too.
+            writer.write(b"* " + BYE + b"\r\n")
+            writer.close()
+            return
         conn = Connection(self._services, reader, writer, tls=tls, ssl_context=self._ssl,
                           heap=self._heap)
         conn.task = asyncio.current_task()
@@ -139,8 +172,8 @@ def _is_loopback(writer: asyncio.StreamWriter) -> bool:
 
 
 class Connection:
-    __slots__ = ("_config", "_heap", "_plain_writer", "_ssl", "ctx", "reader", "task",
-                 "writer")
+    __slots__ = ("_awaiting_client", "_config", "_heap", "_plain_writer", "_ssl",
+                 "_stopping", "ctx", "reader", "task", "writer")
 
     def __init__(self, services: Services, reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter, *, tls: bool,
@@ -155,13 +188,56 @@ class Connection:
         self._ssl = ssl_context
         self._heap = heap
         """Told after every command: a burst of them ends with a malloc_trim."""
+        self._stopping = False
+        self._awaiting_client = 0
+        """Reads of client input under way: while one is, the task may be cancelled
+        without cutting a response short."""
         self.ctx = Context(services, Output(writer), tls=tls, loopback=_is_loopback(writer),
-                           can_starttls=ssl_context is not None, read_line=self._read_line)
+                           can_starttls=ssl_context is not None,
+                           read_line=self._read_reply_line)
 
-    def shutdown(self) -> None:
-        with contextlib.suppress(Exception):
-            self.writer.write(b"* BYE Server shutting down\r\n")
-            self.writer.close()
+    def stop(self) -> None:
+        """Server shutdown: end with BYE now if the client has the turn, else once the
+        command in progress is answered (see run)."""
+        self._stopping = True
+        if self._awaiting_client and self.task is not None:
+            self.task.cancel()
+
+    @contextlib.contextmanager
+    def _client_turn(self) -> Iterator[None]:
+        """Around a wait for client input; refuses to start one once stopping."""
+        if self._stopping:
+            raise ServerStopping()
+        self._awaiting_client += 1
+        try:
+            yield
+        finally:
+            self._awaiting_client -= 1
+
+    async def _read_reply_line(self) -> bytes | None:
+        """A line a handler waits for (an AUTHENTICATE response, IDLE's DONE)."""
+        with self._client_turn():
+            return await self._read_line()
+
+    async def _next_command(self, timeout: float) -> bytes | Refusal | None:
+        with self._client_turn():
+            async with asyncio.timeout(timeout):
+                return await self._read_command()
+
+    async def _say_bye(self) -> None:
+        """``* BYE`` after whatever is still buffered; a client that does not take it
+        within BYE_TIMEOUT_S is disconnected."""
+        if self._plain_writer is self.writer:  # in a STARTTLS handshake: no clear text
+            self.writer.transport.abort()
+            return
+        try:
+            async with asyncio.timeout(BYE_TIMEOUT_S):
+                self.ctx.out.untagged(BYE)
+                await self.ctx.out.flush()
+        except TimeoutError:
+            self.writer.transport.abort()
+        except (ConnectionError, ssl.SSLError, OSError):
+            pass
 
     # -- framing ---------------------------------------------------------------------
     async def _read_line(self) -> bytes | None:
@@ -251,8 +327,7 @@ class Connection:
                            if ctx.state is State.NOT_AUTHENTICATED
                            else self._config.idle_timeout_s)
                 try:
-                    async with asyncio.timeout(timeout):
-                        received = await self._read_command()
+                    received = await self._next_command(timeout)
                 except TimeoutError:
                     ctx.out.untagged(b"BYE Autologout; idle for too long")
                     await ctx.out.flush()
@@ -272,6 +347,13 @@ class Connection:
                 await self._execute(received)
                 await ctx.out.flush()
                 self._heap.note()
+        except ServerStopping:
+            await self._say_bye()
+        except asyncio.CancelledError:
+            # Only ImapServer.close cancels a connection: the server is stopping.
+            if self.task is not None:
+                self.task.uncancel()
+            await self._say_bye()
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, OSError):
             pass
         finally:
@@ -332,9 +414,10 @@ class Connection:
         # Anything the client pipelined after STARTTLS arrived in the clear and must not
         # be executed as if it came over TLS (command injection, CVE-2011-0411 style):
         # start_tls leaves it in the old reader, which is not read again.
-        self._plain_writer = self.writer
-        self.reader, self.writer = await tls_mod.start_tls(
-            self.writer, self._ssl, limit=self._config.max_line_bytes,
-            before=ok("Begin TLS negotiation now").encode(command.tag))
+        with self._client_turn():  # the handshake waits on the client
+            self._plain_writer = self.writer
+            self.reader, self.writer = await tls_mod.start_tls(
+                self.writer, self._ssl, limit=self._config.max_line_bytes,
+                before=ok("Begin TLS negotiation now").encode(command.tag))
         ctx.out.writer = self.writer
         ctx.tls = True

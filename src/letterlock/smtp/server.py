@@ -137,9 +137,11 @@ class SmtpServer:
         self._servers.append(server)
         log.info("lmtp listening on unix:%s", path)
 
-    async def close(self) -> None:
+    async def close(self) -> int:
+        """Stop listening and end every session (see below); returns how many."""
         for server in self._servers:
             server.close()
+        ended = len(self._sessions)
         deadline = asyncio.get_running_loop().time() + self._grace
         # Sessions between commands are told to go away; a DATA being stored finishes.
         for session in list(self._sessions):
@@ -153,14 +155,16 @@ class SmtpServer:
         if self._lmtp_socket is not None and self._socket_inode is not None:
             lmtp_socket.remove_socket(self._lmtp_socket, self._socket_inode)
             self._socket_inode = None
+        return ended
 
 
 async def start_smtp(app: App, ssl_context: ssl.SSLContext | None, *,
-                     reuse_port: bool = False) -> Callable[[], Awaitable[None]]:
+                     reuse_port: bool = False) -> Callable[[], Awaitable[int]]:
     """Composition-root entry point (``letterlock serve``): DKIM keys for every hosted
     domain, the outbound queue (resumed from its spool) and the listeners. Returns the
-    coroutine function that stops them. ``reuse_port``: the MX port is shared with
-    worker processes (``smtp.workers``, see letterlock/workers.py)."""
+    coroutine function that stops them and says how many sessions it ended.
+    ``reuse_port``: the MX port is shared with worker processes (``smtp.workers``, see
+    letterlock/workers.py)."""
     config = app.config
     loop = asyncio.get_running_loop()
     for domain in await app.control.list_domains():
@@ -180,9 +184,10 @@ async def start_smtp(app: App, ssl_context: ssl.SSLContext | None, *,
         await queue.close()
         raise
 
-    async def stop() -> None:
-        await server.close()
+    async def stop() -> int:
+        ended = await server.close()
         await queue.close()
+        return ended
 
     return stop
 
