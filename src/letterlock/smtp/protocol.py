@@ -335,7 +335,11 @@ class SmtpListener(LeanSmtp):
                 await self._close_with(replies.TOO_MANY_ERRORS)
 
     async def handle_exception(self, error: Exception) -> str:
-        if not isinstance(error, ConnectionError):
+        if isinstance(error, TLSSetupException):
+            # The client's handshake failed (garbage, or it hung up): one line, no
+            # traceback; the command loop closes the connection.
+            log.info("%s: TLS handshake failed: %r", self._ip, error.__cause__)
+        elif not isinstance(error, ConnectionError):
             log.warning("%s: error handling a command: %r", self._ip, error,
                         exc_info=not isinstance(error, OSError))
         return str(replies.reply_for_error(error))
