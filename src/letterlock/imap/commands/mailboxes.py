@@ -375,22 +375,26 @@ async def status(cmd: c.Status, ctx: Context) -> Reply:
 # -- APPEND --------------------------------------------------------------------------
 
 async def append(cmd: c.Append, ctx: Context) -> Reply:
+    """APPEND, and MULTIAPPEND (RFC 3502): every message is stored, in order and in
+    one group commit, or none is."""
     name = decoded_name(ctx, cmd.mailbox)
     if isinstance(name, Reply):
         return name
-    if len(cmd.message) > ctx.services.config.max_literal_bytes:
-        return no("Message too large", "TOOBIG")
-    if not cmd.message:
-        return no("Empty message", "CANNOT")
-    if any(f.lower() == "\\recent" for f in cmd.flags):
-        return bad("\\Recent cannot be set")
+    for part in cmd.parts:
+        if len(part.message) > ctx.services.config.max_literal_bytes:
+            return no("Message too large", "TOOBIG")
+        if not part.message:
+            return no("Empty message", "CANNOT")
+        if any(f.lower() == "\\recent" for f in part.flags):
+            return bad("\\Recent cannot be set")
     user = _user(ctx)
     try:
-        appended = await ctx.services.mailboxes.append(
-            user.ref, name, cmd.message, cmd.flags, cmd.date)
+        appended = await ctx.services.mailboxes.append_many(
+            user.ref, name, [(p.message, p.flags, p.date) for p in cmd.parts])
     except LetterlockError as exc:
         return reply_for(exc, trycreate=True)
-    return ok("APPEND completed", f"APPENDUID {appended.uidvalidity} {appended.uid}")
+    uids = compress([a.uid for a in appended])
+    return ok("APPEND completed", f"APPENDUID {appended[0].uidvalidity} {uids}")
 
 
 __all__ = ["append", "create", "delete", "encoding", "list_", "rename", "select",

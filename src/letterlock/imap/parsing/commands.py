@@ -192,12 +192,29 @@ class Status(AuthCommand):
 
 
 @dataclass(frozen=True)
+class AppendPart:
+    """One message of an APPEND after the first (MULTIAPPEND, RFC 3502)."""
+
+    flags: tuple[str, ...]
+    date: datetime | None
+    message: bytes
+    binary: bool = False
+
+
+@dataclass(frozen=True)
 class Append(AuthCommand):
     mailbox: bytes
     flags: tuple[str, ...]
     date: datetime | None
     message: bytes
     binary: bool = False
+    more: tuple[AppendPart, ...] = ()
+    """MULTIAPPEND: the messages after the first, in order."""
+
+    @property
+    def parts(self) -> tuple[AppendPart, ...]:
+        """Every message of the command, in order."""
+        return (AppendPart(self.flags, self.date, self.message, self.binary), *self.more)
 
 
 @dataclass(frozen=True)
@@ -428,7 +445,19 @@ def _list(buf: bytes, pos: int, cmd_tag: str) -> List:
 
 def _append(buf: bytes, pos: int, cmd_tag: str) -> Append:
     mailbox, pos = _mailbox(buf, pos)
-    pos = sp(buf, pos)
+    parts: list[AppendPart] = []
+    while True:  # RFC 3502: 1*(SP append-message)
+        part, pos = _append_message(buf, sp(buf, pos))
+        parts.append(part)
+        if pos >= len(buf) or buf[pos:pos + 1] != b" ":
+            break
+    _end(buf, pos)
+    first = parts[0]
+    return Append(cmd_tag, mailbox, first.flags, first.date, first.message, first.binary,
+                  tuple(parts[1:]))
+
+
+def _append_message(buf: bytes, pos: int) -> tuple[AppendPart, int]:
     flags: list[str] = []
     when: datetime | None = None
     if peek(buf, pos, b"("):
@@ -449,8 +478,7 @@ def _append(buf: bytes, pos: int, cmd_tag: str) -> Append:
         pos = expect(buf, pos, b")")
     if peek(buf, pos, b"{") or peek(buf, pos, b'"'):
         raise fail("literal", buf, pos)
-    _end(buf, pos)
-    return Append(cmd_tag, mailbox, tuple(flags), when, message, binary)
+    return AppendPart(tuple(flags), when, message, binary), pos
 
 
 def _store(buf: bytes, pos: int, cmd_tag: str, uid: bool) -> Store:

@@ -282,18 +282,25 @@ class MailboxService:
                      flags: Sequence[str] = (), internaldate: datetime | None = None,
                      ) -> Appended:
         """Seal and store one message; returns once it is durable."""
+        [appended] = await self.append_many(ref, mailbox, [(raw, flags, internaldate)])
+        return appended
+
+    async def append_many(self, ref: AccountRef, mailbox: str,
+                          messages: Sequence[tuple[bytes, Sequence[str], datetime | None]],
+                          ) -> list[Appended]:
+        """Seal and store messages in one group commit (all or none), UIDs ascending
+        in the order given; returns once they are durable."""
         name = check_mailbox_name(mailbox)
         if name == "INBOX":
             # INBOX always exists: its id is remembered as for deliveries.
             box_id = await self.mailbox_for_delivery(ref, name)
-            item = await self.seal_message(ref, raw, box_id, canonical_flags(flags),
-                                           internaldate)
-            [appended] = await self.append_delivered([(ref, item)], name)
-            return appended
-        box_id = (await self._cell(ref).store.get_mailbox(ref.record.id, name)).id
-        item = await self.seal_message(ref, raw, box_id, canonical_flags(flags), internaldate)
-        [appended] = await self.append_sealed(ref, [item])
-        return appended
+        else:
+            box_id = (await self._cell(ref).store.get_mailbox(ref.record.id, name)).id
+        items = [(ref, await self.seal_message(ref, raw, box_id, canonical_flags(flags), when))
+                 for raw, flags, when in messages]
+        if name == "INBOX":
+            return await self.append_delivered(items, name)
+        return await self.append_sealed(ref, [item for _, item in items])
 
     async def append_delivered(self, items: Sequence[tuple[AccountRef, tuple[NewMessage, bytes]]],
                                mailbox: str) -> list[Appended]:
