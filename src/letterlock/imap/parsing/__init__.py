@@ -5,7 +5,8 @@ No I/O happens here; the server frames commands (lines and literals, see
 :func:`parse_command`.
 """
 
-from letterlock.imap.parsing.commands import Command, parse_command
+from letterlock.imap.parsing.commands import Command
+from letterlock.imap.parsing.parser import parse_command
 from letterlock.imap.parsing.primitives import ParseError
 
 __all__ = ["Command", "ParseError", "parse_command"]
