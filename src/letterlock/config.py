@@ -113,7 +113,20 @@ class ImapConfig:
     idle_timeout_s: int = _option(30 * 60, "seconds")
     """Seconds an authenticated idle connection may stay silent (RFC 9051: >= 30 min)."""
     login_timeout_s: int = _option(60, "seconds")
-    """Seconds an unauthenticated connection may stay silent."""
+    """Seconds from connecting to a successful login: a connection not logged in by
+    then is closed with ``* BYE``, whatever it sent meanwhile (commands do not extend
+    it)."""
+    max_unauthenticated_per_address: int = _option(20, "connections")
+    """Connections not yet logged in that one client address may hold at once; more
+    are refused with ``* BYE Too many connections``. Counted per process (see
+    ``processes``): with N processes an address may hold up to N times as many."""
+    max_unauthenticated: int = _option(1000, "connections")
+    """Connections not yet logged in that one process holds at once, from all
+    addresses; more are refused like the above (per process, as above)."""
+    trusted_networks: str = "127.0.0.0/8, ::1/128"
+    """Comma-separated CIDR blocks whose clients are not held to (nor counted in) the
+    two caps above: loopback by default (a webmail or proxy on this machine). Empty:
+    nobody is exempt."""
     hot_digests_mib: int = _option(64, "MiB")
     """MiB of decoded message digests (headers, structure) each server process keeps
     for up to 30 s after their last use, so sessions reading the same mailboxes (one

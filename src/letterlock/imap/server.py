@@ -7,6 +7,11 @@ Limits (from :class:`letterlock.config.ImapConfig`): a command line longer than
 ``max_literal_bytes`` is refused (TOOBIG) without buffering it; the whole of one
 command is bounded by ``max_literal_bytes`` plus ``max_line_bytes`` per line.
 
+Before login (imap/admission.py): connections not yet logged in are capped per client
+address and per process, and ``login_timeout_s`` is a deadline from connecting to a
+successful login (not reset by commands: NOOP or a slow AUTHENTICATE keeps no one
+in).
+
 Shutdown (:meth:`ImapServer.close`) ends every connection with ``* BYE`` (RFC 9051
 7.1.5): at once where it is the client's turn (between commands, in IDLE, while it
 sends a literal or answers a challenge), after the command in progress otherwise.
@@ -20,12 +25,13 @@ import contextlib
 import ipaddress
 import logging
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from letterlock.config import ImapConfig
 from letterlock.errors import LetterlockError
 from letterlock.imap import tls as tls_mod
+from letterlock.imap.admission import Admission, trusted_networks
 from letterlock.imap.commands import HANDLERS, NO_EXPUNGE_DURING
 from letterlock.imap.commands.idle import push_updates
 from letterlock.imap.commands.mailboxes import deselect
@@ -58,6 +64,7 @@ BYE_TIMEOUT_S = 2.0
 """At shutdown, how long the BYE (and any response before it) may take to reach a
 client; one that does not read by then is disconnected without it."""
 BYE = b"BYE Server shutting down"
+TOO_MANY = b"* BYE Too many connections\r\n"
 
 
 class LineTooLong(Exception):
@@ -88,6 +95,9 @@ class ImapServer:
         self._servers: list[asyncio.Server] = []
         self._connections: set[Connection] = set()
         self._closing = False
+        self._admission = Admission(config.max_unauthenticated_per_address,
+                                    config.max_unauthenticated,
+                                    trusted_networks(config.trusted_networks))
         self.port: int | None = None
         """The bound STARTTLS/plain port, once started."""
         self.tls_port: int | None = None
@@ -145,17 +155,26 @@ class ImapServer:
             writer.write(b"* " + BYE + b"\r\n")
             writer.close()
             return
-        conn = Connection(self._services, reader, writer, tls=tls, ssl_context=self._ssl,
-                          heap=self._heap)
-        conn.task = asyncio.current_task()
-        self._connections.add(conn)
         peer = writer.get_extra_info("peername")
         ip = str(peer[0]) if isinstance(peer, tuple) and peer else ""
         bind(s=new_session_id(), proto="imaps" if tls else "imap")
+        over = self._admission.admit(ip)
+        if over is not None:
+            event(LogEvent.CLIENT_REFUSED, ip=ip, limit=over)
+            writer.write(TOO_MANY)
+            with contextlib.suppress(Exception):
+                writer.close()
+            return
+        conn = Connection(self._services, reader, writer, tls=tls, ssl_context=self._ssl,
+                          heap=self._heap, on_login=lambda: self._admission.release(ip))
+        conn.task = asyncio.current_task()
+        self._connections.add(conn)
         event(LogEvent.IMAP_CONNECTED, ip=ip)
         try:
             await conn.run()
         finally:
+            if conn.before_login:
+                self._admission.release(ip)
             event(LogEvent.IMAP_DISCONNECTED, ip=ip)
             self._connections.discard(conn)
             self._heap.note()
@@ -172,12 +191,14 @@ def _is_loopback(writer: asyncio.StreamWriter) -> bool:
 
 
 class Connection:
-    __slots__ = ("_awaiting_client", "_config", "_heap", "_plain_writer", "_ssl",
-                 "_stopping", "ctx", "reader", "task", "writer")
+    __slots__ = ("_awaiting_client", "_config", "_heap", "_login_deadline", "_on_login",
+                 "_plain_writer", "_ssl", "_stopping", "before_login", "ctx", "reader",
+                 "task", "writer")
 
     def __init__(self, services: Services, reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter, *, tls: bool,
-                 ssl_context: ssl.SSLContext | None, heap: HeapTrimmer) -> None:
+                 ssl_context: ssl.SSLContext | None, heap: HeapTrimmer,
+                 on_login: Callable[[], None] = lambda: None) -> None:
         self.reader = reader
         self.writer = writer
         self.task: asyncio.Task[None] | None = None
@@ -189,6 +210,11 @@ class Connection:
         self._heap = heap
         """Told after every command: a burst of them ends with a malloc_trim."""
         self._stopping = False
+        self.before_login = True
+        """Not logged in yet: held to the login deadline (and counted by Admission)."""
+        self._on_login = on_login
+        self._login_deadline = (asyncio.get_running_loop().time()
+                                + services.config.login_timeout_s)
         self._awaiting_client = 0
         """Reads of client input under way: while one is, the task may be cancelled
         without cutting a response short."""
@@ -224,7 +250,7 @@ class Connection:
             async with asyncio.timeout(timeout):
                 return await self._read_command()
 
-    async def _say_bye(self) -> None:
+    async def _say_bye(self, text: bytes = BYE) -> None:
         """``* BYE`` after whatever is still buffered; a client that does not take it
         within BYE_TIMEOUT_S is disconnected."""
         if self._plain_writer is self.writer:  # in a STARTTLS handshake: no clear text
@@ -232,7 +258,7 @@ class Connection:
             return
         try:
             async with asyncio.timeout(BYE_TIMEOUT_S):
-                self.ctx.out.untagged(BYE)
+                self.ctx.out.untagged(text)
                 await self.ctx.out.flush()
         except TimeoutError:
             self.writer.transport.abort()
@@ -322,31 +348,13 @@ class Connection:
             ctx.out.untagged(b"OK [CAPABILITY " + " ".join(ctx.capabilities()).encode()
                              + b"] letterlock IMAP4rev2 server ready")
             await ctx.out.flush()
-            while ctx.state is not State.LOGOUT:
-                timeout = (self._config.login_timeout_s
-                           if ctx.state is State.NOT_AUTHENTICATED
-                           else self._config.idle_timeout_s)
-                try:
-                    received = await self._next_command(timeout)
-                except TimeoutError:
-                    ctx.out.untagged(b"BYE Autologout; idle for too long")
-                    await ctx.out.flush()
-                    break
-                except LineTooLong:
-                    ctx.out.untagged(b"BAD Command line too long")
-                    await ctx.out.flush()
-                    continue
-                if received is None:
-                    break
-                if isinstance(received, Refusal):
-                    ctx.out.write(received.reply.encode(
-                        received.tag.decode("ascii", "replace")))
-                    await ctx.out.flush()
-                    continue
-                self._heap.note()  # also as IDLE starts: the last act of a busy client
-                await self._execute(received)
-                await ctx.out.flush()
-                self._heap.note()
+            try:
+                # The login deadline covers everything before a login (commands,
+                # AUTHENTICATE exchanges, the STARTTLS handshake) and is lifted by it.
+                async with asyncio.timeout_at(self._login_deadline) as login_limit:
+                    await self._commands(login_limit)
+            except TimeoutError:
+                await self._say_bye(b"BYE Autologout; not logged in in time")
         except ServerStopping:
             await self._say_bye()
         except asyncio.CancelledError:
@@ -361,6 +369,37 @@ class Connection:
             ctx.user = None
             with contextlib.suppress(Exception):
                 self.writer.close()
+
+    async def _commands(self, login_limit: asyncio.Timeout) -> None:
+        ctx = self.ctx
+        while ctx.state is not State.LOGOUT:
+            try:
+                # Before login the (shorter) login deadline around this governs.
+                received = await self._next_command(self._config.idle_timeout_s)
+            except TimeoutError:
+                ctx.out.untagged(b"BYE Autologout; idle for too long")
+                await ctx.out.flush()
+                break
+            except LineTooLong:
+                ctx.out.untagged(b"BAD Command line too long")
+                await ctx.out.flush()
+                continue
+            if received is None:
+                break
+            if isinstance(received, Refusal):
+                ctx.out.write(received.reply.encode(
+                    received.tag.decode("ascii", "replace")))
+                await ctx.out.flush()
+                continue
+            self._heap.note()  # also as IDLE starts: the last act of a busy client
+            await self._execute(received)
+            if self.before_login and ctx.state not in (State.NOT_AUTHENTICATED,
+                                                       State.LOGOUT):
+                self.before_login = False
+                login_limit.reschedule(None)
+                self._on_login()
+            await ctx.out.flush()
+            self._heap.note()
 
     async def _execute(self, data: bytes) -> None:
         ctx = self.ctx
