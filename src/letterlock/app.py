@@ -180,7 +180,8 @@ async def open_app(config: Config, *, create: bool = False) -> AsyncIterator[App
         engine = PolicyEngine(load_profile(config.legal.policy_dir or config.legal.profile),
                               load_jurisdictions())
         legal = LegalService(legal_store, control, cells, accounts, delivery, audit, engine,
-                             config.legal.operator_country, config.control_dir / "legal")
+                             config.legal.operator_country, config.control_dir / "legal",
+                             contact=config.legal.contact)
         # Holds keep sealed data of expunged mail; open matters block delete and move.
         mailboxes.add_retention_hook(legal.retain)
         accounts.add_lifecycle_guard(legal.check_account_free)

@@ -231,6 +231,9 @@ class LegalConfig:
     """ISO 3166 country of the operator's seat."""
     tick_interval_s: int = _option(60, "seconds")
     """Seconds between runs of due legal work in ``serve`` (notices, hold expiry)."""
+    contact: str = ""
+    """Where a user notice tells the account holder to write about a legal request
+    (an address or a web page); empty: postmaster@ the holder's own domain."""
 
 
 @dataclass(frozen=True)

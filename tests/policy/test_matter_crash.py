@@ -56,6 +56,8 @@ EXECUTED = ["legal:matter:decided", "legal:production:executed"]
 
 def _expected(state: str, notices_sent: int) -> Counter[str]:
     out = Counter(FILED)
+    if state == "decided":  # told before disclosure: decided, not yet produced
+        out.update(EXECUTED[:1])
     if state in ("executed", "notified", "closed"):
         out.update(EXECUTED)
     if notices_sent:

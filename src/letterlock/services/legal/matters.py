@@ -74,7 +74,7 @@ from letterlock.services.legal.deadlines import deadline_status
 from letterlock.services.legal.facts import facts_from_store
 from letterlock.services.legal.journal import MatterJournal
 from letterlock.services.legal.matter import Matter, TickReport
-from letterlock.services.legal.notices import notice_message, notice_text
+from letterlock.services.legal.notices import default_contact, notice_message, notice_text
 from letterlock.services.legal.production import mailbox_contents, produce
 from letterlock.services.mail.delivery import DeliveryResult, DeliveryService
 from letterlock.storage.contracts import ControlStore
@@ -95,8 +95,9 @@ class LegalService:
     def __init__(self, store: LegalStore, control: ControlStore, cells: Cells,
                  accounts: AccountService, delivery: DeliveryService, audit: AuditSink,
                  engine: PolicyEngine, operator_country: str, work_dir: Path,
-                 clock: Callable[[], datetime] = _now) -> None:
+                 clock: Callable[[], datetime] = _now, contact: str = "") -> None:
         self._store = store
+        self._contact = contact  # whom notices name (empty: postmaster@ the user's domain)
         self._control = control
         self._cells = cells
         self._accounts = accounts
@@ -325,6 +326,22 @@ class LegalService:
         matter = await self._load(row)
         request, now = matter.request, self._clock()
         txn = txn or LegalTxn()
+        notice = decision.user_notice
+        waiting = any(f.outcome in WAITING_OUTCOMES for _, _, f in decision.findings())
+        discloses = any(f.outcome == "disclose" for _, _, f in decision.findings())
+        if notice.when == "before-disclosure" and discloses and not waiting:
+            # The user is told before anything is handed over: the decision and its
+            # notices are one step (the matter is ``decided``), the notices are sent,
+            # then the production is the next step. A crash in between leaves a
+            # decided matter that _recover executes the same way.
+            if not matter.notices:
+                self._add_notices(txn, matter, decision, now, ahead=True)
+                row = replace(row, state="decided")
+                txn.update_matter(row, was=was)
+                await self._commit(txn)
+                txn, was = LegalTxn(), "decided"
+            await self._send_due_notices(now)
+            matter = await self._load(row)
         # Preservation: a hold on each account with something to preserve.
         expiry = next((d.due for d in decision.deadlines if d.kind == "preservation-expiry"),
                       now + timedelta(days=90))
@@ -340,7 +357,7 @@ class LegalService:
                           account=target, details=(("expires_at", format_time(expiry)),))
         # Disclosure: a signed package with exactly the approved categories.
         package = None
-        if any(f.outcome == "disclose" for _, _, f in decision.findings()):
+        if discloses:
             held = {t: await self._store.held_messages(t) for t in request.targets}
             ours = {n.blob_id for t in request.targets
                     for n in await self._store.notices(address=t) if n.blob_id}
@@ -353,23 +370,32 @@ class LegalService:
         # User notice: now, or when the gag expires (tick), or when an EU order's
         # issuing authority asks for it (inform_requested), or never while preserving;
         # and not while waiting for an enforcing state: the decision is not final.
-        waiting = any(f.outcome in WAITING_OUTCOMES for _, _, f in decision.findings())
-        notice = decision.user_notice
         if notice.when != "none" and not waiting and not matter.notices:
-            due = now if notice.when in ("before-disclosure", "after-emergency") \
-                else notice.not_before
-            for target in request.targets:
-                if matter.facts.get(target) is not None and matter.facts[target].exists:
-                    txn.add_notice(row.id, target, due,
-                                   notice_text(matter.id, request, decision))
-        txn.update_matter(replace(row, state="waiting" if waiting else "executed",
-                                  package=package or row.package), was=was)
+            self._add_notices(txn, matter, decision, now, ahead=False)
+        told = bool(matter.notices) and all(n.sent_at is not None for n in matter.notices)
+        state = "waiting" if waiting else "notified" if told else "executed"
+        txn.update_matter(replace(row, state=state, package=package or row.package),
+                          was=was)
         await self._commit(txn)
         if notice.when != "none" and not waiting:
             await self._send_due_notices(now)
         return await self.show(row.id)
 
     # -- notices, holds, closing ------------------------------------------------------------
+
+    def _add_notices(self, txn: LegalTxn, matter: Matter, decision: Decision,
+                     now: datetime, *, ahead: bool) -> None:
+        """One notice per existing target: due now (before disclosure, after an
+        emergency), at the gag's expiry, or at no date (until a gag is lifted or an
+        EU order's issuing authority asks)."""
+        notice = decision.user_notice
+        due = now if notice.when in ("before-disclosure", "after-emergency") \
+            else notice.not_before
+        for target in matter.request.targets:
+            if matter.facts.get(target) is not None and matter.facts[target].exists:
+                txn.add_notice(matter.id, target, due, notice_text(
+                    matter.id, matter.request, decision, target, now, ahead=ahead,
+                    contact=self._contact or default_contact(target)))
 
     async def _blob_of(self, region: str, result: DeliveryResult) -> str | None:
         """The blob a delivered notice is stored as (copies share it), so that a
@@ -526,6 +552,11 @@ class LegalService:
             return set()
         await self._store.keep_blobs([h.id for h in holds], ref.region, list(blob_ids))
         return set(blob_ids)
+
+    async def region_blob_ids(self, region: str) -> set[str]:
+        """The region's blobs only legal records name (expunged mail a hold keeps, or
+        blobs waiting to be purged): backups keep them (services/operations/backup.py)."""
+        return await self._store.region_blob_ids(region)
 
     async def notices_for(self, address: str) -> list[NoticeRow]:
         """The notices an account holder may read (those already sent)."""
