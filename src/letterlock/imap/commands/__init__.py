@@ -15,6 +15,7 @@ from letterlock.imap.commands import (
     messages,
     search,
     sort,
+    thread,
 )
 from letterlock.imap.context import Context
 from letterlock.imap.parsing import commands as c
@@ -49,7 +50,8 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.Fetch: fetch.fetch,
     c.Search: search.search,
     c.Sort: sort.sort,
+    c.Thread: thread.thread,
 }
 
 # Commands during which EXPUNGE responses must not be sent (RFC 9051 7.5.1).
-NO_EXPUNGE_DURING = (c.Fetch, c.Store, c.Search, c.Sort)
+NO_EXPUNGE_DURING = (c.Fetch, c.Store, c.Search, c.Sort, c.Thread)

@@ -3,50 +3,14 @@ order by sort keys computed from the messages' sealed digests; ties fall back to
 
 from __future__ import annotations
 
-import re
-
 from letterlock.imap.commands.search import Hit, _Candidate, run_search
 from letterlock.imap.context import Context
 from letterlock.imap.parsing import commands as c
 from letterlock.imap.parsing.search import SearchProgram
 from letterlock.imap.reply import Reply, ok
+from letterlock.imap.subjects import base_subject
 from letterlock.mime import dates
 from letterlock.mime.headers import decode_words, first_value, parse_addresses, split_fields
-
-_TRAILER = re.compile(r"(\s*\(fwd\))+\s*$", re.IGNORECASE)
-_BLOB = r"\[[^\[\]]*\]\s*"
-_REFWD = re.compile(rf"^\s*(?:re|fwd?)\s*(?:{_BLOB})*:\s*", re.IGNORECASE)
-_LEADING_BLOB = re.compile(rf"^\s*{_BLOB}")
-_FWD_WRAP = re.compile(r"^\[fwd:\s*(.*)\]$", re.IGNORECASE)
-
-
-def base_subject(subject: str) -> str:
-    """RFC 5256 2.1 base subject: decoded, white space folded, reply/forward markers
-    and leading [blobs] removed."""
-    text = re.sub(r"\s+", " ", decode_words(subject)).strip()
-    while True:
-        while True:
-            stripped = _TRAILER.sub("", text)
-            if stripped == text:
-                break
-            text = stripped
-        while True:
-            changed = False
-            m = _REFWD.match(text)
-            if m:
-                text = text[m.end():]
-                changed = True
-            m = _LEADING_BLOB.match(text)
-            if m and text[m.end():].strip():
-                text = text[m.end():]
-                changed = True
-            if not changed:
-                break
-        m = _FWD_WRAP.match(text)
-        if m:
-            text = m.group(1).strip()
-            continue
-        return text.upper()
 
 
 def _casemap(text: str) -> str:

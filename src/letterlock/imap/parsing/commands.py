@@ -244,6 +244,21 @@ class Sort(SelectedCommand):
 
 
 @dataclass(frozen=True)
+class Thread(SelectedCommand):
+    """THREAD and UID THREAD (RFC 5256)."""
+
+    algorithm: str
+    """``ORDEREDSUBJECT`` or ``REFERENCES``."""
+    charset: str
+    keys: SearchKey
+    uid: bool = False
+
+    @property
+    def name(self) -> str:
+        return "UID THREAD" if self.uid else "THREAD"
+
+
+@dataclass(frozen=True)
 class Fetch(SelectedCommand):
     set: SeqSet
     items: tuple[FetchItem, ...]

@@ -36,8 +36,10 @@ from letterlock.imap.parsing.commands import (
     Status,
     Store,
     Subscribe,
+    Thread,
     Unselect,
 )
+from letterlock.imap.parsing.extensions import thread_args
 from letterlock.imap.parsing.fetch import FetchModifiers, fetch_items, fetch_modifiers
 from letterlock.imap.parsing.primitives import (
     MAX_NUMBER64,
@@ -307,7 +309,8 @@ def _parse(buf: bytes, pos: int, t: str) -> Command:
         uid = True
         word, pos = atom(buf, sp(buf, pos))
         name = word.upper()
-        if name not in ("FETCH", "SEARCH", "STORE", "COPY", "MOVE", "EXPUNGE", "SORT"):
+        if name not in ("FETCH", "SEARCH", "STORE", "COPY", "MOVE", "EXPUNGE", "SORT",
+                        "THREAD"):
             raise ParseError(f"UID {word} is not a command")
     simple: dict[str, type[Command]] = {
         "CAPABILITY": Capability, "NOOP": Noop, "LOGOUT": Logout, "STARTTLS": StartTls,
@@ -410,6 +413,10 @@ def _parse(buf: bytes, pos: int, t: str) -> Command:
         keys, pos = search_keys(buf, sp(buf, pos))
         _end(buf, pos)
         return Sort(t, criteria, charset.decode("ascii", "replace"), keys, uid)
+    if name == "THREAD":
+        algorithm, thread_charset, thread_keys, pos = thread_args(buf, pos)
+        _end(buf, pos)
+        return Thread(t, algorithm, thread_charset, thread_keys, uid)
     if name == "STORE":
         return _store(buf, pos, t, uid)
     if name in ("COPY", "MOVE"):
@@ -422,4 +429,5 @@ def _parse(buf: bytes, pos: int, t: str) -> Command:
 
 _KNOWN = frozenset({"ID", "LOGIN", "AUTHENTICATE", "ENABLE", "SELECT", "EXAMINE", "CREATE",
                     "DELETE", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE", "LIST", "LSUB", "STATUS",
-                    "APPEND", "SEARCH", "FETCH", "STORE", "COPY", "MOVE", "SORT"})
+                    "APPEND", "SEARCH", "FETCH", "STORE", "COPY", "MOVE", "SORT",
+                    "THREAD"})
