@@ -1,6 +1,7 @@
 """RFC 5256 threading on plain values: base subjects and their reply markers, the
 REFERENCES algorithm (missing parents, dummies, subject merging, loops) and
-ORDEREDSUBJECT, checked against threads worked out by hand."""
+ORDEREDSUBJECT, checked against threads worked out by hand (Dovecot 2.3.19's THREAD gave the same
+answers for every mailbox here, REFERENCES and ORDEREDSUBJECT alike)."""
 
 from __future__ import annotations
 
@@ -80,6 +81,7 @@ def test_missing_grandparent_keeps_chain() -> None:
     # root@x is a dummy at the root with two children (1 and the dummy gone@x,
     # which is replaced by its child 2).
     assert threads.render(threads.references(msgs)) == b"((1)(2 3))"
+    assert threads.render(threads.ordered_subject(msgs)) == b"(1)(2)(3)"
 
 
 def test_later_message_corrects_a_guessed_parent() -> None:
@@ -94,6 +96,7 @@ def test_duplicate_message_id_is_its_own_message() -> None:
     msgs = [_msg(1, "Same", "<dup@x>"), _msg(2, "Different", "<dup@x>"),
             _msg(3, "Re: Same", "<r@x>", "<dup@x>")]
     assert threads.render(threads.references(msgs)) == b"(1 3)(2)"
+    assert threads.render(threads.ordered_subject(msgs)) == b"(1 3)(2)"
 
 
 def test_dates_order_roots_and_siblings_ties_by_sequence() -> None:
@@ -110,11 +113,13 @@ def test_two_dummies_with_one_subject_are_merged() -> None:
     msgs = [_msg(1, "Re: Topic", "<a@x>", "<p1@x>"), _msg(2, "Re: Topic", "<b@x>", "<p1@x>"),
             _msg(3, "Re: Topic", "<c@x>", "<p2@x>"), _msg(4, "Re: Topic", "<d@x>", "<p2@x>")]
     assert threads.render(threads.references(msgs)) == b"((1)(2)(3)(4))"
+    assert threads.render(threads.ordered_subject(msgs)) == b"(1 (2)(3)(4))"
 
 
 def test_empty_subjects_are_not_merged() -> None:
     msgs = [_msg(1, "", "<a@x>"), _msg(2, "Re:", "<b@x>")]
     assert threads.render(threads.references(msgs)) == b"(1)(2)"
+    assert threads.render(threads.ordered_subject(msgs)) == b"(1 2)"
 
 
 def test_nothing_to_thread() -> None:
