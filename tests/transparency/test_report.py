@@ -64,14 +64,14 @@ SEEDED = [
 ]
 
 # country: requests, accounts, content, non_content, no_data, rejected, preservation,
-#          mlat_redirects, stored_abroad  -- counted by hand from SEEDED
+#          mlat_redirects, stored_abroad, closed_undecided  -- by hand from SEEDED
 EXPECTED_2025_H1 = {
-    "DE": (1, 4, 0, 0, 0, 1, 0, 1, 1),
-    "FR": (1, 1, 0, 0, 0, 1, 0, 0, 0),
-    "GB": (2, 2, 1, 0, 1, 0, 0, 0, 1),
-    "US": (3, 4, 1, 1, 0, 1, 1, 1, 2),
+    "DE": (1, 4, 0, 0, 0, 1, 0, 1, 1, 0),
+    "FR": (1, 1, 0, 0, 0, 1, 0, 0, 0, 0),
+    "GB": (2, 2, 1, 0, 1, 0, 0, 0, 1, 0),
+    "US": (3, 4, 1, 1, 0, 1, 1, 1, 2, 0),
 }
-EXPECTED_TOTALS = (7, 11, 2, 1, 1, 3, 1, 2, 4)
+EXPECTED_TOTALS = (7, 11, 2, 1, 1, 3, 1, 2, 4, 0)
 HEAD = HeadRef(1234, "ab" * 32, "2025-07-01T00:00:00.000000Z", "cd" * 32)
 
 
@@ -112,7 +112,8 @@ def test_json_rows_use_exactly_the_documented_keys() -> None:
     for row in doc["rows"]:
         assert list(row) == [
             "country", "period", "requests", "accounts", "content", "non_content", "no_data",
-            "rejected", "preservation", "mlat_redirects", "stored_abroad"]
+            "rejected", "preservation", "mlat_redirects", "stored_abroad",
+            "closed_undecided"]
         assert row["period"] == "2025-H1"
     assert doc["computed_at_head"]["tree_size"] == 1234
     assert doc["national_security"] == {"requests": "0-499", "accounts": "500-999"}

@@ -67,6 +67,7 @@ def test_json_report_matches_hand_computed_table(home: Path) -> None:
         "country": "US", "period": "2025-H1",
         "requests": 3, "accounts": 3, "content": 1, "non_content": 1, "no_data": 0,
         "rejected": 1, "preservation": 1, "mlat_redirects": 1, "stored_abroad": 2,
+        "closed_undecided": 0,
     }]
     assert doc["national_security"] == {"requests": "0-499", "accounts": "0-499"}
     head = json.loads(letterlock(home, "log", "head", "--json").stdout)

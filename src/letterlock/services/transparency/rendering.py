@@ -73,6 +73,7 @@ _COLOURS = {
     "preservation": "#5aae61",
     "mlat_redirects": "#762a83",
     "stored_abroad": "#e08214",
+    "closed_undecided": "#bababa",
 }
 _LABELS = {
     "requests": "Requests",
@@ -84,6 +85,7 @@ _LABELS = {
     "preservation": "Preservation requests",
     "mlat_redirects": "Redirected to mutual legal assistance",
     "stored_abroad": "Data stored outside the issuer's country",
+    "closed_undecided": "Closed without a decision",
 }
 
 
@@ -212,7 +214,9 @@ def render_html(report: TransparencyReport) -> str:
 </table>
 <p class="note">Content + only non-content + no data + rejected = requests. Preservation
 requests are counted apart; redirects to mutual legal assistance and demands for data
-stored abroad are also counted in the outcome columns.</p>
+stored abroad are also counted in the outcome columns. Requests and preservation
+requests closed without a decision (withdrawn by the authority, or answered outside
+this system) are counted only in their own column.</p>
 <h2>National-security process</h2>
 <p>Reported in bands of {BAND}, as the law allows: <strong>{esc(ns.requests)}</strong>
 requests, affecting <strong>{esc(ns.accounts)}</strong> accounts.</p>

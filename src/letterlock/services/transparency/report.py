@@ -20,6 +20,10 @@ Counting rules (per issuing country, for matters served in the period):
 * ``mlat_redirects``: requests where some answer was ``redirect-mlat``;
   ``stored_abroad``: requests or preservations whose data was stored outside the
   issuing country. Both are also counted in the columns above.
+* ``closed_undecided``: matters (requests and preservations) closed without a
+  decision: withdrawn by the authority, or answered outside this system. They are in
+  their own column, in none of the others (so the buckets still add up to
+  ``requests``); national-security ones go into the bands like any other.
 """
 
 from __future__ import annotations
@@ -54,7 +58,10 @@ ROW_KEYS = (
     "preservation",
     "mlat_redirects",
     "stored_abroad",
+    "closed_undecided",
 )
+UNDECIDED = "closed-undecided"
+"""The bucket of a matter closed without a decision."""
 
 
 # --- inputs --------------------------------------------------------------------------
@@ -70,7 +77,8 @@ class MatterFacts:
     instrument: str
     action: str  # produce | preserve | intercept
     accounts: int
-    bucket: str  # content | non-content | no-data | rejected (from the decision)
+    bucket: str  # content | non-content | no-data | rejected (from the decision),
+    # or closed-undecided
     stored_abroad: bool
     mlat_redirect: bool
     national_security: bool
@@ -136,6 +144,7 @@ class CountryRow:
     preservation: int = 0
     mlat_redirects: int = 0
     stored_abroad: int = 0
+    closed_undecided: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -176,6 +185,9 @@ def compute_report(matters: Iterable[MatterFacts], period: Period) -> Transparen
             ns_accounts += m.accounts
             continue
         row = counts.setdefault(m.issuing_country.upper(), dict.fromkeys(ROW_KEYS[2:], 0))
+        if m.bucket == UNDECIDED:
+            row["closed_undecided"] += 1
+            continue
         if m.stored_abroad:
             row["stored_abroad"] += 1
         if m.action == "preserve":
@@ -213,6 +225,8 @@ class StoredMatter(Protocol):
     def facts(self) -> str: ...
     @property
     def decision(self) -> str | None: ...
+    @property
+    def state(self) -> str: ...
 
 
 def implied_gags() -> dict[str, str]:
@@ -275,16 +289,18 @@ def facts_from_matter(
 
 
 def facts_from_stored(rows: Iterable[StoredMatter]) -> list[MatterFacts]:
-    """Every decided matter (undecided ones are not reported until decided)."""
+    """Every decided matter, and every one closed without a decision (bucket
+    ``closed-undecided``); open undecided ones are not reported until decided."""
     out = []
     implied = implied_gags()
     for row in rows:
-        if row.decision is None:
+        if row.decision is None and row.state != "closed":
             continue
         try:
             request = json.loads(row.request)
             facts = json.loads(row.facts) if row.facts else {}
-            decision = json.loads(row.decision)
+            decision = (json.loads(row.decision) if row.decision is not None
+                        else {"transparency": UNDECIDED})
         except ValueError as exc:
             raise InvalidInput(f"matter {row.id}: stored JSON is damaged: {exc}") from exc
         out.append(facts_from_matter(row.id, request, facts, decision, implied))
@@ -302,7 +318,8 @@ def current_head(audit_dir: Path) -> HeadRef:
 
 
 async def load_decided_matters(control_dir: Path) -> list[MatterFacts]:
-    """The report's facts for every decided matter in ``HOME/control/legal.sqlite3``."""
+    """The report's facts for every decided matter in ``HOME/control/legal.sqlite3``,
+    and every one closed without a decision."""
     if not (control_dir / LEGAL_DB).exists():
         return []
     store = LegalStore(control_dir)
