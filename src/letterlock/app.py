@@ -27,6 +27,7 @@ from letterlock.services.accounts.setup import InitOptions, write_config_file
 from letterlock.services.cells import Cell, Cells, GroupCommitter
 from letterlock.services.legal.matters import LegalService
 from letterlock.services.mail import dkim_keys
+from letterlock.services.mail.addresses import AddressService
 from letterlock.services.mail.change_relay import ChangeRelay
 from letterlock.services.mail.delivery import DeliveryService
 from letterlock.services.mail.mailbox import MailboxService
@@ -35,6 +36,13 @@ from letterlock.services.mail.sealing import SealPool, default_processes
 from letterlock.services.operations import logs, metrics
 from letterlock.services.operations.log_events import LogEvent, event
 from letterlock.services.peers import PeerBus
+from letterlock.storage.address_contracts import AddressBook, AddressDirectory
+from letterlock.storage.addresses_postgres import PostgresAddressBook, PostgresAddressDirectory
+from letterlock.storage.addresses_sqlite import (
+    ADDRESSES_DB,
+    SqliteAddressBook,
+    SqliteAddressDirectory,
+)
 from letterlock.storage.contracts import BlobStore, CellStore, ControlStore
 from letterlock.storage.files import FileBlobStore
 from letterlock.storage.legal_sqlite import LegalStore
@@ -65,6 +73,29 @@ def open_control(config: Config) -> ControlStore:
     if config.storage.postgres_url:
         return PostgresControlStore(config.storage.postgres_url.replace("{region}", "control"))
     return SqliteControlStore(config.control_dir / CONTROL_DB, fsync=config.storage.fsync)
+
+
+def open_addresses(config: Config, accounts: AccountService, control: ControlStore,
+                   audit: AuditSink) -> AddressService:
+    """Aliases, groups and catch-alls: names and routes beside the directory, each
+    region's links to its accounts in that region (SQLite file beside its cell, or
+    its PostgreSQL database)."""
+    separator = config.smtp.subaddress_separator
+    if len(separator) > 1 or separator in ('@', '"', " ", "<", ">", "\\"):
+        raise ConfigError(f"smtp.subaddress_separator must be one character other than "
+                          f"@, quote, space, <, > or backslash (or empty), not {separator!r}")
+    url = config.storage.postgres_url
+    directory: AddressDirectory = (
+        PostgresAddressDirectory(url.replace("{region}", "control")) if url else
+        SqliteAddressDirectory(config.control_dir / ADDRESSES_DB, fsync=config.storage.fsync))
+
+    def book(region_id: str) -> AddressBook:
+        if url:
+            return PostgresAddressBook(url.replace("{region}", region_id))
+        return SqliteAddressBook(config.region_dir(region_id) / ADDRESSES_DB,
+                                 fsync=config.storage.fsync)
+
+    return AddressService(directory, book, control, accounts, audit, separator=separator)
 
 
 def _open_audit(config: Config) -> AuditSink:
@@ -106,6 +137,8 @@ class App:
     peers: PeerBus
     """The other processes of this server (see services/peers.py); joined by
     :func:`start_peers` in long-running processes, broadcast to from any."""
+    addresses: AddressService
+    """Aliases, groups, catch-alls, domain aliases and send-as grants."""
 
     async def add_region(self, region: Region, actor: str = "operator") -> None:
         await self.control.add_region(region)
@@ -173,8 +206,12 @@ async def open_app(config: Config, *, create: bool = False) -> AsyncIterator[App
         stack.callback(mailboxes.close)
         stack.callback(mailboxes.digests.clear)
         stack.push_async_callback(mailboxes.digests.flush)
+        addresses = open_addresses(config, accounts, control, audit)
+        stack.push_async_callback(addresses.close)
+        accounts.add_address_hooks(addresses)
         delivery = DeliveryService(control, accounts, mailboxes,
-                                   postmaster=config.smtp.postmaster.strip())
+                                   postmaster=config.smtp.postmaster.strip(),
+                                   addresses=addresses)
         legal_store = LegalStore(config.control_dir, fsync=config.storage.fsync)
         stack.push_async_callback(legal_store.close)
         engine = PolicyEngine(load_profile(config.legal.policy_dir or config.legal.profile),
@@ -189,7 +226,7 @@ async def open_app(config: Config, *, create: bool = False) -> AsyncIterator[App
         stack.push_async_callback(operator_store.close)
         operators = OperatorService(operator_store, kdf, params, audit)
         yield App(config, control, cells, audit, kdf, hub, accounts, mailboxes, delivery,
-                  legal, operators, peers)
+                  legal, operators, peers, addresses)
 
 
 async def initialise(config: Config, options: InitOptions) -> list[str]:

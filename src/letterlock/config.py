@@ -76,6 +76,10 @@ class SmtpConfig:
     address exists; empty: the domain's first account (the earliest made) takes it,
     or the server's first account for a domain without accounts (RFC 5321 4.5.1
     requires postmaster, RFC 2142 asks for abuse)."""
+    subaddress_separator: str = "+"
+    """Sub-addressing (RFC 5233): mail to ``user+tag@domain`` reaches ``user@domain``
+    (or the alias or group of that name), and its owner may send as it. The
+    character that starts the tag; empty switches sub-addressing off."""
     max_message_bytes: int = _option(50 * 1024 * 1024, "bytes")
     """Largest accepted message, in bytes (advertised as SIZE)."""
     smarthost: str = ""

@@ -54,6 +54,12 @@ EVENT_WORDS = {
     "admin:account:created": "The operator created your account",
     "admin:account:deleted": "The operator deleted your account",
     "admin:account:moved": "The operator moved your account to another region",
+    "admin:address:added": "The operator gave your account another address (an alias, "
+                           "a group membership or a domain's catch-all)",
+    "admin:address:removed": "The operator took an address from your account",
+    "admin:send-as:granted": "The operator let your account send as another address",
+    "admin:send-as:revoked": "The operator stopped your account sending as another "
+                             "address",
     "admin:mail:imported": "The operator imported mail into your account",
     "admin:mail:exported": "Your mail was exported from the operator's command line "
                            "(with your password)",

@@ -21,9 +21,9 @@ from email.utils import format_datetime, make_msgid
 from typing import ClassVar, Protocol
 
 from letterlock.errors import AuthenticationFailed, InvalidInput, LetterlockError
+from letterlock.mime.headers import parse_addresses, split_fields
 from letterlock.mime.summary import split_header
 from letterlock.services.accounts.accounts import AccountRef, AccountService, Session
-from letterlock.services.accounts.addresses import normalise_address
 from letterlock.services.mail.delivery import (
     DeliveryResult,
     DeliveryService,
@@ -83,12 +83,12 @@ def _return_path(sender: str) -> bytes:
 
 
 def _unique_accounts(envelope: Envelope) -> list[AccountRef]:
-    """Accounts to deliver to, each once (two RCPT spellings of one account)."""
+    """Accounts to deliver to, each once (two RCPT spellings of one account, an
+    account that is also in a group named, or two groups sharing a member)."""
     seen: dict[str, AccountRef] = {}
     for accepted in envelope.recipients:
-        ref = accepted.recipient.account
-        if ref is not None and ref.address not in seen:
-            seen[ref.address] = ref
+        for ref in accepted.recipient.accounts:
+            seen.setdefault(ref.address, ref)
     return list(seen.values())
 
 
@@ -168,9 +168,9 @@ class LmtpHandler(MxHandler):
         by_account = {r.address: r for r in results}
         out = []
         for accepted in envelope.recipients:
-            ref = accepted.recipient.account
-            result = by_account.get(ref.address) if ref is not None else None
-            if result is not None and result.ok:
+            # A group's RCPT is delivered when every member's copy is.
+            mine = [by_account.get(ref.address) for ref in accepted.recipient.accounts]
+            if mine and all(r is not None and r.ok for r in mine):
                 out.append(Reply(250, "2.0.0", f"<{accepted.address}> delivered as {queue_id}"))
             else:
                 out.append(Reply(451, "4.3.0", f"<{accepted.address}> try again later"))
@@ -198,11 +198,29 @@ class SubmissionHandler:
     async def mail(self, peer: PeerInfo, sender: str, params: MailParams) -> Reply:
         if peer.identity is None:
             return replies.AUTH_REQUIRED
-        try:
-            owned = normalise_address(sender) == peer.identity.address
-        except InvalidInput:
-            owned = False
-        return replies.SENDER_OK if owned else replies.NOT_OWNED_SENDER
+        if await self._delivery.owns(peer.identity.ref, sender):
+            return replies.SENDER_OK
+        event(LogEvent.SENDER_REFUSED, user=peer.identity.address, sender=sender[:254],
+              where="mail-from")
+        return replies.NOT_OWNED_SENDER
+
+    async def _foreign_author(self, identity: Session, message: bytes) -> bool:
+        """Whether From: or Sender: names an address ``identity`` may not send as
+        (RFC 6409 4.1): such mail would leave DKIM-signed for the domain. Every
+        occurrence of each field is checked; one line is logged for a refusal."""
+        header, _ = split_header(message)
+        for field in split_fields(header):
+            if field.key not in ("from", "sender"):
+                continue
+            for box in parse_addresses(field.value):
+                if box.host is None or box.mailbox is None:
+                    continue  # group syntax markers
+                address = f"{box.mailbox}@{box.host}"
+                if not await self._delivery.owns(identity.ref, address):
+                    event(LogEvent.SENDER_REFUSED, user=identity.address,
+                          sender=address[:254], where=field.key)
+                    return True
+        return False
 
     async def rcpt(self, peer: PeerInfo, envelope: Envelope,
                    address: str) -> tuple[Reply, Recipient | None]:
@@ -230,6 +248,8 @@ class SubmissionHandler:
 
     async def data(self, peer: PeerInfo, envelope: Envelope, message: bytes) -> list[Reply]:
         assert peer.identity is not None
+        if await self._foreign_author(peer.identity, message):
+            return [replies.NOT_OWNED_AUTHOR]
         queue_id = self._queue_ids()
         bind(queue=queue_id)
         when = self._clock()

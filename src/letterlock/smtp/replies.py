@@ -65,6 +65,8 @@ UNKNOWN_USER = Reply(550, "5.1.1", "No such user here")
 RELAY_DENIED = Reply(550, "5.7.1", "Relaying denied")
 BAD_ADDRESS = Reply(553, "5.1.3", "Invalid address")
 NOT_OWNED_SENDER = Reply(553, "5.7.1", "Sender address not owned by the authenticated user")
+NOT_OWNED_AUTHOR = Reply(550, "5.7.1", "From: or Sender: names an address not owned by "
+                         "the authenticated user (RFC 6409 4.1)")
 TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
 TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Too many recipients")
 NEED_MAIL = Reply(503, "5.5.1", "Need MAIL command")

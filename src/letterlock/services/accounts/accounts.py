@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from letterlock.audit.events import AuditEvent, AuditSink, EventType
 from letterlock.crypto import keys, openpgp
@@ -74,6 +75,21 @@ LifecycleGuard = Callable[[str], Awaitable[None]]
 moved now. The legal service registers one; accounts does not import it."""
 
 
+class AddressHooks(Protocol):
+    """What the address service (aliases, groups: services/mail/addresses.py) needs
+    to hear of an account's life; registered with add_address_hooks."""
+
+    async def address_taken(self, address: str) -> bool:
+        """Whether ``address`` is an alias or group, so no account may take it."""
+        ...
+
+    async def account_deleted(self, address: str, region: str) -> None:
+        ...
+
+    async def account_moved(self, address: str, src: str, dst: str) -> None:
+        ...
+
+
 @dataclass(frozen=True)
 class AccountRef:
     """What delivery needs: where the account lives and its public key. No secrets."""
@@ -127,6 +143,7 @@ class AccountService:
         self._joined: dict[tuple[str, str], int] = {}
         """(address, client key) -> logins waiting for it."""
         self._guards: list[LifecycleGuard] = []
+        self._address_hooks: list[AddressHooks] = []
         self._resolved: dict[str, tuple[AccountRef, float]] = {}
         """address -> (ref, monotonic expiry) for delivery."""
         self._generation = 0
@@ -136,6 +153,10 @@ class AccountService:
     def add_lifecycle_guard(self, guard: LifecycleGuard) -> None:
         """Register a check that runs before an account is deleted or moved."""
         self._guards.append(guard)
+
+    def add_address_hooks(self, hooks: AddressHooks) -> None:
+        """Tell ``hooks`` of accounts deleted and moved; ask it before creating one."""
+        self._address_hooks.append(hooks)
 
     async def _check_free(self, address: str) -> None:
         for guard in self._guards:
@@ -196,6 +217,9 @@ class AccountService:
             raise UnknownDomain(f"domain {domain_of(address)} is not hosted here")
         if await self._control.lookup(address) is not None:
             raise AlreadyExists(f"{address} exists")
+        for hooks in self._address_hooks:
+            if await hooks.address_taken(address):
+                raise AlreadyExists(f"{address} is an alias or group address")
         pair = keys.KeyPair.generate()
         code = keys.new_recovery_code()
         wrapped_pw = await self._kdf.run(
@@ -400,6 +424,8 @@ class AccountService:
         await self._control.unassign(address)
         self._forget(address)
         self._drop_key(address)
+        for hooks in self._address_hooks:
+            await hooks.account_deleted(address, region)
         await self._audit.record(AuditEvent(EventType.ADMIN_ACCOUNT_DELETED, actor,
                                             datetime.now(UTC), account=address,
                                             details=(("region", region),)))
@@ -450,6 +476,8 @@ class AccountService:
         await _purge(src, address)
         self._forget(address)
         self._drop_key(address)
+        for hooks in self._address_hooks:
+            await hooks.account_moved(address, src.region.id, region_id)
         await self._audit.record(AuditEvent(EventType.ADMIN_ACCOUNT_MOVED, actor,
                                             datetime.now(UTC), account=address,
                                             details=(("from", src.region.id),

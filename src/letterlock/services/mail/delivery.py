@@ -20,6 +20,7 @@ from letterlock.crypto import openpgp
 from letterlock.errors import InvalidInput, LetterlockError, UnknownAccount
 from letterlock.services.accounts.accounts import AccountRef, AccountService
 from letterlock.services.accounts.addresses import domain_of, normalise_address
+from letterlock.services.mail.addresses import AddressService, catch_all_key
 from letterlock.services.mail.mailbox import MailboxService, canonical_flags
 from letterlock.services.operations.log_events import LogEvent, event
 from letterlock.storage.contracts import ControlStore
@@ -55,6 +56,14 @@ class Recipient:
     address: str
     kind: RecipientKind
     account: AccountRef | None = None
+    """The account the address leads to (the first, for a group)."""
+    others: tuple[AccountRef, ...] = ()
+    """The other accounts a group address leads to."""
+
+    @property
+    def accounts(self) -> tuple[AccountRef, ...]:
+        """Every account a copy is delivered to (one per member of a group)."""
+        return () if self.account is None else (self.account, *self.others)
 
 
 @dataclass(frozen=True)
@@ -68,8 +77,12 @@ class DeliveryResult:
 
 class DeliveryService:
     def __init__(self, control: ControlStore, accounts: AccountService,
-                 mailboxes: MailboxService, *, postmaster: str = "") -> None:
+                 mailboxes: MailboxService, *, postmaster: str = "",
+                 addresses: AddressService | None = None) -> None:
         self._control = control
+        self._addresses = addresses
+        """Aliases, groups, catch-alls, domain aliases, sub-addressing; None: only
+        accounts' own addresses (and the role mailboxes) are known."""
         self._accounts = accounts
         self._mailboxes = mailboxes
         self._postmaster = postmaster
@@ -101,7 +114,12 @@ class DeliveryService:
         ``postmaster`` (no domain) names this server's; RFC 2142 asks the same of
         abuse@. Where no account of that address exists, mail to it goes to the
         ``smtp.postmaster`` account, else to the domain's first account, else to the
-        server's first account (see docs/operating.md, "postmaster and abuse")."""
+        server's first account (see docs/operating.md, "postmaster and abuse").
+
+        Then the addresses of docs/addresses.md, in this order (as Postfix does): a
+        domain alias is rewritten to its domain; an account; an alias or group; the
+        same two without a sub-address tag (RFC 5233); the role mailboxes; the
+        domain's catch-all. Each such decision is one log line."""
         if address.lower() == "postmaster":
             return await self._bare_postmaster()
         normal = self._normal.get(address)
@@ -113,15 +131,76 @@ class DeliveryService:
             if len(self._normal) >= NORMALISED_CACHE_MAX:
                 self._normal.clear()
             self._normal[address] = normal
+        lookup, via = normal, ""
         if not await self._is_hosted(domain_of(normal)):
-            return Recipient(normal, RecipientKind.FOREIGN)
+            target = (None if self._addresses is None else
+                      await self._addresses.domain_target(domain_of(normal)))
+            if target is None:
+                return Recipient(normal, RecipientKind.FOREIGN)
+            lookup, via = f"{normal.rpartition('@')[0]}@{target}", "domain-alias"
         try:
-            ref = await self._accounts.resolve_for_delivery(normal)
+            ref = await self._accounts.resolve_for_delivery(lookup)
         except UnknownAccount:
-            if normal.partition("@")[0].lower() in ROLE_MAILBOXES:
-                return await self._role_taker(normal, domain_of(normal))
-            return Recipient(normal, RecipientKind.UNKNOWN_USER)
-        return Recipient(normal, RecipientKind.LOCAL, ref)
+            pass
+        else:
+            if via:
+                _log_resolved(normal, via, (ref,))
+            return Recipient(normal, RecipientKind.LOCAL, ref)
+        found = await self._extra_addresses(normal, lookup, via)
+        if found is not None:
+            return found
+        if lookup.partition("@")[0].lower() in ROLE_MAILBOXES:
+            return await self._role_taker(normal, domain_of(lookup))
+        if self._addresses is not None:
+            refs = await self._targets(normal, catch_all_key(domain_of(lookup)))
+            if refs:
+                _log_resolved(normal, "catch-all", refs)
+                return Recipient(normal, RecipientKind.LOCAL, refs[0], refs[1:])
+        return Recipient(normal, RecipientKind.UNKNOWN_USER)
+
+    async def _extra_addresses(self, normal: str, lookup: str, via: str) -> Recipient | None:
+        """An alias or group (``lookup``), or an account, alias or group without
+        ``lookup``'s sub-address tag; None when it is none of these."""
+        if self._addresses is None:
+            return None
+        refs = await self._targets(normal, lookup)
+        if refs:
+            _log_resolved(normal, via or "alias", refs)
+            return Recipient(normal, RecipientKind.LOCAL, refs[0], refs[1:])
+        base = self._addresses.base_address(lookup)
+        if base is None:
+            return None
+        try:
+            refs = (await self._accounts.resolve_for_delivery(base),)
+        except UnknownAccount:
+            refs = await self._targets(normal, base)
+        if not refs:
+            return None
+        _log_resolved(normal, "subaddress", refs)
+        return Recipient(normal, RecipientKind.LOCAL, refs[0], refs[1:])
+
+    async def _targets(self, rcpt: str, address: str) -> tuple[AccountRef, ...]:
+        """The accounts alias, group or catch-all ``address`` leads to, each resolved
+        to its home region (where its copy is sealed and stored)."""
+        assert self._addresses is not None
+        refs: dict[str, AccountRef] = {}
+        for account in await self._addresses.targets(address):
+            try:
+                refs[account] = await self._accounts.resolve_for_delivery(account)
+            except UnknownAccount:
+                event(LogEvent.ADDRESS_DANGLING, rcpt=rcpt, account=account)
+        return tuple(refs.values())
+
+    async def owns(self, ref: AccountRef, address: str) -> bool:
+        """Whether the account ``ref`` may send as ``address`` (RFC 6409 4.1): its own
+        address, its aliases and sub-addresses, or what an operator granted it (see
+        AddressService.owns)."""
+        if self._addresses is not None:
+            return await self._addresses.owns(ref, address)
+        try:
+            return normalise_address(address) == ref.address
+        except InvalidInput:
+            return False
 
     async def _bare_postmaster(self) -> Recipient:
         for domain in sorted(await self.hosted_domains()):
@@ -224,6 +303,12 @@ class DeliveryService:
                                                     canonical_flags(sorted(flags)), when)
                  for raw, flags, when in messages]
         return len(await self._mailboxes.append_sealed(ref, items))
+
+
+def _log_resolved(rcpt: str, via: str, refs: Sequence[AccountRef]) -> None:
+    event(LogEvent.ADDRESS_RESOLVED, rcpt=rcpt, via=via, targets=len(refs),
+          regions=",".join(sorted({r.region for r in refs})),
+          account=refs[0].address if len(refs) == 1 else None)
 
 
 def _log_result(result: DeliveryResult, region: str) -> None:

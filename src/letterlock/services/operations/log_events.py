@@ -57,6 +57,16 @@ class LogEvent(enum.StrEnum):
     CLIENT_REFUSED = "limit:client:refused"
     """A client held to a limit (``limit``: connections, commands, errors,
     auth-failures, password-checks)."""
+    ADDRESS_RESOLVED = "mail:address:resolved"
+    """A recipient that is no account's own address was taken for accounts
+    (``rcpt``, ``via``: alias, group, catch-all, subaddress or domain-alias, ``targets``:
+    how many accounts, ``regions`` they live in; ``account`` when there is one)."""
+    ADDRESS_DANGLING = "mail:address:dangling"
+    """An alias, group or catch-all leads to an account that no longer exists
+    (``rcpt``, ``account``); that target is skipped."""
+    SENDER_REFUSED = "mail:sender:refused"
+    """Submission refused an address the authenticated ``user`` does not own
+    (``sender``, ``where``: mail-from, from or sender header field)."""
     MESSAGE_ACCEPTED = "mail:message:accepted"
     """A message taken responsibility for (SMTP 250), with its ``queue`` id."""
     MESSAGE_STORED = "mail:message:stored"
@@ -93,6 +103,9 @@ LEVELS: dict[LogEvent, int] = {
     LogEvent.LOGIN_OK: logging.INFO,
     LogEvent.LOGIN_FAILED: logging.WARNING,
     LogEvent.CLIENT_REFUSED: logging.WARNING,
+    LogEvent.ADDRESS_RESOLVED: logging.INFO,
+    LogEvent.ADDRESS_DANGLING: logging.WARNING,
+    LogEvent.SENDER_REFUSED: logging.WARNING,
     LogEvent.MESSAGE_ACCEPTED: logging.INFO,
     LogEvent.MESSAGE_STORED: logging.INFO,
     LogEvent.MESSAGE_NOT_STORED: logging.WARNING,
