@@ -65,6 +65,7 @@ def test_every_event_type_has_words_in_the_privacy_center() -> None:
     from letterlock.http.account_pages import EVENT_WORDS
 
     owner_facing = {e.value for e in EventType} - {
-        "admin:region:added", "admin:domain:added", "admin:operator:added",
+        "admin:region:added", "admin:region:backed-up", "admin:region:restored",
+        "admin:domain:added", "admin:operator:added",
         "admin:operator:removed", "admin:operator:password-set"}
     assert owner_facing <= set(EVENT_WORDS)

@@ -15,6 +15,8 @@ from typing import Protocol, runtime_checkable
 class EventType(enum.StrEnum):
     # admin actions
     ADMIN_REGION_ADDED = "admin:region:added"
+    ADMIN_REGION_BACKED_UP = "admin:region:backed-up"
+    ADMIN_REGION_RESTORED = "admin:region:restored"
     ADMIN_DOMAIN_ADDED = "admin:domain:added"
     ADMIN_ACCOUNT_CREATED = "admin:account:created"
     ADMIN_ACCOUNT_DELETED = "admin:account:deleted"

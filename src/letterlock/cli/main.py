@@ -11,6 +11,8 @@ from rich.table import Table
 
 from letterlock import app as app_mod
 from letterlock import config as config_mod
+from letterlock.cli.backup import backup_cmd as _backup_cmd
+from letterlock.cli.backup import restore_cmd as _restore_cmd
 from letterlock.cli.common import (
     CliContext,
     ask_password,
@@ -375,6 +377,8 @@ cli.add_command(_log_group)
 cli.add_command(_report_group)
 cli.add_command(_operator_group)
 cli.add_command(_queue_group)
+cli.add_command(_backup_cmd)
+cli.add_command(_restore_cmd)
 
 
 def main() -> None:

@@ -432,6 +432,16 @@ class LegalStore:
                           [(h, region, b) for h in hold_ids for b in blob_ids])
         await self._db.write(fn)
 
+    async def region_blob_ids(self, region: str) -> set[str]:
+        """Every blob id of ``region`` this store names (kept by a hold, waiting to be
+        purged, or a delivered notice): a backup of the region must keep them, and
+        a restored blob store must never hand them out again."""
+        def fn(c: sqlite3.Connection) -> set[str]:
+            return {str(r[0]) for r in c.execute(
+                "SELECT blob_id FROM held_blobs WHERE region=? AND orphaned "
+                "UNION SELECT blob_id FROM blob_purges WHERE region=?", (region, region))}
+        return await self._db.read(fn)
+
     async def held_blobs(self, hold_id: int) -> list[str]:
         """The blobs only this hold keeps now (their messages were expunged)."""
         def fn(c: sqlite3.Connection) -> list[str]:

@@ -124,6 +124,17 @@ class S3BlobStore:
             raise first
         return ids
 
+    async def put_named(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Store each blob under the id it had (restoring a backup: the metadata names
+        them by these ids). Returns when every PUT has succeeded."""
+        for blob_id, _ in items:
+            _check(blob_id)
+        try:
+            await asyncio.gather(*(self._call(functools.partial(self._put, i, d))
+                                   for i, d in items))
+        except (BaseError, OSError) as exc:
+            raise self._error("write", exc) from exc
+
     async def get(self, blob_id: str) -> bytes:
         _check(blob_id)
         return await self._call(lambda: self._get(blob_id))

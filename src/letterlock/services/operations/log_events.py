@@ -89,6 +89,17 @@ class LogEvent(enum.StrEnum):
     """Debug: a message sealed (``seconds``)."""
     UNSEALED = "crypto:message:unsealed"
     """Debug: a message opened (``seconds``)."""
+    BACKUP_STARTED = "backup:region:started"
+    """`letterlock backup` began (``region``, ``backup`` id, ``dir``)."""
+    BACKUP_FINISHED = "backup:region:finished"
+    """The backup is complete (``messages``, ``blobs``, ``bytes``, ``rounds``: how
+    many snapshots it took, ``seconds``)."""
+    BACKUP_FAILED = "backup:region:failed"
+    RESTORE_STARTED = "backup:restore:started"
+    RESTORE_FINISHED = "backup:restore:finished"
+    RESTORE_REFUSED = "backup:restore:refused"
+    """A restore refused (``reason``: another region, a damaged backup, a target
+    that is not empty, a running server); nothing was changed."""
 
 
 LEVELS: dict[LogEvent, int] = {
@@ -118,6 +129,12 @@ LEVELS: dict[LogEvent, int] = {
     LogEvent.OUTBOUND_DELETED: logging.WARNING,
     LogEvent.SEALED: logging.DEBUG,
     LogEvent.UNSEALED: logging.DEBUG,
+    LogEvent.BACKUP_STARTED: logging.INFO,
+    LogEvent.BACKUP_FINISHED: logging.INFO,
+    LogEvent.BACKUP_FAILED: logging.ERROR,
+    LogEvent.RESTORE_STARTED: logging.WARNING,
+    LogEvent.RESTORE_FINISHED: logging.WARNING,
+    LogEvent.RESTORE_REFUSED: logging.WARNING,
 }
 
 ADDRESS_FIELDS = frozenset({"user", "sender", "rcpt", "account"})
