@@ -11,6 +11,7 @@ from rich.table import Table
 
 from letterlock import app as app_mod
 from letterlock import config as config_mod
+from letterlock.cli import addresses as _addresses
 from letterlock.cli.backup import backup_cmd as _backup_cmd
 from letterlock.cli.backup import restore_cmd as _restore_cmd
 from letterlock.cli.common import (
@@ -372,6 +373,13 @@ def serve(click_ctx: click.Context, listeners: tuple[setup.Setting, ...],
 # ----------------------------------------------------------------------------- groups
 # Command groups of other front-end modules are registered here, one line each.
 domain.add_command(_domain_show)
+domain.add_command(_addresses.domain_alias_group)
+domain.add_command(_addresses.catch_all_group)
+user.add_command(_addresses.grant_send_as)
+user.add_command(_addresses.revoke_send_as)
+user.add_command(_addresses.send_as_list)
+cli.add_command(_addresses.alias_group)
+cli.add_command(_addresses.group_group)
 cli.add_command(_legal)
 cli.add_command(_log_group)
 cli.add_command(_report_group)

@@ -18,7 +18,6 @@ account's own addresses, or those an operator granted, may be the sender).
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,9 +41,6 @@ from letterlock.storage.address_contracts import AddressBook, AddressDirectory, 
 from letterlock.storage.contracts import ControlStore
 
 __all__ = ["AddressInfo", "AddressKind", "AddressService", "catch_all_key"]
-
-log = logging.getLogger("letterlock.addresses")
-
 
 def catch_all_key(domain: str) -> str:
     """How a domain's catch-all is named in the stores: ``@domain``."""
@@ -226,6 +222,14 @@ class AddressService:
             raise NotFound(f"{ref.address} is not a member of {normal}")
         await self._record(EventType.ADMIN_ADDRESS_REMOVED, actor, ref.address,
                            address=normal, kind="group-member")
+
+    async def kind_of(self, address: str) -> AddressKind | None:
+        """What ``address`` (or ``@domain``) is, when it is an alias, group or
+        catch-all."""
+        try:
+            return await self._directory.get_name(normalise_address(address))
+        except InvalidInput:
+            return None
 
     async def members(self, group: str) -> list[str]:
         return sorted(await self.targets(await self._group(group)))
