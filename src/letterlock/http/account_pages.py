@@ -6,7 +6,8 @@ touched their account, the legal requests about them, and takes their mail with 
     GET  /account                  where your mail lives (region, country, key, sealing)
     GET  /account/access           who touched your account (audit log, with proofs)
     GET  /account/access/{i}/proof.json   inclusion proof of one event
-    GET  /account/legal            legal requests about you (notices already sent)
+    GET  /account/legal            legal requests about you: holds in force, each
+                                   matter's events (as in the access feed), notices
     GET  /account/export           export page     GET /account/export.mbox  the mbox
     GET  /account/password         change password    POST /account/password
 
@@ -29,6 +30,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response, Streamin
 from letterlock.app import App
 from letterlock.crypto import openpgp
 from letterlock.errors import AuthenticationFailed, InvalidInput, LetterlockError, NotFound
+from letterlock.http.account_legal import legal_tab
 from letterlock.http.render import PageRenderer
 from letterlock.http.web_sessions import (
     COOKIE,
@@ -332,12 +334,10 @@ def install_account_pages(api: FastAPI, app: App, sessions: SessionStore,
     @router.get("/legal")
     async def legal(request: Request) -> Response:
         web = current(request)
-        notices = await app.legal.notices_for(web.address)
-        shown = [{"matter": n.matter_id,
-                  "sent_at": None if n.sent_at is None else format_time(n.sent_at),
-                  "text": n.text} for n in notices]
+        context = await legal_tab(app.legal, feed(), web.address, datetime.now(UTC),
+                                  describe)
         return view("account/legal.html", web, title="Legal requests about you",
-                    tab="legal", notices=shown)
+                    tab="legal", **context)
 
     # -- export ---------------------------------------------------------------------------
 

@@ -558,6 +558,11 @@ class LegalService:
         blobs waiting to be purged): backups keep them (services/operations/backup.py)."""
         return await self._store.region_blob_ids(region)
 
+    async def active_holds(self, address: str, at: datetime) -> list[HoldRow]:
+        """The account's preservation holds in force at ``at`` (the privacy center
+        shows those whose placing the audit log shows in the clear)."""
+        return await self._store.holds(address=address.lower(), active_at=at)
+
     async def notices_for(self, address: str) -> list[NoticeRow]:
         """The notices an account holder may read (those already sent)."""
         return [n for n in await self._store.notices(address=address.lower())
