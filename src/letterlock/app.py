@@ -33,6 +33,7 @@ from letterlock.services.mail.delivery import DeliveryService
 from letterlock.services.mail.mailbox import MailboxService
 from letterlock.services.mail.notify import ChangeHub
 from letterlock.services.mail.sealing import SealPool, default_processes
+from letterlock.services.mail.spam_learning import SpamLearner
 from letterlock.services.operations import logs, metrics
 from letterlock.services.operations.log_events import LogEvent, event
 from letterlock.services.peers import PeerBus
@@ -221,6 +222,11 @@ async def open_app(config: Config, *, create: bool = False) -> AsyncIterator[App
                              contact=config.legal.contact)
         # Holds keep sealed data of expunged mail; open matters block delete and move.
         mailboxes.add_retention_hook(legal.retain)
+        # Owners moving mail into and out of Junk teach rspamd (spam.rspamd = on).
+        learner = SpamLearner.from_config(config.spam, mailboxes)
+        if learner is not None:
+            mailboxes.add_filing_hook(learner)
+            stack.push_async_callback(learner.close)
         accounts.add_lifecycle_guard(legal.check_account_free)
         operator_store = OperatorStore(config.control_dir, fsync=config.storage.fsync)
         stack.push_async_callback(operator_store.close)

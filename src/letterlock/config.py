@@ -70,6 +70,15 @@ class SmtpConfig:
     """Check SPF and the DKIM signatures of mail arriving on the MX listener (DNS
     lookups) and record the results in an Authentication-Results field (RFC 8601);
     nothing is refused on these grounds."""
+    dmarc: bool = True
+    """With ``sender_checks``: evaluate DMARC (RFC 7489) from the SPF and DKIM results
+    and act on the sender domain's policy: ``p=reject`` refuses the message (550 5.7.1
+    after DATA), ``p=quarantine`` delivers it to the recipient's Junk folder."""
+    arc_trusted_sealers: str = ""
+    """Comma-separated domains whose ARC seals (RFC 8617) are trusted: a message that
+    fails DMARC but arrives with a valid ARC chain last sealed by one of them (a
+    mailing list or forwarder you know) is delivered as if DMARC had passed. Empty:
+    ARC is checked and reported, never trusted."""
     postmaster: str = ""
     """Account (address) that receives mail for postmaster@ and abuse@ any hosted
     domain, and for the bare `postmaster` of RFC 5321, where no account of that
@@ -241,6 +250,26 @@ class LegalConfig:
 
 
 @dataclass(frozen=True)
+class SpamConfig:
+    rspamd: str = "off"
+    """Check mail arriving on the MX listener with rspamd (its HTTP protocol): ``off``
+    or ``on``. Its action decides: reject refuses (550), greylist and soft reject
+    defer (451), add header and rewrite subject deliver to Junk. rspamd sees each
+    message's content (docs/operating.md, "Spam filtering")."""
+    rspamd_url: str = "http://127.0.0.1:11333"
+    """rspamd's normal worker (``/checkv2``)."""
+    rspamd_controller_url: str = "http://127.0.0.1:11334"
+    """rspamd's controller worker, taught by users moving mail into and out of Junk
+    (``/learnspam``, ``/learnham``); empty: no learning."""
+    rspamd_password: str = ""
+    """The controller's password (its ``password`` or ``enable_password``); empty where
+    the controller trusts this host (its ``secure_ip``)."""
+    timeout_s: int = _option(10, "seconds")
+    """Seconds one rspamd request may take; after that the message is delivered
+    unchecked (never lost, never held)."""
+
+
+@dataclass(frozen=True)
 class Config:
     home: Path
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -251,6 +280,7 @@ class Config:
     crypto: CryptoConfig = field(default_factory=CryptoConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     legal: LegalConfig = field(default_factory=LegalConfig)
+    spam: SpamConfig = field(default_factory=SpamConfig)
 
     @property
     def control_dir(self) -> Path:

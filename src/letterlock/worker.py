@@ -30,6 +30,7 @@ from letterlock.app import (
     tls_context,
 )
 from letterlock.imap.server import ImapServer
+from letterlock.services.mail.rspamd import SpamFilter
 from letterlock.services.operations.log_events import LogEvent, event
 from letterlock.smtp.server import SmtpServer
 from letterlock.workers import READY
@@ -61,7 +62,8 @@ async def run_worker(config: config_mod.Config, *, mx: bool, imap: bool) -> None
         if mx:
             smtp = SmtpServer(app.delivery, app.accounts, None, config.smtp,
                               config.server.hostname, tls, bind=config.server.bind,
-                              lmtp=False, mx_only=True, reuse_port=True)
+                              lmtp=False, mx_only=True, reuse_port=True,
+                              spam=SpamFilter.from_config(config.spam))
             await smtp.start()
             listeners.append(smtp.close)
         if imap:

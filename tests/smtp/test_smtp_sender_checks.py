@@ -91,7 +91,8 @@ async def test_unsigned_mail_and_forged_results(
     results = await deliver(world, forged, sender="carol@elsewhere.test")
     # Ours says none; the forged one in our name is gone; another server's is kept.
     assert results[0] == (b"Authentication-Results: mx.example.test;\r\n\t"
-                          b"spf=fail smtp.mailfrom=carol@elsewhere.test;\r\n\tdkim=none\r\n")
+                          b"spf=fail smtp.mailfrom=carol@elsewhere.test;\r\n\tdkim=none;"
+                          b"\r\n\tdmarc=none header.from=remote.test\r\n")
     assert not any(b"bank.test" in r for r in results)
     assert results[1:] == [b"Authentication-Results: other.example;\r\n dkim=pass "
                            b"header.d=x.test\r\n"]

@@ -30,7 +30,7 @@ from letterlock.services.mail.delivery import (
     Recipient,
     RecipientKind,
 )
-from letterlock.services.mail.inbound_auth import InboundChecks
+from letterlock.services.mail.screening import Decision, InboundScreen
 from letterlock.services.operations.log_events import LogEvent, bind, event
 from letterlock.smtp import replies
 from letterlock.smtp.hooks import Envelope, PeerInfo
@@ -110,16 +110,26 @@ def _rcpt_reply(recipient: Recipient,
     return replies.BAD_ADDRESS, None
 
 
+class _Refusal(Exception):
+    """The screen refused the message (raised by MxHandler._deliver, which LMTP
+    shares but never screens)."""
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(str(reply))
+        self.reply = reply
+
+
 class MxHandler:
     _foreign: ClassVar[Reply] = replies.RELAY_DENIED
     """The refusal for an address of a domain not hosted here (no relay)."""
 
     def __init__(self, delivery: DeliveryService, hostname: str, clock: Clock = _now, *,
-                 checks: InboundChecks | None = None) -> None:
+                 screen: InboundScreen | None = None) -> None:
         self._delivery = delivery
         self._hostname = hostname
         self._clock = clock
-        self._checks = checks
+        self._screen = screen
+        """Sender checks, DMARC and the spam filter (MX only; None: deliver as is)."""
         self._queue_ids = QueueIds()
 
     async def authenticate(self, peer: PeerInfo, login: str, password: str) -> Session | None:
@@ -139,16 +149,27 @@ class MxHandler:
         refs = _unique_accounts(envelope)
         trace = _trace(peer, self._hostname, queue_id, self._clock(),
                        [r.address for r in refs])
-        checked = b""
-        if self._checks is not None:
-            checked = await self._checks.header_for(message, peer.ip, envelope.sender,
-                                                    peer.helo)
-            message = self._checks.strip_forged(message)
+        checked, junk = b"", False
+        if self._screen is not None:
+            screened = await self._screen.screen(
+                message, ip=peer.ip, helo=peer.helo, sender=envelope.sender,
+                recipients=[a.address for a in envelope.recipients], trace=trace,
+                queue_id=queue_id)
+            refusal = replies.for_screening(screened.decision, screened.because)
+            if refusal is not None:
+                raise _Refusal(refusal)
+            checked, message = screened.prefix, screened.message
+            junk = screened.decision is Decision.JUNK
         raw = _return_path(envelope.sender) + trace + checked + message
+        if junk:
+            return queue_id, await self._delivery.deliver_junk(raw, refs)
         return queue_id, await self._delivery.deliver(raw, refs)
 
     async def data(self, peer: PeerInfo, envelope: Envelope, message: bytes) -> list[Reply]:
-        queue_id, results = await self._deliver(peer, envelope, message)
+        try:
+            queue_id, results = await self._deliver(peer, envelope, message)
+        except _Refusal as refusal:  # DMARC or the spam filter said no
+            return [refusal.reply]
         failed = [r for r in results if not r.ok]
         if failed:
             # Some copies may be stored: a retry can duplicate them, never lose any.

@@ -25,6 +25,7 @@ from letterlock.errors import (
     UnknownDomain,
     UnknownMailbox,
 )
+from letterlock.services.mail.screening import Because, Decision
 
 _ENHANCED = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}(?: |$)")
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -77,6 +78,19 @@ TOO_MANY_CONNECTIONS = Reply(421, "4.7.0", "Too many connections from your addre
 TOO_MANY_COMMANDS = Reply(421, "4.7.0", "Too many commands from your address, slow down")
 TOO_MANY_ERRORS = Reply(421, "4.7.0", "Too many errors, closing connection")
 SHUTTING_DOWN = Reply(421, "4.3.2", "Service shutting down")
+DMARC_REJECTED = Reply(550, "5.7.1", "Message refused: the sender domain's DMARC policy "
+                       "rejects unauthenticated mail")
+SPAM_REJECTED = Reply(550, "5.7.1", "Message refused as spam")
+SPAM_DEFERRED = Reply(451, "4.7.1", "Try again later")
+
+
+def for_screening(decision: Decision, because: Because) -> Reply | None:
+    """The refusal for what the inbound screen decided, or None to deliver."""
+    if decision is Decision.REJECT:
+        return DMARC_REJECTED if because is Because.DMARC else SPAM_REJECTED
+    if decision is Decision.DEFER:
+        return SPAM_DEFERRED
+    return None
 
 
 def reply_for_error(exc: BaseException) -> Reply:

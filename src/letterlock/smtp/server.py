@@ -29,6 +29,8 @@ from letterlock.services.mail import dkim_keys
 from letterlock.services.mail.delivery import DeliveryService
 from letterlock.services.mail.inbound_auth import InboundChecks
 from letterlock.services.mail.outbound import OutboundQueue, OutboundSettings
+from letterlock.services.mail.rspamd import SpamFilter
+from letterlock.services.mail.screening import InboundScreen
 from letterlock.smtp import lmtp_socket
 from letterlock.smtp.handlers import LmtpHandler, MxHandler, Outbound, SubmissionHandler
 from letterlock.smtp.hooks import ListenerKind, SmtpHandler
@@ -54,7 +56,8 @@ class SmtpServer:
                  grace_s: float = 5.0, mx_only: bool = False,
                  reuse_port: bool = False,
                  dns_resolver: dns.asyncresolver.Resolver | None = None,
-                 lmtp_socket: Path | None = None) -> None:
+                 lmtp_socket: Path | None = None,
+                 spam: SpamFilter | None = None) -> None:
         self._config = config
         self._hostname = hostname
         self._ssl = ssl_context
@@ -69,8 +72,11 @@ class SmtpServer:
         self._grace = grace_s
         self._mx_only = mx_only
         self._reuse_port = reuse_port
-        self._mx = MxHandler(delivery, hostname, checks=InboundChecks(
-            hostname, dns_resolver) if config.sender_checks else None)
+        checks = InboundChecks(hostname, dns_resolver, check_dmarc=config.dmarc,
+                               trusted_sealers=config.arc_trusted_sealers.split(",")
+                               ) if config.sender_checks else None
+        self._mx = MxHandler(delivery, hostname, screen=InboundScreen(
+            checks, spam, hostname) if checks is not None or spam is not None else None)
         self._submission = SubmissionHandler(delivery, accounts, outbound, hostname)
         self._lmtp_handler = LmtpHandler(delivery, hostname)
         self._servers: list[asyncio.AbstractServer] = []
@@ -174,9 +180,13 @@ async def start_smtp(app: App, ssl_context: ssl.SSLContext | None, *,
                           OutboundSettings.from_config(config.smtp, config.server.hostname),
                           peers=app.peers)  # news from `letterlock queue`
     await queue.start()
+    spam = SpamFilter.from_config(config.spam)
+    if spam is not None:
+        await spam.probe()  # one warning line if rspamd is not there; mail flows anyway
     server = SmtpServer(app.delivery, app.accounts, queue, config.smtp,
                         config.server.hostname, ssl_context, bind=config.server.bind,
-                        reuse_port=reuse_port, lmtp_socket=lmtp_socket_of(app.config))
+                        reuse_port=reuse_port, lmtp_socket=lmtp_socket_of(app.config),
+                        spam=spam)
     try:
         await server.start()
     except BaseException:

@@ -292,6 +292,24 @@ class DeliveryService:
         order = {ref.address: i for i, ref in enumerate(recipients)}
         return sorted((r for group in nested for r in group), key=lambda r: order[r.address])
 
+    async def deliver_junk(self, raw: bytes, recipients: Sequence[AccountRef],
+                           ) -> list[DeliveryResult]:
+        """:meth:`deliver` into each recipient's Junk mailbox (the one marked \\Junk,
+        made where missing) instead of INBOX: mail the spam filter or a DMARC
+        quarantine policy set aside."""
+        by_name: dict[str, list[AccountRef]] = {}
+        for ref in recipients:
+            try:
+                name = await self._mailboxes.junk_mailbox(ref)
+            except LetterlockError as exc:  # no Junk to be had: INBOX rather than lose it
+                log.warning("%s: no Junk mailbox: %s", ref.address, exc)
+                name = "INBOX"
+            by_name.setdefault(name, []).append(ref)
+        results = [r for name, refs in by_name.items()
+                   for r in await self.deliver(raw, refs, mailbox=name)]
+        order = {ref.address: i for i, ref in enumerate(recipients)}
+        return sorted(results, key=lambda r: order[r.address])
+
     async def deliver_batch(self, ref: AccountRef, mailbox_id: int,
                             messages: Sequence[tuple[bytes, frozenset[str], datetime | None]],
                             ) -> int:

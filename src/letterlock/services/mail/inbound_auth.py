@@ -7,10 +7,12 @@ What is checked:
 - DKIM signatures (RFC 6376, with dkimpy), each against the key its signer publishes
   in DNS (fetched with dnspython, asynchronously, then handed to dkimpy). A message
   without a signature gets ``dkim=none``.
-Not checked: DMARC (it needs the Public Suffix List to find organisational domains).
+- DMARC (RFC 7489, services/mail/dmarc.py) from those two results, and the ARC chain
+  (RFC 8617, services/mail/arc.py) of a message that carries one.
 
-Nothing is refused on these grounds: the results are recorded for the recipient's
-mail program and filters to act on.
+SPF and DKIM alone refuse nothing. DMARC's policy is acted on by the caller
+(:class:`AuthVerdict.disposition`): reject or quarantine, unless the message failed
+only because a forwarder the operator trusts changed it and sealed it with ARC.
 
 Fields that claim to come from this server (the same authserv-id) but arrived with
 the message are removed first, as RFC 8601 section 5 requires: otherwise a sender
@@ -24,7 +26,7 @@ import ipaddress
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import dkim
@@ -34,7 +36,10 @@ import dns.resolver
 
 from letterlock.mime.headers import split_fields
 from letterlock.mime.structure import header_end
-from letterlock.services.mail import spf
+from letterlock.services.mail import arc, dmarc, spf
+from letterlock.services.mail.arc import ArcVerdict
+from letterlock.services.mail.dmarc import DmarcVerdict
+from letterlock.services.operations.log_events import LogEvent, event
 
 log = logging.getLogger("letterlock.inbound")
 
@@ -71,10 +76,28 @@ def _tags(value: bytes) -> dict[str, str]:
             for m in _TAG.finditer(unfolded)}
 
 
+@dataclass(frozen=True)
+class AuthVerdict:
+    """Everything the checks found about one message."""
+
+    header: bytes
+    """The Authentication-Results field to prepend."""
+    dmarc: DmarcVerdict | None
+    """None when DMARC is not evaluated (``smtp.dmarc`` off)."""
+    arc: ArcVerdict
+    disposition: str
+    """What to do: none, quarantine or reject (DMARC's, after a trusted ARC chain
+    overrode it)."""
+
+
 class InboundChecks:
     def __init__(self, authserv_id: str,
-                 resolver: dns.asyncresolver.Resolver | None = None) -> None:
+                 resolver: dns.asyncresolver.Resolver | None = None, *,
+                 check_dmarc: bool = False, trusted_sealers: Collection[str] = ()) -> None:
         self.authserv_id = authserv_id
+        self._dmarc = check_dmarc
+        self._trusted = frozenset(s.strip().lower().rstrip(".") for s in trusted_sealers
+                                  if s.strip())
         if resolver is None:
             resolver = dns.asyncresolver.Resolver()
             resolver.lifetime = DNS_TIMEOUT_S
@@ -112,9 +135,39 @@ class InboundChecks:
 
     async def header_for(self, message: bytes, ip: str, sender: str, helo: str) -> bytes:
         """The Authentication-Results field for a message from the internet."""
+        return (await self.evaluate(message, ip, sender, helo)).header
+
+    async def evaluate(self, message: bytes, ip: str, sender: str,
+                       helo: str) -> AuthVerdict:
+        """SPF, DKIM, ARC and (if enabled) DMARC for a message from the internet."""
         spf_result, prop = await self.spf(ip, sender, helo)
         dkim_results = await self.check(message)
-        return self.header(dkim_results, f"spf={spf_result} {prop}")
+        header = message[:header_end(message)]
+        chain = ArcVerdict("none")
+        if arc.has_chain(header):
+            chain = await arc.verify(message, self._lookup, _tags)
+        if not self._dmarc:
+            more = [chain.text()] if chain.result != "none" else []
+            return AuthVerdict(self.header(dkim_results, f"spf={spf_result} {prop}",
+                                           after=more), None, chain, "none")
+        authors = [f.value.decode("utf-8", "replace") for f in split_fields(header)
+                   if f.key == "from"]
+        spf_domain = (sender.rpartition("@")[2] if sender else helo).lower()
+        verdict = await dmarc.evaluate(authors, spf_result, spf_domain,
+                                       [r.domain for r in dkim_results
+                                        if r.result == "pass"], self._lookup)
+        disposition, note = verdict.disposition, ""
+        if verdict.result == "fail" and disposition != "none" \
+                and chain.trusted(self._trusted):
+            disposition, note = "none", f"; overridden by ARC from {chain.sealer}"
+        more = [verdict.text(note)] + ([chain.text()] if chain.result != "none" else [])
+        if verdict.result != "none":
+            event(LogEvent.DMARC_EVALUATED, domain=verdict.domain, result=verdict.result,
+                  policy=verdict.policy, disposition=disposition,
+                  arc=chain.result if chain.result != "none" else None,
+                  sealer=chain.sealer if note else None)
+        return AuthVerdict(self.header(dkim_results, f"spf={spf_result} {prop}",
+                                       after=more), verdict, chain, disposition)
 
     async def _key(self, name: str) -> tuple[bytes | None, str | None]:
         """(the key's TXT record, None), or (None, the RFC 8601 result that the
@@ -149,10 +202,11 @@ class InboundChecks:
             results.append(DkimResult(ok, domain, selector, b))
         return results
 
-    def header(self, results: Sequence[DkimResult], *more: str) -> bytes:
-        """The Authentication-Results field for ``results`` (``dkim=none`` if empty)
-        and the other method results in ``more``."""
-        parts = [*more, *([r.text() for r in results] or ["dkim=none"])]
+    def header(self, results: Sequence[DkimResult], *more: str,
+               after: Sequence[str] = ()) -> bytes:
+        """The Authentication-Results field for ``results`` (``dkim=none`` if empty),
+        the method results in ``more`` before them and in ``after`` after them."""
+        parts = [*more, *([r.text() for r in results] or ["dkim=none"]), *after]
         return (f"Authentication-Results: {self.authserv_id};\r\n\t"
                 + ";\r\n\t".join(parts) + "\r\n").encode("ascii", "replace")
 

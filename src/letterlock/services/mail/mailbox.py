@@ -8,6 +8,7 @@ Semantics follow RFC 9051 and RFC 7162; storage guarantees atomicity and durabil
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +26,7 @@ from letterlock.mime import summary as summaries
 from letterlock.services.accounts.accounts import AccountRef, Session
 from letterlock.services.cells import Cell, Cells
 from letterlock.services.mail.digests import Digest, DigestReader, DigestService, Views
+from letterlock.services.mail.filing import JUNK, Filing, FilingHook
 from letterlock.services.mail.notify import ChangeHub
 from letterlock.services.mail.sealing import SealPool, seal_with_summary
 from letterlock.services.operations.log_events import LogEvent, enabled, event
@@ -97,6 +99,7 @@ class MailboxService:
         self._chunk = chunk_bytes
         self._sealer = sealer
         self._reapers: list[RetentionHook] = []
+        self._filing_hooks: list[FilingHook] = []
         self._seal_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="seal")
         self._owners: dict[tuple[str, int], str] = {}
         self._recent_marks: dict[tuple[str, int], int] = {}
@@ -123,6 +126,30 @@ class MailboxService:
         """Register ``hook(account, blob_ids) -> awaitable[set of ids to keep]`` that may
         keep sealed data which would otherwise be deleted (legal holds)."""
         self._reapers.append(hook)
+
+    def add_filing_hook(self, hook: FilingHook) -> None:
+        """Register ``hook(filing)``, told of every copy, move and append by an owner
+        once it is durable (see services/mail/filing.py)."""
+        self._filing_hooks.append(hook)
+
+    def _filed(self, filing: Filing) -> None:
+        for hook in self._filing_hooks:
+            hook(filing)
+
+    async def junk_mailbox(self, ref: AccountRef) -> str:
+        """The name of ``ref``'s Junk mailbox: the one marked \\Junk (RFC 6154), else
+        the one named Junk, made (marked \\Junk) where there is none."""
+        store = self._cell(ref).store
+        boxes = await store.list_mailboxes(ref.record.id)
+        for box in boxes:
+            if box.special_use == "\\Junk":
+                return box.name
+        for box in boxes:
+            if box.name.lower() == JUNK.lower():
+                return box.name
+        with contextlib.suppress(AlreadyExists):  # made by a delivery at the same time
+            await store.create_mailbox(ref.record.id, JUNK, "\\Junk", True)
+        return JUNK
 
     async def _release_blobs(self, ref: AccountRef, blob_ids: Sequence[str]) -> None:
         keep: set[str] = set()
@@ -299,8 +326,14 @@ class MailboxService:
         items = [(ref, await self.seal_message(ref, raw, box_id, canonical_flags(flags), when))
                  for raw, flags, when in messages]
         if name == "INBOX":
-            return await self.append_delivered(items, name)
-        return await self.append_sealed(ref, [item for _, item in items])
+            appended = await self.append_delivered(items, name)
+        else:
+            appended = await self.append_sealed(ref, [item for _, item in items])
+        if self._filing_hooks and appended:
+            target = await self._cell(ref).store.get_mailbox(ref.record.id, name)
+            self._filed(Filing(ref, None, None, target, tuple(a.uid for a in appended),
+                               tuple(raw for raw, _, _ in messages)))
+        return appended
 
     async def append_delivered(self, items: Sequence[tuple[AccountRef, tuple[NewMessage, bytes]]],
                                mailbox: str) -> list[Appended]:
@@ -470,6 +503,10 @@ class MailboxService:
         pairs = await self._cell(session.ref).store.copy_messages(mailbox_id, uids, dst.id)
         if pairs:
             self.hub.notify(dst.id)
+            if self._filing_hooks:
+                source = await self._owned(session, mailbox_id)
+                self._filed(Filing(session.ref, session, source, dst,
+                                   tuple(a.uid for _, a in pairs)))
         return pairs
 
     async def move(self, session: Session, mailbox_id: int, uids: Sequence[int],

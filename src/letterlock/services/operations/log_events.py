@@ -72,6 +72,21 @@ class LogEvent(enum.StrEnum):
     MESSAGE_STORED = "mail:message:stored"
     """One recipient's sealed copy is durable (one line per recipient)."""
     MESSAGE_NOT_STORED = "mail:message:not-stored"
+    DMARC_EVALUATED = "mail:dmarc:evaluated"
+    """A message from a domain that publishes DMARC was checked (``domain`` of From:,
+    ``result``, ``policy``, ``disposition``: none, quarantine or reject; ``arc``)."""
+    SPAM_CHECKED = "spam:message:checked"
+    """rspamd's verdict on a message (``action``, ``score``) and what was done
+    (``taken``: deliver, junk, defer, reject)."""
+    SPAM_FILTER_DOWN = "spam:filter:unavailable"
+    """rspamd is enabled but does not answer (at start, or from the first failed
+    message on); mail is delivered unchecked until it answers again."""
+    SPAM_FILTER_UP = "spam:filter:available"
+    """rspamd answers again after it was unavailable."""
+    SPAM_LEARNED = "spam:message:learned"
+    """Messages the owner moved into or out of Junk were shown to rspamd (``learn``:
+    spam or ham; ``messages``, ``learned``, ``declined``: counts; ``reason`` of the
+    last refusal or failure)."""
     OUTBOUND_QUEUED = "queue:message:queued"
     """A message for other domains is in the outbound queue (``outbound`` id)."""
     OUTBOUND_SENT = "queue:delivery:sent"
@@ -120,6 +135,11 @@ LEVELS: dict[LogEvent, int] = {
     LogEvent.MESSAGE_ACCEPTED: logging.INFO,
     LogEvent.MESSAGE_STORED: logging.INFO,
     LogEvent.MESSAGE_NOT_STORED: logging.WARNING,
+    LogEvent.DMARC_EVALUATED: logging.INFO,
+    LogEvent.SPAM_CHECKED: logging.INFO,
+    LogEvent.SPAM_FILTER_DOWN: logging.WARNING,
+    LogEvent.SPAM_FILTER_UP: logging.INFO,
+    LogEvent.SPAM_LEARNED: logging.INFO,
     LogEvent.OUTBOUND_QUEUED: logging.INFO,
     LogEvent.OUTBOUND_SENT: logging.INFO,
     LogEvent.OUTBOUND_DEFERRED: logging.WARNING,
