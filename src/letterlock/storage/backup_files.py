@@ -52,7 +52,7 @@ def _read_snapshot(conn: sqlite3.Connection) -> MetadataSnapshot:
     return MetadataSnapshot(ids, counts, addresses)
 
 
-def snapshot_sqlite(source: Path, target: Path) -> MetadataSnapshot:
+def snapshot_sqlite(source: Path, target: Path) -> None:
     """Copy the live database ``source`` to ``target`` (replaced) as of one moment."""
     if not source.exists():
         raise StorageError(f"{source} does not exist")
@@ -65,7 +65,6 @@ def snapshot_sqlite(source: Path, target: Path) -> MetadataSnapshot:
             try:
                 src.backup(dst)  # all pages in one step: one read transaction
                 dst.execute("PRAGMA journal_mode=DELETE")
-                snapshot = _read_snapshot(dst)
                 (check,) = dst.execute("PRAGMA quick_check").fetchone()
                 if check != "ok":
                     raise StorageError(f"snapshot of {source.name} is damaged: {check}")
@@ -81,11 +80,11 @@ def snapshot_sqlite(source: Path, target: Path) -> MetadataSnapshot:
         raise StorageError(f"snapshot of {source}: {exc}") from exc
     finally:
         partial.unlink(missing_ok=True)
-    return snapshot
 
 
 def inspect_sqlite(path: Path) -> MetadataSnapshot:
-    """What a metadata file of a backup holds (opened read-only, never changed)."""
+    """What a cell database copied by :func:`snapshot_sqlite` holds (opened
+    read-only, never changed)."""
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
         try:

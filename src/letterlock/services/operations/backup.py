@@ -58,7 +58,6 @@ from letterlock.storage.sqlite import SqliteCellStore
 MAX_ROUNDS = 8
 """Snapshots tried before giving up (each round copies only what is new)."""
 METADATA_DIR = "metadata"
-SQLITE_FILE = "cell.sqlite3"
 
 
 # --------------------------------------------------------------------------- storage sides
@@ -85,16 +84,26 @@ class _Blobs(Protocol):
 
 @dataclass
 class _SqliteMetadata:
+    """The cell database and the region's other SQLite files beside it (the
+    region's half of the address book), each copied as one snapshot of its own."""
+
     path: Path
     kind: str = "sqlite"
 
+    def _files(self) -> list[Path]:
+        return sorted(self.path.parent.glob("*.sqlite3"))
+
     async def snapshot(self, target: Path) -> MetadataSnapshot:
         target.mkdir(parents=True, exist_ok=True)
-        return await asyncio.to_thread(backup_files.snapshot_sqlite, self.path,
-                                       target / SQLITE_FILE)
+        # The cell last: the blobs copied next are those its snapshot names.
+        for path in [p for p in self._files() if p != self.path] + [self.path]:
+            await asyncio.to_thread(backup_files.snapshot_sqlite, path, target / path.name)
+        return await asyncio.to_thread(backup_files.inspect_sqlite, target / self.path.name)
 
     async def restore(self, source: Path) -> None:
-        await asyncio.to_thread(backup_files.restore_sqlite, source / SQLITE_FILE, self.path)
+        for path in sorted(source.glob("*.sqlite3")):
+            await asyncio.to_thread(backup_files.restore_sqlite, path,
+                                    self.path.parent / path.name)
 
 
 @dataclass
