@@ -152,10 +152,9 @@ class DeliveryService:
         if lookup.partition("@")[0].lower() in ROLE_MAILBOXES:
             return await self._role_taker(normal, domain_of(lookup))
         if self._addresses is not None:
-            refs = await self._targets(normal, catch_all_key(domain_of(lookup)))
-            if refs:
-                _log_resolved(normal, "catch-all", refs)
-                return Recipient(normal, RecipientKind.LOCAL, refs[0], refs[1:])
+            found = await self._expand(normal, catch_all_key(domain_of(lookup)), via)
+            if found is not None:
+                return found
         return Recipient(normal, RecipientKind.UNKNOWN_USER)
 
     async def _extra_addresses(self, normal: str, lookup: str, via: str) -> Recipient | None:
@@ -163,33 +162,40 @@ class DeliveryService:
         ``lookup``'s sub-address tag; None when it is none of these."""
         if self._addresses is None:
             return None
-        refs = await self._targets(normal, lookup)
-        if refs:
-            _log_resolved(normal, via or "alias", refs)
-            return Recipient(normal, RecipientKind.LOCAL, refs[0], refs[1:])
+        found = await self._expand(normal, lookup, via)
+        if found is not None:
+            return found
         base = self._addresses.base_address(lookup)
         if base is None:
             return None
         try:
-            refs = (await self._accounts.resolve_for_delivery(base),)
+            ref = await self._accounts.resolve_for_delivery(base)
         except UnknownAccount:
-            refs = await self._targets(normal, base)
-        if not refs:
-            return None
-        _log_resolved(normal, "subaddress", refs)
-        return Recipient(normal, RecipientKind.LOCAL, refs[0], refs[1:])
+            return await self._expand(normal, base, "subaddress")
+        _log_resolved(normal, "subaddress", (ref,))
+        return Recipient(normal, RecipientKind.LOCAL, ref)
 
-    async def _targets(self, rcpt: str, address: str) -> tuple[AccountRef, ...]:
-        """The accounts alias, group or catch-all ``address`` leads to, each resolved
-        to its home region (where its copy is sealed and stored)."""
+    async def _expand(self, rcpt: str, address: str, via: str) -> Recipient | None:
+        """The recipient ``rcpt`` is when alias, group or catch-all ``address`` leads
+        to accounts, each resolved to its home region (where its copy is sealed and
+        stored); None when it leads to none. ``via`` names a rewriting that led here
+        (domain alias, sub-address) for the log line; else the kind is named."""
         assert self._addresses is not None
+        found = await self._addresses.lookup(address)
+        if found is None:
+            return None
+        kind, accounts = found
         refs: dict[str, AccountRef] = {}
-        for account in await self._addresses.targets(address):
+        for account in accounts:
             try:
                 refs[account] = await self._accounts.resolve_for_delivery(account)
             except UnknownAccount:
                 event(LogEvent.ADDRESS_DANGLING, rcpt=rcpt, account=account)
-        return tuple(refs.values())
+        if not refs:
+            return None
+        targets = tuple(refs.values())
+        _log_resolved(rcpt, via or str(kind), targets)
+        return Recipient(rcpt, RecipientKind.LOCAL, targets[0], targets[1:])
 
     async def owns(self, ref: AccountRef, address: str) -> bool:
         """Whether the account ``ref`` may send as ``address`` (RFC 6409 4.1): its own
