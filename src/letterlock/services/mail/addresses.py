@@ -105,6 +105,15 @@ class AddressService:
             out += await self.book(region).targets(address)
         return out
 
+    async def lookup(self, address: str) -> tuple[AddressKind, list[str]] | None:
+        """What alias, group or catch-all ``address`` is and the accounts it leads to;
+        None when it is none of them or leads nowhere (one indexed read then)."""
+        accounts = await self.targets(address)
+        if not accounts:
+            return None
+        kind = await self._directory.get_name(address)
+        return None if kind is None else (kind, accounts)
+
     async def owns(self, ref: AccountRef, address: str) -> bool:
         """Whether the account may use ``address`` as its sender (MAIL FROM, From:,
         Sender:): its own address or an alias of it, either with a sub-address tag,
