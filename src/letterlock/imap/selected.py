@@ -12,6 +12,8 @@ import asyncio
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 
+from letterlock.imap import esearch
+from letterlock.imap.esearch import UpdateContext
 from letterlock.imap.parsing.primitives import STAR, SeqSet
 from letterlock.imap.uidmap import UidMap
 from letterlock.services.accounts.accounts import Session
@@ -64,9 +66,9 @@ def flag_list(flags: Iterable[str]) -> bytes:
 
 
 class SelectedMailbox:
-    __slots__ = ("_claims", "_reported", "_watch", "changed", "id", "keywords", "modseq",
-                 "name", "readonly", "recent", "recent_told", "saved", "uidnext", "uids",
-                 "uidvalidity")
+    __slots__ = ("_claims", "_reported", "_watch", "changed", "context_mark", "contexts", "id",
+                 "keywords", "modseq", "name", "readonly", "recent", "recent_told", "saved",
+                 "uidnext", "uids", "uidvalidity")
 
     def __init__(self, record: MailboxRecord, index: MailboxIndex,
                  readonly: bool, watch: AbstractContextManager[asyncio.Event],
@@ -96,9 +98,24 @@ class SelectedMailbox:
         """UIDs saved by SEARCH RETURN (SAVE), for ``$`` (RFC 5182)."""
         self._reported: dict[int, int] = {}
         """uid -> modseq of this session's own flag changes, already reported."""
+        self.contexts: list[UpdateContext] = []
+        """Searches kept up to date for the client (RETURN (UPDATE), RFC 5267 4.3)."""
+        self.context_mark = self.mark()
+        """The view's :meth:`mark` when the contexts' results were last computed."""
 
     def close(self) -> None:
         self._watch.__exit__(None, None, None)
+
+    def mark(self) -> tuple[int, int, int]:
+        """Changes when messages arrive or go, or any flag changes (the modseq)."""
+        return (len(self.uids), self.uids.last, self.modseq)
+
+    def removals(self, gone: Iterable[int]) -> list[bytes]:
+        """REMOVEFROM responses for the update contexts, to precede the EXPUNGE or
+        VANISHED responses for ``gone`` (RFC 5267 4.3.4)."""
+        if not self.contexts:
+            return []
+        return esearch.expunge_removals(self.contexts, list(gone), self.seq_of)
 
     # -- numbering -------------------------------------------------------------------
     @property
@@ -169,6 +186,7 @@ class SelectedMailbox:
             return []
         out: list[bytes] = []
         if gone:
+            out += self.removals(gone)
             if qresync:
                 out.append(b"VANISHED " + compress(gone).encode())
                 self.remove(gone)

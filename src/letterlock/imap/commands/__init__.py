@@ -16,6 +16,7 @@ from letterlock.imap.commands import (
     search,
     sort,
     thread,
+    updates,
 )
 from letterlock.imap.context import Context
 from letterlock.imap.parsing import commands as c
@@ -51,6 +52,7 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.Search: search.search,
     c.Sort: sort.sort,
     c.Thread: thread.thread,
+    c.CancelUpdate: updates.cancel,
 }
 
 # Commands during which EXPUNGE responses must not be sent (RFC 9051 7.5.1).

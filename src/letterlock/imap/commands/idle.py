@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 
 from letterlock.errors import LetterlockError
+from letterlock.imap.commands import updates
 from letterlock.imap.context import Context
 from letterlock.imap.parsing import commands as c
 from letterlock.imap.reply import Reply, bad, ok
@@ -32,6 +33,7 @@ async def push_updates(ctx: Context) -> None:
         return
     for line in lines:
         ctx.out.untagged(line)
+    await updates.push(ctx)
 
 
 async def idle(cmd: c.Idle, ctx: Context) -> Reply:

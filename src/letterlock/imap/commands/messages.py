@@ -26,6 +26,8 @@ def report_expunged(ctx: Context, uids: list[int]) -> None:
     _, sel = _sel(ctx)
     if not uids:
         return
+    for line in sel.removals(uids):
+        ctx.out.untagged(line)
     if ctx.qresync:
         sel.remove(uids)
         ctx.out.untagged(b"VANISHED " + compress(uids).encode())

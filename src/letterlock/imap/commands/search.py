@@ -18,15 +18,14 @@ from dataclasses import dataclass
 from datetime import date
 
 from letterlock.errors import LetterlockError
-from letterlock.imap import search_text, views
+from letterlock.imap import esearch, search_text, views
 from letterlock.imap.commands.fetch import bodies_present
 from letterlock.imap.context import BODY_BYTES, Context
 from letterlock.imap.errors import reply_for
 from letterlock.imap.parsing import commands as c
 from letterlock.imap.parsing import search as s
 from letterlock.imap.parsing.primitives import SeqSet
-from letterlock.imap.reply import Reply, no, ok
-from letterlock.imap.selected import compress
+from letterlock.imap.reply import Reply, bad, no, ok
 from letterlock.mime import dates, structure
 from letterlock.mime.headers import (
     decode_header_text,
@@ -324,18 +323,8 @@ async def search(cmd: c.Search, ctx: Context) -> Reply:
         out.untagged(line)
         return ok(f"{cmd.name} completed")
     returns = program.returns or ("ALL",)
-    line = b'ESEARCH (TAG "' + cmd.tag.encode() + b'")'
-    if cmd.uid:
-        line += b" UID"
-    if numbers:
-        if "MIN" in returns:
-            line += b" MIN %d" % min(numbers)
-        if "MAX" in returns:
-            line += b" MAX %d" % max(numbers)
-        if "ALL" in returns:
-            line += b" ALL " + compress(numbers).encode()
-    if "COUNT" in returns:
-        line += b" COUNT %d" % len(numbers)
+    line = esearch.correlator(cmd.tag, cmd.uid)
+    line += esearch.return_data(numbers, returns, program.partial)
     if with_modseq and numbers:
         if set(returns) <= {"MIN", "MAX", "SAVE"}:
             # RFC 7162 3.1.5 with RFC 4731: the modseq of the messages returned.
@@ -344,5 +333,29 @@ async def search(cmd: c.Search, ctx: Context) -> Reply:
             top_modseq = max(m for seq, uid, m in found
                              if (uid if cmd.uid else seq) in shown)
         line += b" MODSEQ %d" % top_modseq
+    refused = begin_updates(ctx, cmd.tag, cmd.uid, program, None, [h.uid for h in hits])
+    if refused is not None:
+        return refused
     out.untagged(line)
     return ok(f"{cmd.name} completed")
+
+
+def begin_updates(ctx: Context, tag: str, uid: bool, program: s.SearchProgram,
+                  criteria: tuple[tuple[bool, str], ...] | None,
+                  results: list[int]) -> Reply | None:
+    """Keep the result up to date if the command asked for UPDATE (RFC 5267 4.3): BAD
+    if the tag names a live context already; an untagged NO [NOUPDATE] if the session
+    holds as many as it may (the result is still returned)."""
+    if program.returns is None or "UPDATE" not in program.returns:
+        return None
+    assert ctx.selected is not None
+    keys = resolve_saved(program.keys, ctx.selected.saved)
+    refusal = esearch.begin(ctx.selected.contexts, esearch.UpdateContext(
+        tag, uid, keys, program.charset, criteria, results))
+    if refusal is None:
+        ctx.selected.context_mark = ctx.selected.mark()
+    if refusal == "in use":
+        return bad(f"Tag {tag} is in use by an updating search")
+    if refusal == "full":
+        ctx.out.untagged(b'NO [NOUPDATE "' + tag.encode() + b'"] Too many updating searches')
+    return None

@@ -3,10 +3,13 @@ order by sort keys computed from the messages' sealed digests; ties fall back to
 
 from __future__ import annotations
 
-from letterlock.imap.commands.search import Hit, _Candidate, run_search
+from collections.abc import Callable
+
+from letterlock.imap import esearch
+from letterlock.imap.commands.search import Hit, _Candidate, begin_updates, run_search
 from letterlock.imap.context import Context
 from letterlock.imap.parsing import commands as c
-from letterlock.imap.parsing.search import SearchProgram
+from letterlock.imap.parsing.search import SearchKey, SearchProgram
 from letterlock.imap.reply import Reply, ok
 from letterlock.imap.subjects import base_subject
 from letterlock.mime import dates
@@ -77,19 +80,45 @@ class _Reversed:
         return hash(self.value)
 
 
-async def sort(cmd: c.Sort, ctx: Context) -> Reply:
+def key_for(criteria: tuple[tuple[bool, str], ...]) -> Callable[[_Candidate], tuple[object, ...]]:
+    """The sort key of a message for ``criteria`` (most significant first)."""
     def key(cand: _Candidate) -> tuple[object, ...]:
         out: list[object] = []
-        for reverse, name in cmd.criteria:
+        for reverse, name in criteria:
             value = _value(cand, name)
             out.append(_Reversed(value) if reverse else value)
         return tuple(out)
+    return key
 
-    hits = await run_search(ctx, SearchProgram(cmd.keys, cmd.charset, None), cmd.charset,
-                            sort_key=key)
+
+async def sorted_hits(ctx: Context, criteria: tuple[tuple[bool, str], ...],
+                      keys: SearchKey, charset: str | None) -> list[Hit] | Reply:
+    """The messages matching ``keys``, in ``criteria`` order (ties: mailbox order)."""
+    hits = await run_search(ctx, SearchProgram(keys, charset, None), charset,
+                            sort_key=key_for(criteria))
     if isinstance(hits, Reply):
         return hits
-    ordered: list[Hit] = sorted(hits, key=lambda h: (h.sort_key, h.seq))
+    return sorted(hits, key=lambda h: (h.sort_key, h.seq))
+
+
+async def sort(cmd: c.Sort, ctx: Context) -> Reply:
+    ordered = await sorted_hits(ctx, cmd.criteria, cmd.keys, cmd.charset)
+    if isinstance(ordered, Reply):
+        return ordered
     numbers = [h.uid if cmd.uid else h.seq for h in ordered]
-    ctx.out.untagged(b"SORT" + b"".join(b" %d" % n for n in numbers))
+    if cmd.returns is None:
+        ctx.out.untagged(b"SORT" + b"".join(b" %d" % n for n in numbers))
+        return ok(f"{cmd.name} completed")
+    # ESORT (RFC 5267 3): an ESEARCH response, results in sort order.
+    program = SearchProgram(cmd.keys, cmd.charset, cmd.returns, cmd.partial)
+    refused = begin_updates(ctx, cmd.tag, cmd.uid, program, cmd.criteria,
+                            [h.uid for h in ordered])
+    if refused is not None:
+        return refused
+    if "SAVE" in cmd.returns:
+        assert ctx.selected is not None
+        ctx.selected.saved = sorted(h.uid for h in ordered)
+    line = esearch.correlator(cmd.tag, cmd.uid)
+    line += esearch.return_data(numbers, cmd.returns or ("ALL",), cmd.partial)
+    ctx.out.untagged(line)
     return ok(f"{cmd.name} completed")

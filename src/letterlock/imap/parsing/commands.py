@@ -237,10 +237,20 @@ class Sort(SelectedCommand):
     charset: str
     keys: SearchKey
     uid: bool = False
+    returns: tuple[str, ...] | None = None
+    """ESORT/CONTEXT=SORT RETURN options (RFC 5267); None: a plain SORT response."""
+    partial: tuple[int, int] | None = None
 
     @property
     def name(self) -> str:
         return "UID SORT" if self.uid else "SORT"
+
+
+@dataclass(frozen=True)
+class CancelUpdate(SelectedCommand):
+    """CANCELUPDATE (RFC 5267 4.3.5): stop the updates of the searches so tagged."""
+
+    tags: tuple[str, ...]
 
 
 @dataclass(frozen=True)

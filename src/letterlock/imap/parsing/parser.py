@@ -10,6 +10,7 @@ from letterlock.imap.parsing.commands import (
     Append,
     AppendPart,
     Authenticate,
+    CancelUpdate,
     Capability,
     Check,
     Close,
@@ -66,6 +67,7 @@ from letterlock.imap.parsing.primitives import (
     text,
 )
 from letterlock.imap.parsing.search import (
+    return_options,
     search_keys,
     search_program,
     sort_criteria,
@@ -408,11 +410,21 @@ def _parse(buf: bytes, pos: int, t: str) -> Command:
     if name == "FETCH":
         return _fetch(buf, pos, t, uid)
     if name == "SORT":
+        returns, partial, pos = return_options(buf, pos)
         criteria, pos = sort_criteria(buf, pos)
         charset, pos = astring(buf, sp(buf, pos))
         keys, pos = search_keys(buf, sp(buf, pos))
         _end(buf, pos)
-        return Sort(t, criteria, charset.decode("ascii", "replace"), keys, uid)
+        return Sort(t, criteria, charset.decode("ascii", "replace"), keys, uid, returns,
+                    partial)
+    if name == "CANCELUPDATE":
+        tags: list[str] = []
+        while True:
+            quoted, pos = string(buf, pos)
+            tags.append(text(quoted))
+            if at_end(buf, pos):
+                return CancelUpdate(t, tuple(tags))
+            pos = sp(buf, pos)
     if name == "THREAD":
         algorithm, thread_charset, thread_keys, pos = thread_args(buf, pos)
         _end(buf, pos)
@@ -430,4 +442,4 @@ def _parse(buf: bytes, pos: int, t: str) -> Command:
 _KNOWN = frozenset({"ID", "LOGIN", "AUTHENTICATE", "ENABLE", "SELECT", "EXAMINE", "CREATE",
                     "DELETE", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE", "LIST", "LSUB", "STATUS",
                     "APPEND", "SEARCH", "FETCH", "STORE", "COPY", "MOVE", "SORT",
-                    "THREAD"})
+                    "THREAD", "CANCELUPDATE"})

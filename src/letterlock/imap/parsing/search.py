@@ -17,6 +17,7 @@ from letterlock.imap.parsing.primitives import (
     fail,
     flag,
     number,
+    nz_number,
     paren_list,
     peek,
     seq_set,
@@ -182,31 +183,54 @@ class SearchProgram:
     keys: SearchKey
     charset: str | None
     returns: tuple[str, ...] | None
-    """ESEARCH RETURN options (MIN MAX ALL COUNT SAVE); () means ALL; None: no RETURN."""
+    """ESEARCH RETURN options (MIN MAX ALL COUNT SAVE, and RFC 5267's CONTEXT UPDATE
+    PARTIAL); () means ALL; None: no RETURN."""
+    partial: tuple[int, int] | None = None
+    """PARTIAL's range (low, high), 1-based positions in the result (RFC 5267 4.4)."""
+
+
+RETURN_OPTIONS = ("MIN", "MAX", "ALL", "COUNT", "SAVE", "CONTEXT", "UPDATE", "PARTIAL")
+
+
+def return_options(buf: bytes, pos: int,
+                   ) -> tuple[tuple[str, ...] | None, tuple[int, int] | None, int]:
+    """An optional ``RETURN (...) SP`` (RFC 4731, RFC 5267): the options (None when
+    absent), PARTIAL's range, and the position after the trailing space."""
+    if buf[pos : pos + 7].upper() != b"RETURN ":
+        return None, None, pos
+    pos = expect(buf, pos + 7, b"(")
+    opts: list[str] = []
+    partial: tuple[int, int] | None = None
+    while not peek(buf, pos, b")"):
+        opt, pos = atom(buf, pos)
+        name = opt.upper()
+        if name not in RETURN_OPTIONS:
+            raise ParseError(f"unsupported RETURN option {opt}")
+        if name in opts:
+            raise ParseError(f"RETURN option {name} given twice")
+        if name == "PARTIAL":
+            low, pos = nz_number(buf, sp(buf, pos))
+            pos = expect(buf, pos, b":")
+            high, pos = nz_number(buf, pos)
+            partial = (min(low, high), max(low, high))
+        opts.append(name)
+        if not peek(buf, pos, b")"):
+            pos = sp(buf, pos)
+    if "PARTIAL" in opts and "ALL" in opts:
+        # RFC 5267 4.4: one PARTIAL, one ALL, or neither.
+        raise ParseError("RETURN cannot have both PARTIAL and ALL")
+    return tuple(opts), partial, sp(buf, pos + 1)
 
 
 def search_program(buf: bytes, pos: int) -> tuple[SearchProgram, int]:
-    returns: tuple[str, ...] | None = None
-    if buf[pos : pos + 7].upper() == b"RETURN ":
-        pos += 7
-        pos = expect(buf, pos, b"(")
-        opts: list[str] = []
-        while not peek(buf, pos, b")"):
-            opt, pos = atom(buf, pos)
-            if opt.upper() not in ("MIN", "MAX", "ALL", "COUNT", "SAVE"):
-                raise ParseError(f"unsupported RETURN option {opt}")
-            opts.append(opt.upper())
-            if not peek(buf, pos, b")"):
-                pos = sp(buf, pos)
-        pos = sp(buf, pos + 1)
-        returns = tuple(opts)
+    returns, partial, pos = return_options(buf, pos)
     charset = None
     if buf[pos : pos + 8].upper() == b"CHARSET ":
         raw, pos = astring(buf, pos + 8)
         charset = raw.decode("ascii", "replace")
         pos = sp(buf, pos)
     program, pos = search_keys(buf, pos)
-    return SearchProgram(program, charset, returns), pos
+    return SearchProgram(program, charset, returns, partial), pos
 
 
 def search_keys(buf: bytes, pos: int) -> tuple[SearchKey, int]:
