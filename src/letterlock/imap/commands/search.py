@@ -11,7 +11,10 @@ holds) -- the last fetched in batches, one storage round trip per batch.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import codecs
+import functools
+import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +34,7 @@ from letterlock.mime.headers import (
     decode_header_text,
     split_fields,
 )
-from letterlock.services.mail.digests import Digest, DigestReader
+from letterlock.services.mail.digests import PACK_SPAN, Digest, DigestReader, window_of
 from letterlock.storage.models import MessageRecord
 
 BATCH = 1024
@@ -105,7 +108,7 @@ class _Candidate:
     def body_text(self) -> str:
         if self._body is None:
             raw = self.raw or b""
-            tree = (structure.Part.from_json(json.loads(self.digest.structure))
+            tree = (_part_tree(self.digest.structure)
                     if self.digest is not None and self.digest.structure
                     else structure.parse(raw))
             texts = []
@@ -126,6 +129,77 @@ class _Candidate:
         values = [v.decode("utf-8", "surrogatepass") for v in self.values("date") or ()]
         when = dates.sent_at(values[0]) if values else None
         return when.date() if when is not None else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _part_tree(data: bytes) -> structure.Part:
+    """A digest's part tree, parsed once while it is in use (parts are immutable)."""
+    return structure.Part.from_json(json.loads(data))
+
+
+def _required(key: s.SearchKey, needle: dict[bytes, tuple[str, bytes]]) -> list[bytes]:
+    """Strings that the SEARCH view (search_text.encode) of every message matching
+    ``key`` contains: the header keys every match must satisfy. A value holding a
+    string means the view holds it, so a message whose view lacks one cannot match."""
+    if isinstance(key, s.HeaderKey):
+        encoded = needle[key.value][1]
+        return [encoded] if encoded else []
+    if isinstance(key, s.AndKey):
+        return [n for k in key.keys for n in _required(k, needle)]
+    return []
+
+
+def _may_match(digest: Digest | None, required: list[bytes]) -> bool:
+    """False only when the message's kept SEARCH view lacks one of ``required``."""
+    if digest is None or len(digest.views) <= views.SEARCH or not digest.views[views.SEARCH]:
+        return True
+    view = digest.views[views.SEARCH]
+    return all(n in view for n in required)
+
+
+def _candidates(windows: dict[int, dict[int, Digest]], uids: list[int],
+                required: list[bytes]) -> list[int]:
+    """The UIDs (of ascending ``uids``) whose kept SEARCH view holds every string of
+    ``required``, and those no kept view describes. Each window's views are joined
+    and searched at once, so a message that cannot match costs no Python step; a
+    string found across the join is only a false candidate, which matching drops."""
+    out: list[int] = []
+    i = 0
+    while i < len(uids):
+        window = window_of(uids[i])
+        j = bisect.bisect_left(uids, window + PACK_SPAN, i)
+        chunk, i = uids[i:j], j
+        pack = windows.get(window)
+        if pack is None:
+            out += chunk
+            continue
+        known: list[int] = []
+        texts: list[bytes] = []
+        for uid in chunk:
+            digest = pack.get(uid)
+            view = (digest.views[views.SEARCH]
+                    if digest is not None and len(digest.views) > views.SEARCH else b"")
+            if view:
+                known.append(uid)
+                texts.append(view)
+            else:
+                out.append(uid)
+        joined = b"\x1e".join(texts)
+        starts = list(itertools.accumulate((len(t) + 1 for t in texts), initial=0))
+        hits: set[int] | None = None
+        for text in required:
+            found: set[int] = set()
+            pos = joined.find(text)
+            while pos >= 0:
+                index = bisect.bisect_right(starts, pos) - 1
+                found.add(index)
+                pos = joined.find(text, starts[index + 1])
+            hits = found if hits is None else hits & found
+            if not hits:
+                break
+        out += (known[k] for k in hits or ())
+    out.sort()
+    return out
 
 
 def _compare(op: str, value: date, day: date) -> bool:
@@ -249,6 +323,7 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
     program = s.SearchProgram(resolve_saved(program.keys, sel.saved), program.charset,
                               program.returns)
     level = tier(program.keys)
+    required = _required(program.keys, needle) if level >= SUMMARY else []
     if sort_key is not None:
         level = max(level, SUMMARY)
     if uses_modseq(program.keys):
@@ -260,6 +335,10 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
     largest_uid = sel.uids.last
     reader: DigestReader | None = None
     try:
+        if required:
+            # Header keys every match must satisfy narrow the messages first.
+            reader = svc.digest_reader(user, sel.id)
+            uids = _candidates(await reader.kept(uids), uids, required)
         for start in range(0, len(uids), BATCH):
             records = await svc.get_messages(user, sel.id, uids[start : start + BATCH],
                                              with_summary=False)
@@ -268,6 +347,8 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
                 if reader is None:
                     reader = svc.digest_reader(user, sel.id)
                 digests = await reader.get(records)
+                if required:
+                    records = [r for r in records if _may_match(digests.get(r.uid), required)]
             raws: dict[int, bytes] = {}
             attempted: set[int] = set()
             for rec in records:

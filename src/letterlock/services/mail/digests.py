@@ -225,6 +225,25 @@ class DigestReader:
             self._packs.popitem(last=False)
         return out
 
+    async def kept(self, uids: Sequence[int]) -> dict[int, dict[int, Digest]]:
+        """The windows holding ``uids`` that are decoded here, hot in this process or
+        packed in storage (window start -> uid -> digest), without making any: a
+        window that would have to be made, or a message it lacks, is absent."""
+        windows = sorted({window_of(u) for u in uids})
+        out: dict[int, dict[int, Digest]] = {}
+        cold = []
+        for w in windows:
+            pack = self._packs.get(w) or self._service.hot_get(self._ident(w))
+            if pack is None:
+                cold.append(w)
+            else:
+                out[w] = pack
+        await self._load(cold)
+        out.update((w, self._packs[w]) for w in cold if w in self._packs)
+        while len(self._packs) > DECODED_PACKS:
+            self._packs.popitem(last=False)
+        return out
+
     async def _load(self, windows: list[int]) -> None:
         if not windows:
             return
