@@ -18,7 +18,8 @@ from letterlock.services.operations.backup import BackupResult, BackupService, R
 
 
 def _service(app: app_mod.App) -> BackupService:
-    return BackupService(app.cells, app.control, app.legal, app.audit, app.peers)
+    return BackupService(app.cells, app.control, app.legal, app.audit, app.peers,
+                         app.config.home)
 
 
 @click.command("backup")
@@ -74,7 +75,9 @@ def restore_cmd(ctx: CliContext, region_id: str, source: Path, force: bool) -> N
                f"(as of {manifest.snapshot_at}): {result.accounts} account(s), "
                f"{result.messages} message(s); audit event {result.audit_index}")
     for address in result.assigned:
-        click.echo(f"  {address}: back in the directory (it had been removed)")
+        click.echo(f"  {address}: missing from the directory; assigned to {region_id} again")
+    for address in result.deleted_since:
+        click.echo(f"  {address}: deleted after the backup; not brought back")
     for address in result.moved_away:
         click.echo(f"  {address}: lives in another region now; its old copy was removed")
     for address in result.lost:

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from letterlock.audit.events import AuditEvent, AuditSink, EventType
+from letterlock.audit.events import AuditEvent, AuditSink, EventFinder, EventType
 from letterlock.audit.sink import AuditLog
 from letterlock.errors import InvalidInput, LetterlockError, Refused, StorageError
 from letterlock.services.cells import Cell, Cells
@@ -230,7 +230,10 @@ class RestoreResult:
     accounts: int
     messages: int
     assigned: tuple[str, ...] = ()
-    """Addresses of the backup the directory had forgotten: assigned to the region."""
+    """Addresses of the backup the directory had lost (no deletion logged since the
+    backup): assigned to the region again."""
+    deleted_since: tuple[str, ...] = ()
+    """Accounts deleted after the backup (the audit log says so): not brought back."""
     moved_away: tuple[str, ...] = ()
     """Accounts the directory places in another region now (moved after the backup):
     their old copy was not kept here."""
@@ -264,7 +267,8 @@ class BackupService:
     """Backup and restore of regions, for the CLI (and any other front-end)."""
 
     def __init__(self, cells: Cells, control: ControlStore, legal: LegalService,
-                 audit: AuditSink, peers: PeerBus) -> None:
+                 audit: AuditSink, peers: PeerBus, home: Path) -> None:
+        self._home = home.absolute()
         self._cells = cells
         self._control = control
         self._legal = legal
@@ -285,6 +289,10 @@ class BackupService:
         failure nothing is left in ``target``."""
         cell = self._cells.get(region_id)
         meta, blobs = _sides(cell)
+        if target.absolute().is_relative_to(self._home) or \
+                target.resolve().is_relative_to(self._home.resolve()):
+            raise InvalidInput(f"{target} is inside HOME ({self._home}): keep backups "
+                               "outside the data directory")
         started, clock = _now(), time.monotonic()
         backup_id = f"{region_id}-{started.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
         created = _prepare_target(target)
@@ -396,11 +404,13 @@ class BackupService:
                      ("audit_size_at_backup", str(manifest.audit_size)),
                      ("accounts", str(result.accounts)), ("messages", str(result.messages)),
                      ("assigned", str(len(result.assigned))),
+                 ("deleted_since", str(len(result.deleted_since))),
                      ("moved_away", str(len(result.moved_away))),
                      ("lost", str(len(result.lost))),
                      ("held_missing", str(result.held_missing)))))
         event(LogEvent.RESTORE_FINISHED, region=region_id, backup=manifest.backup_id,
               accounts=result.accounts, messages=result.messages, lost=len(result.lost),
+          deleted_since=len(result.deleted_since),
               moved_away=len(result.moved_away), held_missing=result.held_missing,
               index=index)
         return replace(result, audit_index=index)
@@ -412,23 +422,36 @@ class BackupService:
         region_id = cell.region.id
         directory = dict(await self._control.list_assignments())
         restored = {a.address for a in await cell.store.list_accounts()}
-        assigned, moved_away = [], []
+        deleted = await self._deleted_after(manifest.audit_size)
+        assigned: list[str] = []
+        moved_away: list[str] = []
+        deleted_since: list[str] = []
         for address in sorted(restored):
             home = directory.get(address)
-            if home is None:
+            if home is None and address not in deleted:
                 await self._control.assign(address, region_id)
                 assigned.append(address)
             elif home != region_id:
+                # Moved away or deleted since the backup: a restore never brings an
+                # account back where it no longer lives, nor one its owner had deleted.
                 orphans = await cell.store.delete_account(address)
                 doomed = [b for b in orphans if b not in legal]
                 if doomed:
                     await cell.blobs.delete_many(doomed)
-                moved_away.append(address)
+                (deleted_since if home is None else moved_away).append(address)
         lost = sorted(a for a, home in directory.items()
                       if home == region_id and a not in restored)
         for address in lost:
             await self._control.unassign(address)
         held_missing = len(legal - set(await cell.blobs.list_ids())) if legal else 0
         messages = manifest.counts.get("messages", 0)
-        return RestoreResult(manifest, len(restored) - len(moved_away), messages,
-                             tuple(assigned), tuple(moved_away), tuple(lost), held_missing)
+        return RestoreResult(manifest, len(restored) - len(moved_away) - len(deleted_since),
+                             messages, tuple(assigned), tuple(deleted_since),
+                             tuple(moved_away), tuple(lost), held_missing)
+
+    async def _deleted_after(self, start: int) -> set[str]:
+        """Addresses whose account deletion the audit log holds from ``start`` on."""
+        if not isinstance(self._audit, EventFinder) or start < 0:
+            return set()
+        return {e.account for e in await self._audit.events_since(start)
+                if e.type is EventType.ADMIN_ACCOUNT_DELETED and e.account}
