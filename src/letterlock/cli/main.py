@@ -31,6 +31,7 @@ from letterlock.cli.common import (
 from letterlock.cli.domain_dns import show as _domain_show
 from letterlock.cli.legal import legal as _legal
 from letterlock.cli.log import log_group as _log_group
+from letterlock.cli.mail import mail as _mail_group
 from letterlock.cli.operators import operator_group as _operator_group
 from letterlock.cli.queue import queue_group as _queue_group
 from letterlock.cli.report import report_group as _report_group
@@ -38,7 +39,6 @@ from letterlock.crypto import openpgp
 from letterlock.errors import InvalidInput
 from letterlock.services.accounts import setup
 from letterlock.services.accounts.addresses import normalise_address, normalise_domain
-from letterlock.services.mail import transfer
 from letterlock.services.operations import logs
 from letterlock.storage.models import Region
 
@@ -303,52 +303,6 @@ def user_move(ctx: CliContext, address: str, region_id: str) -> None:
     click.echo(f"moved {address} to region {region_id}")
 
 
-# ----------------------------------------------------------------------------- mail
-
-
-@cli.group()
-def mail() -> None:
-    """Import and export mail."""
-
-
-@mail.command("import")
-@click.argument("address")
-@click.argument("source", type=click.Path(path_type=Path))
-@click.option("--mailbox", default="INBOX", show_default=True, help="Target mailbox.")
-@pass_ctx
-def mail_import(ctx: CliContext, address: str, source: Path, mailbox: str) -> None:
-    """Import an .eml file, an mbox file or a Maildir (no password needed: mail is
-    sealed to the account's public key)."""
-    config = load_config(ctx)
-
-    async def go(app: app_mod.App) -> int:
-        ref = await app.accounts.resolve(address)
-        return await transfer.import_mail(app.delivery, app.mailboxes, ref, source,
-                                          mailbox, audit=app.audit)
-
-    count = run_with_app(config, go)
-    click.echo(f"imported {count} message(s) into {address} {mailbox}")
-
-
-@mail.command("export")
-@click.argument("address")
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="mbox file to write.")
-@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-@pass_ctx
-def mail_export(ctx: CliContext, address: str, out: Path, password_stdin: bool) -> None:
-    """Export every mailbox to one mbox file (needs the owner's password)."""
-    config = load_config(ctx)
-    password = ask_password(password_stdin)
-
-    async def go(app: app_mod.App) -> int:
-        session = await app.accounts.authenticate(address, password)
-        return await transfer.export_mbox(app.mailboxes, session, out, audit=app.audit)
-
-    count = run_with_app(config, go)
-    click.echo(f"exported {count} message(s) to {out}")
-
-
 # ----------------------------------------------------------------------------- serve
 
 
@@ -382,6 +336,7 @@ cli.add_command(_addresses.alias_group)
 cli.add_command(_addresses.group_group)
 cli.add_command(_legal)
 cli.add_command(_log_group)
+cli.add_command(_mail_group)
 cli.add_command(_report_group)
 cli.add_command(_operator_group)
 cli.add_command(_queue_group)

@@ -230,6 +230,17 @@ class MailboxService:
         """The subscribed names, mailboxes or not, sorted."""
         return await self._cell(session.ref).store.list_subscriptions(session.ref.record.id)
 
+    async def mailbox_names(self, ref: AccountRef) -> set[str]:
+        """The names of ``ref``'s mailboxes, for ``mail import`` (names and
+        subscriptions are plain metadata: no session is needed, as for
+        :meth:`ensure_mailbox`)."""
+        return {b.name for b in await self._cell(ref).store.list_mailboxes(ref.record.id)}
+
+    async def set_subscribed(self, ref: AccountRef, name: str, subscribed: bool) -> None:
+        """:meth:`subscribe` for ``mail import``, which has no session."""
+        await self._cell(ref).store.subscribe(ref.record.id, check_mailbox_name(name),
+                                              subscribed)
+
     # -- appends ------------------------------------------------------------------
     async def seal_message(self, ref: AccountRef, raw: bytes, mailbox_id: int,
                            flags: frozenset[str] = frozenset(),

@@ -1,8 +1,11 @@
-"""Bulk import and export of mail: `.eml` files, mbox files (mboxrd quoting) and
-Maildir folders in; one mbox of every mailbox out.
+"""The pieces of bulk import and export every format shares: a message read from a
+file (:class:`SourceMessage`), the check that it is mail at all, mbox framing (mboxrd
+quoting) both ways; and the one-mbox export of every mailbox (the privacy center's
+download, `mail export --format mbox`).
 
-Import needs no password: it goes through the delivery path, which only seals.
-Export needs the owner's session, because only the owner can unseal.
+Whole accounts with folders, flags and subscriptions: services/mail/folder_transfer.py
+(Maildir++ in maildir.py, one mbox per folder in mbox_folders.py). Export needs the
+owner's session, because only the owner can unseal.
 """
 
 from __future__ import annotations
@@ -18,16 +21,13 @@ from typing import BinaryIO
 
 from letterlock.audit.events import AuditEvent, AuditSink, EventType
 from letterlock.errors import InvalidInput
-from letterlock.services.accounts.accounts import AccountRef, Session
-from letterlock.services.mail.delivery import DeliveryService
+from letterlock.services.accounts.accounts import Session
 from letterlock.services.mail.mailbox import MailboxService
 
 _FROM_QUOTED = re.compile(rb"^>+From ")
 _FIELD_LINE = re.compile(rb"[!-9;-~]+[ \t]*:")
 """A header field's first line: field-name (printable ASCII but the colon, RFC 5322
 2.2), the colon after optional white space (RFC 5322 4.5.3's obsolete form)."""
-_MAILDIR_FLAGS = {"S": "\\Seen", "R": "\\Answered", "F": "\\Flagged", "T": "\\Deleted",
-                  "D": "\\Draft"}
 
 
 @dataclass(frozen=True)
@@ -87,47 +87,13 @@ def _finish_mbox(lines: list[bytes], date: datetime | None, number: int) -> Sour
     return SourceMessage(b"".join(lines), internaldate=date, origin=f"message {number}")
 
 
-def read_maildir(root: Path) -> Iterator[SourceMessage]:
-    for sub in ("new", "cur"):
-        folder = root / sub
-        if not folder.is_dir():
-            continue
-        for path in sorted(folder.iterdir()):
-            if not path.is_file():
-                continue
-            info = path.name.partition(":2,")[2]
-            flags = tuple(_MAILDIR_FLAGS[c] for c in info if c in _MAILDIR_FLAGS)
-            yield SourceMessage(path.read_bytes(), flags,
-                                datetime.fromtimestamp(path.stat().st_mtime, UTC),
-                                f"{sub}/{path.name}")
-
-
-def read_source(path: Path) -> Iterator[SourceMessage]:
-    """Messages from an .eml file, an mbox file or a Maildir directory."""
-    if path.is_dir():
-        if not (path / "cur").is_dir() and not (path / "new").is_dir():
-            raise InvalidInput(f"{path} is a directory but not a Maildir (no cur/ or new/)")
-        yield from read_maildir(path)
-        return
-    if not path.exists():
-        raise InvalidInput(f"{path}: no such file")
-    with open(path, "rb") as fh:
-        head = fh.read(5)
-        fh.seek(0)
-        if head == b"From ":
-            yield from read_mbox(fh)
-        else:
-            data = fh.read()
-            if not data.strip():
-                raise InvalidInput(f"{path} is empty")
-            yield SourceMessage(data)
-
-
 def check_message(msg: SourceMessage, source: Path) -> None:
     """Raise InvalidInput unless ``msg`` starts with an RFC 5322 header section: one
     or more header fields (continuation lines folded in) up to a blank line or the
     end. Random bytes, a PDF or plain text are refused before anything is stored."""
     header = to_crlf(msg.raw).split(b"\r\n\r\n", 1)[0]
+    if header.endswith(b"\r\n"):
+        header = header[:-2]  # a message of header fields alone
     lines = header.split(b"\r\n")
     where = f"{source} ({msg.origin})" if msg.origin else str(source)
     if not _FIELD_LINE.match(lines[0]):
@@ -140,7 +106,8 @@ def check_message(msg: SourceMessage, source: Path) -> None:
                                f"header field nor its continuation")
 
 
-def _header_date(raw: bytes) -> datetime | None:
+def header_date(raw: bytes) -> datetime | None:
+    """The Date: of a message (the internal date of one that comes without one)."""
     match = re.search(rb"^Date:[ \t]*(.+?)\r?$", raw.split(b"\r\n\r\n", 1)[0],
                       re.MULTILINE | re.IGNORECASE)
     if not match:
@@ -150,34 +117,6 @@ def _header_date(raw: bytes) -> datetime | None:
     except (TypeError, ValueError):
         return None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-async def import_mail(delivery: DeliveryService, mailboxes: MailboxService, ref: AccountRef,
-                      source: Path, mailbox: str = "INBOX", batch: int = 64, *,
-                      audit: AuditSink, actor: str = "operator") -> int:
-    """Deliver every message of ``source`` into ``mailbox``; returns the count.
-    An operator writing into someone's account is recorded in the audit log.
-    Raises InvalidInput, having stored nothing, if any message of ``source`` is not
-    mail (see :func:`check_message`): the source is read once to check it all."""
-    for msg in read_source(source):
-        check_message(msg, source)
-    box = await mailboxes.ensure_mailbox(ref, mailbox)
-    count = 0
-    pending: list[tuple[bytes, frozenset[str], datetime | None]] = []
-    for msg in read_source(source):
-        raw = to_crlf(msg.raw)
-        when = msg.internaldate or _header_date(raw)
-        pending.append((raw, frozenset(msg.flags),
-                        when.replace(microsecond=0) if when else None))
-        if len(pending) >= batch:
-            count += await delivery.deliver_batch(ref, box.id, pending)
-            pending = []
-    if pending:
-        count += await delivery.deliver_batch(ref, box.id, pending)
-    await audit.record(AuditEvent(EventType.ADMIN_MAIL_IMPORTED, actor, datetime.now(UTC),
-                                  account=ref.address,
-                                  details=(("mailbox", box.name), ("messages", str(count)))))
-    return count
 
 
 _FROM_LINE = re.compile(rb"(?m)^(>*From )")
@@ -219,7 +158,8 @@ async def export_mbox(mailboxes: MailboxService, session: Session, out: Path,
     the export is recorded (an operator-run export with the owner's password)."""
     count = 0
     tmp = out.with_name(out.name + ".part")
-    with open(tmp, "wb") as fh:
+    # Plaintext mail: readable by its owner alone.
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
         async for n, piece in _mbox_pieces(mailboxes, session, batch):
             fh.write(piece)
             count += n

@@ -100,6 +100,20 @@ class LogEvent(enum.StrEnum):
     """The operator held, released or rescheduled it (`letterlock queue`)."""
     OUTBOUND_DELETED = "queue:message:deleted"
     """The operator deleted it (`letterlock queue delete`)."""
+    MAIL_IMPORTED = "mail:import:finished"
+    """`letterlock mail import` stored mail (``account``, ``format``, ``folders``,
+    ``messages``)."""
+    MAIL_EXPORTED = "mail:export:finished"
+    """`letterlock mail export` wrote plaintext mail (``account``, ``format``,
+    ``folders``, ``messages``)."""
+    MIGRATION_STARTED = "migration:account:started"
+    """`letterlock mail migrate` began (``source``, ``target``: host:port, ``user``)."""
+    MIGRATION_FOLDER = "migration:folder:copied"
+    """One folder done (``copied``, ``skipped``: already copied by an earlier run)."""
+    MIGRATION_FINISHED = "migration:account:finished"
+    """Every folder done (``folders``, ``copied``, ``skipped``, ``seconds``)."""
+    MIGRATION_FAILED = "migration:account:failed"
+    """Stopped by an error (``reason``); a later run resumes where it stopped."""
     SEALED = "crypto:message:sealed"
     """Debug: a message sealed (``seconds``)."""
     UNSEALED = "crypto:message:unsealed"
@@ -147,6 +161,12 @@ LEVELS: dict[LogEvent, int] = {
     LogEvent.OUTBOUND_BOUNCED: logging.INFO,
     LogEvent.OUTBOUND_CHANGED: logging.INFO,
     LogEvent.OUTBOUND_DELETED: logging.WARNING,
+    LogEvent.MAIL_IMPORTED: logging.INFO,
+    LogEvent.MAIL_EXPORTED: logging.WARNING,
+    LogEvent.MIGRATION_STARTED: logging.INFO,
+    LogEvent.MIGRATION_FOLDER: logging.INFO,
+    LogEvent.MIGRATION_FINISHED: logging.INFO,
+    LogEvent.MIGRATION_FAILED: logging.ERROR,
     LogEvent.SEALED: logging.DEBUG,
     LogEvent.UNSEALED: logging.DEBUG,
     LogEvent.BACKUP_STARTED: logging.INFO,
