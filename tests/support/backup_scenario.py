@@ -170,6 +170,11 @@ def run_scenario(tmp_path: Path, home: Path, destroy: Callable[[], None],
         expected = mailbox(served, ALICE)
         assert set(expected) == set(before)
         doomed = before[20:26]
+        # The audit log's signed head before the backup: still a prefix after the restore.
+        saved_head = tmp_path / "head-before.json"
+        head = run_cli(home, "log", "head", "--json")
+        assert head.returncode == 0, head.stderr
+        saved_head.write_text(head.stdout)
         with Load(served, doomed) as load:
             done = run_cli(home, "backup", "us-east", str(backup))
         assert not load.errors, load.errors
@@ -243,8 +248,11 @@ def run_scenario(tmp_path: Path, home: Path, destroy: Callable[[], None],
     finally:
         mail_scenario.stop(served)
 
-    verify = run_cli(home, "log", "verify")
+    verify = run_cli(home, "log", "verify", "--head", str(saved_head))
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert verify.stdout.startswith("OK ")
+    consistent = run_cli(home, "log", "consistency", str(saved_head))
+    assert consistent.returncode == 0, consistent.stderr
     events = (home / "control" / "audit" / "events.jsonl").read_text()
     assert events.count("admin:region:restored") == 2
     assert events.count("admin:region:backed-up") == 1
