@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,40 +15,16 @@ from letterlock.app import App
 from letterlock.errors import InvalidInput
 from letterlock.services.mail import folder_transfer
 from support.env import PASSWORD
-from support.mail_snapshot import account_snapshot
+from support.mail_snapshot import account_snapshot, seed_mail
 
 ANN, BEN = "ann@example.test", "ben@example.test"
 FOLDERS = ("Work", "Work/Projects", "Entwürfe", "v1.2 notes", "Old")
 
 
-def message(n: int, extra: bytes = b"") -> bytes:
-    return (b"From: x@example.test\r\nTo: ann@example.test\r\nSubject: n" + str(n).encode()
-            + b"\r\nDate: Mon, 1 Jan 2024 10:00:00 +0100\r\n" + extra
-            + b"\r\nFrom the start\r\n>From quoted\r\nline " + str(n).encode() + b"\r\n")
-
-
 async def seed(app: App) -> None:
     await app.accounts.create(ANN, "us-east", PASSWORD)
     await app.accounts.create(BEN, "eu-dublin", PASSWORD)
-    session = await app.accounts.authenticate(ANN, PASSWORD)
-    ref = await app.accounts.resolve(ANN)
-    for name in FOLDERS:
-        await app.mailboxes.create_mailbox(session, name, subscribe=name != "Old")
-    base = datetime(2023, 5, 1, 12, 0, 0, tzinfo=UTC)
-    flag_sets = [(), ("\\Seen",), ("\\Seen", "\\Answered", "$Forwarded"),
-                 ("\\Flagged", "\\Draft", "Work-Item", "$Label1"), ("\\Deleted", "\\Seen")]
-    n = 0
-    for name in ("INBOX", *FOLDERS):
-        if name == "Old":
-            continue  # an empty folder goes too
-        for flags in flag_sets:
-            n += 1
-            # Dates out of order: the order of the folder is kept, not resorted.
-            when = base - timedelta(days=n * 3 % 7, hours=n)
-            await app.mailboxes.append(ref, name, message(n), flags, when)
-    # A message without a body, one with a Status: field of its own is not made here
-    # (mbox keeps flags in that field).
-    await app.mailboxes.append(ref, "INBOX", b"Subject: header only\r\n", ("\\Seen",), base)
+    await seed_mail(app, ANN, FOLDERS)
 
 
 def modes(root: Path) -> set[tuple[str, int]]:

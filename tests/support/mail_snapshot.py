@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import imaplib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from letterlock.app import App
 from letterlock.mime import utf7
+from support.env import PASSWORD
 
 Message = tuple[bytes, frozenset[str], datetime]
 
@@ -77,3 +79,36 @@ def imap_snapshot(client: imaplib.IMAP4) -> Snapshot:
             msgs.append((item[1], flags, when.astimezone(UTC)))
     typ, subs = client.lsub('""', '"*"')
     return Snapshot(folders, frozenset(names([s for s in subs if s is not None])))
+
+
+def message(n: int, extra: bytes = b"") -> bytes:
+    return (b"From: x@example.test\r\nTo: ann@example.test\r\nSubject: n" + str(n).encode()
+            + b"\r\nDate: Mon, 1 Jan 2024 10:00:00 +0100\r\n" + extra
+            + b"\r\nFrom the start\r\n>From quoted\r\nline " + str(n).encode() + b"\r\n")
+
+
+FLAG_SETS: tuple[tuple[str, ...], ...] = (
+    (), ("\\Seen",), ("\\Seen", "\\Answered", "$Forwarded"),
+    ("\\Flagged", "\\Draft", "Work-Item", "$Label1"), ("\\Deleted", "\\Seen"))
+
+
+async def seed_mail(app: App, address: str, folders: Sequence[str],
+                    empty: str = "Old") -> None:
+    """``folders`` (``empty`` unsubscribed and left empty), and in INBOX and every
+    other folder five messages with the flag sets above and internal dates out of
+    order (an export must keep a folder's order, not sort it); and in INBOX a message
+    of header fields alone."""
+    session = await app.accounts.authenticate(address, PASSWORD)
+    ref = await app.accounts.resolve(address)
+    for name in folders:
+        await app.mailboxes.create_mailbox(session, name, subscribe=name != empty)
+    base = datetime(2023, 5, 1, 12, 0, 0, tzinfo=UTC)
+    n = 0
+    for name in ("INBOX", *folders):
+        if name == empty:
+            continue
+        for flags in FLAG_SETS:
+            n += 1
+            when = base - timedelta(days=n * 3 % 7, hours=n)
+            await app.mailboxes.append(ref, name, message(n), flags, when)
+    await app.mailboxes.append(ref, "INBOX", b"Subject: header only\r\n", ("\\Seen",), base)

@@ -22,6 +22,7 @@ from letterlock.cli.common import (
     run,
     run_with_app,
 )
+from letterlock.mime import utf7
 from letterlock.services.mail import folder_transfer, imap_migration, transfer
 from letterlock.services.mail.folder_transfer import Counts, TreeFormat
 from letterlock.services.operations import logs
@@ -107,6 +108,14 @@ def mail_export(ctx: CliContext, address: str, out: Path, fmt: str,
                f"{out} ({fmt}, plaintext)")
 
 
+def _readable(name: str) -> str:
+    """A folder name as the source server sent it (modified UTF-7), for people."""
+    try:
+        return utf7.decode(name)
+    except ValueError:
+        return name
+
+
 @mail.command("migrate")
 @click.argument("source_url", metavar="SOURCE")
 @click.argument("target_url", metavar="TARGET")
@@ -153,7 +162,7 @@ def mail_migrate(ctx: CliContext, source_url: str, target_url: str, state_path: 
     finally:
         stop_logging()
     for name, (copied, skipped) in sorted(result.per_folder.items()):
-        click.echo(f"  {name}: {copied} copied, {skipped} already there")
+        click.echo(f"  {_readable(name)}: {copied} copied, {skipped} already there")
     click.echo(f"migrated {result.folders} folder(s): {result.copied} message(s) copied, "
                f"{result.skipped} copied before")
     if result.folders == 0:
