@@ -286,6 +286,7 @@ def install_account_pages(api: FastAPI, app: App, sessions: SessionStore,
                     created=format_time(record.created), boxes=boxes,
                     total_count=total_count, total_bytes=total_bytes,
                     other_regions=sorted(r for r in regions if r != account.ref.region),
+                    spam_filter=app.config.spam.rspamd.strip().lower() == "on",
                     log_pseudonym=pseudonyms(account.address) if pseudonyms else None)
 
     # -- who touched your account ---------------------------------------------------------
