@@ -11,6 +11,8 @@ change: packs made by another version are made again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from letterlock.imap import encoding, search_text
 from letterlock.mime import summary as summaries
 from letterlock.services.mail.digests import Digest, Views
@@ -22,19 +24,27 @@ ENVELOPE, BODYSTRUCTURE, BODY, ENVELOPE8, BODYSTRUCTURE8, BODY8, SEARCH = range(
 
 def make(summary: summaries.MessageSummary) -> tuple[bytes, ...]:
     env = encoding.envelope(summaries.envelope_of(summary))
-    plain_env, utf8_env = encoding.encode(env), encoding.encode(env, utf8=True)
+    plain_env = encoding.encode(env)
+    utf8_env = _utf8_variant(plain_env, lambda: encoding.encode(env, utf8=True))
     searched = search_text.encode(summary.header)
     tree = summaries.structure_of(summary)
     if tree is None:
-        return (plain_env, b"", b"", _unless_same(utf8_env, plain_env), b"", b"", searched)
+        return (plain_env, b"", b"", utf8_env, b"", b"", searched)
     ext = encoding.body_structure(tree, True)
     basic = encoding.body_structure(tree, False)
-    return (plain_env, ext, basic, _unless_same(utf8_env, plain_env),
-            _unless_same(encoding.body_structure(tree, True, utf8=True), ext),
-            _unless_same(encoding.body_structure(tree, False, utf8=True), basic), searched)
+    return (plain_env, ext, basic, utf8_env,
+            _utf8_variant(ext, lambda: encoding.body_structure(tree, True, utf8=True)),
+            _utf8_variant(basic, lambda: encoding.body_structure(tree, False, utf8=True)),
+            searched)
 
 
-def _unless_same(variant: bytes, plain: bytes) -> bytes:
+def _utf8_variant(plain: bytes, render: Callable[[], bytes]) -> bytes:
+    """The UTF8=ACCEPT rendering where it differs from ``plain``, else b"". The two
+    differ only in strings the plain form must send as literals (encoding.string),
+    so a rendering without one is the same in both and is not made twice."""
+    if b"}\r\n" not in plain:
+        return b""
+    variant = render()
     return b"" if variant == plain else variant
 
 
