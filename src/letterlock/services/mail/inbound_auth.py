@@ -96,6 +96,8 @@ class InboundChecks:
                  check_dmarc: bool = False, trusted_sealers: Collection[str] = ()) -> None:
         self.authserv_id = authserv_id
         self._dmarc = check_dmarc
+        if check_dmarc:  # parse the Public Suffix List now, not during a message
+            dmarc.organisational_domain("example.org")
         self._trusted = frozenset(s.strip().lower().rstrip(".") for s in trusted_sealers
                                   if s.strip())
         if resolver is None:
