@@ -23,6 +23,7 @@ from letterlock.audit.events import AuditEvent, AuditSink, EventType
 from letterlock.errors import InvalidInput
 from letterlock.services.accounts.accounts import Session
 from letterlock.services.mail.mailbox import MailboxService
+from letterlock.services.operations.log_events import LogEvent, event
 
 _FROM_QUOTED = re.compile(rb"^>+From ")
 _FIELD_LINE = re.compile(rb"[!-9;-~]+[ \t]*:")
@@ -166,6 +167,7 @@ async def export_mbox(mailboxes: MailboxService, session: Session, out: Path,
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, out)
+    event(LogEvent.MAIL_EXPORTED, account=session.address, format="mbox", messages=count)
     if audit is not None:
         await audit.record(AuditEvent(EventType.ADMIN_MAIL_EXPORTED, actor, datetime.now(UTC),
                                       account=session.address,
