@@ -11,6 +11,7 @@ import imaplib
 import logging
 import smtplib
 from collections.abc import AsyncIterator, Iterator
+from email.utils import formatdate
 from pathlib import Path
 
 import pytest
@@ -56,8 +57,9 @@ async def mx(accounts: App, tmp_path: Path) -> AsyncIterator[int]:
 
 
 def message(body: str, mid: str = "m1", extra: str = "") -> bytes:
+    # Dated now: an old Date: would add to rspamd's score as the years pass.
     return (f"From: Carol <carol@remote.test>\r\nTo: {ALICE}\r\nSubject: Lunch\r\n"
-            f"Date: Sat, 05 Dec 2026 09:00:00 +0000\r\nMessage-ID: <{mid}@remote.test>\r\n"
+            f"Date: {formatdate()}\r\nMessage-ID: <{mid}@remote.test>\r\n"
             f"{extra}\r\n{body}\r\n").encode()
 
 
