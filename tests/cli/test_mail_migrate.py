@@ -17,6 +17,7 @@ import pytest
 
 from letterlock.app import App
 from letterlock.imap.server import ImapServer
+from letterlock.services.mail import imap_migration
 from support.cli import letterlock
 from support.env import PASSWORD
 from support.mail_snapshot import account_snapshot, message, seed_mail
@@ -117,3 +118,36 @@ async def test_export_is_plaintext_for_the_owner_alone(home: Path, tmp_path: Pat
         assert "mail:export:finished" in proc.stderr and "messages=11" in proc.stderr
         paths = [out] if fmt == "mbox" else [out, *out.rglob("*")]
         assert {stat.S_IMODE(p.stat().st_mode) for p in paths} <= {0o600, 0o700}
+
+
+async def test_a_run_cut_short_goes_on_after_the_last_copied_uid(
+        app: App, home: Path, tmp_path: Path, server: ImapServer) -> None:
+    # The state a run leaves when it stops after INBOX's third message.
+    session = await app.accounts.authenticate(ANN, PASSWORD)
+    inbox = await app.mailboxes.get_mailbox(session, "INBOX")
+    uids = [m.uid for m in await app.mailboxes.messages(session, inbox.id)]
+    source, target = urls(server)
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({
+        "version": 1, "source": f"{ANN}@127.0.0.1:{server.port}",
+        "target": f"{CAROL}@127.0.0.1:{server.port}",
+        "folders": {"INBOX": {"uidvalidity": inbox.uidvalidity, "last_uid": uids[2]}}}))
+    proc = await run(home, "migrate", source, target, "--state", str(state))
+    assert proc.returncode == 0, proc.stderr
+    assert "  INBOX: 3 copied, 3 already there" in proc.stdout
+    carol = await account_snapshot(app, CAROL, PASSWORD)
+    ann = await account_snapshot(app, ANN, PASSWORD)
+    assert carol.folders["INBOX"] == ann.folders["INBOX"][3:]
+    assert carol.folders["Work"] == ann.folders["Work"]
+    saved = json.loads(state.read_text())["folders"]
+    assert saved["INBOX"] == {"uidvalidity": inbox.uidvalidity, "last_uid": uids[-1]}
+
+
+def test_fetches_are_bounded_in_count_and_bytes() -> None:
+    mib = 1024 * 1024
+    pending = [(1, 10 * mib), (2, 10 * mib), (3, 10 * mib), (4, 90 * mib), (5, 1)]
+    pending += [(uid, 10) for uid in range(6, 50)]
+    batches = list(imap_migration._batches(pending))
+    assert batches[:3] == [[1, 2, 3], [4], [5, *range(6, 25)]]
+    assert [u for b in batches for u in b] == [u for u, _ in pending]
+    assert all(len(b) <= imap_migration.FETCH_BATCH for b in batches)

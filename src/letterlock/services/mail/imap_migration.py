@@ -40,8 +40,10 @@ Security = Literal["tls", "starttls", "plain"]
 SCHEMES: dict[str, tuple[Security, int]] = {
     "imaps": ("tls", 993), "imap+starttls": ("starttls", 143), "imap": ("plain", 143)}
 FETCH_BATCH = 20
+FETCH_BYTES = 32 * 1024 * 1024
 STATE_VERSION = 1
 _UID = re.compile(rb"\bUID (\d+)")
+_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
 _FLAGS = re.compile(rb"\bFLAGS \(([^)]*)\)")
 _DATE = re.compile(rb'\bINTERNALDATE ("[^"]+")')
 _LITERAL_END = re.compile(rb"\{\d+\}$")
@@ -269,29 +271,60 @@ def _uidvalidity(client: imaplib.IMAP4) -> int:
     return int(values[0])
 
 
+def _pending(src: imaplib.IMAP4, last: int, where: str) -> list[tuple[int, int]]:
+    """(uid, size) of the messages after UID ``last``, ascending."""
+    data = _check("UID FETCH", where, src.uid("FETCH", f"{last + 1}:*", "(UID RFC822.SIZE)"))
+    out = []
+    for item in data:
+        line = item[0] if isinstance(item, tuple) else item
+        if not isinstance(line, bytes):
+            continue
+        uid, size = _UID.search(line), _SIZE.search(line)
+        # "N:*" names the last message even when its UID is below N.
+        if uid is not None and size is not None and int(uid.group(1)) > last:
+            out.append((int(uid.group(1)), int(size.group(1))))
+    return sorted(set(out))
+
+
+def _batches(pending: list[tuple[int, int]]) -> Iterator[list[int]]:
+    """UIDs in groups of at most FETCH_BATCH messages and FETCH_BYTES (a larger
+    message alone), so memory stays bounded whatever the mailbox holds."""
+    batch: list[int] = []
+    size = 0
+    for uid, octets in pending:
+        if batch and (len(batch) == FETCH_BATCH or size + octets > FETCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(uid)
+        size += octets
+    if batch:
+        yield batch
+
+
 def copy_folder(src: imaplib.IMAP4, dst: imaplib.IMAP4, folder: Folder, target: bytes,
-                state: State, where: str) -> tuple[int, int]:
-    """Copy the messages of ``folder`` not yet copied; returns (copied, skipped)."""
+                state: State, where: tuple[str, str]) -> tuple[int, int]:
+    """Copy the messages of ``folder`` not yet copied; returns (copied, skipped).
+    ``where``: the source's and the target's host:port, for error messages."""
     key = folder.name.decode("ascii", "replace")
-    _check("EXAMINE", where, src.select(quote(folder.name), readonly=True))
+    exists = _check("EXAMINE", where[0], src.select(quote(folder.name), readonly=True))
     validity = _uidvalidity(src)
     last = state.last_uid(key, validity)
-    found = _check("UID SEARCH", where, src.uid("SEARCH", "UID", f"{last + 1}:*"))
-    uids = sorted(u for u in (int(x) for x in b" ".join(found).split()) if u > last)
+    # An empty folder is not asked for "N:*" (some servers refuse that set then).
+    pending = _pending(src, last, where[0]) if exists and exists[0] not in (b"0", None) \
+        else []
     copied = 0
-    for i in range(0, len(uids), FETCH_BATCH):
-        batch = ",".join(str(u) for u in uids[i : i + FETCH_BATCH])
-        data = _check("UID FETCH", where, src.uid(
-            "FETCH", batch, "(UID FLAGS INTERNALDATE BODY.PEEK[])"))
+    for batch in _batches(pending):
+        data = _check("UID FETCH", where[0], src.uid(
+            "FETCH", ",".join(map(str, batch)), "(UID FLAGS INTERNALDATE BODY.PEEK[])"))
         for uid, flags, date, raw in sorted(_fetched(data)):
-            _check("APPEND", "target", dst.append(quote(target), f"({flags})", date, raw))
+            _check("APPEND", where[1], dst.append(quote(target), f"({flags})", date, raw))
             copied += 1
             state.record(key, validity, uid)
-    if uids:
-        state.record(key, validity, uids[-1], sync=True)
+    if pending:
+        state.record(key, validity, pending[-1][0], sync=True)
     elif key not in state.folders:
         state.record(key, validity, last, sync=True)
-    return copied, _count_before(src, last, where)
+    return copied, _count_before(src, last, where[0])
 
 
 def _count_before(src: imaplib.IMAP4, last: int, where: str) -> int:
@@ -338,7 +371,8 @@ def _migrate(source: Endpoint, target: Endpoint, state_path: Path,
                 if name not in have:
                     _check("CREATE", target.where, dst.create(quote(name)))
                     have.add(name)
-                copied, skipped = copy_folder(src, dst, folder, name, state, source.where)
+                copied, skipped = copy_folder(src, dst, folder, name, state,
+                                              (source.where, target.where))
                 result.folders += 1
                 result.copied += copied
                 result.skipped += skipped
