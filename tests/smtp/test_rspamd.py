@@ -9,7 +9,10 @@ import asyncio
 import dataclasses
 import imaplib
 import logging
+import shutil
 import smtplib
+import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
 from email.utils import formatdate
 from pathlib import Path
@@ -26,6 +29,7 @@ from letterlock.services.mail.rspamd import SpamFilter
 from letterlock.services.operations.log_events import EVENTS_LOGGER, LogEvent
 from letterlock.smtp.server import SmtpServer
 from smtp.conftest import ALICE, server_tls
+from smtp.serve_process import start_serve
 from support.env import PASSWORD, make_config
 from support.rspamd import GTUBE, GTUBE_ADD_HEADER, GTUBE_REWRITE_SUBJECT, Rspamd, running_rspamd
 
@@ -188,3 +192,45 @@ async def test_moving_into_and_out_of_junk_teaches_rspamd(
     assert log.count("<learn-spam-1@remote.test>") >= 2  # as spam, then as ham
     assert "<learn-spam-2@remote.test>" in log
     assert all(e.get("declined") or e.get("learned") for e in lines)
+
+
+def test_serve_with_rspamd_as_docs_say(rspamd: Rspamd, tmp_path: Path) -> None:
+    """docs/operating.md's letterlock.toml, `letterlock serve`, swaks as the sending
+    server and imaplib as the mail program."""
+    if shutil.which("swaks") is None:
+        pytest.skip("swaks is not installed (.ci/run installs it)")
+    home = tmp_path / "served"
+    home.mkdir()
+    (home / "letterlock.toml").write_text(
+        "[smtp]\nsender_checks = false\n\n[spam]\nrspamd = \"on\"\n"
+        f"rspamd_url = \"{rspamd.url}\"\nrspamd_controller_url = \"{rspamd.controller_url}\"\n"
+        "timeout_s = 10\n")
+    served = start_serve(home, args=("--demo",))
+    try:
+        def swaks(body: str, mid: str) -> str:
+            return subprocess.run(
+                ["swaks", "--server", f"127.0.0.1:{served.mx}", "--to", ALICE,
+                 "--from", "carol@remote.test", "--header", f"Message-Id: <{mid}@remote.test>",
+                 "--body", body], capture_output=True, text=True, timeout=60).stdout
+
+        assert "250 2.0.0 OK queued as" in swaks("Lunch on Thursday?", "served-1")
+        assert "550 5.7.1 Message refused as spam" in swaks(GTUBE, "served-2")
+        client = imaplib.IMAP4("127.0.0.1", served.imap)
+        client.login(ALICE, "letterlock-demo")
+        client.select("INBOX")
+        uid = client.uid("SEARCH", "HEADER", "Message-Id", "served-1")[1][0].split()[-1]
+        fetched = client.uid("FETCH", uid, "(BODY.PEEK[HEADER.FIELDS (X-SPAM-STATUS)])")[1]
+        assert b"X-Spam-Status: No," in fetched[0][1]  # type: ignore[index]
+        assert client.uid("MOVE", uid, "Junk")[0] == "OK"
+        client.logout()
+        for _ in range(600):  # learning is in the background: wait for its line
+            if any("event=spam:message:learned" in line for line in served.output):
+                break
+            time.sleep(0.05)
+    finally:
+        served.proc.terminate()
+        served.proc.wait(timeout=30)
+    lines = "".join(served.output)
+    assert "event=spam:message:checked action=reject score=15 taken=reject" in lines
+    assert "event=spam:message:learned" in lines and "learn=spam messages=1" in lines
+    assert "<served-1@remote.test>" in rspamd.log_text()
