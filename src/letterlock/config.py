@@ -91,6 +91,11 @@ class SmtpConfig:
     character that starts the tag; empty switches sub-addressing off."""
     max_message_bytes: int = _option(50 * 1024 * 1024, "bytes")
     """Largest accepted message, in bytes (advertised as SIZE)."""
+    max_data_in_flight_bytes: int = _option(256 * 1024 * 1024, "bytes")
+    """Message data all SMTP/LMTP sessions of one process may hold at once, from
+    DATA until the message is stored (each message costs about three times its size
+    in memory meanwhile); a message that would pass it is read, discarded and
+    answered 452 4.3.1 so its sender retries later. 0: no bound."""
     smarthost: str = ""
     """host:port to relay all outbound mail through; empty means direct MX delivery."""
     outbound_tls: str = "opportunistic"

@@ -78,6 +78,50 @@ class LimitSettings:
     """Idle seconds before a session is closed (RFC 5321 4.5.3.2 suggests 5 minutes)."""
     trusted_networks: tuple[Network, ...] = LOOPBACK
     """Peers not held to the command rate on LMTP and submission (see above)."""
+    max_data_in_flight: int = 256 * 1024 * 1024
+    """Bytes of message data all sessions of this process may hold at once, from the
+    first block read after DATA until the message is stored or refused (0: no
+    bound). A message that would pass it is read to its end, discarded and answered
+    452 4.3.1, so the sender tries again later."""
+
+
+class DataBudget:
+    """The message data held by this process's sessions at once (see
+    ``LimitSettings.max_data_in_flight``). A session takes what it reads, block by
+    block, and gives it all back when its message has been stored or refused.
+    Nothing waits for room: a session holding part of a message while waiting for
+    others to finish could wait for ever on sessions doing the same."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def hold(self) -> DataHold:
+        return DataHold(self)
+
+
+class DataHold:
+    """What one message holds of a :class:`DataBudget`."""
+
+    __slots__ = ("budget", "held")
+
+    def __init__(self, budget: DataBudget) -> None:
+        self.budget = budget
+        self.held = 0
+
+    def take(self, size: int) -> bool:
+        """Hold ``size`` more bytes; False (holding nothing more) if that would pass
+        the budget."""
+        budget = self.budget
+        if budget.limit and budget.used + size > budget.limit:
+            return False
+        budget.used += size
+        self.held += size
+        return True
+
+    def release(self) -> None:
+        self.budget.used -= self.held
+        self.held = 0
 
 
 @dataclass
@@ -94,6 +138,7 @@ class ClientLimits:
         self.settings = settings
         self._clock = clock
         self._clients: dict[str, _Client] = {}
+        self.data = DataBudget(settings.max_data_in_flight)
 
     def _prune(self, ip: str, client: _Client) -> None:
         horizon = self._clock() - self.settings.error_window_s

@@ -36,7 +36,7 @@ from letterlock.services.accounts.accounts import Session
 from letterlock.services.operations.log_events import LogEvent, bind, event, new_session_id
 from letterlock.smtp import replies
 from letterlock.smtp.aiosmtpd_base import LeanSmtp, NoHooks
-from letterlock.smtp.data_reader import DataTooBig, read_data
+from letterlock.smtp.data_reader import DataOverBudget, DataTooBig, read_data
 from letterlock.smtp.hooks import Accepted, Envelope, ListenerKind, PeerInfo, SmtpHandler
 from letterlock.smtp.limits import ClientLimits
 from letterlock.smtp.parse import (
@@ -617,11 +617,15 @@ class SmtpListener(LeanSmtp):
 
     async def _receive_and_store(self, envelope: Envelope) -> None:
         await self._emit(b"354 End data with <CR><LF>.<CR><LF>")
+        # The message's share of the process's budget for mail in flight, held until
+        # it has been stored or refused (limits.DataBudget).
+        hold = self._limits.data.hold()
         try:
             wire = await read_data(self._reader, self.data_size_limit or 0,
-                                   self._reset_timeout)
+                                   self._reset_timeout, hold)
         except asyncio.IncompleteReadError:
             # Truncated DATA: the client went away; nothing was accepted.
+            hold.release()
             self._set_post_data_state()
             if self.transport is not None:
                 self.transport.close()
@@ -630,12 +634,22 @@ class SmtpListener(LeanSmtp):
             self._set_post_data_state()
             await self.reply(replies.TOO_BIG)
             return
+        except DataOverBudget:
+            self._set_post_data_state()
+            event(LogEvent.CLIENT_REFUSED, ip=self._ip, limit="data-in-flight")
+            await self.reply(replies.DATA_IN_FLIGHT)
+            return
+        except BaseException:  # the session cancelled (the client went away) and such
+            hold.release()
+            raise
         message = decode_data(wire)
+        del wire  # one copy of the message in memory, not two, while it is stored
         self._set_post_data_state()
         # Once the whole message is here, finish storing it even if the client
         # disconnects meanwhile: the work is not wasted and nothing is half-done.
         task = asyncio.ensure_future(self._handler.data(self.peer(), envelope, message))
         task.add_done_callback(_log_orphan_failure)
+        task.add_done_callback(lambda _task: hold.release())
         results = await asyncio.shield(task)
         if self._kind is ListenerKind.LMTP:
             for result in results:

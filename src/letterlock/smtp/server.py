@@ -68,7 +68,8 @@ class SmtpServer:
         self._socket_inode: int | None = None
         self._limits = ClientLimits(limits or LimitSettings(
             max_connections_per_ip=config.max_connections_per_ip,
-            trusted_networks=parse_networks(config.trusted_networks)))
+            trusted_networks=parse_networks(config.trusted_networks),
+            max_data_in_flight=config.max_data_in_flight_bytes))
         self._grace = grace_s
         self._mx_only = mx_only
         self._reuse_port = reuse_port
