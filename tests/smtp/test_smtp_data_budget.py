@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from conftest import BOB, World, start_world
 from wire import Wire
 
+from conftest import BOB, World, start_world
 from letterlock.app import App
 from letterlock.services.operations.log_events import LogEvent
 from letterlock.smtp.limits import LimitSettings
@@ -53,7 +53,7 @@ async def _subjects(world: World) -> list[bytes]:
 async def test_a_message_past_the_budget_gets_452_and_the_session_goes_on(
         tight: World, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="letterlock.events")
-    data = tight.server._limits.data  # noqa: SLF001 - the budget under test
+    data = tight.server._limits.data  # the budget under test
     w = await _envelope(tight.mx_port)
     w.send(_message("big", 2 * BUDGET) + b".\r\n")
     code, text = await w.reply()
@@ -73,7 +73,7 @@ async def test_a_message_past_the_budget_gets_452_and_the_session_goes_on(
 
 
 async def test_messages_in_flight_share_one_budget(tight: World) -> None:
-    data = tight.server._limits.data  # noqa: SLF001
+    data = tight.server._limits.data
     first, second = await _envelope(tight.mx_port), await _envelope(tight.mx_port)
     held = _message("first", 70 * 1024)
     first.send(held[: 60 * 1024])  # most of it, and the sender pauses
@@ -95,7 +95,7 @@ async def test_messages_in_flight_share_one_budget(tight: World) -> None:
 
 
 async def test_too_big_and_cut_off_messages_give_back_what_they_took(tight: World) -> None:
-    data = tight.server._limits.data  # noqa: SLF001
+    data = tight.server._limits.data
     w = await _envelope(tight.mx_port)
     w.send(_message("huge", 300 * 1024) + b".\r\n")  # past max_message_bytes (256 KiB)
     assert (await w.reply())[0] in (552, 452)

@@ -8,6 +8,7 @@ cgroup bites."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import smtplib
 import threading
@@ -51,10 +52,8 @@ def cgroup() -> Iterator[Path]:
         yield group
     finally:
         for pid in (group / "cgroup.procs").read_text().split():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(int(pid), 9)
-            except ProcessLookupError:
-                pass
         for _ in range(100):
             try:
                 group.rmdir()
