@@ -23,6 +23,7 @@ from letterlock.services.accounts.accounts import AccountService
 from letterlock.services.accounts.kdf_queue import KdfRunner
 from letterlock.services.accounts.key_cache import KeyCache, KeyCacheSettings
 from letterlock.services.accounts.operators import OperatorService
+from letterlock.services.accounts.quotas import QuotaService
 from letterlock.services.accounts.setup import InitOptions, write_config_file
 from letterlock.services.cells import Cell, Cells, GroupCommitter
 from letterlock.services.legal.matters import LegalService
@@ -140,6 +141,8 @@ class App:
     :func:`start_peers` in long-running processes, broadcast to from any."""
     addresses: AddressService
     """Aliases, groups, catch-alls, domain aliases and send-as grants."""
+    quotas: QuotaService
+    """Limits of what each account may keep, and its usage."""
 
     async def add_region(self, region: Region, actor: str = "operator") -> None:
         await self.control.add_region(region)
@@ -201,9 +204,11 @@ async def open_app(config: Config, *, create: bool = False) -> AsyncIterator[App
                                             ProcessPlan.from_config(config).event_loops),
                           config.crypto.chunk_bytes)
         stack.push_async_callback(sealer.close)
+        quotas = QuotaService(control, cells)
         mailboxes = MailboxService(cells, hub, config.crypto.chunk_bytes, sealer,
                                    digest_views=imap_views.VIEWS,
-                                   hot_digest_bytes=config.imap.hot_digests_mib * 1024 * 1024)
+                                   hot_digest_bytes=config.imap.hot_digests_mib * 1024 * 1024,
+                                   quotas=quotas)
         stack.callback(mailboxes.close)
         stack.callback(mailboxes.digests.clear)
         stack.push_async_callback(mailboxes.digests.flush)
@@ -232,7 +237,7 @@ async def open_app(config: Config, *, create: bool = False) -> AsyncIterator[App
         stack.push_async_callback(operator_store.close)
         operators = OperatorService(operator_store, kdf, params, audit)
         yield App(config, control, cells, audit, kdf, hub, accounts, mailboxes, delivery,
-                  legal, operators, peers, addresses)
+                  legal, operators, peers, addresses, quotas)
 
 
 async def initialise(config: Config, options: InitOptions) -> list[str]:

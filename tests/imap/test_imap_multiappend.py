@@ -113,3 +113,15 @@ def _imaplib_append(port: int, user: str, password: str) -> bytes:
 async def test_plain_append_from_imaplib_still_single(imap: Imap) -> None:
     data = await asyncio.to_thread(_imaplib_append, imap.port, imap.user, imap.password)
     assert b"APPENDUID" in data and b":" not in data.split(b"APPENDUID")[1]
+
+
+async def test_over_quota_append_is_overquota_and_stores_nothing(imap: Imap) -> None:
+    from letterlock.services.accounts.quotas import Quota
+    await imap.app.quotas.set_limits(imap.user, Quota(messages=1))
+    c = await imap.session()
+    lines = await _multiappend(c, "a1", "INBOX", [(b"", _msg(1)), (b"", _msg(2))])
+    assert lines[-1].startswith(b"a1 NO [OVERQUOTA]"), lines
+    lines = await c.command("a2", "STATUS INBOX (MESSAGES)")
+    assert b"MESSAGES 0" in lines[0]
+    lines = await _multiappend(c, "a3", "INBOX", [(b"", _msg(1))])
+    assert lines[-1].startswith(b"a3 OK"), lines

@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from wire import Wire
 
-from conftest import BOB, World, start_world
 from letterlock.app import App
 from letterlock.services.operations.log_events import LogEvent
 from letterlock.smtp.limits import LimitSettings
+from smtp.conftest import BOB, World, start_world
+from smtp.wire import Wire
 
 BUDGET = 100 * 1024
 

@@ -403,3 +403,22 @@ async def test_recent_is_claimed_once(cell: CellStore) -> None:
     assert sorted(firsts) == [5] + [9] * 7
     with pytest.raises(UnknownMailbox):
         await cell.claim_recent(box.id + 1000, 1)
+
+
+async def test_account_usage_counts_every_mailbox_of_the_account_only(
+        cell: CellStore) -> None:
+    await cell.create_account(account())
+    await cell.create_account(account("eve@example.test", "acc2"))
+    assert await cell.account_usage("acc1") == (0, 0)
+    inbox = await cell.create_mailbox("acc1", "INBOX", None, True)
+    work = await cell.create_mailbox("acc1", "Work", None, True)
+    other = await cell.create_mailbox("acc2", "INBOX", None, True)
+    await cell.append_messages([new(inbox.id, "b1"), new(inbox.id, "b2"),
+                                new(work.id, "b3"), new(other.id, "b4")])
+    assert await cell.account_usage("acc1") == (3, 300)
+    assert await cell.account_usage("acc2") == (1, 100)
+    # A copy shares its blob: one more message, no more bytes.
+    await cell.copy_messages(inbox.id, [2], work.id)
+    assert await cell.account_usage("acc1") == (4, 300)
+    await cell.expunge(inbox.id, [1, 2])
+    assert await cell.account_usage("acc1") == (2, 200)

@@ -34,6 +34,7 @@ from letterlock.cli.log import log_group as _log_group
 from letterlock.cli.mail import mail as _mail_group
 from letterlock.cli.operators import operator_group as _operator_group
 from letterlock.cli.queue import queue_group as _queue_group
+from letterlock.cli.quota import quota_group as _quota_group
 from letterlock.cli.report import report_group as _report_group
 from letterlock.crypto import openpgp
 from letterlock.errors import InvalidInput
@@ -333,6 +334,7 @@ user.add_command(_addresses.grant_send_as)
 user.add_command(_addresses.revoke_send_as)
 user.add_command(_addresses.send_as_list)
 cli.add_command(_addresses.alias_group)
+cli.add_command(_quota_group)
 cli.add_command(_addresses.group_group)
 cli.add_command(_legal)
 cli.add_command(_log_group)

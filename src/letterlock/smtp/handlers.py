@@ -16,6 +16,7 @@ import itertools
 import logging
 import secrets
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import format_datetime, make_msgid
 from typing import ClassVar, Protocol
@@ -175,7 +176,7 @@ class MxHandler:
             # Some copies may be stored: a retry can duplicate them, never lose any.
             log.warning("delivery %s failed for %d recipient(s): %s", queue_id, len(failed),
                         failed[0].error)
-            return [replies.TRY_LATER]
+            return [_failed_reply(results)]
         _accepted(envelope, message)
         return [Reply(250, "2.0.0", f"OK queued as {queue_id}")]
 
@@ -193,6 +194,9 @@ class LmtpHandler(MxHandler):
             mine = [by_account.get(ref.address) for ref in accepted.recipient.accounts]
             if mine and all(r is not None and r.ok for r in mine):
                 out.append(Reply(250, "2.0.0", f"<{accepted.address}> delivered as {queue_id}"))
+            elif mine and all(r is not None and (r.ok or r.over_quota) for r in mine):
+                out.append(replace(replies.MAILBOX_FULL,
+                                   text=f"<{accepted.address}> {replies.MAILBOX_FULL.text}"))
             else:
                 out.append(Reply(451, "4.3.0", f"<{accepted.address}> try again later"))
         if any(r.ok for r in results):
@@ -292,9 +296,18 @@ class SubmissionHandler:
                 results = await self._delivery.deliver(_return_path(envelope.sender) + trace
                                                        + message, local)
                 if not all(r.ok for r in results):
-                    return [replies.TRY_LATER]
+                    return [_failed_reply(results)]
         except LetterlockError as exc:
             log.warning("submission %s failed: %r", queue_id, exc)
             return [replies.reply_for_error(exc)]
         _accepted(envelope, message)
         return [Reply(250, "2.0.0", f"OK queued as {queue_id}")]
+
+
+def _failed_reply(results: Sequence[DeliveryResult]) -> Reply:
+    """The one reply to a DATA some copies of which were not stored: 552 5.2.2 when
+    none was stored and every failure is a full mailbox (retrying will not help),
+    else try again later (a retry may duplicate stored copies, never lose one)."""
+    if all(not r.ok and r.over_quota for r in results):
+        return replies.MAILBOX_FULL
+    return replies.TRY_LATER

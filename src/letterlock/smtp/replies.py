@@ -69,6 +69,7 @@ NOT_OWNED_SENDER = Reply(553, "5.7.1", "Sender address not owned by the authenti
 NOT_OWNED_AUTHOR = Reply(550, "5.7.1", "From: or Sender: names an address not owned by "
                          "the authenticated user (RFC 6409 4.1)")
 TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
+MAILBOX_FULL = Reply(552, "5.2.2", "Mailbox full")
 DATA_IN_FLIGHT = Reply(452, "4.3.1", "Too much mail arriving at once, try again later")
 TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Too many recipients")
 NEED_MAIL = Reply(503, "5.5.1", "Need MAIL command")
@@ -112,7 +113,7 @@ def reply_for_error(exc: BaseException) -> Reply:
     if isinstance(exc, UnknownMailbox):
         return Reply(550, "5.2.0", "Mailbox unavailable")
     if isinstance(exc, QuotaExceeded):
-        return Reply(552, "5.2.2", "Mailbox full")
+        return MAILBOX_FULL
     if isinstance(exc, MatterOpen):
         return Reply(450, "4.2.1", "Mailbox temporarily unavailable")
     if isinstance(exc, Refused):

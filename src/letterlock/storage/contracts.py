@@ -184,6 +184,11 @@ class CellStore(Protocol):
         """The account's subscribed names, existing as mailboxes or not, sorted."""
         ...
 
+    async def account_usage(self, account_id: str) -> tuple[int, int]:
+        """(messages, total size in bytes of their blobs) over all the account's
+        mailboxes: a blob shared by copies of a message counts once."""
+        ...
+
     # -- messages --------------------------------------------------------------
     async def append_messages(self, messages: Sequence[NewMessage]) -> list[Appended]:
         """Append in one transaction (group commit); UIDs ascend in input order."""

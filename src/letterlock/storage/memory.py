@@ -261,6 +261,11 @@ class MemoryCellStore:
     async def list_subscriptions(self, account_id: str) -> list[str]:
         return sorted(self._subscriptions.get(account_id, ()))
 
+    async def account_usage(self, account_id: str) -> tuple[int, int]:
+        msgs = [m for box in self._mailboxes.values() if box.account_id == account_id
+                for m in self._messages[box.id].values()]
+        return len(msgs), sum({m.blob_id: m.size for m in msgs}.values())
+
     def _bump(self, mailbox_id: int) -> int:
         box = self._mailboxes[mailbox_id]
         modseq = box.highestmodseq + 1

@@ -793,6 +793,15 @@ class PostgresCellStore:
             (account_id,)))
         return [r[0] for r in rows]
 
+    async def account_usage(self, account_id: str) -> tuple[int, int]:
+        row = await self.db.query(lambda c: _one(
+            c, "SELECT coalesce(sum(n), 0), coalesce(sum(size), 0) FROM (SELECT count(*) "
+               "AS n, max(size) AS size FROM messages WHERE mailbox_id IN "
+               "(SELECT id FROM mailboxes WHERE account_id=%s) GROUP BY blob_id) AS b",
+            (account_id,)))
+        assert row is not None
+        return int(row[0]), int(row[1])
+
     # -- messages --------------------------------------------------------------
     async def append_messages(self, messages: Sequence[NewMessage]) -> list[Appended]:
         if not messages:

@@ -439,6 +439,14 @@ class SqliteCellStore:
             (account_id,)).fetchall())
         return [r[0] for r in rows]
 
+    async def account_usage(self, account_id: str) -> tuple[int, int]:
+        count, size = await self.db.read(lambda c: c.execute(
+            "SELECT coalesce(sum(n), 0), total(size) FROM (SELECT count(*) AS n, "
+            "max(size) AS size FROM messages WHERE mailbox_id IN "
+            "(SELECT id FROM mailboxes WHERE account_id=?) GROUP BY blob_id)",
+            (account_id,)).fetchone())
+        return int(count), int(size)
+
     async def append_messages(self, messages: Sequence[NewMessage]) -> list[Appended]:
         if not messages:
             return []

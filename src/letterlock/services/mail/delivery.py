@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from letterlock.crypto import openpgp
-from letterlock.errors import InvalidInput, LetterlockError, UnknownAccount
+from letterlock.errors import InvalidInput, LetterlockError, QuotaExceeded, UnknownAccount
 from letterlock.services.accounts.accounts import AccountRef, AccountService
 from letterlock.services.accounts.addresses import domain_of, normalise_address
 from letterlock.services.mail.addresses import AddressService, catch_all_key
@@ -73,6 +73,8 @@ class DeliveryResult:
     error: str = ""
     stored: Appended | None = None
     """Where the copy went (mailbox, UID), when it was stored."""
+    over_quota: bool = False
+    """Not stored because the account is over its quota (a lasting refusal)."""
 
 
 class DeliveryService:
@@ -274,6 +276,12 @@ class DeliveryService:
                     continue
                 try:
                     content = await _for_custody(ref, raw)
+                    if self._mailboxes.quotas is not None:
+                        await self._mailboxes.quotas.check(ref, [len(content)])
+                except QuotaExceeded as exc:
+                    results.append(DeliveryResult(ref.address, False, str(exc),
+                                                  over_quota=True))
+                    continue
                 except LetterlockError as exc:
                     results.append(DeliveryResult(ref.address, False, str(exc)))
                     continue

@@ -24,6 +24,7 @@ from letterlock.errors import (
 )
 from letterlock.mime import summary as summaries
 from letterlock.services.accounts.accounts import AccountRef, Session
+from letterlock.services.accounts.quotas import QuotaService
 from letterlock.services.cells import Cell, Cells
 from letterlock.services.mail.digests import Digest, DigestReader, DigestService, Views
 from letterlock.services.mail.filing import JUNK, Filing, FilingHook
@@ -90,8 +91,11 @@ def check_mailbox_name(name: str) -> str:
 class MailboxService:
     def __init__(self, cells: Cells, hub: ChangeHub, chunk_bytes: int = seal.DEFAULT_CHUNK,
                  sealer: SealPool | None = None, digest_views: Views | None = None,
-                 hot_digest_bytes: int = 64 * 1024 * 1024) -> None:
+                 hot_digest_bytes: int = 64 * 1024 * 1024,
+                 quotas: QuotaService | None = None) -> None:
         self._cells = cells
+        self.quotas = quotas
+        """Checked before an APPEND or COPY stores anything (None: no quotas)."""
         self.digests = DigestService(cells, digest_views, hot_bytes=hot_digest_bytes)
         """Sealed per-message digests for reading (services/mail/digests.py); packs are
         written only when the front-end's ``digest_views`` are given."""
@@ -329,6 +333,8 @@ class MailboxService:
         """Seal and store messages in one group commit (all or none), UIDs ascending
         in the order given; returns once they are durable."""
         name = check_mailbox_name(mailbox)
+        if self.quotas is not None:
+            await self.quotas.check(ref, [len(raw) for raw, _, _ in messages])
         if name == "INBOX":
             # INBOX always exists: its id is remembered as for deliveries.
             box_id = await self.mailbox_for_delivery(ref, name)
@@ -497,6 +503,8 @@ class MailboxService:
         rewrite([e.uid for e in gone])
         if gone:
             self.hub.notify(mailbox_id)
+            if self.quotas is not None:
+                self.quotas.forget(session.ref)
             await self._release_blobs(session.ref,
                                       [e.orphaned_blob for e in gone if e.orphaned_blob])
         return gone
@@ -508,9 +516,11 @@ class MailboxService:
         return await self._cell(session.ref).store.expunged_flags(mailbox_id, uids)
 
     async def copy(self, session: Session, mailbox_id: int, uids: Sequence[int],
-                   target: str) -> list[tuple[int, Appended]]:
+                   target: str, *, moving: bool = False) -> list[tuple[int, Appended]]:
         await self._check_owner(session, mailbox_id)
         dst = await self.get_mailbox(session, target)
+        if self.quotas is not None and not moving:
+            await self.quotas.check(session.ref, (), copies=len(uids))
         pairs = await self._cell(session.ref).store.copy_messages(mailbox_id, uids, dst.id)
         if pairs:
             self.hub.notify(dst.id)
@@ -524,7 +534,7 @@ class MailboxService:
                    target: str) -> tuple[list[tuple[int, Appended]], list[Expunged]]:
         """RFC 6851 MOVE: copy then expunge the sources (blobs are shared, so nothing
         is re-sealed and no blob is released)."""
-        pairs = await self.copy(session, mailbox_id, uids, target)
+        pairs = await self.copy(session, mailbox_id, uids, target, moving=True)
         gone = await self.expunge(session, mailbox_id, [src for src, _ in pairs])
         return pairs, gone
 
