@@ -101,3 +101,30 @@ async def test_delivery_reports_a_full_mailbox_per_recipient(app: App) -> None:
     assert [r.ok for r in first] == [True, True]
     second = await app.delivery.deliver(_msg(2), [alice, bob])
     assert [(r.ok, r.over_quota) for r in second] == [(True, False), (False, True)]
+
+
+async def test_owner_is_warned_once_at_80_and_95_per_cent(app: App) -> None:
+    await app.accounts.create(BOB, "eu-dublin", PASSWORD)
+    bob = await app.accounts.resolve(BOB)
+    await app.quotas.set_limits(BOB, Quota(messages=10))
+
+    async def subjects() -> list[str]:
+        session = await app.accounts.authenticate(BOB, PASSWORD)
+        box = await app.mailboxes.get_mailbox(session, "INBOX")
+        msgs = await app.mailboxes.messages(session, box.id)
+        bodies = await app.mailboxes.bodies(session, msgs)
+        return [bodies[m.uid].split(b"Subject: ")[1].split(b"\r\n")[0].decode()
+                for m in msgs]
+
+    for n in range(7):
+        await app.delivery.deliver(_msg(n), [bob])
+    assert not any("full" in s for s in await subjects())
+    await app.delivery.deliver(_msg(7), [bob])  # 8 of 10: 80 %
+    assert (await subjects())[-1] == "Your mailbox is 80 % full"
+    # The warning itself counts: 9 of 10 now; the next message makes 10 (100 %).
+    await app.delivery.deliver(_msg(8), [bob])
+    assert (await subjects())[-1] == "Your mailbox is 95 % full"
+    results = await app.delivery.deliver(_msg(9), [bob])
+    assert results[0].over_quota
+    warnings = [s for s in await subjects() if "full" in s]
+    assert warnings == ["Your mailbox is 80 % full", "Your mailbox is 95 % full"]

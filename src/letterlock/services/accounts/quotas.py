@@ -31,6 +31,8 @@ USAGE_TTL_S = 10.0
 LIMITS_TTL_S = 30.0
 PREFIX = "quota:"
 DEFAULT = "default"
+WARN_LEVELS = (95, 80)
+"""Per cent of a limit at which the owner gets a warning mail (highest first)."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,25 @@ class QuotaService:
             raise QuotaExceeded(f"{ref.address} is over its storage quota")
         self._usage[ref.record.id] = (self._usage[ref.record.id][0],
                                       Usage(usage.messages + count, usage.storage + adding))
+
+    async def crossed(self, ref: AccountRef) -> int | None:
+        """The warning level (80 or 95, per cent of the nearer limit) the account has
+        reached since it was last told, if any; remembered so each level is told once
+        until usage falls below it again."""
+        quota = await self.limits(ref.address)
+        if quota.unlimited:
+            return None
+        usage = await self.usage(ref)
+        shares = [used / limit for used, limit in ((usage.storage, quota.storage),
+                                                   (usage.messages, quota.messages))
+                  if limit]
+        share = max(shares, default=0.0)
+        level = next((lv for lv in WARN_LEVELS if share * 100 >= lv), 0)
+        key = f"{PREFIX}warned:{ref.address}"
+        told = int(await self._control.get_setting(key) or 0)
+        if level != told:
+            await self._control.set_setting(key, str(level))
+        return level if level > told else None
 
     def forget(self, ref: AccountRef) -> None:
         """Read usage afresh next time (after an expunge, say)."""

@@ -20,6 +20,7 @@ from letterlock.crypto import openpgp
 from letterlock.errors import InvalidInput, LetterlockError, QuotaExceeded, UnknownAccount
 from letterlock.services.accounts.accounts import AccountRef, AccountService
 from letterlock.services.accounts.addresses import domain_of, normalise_address
+from letterlock.services.accounts.quota_warnings import quota_warning
 from letterlock.services.mail.addresses import AddressService, catch_all_key
 from letterlock.services.mail.mailbox import MailboxService, canonical_flags
 from letterlock.services.operations.log_events import LogEvent, event
@@ -253,7 +254,8 @@ class DeliveryService:
 
     async def deliver(self, raw: bytes, recipients: Sequence[AccountRef], *,
                       mailbox: str = "INBOX", flags: Sequence[str] = (),
-                      internaldate: datetime | None = None) -> list[DeliveryResult]:
+                      internaldate: datetime | None = None,
+                      quota: bool = True) -> list[DeliveryResult]:
         """Seal ``raw`` once per recipient and store every copy durably.
 
         Copies for the same region share one group commit. Per-recipient failures are
@@ -276,7 +278,7 @@ class DeliveryService:
                     continue
                 try:
                     content = await _for_custody(ref, raw)
-                    if self._mailboxes.quotas is not None:
+                    if self._mailboxes.quotas is not None and quota:
                         await self._mailboxes.quotas.check(ref, [len(content)])
                 except QuotaExceeded as exc:
                     results.append(DeliveryResult(ref.address, False, str(exc),
@@ -297,6 +299,9 @@ class DeliveryService:
                                 for ref, _ in items]
             for result in results:
                 _log_result(result, refs[0].region)
+            if self._mailboxes.quotas is not None and quota:
+                await self._warn_if_full([ref for ref in refs if any(
+                    r.ok and r.address == ref.address for r in results)])
             return results
 
         if len(by_region) == 1:
@@ -305,6 +310,25 @@ class DeliveryService:
             nested = await asyncio.gather(*(one_region(refs) for refs in by_region.values()))
         order = {ref.address: i for i, ref in enumerate(recipients)}
         return sorted((r for group in nested for r in group), key=lambda r: order[r.address])
+
+    async def _warn_if_full(self, refs: Sequence[AccountRef]) -> None:
+        """A warning mail to each account that has just reached 80 % or 95 % of a
+        limit (once per level; it is stored even if it passes the limit)."""
+        quotas = self._mailboxes.quotas
+        assert quotas is not None
+        for ref in refs:
+            try:
+                level = await quotas.crossed(ref)
+                if level is None:
+                    continue
+                limits = await quotas.limits(ref.address)
+                usage = await quotas.usage(ref)
+                event(LogEvent.QUOTA_WARNED, account=ref.address, level=level)
+                await self.deliver(quota_warning(ref.address, level, limits, usage),
+                                   [ref], quota=False)
+                quotas.forget(ref)  # the warning is stored too
+            except LetterlockError as exc:  # a warning is not worth failing delivery
+                log.warning("quota warning for %s not sent: %s", ref.address, exc)
 
     async def deliver_junk(self, raw: bytes, recipients: Sequence[AccountRef],
                            ) -> list[DeliveryResult]:

@@ -72,6 +72,9 @@ class LogEvent(enum.StrEnum):
     MESSAGE_STORED = "mail:message:stored"
     """One recipient's sealed copy is durable (one line per recipient)."""
     MESSAGE_NOT_STORED = "mail:message:not-stored"
+    QUOTA_WARNED = "mail:quota:warned"
+    """An account reached ``level`` per cent of a quota limit; its owner was sent a
+    warning mail (once per level)."""
     DMARC_EVALUATED = "mail:dmarc:evaluated"
     """A message from a domain that publishes DMARC was checked (``domain`` of From:,
     ``result``, ``policy``, ``disposition``: none, quarantine or reject; ``arc``)."""
@@ -149,6 +152,7 @@ LEVELS: dict[LogEvent, int] = {
     LogEvent.MESSAGE_ACCEPTED: logging.INFO,
     LogEvent.MESSAGE_STORED: logging.INFO,
     LogEvent.MESSAGE_NOT_STORED: logging.WARNING,
+    LogEvent.QUOTA_WARNED: logging.INFO,
     LogEvent.DMARC_EVALUATED: logging.INFO,
     LogEvent.SPAM_CHECKED: logging.INFO,
     LogEvent.SPAM_FILTER_DOWN: logging.WARNING,
