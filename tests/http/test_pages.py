@@ -598,3 +598,18 @@ async def test_the_privacy_center_says_how_the_logs_name_the_owner(site: Site) -
         await login(c)
         page = (await c.get("/account")).text
     assert "log.addresses = full" in page and "in full" in page and pseudonym not in page
+
+
+async def test_overview_shows_the_quota_in_force_and_usage(site: Site) -> None:
+    from letterlock.services.accounts.quotas import Quota
+    async with site.client() as c:
+        await login(c)
+        assert "Your account has no quota" in (await c.get("/account")).text
+        await site.app.quotas.set_limits("@example.test", Quota(storage=1 << 30,
+                                                               messages=1000))
+        bob = await site.app.accounts.resolve(BOB)
+        await site.app.mailboxes.append(bob, "INBOX", b"Subject: q\r\n\r\nhello\r\n")
+        page = (await c.get("/account")).text
+        quota = page[page.index('id="quota"'):].split("</p>")[0]
+        assert "of 1000 messages" in quota and "<strong>" in quota
+        assert "of 1.0 GB stored" in quota, quota

@@ -278,6 +278,8 @@ def install_account_pages(api: FastAPI, app: App, sessions: SessionStore,
         # Fresh: custody may have changed since this session logged in.
         record = (await app.accounts.resolve(account.address)).record
         boxes.sort(key=lambda b: (b["name"] != "INBOX", str(b["name"]).lower()))
+        limits = await app.quotas.limits(account.address)
+        usage = await app.quotas.usage(account.ref, fresh=True)
         return view("account/overview.html", web, title="Where your mail lives",
                     tab="overview", address=account.address, region=account.ref.region,
                     country=regions.get(account.ref.region, ""),
@@ -285,6 +287,7 @@ def install_account_pages(api: FastAPI, app: App, sessions: SessionStore,
                     e2e_fingerprint=_fingerprint(record.openpgp_cert),
                     created=format_time(record.created), boxes=boxes,
                     total_count=total_count, total_bytes=total_bytes,
+                    quota=limits, usage=usage,
                     other_regions=sorted(r for r in regions if r != account.ref.region),
                     spam_filter=app.config.spam.rspamd.strip().lower() == "on",
                     log_pseudonym=pseudonyms(account.address) if pseudonyms else None)
