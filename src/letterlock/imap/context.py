@@ -121,6 +121,8 @@ class Context:
     def capabilities(self) -> list[str]:
         caps = list(BASE_CAPABILITIES)
         caps.append(f"APPENDLIMIT={self.services.config.max_literal_bytes}")
+        if self.services.mailboxes.quotas is not None:
+            caps += ["QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE"]  # RFC 9208
         if self.state is State.NOT_AUTHENTICATED:
             if self.can_starttls and not self.tls:
                 caps.append("STARTTLS")

@@ -13,6 +13,7 @@ from letterlock.imap.commands import (
     idle,
     mailboxes,
     messages,
+    quota,
     search,
     sort,
     thread,
@@ -20,6 +21,7 @@ from letterlock.imap.commands import (
 )
 from letterlock.imap.context import Context
 from letterlock.imap.parsing import commands as c
+from letterlock.imap.parsing.quota import GetQuota, GetQuotaRoot, SetQuota
 from letterlock.imap.reply import Reply
 
 Handler = Callable[[Any, Context], Awaitable[Reply]]
@@ -53,6 +55,9 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.Sort: sort.sort,
     c.Thread: thread.thread,
     c.CancelUpdate: updates.cancel,
+    GetQuota: quota.getquota,
+    GetQuotaRoot: quota.getquotaroot,
+    SetQuota: quota.setquota,
 }
 
 # Commands during which EXPUNGE responses must not be sent (RFC 9051 7.5.1).

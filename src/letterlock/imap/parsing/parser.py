@@ -66,6 +66,7 @@ from letterlock.imap.parsing.primitives import (
     tag,
     text,
 )
+from letterlock.imap.parsing.quota import QUOTA_COMMANDS, quota_command
 from letterlock.imap.parsing.search import (
     return_options,
     search_keys,
@@ -436,10 +437,14 @@ def _parse(buf: bytes, pos: int, t: str) -> Command:
         mailbox, pos = _mailbox(buf, sp(buf, pos))
         _end(buf, pos)
         return Copy(t, s, mailbox, uid, name == "MOVE")
+    if name in QUOTA_COMMANDS:
+        quota, pos = quota_command(name, buf, pos, t)
+        _end(buf, pos)
+        return quota
     raise ParseError(f"unknown command {word}")
 
 
 _KNOWN = frozenset({"ID", "LOGIN", "AUTHENTICATE", "ENABLE", "SELECT", "EXAMINE", "CREATE",
                     "DELETE", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE", "LIST", "LSUB", "STATUS",
                     "APPEND", "SEARCH", "FETCH", "STORE", "COPY", "MOVE", "SORT",
-                    "THREAD", "CANCELUPDATE"})
+                    "THREAD", "CANCELUPDATE"}) | QUOTA_COMMANDS
