@@ -64,3 +64,24 @@ async def test_snapshot_is_one_self_contained_file(tmp_path: Path) -> None:
     conn.close()
     snap = backup_files.inspect_sqlite(target)
     assert snap.counts == {"accounts": 0, "mailboxes": 0, "messages": 0}
+
+
+async def test_restore_keeps_what_a_legal_hold_names_and_the_backup_lacks(
+        tmp_path: Path) -> None:
+    live = FileBlobStore(tmp_path / "live")
+    [old] = await live.put_many([b"in the backup" * 10])
+    backup = tmp_path / "backup"
+    backup_files.copy_blobs(live.root, backup, [old])
+    backup_files.finish_blob_copy(backup, {old}, set())
+    held, other = await live.put_many([b"held after the backup", b"not held"])
+    await live.close()
+
+    backup_files.restore_blobs(backup, live.root, 1, keep={held, old})
+    store = FileBlobStore(live.root)
+    assert await store.get_many([old, held]) == {old: b"in the backup" * 10,
+                                                held: b"held after the backup"}
+    assert sorted(await store.list_ids()) == sorted([old, held])
+    assert not (live.root.parent / "live.keep").exists()
+    assert b"not held" not in (live.root / "00000000.pack").read_bytes()
+    assert other not in await store.list_ids()
+    await store.close()

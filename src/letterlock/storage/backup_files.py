@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -190,11 +191,30 @@ def finish_blob_copy(target: Path, keep: Iterable[str], drop: Iterable[str]) -> 
         fsync_dir(target)
 
 
-def restore_blobs(backup: Path, live: Path, next_segment: int) -> None:
+def _journal_ids(directory: Path) -> set[str]:
+    """The ids the journals of a blob directory list as live."""
+    live: set[str] = set()
+    for idx in directory.glob("*.idx"):
+        for line in idx.read_bytes().split(b"\n"):
+            if line.startswith(b"+"):
+                live.add(line[1:].decode())
+            elif line.startswith(b"-"):
+                live.discard(line[1:].decode())
+    return live
+
+
+def restore_blobs(backup: Path, live: Path, next_segment: int,
+                  keep: Iterable[str] = ()) -> None:
     """Replace the packs and journals of the blob directory ``live`` by the backup's
     (each written under a temporary name, flushed, renamed; holes stay holes), and
-    start pack ``next_segment`` (empty) for the blobs stored from now on."""
+    start pack ``next_segment`` (empty) for the blobs stored from now on. Blobs of
+    ``keep`` (a legal hold's) that ``live`` holds and the backup lacks stay, at
+    their place."""
     live.mkdir(parents=True, exist_ok=True)
+    staging = live.with_name(live.name + ".keep")
+    shutil.rmtree(staging, ignore_errors=True)
+    kept = set(keep) - _journal_ids(backup)
+    kept -= copy_blobs(live, staging, kept) if kept else set()
     wanted = {p.name for p in backup.iterdir() if p.suffix in (".pack", ".idx")}
     for old in live.iterdir():
         if old.suffix in (".pack", ".idx") and old.name not in wanted:
@@ -203,6 +223,20 @@ def restore_blobs(backup: Path, live: Path, next_segment: int) -> None:
         partial = live / (name + ".restoring")
         _sparse_copy(backup / name, partial)
         os.replace(partial, live / name)
+    for blob_id in sorted(kept):
+        segment, offset, length = parse_id(blob_id)
+        data = os.pread(fd := os.open(staging / _pack_name(segment), os.O_RDONLY),
+                        length, offset)
+        os.close(fd)
+        out = os.open(live / _pack_name(segment), os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            os.pwrite(out, data, offset)
+            os.fsync(out)
+        finally:
+            os.close(out)
+        with open(live / _idx_name(segment), "ab") as journal:
+            journal.write(b"+" + blob_id.encode() + b"\n")
+    shutil.rmtree(staging, ignore_errors=True)
     fresh = live / _pack_name(next_segment)
     if not fresh.exists():
         os.close(os.open(fresh, os.O_WRONLY | os.O_CREAT, 0o600))

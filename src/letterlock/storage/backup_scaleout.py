@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -189,20 +189,17 @@ def drop_objects(target: Path, blob_ids: Iterable[str]) -> None:
         (target / blob_id).unlink(missing_ok=True)
 
 
-async def restore_objects(store: S3BlobStore, source: Path, *, replace_all: bool) -> None:
-    """Put every object file of ``source`` back under its id; with ``replace_all``,
-    first delete the bucket's objects the backup does not have."""
+async def restore_objects(store: S3BlobStore, source: Path, *,
+                          keep: Iterable[str] = ()) -> None:
+    """Put every object file of ``source`` back under its id, after deleting the
+    bucket's objects the backup does not have (but those of ``keep``: a legal
+    hold's)."""
     names = sorted(p.name for p in source.iterdir()) if source.exists() else []
-    if replace_all:
-        stale = sorted(set(await store.list_ids()) - set(names))
-        if stale:
-            await store.delete_many(stale)
+    stale = sorted(set(await store.list_ids()) - set(names) - set(keep))
+    if stale:
+        await store.delete_many(stale)
     for start in range(0, len(names), BATCH):
         part = names[start : start + BATCH]
         datas = await asyncio.gather(*(asyncio.to_thread((source / n).read_bytes)
                                        for n in part))
         await store.put_named(list(zip(part, datas, strict=True)))
-
-
-def object_ids(source: Path) -> Sequence[str]:
-    return sorted(p.name for p in source.iterdir()) if source.exists() else []

@@ -139,7 +139,7 @@ class _FileBlobs:
                 for p in d.glob("*.pack")]
         used += [parse_id(i)[0] for i in reserved]
         await asyncio.to_thread(backup_files.restore_blobs, source, self.root,
-                                max(used, default=-1) + 1)
+                                max(used, default=-1) + 1, reserved)
 
 
 @dataclass
@@ -155,8 +155,8 @@ class _ObjectBlobs:
         await asyncio.to_thread(backup_scaleout.drop_objects, target, drop)
 
     async def restore(self, source: Path, reserved: set[str]) -> None:
-        # Random ids are never handed out again: nothing to reserve.
-        await backup_scaleout.restore_objects(self.store, source, replace_all=True)
+        # Random ids are never handed out again; what legal records name stays.
+        await backup_scaleout.restore_objects(self.store, source, keep=reserved)
 
 
 def _sides(cell: Cell) -> tuple[_Metadata, _Blobs]:
