@@ -101,7 +101,12 @@ class SmtpConfig:
     outbound_tls: str = "opportunistic"
     """Outbound STARTTLS policy: ``opportunistic``, ``required`` or ``none``."""
     queue_max_age_s: int = _option(5 * 24 * 3600, "seconds")
-    """Seconds an outbound message is retried before it bounces."""
+    """Seconds an outbound message is retried before it bounces (Action: failed,
+    status 4.4.7) to the sender."""
+    delay_notice_s: int = _option(4 * 3600, "seconds")
+    """Seconds an outbound message may wait for some recipient before its sender gets
+    one delayed-delivery notice (RFC 3464, Action: delayed) with the last answer of
+    the receiving server; 0: never. None for a null sender or a bounce."""
     max_connections_per_ip: int = _option(20, "connections")
     """Concurrent SMTP connections allowed from one client address (counted per
     process: with ``workers`` the limit applies in each one)."""

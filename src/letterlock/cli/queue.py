@@ -58,7 +58,8 @@ def _json(admin: QueueAdmin, entry: QueueEntry, now: datetime) -> dict[str, Any]
             "created": format_time(entry.created),
             "age_s": int((now - entry.created).total_seconds()),
             "attempts": entry.attempts, "next_attempt": format_time(entry.next_attempt),
-            "held": entry.held, "sealed_bytes": admin.message_bytes(entry),
+            "held": entry.held, "delay_notice_sent": entry.delay_notified,
+            "sealed_bytes": admin.message_bytes(entry),
             "recipients": [{"address": r.address, "state": r.state, "status": r.status,
                             "diagnostic": r.diagnostic, "remote": r.remote,
                             "bounce_sent": r.notified} for r in entry.recipients]}
@@ -113,6 +114,8 @@ def queue_show(ctx: CliContext, queue_id: str, as_json: bool) -> None:
         click.echo(f"{key:<13} {doc[key] if doc[key] != '' else '-'}")
     click.echo(f"{'age':<13} {_age(entry, now)}")
     click.echo(f"{'next attempt':<13} {_next(entry)}")
+    if entry.delay_notified:
+        click.echo(f"{'delay notice':<13} sent (or not needed)")
     for r in entry.recipients:
         answer = f"{r.status} {r.diagnostic}".strip() or "-"
         click.echo(f"  {r.address}  {r.state}  {answer}"

@@ -9,15 +9,15 @@ home region, ``HOME/regions/<region>/outbound/``.
 
 Delivery: per recipient domain, MX lookup with dnspython (or one configured
 smarthost), opportunistic or required STARTTLS, DKIM signing (dkimpy) with the
-sender domain's key, retries with exponential backoff, and a RFC 3464 bounce to the
-sender for recipients that fail permanently or outlive the maximum queue age.
+sender domain's key, retries with exponential backoff; what the sender is told (a
+delay notice, a bounce) is services/mail/sender_notices.py, an entry's data is
+services/mail/queue_entry.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 import secrets
@@ -39,7 +39,15 @@ from letterlock.errors import ConfigError, LetterlockError, StorageError
 from letterlock.services.accounts.accounts import AccountRef, AccountService
 from letterlock.services.mail.delivery import DeliveryService
 from letterlock.services.mail.dkim_keys import DkimKeys
-from letterlock.services.mail.dsn import FailedRecipient, build_dsn
+from letterlock.services.mail.queue_entry import (
+    ENTRY_ID,
+    FAILED,
+    PENDING,
+    SENT,
+    QueueEntry,
+    RecipientState,
+)
+from letterlock.services.mail.sender_notices import SenderNotices
 from letterlock.services.operations import log_events
 from letterlock.services.operations.log_events import LogEvent, bind, event
 from letterlock.services.peers import PeerBus
@@ -47,8 +55,8 @@ from letterlock.storage.durable import fsync_dir, write_atomically
 
 log = logging.getLogger("letterlock.outbound")
 
-PENDING, SENT, FAILED = "pending", "sent", "failed"
-ENTRY_ID = re.compile(r"[0-9a-f]{24}")
+__all__ = ["ENTRY_ID", "FAILED", "NEWS", "PENDING", "SENT", "OutboundQueue",
+           "OutboundSettings", "QueueEntry", "RecipientState", "Spool", "load_queue_key"]
 HELD_RECHECK_S = 60.0
 """Seconds between looks at a held entry's files (a release is normally told at once
 over the peer bus; this bounds the wait if that news was lost)."""
@@ -66,6 +74,8 @@ class OutboundSettings:
     """``none``, ``opportunistic`` (STARTTLS when offered, certificate not checked)
     or ``required`` (STARTTLS mandatory, certificate verified with ``tls_context``)."""
     max_age_s: float = 5 * 24 * 3600
+    delay_notice_s: float = 4 * 3600
+    """Seconds a message waits before its sender is told it is delayed; 0: never."""
     port: int = 25
     """TCP port of MX hosts."""
     retry_base_s: float = 300.0
@@ -79,57 +89,8 @@ class OutboundSettings:
         if config.outbound_tls not in ("none", "opportunistic", "required"):
             raise ConfigError(f"smtp.outbound_tls: unknown policy {config.outbound_tls!r}")
         return cls(hostname=hostname, smarthost=config.smarthost,
-                   tls_policy=config.outbound_tls, max_age_s=config.queue_max_age_s)
-
-
-@dataclass(frozen=True)
-class RecipientState:
-    address: str
-    state: str = PENDING
-    status: str = ""
-    diagnostic: str = ""
-    remote: str = ""
-    notified: bool = False
-    """A bounce for this (failed) recipient has been delivered to the sender."""
-
-
-@dataclass(frozen=True)
-class QueueEntry:
-    id: str
-    region: str
-    account: str
-    """Address of the submitting account (where bounces go)."""
-    mail_from: str
-    created: datetime
-    attempts: int
-    next_attempt: datetime
-    recipients: tuple[RecipientState, ...]
-    queue_id: str = ""
-    """The id the message was accepted under (the Received field, the log lines)."""
-    held: bool = False
-    """Put on hold by the operator (`letterlock queue hold`): no attempt until
-    released (`letterlock queue retry`)."""
-
-    def to_json(self) -> bytes:
-        doc = {"v": 1, "id": self.id, "region": self.region, "account": self.account,
-               "mail_from": self.mail_from, "created": self.created.isoformat(),
-               "attempts": self.attempts, "next_attempt": self.next_attempt.isoformat(),
-               "recipients": [r.__dict__ for r in self.recipients],
-               "queue_id": self.queue_id, "held": self.held}
-        return json.dumps(doc).encode("utf-8")
-
-    @classmethod
-    def from_json(cls, data: bytes) -> QueueEntry:
-        doc = json.loads(data)
-        return cls(doc["id"], doc["region"], doc["account"], doc["mail_from"],
-                   datetime.fromisoformat(doc["created"]), int(doc["attempts"]),
-                   datetime.fromisoformat(doc["next_attempt"]),
-                   tuple(RecipientState(**r) for r in doc["recipients"]),
-                   str(doc.get("queue_id", "")), bool(doc.get("held", False)))
-
-    @property
-    def pending(self) -> list[str]:
-        return [r.address for r in self.recipients if r.state == PENDING]
+                   tls_policy=config.outbound_tls, max_age_s=config.queue_max_age_s,
+                   delay_notice_s=config.delay_notice_s)
 
 
 @dataclass(frozen=True)
@@ -256,6 +217,9 @@ class OutboundQueue:
         self._accounts = accounts
         self._dkim = dkim
         self.settings = settings
+        self._notices = SenderNotices(delivery, accounts, hostname=settings.hostname,
+                                      delay_notice_s=settings.delay_notice_s,
+                                      max_age_s=settings.max_age_s, clock=clock)
         self._mx_lookup = mx_lookup
         self._clock = clock
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="outbound")
@@ -329,6 +293,10 @@ class OutboundQueue:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._pool.shutdown(wait=True)
+
+    def poke(self) -> None:
+        """Look at every entry's next attempt again now (the clock moved)."""
+        self._wake.set()
 
     def entries(self) -> list[QueueEntry]:
         return sorted(self._entries.values(), key=lambda e: e.created)
@@ -430,7 +398,7 @@ class OutboundQueue:
             return
         entry = read = found
         outcomes: dict[str, Outcome] = {}
-        if (now - entry.created).total_seconds() > self.settings.max_age_s:
+        if (now - entry.created).total_seconds() >= self.settings.max_age_s:
             for address in entry.pending:
                 last = next(r for r in entry.recipients if r.address == address)
                 outcomes[address] = Outcome(FAILED, "4.4.7", "delivery time expired; last "
@@ -449,7 +417,11 @@ class OutboundQueue:
         entry = replace(entry, attempts=entry.attempts + 1, recipients=recipients)
         entry = replace(entry, next_attempt=now + timedelta(seconds=self._backoff(entry)))
         _log_attempt(entry, outcomes)
-        entry = await self._bounce(entry, spool)
+        tried = entry
+        original = _read_once(lambda: self._io(lambda: spool.read_message(tried)))
+        entry = await self._notices.bounce(entry, original)
+        entry = await self._notices.delay(entry, original)
+        entry = replace(entry, next_attempt=self._next_attempt(entry, now))
         # Changed by the operator meanwhile: a deletion stands; a hold or a retry
         # time is kept over this attempt's own.
         now_on_disk = await asyncio.get_running_loop().run_in_executor(
@@ -477,31 +449,14 @@ class OutboundQueue:
             groups.setdefault(key, []).append(address)
         return groups
 
-    async def _bounce(self, entry: QueueEntry, spool: Spool) -> QueueEntry:
-        """Tell the sender about newly failed recipients (once each)."""
-        failed = [r for r in entry.recipients if r.state == FAILED and not r.notified]
-        if not failed:
-            return entry
-        if entry.mail_from:
-            original = await asyncio.get_running_loop().run_in_executor(
-                self._pool, spool.read_message, entry)
-            dsn = build_dsn(reporting_mta=self.settings.hostname, sender=entry.mail_from,
-                            original=original, arrival=entry.created,
-                            failed=[FailedRecipient(r.address, r.status, r.diagnostic,
-                                                    r.remote) for r in failed],
-                            now=self._clock())
-            try:
-                ref = await self._accounts.resolve(entry.account)
-                results = await self._delivery.deliver(dsn, [ref])
-            except LetterlockError as exc:
-                log.warning("bounce for %s not delivered yet: %r", entry.id, exc)
-                return entry
-            if not all(r.ok for r in results):
-                return entry
-            event(LogEvent.OUTBOUND_BOUNCED, sender=entry.mail_from, rcpts=len(failed))
-        done = {r.address for r in failed}
-        return replace(entry, recipients=tuple(
-            replace(r, notified=True) if r.address in done else r for r in entry.recipients))
+    def _next_attempt(self, entry: QueueEntry, now: datetime) -> datetime:
+        """The backoff's time, or sooner: when the delay notice falls due (an attempt
+        then gives it the freshest answer) or the message expires (the bounce goes
+        then, not at the first attempt after). Never a time already past: a notice
+        that could not be delivered waits for the backoff like the message."""
+        times = [entry.created + timedelta(seconds=self.settings.max_age_s),
+                 self._notices.delay_notice_due(entry)]
+        return min([entry.next_attempt, *(t for t in times if t is not None and t > now)])
 
     async def _hosts(self, domain: str) -> list[tuple[str, int]]:
         if self.settings.smarthost:
@@ -584,6 +539,20 @@ class OutboundQueue:
 
 class _TlsRequired(Exception):
     pass
+
+
+def _read_once(read: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[bytes]]:
+    """The queued message, read (unsealed) at most once for the notices."""
+    kept: list[bytes] = []
+
+    async def original() -> bytes:
+        if not kept:
+            data = await read()
+            assert isinstance(data, bytes)
+            kept.append(data)
+        return kept[0]
+
+    return original
 
 
 def _utc(when: datetime) -> str:

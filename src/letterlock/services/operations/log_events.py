@@ -99,6 +99,12 @@ class LogEvent(enum.StrEnum):
     """Failed for good (a 5xx, or too long in the queue): a bounce follows."""
     OUTBOUND_BOUNCED = "queue:bounce:delivered"
     """The delivery status notification reached the sender's mailbox."""
+    OUTBOUND_DELAY_NOTICE = "queue:delay-notice:delivered"
+    """The delayed-delivery notice (``smtp.delay_notice_s``) reached the sender's
+    mailbox (``waited`` seconds, ``rcpts`` still being retried)."""
+    OUTBOUND_NOTICE_SKIPPED = "queue:notice:skipped"
+    """No bounce or delay notice for this message (``reason``: null-sender, or
+    delivery-report: no report about a report)."""
     OUTBOUND_CHANGED = "queue:message:changed"
     """The operator held, released or rescheduled it (`letterlock queue`)."""
     OUTBOUND_DELETED = "queue:message:deleted"
@@ -163,6 +169,8 @@ LEVELS: dict[LogEvent, int] = {
     LogEvent.OUTBOUND_DEFERRED: logging.WARNING,
     LogEvent.OUTBOUND_FAILED: logging.WARNING,
     LogEvent.OUTBOUND_BOUNCED: logging.INFO,
+    LogEvent.OUTBOUND_DELAY_NOTICE: logging.INFO,
+    LogEvent.OUTBOUND_NOTICE_SKIPPED: logging.INFO,
     LogEvent.OUTBOUND_CHANGED: logging.INFO,
     LogEvent.OUTBOUND_DELETED: logging.WARNING,
     LogEvent.MAIL_IMPORTED: logging.INFO,
