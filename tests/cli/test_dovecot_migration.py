@@ -22,7 +22,7 @@ from letterlock.app import App
 from letterlock.imap.server import ImapServer
 from letterlock.services.accounts.certificates import make_self_signed
 from support.cli import letterlock
-from support.dovecot import Dovecot, User, require_dovecot, running_dovecot
+from support.dovecot import MBOX, Dovecot, User, require_dovecot, running_dovecot
 from support.env import PASSWORD
 from support.mail_snapshot import Snapshot, account_snapshot, imap_snapshot, seed_mail
 
@@ -143,4 +143,28 @@ async def test_maildir_export_is_read_by_dovecot_and_comes_back(
     assert "imported 21 message(s) in 10 folder(s)" in proc.stdout
     first, *rest = want.folders["INBOX"]
     want.folders["INBOX"] = [(first[0], first[1] | {"SetAtDovecot"}, first[2]), *rest]
+    same_mail(await account_snapshot(app, ERIN, PASSWORD), want)
+
+
+async def test_dovecot_mbox_files_come_in_with_their_flags(
+        app: App, home: Path, imap_server: tuple[ImapServer, Path], tmp_path: Path) -> None:
+    """Dovecot's mbox layout (a file per folder, flags in Status:/X-Status:/
+    X-Keywords:, its X-UID/X-IMAPbase/Content-Length fields, .subscriptions), filled
+    by `mail migrate`, read back by `mail import`. mbox folders cannot hold both mail
+    and subfolders, so this account's folders are flat."""
+    require_dovecot()
+    server, _cert = imap_server
+    for address in (ANN, ERIN):
+        await app.accounts.create(address, "us-east", PASSWORD)
+    await seed_mail(app, ANN, ("Work", "Entwürfe", "Old"), header_only=False)
+    want = await account_snapshot(app, ANN, PASSWORD)
+    with running_dovecot([User("ann", DOVE_PW)], MBOX) as dovecot:
+        await migrate(home, f"imap://ann%40example.test@127.0.0.1:{server.port}",
+                      f"imap://ann@127.0.0.1:{dovecot.imap_port}", tmp_path / "s")
+        same_mail(dovecot_snapshot(dovecot, "ann"), want)
+        mail_root = dovecot.home("ann") / "mail"
+        assert b"X-Keywords:" in (mail_root / "Work").read_bytes()
+        proc = await asyncio.to_thread(letterlock, home, "mail", "import", ERIN,
+                                       str(mail_root))
+    assert "in 9 folder(s)" in proc.stdout, proc.stdout
     same_mail(await account_snapshot(app, ERIN, PASSWORD), want)

@@ -8,7 +8,7 @@ Like bench/dovecot.py (which the benchmark uses, asynchronously and with mdbox),
 runs as a plain child process (``dovecot -F -c CONF``) with everything in one fresh
 directory: configuration, sockets, state, log and mail, on free loopback ports (IMAP
 with plaintext LOGIN, IMAPS with a self-signed certificate). Mail is **Maildir++**
-with Dovecot's defaults, so what a test finds on disk is what an ordinary
+(or mbox, on request) with Dovecot's defaults, so what a test finds on disk is what an ordinary
 installation writes. As root, Dovecot's processes drop to ``dovenull``/``dovecot`` and
 the mail belongs to ``dovecot``: :meth:`Dovecot.adopt` hands a tree to that user.
 Tests skip, with the reason, when Dovecot is not installed (.ci/run installs it).
@@ -30,6 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+MAILDIR = "maildir:~/Maildir"
+MBOX = "mbox:~/mail:INBOX=~/mail/inbox"
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,8 @@ def _wait_for(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 
 def _config(root: Path, login_user: str, internal_user: str, uid: int,
-            imap_port: int, imaps_port: int, cert: Path, key: Path) -> str:
+            imap_port: int, imaps_port: int, cert: Path, key: Path,
+            mail_location: str) -> str:
     return "\n".join([
         f"instance_name = lltest-{root.name}",
         f"base_dir = {root}/run",
@@ -109,7 +113,7 @@ def _config(root: Path, login_user: str, internal_user: str, uid: int,
         "ssl = yes",
         f"ssl_cert = <{cert}",
         f"ssl_key = <{key}",
-        "mail_location = maildir:~/Maildir",
+        f"mail_location = {mail_location}",
         "namespace inbox {",
         "  inbox = yes",
         "}",
@@ -136,9 +140,11 @@ def _config(root: Path, login_user: str, internal_user: str, uid: int,
 
 
 @contextlib.contextmanager
-def running_dovecot(users: Sequence[User]) -> Iterator[Dovecot]:
+def running_dovecot(users: Sequence[User], mail_location: str = MAILDIR,
+                    ) -> Iterator[Dovecot]:
     """Run Dovecot with ``users`` (empty mailboxes) in a fresh directory; stop it and
-    remove the directory on exit."""
+    remove the directory on exit. ``mail_location``: Dovecot's setting (MAILDIR, or
+    MBOX: one mbox file per folder under ~/mail, INBOX in ~/mail/inbox)."""
     require_dovecot()
     # Not under pytest's tmp_path: that is 0700, and Dovecot's unprivileged
     # processes must reach the configuration and the mail.
@@ -168,7 +174,7 @@ def running_dovecot(users: Sequence[User]) -> Iterator[Dovecot]:
         dovecot.adopt(root / "mail")
     conf = root / "dovecot.conf"
     conf.write_text(_config(root, login_user, internal_user, uid, dovecot.imap_port,
-                            dovecot.imaps_port, cert, key))
+                            dovecot.imaps_port, cert, key, mail_location))
     with open(root / "dovecot.stderr", "wb") as errors:
         proc = subprocess.Popen(["dovecot", "-F", "-c", str(conf)], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=errors,

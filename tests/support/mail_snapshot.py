@@ -93,11 +93,12 @@ FLAG_SETS: tuple[tuple[str, ...], ...] = (
 
 
 async def seed_mail(app: App, address: str, folders: Sequence[str],
-                    empty: str = "Old") -> None:
+                    empty: str = "Old", *, header_only: bool = True) -> None:
     """``folders`` (``empty`` unsubscribed and left empty), and in INBOX and every
     other folder five messages with the flag sets above and internal dates out of
     order (an export must keep a folder's order, not sort it); and in INBOX a message
-    of header fields alone."""
+    of header fields alone (unless not ``header_only``: Dovecot's mbox storage gives
+    such a message back with an empty body added)."""
     session = await app.accounts.authenticate(address, PASSWORD)
     ref = await app.accounts.resolve(address)
     for name in folders:
@@ -111,4 +112,6 @@ async def seed_mail(app: App, address: str, folders: Sequence[str],
             n += 1
             when = base - timedelta(days=n * 3 % 7, hours=n)
             await app.mailboxes.append(ref, name, message(n), flags, when)
-    await app.mailboxes.append(ref, "INBOX", b"Subject: header only\r\n", ("\\Seen",), base)
+    if header_only:
+        await app.mailboxes.append(ref, "INBOX", b"Subject: header only\r\n", ("\\Seen",),
+                                   base)

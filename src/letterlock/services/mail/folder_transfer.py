@@ -116,11 +116,10 @@ class _Single:
     def messages(self) -> Iterator[SourceMessage]:
         with open(self.path, "rb") as fh:
             head = fh.read(5)
-            fh.seek(0)
-            if head == b"From ":
-                yield from mbox_folders.read_mbox_with_flags(fh, str(self.path))
-                return
-            data = fh.read()
+        if head == b"From ":
+            yield from mbox_folders.read_mbox_file(self.path)
+            return
+        data = self.path.read_bytes()
         if not data.strip():
             raise InvalidInput(f"{self.path} is empty")
         yield SourceMessage(data)

@@ -50,7 +50,7 @@ def to_lf(raw: bytes) -> bytes:
     return raw.replace(b"\r\n", b"\n")
 
 
-def _mbox_date(from_line: bytes) -> datetime | None:
+def mbox_date(from_line: bytes) -> datetime | None:
     parts = from_line.decode("ascii", "replace").split(None, 2)
     if len(parts) < 3:
         return None
@@ -69,7 +69,7 @@ def read_mbox(fh: BinaryIO) -> Iterator[SourceMessage]:
         if line.startswith(b"From "):
             if current is not None:
                 yield _finish_mbox(current, date, count)
-            current, date = [], _mbox_date(line.rstrip(b"\r\n"))
+            current, date = [], mbox_date(line.rstrip(b"\r\n"))
             count += 1
             continue
         if current is None:
