@@ -67,5 +67,6 @@ def test_every_event_type_has_words_in_the_privacy_center() -> None:
     owner_facing = {e.value for e in EventType} - {
         "admin:region:added", "admin:region:backed-up", "admin:region:restored",
         "admin:domain:added", "admin:operator:added",
-        "admin:operator:removed", "admin:operator:password-set"}
+        "admin:operator:removed", "admin:operator:password-set",
+        "log:tree:recovered"}
     assert owner_facing <= set(EVENT_WORDS)

@@ -20,14 +20,19 @@ from .conftest import T0, build_log, numbered_event
 
 def test_events_fsynced_but_not_hashed_are_taken_in_on_open(logdir: Path) -> None:
     build_log(logdir, 10)
-    # a crash after the events fsync, before the hash files and the head
+    # a crash after the events fsync, before the hash files and the head: the
+    # append had signed its pending head before writing them
     extra = records.encode_event(10, T0 + timedelta(days=1), numbered_event(10))
+    with MerkleLog(logdir) as log:
+        pending = log._stage([extra], T0 + timedelta(days=1))
     with open(logdir / EVENTS_FILE, "ab") as fh:
         fh.write(extra + b"\n")
     with MerkleLog(logdir) as log:
         assert log.size == 11
         assert log.leaf(10) == extra
-        assert log.head().tree_size == 11
+        # published as signed before the events were written, not signed anew
+        assert log.head() == pending
+    assert read_head_file(logdir / HEAD_FILE) == pending
     assert verify_log(logdir).findings == ()
 
 

@@ -5,20 +5,23 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from letterlock.audit import records, tail
 from letterlock.audit.check import Problem, verify_log
-from letterlock.audit.heads import read_head_file
+from letterlock.audit.heads import read_head_file, sign_head, write_head
+from letterlock.audit.keys import load_private_key, public_bytes
 from letterlock.audit.layout import (
     EVENTS_FILE,
     HEAD_FILE,
     HEADS_FILE,
     LEAF_STRIDE,
     LEAVES_FILE,
+    SET_ASIDE_DIR,
     level_file,
 )
 from letterlock.audit.store import MerkleLog, init_log
 from letterlock.audit.verify import SignedHead
 
-from .conftest import build_log, numbered_event
+from .conftest import T0, build_log, numbered_event
 
 COUNT = 40
 
@@ -138,7 +141,11 @@ def test_truncation_hidden_by_rolling_back_every_file_is_caught_by_a_saved_head(
     while (copy / level_file(level)).exists():
         (copy / level_file(level)).unlink()
         level += 1
-    MerkleLog(copy).close()  # the writer re-derives and re-signs with the operator key
+    # ... and re-signs with the operator key (the writer itself no longer would)
+    key = load_private_key(copy)
+    head = sign_head(key, public_bytes(key), 30, tail.root_after([], _lines(copy)), T0)
+    write_head(copy, head, archive=True)
+    MerkleLog(copy).close()  # the writer re-derives the hash files
     assert verify_log(copy).intact  # on its own, it looks fine
     report = verify_log(copy, [saved])
     assert Problem.TRUNCATED in report.problems()
@@ -154,7 +161,7 @@ def test_log_replaced_by_a_consistent_but_different_one_is_named(logdir: Path) -
     forged.mkdir()
     for name in ("log-key.pem", "log-key.pub"):
         shutil.copy(logdir / name, forged / name)
-    with MerkleLog(forged) as log:
+    with MerkleLog(forged, create=True) as log:
         for i in range(COUNT + 5):
             log.append([numbered_event(i, account="mallory@example.test" if i == 3 else None)])
     shutil.rmtree(logdir)
@@ -195,8 +202,10 @@ def test_forged_head_signature_is_named(logdir: Path) -> None:
     assert Problem.BAD_SIGNATURE in verify_log(logdir).problems()
 
 
-def test_torn_last_line_is_a_warning_and_the_writer_drops_it(logdir: Path) -> None:
+def test_torn_last_line_is_a_warning_and_the_writer_sets_it_aside(logdir: Path) -> None:
     build_log(logdir, 5)
+    with MerkleLog(logdir) as log:  # an append that signed its pending head, then crashed
+        log._stage([records.encode_event(5, T0, numbered_event(5))], T0)
     with open(logdir / EVENTS_FILE, "ab") as fh:
         fh.write(b'{"v":1,"i":5,"ki')
     report = verify_log(logdir)
@@ -206,6 +215,9 @@ def test_torn_last_line_is_a_warning_and_the_writer_drops_it(logdir: Path) -> No
         assert log.size == 5
         log.append([numbered_event(5)])
     assert verify_log(logdir).findings == ()
+    # never acknowledged, so not in the log; but kept, not deleted
+    [aside] = (logdir / SET_ASIDE_DIR).iterdir()
+    assert aside.read_bytes() == b'{"v":1,"i":5,"ki'
 
 
 def test_leaf_index_entries_are_fixed_width(logdir: Path) -> None:

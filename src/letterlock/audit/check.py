@@ -204,7 +204,9 @@ def verify_log(
             Finding(
                 Problem.UNSIGNED_TAIL,
                 f"{events - latest.tree_size} events after the latest signed head "
-                f"(size {latest.tree_size}); the writer signs them when it next opens",
+                f"(size {latest.tree_size}); the writer takes them in only if they are its own "
+                "unfinished append (head.pending.json), else it refuses to start until "
+                "`letterlock log recover`",
                 latest.tree_size,
                 fatal=False,
             )

@@ -48,6 +48,9 @@ class EventType(enum.StrEnum):
     LEGAL_GAG_LIFTED = "legal:gag:lifted"
     # non-disclosure orders
     LOG_COMMITMENT_REVEALED = "log:commitment:revealed"
+    # the log itself
+    LOG_RECOVERED = "log:tree:recovered"
+    """The operator repaired a log the writer refused (``letterlock log recover``)."""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,12 @@
 """Signed tree heads on disk: ``head.json``, the latest, replaced atomically, and
-``heads.jsonl``, the history kept (at most one a minute by default). The log signs a
-head after every append; readers and the recovery after a crash start from them."""
+``heads.jsonl``, the history kept (at most one a minute by default), and
+``head.pending.json``, the head of the append in progress.
+
+An append signs the head of the tree it is about to make *before* it writes the
+events, and keeps it as the pending head; once the events are durable the pending
+head becomes ``head.json``. So the only events after ``head.json`` that a restart
+takes in are those the pending head, signed before they were written, proves this
+server wrote: nothing is ever signed because it is found in the file."""
 
 from __future__ import annotations
 
@@ -13,8 +19,14 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from letterlock.audit import records
-from letterlock.audit.layout import HEAD_FILE, HEADS_FILE
-from letterlock.audit.verify import SignedHead, VerificationError, canonical_json, log_id_for
+from letterlock.audit.layout import HEAD_FILE, HEADS_FILE, PENDING_FILE
+from letterlock.audit.verify import (
+    SignedHead,
+    VerificationError,
+    canonical_json,
+    check_head,
+    log_id_for,
+)
 from letterlock.errors import StorageError
 
 
@@ -33,19 +45,47 @@ def sign_head(key: Ed25519PrivateKey, public: bytes, size: int, root: bytes,
     return dataclasses.replace(unsigned, signature=signature)
 
 
-def write_head(directory: Path, head: SignedHead, *, archive: bool) -> None:
-    """Make ``head`` the latest (durably), and with ``archive`` add it to the history."""
-    text = canonical_json(head.to_json())
-    tmp = directory / (HEAD_FILE + ".tmp")
+def _replace(path: Path, text: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         os.write(fd, text + b"\n")
         os.fsync(fd)
     finally:
         os.close(fd)
-    # No directory fsync needed: a lost rename only means re-signing the same
-    # root after the crash, from events that are already durable.
-    os.replace(tmp, directory / HEAD_FILE)
+    os.replace(tmp, path)
+
+
+def write_pending(directory: Path, head: SignedHead) -> None:
+    """Keep ``head`` (signed, of the tree an append is about to make) durably, before
+    the append writes its events."""
+    _replace(directory / PENDING_FILE, canonical_json(head.to_json()))
+    # The rename must be durable before the events are written: without it a crash
+    # could leave events no pending head explains (an alarm, not a loss).
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_pending(directory: Path, public: bytes) -> SignedHead | None:
+    """The pending head, if there is one signed with this log's key."""
+    try:
+        head = read_head_file(directory / PENDING_FILE)
+        if head is not None:
+            check_head(head, public)
+        return head
+    except (StorageError, VerificationError):
+        return None
+
+
+def write_head(directory: Path, head: SignedHead, *, archive: bool) -> None:
+    """Make ``head`` the latest (durably), and with ``archive`` add it to the history."""
+    text = canonical_json(head.to_json())
+    # No directory fsync needed: a lost rename leaves the pending head, which the
+    # next start publishes (it explains the events that are already durable).
+    _replace(directory / HEAD_FILE, text)
     if archive:
         fd = os.open(directory / HEADS_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:

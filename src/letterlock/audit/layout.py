@@ -6,6 +6,7 @@ Layout (the app uses ``HOME/control/audit/``)::
     leaves.idx       per leaf: 32-byte leaf hash + 8-byte end offset in events.jsonl
     level-KK.hash    per complete, aligned subtree of 2**KK leaves: its 32-byte hash
     head.json        the latest signed tree head (replaced atomically)
+    head.pending.json the head an append signs before writing its events (see heads)
     heads.jsonl      signed heads kept for history (at most one a minute by default)
     sealed/N.json    salt and content of commitment N until it is revealed (0600)
     log-key.pem/.pub the operator's Ed25519 log key
@@ -28,6 +29,10 @@ EVENTS_FILE = "events.jsonl"
 LEAVES_FILE = "leaves.idx"
 HEAD_FILE = "head.json"
 HEADS_FILE = "heads.jsonl"
+PENDING_FILE = "head.pending.json"
+SET_ASIDE_DIR = "set-aside"
+"""Bytes found after the last signed head that were taken out of events.jsonl (a torn
+append, or what ``letterlock log recover --set-aside`` moved): kept, never deleted."""
 SEALED_DIR = "sealed"
 LOCK_FILE = "append.lock"
 LEAF_STRIDE = 40

@@ -1,10 +1,23 @@
 """The durable Merkle log: files under one directory (see ``layout``), append-only.
 
-An append writes and fsyncs the events, then the hash files, then signs a head
-(``heads``): after a crash, everything beyond the last signed head is re-derived from
-the events, and a torn last line (never acknowledged) is dropped. Roots and proofs are
-computed by ``tree`` from the stored subtree hashes. Events under a non-disclosure
-order go in as salted commitments, revealed later.
+An append signs the head of the tree it is about to make and keeps it as the pending
+head, then writes and fsyncs the events, then the hash files, then publishes that head
+(``heads``). Opening the log checks it against its signed head and refuses (a
+StorageError naming ``letterlock log verify`` and ``letterlock log recover``) when:
+
+* ``head.json`` is missing (only ``init_log`` makes a log without one);
+* the last signed event no longer hashes to the leaf recorded when it was appended
+  (an edit that moved bytes, a whitespace change included);
+* there are bytes after the signed events that the pending head does not explain
+  (an event appended by anyone but this server's append).
+
+Nothing found in the file is ever signed: events after ``head.json`` are taken in
+only when they are exactly those the pending head (signed before they were written)
+covers. What a crash leaves torn, short of a pending head's events, was never
+acknowledged: it is moved to ``set-aside/`` (kept, not deleted) and the log goes on
+from its head. The explicit repair is :mod:`letterlock.audit.recovery`. Roots and
+proofs are computed by ``tree`` from the stored subtree hashes. Events under a
+non-disclosure order go in as salted commitments, revealed later.
 """
 
 from __future__ import annotations
@@ -12,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -20,9 +34,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from letterlock.audit import records, tree
+from letterlock.audit import records, tail, tree
 from letterlock.audit.events import AuditEvent, EventType
-from letterlock.audit.heads import last_archived_head, read_head_file, sign_head, write_head
+from letterlock.audit.heads import (
+    last_archived_head,
+    read_head_file,
+    read_pending,
+    sign_head,
+    write_head,
+    write_pending,
+)
 from letterlock.audit.keys import (
     create_log_key,
     has_log_key,
@@ -53,6 +74,8 @@ from letterlock.audit.verify import (
 from letterlock.errors import InvalidInput, NotFound, NotInitialised, StorageError
 
 Clock = Callable[[], datetime]
+log = logging.getLogger(__name__)
+SEE = "run `letterlock log verify`, then see `letterlock log recover --help`"
 
 
 def _utcnow() -> datetime:
@@ -76,7 +99,7 @@ class SealedEntry:
 def init_log(directory: Path, *, clock: Clock = _utcnow) -> bytes:
     """Create the log key and an empty signed log; returns the raw public key."""
     public = create_log_key(directory)
-    MerkleLog(directory, clock=clock).close()
+    MerkleLog(directory, clock=clock, create=True).close()
     return public
 
 
@@ -95,8 +118,12 @@ class MerkleLog:
         writable: bool = True,
         clock: Clock = _utcnow,
         archive_every: timedelta = timedelta(minutes=1),
+        create: bool = False,
     ) -> None:
+        """``create``: a new, empty log may be given its first head (``init_log``);
+        otherwise a log without ``head.json`` is refused."""
         self.directory = directory
+        self._create = create
         self._writable = writable
         self._clock = clock
         self._archive_every = archive_every
@@ -442,12 +469,13 @@ class MerkleLog:
     def _append_leaves(self, leaves: Sequence[bytes], now: datetime) -> None:
         data = b"".join(leaf + b"\n" for leaf in leaves)
         try:
+            head = self._stage(leaves, now)
             written = os.pwrite(self._events_fd, data, self._events_end)
             if written != len(data):
                 raise OSError("short write")
             os.fsync(self._events_fd)
             self._add_hashes(leaves)
-            self._sign_head(now)
+            self._publish(head, now)
         except OSError as exc:
             # leave memory consistent with the signed state before reporting
             with contextlib.suppress(OSError, StorageError):
@@ -471,9 +499,16 @@ class MerkleLog:
         self._size = first + len(leaves)
         self._events_end = end
 
-    def _sign_head(self, now: datetime) -> None:
+    def _stage(self, leaves: Sequence[bytes], now: datetime) -> SignedHead:
+        """Sign the head of the tree ``leaves`` will make and keep it as pending."""
         assert self._key is not None
-        head = sign_head(self._key, self._public, self._size, tree.stack_root(self._stack), now)
+        head = sign_head(self._key, self._public, self._size + len(leaves),
+                         tail.root_after(self._stack, leaves), now)
+        write_pending(self.directory, head)
+        return head
+
+    def _publish(self, head: SignedHead, now: datetime) -> None:
+        """Make ``head`` (of the tree as it now is) the latest signed head."""
         archive = self._last_archived is None or now - self._last_archived >= self._archive_every
         write_head(self.directory, head, archive=archive)
         if archive:
@@ -488,8 +523,10 @@ class MerkleLog:
     def _load(self) -> None:
         """Bring memory and hash files in line with the events and the last head."""
         head = read_head_file(self.directory / HEAD_FILE)
-        if head is None:
-            head = last_archived_head(self.directory / HEADS_FILE)
+        if head is None and not (self._create and self._never_written()):
+            raise StorageError(
+                f"the audit log's signed head ({HEAD_FILE}) is missing: the log cannot "
+                f"be trusted as it is, and is not re-signed; {SEE}")
         if head is not None:
             try:
                 check_head(head, self._public)
@@ -518,15 +555,59 @@ class MerkleLog:
                 f"the audit log holds fewer events than its signed head ({size}); "
                 "run `letterlock log verify`"
             )
-        # events fsynced after the last head (a crash before signing): take them in
-        tail = self._read_tail()
-        if tail:
-            self._add_hashes(tail)
-        os.ftruncate(self._events_fd, self._events_end)
-        if head is None or tail:
-            self._sign_head(self._now())
-        else:
-            self._head = head
+        self._check_last_leaf()
+        self._head = head
+        if os.fstat(self._events_fd).st_size > self._events_end:
+            self._take_tail()
+        if self._head is None:  # a new log (init_log): its first, empty head
+            assert self._key is not None
+            now = self._now()
+            self._publish(sign_head(self._key, self._public, 0, EMPTY_ROOT, now), now)
+        self._create = False
+
+    def _never_written(self) -> bool:
+        return (os.fstat(self._events_fd).st_size == 0
+                and not (self.directory / HEADS_FILE).exists())
+
+    def _check_last_leaf(self) -> None:
+        """The last signed event is still where and what it was when appended: any
+        edit that moved bytes (inserted or removed anywhere before it) shows here."""
+        if not self._size:
+            return
+        index = self._size - 1
+        start = self._hashes.leaf_end(index - 1) if index else 0
+        data = os.pread(self._events_fd, self._events_end - start, start)
+        if not data.endswith(b"\n") or leaf_hash(data[:-1]) != self._hashes.node(0, index):
+            raise StorageError(
+                f"the audit log's events were changed after they were signed (event "
+                f"{index}, the last the signed head covers, is no longer as appended); "
+                f"nothing was truncated or re-signed; {SEE}")
+
+    def _take_tail(self) -> None:
+        """Bytes after the signed events. With a pending head beyond the signed one,
+        an append crashed before publishing it: its events are taken in when they
+        are exactly what that head covers, and set aside otherwise (torn or zeroed by
+        the crash: never acknowledged, so never signed). Without one, nothing this
+        server did explains them: refused."""
+        size = os.fstat(self._events_fd).st_size
+        data = os.pread(self._events_fd, size - self._events_end, self._events_end)
+        pending = read_pending(self.directory, self._public)
+        if pending is None or pending.tree_size <= self._size:
+            raise StorageError(
+                f"the audit log holds {len(data)} bytes after its last signed head "
+                f"(size {self._size}) that no append of this server made: they are not "
+                f"signed and not removed; {SEE}")
+        *leaves, torn = data.split(b"\n")
+        if (not torn and len(leaves) == pending.tree_size - self._size
+                and tail.well_formed(leaves, self._size)
+                and tail.root_after(self._stack, leaves) == pending.root_hash):
+            self._add_hashes(leaves)
+            self._publish(pending, self._now())
+            return
+        path, _ = tail.set_aside(self.directory, self._events_fd, self._events_end,
+                                 self._size, "unfinished-append")
+        log.warning("audit log: %d bytes of an append that never finished moved to %s",
+                    len(data), path)
 
     def _hashes_match(self, size: int, root: bytes) -> bool:
         if self._hashes.entries(0) < size:
@@ -535,21 +616,6 @@ class MerkleLog:
             return self.subtree_hash(0, size) == root
         except StorageError:
             return False
-
-    def _read_tail(self) -> list[bytes]:
-        """Complete, well-formed records after the hashed part, in index order."""
-        size = os.fstat(self._events_fd).st_size
-        data = os.pread(self._events_fd, size - self._events_end, self._events_end)
-        leaves: list[bytes] = []
-        for line in data.split(b"\n")[:-1]:  # the last piece has no newline: torn
-            try:
-                rec = records.decode(line)
-            except InvalidInput:
-                break
-            if rec.index != self._size + len(leaves) or canonical_json(json.loads(line)) != line:
-                break
-            leaves.append(line)
-        return leaves
 
     def _rebuild_hashes(self, limit: int) -> None:
         """Recompute the hash files from the first ``limit`` events."""

@@ -2,7 +2,8 @@
 audit log under ``HOME/control/audit``.
 
 Reading commands open the log read-only at its latest signed head, so they are safe
-while the server runs. ``verify`` exits 0 only if the log is intact.
+while the server runs. ``verify`` exits 0 only if the log is intact. ``recover`` is
+the explicit repair of a log the server refuses (see audit/recovery.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import click
 from letterlock.audit import records
 from letterlock.audit.check import verify_log
 from letterlock.audit.log import open_reader
+from letterlock.audit.recovery import TailChoice, recover_log
 from letterlock.audit.store import MerkleLog
 from letterlock.audit.verify import SignedHead, VerificationError
 from letterlock.cli.common import CliContext, exit_code_for, fail, load_config, pass_ctx
@@ -184,3 +186,33 @@ def reveal_cmd(ctx: CliContext, event_id: int | None, due: bool, actor: str) -> 
         click.echo(f"revealed as event {index}")
     if not revealed:
         click.echo("nothing to reveal")
+
+
+@log_group.command("recover")
+@click.option("--reason", required=True,
+              help="Why (e.g. the incident or ticket): recorded in the log.")
+@click.option("--keep-tail", "tail", flag_value=TailChoice.KEEP.value, default=None,
+              help="Sign the events found after the last signed head as they are.")
+@click.option("--set-aside-tail", "tail", flag_value=TailChoice.SET_ASIDE.value,
+              help="Move what follows the last signed head to set-aside/ instead.")
+@click.option("--actor", default="operator", show_default=True)
+@pass_ctx
+def recover_cmd(ctx: CliContext, reason: str, tail: str | None, actor: str) -> None:
+    """Repair an audit log the server refuses to open (its signed head missing, or
+    unsigned bytes after it), and record what was done as a log:tree:recovered event.
+    Events a signed head covers are never re-signed if they were changed: restore
+    them from a backup. Stop the server first."""
+    try:
+        done = recover_log(audit_dir(ctx), reason=reason, actor=actor,
+                           tail_choice=TailChoice(tail) if tail else None)
+    except LetterlockError as exc:
+        fail(str(exc), exit_code_for(exc))
+    if done is None:
+        click.echo("the audit log opens as it is: nothing to recover")
+        return
+    click.echo(f"found       {done.found}")
+    click.echo(f"base        signed head of size {done.base_size} ({done.base_source})")
+    click.echo(f"kept        {done.kept} unsigned events, now signed")
+    if done.set_aside is not None:
+        click.echo(f"set aside   {done.set_aside_bytes} bytes to {done.set_aside}")
+    click.echo(f"recorded    as event {done.event_index} (log:tree:recovered)")
