@@ -1,7 +1,8 @@
 """Mailbox commands: SELECT/EXAMINE (with CONDSTORE/QRESYNC, RFC 7162), CREATE
 (CREATE-SPECIAL-USE, RFC 6154), DELETE, RENAME, SUBSCRIBE/UNSUBSCRIBE, LIST
 (LIST-EXTENDED RFC 5258, LIST-STATUS RFC 5819, SPECIAL-USE, CHILDREN), LSUB, STATUS,
-APPEND (UIDPLUS RFC 4315, APPENDLIMIT RFC 7889, BINARY RFC 3516)."""
+APPEND (UIDPLUS RFC 4315, APPENDLIMIT RFC 7889, BINARY RFC 3516, MULTIAPPEND RFC 3502,
+CATENATE RFC 4469)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 
 from letterlock.errors import LetterlockError
 from letterlock.imap import encoding
+from letterlock.imap.commands import catenate
 from letterlock.imap.context import Context
 from letterlock.imap.errors import reply_for
 from letterlock.imap.parsing import commands as c
@@ -380,17 +382,27 @@ async def append(cmd: c.Append, ctx: Context) -> Reply:
     name = decoded_name(ctx, cmd.mailbox)
     if isinstance(name, Reply):
         return name
+    messages: list[bytes] = []
     for part in cmd.parts:
-        if len(part.message) > ctx.services.config.max_literal_bytes:
+        message = part.message
+        if part.catenate:
+            # CATENATE (RFC 4469): made of text and the user's own messages' parts.
+            made = await catenate.assemble(ctx, part.catenate)
+            if isinstance(made, Reply):
+                return made
+            message = made
+        if len(message) > ctx.services.config.max_literal_bytes:
             return no("Message too large", "TOOBIG")
-        if not part.message:
+        if not message:
             return no("Empty message", "CANNOT")
         if any(f.lower() == "\\recent" for f in part.flags):
             return bad("\\Recent cannot be set")
+        messages.append(message)
     user = _user(ctx)
     try:
         appended = await ctx.services.mailboxes.append_many(
-            user.ref, name, [(p.message, p.flags, p.date) for p in cmd.parts])
+            user.ref, name, [(m, p.flags, p.date) for m, p in zip(messages, cmd.parts,
+                                                                  strict=True)])
     except LetterlockError as exc:
         return reply_for(exc, trycreate=True)
     uids = compress([a.uid for a in appended])

@@ -164,6 +164,15 @@ class Status(AuthCommand):
 
 
 @dataclass(frozen=True)
+class CatPart:
+    """One part of a CATENATE (RFC 4469): literal text, or an IMAP URL (RFC 5092) of a
+    message or message part to copy."""
+
+    text: bytes | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
 class AppendPart:
     """One message of an APPEND after the first (MULTIAPPEND, RFC 3502)."""
 
@@ -171,6 +180,8 @@ class AppendPart:
     date: datetime | None
     message: bytes
     binary: bool = False
+    catenate: tuple[CatPart, ...] = ()
+    """CATENATE: the message is these parts joined (``message`` is then empty)."""
 
 
 @dataclass(frozen=True)
@@ -182,11 +193,14 @@ class Append(AuthCommand):
     binary: bool = False
     more: tuple[AppendPart, ...] = ()
     """MULTIAPPEND: the messages after the first, in order."""
+    catenate: tuple[CatPart, ...] = ()
+    """CATENATE parts of the first message (RFC 4469)."""
 
     @property
     def parts(self) -> tuple[AppendPart, ...]:
         """Every message of the command, in order."""
-        return (AppendPart(self.flags, self.date, self.message, self.binary), *self.more)
+        return (AppendPart(self.flags, self.date, self.message, self.binary, self.catenate),
+                *self.more)
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from letterlock.imap.parsing.commands import (
     Thread,
     Unselect,
 )
-from letterlock.imap.parsing.extensions import thread_args
+from letterlock.imap.parsing.extensions import catenate, thread_args
 from letterlock.imap.parsing.fetch import FetchModifiers, fetch_items, fetch_modifiers
 from letterlock.imap.parsing.primitives import (
     MAX_NUMBER64,
@@ -217,7 +217,7 @@ def _append(buf: bytes, pos: int, cmd_tag: str) -> Append:
     _end(buf, pos)
     first = parts[0]
     return Append(cmd_tag, mailbox, first.flags, first.date, first.message, first.binary,
-                  tuple(parts[1:]))
+                  tuple(parts[1:]), first.catenate)
 
 
 def _append_message(buf: bytes, pos: int) -> tuple[AppendPart, int]:
@@ -229,6 +229,9 @@ def _append_message(buf: bytes, pos: int) -> tuple[AppendPart, int]:
     if peek(buf, pos, b'"'):
         when, pos = date_time(buf, pos)
         pos = sp(buf, pos)
+    if peek_ci(buf, pos, b"CATENATE ("):
+        cat_parts, pos = catenate(buf, pos + 9)
+        return AppendPart(tuple(flags), when, b"", catenate=cat_parts), pos
     utf8 = peek_ci(buf, pos, b"UTF8 (")
     if utf8:
         # RFC 6855 3.4: APPEND ... UTF8 (literal8) for messages with UTF-8 headers.
