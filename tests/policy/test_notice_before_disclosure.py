@@ -90,7 +90,8 @@ async def test_notice_gives_the_challenge_deadline_when_known(
         app: App, clock: Clock) -> None:
     """Under the CLOUD Act profile a warrant for data in the UK (an agreement in
     force), where the legal team asserts a conflict with UK law, is challenged within
-    14 days of service: the notice names that date."""
+    14 days of service: nothing goes out and nobody is told while the matter waits;
+    once subscriber data is ordered out, the notice names the challenge date."""
     await app.add_region(Region("gb-london", "GB"))
     store = LegalStore(app.config.control_dir, fsync=False)
     try:
@@ -100,9 +101,14 @@ async def test_notice_gives_the_challenge_deadline_when_known(
                                     "counsel", {BOB: {"conflict_with": ["GB"],
                                                       "residence": "GB"}})
         assert matter.recommendation.finding(BOB, "content").outcome == "challenge"
-        await service.decide(matter.id, "counsel")
+        waiting = await service.decide(matter.id, "counsel")
+        assert waiting.state == "waiting" and waiting.notices == ()  # nothing went out
+        # The court upholds the order for subscriber data: a follow-up decision.
+        await service.decide(matter.id, "counsel", override="disclose",
+                             categories=["subscriber"], justification="motion denied")
         [notice] = await service.notices_for(BOB)
         assert "The time to challenge this request runs until 29 January 2025" in notice.text
         assert "content: not handed over: we are challenging the request." in notice.text
+        assert "  - subscriber data: your address" in notice.text
     finally:
         await store.close()

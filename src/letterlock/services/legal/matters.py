@@ -57,7 +57,6 @@ from letterlock.policy import (
     AccountFacts,
     AssertedFacts,
     Decision,
-    Finding,
     LegalRequest,
     PolicyEngine,
     format_time,
@@ -66,7 +65,6 @@ from letterlock.policy import (
     parse_facts,
     parse_request,
 )
-from letterlock.policy.decision import transparency_bucket
 from letterlock.policy.rules import OUTCOMES
 from letterlock.services.accounts.accounts import AccountService
 from letterlock.services.cells import Cells
@@ -76,15 +74,25 @@ from letterlock.services.legal.journal import MatterJournal
 from letterlock.services.legal.matter import Matter, TickReport
 from letterlock.services.legal.notices import default_contact, notice_message, notice_text
 from letterlock.services.legal.production import mailbox_contents, produce
+from letterlock.services.legal.stages import (
+    DECIDABLE,
+    categories_of,
+    disclosed,
+    disclosed_so_far,
+    earliest,
+    is_waiting,
+    stage_name,
+    waiting_hold_expiry,
+    waiting_pairs,
+)
+from letterlock.services.legal.stages import (
+    override as override_findings,
+)
 from letterlock.services.mail.delivery import DeliveryResult, DeliveryService
 from letterlock.storage.contracts import ControlStore
 from letterlock.storage.legal_sqlite import HoldRow, LegalStore, LegalTxn, MatterRow, NoticeRow
 
 STATES = ("received", "evaluated", "decided", "waiting", "executed", "notified", "closed")
-DECIDABLE = ("evaluated", "waiting")
-"""States a decision can be made in: evaluated, or waiting for an enforcing state."""
-WAITING_OUTCOMES = frozenset({"hold-enforcing-state"})
-"""Outcomes that are not final: the matter waits, and is decided again."""
 
 
 def _now() -> datetime:
@@ -238,7 +246,7 @@ class LegalService:
         row = MatterRow(matter_id, now, actor, "evaluated", json.dumps(request.to_json()),
                         json.dumps({a: f.to_json() for a, f in facts.items()}),
                         json.dumps(recommendation.to_json()), None, False, None, None, None,
-                        _earliest(recommendation, now), None)
+                        earliest(recommendation, now), None)
         txn = LegalTxn()
         txn.add_matter(row)
         self._log(txn, EventType.LEGAL_MATTER_FILED, actor, request, matter_id,
@@ -268,7 +276,7 @@ class LegalService:
         txn.update_matter(replace(row, state="evaluated",
                                   facts=json.dumps({a: f.to_json() for a, f in facts.items()}),
                                   recommendation=json.dumps(recommendation.to_json()),
-                                  next_due=_earliest(recommendation, self._clock())),
+                                  next_due=earliest(recommendation, self._clock())),
                           was=row.state)
         self._log(txn, EventType.LEGAL_MATTER_EVALUATED, "policy", request, row.id,
                   details=(("profile", recommendation.profile),
@@ -294,13 +302,18 @@ class LegalService:
             raise Refused(f"matter {matter_id} is {was}; only an evaluated matter, or one "
                           "waiting for an enforcing state, can be decided")
         matter = await self._load(row)
-        decision = matter.recommendation
+        # A follow-up decision starts from the decision before it.
+        decision = matter.decision if was == "waiting" and matter.decision else \
+            matter.recommendation
+        if was == "waiting" and override is None:
+            raise InvalidInput(f"matter {matter_id} waits on open findings: a follow-up "
+                               "decision overrides them (--override with a justification)")
         if override is not None:
             if override not in OUTCOMES:
                 raise InvalidInput(f"--override: expected one of {', '.join(OUTCOMES)}")
             if not justification or not justification.strip():
                 raise InvalidInput("--justification: an override needs a justification")
-            decision = _override(decision, override, actor, targets, categories)
+            decision = override_findings(decision, override, actor, targets, categories)
         elif targets or categories:
             raise InvalidInput("targets and categories narrow an override; give one")
         row = replace(row, decision=json.dumps(decision.to_json()),
@@ -320,82 +333,112 @@ class LegalService:
 
     async def _execute(self, row: MatterRow, decision: Decision, actor: str, *, was: str,
                        txn: LegalTxn | None = None) -> Matter:
-        """Holds, the production package and the notices of ``decision``, committed
-        with the matter's new state in one step (the package is written before: a
-        crash leaves at most a package that the next decision writes again)."""
+        """One stage: holds, the production package of what no earlier stage handed
+        over, and the notices of ``decision``, committed with the matter's new state
+        in one step (the package is written before: a crash leaves at most a package
+        that the next try writes again). A before-disclosure notice is its own step
+        before the production (the matter ``decided`` in between)."""
         matter = await self._load(row)
         request, now = matter.request, self._clock()
         txn = txn or LegalTxn()
         notice = decision.user_notice
-        waiting = any(f.outcome in WAITING_OUTCOMES for _, _, f in decision.findings())
-        discloses = any(f.outcome == "disclose" for _, _, f in decision.findings())
-        if notice.when == "before-disclosure" and discloses and not waiting:
+        waiting = is_waiting(decision)
+        earlier = await asyncio.to_thread(disclosed_so_far, row.package)
+        fresh = disclosed(decision) - earlier
+        if notice.when == "before-disclosure" and fresh:
             # The user is told before anything is handed over: the decision and its
-            # notices are one step (the matter is ``decided``), the notices are sent,
-            # then the production is the next step. A crash in between leaves a
-            # decided matter that _recover executes the same way.
-            if not matter.notices:
-                self._add_notices(txn, matter, decision, now, ahead=True)
+            # notices are one step, the notices are sent, then the production is the
+            # next step. A crash in between leaves a decided matter that _recover
+            # executes the same way (its notices are then made already).
+            if was != "decided":
+                self._add_notices(txn, matter, decision, now, fresh, earlier, ahead=True)
                 row = replace(row, state="decided")
                 txn.update_matter(row, was=was)
                 await self._commit(txn)
                 txn, was = LegalTxn(), "decided"
             await self._send_due_notices(now)
             matter = await self._load(row)
-        # Preservation: a hold on each account with something to preserve.
-        expiry = next((d.due for d in decision.deadlines if d.kind == "preservation-expiry"),
-                      now + timedelta(days=90))
-        holding = {h.address for h in matter.holds}
+        # Preservation: a hold on each account with something to preserve, or with
+        # traffic/content a waiting finding may yet hand over.
+        holding = {h.address for h in matter.holds if h.released_at is None}
+        keep = waiting_pairs(decision)
         for target, cats in decision.targets:
-            if any(f.outcome == "preserve" for _, f in cats) and target not in holding:
-                region = await self._control.lookup(target)
-                if region is None:
-                    continue
-                txn.add_hold(row.id, target, region, now, expiry,
-                             await mailbox_contents(self._control, self._cells, target))
-                self._log(txn, EventType.LEGAL_HOLD_PLACED, actor, request, row.id,
-                          account=target, details=(("expires_at", format_time(expiry)),))
-        # Disclosure: a signed package with exactly the approved categories.
+            preserve = any(f.outcome == "preserve" for _, f in cats)
+            if target in holding or not (preserve or categories_of(keep, target)):
+                continue
+            region = await self._control.lookup(target)
+            if region is None:
+                continue
+            expiry = next((d.due for d in decision.deadlines
+                           if d.kind == "preservation-expiry"), now + timedelta(days=90)) \
+                if preserve else waiting_hold_expiry(decision, now)
+            txn.add_hold(row.id, target, region, now, expiry,
+                         await mailbox_contents(self._control, self._cells, target))
+            details = [("expires_at", format_time(expiry))]
+            if not preserve:
+                details.append(("while_waiting", ",".join(categories_of(keep, target))))
+            self._log(txn, EventType.LEGAL_HOLD_PLACED, actor, request, row.id,
+                      account=target, details=details)
+        # Disclosure: a signed package with exactly what this stage hands over.
         package = None
-        if discloses:
+        if fresh:
             held = {t: await self._store.held_messages(t) for t in request.targets}
             ours = {n.blob_id for t in request.targets
                     for n in await self._store.notices(address=t) if n.blob_id}
             package = await produce(matter.id, decision, control=self._control,
                                     cells=self._cells, work_dir=self._dir,
                                     clock=self._clock, held=held,
-                                    date_range=request.date_range, exclude=ours)
+                                    date_range=request.date_range, exclude=ours,
+                                    earlier=earlier,
+                                    name=stage_name(matter.id, row.package))
             self._log(txn, EventType.LEGAL_PRODUCTION_EXECUTED, actor, request, row.id,
                       details=(("package", package),))
-        # User notice: now, or when the gag expires (tick), or when an EU order's
-        # issuing authority asks for it (inform_requested), or never while preserving;
-        # and not while waiting for an enforcing state: the decision is not final.
-        if notice.when != "none" and not waiting and not matter.notices:
-            self._add_notices(txn, matter, decision, now, ahead=False)
-        told = bool(matter.notices) and all(n.sent_at is not None for n in matter.notices)
+        # A final decision ends the holds placed while waiting (not a preservation's).
+        if not waiting and not any(f.outcome == "preserve"
+                                   for _, _, f in decision.findings()):
+            for hold in matter.holds:
+                if hold.released_at is None:
+                    self._release(txn, hold, actor, request,
+                                  len(await self._store.held_blobs(hold.id)))
+        # User notice: for what this stage hands over, or once the matter is decided
+        # for good (what was done); now, at the gag's expiry (tick), when an EU order's
+        # issuing authority asks (inform_requested), never while only preserving.
+        adding = notice.when != "none" and was != "decided" and bool(
+            fresh or (not waiting and not matter.notices))
+        if adding:
+            self._add_notices(txn, matter, decision, now, fresh, earlier, ahead=False)
+        told = bool(matter.notices) and not adding and all(
+            n.sent_at is not None for n in matter.notices)
         state = "waiting" if waiting else "notified" if told else "executed"
         txn.update_matter(replace(row, state=state, package=package or row.package),
                           was=was)
         await self._commit(txn)
-        if notice.when != "none" and not waiting:
+        if notice.when != "none":
             await self._send_due_notices(now)
         return await self.show(row.id)
 
     # -- notices, holds, closing ------------------------------------------------------------
 
     def _add_notices(self, txn: LegalTxn, matter: Matter, decision: Decision,
-                     now: datetime, *, ahead: bool) -> None:
-        """One notice per existing target: due now (before disclosure, after an
-        emergency), at the gag's expiry, or at no date (until a gag is lifted or an
-        EU order's issuing authority asks)."""
+                     now: datetime, fresh: frozenset[tuple[str, str]],
+                     earlier: frozenset[tuple[str, str]], *, ahead: bool) -> None:
+        """One notice per existing target (with something new to tell, once the matter
+        had a notice): due now (before disclosure, after an emergency), at the gag's
+        expiry, or at no date (until a gag is lifted or an EU order's issuing
+        authority asks)."""
         notice = decision.user_notice
         due = now if notice.when in ("before-disclosure", "after-emergency") \
             else notice.not_before
         for target in matter.request.targets:
-            if matter.facts.get(target) is not None and matter.facts[target].exists:
-                txn.add_notice(matter.id, target, due, notice_text(
-                    matter.id, matter.request, decision, target, now, ahead=ahead,
-                    contact=self._contact or default_contact(target)))
+            facts = matter.facts.get(target)
+            if facts is None or not facts.exists:
+                continue
+            if matter.notices and not categories_of(fresh, target):
+                continue
+            txn.add_notice(matter.id, target, due, notice_text(
+                matter.id, matter.request, decision, target, now, ahead=ahead,
+                contact=self._contact or default_contact(target),
+                earlier=categories_of(earlier, target)))
 
     async def _blob_of(self, region: str, result: DeliveryResult) -> str | None:
         """The blob a delivered notice is stored as (copies share it), so that a
@@ -567,41 +610,3 @@ class LegalService:
         """The notices an account holder may read (those already sent)."""
         return [n for n in await self._store.notices(address=address.lower())
                 if n.sent_at is not None]
-
-
-# --- helpers --------------------------------------------------------------------------------
-
-
-def _override(decision: Decision, outcome: str, actor: str, only_targets: Sequence[str] = (),
-              only_categories: Sequence[str] = ()) -> Decision:
-    """``decision`` with ``outcome`` for every finding, or for the findings of
-    ``only_targets`` / ``only_categories``. Raises InvalidInput for a target or
-    category the decision has no finding for."""
-    wanted_targets = {t.strip().lower() for t in only_targets}
-    wanted_categories = set(only_categories)
-    known_targets = {t for t, _ in decision.targets}
-    known_categories = {c for _, cats in decision.targets for c, _ in cats}
-    if wanted_targets - known_targets:
-        raise InvalidInput(f"no finding for {', '.join(sorted(wanted_targets - known_targets))}"
-                           f" (targets: {', '.join(sorted(known_targets))})")
-    if wanted_categories - known_categories:
-        raise InvalidInput(f"no finding for category "
-                           f"{', '.join(sorted(wanted_categories - known_categories))} "
-                           f"(categories: {', '.join(sorted(known_categories))})")
-
-    def chosen(target: str, category: str) -> bool:
-        return (not wanted_targets or target in wanted_targets) and \
-            (not wanted_categories or category in wanted_categories)
-
-    targets = tuple(
-        (t, tuple((c, Finding(outcome, (), (f"override:{actor}", *f.policies), f.flags)
-                   if chosen(t, c) else f)
-                  for c, f in cats))
-        for t, cats in decision.targets)
-    bucket = transparency_bucket([(c, f.outcome) for _, cats in targets for c, f in cats])
-    return replace(decision, targets=targets, transparency=bucket)
-
-
-def _earliest(decision: Decision, now: datetime) -> datetime | None:
-    dues = [d.due for d in decision.deadlines if d.due >= now - timedelta(days=365 * 10)]
-    return min(dues) if dues else None

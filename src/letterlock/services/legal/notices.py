@@ -7,6 +7,7 @@ while only preserving) and delivers it."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -72,11 +73,13 @@ def _when(at: datetime) -> str:
 
 
 def notice_text(matter_id: str, request: LegalRequest, decision: Decision, target: str,
-                at: datetime, *, ahead: bool, contact: str) -> str:
+                at: datetime, *, ahead: bool, contact: str,
+                earlier: Collection[str] = ()) -> str:
     """The notice to ``target``. ``at``: when the data goes out; ``ahead``: the
-    notice is sent just before it does (before-disclosure), else after."""
+    notice is sent just before it does (before-disclosure), else after; ``earlier``:
+    categories an earlier stage of the matter handed over (told then)."""
     findings: list[tuple[str, Finding]] = [
-        (c, f) for t, c, f in decision.findings() if t == target]
+        (c, f) for t, c, f in decision.findings() if t == target and c not in earlier]
     issuer = request.issuer
     who = AUTHORITIES.get(issuer.authority, issuer.authority)
     if issuer.name:
@@ -98,8 +101,13 @@ def notice_text(matter_id: str, request: LegalRequest, decision: Decision, targe
         for category in disclosed:
             name, what = CATEGORIES.get(category, (category, ""))
             lines.append(f"  - {name}: {what}." if what else f"  - {name}.")
-    else:
+    elif not earlier:
         lines.append("We handed over nothing.")
+    else:
+        lines.append("We handed over nothing more at this stage.")
+    if earlier:
+        names = ", ".join(CATEGORIES.get(c, (c, ""))[0] for c in earlier)
+        lines.append(f"Handed over earlier (our earlier notice told you): {names}.")
     if withheld:
         lines += ["", "What we did not hand over:"]
         for category, finding in withheld:

@@ -70,12 +70,16 @@ async def produce(matter_id: str, decision: Decision, *, control: ControlStore, 
                   work_dir: Path, clock: Callable[[], datetime],
                   held: Mapping[str, Sequence[HeldMessage]] | None = None,
                   date_range: DateRange | None = None,
-                  exclude: Collection[str] = ()) -> str:
+                  exclude: Collection[str] = (),
+                  earlier: Collection[tuple[str, str]] = (),
+                  name: str | None = None) -> str:
     """Write the signed package for the disclosed findings of ``decision`` under
     ``work_dir/packages/<matter_id>`` (and a zip beside it). ``held``: per target,
     what legal holds keep of it. Only mail received in ``date_range`` (when given) is
     part of traffic and content, and never the blobs in ``exclude`` (the provider's
-    own notices to the user). Returns the package's path."""
+    own notices to the user). ``earlier``: (target, category) pairs an earlier stage
+    of the matter handed over, left out here and named in the manifest; ``name``: the
+    package's directory name (default the matter id). Returns the package's path."""
     held = held or {}
     dropped_undated = 0
 
@@ -93,7 +97,7 @@ async def produce(matter_id: str, decision: Decision, *, control: ControlStore, 
     unavailable: list[dict[str, str]] = []
     countries = {r.id: r.country for r in await control.list_regions()}
     for target, category, finding in decision.findings():
-        if finding.outcome != "disclose":
+        if finding.outcome != "disclose" or (target, category) in earlier:
             continue
         region = await control.lookup(target)
         cell = None if region is None else cells.get(region)
@@ -177,9 +181,11 @@ async def produce(matter_id: str, decision: Decision, *, control: ControlStore, 
     }
     if date_range is not None:
         manifest["date_range"] = date_range.to_json()
+    if earlier:
+        manifest["disclosed_earlier"] = sorted([t, c] for t, c in earlier)
     body = _canonical(manifest)
     signature = key.sign(body).hex()
-    root = work_dir / "packages" / matter_id
+    root = work_dir / "packages" / (name or matter_id)
     await asyncio.to_thread(_write_package, root, items, body, signature)
     return str(root)
 
