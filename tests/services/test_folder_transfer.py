@@ -13,7 +13,7 @@ import pytest
 
 from letterlock.app import App
 from letterlock.errors import InvalidInput
-from letterlock.services.mail import folder_transfer
+from letterlock.services.mail import folder_transfer, mbox_folders
 from support.env import PASSWORD
 from support.mail_snapshot import account_snapshot, seed_mail
 
@@ -160,3 +160,21 @@ async def test_dovecot_style_mbox_flags_are_read_and_taken_out(app: App,
         (b"Subject: two\r\n\r\nFrom body two\r\n", frozenset(),
          datetime(2024, 1, 3, 3, 4, 5, tzinfo=UTC)),
     ]
+
+
+@pytest.mark.parametrize(("data", "messages"), [
+    # Dovecot: Content-Length measures the body; From lines in it are not quoted.
+    (b"From a Mon Jan  1 00:00:00 2024\nS: 1\nContent-Length: 18\n\nFrom me\n>From you\n\n"
+     b"From b Mon Jan  1 00:00:00 2024\nS: 2\n\nx\n",
+     [b"S: 1\nContent-Length: 18\n\nFrom me\n>From you\n", b"S: 2\n\nx\n"]),
+    # A Content-Length that does not end at a From line is ignored: mboxrd.
+    (b"From a Mon Jan  1 00:00:00 2024\nS: 1\nContent-Length: 3\n\nbody\n>From q\n\n"
+     b"From b Mon Jan  1 00:00:00 2024\nS: 2\n\nx\n",
+     [b"S: 1\nContent-Length: 3\n\nbody\nFrom q\n", b"S: 2\n\nx\n"]),
+    # CRLF line ends, a message of header fields alone, an empty body.
+    (b"From a Mon Jan  1 00:00:00 2024\r\nS: 1\r\n\r\nFrom b Mon Jan  1 00:00:00 2024\r\n"
+     b"S: 2\r\n\r\n\r\n",
+     [b"S: 1\r\n", b"S: 2\r\n\r\n"]),
+])
+def test_mbox_split(data: bytes, messages: list[bytes]) -> None:
+    assert [raw for _line, raw in mbox_folders.split_mbox(data)] == messages
