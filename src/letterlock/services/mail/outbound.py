@@ -3,9 +3,9 @@
 Durable: :meth:`OutboundQueue.submit` returns only when the message and its envelope
 are on stable storage (fsync of files and directory), so submission may answer 250.
 Sealed at rest: both files are sealed (:mod:`letterlock.crypto.seal`) to the operator
-queue key, ``HOME/control/queue/queue.key``; nothing about the message or its
-recipients sits in plaintext on disk. Resident: a message is spooled in the sender's
-home region, ``HOME/regions/<region>/outbound/``.
+queue key (services/mail/queue_key.py: kept wrapped under the server key); nothing
+about the message or its recipients sits in plaintext on disk. Resident: a message is
+spooled in the sender's home region, ``HOME/regions/<region>/outbound/``.
 
 Delivery: per recipient domain, MX lookup with dnspython (or one configured
 smarthost), opportunistic or required STARTTLS, DKIM signing (dkimpy) with the
@@ -47,6 +47,7 @@ from letterlock.services.mail.queue_entry import (
     QueueEntry,
     RecipientState,
 )
+from letterlock.services.mail.queue_key import load_queue_key
 from letterlock.services.mail.sender_notices import SenderNotices
 from letterlock.services.operations import log_events
 from letterlock.services.operations.log_events import LogEvent, bind, event
@@ -130,19 +131,6 @@ async def dns_mx_lookup(domain: str,
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def load_queue_key(control_dir: Path) -> keys.KeyPair:
-    """The operator queue key pair, made on first use (mode 0600)."""
-    path = control_dir / "queue" / "queue.key"
-    try:
-        return keys.KeyPair.from_private_bytes(path.read_bytes())
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    pair = keys.KeyPair.generate()
-    write_atomically(path, pair.private_bytes(), 0o600)
-    return pair
 
 
 class Spool:
