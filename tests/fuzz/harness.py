@@ -32,7 +32,7 @@ from letterlock.imap.parsing import ParseError, parse_command
 from letterlock.mime import dates, headers, sections, structure
 from letterlock.mime import summary as summaries
 from letterlock.services.mail import maildir, mbox_folders
-from letterlock.services.mail.transfer import check_message
+from letterlock.services.mail.transfer import SourceMessage, check_message, mbox_date, read_mbox
 from letterlock.smtp.parse import (
     PathError,
     decode_data,
@@ -121,7 +121,14 @@ def _json(data: bytes) -> object:
 
 
 def _mbox(data: bytes) -> object:
-    messages = list(mbox_folders.read_mbox_with_flags(io.BytesIO(data), "fuzz.mbox"))
+    """Both mbox readers: the whole-account import's (Content-Length aware, flags
+    from Status/X-Status/X-Keywords) and the single-file one."""
+    messages = []
+    for number, (from_line, raw) in enumerate(mbox_folders.split_mbox(data), 1):
+        body, flags, _folder_data = mbox_folders.split_flag_fields(
+            raw, f"fuzz.mbox (message {number})")
+        messages.append(SourceMessage(body, flags, mbox_date(from_line), str(number)))
+    messages += list(read_mbox(io.BytesIO(data)))
     for msg in messages:
         check_message(msg, Path("fuzz.mbox"))
     return messages
