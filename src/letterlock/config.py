@@ -103,6 +103,12 @@ class SmtpConfig:
     queue_max_age_s: int = _option(5 * 24 * 3600, "seconds")
     """Seconds an outbound message is retried before it bounces (Action: failed,
     status 4.4.7) to the sender."""
+    mta_sts: bool = True
+    """Honour recipient domains' MTA-STS policies (RFC 8461) in MX delivery: with mode
+    enforce, mail goes only to the MX hosts a policy names and only over TLS with a
+    valid certificate (else it waits, and `letterlock queue show` says why); mode
+    testing only logs. Policies are fetched over HTTPS and kept for their max_age.
+    Not used with a smarthost."""
     delay_notice_s: int = _option(4 * 3600, "seconds")
     """Seconds an outbound message may wait for some recipient before its sender gets
     one delayed-delivery notice (RFC 3464, Action: delayed) with the last answer of

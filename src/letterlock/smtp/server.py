@@ -28,6 +28,7 @@ from letterlock.services.accounts.accounts import AccountService
 from letterlock.services.mail import dkim_keys
 from letterlock.services.mail.delivery import DeliveryService
 from letterlock.services.mail.inbound_auth import InboundChecks
+from letterlock.services.mail.mta_sts import MtaSts
 from letterlock.services.mail.outbound import OutboundQueue, OutboundSettings
 from letterlock.services.mail.rspamd import SpamFilter
 from letterlock.services.mail.screening import InboundScreen
@@ -179,7 +180,8 @@ async def start_smtp(app: App, ssl_context: ssl.SSLContext | None, *,
     queue = OutboundQueue(config.home, app.delivery, app.accounts,
                           dkim_keys.DkimKeys(config.control_dir),
                           OutboundSettings.from_config(config.smtp, config.server.hostname),
-                          peers=app.peers)  # news from `letterlock queue`
+                          peers=app.peers,  # news from `letterlock queue`
+                          mta_sts=MtaSts() if config.smtp.mta_sts else None)
     await queue.start()
     spam = SpamFilter.from_config(config.spam)
     if spam is not None:

@@ -39,6 +39,17 @@ from letterlock.errors import ConfigError, LetterlockError, StorageError
 from letterlock.services.accounts.accounts import AccountRef, AccountService
 from letterlock.services.mail.delivery import DeliveryService
 from letterlock.services.mail.dkim_keys import DkimKeys
+from letterlock.services.mail.mta_sts import MtaSts, failure
+from letterlock.services.mail.outbound_session import (
+    AddressLookup,
+    Outcome,
+    TlsPolicyFailure,
+    direct_address,
+    transaction,
+)
+from letterlock.services.mail.outbound_session import (
+    TlsRequired as _TlsRequired,
+)
 from letterlock.services.mail.queue_entry import (
     ENTRY_ID,
     FAILED,
@@ -84,6 +95,7 @@ class OutboundSettings:
     concurrency: int = 8
     timeout_s: float = 60.0
     tls_context: ssl.SSLContext | None = None
+    """Trust for verified TLS (``required``, MTA-STS); None: the system's roots."""
 
     @classmethod
     def from_config(cls, config: SmtpConfig, hostname: str) -> OutboundSettings:
@@ -92,14 +104,6 @@ class OutboundSettings:
         return cls(hostname=hostname, smarthost=config.smarthost,
                    tls_policy=config.outbound_tls, max_age_s=config.queue_max_age_s,
                    delay_notice_s=config.delay_notice_s)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    state: str
-    status: str = ""
-    diagnostic: str = ""
-    remote: str = ""
 
 
 MxLookup = Callable[[str], Awaitable[list[str]]]
@@ -197,7 +201,9 @@ class OutboundQueue:
     def __init__(self, home: Path, delivery: DeliveryService, accounts: AccountService,
                  dkim: DkimKeys, settings: OutboundSettings, *,
                  mx_lookup: MxLookup = dns_mx_lookup,
-                 clock: Callable[[], datetime] = _now, peers: PeerBus | None = None) -> None:
+                 clock: Callable[[], datetime] = _now, peers: PeerBus | None = None,
+                 mta_sts: MtaSts | None = None,
+                 address_lookup: AddressLookup = direct_address) -> None:
         self._home = home
         self._peers = peers
         """Where `letterlock queue` says what it changed on disk."""
@@ -209,6 +215,9 @@ class OutboundQueue:
                                       delay_notice_s=settings.delay_notice_s,
                                       max_age_s=settings.max_age_s, clock=clock)
         self._mx_lookup = mx_lookup
+        self._sts = mta_sts
+        """Policies of recipient domains (None: MTA-STS off, or a smarthost)."""
+        self._address_lookup = address_lookup
         self._clock = clock
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="outbound")
         self._spool: Spool | None = None
@@ -461,72 +470,40 @@ class OutboundQueue:
         except (dns.exception.DNSException, OSError) as exc:
             return {a: Outcome(PENDING, "4.4.3", f"DNS lookup failed: {exc!r}")
                     for a in addresses}
+        policy = None
+        if self._sts is not None and not self.settings.smarthost:
+            policy = await self._sts.policy(domain)
         last = Outcome(PENDING, "4.4.1", "no host to try")
         for host, port in hosts:
+            verify = policy is not None and policy.mode in ("enforce", "testing")
+            if policy is not None and verify and not policy.allows(host):
+                failure(domain, "sts", "validation-failure", host, "MX not in the policy")
+                if policy.mode == "enforce":
+                    last = Outcome(PENDING, "4.7.5", f"MTA-STS: {host} is not an MX named by "
+                                   f"the enforced policy of {domain}", host)
+                    continue
+                verify = False
             try:
-                return await self._transaction(host, port, addresses, mail_from, message)
+                try:
+                    return await transaction(host, port, addresses, mail_from, message,
+                                             self.settings, verify=verify,
+                                             address_lookup=self._address_lookup)
+                except TlsPolicyFailure as exc:
+                    assert policy is not None
+                    failure(domain, "sts", exc.result, host, exc.reason)
+                    if policy.mode == "enforce":
+                        raise
+                    # testing: as without a policy, after the failure is recorded
+                    return await transaction(host, port, addresses, mail_from, message,
+                                             self.settings, verify=False,
+                                             address_lookup=self._address_lookup)
+            except TlsPolicyFailure as exc:
+                last = Outcome(PENDING, "4.7.5", f"MTA-STS: {exc.reason}", host)
             except _TlsRequired as exc:
                 last = Outcome(PENDING, "4.7.4", str(exc), host)
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 last = Outcome(PENDING, "4.4.1", f"{host}:{port}: {exc!r}"[:300], host)
         return dict.fromkeys(addresses, last)
-
-    async def _transaction(self, host: str, port: int, addresses: list[str], mail_from: str,
-                           message: bytes) -> dict[str, Outcome]:
-        policy = self.settings.tls_policy
-        client = aiosmtplib.SMTP(hostname=host, port=port, timeout=self.settings.timeout_s,
-                                 start_tls=False, local_hostname=self.settings.hostname)
-        await client.connect()
-        try:
-            await client.ehlo()
-            if policy != "none" and client.supports_extension("starttls"):
-                if policy == "required":
-                    ctx = self.settings.tls_context or ssl.create_default_context()
-                    await client.starttls(tls_context=ctx, server_hostname=host)
-                else:
-                    ctx = ssl.create_default_context()
-                    ctx.check_hostname = False
-                    ctx.verify_mode = ssl.CERT_NONE
-                    await client.starttls(tls_context=ctx, validate_certs=False)
-            elif policy == "required":
-                raise _TlsRequired(f"{host} does not offer STARTTLS")
-            options = []
-            if not message.isascii() and client.supports_extension("8bitmime"):
-                options.append("BODY=8BITMIME")
-            if not all(a.isascii() for a in [mail_from, *addresses]) \
-                    and client.supports_extension("smtputf8"):
-                options.append("SMTPUTF8")
-            # No SIZE here: aiosmtplib's sendmail adds it when the server offers SIZE,
-            # and a second one makes strict receivers refuse MAIL.
-            return await self._send(client, host, addresses, mail_from, message, options)
-        finally:
-            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
-                await client.quit()
-            client.close()
-
-    async def _send(self, client: aiosmtplib.SMTP, host: str, addresses: list[str],
-                    mail_from: str, message: bytes, options: list[str]) -> dict[str, Outcome]:
-        def from_code(code: int, text: str) -> Outcome:
-            status = text.split(" ", 1)[0] if text[:2] in ("4.", "5.") else \
-                ("5.0.0" if code >= 500 else "4.0.0")
-            return Outcome(FAILED if code >= 500 else PENDING, status, f"{code} {text}"[:500],
-                           host)
-
-        try:
-            refused, _ = await client.sendmail(mail_from, addresses, message,
-                                               mail_options=options)
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            return {r.recipient: from_code(r.code, r.message) for r in exc.recipients}
-        except aiosmtplib.SMTPResponseException as exc:
-            return dict.fromkeys(addresses, from_code(exc.code, exc.message))
-        out = {a: Outcome(SENT, "2.0.0", "delivered", host) for a in addresses}
-        for address, response in refused.items():
-            out[address] = from_code(response.code, response.message)
-        return out
-
-
-class _TlsRequired(Exception):
-    pass
 
 
 def _read_once(read: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[bytes]]:

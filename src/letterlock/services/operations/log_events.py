@@ -123,6 +123,13 @@ class LogEvent(enum.StrEnum):
     """Every folder done (``folders``, ``copied``, ``skipped``, ``seconds``)."""
     MIGRATION_FAILED = "migration:account:failed"
     """Stopped by an error (``reason``); a later run resumes where it stopped."""
+    TLS_POLICY_FETCHED = "tls:policy:fetched"
+    """A recipient domain's MTA-STS policy was fetched (``domain``, ``mode``,
+    ``max_age``) and is kept for max_age seconds."""
+    TLS_POLICY_FAILURE = "tls:policy:failure"
+    """Outbound TLS fell short of a recipient domain's policy, or its policy could
+    not be had: ``domain``, ``policy`` (sts), ``result`` (the RFC 8460 TLS-RPT result
+    type), ``mx``, ``reason``. In mode enforce the delivery is deferred."""
     SEALED = "crypto:message:sealed"
     """Debug: a message sealed (``seconds``)."""
     UNSEALED = "crypto:message:unsealed"
@@ -179,6 +186,8 @@ LEVELS: dict[LogEvent, int] = {
     LogEvent.MIGRATION_FOLDER: logging.INFO,
     LogEvent.MIGRATION_FINISHED: logging.INFO,
     LogEvent.MIGRATION_FAILED: logging.ERROR,
+    LogEvent.TLS_POLICY_FETCHED: logging.INFO,
+    LogEvent.TLS_POLICY_FAILURE: logging.WARNING,
     LogEvent.SEALED: logging.DEBUG,
     LogEvent.UNSEALED: logging.DEBUG,
     LogEvent.BACKUP_STARTED: logging.INFO,
