@@ -348,6 +348,8 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
                     reader = svc.digest_reader(user, sel.id)
                 digests = await reader.get(records)
                 if required:
+                    # Header keys first, in C: messages that cannot match are neither
+                    # tested one by one nor have their bodies opened.
                     records = [r for r in records if _may_match(digests.get(r.uid), required)]
             raws: dict[int, bytes] = {}
             attempted: set[int] = set()
