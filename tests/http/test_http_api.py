@@ -236,7 +236,7 @@ async def test_owner_reads_notices_with_the_mail_password(
     notices = (await client.get("/api/me/notices", auth=(BOB, PASSWORD))).json()["notices"]
     assert [n["matter"] for n in notices] == [mid]
     assert f"Reference: {mid}" in notices[0]["text"]
-    assert "subscriber: disclose" in notices[0]["text"]
+    assert "  - subscriber data: your address" in notices[0]["text"]  # in plain words
     # The same notice was delivered to the INBOX.
     session = await app.accounts.authenticate(BOB, PASSWORD)
     inbox = await app.mailboxes.get_mailbox(session, "INBOX")
