@@ -46,6 +46,7 @@ class EventType(enum.StrEnum):
     LEGAL_NOTICE_SENT = "legal:notice:sent"
     LEGAL_NOTICE_REQUESTED = "legal:notice:requested"
     LEGAL_GAG_LIFTED = "legal:gag:lifted"
+    LEGAL_GAG_EXTENDED = "legal:gag:extended"
     # non-disclosure orders
     LOG_COMMITMENT_REVEALED = "log:commitment:revealed"
     # the log itself
@@ -87,6 +88,11 @@ class Revealer(Protocol):
 
     async def sealed_matters(self) -> set[str]:
         """The matters that have commitments not yet revealed."""
+        ...
+
+    async def reseal_matter(self, matter: str, until: datetime | None) -> int:
+        """The order over ``matter`` was extended: reveal its commitments at ``until``
+        (None: only when lifted) instead of the old date; returns how many changed."""
         ...
 
 

@@ -124,6 +124,14 @@ class AuditLog:
                 revealed.append(await self.reveal(entry.index, actor))
         return revealed
 
+    async def reseal_matter(self, matter: str, until: datetime | None) -> int:
+        """The order over legal matter ``matter`` was extended to ``until`` (None: no
+        end date): its commitments are not revealed at the old date."""
+        await self.flush()
+        indexes = [e.index for e in await self.sealed_entries() if e.event.matter == matter]
+        changed: int = await self._call(self.log.reseal, indexes, until)
+        return changed
+
     async def sealed_matters(self) -> set[str]:
         """The matters that have commitments not yet revealed."""
         return {m for e in await self.sealed_entries() if (m := e.event.matter) is not None}

@@ -28,7 +28,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -432,6 +432,21 @@ class MerkleLog:
         ]
         return [self.reveal(i, actor, moment) for i in due]
 
+    def reseal(self, indexes: Collection[int], until: datetime | None) -> int:
+        """The order over commitments ``indexes`` was extended: they are revealed at
+        ``until`` now (None: only when lifted), not at the old date. Returns how many
+        were changed."""
+        self._require_writable()
+        wanted = set(indexes)
+        changed = 0
+        with self._lock, self._process_lock():
+            for entry in self.sealed_entries():
+                if entry.index in wanted and entry.sealed_until != until:
+                    self._write_sealed(SealedEntry(entry.index, entry.salt, entry.content,
+                                                   until), atomic=True)
+                    changed += 1
+        return changed
+
     # --- internals -------------------------------------------------------------------
 
     def _require_writable(self) -> None:
@@ -447,8 +462,11 @@ class MerkleLog:
         self._last_logged = now
         return now
 
-    def _write_sealed(self, entry: SealedEntry) -> None:
-        path = self.directory / SEALED_DIR / f"{entry.index}.json"
+    def _write_sealed(self, entry: SealedEntry, *, atomic: bool = False) -> None:
+        """``atomic``: replacing an existing file (its salt must never be lost), so
+        written beside it and renamed over it."""
+        final = self.directory / SEALED_DIR / f"{entry.index}.json"
+        path = final.with_suffix(".tmp") if atomic else final
         data = canonical_json(
             {
                 "index": entry.index,
@@ -465,6 +483,13 @@ class MerkleLog:
             os.fsync(fd)
         finally:
             os.close(fd)
+        if atomic:
+            os.replace(path, final)
+            dir_fd = os.open(final.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
 
     def _append_leaves(self, leaves: Sequence[bytes], now: datetime) -> None:
         data = b"".join(leaf + b"\n" for leaf in leaves)

@@ -325,6 +325,23 @@ def lift_gag_cmd(ctx: click.Context, matter_id: str) -> None:
     click.echo(f"{matter.id}: order lifted, {matter.state}")
 
 
+@legal.command("extend-gag")
+@click.argument("matter_id")
+@click.option("--until", "until", default=None, metavar="DATE",
+              help="The order's new end (ISO date or time, UTC).")
+@click.option("--indefinite", is_flag=True, help="The order now has no end date.")
+@click.pass_context
+def extend_gag_cmd(ctx: click.Context, matter_id: str, until: str | None,
+                   indefinite: bool) -> None:
+    """Record that the matter's non-disclosure order was renewed or extended: notices
+    and sealed audit events wait for the new end."""
+    if (until is None) == (not indefinite):
+        raise click.UsageError("give either --until DATE or --indefinite")
+    end = None if indefinite else parse_time(until, "--until")
+    matter = _with_service(ctx, lambda s: s.extend_gag(matter_id, ACTOR, end))
+    click.echo(f"{matter.id}: order extended to {until or 'no end date'}")
+
+
 @legal.command("inform-requested")
 @click.argument("matter_id")
 @click.pass_context

@@ -82,6 +82,7 @@ EVENT_WORDS = {
     "legal:notice:requested": "The authority behind a legal request asked us to tell "
                               "you about it",
     "legal:gag:lifted": "A non-disclosure order about you ended",
+    "legal:gag:extended": "A non-disclosure order about you was extended",
     "log:commitment:revealed": "An event kept secret by a court order was revealed",
 }
 

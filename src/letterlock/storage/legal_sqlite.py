@@ -69,6 +69,13 @@ CREATE TABLE IF NOT EXISTS gag_lifts (
     lifted_at TEXT NOT NULL,
     lifted_by TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS gag_extensions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    matter_id TEXT NOT NULL REFERENCES matters(id),
+    extended_at TEXT NOT NULL,
+    extended_by TEXT NOT NULL,
+    until TEXT                      -- NULL: without end date
+);
 CREATE TABLE IF NOT EXISTS audit_outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     event TEXT NOT NULL,            -- the event as recorded by the step (JSON)
@@ -311,7 +318,14 @@ class LegalTxn:
                 raise Refused(f"notice {notice_id} was sent already")
         self.steps.append(fn)
 
-    def set_pending_notices_due(self, matter_id: str, at: datetime) -> None:
+    def extend_gag(self, matter_id: str, at: datetime, by: str,
+                   until: datetime | None) -> None:
+        """The matter's non-disclosure order now ends at ``until`` (None: no end)."""
+        self.steps.append(lambda c: c.execute(
+            "INSERT INTO gag_extensions (matter_id, extended_at, extended_by, until) "
+            "VALUES (?,?,?,?)", (matter_id, _ts(at), by, _ts(until))))
+
+    def set_pending_notices_due(self, matter_id: str, at: datetime | None) -> None:
         self.steps.append(lambda c: c.execute(
             "UPDATE notices SET due_at=? WHERE matter_id=? AND sent_at IS NULL",
             (_ts(at), matter_id)))
@@ -477,6 +491,13 @@ class LegalStore:
                 f"SELECT {_NOTICE_COLS} FROM notices ORDER BY id")]
             return [n for n in rows if (matter_id is None or n.matter_id == matter_id)
                     and (address is None or n.address == address)]
+        return await self._db.read(fn)
+
+    async def gag_extensions(self) -> dict[str, datetime | None]:
+        """Matter -> the end of its order as last extended (None: no end date)."""
+        def fn(c: sqlite3.Connection) -> dict[str, datetime | None]:
+            return {str(m): _dt(u) for m, u in c.execute(
+                "SELECT matter_id, until FROM gag_extensions ORDER BY id")}
         return await self._db.read(fn)
 
     async def gag_lifted_at(self, matter_id: str) -> datetime | None:

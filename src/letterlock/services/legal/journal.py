@@ -84,14 +84,21 @@ class MatterJournal:
             finally:
                 os.close(fd)  # closing releases the lock
 
-    async def deliver(self, *, reveal: str | None = None) -> int:
+    async def deliver(self, *, reveal: str | None = None,
+                      reseal: str | None = None) -> int:
         """Put every event waiting in the outbox into the audit log, exactly once;
         then, with ``reveal``, reveal that matter's sealed events (its order was
-        lifted). Returns how many events were appended."""
+        lifted), or with ``reseal`` move their end to the order's extended end.
+        Returns how many events were appended."""
         async with self._exclusive():
             appended = await self._deliver_locked()
             if reveal is not None and isinstance(self._audit, Revealer):
                 await self._audit.reveal_matter(reveal, "legal")
+            if reseal is not None and isinstance(self._audit, Revealer):
+                seal = await self._seal_of(reseal)
+                if seal is not None:
+                    until, _ = seal
+                    await self._audit.reseal_matter(reseal, until)
             return appended
 
     async def _deliver_locked(self) -> int:
@@ -157,12 +164,27 @@ class MatterJournal:
             row = await self._store.get_matter(matter)
         except NotFound:
             return None
+        if await self._store.gag_lifted_at(matter) is not None:
+            return None
+        extended = await self._store.gag_extensions()
+        if matter in extended:  # the order as last extended
+            until = extended[matter]
+            return (INDEFINITE, (("indefinite", "true"),)) if until is None else (until, ())
         gag = self._jurisdictions.effective_gag(parse_request(json.loads(row.request)))
-        if gag is None or await self._store.gag_lifted_at(matter) is not None:
+        if gag is None:
             return None
         if gag.until is None:
             return INDEFINITE, (("indefinite", "true"),)
         return gag.until, ()
+
+    async def reseal_extended(self) -> None:
+        """An order extended just before a crash may have left its commitments with
+        the old end: move them now."""
+        if not isinstance(self._audit, Revealer):
+            return
+        sealed = await self._audit.sealed_matters()
+        for matter in sorted(set(await self._store.gag_extensions()) & sealed):
+            await self.deliver(reseal=matter)
 
     async def reveal_lifted(self) -> None:
         """An order lifted just before a crash may have left events sealed: reveal

@@ -179,11 +179,12 @@ class LegalService:
              details: Sequence[tuple[str, str]] = ()) -> None:
         self._journal.log(txn, kind, actor, self._clock(), request, matter, account, details)
 
-    async def _commit(self, txn: LegalTxn, *, reveal: str | None = None) -> None:
+    async def _commit(self, txn: LegalTxn, *, reveal: str | None = None,
+                      reseal: str | None = None) -> None:
         """Apply a step and its audit events at once, then put the events in the log
         (and the blobs released holds no longer keep out of the cells)."""
         await self._store.commit(txn)
-        await self._journal.deliver(reveal=reveal)
+        await self._journal.deliver(reveal=reveal, reseal=reseal)
         await self._purge()
 
     async def _purge(self) -> None:
@@ -206,6 +207,7 @@ class LegalService:
         self._recovered = True
         await self._journal.deliver()
         await self._journal.reveal_lifted()
+        await self._journal.reseal_extended()
         await self._purge()
         for row in await self._store.list_matters():
             if row.recommendation is None:
@@ -531,7 +533,8 @@ class LegalService:
         await self._recover()
         row = await self._store.get_matter(matter_id)
         request = parse_request(json.loads(row.request))
-        if self._engine.jurisdictions.effective_gag(request) is None:
+        if self._engine.jurisdictions.effective_gag(request) is None and \
+                matter_id not in await self._store.gag_extensions():
             raise Refused(f"matter {matter_id} has no non-disclosure order")
         if await self._store.gag_lifted_at(matter_id) is not None:
             raise Refused(f"the order on matter {matter_id} was lifted already")
@@ -545,6 +548,35 @@ class LegalService:
         self._log(txn, EventType.LEGAL_GAG_LIFTED, actor, request, matter_id)
         await self._commit(txn, reveal=matter_id)
         await self._send_due_notices(now)
+        return await self.show(matter_id)
+
+    async def extend_gag(self, matter_id: str, actor: str,
+                         until: datetime | None) -> Matter:
+        """The non-disclosure order was renewed or extended to ``until`` (None: without
+        end date), or one was served on a matter that had none: the user notices
+        still to be sent wait for the new end (``tick`` respects it), and the matter's
+        sealed audit events are revealed then, not at the old end."""
+        await self._recover()
+        row = await self._store.get_matter(matter_id)
+        if row.state == "closed":
+            raise Refused(f"matter {matter_id} is closed")
+        if await self._store.gag_lifted_at(matter_id) is not None:
+            raise Refused(f"the order on matter {matter_id} was lifted already; a new "
+                          "order is a new matter")
+        now = self._clock()
+        if until is not None and until <= now:
+            raise InvalidInput(f"the order's new end {format_time(until)} is not in the "
+                               "future")
+        request = parse_request(json.loads(row.request))
+        txn = LegalTxn()
+        txn.extend_gag(matter_id, now, actor, until)
+        decision = None if row.decision is None else Decision.from_json(json.loads(row.decision))
+        # An EU order's notice waits for its issuing authority whatever the order says.
+        if decision is None or decision.user_notice.when != "on-authority-request":
+            txn.set_pending_notices_due(matter_id, until)
+        self._log(txn, EventType.LEGAL_GAG_EXTENDED, actor, request, matter_id,
+                  details=(("until", "indefinite" if until is None else format_time(until)),))
+        await self._commit(txn, reseal=matter_id)
         return await self.show(matter_id)
 
     async def inform_requested(self, matter_id: str, actor: str) -> Matter:
