@@ -123,6 +123,8 @@ class AddressService:
             normal = normalise_address(address)
         except InvalidInput:
             return False
+        if normal == ref.address:
+            return True  # the common case, without a query
         local, _, domain = normal.rpartition("@")
         target = await self.domain_target(domain)
         if target is not None:
