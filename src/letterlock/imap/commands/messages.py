@@ -8,6 +8,7 @@ from letterlock.errors import InvalidInput, LetterlockError
 from letterlock.imap.commands.mailboxes import decoded_name, deselect
 from letterlock.imap.context import Context
 from letterlock.imap.errors import reply_for
+from letterlock.imap.esearch import ordered_set
 from letterlock.imap.parsing import commands as c
 from letterlock.imap.reply import Reply, bad, no, ok
 from letterlock.imap.selected import BadSequence, SelectedMailbox, compress
@@ -199,25 +200,11 @@ async def copy(cmd: c.Copy, ctx: Context) -> Reply:
     code = None
     if pairs:
         validity = pairs[0][1].uidvalidity
-        code = (f"COPYUID {validity} {compress_pairs([p[0] for p in pairs])} "
-                f"{compress_pairs([p[1].uid for p in pairs])}")
+        code = (f"COPYUID {validity} {ordered_set([p[0] for p in pairs])} "
+                f"{ordered_set([p[1].uid for p in pairs])}")
     if cmd.move:
         if code:
             ctx.out.untagged(f"OK [{code}] Moved".encode())
             code = None
         report_expunged(ctx, [g.uid for g in gone])
     return ok(f"{cmd.name} completed", code)
-
-
-def compress_pairs(numbers: list[int]) -> str:
-    """A uid-set in the given order (COPYUID pairs source and target positions, so the
-    order must be kept; runs are compressed only when ascending by one)."""
-    out: list[str] = []
-    i = 0
-    while i < len(numbers):
-        j = i
-        while j + 1 < len(numbers) and numbers[j + 1] == numbers[j] + 1:
-            j += 1
-        out.append(str(numbers[i]) if i == j else f"{numbers[i]}:{numbers[j]}")
-        i = j + 1
-    return ",".join(out)
