@@ -109,6 +109,11 @@ class SmtpConfig:
     valid certificate (else it waits, and `letterlock queue show` says why); mode
     testing only logs. Policies are fetched over HTTPS and kept for their max_age.
     Not used with a smarthost."""
+    dane: bool = True
+    """Honour DANE TLSA records (RFC 7672) of recipient MX hosts in MX delivery where
+    DNSSEC vouches for them (the AD bit of the system's resolver, which must then be
+    a validating one): the MX's certificate must match a DANE-EE record, else the
+    mail waits. Without DNSSEC, DANE does not apply. Not used with a smarthost."""
     delay_notice_s: int = _option(4 * 3600, "seconds")
     """Seconds an outbound message may wait for some recipient before its sender gets
     one delayed-delivery notice (RFC 3464, Action: delayed) with the last answer of

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 import dns.asyncresolver
+import dns.flags
 import dns.message
 import dns.rcode
 import dns.rdatatype
@@ -18,9 +19,11 @@ Zone = Mapping[tuple[str, str], Sequence[str]]
 
 
 class _Server(asyncio.DatagramProtocol):
-    def __init__(self, zone: Zone, no_answer: frozenset[str]) -> None:
+    def __init__(self, zone: Zone, no_answer: frozenset[str],
+                 secure: frozenset[str] = frozenset()) -> None:
         self._zone = zone
         self._no_answer = no_answer
+        self._secure = secure
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -33,6 +36,8 @@ class _Server(asyncio.DatagramProtocol):
         name = question.name.to_text().lower()
         kind = dns.rdatatype.to_text(question.rdtype)
         records = self._zone.get((name, kind))
+        if name in self._secure:  # as a validating resolver marks DNSSEC-signed data
+            response.flags |= dns.flags.AD
         if records:
             response.answer.append(dns.rrset.from_text_list(name, 60, "IN", kind,
                                                             list(records)))
@@ -43,13 +48,15 @@ class _Server(asyncio.DatagramProtocol):
 
 
 @asynccontextmanager
-async def dns_server(zone: Zone, no_answer: Sequence[str] = (),
+async def dns_server(zone: Zone, no_answer: Sequence[str] = (), secure: Sequence[str] = (),
                      ) -> AsyncIterator[dns.asyncresolver.Resolver]:
     """Serve ``zone`` (names in ``no_answer`` exist but have no records asked for;
-    other unknown names are NXDOMAIN) and yield a resolver that asks only it."""
+    other unknown names are NXDOMAIN; answers for names in ``secure`` carry the AD
+    bit, as from a validating resolver) and yield a resolver that asks only it."""
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(
-        lambda: _Server(zone, frozenset(no_answer)), local_addr=("127.0.0.1", 0))
+        lambda: _Server(zone, frozenset(no_answer), frozenset(n.lower() for n in secure)),
+        local_addr=("127.0.0.1", 0))
     res = dns.asyncresolver.Resolver(configure=False)
     res.nameservers = ["127.0.0.1"]
     res.port = transport.get_extra_info("sockname")[1]

@@ -26,6 +26,7 @@ from letterlock.app import App
 from letterlock.config import Config, SmtpConfig
 from letterlock.services.accounts.accounts import AccountService
 from letterlock.services.mail import dkim_keys
+from letterlock.services.mail.dane import Dane
 from letterlock.services.mail.delivery import DeliveryService
 from letterlock.services.mail.inbound_auth import InboundChecks
 from letterlock.services.mail.mta_sts import MtaSts
@@ -181,7 +182,8 @@ async def start_smtp(app: App, ssl_context: ssl.SSLContext | None, *,
                           dkim_keys.DkimKeys(config.control_dir),
                           OutboundSettings.from_config(config.smtp, config.server.hostname),
                           peers=app.peers,  # news from `letterlock queue`
-                          mta_sts=MtaSts() if config.smtp.mta_sts else None)
+                          mta_sts=MtaSts() if config.smtp.mta_sts else None,
+                          dane=Dane() if config.smtp.dane else None)
     await queue.start()
     spam = SpamFilter.from_config(config.spam)
     if spam is not None:

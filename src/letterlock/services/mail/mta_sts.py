@@ -120,7 +120,7 @@ class MtaSts:
     def __init__(self, resolver: dns.asyncresolver.Resolver | None = None,
                  settings: StsSettings | None = None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
-        self._resolver = resolver or dns.asyncresolver.Resolver()
+        self._resolver = resolver or system_resolver()
         self._settings = settings or StsSettings()
         self._monotonic = monotonic
         self._cache: dict[str, tuple[Policy, float]] = {}
@@ -214,3 +214,14 @@ def failure(domain: str, policy: str, result: str, mx: str, reason: str) -> None
     """One TLS-RPT failure (RFC 8460 4.3 result types) for the policy domain."""
     event(LogEvent.TLS_POLICY_FAILURE, domain=domain, policy=policy, result=result,
           mx=mx or None, reason=reason[:200])
+
+
+def system_resolver() -> dns.asyncresolver.Resolver:
+    """The system's resolver (/etc/resolv.conf), or one asking 127.0.0.1 where there
+    is no configuration (lookups then fail, as they would anyway)."""
+    try:
+        return dns.asyncresolver.Resolver()
+    except dns.resolver.NoResolverConfiguration:
+        resolver = dns.asyncresolver.Resolver(configure=False)
+        resolver.nameservers = ["127.0.0.1"]
+        return resolver

@@ -37,6 +37,7 @@ from letterlock.config import SmtpConfig
 from letterlock.crypto import keys, seal
 from letterlock.errors import ConfigError, LetterlockError, StorageError
 from letterlock.services.accounts.accounts import AccountRef, AccountService
+from letterlock.services.mail.dane import Dane, DaneLookupError
 from letterlock.services.mail.delivery import DeliveryService
 from letterlock.services.mail.dkim_keys import DkimKeys
 from letterlock.services.mail.mta_sts import MtaSts, failure
@@ -202,7 +203,7 @@ class OutboundQueue:
                  dkim: DkimKeys, settings: OutboundSettings, *,
                  mx_lookup: MxLookup = dns_mx_lookup,
                  clock: Callable[[], datetime] = _now, peers: PeerBus | None = None,
-                 mta_sts: MtaSts | None = None,
+                 mta_sts: MtaSts | None = None, dane: Dane | None = None,
                  address_lookup: AddressLookup = direct_address) -> None:
         self._home = home
         self._peers = peers
@@ -218,6 +219,8 @@ class OutboundQueue:
         self._sts = mta_sts
         """Policies of recipient domains (None: MTA-STS off, or a smarthost)."""
         self._address_lookup = address_lookup
+        self._dane = dane
+        """TLSA lookups with DNSSEC (None: DANE off, or a smarthost)."""
         self._clock = clock
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="outbound")
         self._spool: Spool | None = None
@@ -475,6 +478,25 @@ class OutboundQueue:
             policy = await self._sts.policy(domain)
         last = Outcome(PENDING, "4.4.1", "no host to try")
         for host, port in hosts:
+            if self._dane is not None and not self.settings.smarthost:
+                # DANE, where DNSSEC vouches for TLSA records, comes before MTA-STS.
+                try:
+                    pinned = await self._dane.records(domain, host)  # _25._tcp
+                except DaneLookupError as exc:
+                    failure(domain, "tlsa", "tlsa-invalid", host, str(exc))
+                    last = Outcome(PENDING, "4.7.5", f"DANE: {exc}", host)
+                    continue
+                if pinned is not None:
+                    try:
+                        return await transaction(host, port, addresses, mail_from, message,
+                                                 self.settings, dane=pinned,
+                                                 address_lookup=self._address_lookup)
+                    except TlsPolicyFailure as exc:
+                        failure(domain, "tlsa", exc.result, host, exc.reason)
+                        last = Outcome(PENDING, "4.7.5", f"DANE: {exc.reason}", host)
+                    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                        last = Outcome(PENDING, "4.4.1", f"{host}:{port}: {exc!r}"[:300], host)
+                    continue
             verify = policy is not None and policy.mode in ("enforce", "testing")
             if policy is not None and verify and not policy.allows(host):
                 failure(domain, "sts", "validation-failure", host, "MX not in the policy")

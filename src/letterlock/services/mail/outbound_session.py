@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import aiosmtplib
 
+from letterlock.services.mail.dane import DaneRecords, matches
 from letterlock.services.mail.queue_entry import FAILED, PENDING, SENT
 
 if TYPE_CHECKING:
@@ -54,9 +55,12 @@ def _verified(settings: OutboundSettings) -> ssl.SSLContext:
 
 async def transaction(host: str, port: int, addresses: list[str], mail_from: str,
                       message: bytes, settings: OutboundSettings, *, verify: bool = False,
+                      dane: DaneRecords | None = None,
                       address_lookup: AddressLookup = direct_address) -> dict[str, Outcome]:
     """Deliver ``message`` to ``addresses`` at ``host``. ``verify``: STARTTLS with a
-    certificate valid for ``host`` is required (MTA-STS), else TlsPolicyFailure."""
+    certificate valid for ``host`` is required (MTA-STS), else TlsPolicyFailure;
+    ``dane``: STARTTLS is required and the certificate must match a usable record
+    (none usable: TLS unauthenticated, RFC 7672 3.1)."""
     policy = settings.tls_policy
     client = aiosmtplib.SMTP(hostname=await address_lookup(host), port=port,
                              timeout=settings.timeout_s, start_tls=False,
@@ -64,7 +68,9 @@ async def transaction(host: str, port: int, addresses: list[str], mail_from: str
     await client.connect()
     try:
         await client.ehlo()
-        if verify:
+        if dane is not None:
+            await _dane_starttls(client, host, dane)
+        elif verify:
             if not client.supports_extension("starttls"):
                 raise TlsPolicyFailure("starttls-not-supported",
                                        f"{host} does not offer STARTTLS")
@@ -101,6 +107,28 @@ async def transaction(host: str, port: int, addresses: list[str], mail_from: str
         with contextlib.suppress(aiosmtplib.SMTPException, OSError):
             await client.quit()
         client.close()
+
+
+async def _dane_starttls(client: aiosmtplib.SMTP, host: str, dane: DaneRecords) -> None:
+    if not client.supports_extension("starttls"):
+        raise TlsPolicyFailure("starttls-not-supported", f"{host} does not offer STARTTLS")
+    ctx = ssl.create_default_context()  # the TLSA records authenticate, not the roots
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        await client.starttls(tls_context=ctx, validate_certs=False)
+    except (ssl.SSLError, aiosmtplib.SMTPException, OSError) as exc:
+        raise TlsPolicyFailure("validation-failure",
+                               f"TLS with {host} failed: {str(exc)[:200]}") from exc
+    usable = dane.usable
+    if not usable:
+        return
+    transport = client.transport
+    tls = transport.get_extra_info("ssl_object") if transport is not None else None
+    der = tls.getpeercert(binary_form=True) if tls is not None else None
+    if not der or not matches(usable, der):
+        raise TlsPolicyFailure("validation-failure",
+                               f"the certificate of {host} matches none of its TLSA records")
 
 
 async def _send(client: aiosmtplib.SMTP, host: str, addresses: list[str],
