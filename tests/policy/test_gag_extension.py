@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import httpx
 import pytest
+from fastapi import FastAPI
 
 from letterlock.app import App
 from letterlock.audit.events import EventType
 from letterlock.errors import InvalidInput
+from letterlock.http.legal_api import OperatorIdentity, make_legal_router
 from letterlock.services.legal.matters import LegalService
 
 from .harness import make_request
@@ -73,3 +76,21 @@ async def test_gag_extended_to_no_end_waits_for_the_lift(
     lifted = await legal.lift_gag(matter.id, "counsel")
     assert lifted.notices[0].sent_at == clock.now
     assert EventType.LEGAL_GAG_EXTENDED in await _readable(app, matter.id)
+
+
+async def test_extend_gag_over_the_http_api(app: App, legal: LegalService) -> None:
+    await add_bob(app)
+    request = make_request(categories=["subscriber"], gag={"until": "2025-06-01T00:00:00Z"})
+    matter = await legal.file(request, "counsel")
+    await legal.decide(matter.id, "counsel")
+    api = FastAPI()
+    api.include_router(make_legal_router(lambda: legal,
+                                         lambda: OperatorIdentity("lee", "legal")))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api),
+                                 base_url="http://test") as c:
+        url = f"/api/legal/matters/{matter.id}/extend-gag"
+        assert (await c.post(url, json={})).status_code == 422
+        assert (await c.post(url, json={"until": "someday"})).status_code == 422
+        ok = await c.post(url, json={"until": "2025-12-01T00:00:00Z"})
+        assert ok.status_code == 200, ok.text
+        assert ok.json()["notices"][0]["due_at"] == "2025-12-01T00:00:00Z"

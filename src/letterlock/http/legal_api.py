@@ -18,6 +18,8 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query
 
 from letterlock.errors import LetterlockError
 from letterlock.http.errors import status_for
+from letterlock.policy import parse_time
+from letterlock.services.legal.matter import Matter
 from letterlock.services.legal.matters import LegalService
 
 T = TypeVar("T")
@@ -105,6 +107,22 @@ def make_legal_router(service: Callable[[], LegalService],
     async def lift_gag(svc: Svc, who: Who, matter_id: str) -> dict[str, Any]:
         actor = acting(who)
         matter = await _call(lambda: svc.lift_gag(matter_id, actor))
+        return matter.to_json()
+
+    @router.post("/matters/{matter_id}/extend-gag")
+    async def extend_gag(svc: Svc, who: Who, matter_id: str,
+                         until: Annotated[str | None, Body()] = None,
+                         indefinite: Annotated[bool, Body()] = False) -> dict[str, Any]:
+        """The non-disclosure order was renewed or extended: ``until`` (ISO time) or
+        ``indefinite``."""
+        actor = acting(who)
+        if (until is None) == (not indefinite):
+            raise HTTPException(422, "give either until or indefinite: true")
+
+        async def run() -> Matter:
+            end = None if indefinite else parse_time(until, "until")
+            return await svc.extend_gag(matter_id, actor, end)
+        matter = await _call(run)
         return matter.to_json()
 
     @router.post("/matters/{matter_id}/inform-requested")
