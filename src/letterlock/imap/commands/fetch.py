@@ -28,6 +28,7 @@ from letterlock.imap.selected import BadSequence, SelectedMailbox, compress
 from letterlock.mime import sections, structure
 from letterlock.mime.headers import split_fields
 from letterlock.services.mail.digests import Digest, DigestReader
+from letterlock.services.operations.log_events import LogEvent, event
 from letterlock.storage.models import MessageRecord
 
 BATCH = 1024
@@ -240,6 +241,9 @@ async def fetch(cmd: c.Fetch, ctx: Context) -> Reply:
     known_flags: set[frozenset[str]] = set()
     """Flag sets whose keywords this session has been told of during this command."""
     missing = 0
+    unopened: list[MessageRecord] = []
+    """Listed in this command but without a body or digest: expunged meanwhile, or
+    damaged (told apart at the end)."""
     for start in range(0, len(uids), BATCH):
         batch = uids[start : start + BATCH]
         try:
@@ -271,11 +275,11 @@ async def fetch(cmd: c.Fetch, ctx: Context) -> Reply:
                 if seq is None:
                     continue
                 if body_needed and rec.uid not in raws:
-                    missing += 1  # expunged (and its blob released) since listed
+                    unopened.append(rec)  # expunged (and its blob released) since listed?
                     continue
                 digest = digests.get(rec.uid)
                 if need_digest and digest is None and rec.uid not in raws:
-                    missing += 1  # expunged since listed: its summary is gone too
+                    unopened.append(rec)  # expunged since listed: its summary gone too?
                     continue
                 if rec.flags not in known_flags:
                     for line in sel.learn_keywords(rec.flags):
@@ -290,12 +294,37 @@ async def fetch(cmd: c.Fetch, ctx: Context) -> Reply:
             await out.maybe_flush()
         if start:
             await asyncio.sleep(0)  # let other connections run between batches
+    if unopened:
+        try:
+            damaged = await still_listed(ctx, sel.id, unopened)
+        except LetterlockError as exc:
+            return reply_for(exc)
+        if damaged:
+            return no("Stored data of message UID " + ",".join(str(r.uid) for r in damaged)
+                      + " is missing or damaged", "CORRUPTION")
+        missing += len(unopened)
     if missing and not cmd.uid:
         # Expunged by another session but not yet reported to this one: the rest was
         # sent; the EXPUNGE follows at the next command that may carry it (RFC 2180
         # 4.1.3, RFC 5530 EXPUNGEISSUED).
         return ok("FETCH completed; some messages were expunged meanwhile", "EXPUNGEISSUED")
     return ok(f"{cmd.name} completed")
+
+
+async def still_listed(ctx: Context, mailbox_id: int,
+                       records: list[MessageRecord]) -> list[MessageRecord]:
+    """Of ``records``, whose body or summary did not open, those still listed with the
+    same blob: not expunged meanwhile but damaged (a missing, zeroed or foreign
+    blob). Each is one ``mail:message:damaged`` line for the operator."""
+    assert ctx.user is not None
+    now = await ctx.services.mailboxes.get_messages(
+        ctx.user, mailbox_id, [r.uid for r in records], with_summary=False)
+    blobs = {r.uid: r.blob_id for r in records}
+    damaged = [r for r in now if blobs.get(r.uid) == r.blob_id]
+    for rec in damaged:
+        event(LogEvent.MESSAGE_DAMAGED, user=ctx.user.address, mailbox=mailbox_id,
+              uid=rec.uid, blob=rec.blob_id)
+    return damaged
 
 
 async def bodies_present(ctx: Context, records: list[MessageRecord],

@@ -72,6 +72,9 @@ class LogEvent(enum.StrEnum):
     MESSAGE_STORED = "mail:message:stored"
     """One recipient's sealed copy is durable (one line per recipient)."""
     MESSAGE_NOT_STORED = "mail:message:not-stored"
+    MESSAGE_DAMAGED = "mail:message:damaged"
+    """A stored message is listed but its sealed copy is missing or does not open
+    (``mailbox`` id, ``uid``, ``blob``): the client got NO [CORRUPTION]."""
     QUOTA_WARNED = "mail:quota:warned"
     """An account reached ``level`` per cent of a quota limit; its owner was sent a
     warning mail (once per level)."""
@@ -165,6 +168,7 @@ LEVELS: dict[LogEvent, int] = {
     LogEvent.MESSAGE_ACCEPTED: logging.INFO,
     LogEvent.MESSAGE_STORED: logging.INFO,
     LogEvent.MESSAGE_NOT_STORED: logging.WARNING,
+    LogEvent.MESSAGE_DAMAGED: logging.ERROR,
     LogEvent.QUOTA_WARNED: logging.INFO,
     LogEvent.DMARC_EVALUATED: logging.INFO,
     LogEvent.SPAM_CHECKED: logging.INFO,
