@@ -73,7 +73,8 @@ class Instruments:
             "recipient), by result (stored, failed)", ["result"], registry=None)
         self.outbound = Counter(
             "letterlock_outbound", "Outbound queue: messages queued and delivery attempts "
-            "per recipient, by result (queued, sent, deferred, failed, bounced)",
+            "per recipient, by result (queued, sent, deferred, failed, bounced, "
+            "delay-noticed)",
             ["result"], registry=None)
         self.rejections = Counter(
             "letterlock_smtp_rejections", "SMTP replies 4xx/5xx, by listener and code",
@@ -137,6 +138,8 @@ class MetricsHandler(logging.Handler):
                                                             "failed").inc(),
             LogEvent.OUTBOUND_BOUNCED: lambda r: self._child(self._m.outbound,
                                                              "bounced").inc(),
+            LogEvent.OUTBOUND_DELAY_NOTICE: lambda r: self._child(self._m.outbound,
+                                                                  "delay-noticed").inc(),
             LogEvent.SMTP_REJECTED: lambda r: self._child(
                 self._m.rejections, _field(r, "proto"), _field(r, "code")).inc(),
             LogEvent.CLIENT_REFUSED: self._refused,
