@@ -93,3 +93,24 @@ async def test_an_expunge_meanwhile_is_not_called_damage(
     assert damaged_lines(caplog) == []
     await reader.close()
     await other.close()
+
+
+async def test_blobs_swapped_within_an_account_are_a_no_not_the_other_body(
+        imap: Imap, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, EVENTS_LOGGER)
+    rows = await append_three(imap)  # "body 0" and "body 1" seal to the same length
+    (pack, first, length), (_, second, other) = (blob_place(imap, rows[0][1]),
+                                                 blob_place(imap, rows[1][1]))
+    assert length == other
+    fd = os.open(pack, os.O_RDWR)
+    try:
+        a, b = os.pread(fd, length, first), os.pread(fd, length, second)
+        os.pwrite(fd, b, first)
+        os.pwrite(fd, a, second)
+    finally:
+        os.close(fd)
+    c = await imap.session("INBOX")
+    lines = await c.command("f", "FETCH 1:2 (BODY.PEEK[])")
+    assert lines == [b"f NO [CORRUPTION] Stored data of message UID 1,2 is missing or damaged"]
+    assert [d["uid"] for d in damaged_lines(caplog)] == [1, 2]
+    await c.close()

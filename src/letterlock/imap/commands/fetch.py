@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 
-from letterlock.errors import LetterlockError, NotFound
+from letterlock.errors import CryptoError, LetterlockError, NotFound
 from letterlock.imap import encoding, views
 from letterlock.imap.context import BODY_BYTES, Context
 from letterlock.imap.errors import reply_for
@@ -267,7 +267,7 @@ async def fetch(cmd: c.Fetch, ctx: Context) -> Reply:
             raws: dict[int, bytes] = {}
             if body_needed and group:
                 try:
-                    raws = await bodies_present(ctx, group, digests)
+                    raws = await bodies_present(ctx, group, digests, skip_damaged=True)
                 except LetterlockError as exc:
                     return reply_for(exc)
             for rec in group:
@@ -328,19 +328,25 @@ async def still_listed(ctx: Context, mailbox_id: int,
 
 
 async def bodies_present(ctx: Context, records: list[MessageRecord],
-                         digests: dict[int, Digest] | None = None) -> dict[int, bytes]:
+                         digests: dict[int, Digest] | None = None, *,
+                         skip_damaged: bool = False) -> dict[int, bytes]:
     """Bodies of ``records`` in one round trip; if some were expunged meanwhile by
-    another session (their blobs gone), the others, one by one."""
+    another session (their blobs gone) or do not open (damaged, or another message's
+    blob: the content key of the message's own summary does not open it), the
+    others, one by one. Those that do not open are left out only with
+    ``skip_damaged`` (the caller then tells them from expunged ones: ``still_listed``);
+    otherwise CryptoError is raised."""
     assert ctx.user is not None
     svc = ctx.services.mailboxes
+    skipped = (NotFound, CryptoError) if skip_damaged else (NotFound,)
     try:
         return await svc.bodies(ctx.user, records, digests)
-    except NotFound:
+    except skipped:
         out: dict[int, bytes] = {}
         for rec in records:
             try:
                 out.update(await svc.bodies(ctx.user, [rec], digests))
-            except NotFound:
+            except skipped:
                 continue
         return out
 
