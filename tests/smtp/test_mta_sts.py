@@ -262,3 +262,52 @@ async def test_unreachable_policy_server_means_no_policy_and_is_logged(
         controller.stop()
     assert receiver.delivered == [["carol@other.test"]]  # RFC 8461 5: as without one
     assert [f["result"] for f in failures(caplog)] == ["sts-policy-fetch-error"]
+
+
+async def test_testing_mode_with_an_untrusted_certificate_delivers_after_logging(
+        accounts: App, tmp_path: Path, ca: TestCa, policy_server: PolicyServer,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="letterlock.events")
+    policy_server.text["policy"] = POLICY.format(mode="testing")
+    stranger = TestCa(tmp_path / "other-ca")
+    receiver, controller, port = start_receiver(stranger.server_context("mx1.other.test"))
+    try:
+        async with sts_queue(accounts, ca, policy_server, port) as (queue, _), \
+                submitting_through(accounts, tmp_path, queue) as world:
+            assert await asyncio.to_thread(submit, world, ["carol@other.test"]) == {}
+            await queue.wait_until(lambda entries: not entries)
+    finally:
+        controller.stop()
+    assert receiver.delivered == [["carol@other.test"]]
+    assert [f["result"] for f in failures(caplog)] == ["certificate-not-trusted"]
+
+
+async def test_policy_is_fetched_again_when_its_txt_id_changes(
+        ca: TestCa, policy_server: PolicyServer) -> None:
+    zone = {("_mta-sts.other.test.", "TXT"): ['"v=STSv1; id=1"'],
+            ("mta-sts.other.test.", "A"): ["127.0.0.1"]}
+    async with dns_server(zone) as resolver:
+        sts = MtaSts(resolver, StsSettings(tls_context=ca.client_context(),
+                                           https_port=policy_server.port))
+        first = await sts.policy("other.test")
+        assert first is not None and first.mode == "enforce" and first.id == "1"
+        assert await sts.policy("Other.Test.") == first and sts.fetches == 1
+        policy_server.text["policy"] = POLICY.format(mode="testing")
+        zone[("_mta-sts.other.test.", "TXT")] = ['"v=STSv1; id=2"']
+        second = await sts.policy("other.test")
+        assert second is not None and second.mode == "testing" and sts.fetches == 2
+        # The policy server gone: the kept policy still applies (RFC 8461 5.1).
+        policy_server.text["policy"] = "not a policy"
+        zone[("_mta-sts.other.test.", "TXT")] = ['"v=STSv1; id=3"']
+        assert await sts.policy("other.test") == second
+
+
+async def test_policy_server_with_a_certificate_not_trusted_gives_no_policy(
+        tmp_path: Path, policy_server: PolicyServer) -> None:
+    zone = {("_mta-sts.other.test.", "TXT"): ['"v=STSv1; id=1"'],
+            ("mta-sts.other.test.", "A"): ["127.0.0.1"]}
+    async with dns_server(zone) as resolver:
+        stranger = TestCa(tmp_path / "other-ca")  # the server's CA is not this one
+        sts = MtaSts(resolver, StsSettings(tls_context=stranger.client_context(),
+                                           https_port=policy_server.port))
+        assert await sts.policy("other.test") is None
