@@ -311,3 +311,27 @@ async def test_policy_server_with_a_certificate_not_trusted_gives_no_policy(
         sts = MtaSts(resolver, StsSettings(tls_context=stranger.client_context(),
                                            https_port=policy_server.port))
         assert await sts.policy("other.test") is None
+
+
+def test_tls_failures_are_counted_per_policy_and_result() -> None:
+    from letterlock.services.mail.mta_sts import failure
+    from letterlock.services.operations.log_events import EVENTS_LOGGER
+    from letterlock.services.operations.metrics import Instruments, MetricsHandler
+
+    instruments = Instruments()
+    handler = MetricsHandler(instruments)
+    events = logging.getLogger(EVENTS_LOGGER)
+    events.addHandler(handler)
+    level = events.level
+    events.setLevel(logging.INFO)
+    try:
+        failure("other.test", "sts", "validation-failure", "mx.evil.test", "MX not in policy")
+        failure("other.test", "sts", "validation-failure", "mx.evil.test", "MX not in policy")
+        failure("third.test", "tlsa", "tlsa-invalid", "mx.third.test", "bogus")
+    finally:
+        events.removeHandler(handler)
+        events.setLevel(level)
+    counted = {(s.labels["policy"], s.labels["result"]): s.value
+               for family in instruments.tls_failures.collect() for s in family.samples
+               if s.name.endswith("_total")}
+    assert counted == {("sts", "validation-failure"): 2.0, ("tlsa", "tlsa-invalid"): 1.0}

@@ -76,6 +76,11 @@ class Instruments:
             "per recipient, by result (queued, sent, deferred, failed, bounced, "
             "delay-noticed)",
             ["result"], registry=None)
+        self.tls_failures = Counter(
+            "letterlock_outbound_tls_failures", "Outbound TLS short of a recipient "
+            "domain's policy, or its policy unobtainable, by policy (sts, tlsa) and "
+            "RFC 8460 result type (the log line names the domain)", ["policy", "result"],
+            registry=None)
         self.rejections = Counter(
             "letterlock_smtp_rejections", "SMTP replies 4xx/5xx, by listener and code",
             ["listener", "code"], registry=None)
@@ -140,6 +145,8 @@ class MetricsHandler(logging.Handler):
                                                              "bounced").inc(),
             LogEvent.OUTBOUND_DELAY_NOTICE: lambda r: self._child(self._m.outbound,
                                                                   "delay-noticed").inc(),
+            LogEvent.TLS_POLICY_FAILURE: lambda r: self._child(
+                self._m.tls_failures, _field(r, "policy"), _field(r, "result")).inc(),
             LogEvent.SMTP_REJECTED: lambda r: self._child(
                 self._m.rejections, _field(r, "proto"), _field(r, "code")).inc(),
             LogEvent.CLIENT_REFUSED: self._refused,
