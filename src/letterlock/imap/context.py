@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from letterlock.config import ImapConfig
 from letterlock.imap import encoding, utf7
@@ -14,6 +15,9 @@ from letterlock.imap.selected import RecentClaims, SelectedMailbox
 from letterlock.imap.state import State
 from letterlock.services.accounts.accounts import AccountService, Session
 from letterlock.services.mail.mailbox import MailboxService
+
+if TYPE_CHECKING:
+    from letterlock.imap.commands.notify import Notifier
 
 FLUSH_AT = 64 * 1024
 BODY_BYTES = 8 * 1024 * 1024
@@ -65,12 +69,12 @@ BASE_CAPABILITIES = (
     "LIST-STATUS", "ESEARCH", "SASL-IR", "ID", "CONDSTORE", "QRESYNC", "BINARY",
     "UTF8=ACCEPT", "STATUS=SIZE", "SORT", "SORT=DISPLAY", "SEARCHRES",
     "MULTIAPPEND", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
-    "ESORT", "CONTEXT=SEARCH", "CONTEXT=SORT", "CATENATE")
+    "ESORT", "CONTEXT=SEARCH", "CONTEXT=SORT", "CATENATE", "NOTIFY")
 
 
 class Context:
-    __slots__ = ("can_starttls", "enabled", "loopback", "out", "read_line", "selected",
-                 "services", "starttls_requested", "state", "tls", "user")
+    __slots__ = ("can_starttls", "enabled", "loopback", "notifier", "out", "read_line",
+                 "selected", "services", "starttls_requested", "state", "tls", "user")
 
     def __init__(self, services: Services, out: Output, *, tls: bool, loopback: bool,
                  can_starttls: bool,
@@ -86,6 +90,8 @@ class Context:
         self.selected: SelectedMailbox | None = None
         self.enabled: set[str] = set()
         self.starttls_requested = False
+        self.notifier: Notifier | None = None
+        """The NOTIFY SET in force (RFC 5465), None without one."""
 
     # -- extensions ------------------------------------------------------------------
     @property

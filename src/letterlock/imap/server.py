@@ -35,6 +35,7 @@ from letterlock.imap.admission import Admission, trusted_networks
 from letterlock.imap.commands import HANDLERS, NO_EXPUNGE_DURING
 from letterlock.imap.commands.idle import push_updates
 from letterlock.imap.commands.mailboxes import deselect
+from letterlock.imap.commands.notify import after_command, read_between_commands
 from letterlock.imap.context import Context, Output, Services
 from letterlock.imap.heap import HeapTrimmer, glibc_malloc_trim
 from letterlock.imap.parsing import ParseError, parse_command
@@ -191,9 +192,9 @@ def _is_loopback(writer: asyncio.StreamWriter) -> bool:
 
 
 class Connection:
-    __slots__ = ("_awaiting_client", "_config", "_heap", "_login_deadline", "_on_login",
-                 "_plain_writer", "_ssl", "_stopping", "before_login", "ctx", "reader",
-                 "task", "writer")
+    __slots__ = ("_awaiting_client", "_config", "_heap", "_login_deadline", "_mid_command",
+                 "_on_login", "_plain_writer", "_ssl", "_stopping", "before_login", "ctx",
+                 "reader", "task", "writer")
 
     def __init__(self, services: Services, reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter, *, tls: bool,
@@ -216,6 +217,9 @@ class Connection:
         self._login_deadline = (asyncio.get_running_loop().time()
                                 + services.config.login_timeout_s)
         self._awaiting_client = 0
+        self._mid_command = False
+        """The first line of a command has been read, not yet the whole command (NOTIFY
+        updates wait until it has been answered)."""
         """Reads of client input under way: while one is, the task may be cancelled
         without cutting a response short."""
         self.ctx = Context(services, Output(writer), tls=tls, loopback=_is_loopback(writer),
@@ -248,6 +252,9 @@ class Connection:
     async def _next_command(self, timeout: float) -> bytes | Refusal | None:
         with self._client_turn():
             async with asyncio.timeout(timeout):
+                if self.ctx.notifier is not None:
+                    return await read_between_commands(self.ctx, self._read_command(),
+                                                       lambda: self._mid_command)
                 return await self._read_command()
 
     async def _say_bye(self, text: bytes = BYE) -> None:
@@ -294,6 +301,13 @@ class Connection:
         line = await self._read_line()
         if line is None:
             return None
+        self._mid_command = True
+        try:
+            return await self._read_command_rest(line)
+        finally:
+            self._mid_command = False
+
+    async def _read_command_rest(self, line: bytes) -> bytes | Refusal | None:
         parts: list[bytes] = []
         total = 0
         budget = self._config.max_literal_bytes
@@ -366,6 +380,9 @@ class Connection:
             pass
         finally:
             deselect(ctx)
+            if ctx.notifier is not None:
+                ctx.notifier.close()
+                ctx.notifier = None
             ctx.user = None
             with contextlib.suppress(Exception):
                 self.writer.close()
@@ -427,6 +444,7 @@ class Connection:
         except Exception:
             log.exception("IMAP %s failed", command.name)
             reply = no(f"{command.name} failed: internal error", "SERVERBUG")
+        after_command(ctx, command)
         if ctx.state is State.SELECTED and not (
                 isinstance(command, NO_EXPUNGE_DURING) and not getattr(command, "uid", False)):
             await push_updates(ctx)

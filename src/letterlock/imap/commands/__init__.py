@@ -13,6 +13,7 @@ from letterlock.imap.commands import (
     idle,
     mailboxes,
     messages,
+    notify,
     quota,
     search,
     sort,
@@ -21,6 +22,7 @@ from letterlock.imap.commands import (
 )
 from letterlock.imap.context import Context
 from letterlock.imap.parsing import commands as c
+from letterlock.imap.parsing.notify import NotifyNone, NotifySet
 from letterlock.imap.parsing.quota import GetQuota, GetQuotaRoot, SetQuota
 from letterlock.imap.reply import Reply
 
@@ -58,6 +60,8 @@ HANDLERS: dict[type[c.Command], Handler] = {
     GetQuota: quota.getquota,
     GetQuotaRoot: quota.getquotaroot,
     SetQuota: quota.setquota,
+    NotifyNone: notify.notify_none,
+    NotifySet: notify.notify_set,
 }
 
 # Commands during which EXPUNGE responses must not be sent (RFC 9051 7.5.1).

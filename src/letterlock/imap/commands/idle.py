@@ -43,7 +43,9 @@ async def idle(cmd: c.Idle, ctx: Context) -> Reply:
     await push_updates(ctx)
     await ctx.out.flush()
     sel = ctx.selected
-    wake = sel.changed if sel is not None else asyncio.Event()
+    notifier = ctx.notifier  # NOTIFY (RFC 5465): its changes wake IDLE too
+    wake = (notifier.wake if notifier is not None
+            else sel.changed if sel is not None else asyncio.Event())
     reader = asyncio.ensure_future(ctx.read_line())
     reader.add_done_callback(lambda _: wake.set())
     loop = asyncio.get_running_loop()
@@ -70,6 +72,16 @@ async def idle(cmd: c.Idle, ctx: Context) -> Reply:
                     await push_updates(ctx)
                     return ok("IDLE terminated")
                 return bad("Expected DONE")
+            if notifier is not None and ctx.notifier is notifier:
+                await notifier.deliver(ctx, in_idle=True)  # clears the event
+                await ctx.out.flush()
+                continue
+            if ctx.notifier is None and notifier is not None:
+                # NOTIFY went off (overflow): no notifier sets this event any more
+                # (the reader's callback sets whichever event ``wake`` names by then)
+                notifier, wake = None, asyncio.Event() if sel is None else sel.changed
+                if reader.done():
+                    wake.set()
             if sel is None:
                 wake.clear()
                 continue

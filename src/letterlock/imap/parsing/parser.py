@@ -42,6 +42,7 @@ from letterlock.imap.parsing.commands import (
 )
 from letterlock.imap.parsing.extensions import catenate, thread_args
 from letterlock.imap.parsing.fetch import FetchModifiers, fetch_items, fetch_modifiers
+from letterlock.imap.parsing.notify import notify_command
 from letterlock.imap.parsing.primitives import (
     MAX_NUMBER64,
     ParseError,
@@ -444,10 +445,14 @@ def _parse(buf: bytes, pos: int, t: str) -> Command:
         quota, pos = quota_command(name, buf, pos, t)
         _end(buf, pos)
         return quota
+    if name == "NOTIFY":
+        notify, pos = notify_command(buf, pos, t)
+        _end(buf, pos)
+        return notify
     raise ParseError(f"unknown command {word}")
 
 
 _KNOWN = frozenset({"ID", "LOGIN", "AUTHENTICATE", "ENABLE", "SELECT", "EXAMINE", "CREATE",
                     "DELETE", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE", "LIST", "LSUB", "STATUS",
                     "APPEND", "SEARCH", "FETCH", "STORE", "COPY", "MOVE", "SORT",
-                    "THREAD", "CANCELUPDATE"}) | QUOTA_COMMANDS
+                    "THREAD", "CANCELUPDATE", "NOTIFY"}) | QUOTA_COMMANDS

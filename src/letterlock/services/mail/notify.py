@@ -40,9 +40,12 @@ class ChangeHub:
             drain()
 
     @contextmanager
-    def watch(self, mailbox_id: int) -> Iterator[asyncio.Event]:
-        """An event set whenever ``mailbox_id`` changes; clear it before waiting again."""
-        event = asyncio.Event()
+    def watch(self, mailbox_id: int,
+              event: asyncio.Event | None = None) -> Iterator[asyncio.Event]:
+        """An event set whenever ``mailbox_id`` changes (``event`` if given, e.g. one
+        whose ``set`` tells a watcher of many mailboxes which one changed); clear it
+        before waiting again."""
+        event = event if event is not None else asyncio.Event()
         self._watchers.setdefault(mailbox_id, set()).add(event)
         try:
             yield event

@@ -51,6 +51,8 @@ class LogEvent(enum.StrEnum):
     """A 4xx or 5xx reply (``code``, ``status``, ``command``)."""
     IMAP_CONNECTED = "imap:session:connected"
     IMAP_DISCONNECTED = "imap:session:disconnected"
+    IMAP_NOTIFY_OVERFLOW = "imap:notify:overflow"
+    """A NOTIFY client stopped reading (``unread`` bytes): NOTIFY was switched off."""
     LOGIN_OK = "auth:login:ok"
     LOGIN_FAILED = "auth:login:failed"
     """A wrong password or an unknown account (``ip`` first: contrib/fail2ban)."""
@@ -159,6 +161,7 @@ LEVELS: dict[LogEvent, int] = {
     LogEvent.SMTP_REJECTED: logging.INFO,
     LogEvent.IMAP_CONNECTED: logging.INFO,
     LogEvent.IMAP_DISCONNECTED: logging.INFO,
+    LogEvent.IMAP_NOTIFY_OVERFLOW: logging.WARNING,
     LogEvent.LOGIN_OK: logging.INFO,
     LogEvent.LOGIN_FAILED: logging.WARNING,
     LogEvent.CLIENT_REFUSED: logging.WARNING,

@@ -1,0 +1,170 @@
+"""NOTIFY (RFC 5465) over real sockets: a session that set NOTIFY is told of changes
+made by deliveries and by other sessions without sending any command."""
+
+from __future__ import annotations
+
+from imap_script import Imap, ScriptClient
+
+MSG = b"From: a@example.org\r\nSubject: hello\r\n\r\nbody\r\n"
+
+
+async def _deliver(imap: Imap, mailbox: str) -> None:
+    ref = await imap.app.accounts.resolve(imap.user)
+    await imap.app.mailboxes.append(ref, mailbox, MSG)
+
+
+async def _session(imap: Imap, select: str | None = None) -> ScriptClient:
+    """A logged-in IMAP4rev2 session (no \\Recent), with ``select`` selected."""
+    c = await imap.session()
+    assert (await c.command("e", "ENABLE IMAP4rev2"))[-1].startswith(b"e OK")
+    if select is not None:
+        assert (await c.command("s", f"SELECT {select}"))[-1].startswith(b"s OK")
+    return c
+
+
+async def _quiet(c: ScriptClient) -> list[bytes]:
+    """Proves nothing unsolicited is pending: a NOOP's responses (without its tag)."""
+    return (await c.command("q", "NOOP"))[:-1]
+
+
+async def test_status_of_other_mailbox_and_exists_arrive_unsolicited(imap: Imap) -> None:
+    c = await _session(imap, "INBOX")
+    assert b" NOTIFY" in (await c.command("a0", "CAPABILITY"))[0]
+    assert (await c.command("a1", "CREATE Lists"))[-1].startswith(b"a1 OK")
+    lines = await c.command(
+        "a2", "NOTIFY SET STATUS (SELECTED (MessageNew (UID FLAGS) MessageExpunge FlagChange))"
+              " (PERSONAL (MessageNew MessageExpunge FlagChange))")
+    # STATUS of every other mailbox first (the default ones too), not of the selected.
+    assert b"* STATUS Lists (MESSAGES 0 UIDNEXT 1 UNSEEN 0)" in lines
+    assert not any(b"STATUS INBOX" in line for line in lines)
+    assert lines[-1] == b"a2 OK NOTIFY completed"
+    # Another mailbox changes: a STATUS, with no command from the client.
+    await _deliver(imap, "Lists")
+    assert (await c.response()).rstrip() == b"* STATUS Lists (MESSAGES 1 UIDNEXT 2 UNSEEN 1)"
+    # The selected mailbox: EXISTS, then the FETCH that MessageNew asked for.
+    await _deliver(imap, "INBOX")
+    assert (await c.response()).rstrip() == b"* 1 EXISTS"
+    assert (await c.response()).rstrip() == b"* 1 FETCH (UID 1 FLAGS ())"
+    # A second session reads the message in the other mailbox, then expunges it.
+    other = await _session(imap, "Lists")
+    assert (await other.command("b1", "STORE 1 +FLAGS (\\Seen)"))[-1].startswith(b"b1 OK")
+    assert (await c.response()).rstrip() == b"* STATUS Lists (MESSAGES 1 UIDNEXT 2 UNSEEN 0)"
+    await other.command("b2", "STORE 1 +FLAGS.SILENT (\\Deleted)")
+    await other.command("b3", "EXPUNGE")
+    assert (await c.response()).rstrip() == b"* STATUS Lists (MESSAGES 0 UIDNEXT 2 UNSEEN 0)"
+    await other.close()
+    assert await _quiet(c) == []
+    await c.close()
+
+
+async def test_flag_change_and_expunge_in_selected_mailbox(imap: Imap) -> None:
+    await _deliver(imap, "INBOX")
+    c = await _session(imap, "INBOX")
+    lines = await c.command(
+        "a1", "NOTIFY SET (SELECTED (MessageNew MessageExpunge FlagChange))")
+    assert lines == [b"a1 OK NOTIFY completed"]
+    other = await _session(imap, "INBOX")
+    await other.command("b1", "STORE 1 +FLAGS.SILENT (\\Flagged)")
+    assert (await c.response()).rstrip() == b"* 1 FETCH (FLAGS (\\Flagged))"
+    await other.command("b2", "STORE 1 +FLAGS.SILENT (\\Deleted)")
+    assert (await c.response()).rstrip() == b"* 1 FETCH (FLAGS (\\Deleted \\Flagged))"
+    await other.command("b3", "EXPUNGE")
+    assert (await c.response()).rstrip() == b"* 1 EXPUNGE"
+    await other.close()
+    await c.close()
+
+
+async def test_none_stops_notifications(imap: Imap) -> None:
+    c = await _session(imap)
+    assert (await c.command("a0", "CREATE Other"))[-1].startswith(b"a0 OK")
+    await c.command("a1", "NOTIFY SET (MAILBOXES Other (MessageNew MessageExpunge))")
+    await _deliver(imap, "Other")
+    assert (await c.response()).rstrip() == b"* STATUS Other (MESSAGES 1 UIDNEXT 2 UNSEEN 1)"
+    assert await c.command("a2", "NOTIFY NONE") == [b"a2 OK NOTIFY completed"]
+    await _deliver(imap, "Other")
+    await _deliver(imap, "INBOX")
+    assert await _quiet(c) == []
+    # STATUS as the client asks shows the change it was not told of.
+    lines = await c.command("a3", "STATUS Other (MESSAGES)")
+    assert lines[0] == b"* STATUS Other (MESSAGES 2)"
+    await c.close()
+
+
+async def test_filters_choose_mailboxes(imap: Imap) -> None:
+    c = await _session(imap)
+    for i, name in enumerate(("Lists", "Lists/a", "Work", "Sub")):
+        assert (await c.command(f"c{i}", f"CREATE {name}"))[-1].startswith(b"c")
+    await c.command("s1", "SUBSCRIBE Sub")
+    lines = await c.command(
+        "a1", "NOTIFY SET STATUS (INBOXES NONE) (SUBTREE Lists (MessageNew MessageExpunge))"
+              " (SUBSCRIBED (MessageNew MessageExpunge))")
+    told = {line.split(b" (")[0] for line in lines[:-1]}
+    assert {b"* STATUS Lists", b"* STATUS Lists/a", b"* STATUS Sub"} <= told
+    assert b"* STATUS Work" not in told and b"* STATUS INBOX" not in told
+    assert lines[-1] == b"a1 OK NOTIFY completed"
+    await _deliver(imap, "Work")  # matched by no filter
+    await _deliver(imap, "INBOX")  # INBOXES with no events
+    await _deliver(imap, "Lists/a")
+    assert (await c.response()).rstrip() == \
+        b"* STATUS Lists/a (MESSAGES 1 UIDNEXT 2 UNSEEN 1)"
+    await _deliver(imap, "Sub")
+    assert (await c.response()).rstrip() == b"* STATUS Sub (MESSAGES 1 UIDNEXT 2 UNSEEN 1)"
+    assert await _quiet(c) == []
+    await c.close()
+
+
+async def test_mailbox_name_changes_by_another_session(imap: Imap) -> None:
+    c = await _session(imap)
+    await c.command("a0", "CREATE Old")
+    await c.command("a1", "CREATE Doomed")
+    await c.command("a2", "NOTIFY SET (PERSONAL (MailboxName SubscriptionChange))")
+    other = await _session(imap)
+    await other.command("b1", "RENAME Old New")
+    assert (await c.response()).rstrip() == b'* LIST () "/" New ("OLDNAME" (Old))'
+    await other.command("b2", "DELETE Doomed")
+    assert (await c.response()).rstrip() == b'* LIST (\\NonExistent) "/" Doomed'
+    await other.close()
+    # Created mailboxes and subscriptions are found at the next look (here: after
+    # this session's own command).
+    await c.command("a3", "SUBSCRIBE New")
+    assert await _quiet(c) == [b'* LIST (\\Subscribed) "/" New']
+    await c.close()
+
+
+async def test_unsupported_and_malformed(imap: Imap) -> None:
+    c = await _session(imap)
+    lines = await c.command("a1", "NOTIFY SET (PERSONAL (MessageNew MessageExpunge "
+                                  "AnnotationChange))")
+    assert lines == [b"a1 NO [BADEVENT (MessageNew MessageExpunge FlagChange MailboxName "
+                     b"SubscriptionChange)] Event AnnotationChange is not supported"]
+    lines = await c.command("a2", "NOTIFY SET (PERSONAL (MailboxMetadataChange))")
+    assert lines[-1].startswith(b"a2 NO [BADEVENT ")
+    for i, bad in enumerate((
+            "NOTIFY SET (PERSONAL (MessageNew))",  # without MessageExpunge
+            "NOTIFY SET (PERSONAL (FlagChange))",  # without MessageNew/Expunge
+            "NOTIFY SET (PERSONAL (MessageNew (FLAGS) MessageExpunge))",  # fetch-att
+            "NOTIFY SET (NOWHERE (MessageNew MessageExpunge))",
+            "NOTIFY SET",
+            "NOTIFY MAYBE")):
+        lines = await c.command(f"b{i}", bad)
+        assert lines[-1].startswith(f"b{i} BAD".encode()), (bad, lines)
+    # Nothing was set by the refused commands.
+    await _deliver(imap, "INBOX")
+    assert await _quiet(c) == []
+    await c.close()
+
+
+async def test_idle_with_notify_reports_other_mailboxes(imap: Imap) -> None:
+    c = await _session(imap, "INBOX")
+    await c.command("a0", "CREATE Lists")
+    await c.command("a1", "NOTIFY SET (SELECTED (MessageNew MessageExpunge)) "
+                          "(PERSONAL (MessageNew MessageExpunge))")
+    c.send(b"a2 IDLE")
+    assert (await c.response()).startswith(b"+ ")
+    await _deliver(imap, "Lists")
+    assert (await c.response()).rstrip() == b"* STATUS Lists (MESSAGES 1 UIDNEXT 2 UNSEEN 1)"
+    await _deliver(imap, "INBOX")
+    assert (await c.response()).rstrip() == b"* 1 EXISTS"
+    c.send(b"DONE")
+    assert (await c.until("a2"))[-1] == b"a2 OK IDLE terminated"
+    await c.close()
