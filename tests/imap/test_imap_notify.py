@@ -3,6 +3,9 @@ made by deliveries and by other sessions without sending any command."""
 
 from __future__ import annotations
 
+import asyncio
+import re
+
 from imap_script import Imap, ScriptClient
 
 MSG = b"From: a@example.org\r\nSubject: hello\r\n\r\nbody\r\n"
@@ -167,4 +170,46 @@ async def test_idle_with_notify_reports_other_mailboxes(imap: Imap) -> None:
     assert (await c.response()).rstrip() == b"* 1 EXISTS"
     c.send(b"DONE")
     assert (await c.until("a2"))[-1] == b"a2 OK IDLE terminated"
+    await c.close()
+
+
+async def test_nothing_is_sent_in_the_middle_of_a_command(imap: Imap) -> None:
+    c = await _session(imap)
+    await c.command("a0", "CREATE Lists")
+    await c.command("a1", "CREATE Work")
+    await c.command("a2", "NOTIFY SET (MAILBOXES Lists (MessageNew MessageExpunge))")
+    c.send(b"a3 APPEND Work {%d}" % len(MSG))
+    assert (await c.response()).startswith(b"+ ")
+    await _deliver(imap, "Lists")  # while the client owes the literal
+    # Give the server every chance to (wrongly) write the STATUS now: it would clear
+    # its wake-up event in doing so.
+    [conn] = list(imap.server._connections)
+    assert conn.ctx.notifier is not None
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+        if not conn.ctx.notifier.wake.is_set():
+            break
+    c.writer.write(MSG + b"\r\n")
+    assert (await c.response()).startswith(b"a3 OK [APPENDUID ")
+    assert (await c.response()).rstrip() == b"* STATUS Lists (MESSAGES 1 UIDNEXT 2 UNSEEN 1)"
+    await c.close()
+
+
+async def test_fetch_attributes_and_condstore(imap: Imap) -> None:
+    c = await _session(imap, "INBOX")
+    await c.command("a0", "CREATE Lists")
+    await c.command("a1", "ENABLE CONDSTORE")
+    await c.command("a2", "NOTIFY SET (SELECTED (MessageNew (BODY.PEEK[HEADER.FIELDS (SUBJECT)])"
+                          " MessageExpunge)) (MAILBOXES Lists (MessageNew MessageExpunge))")
+    await _deliver(imap, "INBOX")
+    assert (await c.response()).rstrip() == b"* 1 EXISTS"
+    fetched = await c.response()
+    assert fetched.startswith(b"* 1 FETCH (UID 1 BODY[HEADER.FIELDS (SUBJECT)] {")
+    assert b"Subject: hello" in fetched and b"MODSEQ (" in fetched
+    await _deliver(imap, "Lists")
+    line = (await c.response()).rstrip()
+    assert re.fullmatch(rb"\* STATUS Lists \(MESSAGES 1 UIDNEXT 2 UNSEEN 1 "
+                        rb"HIGHESTMODSEQ \d+\)", line), line
+    # The fetch used BODY.PEEK: the message is still unseen.
+    assert (await c.command("a3", "FETCH 1 FLAGS"))[0].startswith(b"* 1 FETCH (FLAGS () ")
     await c.close()
