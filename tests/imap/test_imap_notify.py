@@ -25,6 +25,13 @@ async def _session(imap: Imap, select: str | None = None) -> ScriptClient:
     return c
 
 
+def _status(line: bytes) -> bytes:
+    """A STATUS response without its UIDVALIDITY item, which must be there."""
+    plain, n = re.subn(rb" UIDVALIDITY \d+", b"", line.rstrip(b"\r\n"))
+    assert n == 1 or not line.startswith(b"* STATUS "), line
+    return plain
+
+
 async def _quiet(c: ScriptClient) -> list[bytes]:
     """Proves nothing unsolicited is pending: a NOOP's responses (without its tag)."""
     return (await c.command("q", "NOOP"))[:-1]
@@ -38,12 +45,12 @@ async def test_status_of_other_mailbox_and_exists_arrive_unsolicited(imap: Imap)
         "a2", "NOTIFY SET STATUS (SELECTED (MessageNew (UID FLAGS) MessageExpunge FlagChange))"
               " (PERSONAL (MessageNew MessageExpunge FlagChange))")
     # STATUS of every other mailbox first (the default ones too), not of the selected.
-    assert b"* STATUS Lists (MESSAGES 0 UIDNEXT 1 UNSEEN 0)" in lines
+    assert b"* STATUS Lists (MESSAGES 0 UIDNEXT 1 UNSEEN 0)" in [_status(x) for x in lines]
     assert not any(b"STATUS INBOX" in line for line in lines)
     assert lines[-1] == b"a2 OK NOTIFY completed"
     # Another mailbox changes: a STATUS, with no command from the client.
     await _deliver(imap, "Lists")
-    assert (await c.response()).rstrip() == b"* STATUS Lists (MESSAGES 1 UIDNEXT 2 UNSEEN 1)"
+    assert _status(await c.response()) == b"* STATUS Lists (MESSAGES 1 UIDNEXT 2 UNSEEN 1)"
     # The selected mailbox: EXISTS, then the FETCH that MessageNew asked for.
     await _deliver(imap, "INBOX")
     assert (await c.response()).rstrip() == b"* 1 EXISTS"
@@ -51,10 +58,10 @@ async def test_status_of_other_mailbox_and_exists_arrive_unsolicited(imap: Imap)
     # A second session reads the message in the other mailbox, then expunges it.
     other = await _session(imap, "Lists")
     assert (await other.command("b1", "STORE 1 +FLAGS (\\Seen)"))[-1].startswith(b"b1 OK")
-    assert (await c.response()).rstrip() == b"* STATUS Lists (MESSAGES 1 UIDNEXT 2 UNSEEN 0)"
+    assert _status(await c.response()) == b"* STATUS Lists (MESSAGES 1 UIDNEXT 2 UNSEEN 0)"
     await other.command("b2", "STORE 1 +FLAGS.SILENT (\\Deleted)")
     await other.command("b3", "EXPUNGE")
-    assert (await c.response()).rstrip() == b"* STATUS Lists (MESSAGES 0 UIDNEXT 2 UNSEEN 0)"
+    assert _status(await c.response()) == b"* STATUS Lists (MESSAGES 0 UIDNEXT 2 UNSEEN 0)"
     await other.close()
     assert await _quiet(c) == []
     await c.close()
@@ -82,14 +89,14 @@ async def test_none_stops_notifications(imap: Imap) -> None:
     assert (await c.command("a0", "CREATE Other"))[-1].startswith(b"a0 OK")
     await c.command("a1", "NOTIFY SET (MAILBOXES Other (MessageNew MessageExpunge))")
     await _deliver(imap, "Other")
-    assert (await c.response()).rstrip() == b"* STATUS Other (MESSAGES 1 UIDNEXT 2 UNSEEN 1)"
+    assert _status(await c.response()) == b"* STATUS Other (MESSAGES 1 UIDNEXT 2 UNSEEN 1)"
     assert await c.command("a2", "NOTIFY NONE") == [b"a2 OK NOTIFY completed"]
     await _deliver(imap, "Other")
     await _deliver(imap, "INBOX")
     assert await _quiet(c) == []
     # STATUS as the client asks shows the change it was not told of.
     lines = await c.command("a3", "STATUS Other (MESSAGES)")
-    assert lines[0] == b"* STATUS Other (MESSAGES 2)"
+    assert lines[0] == b"* STATUS Other (MESSAGES 2)"  # (asked without UIDVALIDITY)
     await c.close()
 
 
@@ -108,10 +115,10 @@ async def test_filters_choose_mailboxes(imap: Imap) -> None:
     await _deliver(imap, "Work")  # matched by no filter
     await _deliver(imap, "INBOX")  # INBOXES with no events
     await _deliver(imap, "Lists/a")
-    assert (await c.response()).rstrip() == \
+    assert _status(await c.response()) == \
         b"* STATUS Lists/a (MESSAGES 1 UIDNEXT 2 UNSEEN 1)"
     await _deliver(imap, "Sub")
-    assert (await c.response()).rstrip() == b"* STATUS Sub (MESSAGES 1 UIDNEXT 2 UNSEEN 1)"
+    assert _status(await c.response()) == b"* STATUS Sub (MESSAGES 1 UIDNEXT 2 UNSEEN 1)"
     assert await _quiet(c) == []
     await c.close()
 
@@ -165,7 +172,7 @@ async def test_idle_with_notify_reports_other_mailboxes(imap: Imap) -> None:
     c.send(b"a2 IDLE")
     assert (await c.response()).startswith(b"+ ")
     await _deliver(imap, "Lists")
-    assert (await c.response()).rstrip() == b"* STATUS Lists (MESSAGES 1 UIDNEXT 2 UNSEEN 1)"
+    assert _status(await c.response()) == b"* STATUS Lists (MESSAGES 1 UIDNEXT 2 UNSEEN 1)"
     await _deliver(imap, "INBOX")
     assert (await c.response()).rstrip() == b"* 1 EXISTS"
     c.send(b"DONE")
@@ -191,7 +198,7 @@ async def test_nothing_is_sent_in_the_middle_of_a_command(imap: Imap) -> None:
             break
     c.writer.write(MSG + b"\r\n")
     assert (await c.response()).startswith(b"a3 OK [APPENDUID ")
-    assert (await c.response()).rstrip() == b"* STATUS Lists (MESSAGES 1 UIDNEXT 2 UNSEEN 1)"
+    assert _status(await c.response()) == b"* STATUS Lists (MESSAGES 1 UIDNEXT 2 UNSEEN 1)"
     await c.close()
 
 
@@ -207,9 +214,24 @@ async def test_fetch_attributes_and_condstore(imap: Imap) -> None:
     assert fetched.startswith(b"* 1 FETCH (UID 1 BODY[HEADER.FIELDS (SUBJECT)] {")
     assert b"Subject: hello" in fetched and b"MODSEQ (" in fetched
     await _deliver(imap, "Lists")
-    line = (await c.response()).rstrip()
+    line = _status(await c.response())
     assert re.fullmatch(rb"\* STATUS Lists \(MESSAGES 1 UIDNEXT 2 UNSEEN 1 "
                         rb"HIGHESTMODSEQ \d+\)", line), line
     # The fetch used BODY.PEEK: the message is still unseen.
     assert (await c.command("a3", "FETCH 1 FLAGS"))[0].startswith(b"* 1 FETCH (FLAGS () ")
+    await c.close()
+
+
+async def test_without_a_selected_group_the_selected_mailbox_waits_for_a_command(
+        imap: Imap) -> None:
+    """RFC 5465 3.1: no SELECTED group is SELECTED NONE. The selected mailbox is
+    brought up to date by the next command, as without NOTIFY, and never gets a
+    STATUS although PERSONAL covers it."""
+    c = await _session(imap, "INBOX")
+    await c.command("a0", "CREATE Lists")
+    await c.command("a1", "NOTIFY SET (PERSONAL (MessageNew MessageExpunge))")
+    await _deliver(imap, "INBOX")
+    await _deliver(imap, "Lists")
+    assert _status(await c.response()) == b"* STATUS Lists (MESSAGES 1 UIDNEXT 2 UNSEEN 1)"
+    assert await _quiet(c) == [b"* 1 EXISTS"]
     await c.close()

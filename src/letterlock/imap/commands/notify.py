@@ -6,8 +6,8 @@ A session with NOTIFY set watches every mailbox of its account on the change hub
 relay), so a delivery, another session's STORE or EXPUNGE, a RENAME or a DELETE wakes
 it at once. On waking it sends, for the selected mailbox, the usual EXISTS / EXPUNGE
 / FETCH (and the FETCH a MessageNew with fetch attributes asks for); for the others
-matched by a filter with message events, a STATUS (MESSAGES UIDNEXT UNSEEN, and
-HIGHESTMODSEQ with CONDSTORE) when it differs from the last one sent; LIST responses
+matched by a filter with message events, a STATUS (MESSAGES UIDNEXT UIDVALIDITY
+UNSEEN, and HIGHESTMODSEQ with CONDSTORE) when it differs from the last one sent; LIST responses
 for MailboxName and SubscriptionChange. Created mailboxes and subscription changes
 made elsewhere do not go through the hub: they are found by looking at the mailbox
 list on every wake-up and at least every POLL_S seconds.
@@ -70,6 +70,7 @@ class Notifier:
         self._watches: dict[int, AbstractContextManager[asyncio.Event]] = {}
         self._names: dict[int, str] | None = None
         self._subscribed: set[str] | None = None
+        self._junk: set[str] = set()
         self._told: dict[int, bytes] = {}
 
     def close(self) -> None:
@@ -79,12 +80,14 @@ class Notifier:
 
     # -- filters -------------------------------------------------------------------
     def group_for(self, name: str, selected: bool) -> EventGroup | None:
-        """The event group that applies to mailbox ``name``: the SELECTED one for the
-        selected mailbox if given, else the first other filter that matches."""
+        """The event group that applies to mailbox ``name``: for the selected mailbox
+        the SELECTED (or SELECTED-DELAYED) group, None without one (RFC 5465 3.1: as
+        SELECTED NONE); for the others the first other filter that matches."""
         if selected:
             for group, _ in self.groups:
                 if group.filter in SELECTED_FILTERS:
                     return group
+            return None
         for group, names in self.groups:
             if group.filter in SELECTED_FILTERS:
                 continue
@@ -96,7 +99,8 @@ class Notifier:
         if kind == "PERSONAL":
             return True
         if kind == "INBOXES":
-            return name == "INBOX"
+            # Where delivery puts mail: INBOX, and the Junk mailbox spam is filed in.
+            return name == "INBOX" or name in self._junk
         if kind == "SUBSCRIBED":
             return self._subscribed is not None and name in self._subscribed
         if kind == "MAILBOXES":
@@ -116,6 +120,7 @@ class Notifier:
         boxes = await svc.list_mailboxes(ctx.user)
         subscribed = set(await svc.subscriptions(ctx.user))
         names = {b.id: b.name for b in boxes}
+        self._junk = {b.name for b in boxes if b.special_use == "\\Junk"}
         for box_id in names.keys() - self._watches.keys():
             watch = svc.hub.watch(box_id, _Mark(self, box_id))
             watch.__enter__()
@@ -161,7 +166,7 @@ class Notifier:
         filter with message events covers and whose values changed."""
         assert ctx.user is not None and self._names is not None
         sel = ctx.selected
-        items = ("MESSAGES", "UIDNEXT", "UNSEEN") + (
+        items = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN") + (
             ("HIGHESTMODSEQ",) if ctx.condstore else ())
         out: list[bytes] = []
         for box_id in sorted(self._names if box_ids is None else box_ids):
