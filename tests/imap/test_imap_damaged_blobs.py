@@ -114,3 +114,34 @@ async def test_blobs_swapped_within_an_account_are_a_no_not_the_other_body(
     assert lines == [b"f NO [CORRUPTION] Stored data of message UID 1,2 is missing or damaged"]
     assert [d["uid"] for d in damaged_lines(caplog)] == [1, 2]
     await c.close()
+
+
+async def test_swapped_blobs_never_open_as_the_other_message_anywhere(
+        imap: Imap) -> None:
+    """Readers without digests (SEARCH BODY on a cold mailbox, export, migration,
+    spam learning) open a blob with the key of the message's own sealed summary, so
+    a swapped blob fails there too instead of showing the other message's body."""
+    from letterlock.errors import CryptoError
+    rows = await append_three(imap)
+    (pack, first, length), (_, second, other) = (blob_place(imap, rows[0][1]),
+                                                 blob_place(imap, rows[1][1]))
+    assert length == other
+    session = await imap.app.accounts.authenticate(imap.user, imap.password)
+    box = await imap.app.mailboxes.get_mailbox(session, "INBOX")
+    full = await imap.app.mailboxes.messages(session, box.id)
+    light = await imap.app.mailboxes.get_messages(session, box.id, [1, 2, 3],
+                                                  with_summary=False)
+    assert not light[0].summary  # the path that must look the summary up
+    fd = os.open(pack, os.O_RDWR)
+    try:
+        a, b = os.pread(fd, length, first), os.pread(fd, length, second)
+        os.pwrite(fd, b, first)
+        os.pwrite(fd, a, second)
+    finally:
+        os.close(fd)
+    for records in (full, light, full[:1], light[1:2]):
+        with pytest.raises(CryptoError):
+            await imap.app.mailboxes.bodies(session, records)
+    # The untouched third message still opens, by either kind of record.
+    assert (await imap.app.mailboxes.bodies(session, full[2:]))[3].endswith(b"body 2\r\n")
+    assert (await imap.app.mailboxes.bodies(session, light[2:]))[3].endswith(b"body 2\r\n")

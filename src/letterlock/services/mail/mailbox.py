@@ -443,17 +443,36 @@ class MailboxService:
     async def bodies(self, session: Session, msgs: Sequence[MessageRecord],
                      digests: Mapping[int, Digest] | None = None) -> dict[int, bytes]:
         """Full plaintext of several messages (uid -> bytes), one storage round trip.
-        A message whose digest is given opens with its content key alone."""
-        blobs = await self._cell(session.ref).blobs.get_many([m.blob_id for m in msgs])
+
+        Each opens with the content key of the message's own sealed summary (from its
+        digest where given, else from the summary itself): the message and its
+        summary are sealed under one key, so a blob that is not this message's (one
+        swapped in from another message of the account) fails authentication
+        (CryptoError) instead of showing another message's body."""
+        cell = self._cell(session.ref)
+        blobs = await cell.blobs.get_many([m.blob_id for m in msgs])
+        keys: dict[int, bytes] = {}
+        light: dict[int, list[int]] = {}
+        for m in msgs:
+            digest = None if digests is None else digests.get(m.uid)
+            if digest is not None and digest.blob_id == m.blob_id:
+                keys[m.uid] = digest.key
+            elif m.summary:
+                keys[m.uid] = session.opener.content_key(m.summary)
+            else:
+                light.setdefault(m.mailbox_id, []).append(m.uid)
+        for mailbox_id, uids in light.items():
+            for full in await cell.store.get_messages(mailbox_id, uids):
+                keys[full.uid] = session.opener.content_key(full.summary)
         out: dict[int, bytes] = {}
         timed = enabled(LogEvent.UNSEALED)
         for m in msgs:
             started = time.perf_counter() if timed else 0.0
-            digest = None if digests is None else digests.get(m.uid)
-            if digest is not None and digest.blob_id == m.blob_id:
-                out[m.uid] = seal.open_with_key(blobs[m.blob_id], digest.key)
-            else:
+            key = keys.get(m.uid)
+            if key is None:  # expunged meanwhile: no summary to bind it to
                 out[m.uid] = session.opener.open(blobs[m.blob_id])
+            else:
+                out[m.uid] = seal.open_with_key(blobs[m.blob_id], key)
             if timed:
                 event(LogEvent.UNSEALED, seconds=time.perf_counter() - started,
                       size=len(out[m.uid]))
