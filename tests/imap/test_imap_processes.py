@@ -194,17 +194,22 @@ def test_a_new_message_is_recent_to_one_session_across_processes(
 def test_notify_hears_of_a_change_made_on_the_other_process(
         served: tuple[Served, int], direction: str) -> None:
     """NOTIFY (RFC 5465): a session with no mailbox selected and no command running is
-    sent the STATUS of a mailbox another process changed."""
+    sent the STATUS of a mailbox another process changed, and the LIST of a mailbox
+    another process created."""
     first, second = direction.split("-to-")
     writer, reader = session(served, first), session(served, second)
     box = f"notify-{direction}"
     assert writer.create(box)[0] == "OK"
-    reader.send(f"n1 NOTIFY SET (MAILBOXES {box} (MessageNew MessageExpunge))\r\n".encode())
+    reader.send(f"n1 NOTIFY SET (MAILBOXES {box} (MessageNew MessageExpunge)) "
+                "(PERSONAL (MailboxName))\r\n".encode())
     assert reader.readline().rstrip() == b"n1 OK NOTIFY completed"
     assert writer.append(box, None, None, b"Subject: two\r\n\r\nbody\r\n")[0] == "OK"
     reader.sock.settimeout(5)
     line = reader.readline().rstrip()
     assert line.startswith(f"* STATUS {box} (MESSAGES 1 UIDNEXT 2 UIDVALIDITY ".encode())
     assert line.endswith(b" UNSEEN 1)"), line
+    # A mailbox created there: told at once too (the account's list key).
+    assert writer.create(f"{box}-new")[0] == "OK"
+    assert reader.readline().rstrip() == f'* LIST () "/" {box}-new'.encode()
     writer.logout()
     reader.logout()

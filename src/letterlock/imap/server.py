@@ -35,7 +35,7 @@ from letterlock.imap.admission import Admission, trusted_networks
 from letterlock.imap.commands import HANDLERS, NO_EXPUNGE_DURING
 from letterlock.imap.commands.idle import push_updates
 from letterlock.imap.commands.mailboxes import deselect
-from letterlock.imap.commands.notify import after_command, read_between_commands
+from letterlock.imap.commands.notify import read_between_commands
 from letterlock.imap.context import Context, Output, Services
 from letterlock.imap.heap import HeapTrimmer, glibc_malloc_trim
 from letterlock.imap.parsing import ParseError, parse_command
@@ -444,7 +444,6 @@ class Connection:
         except Exception:
             log.exception("IMAP %s failed", command.name)
             reply = no(f"{command.name} failed: internal error", "SERVERBUG")
-        after_command(ctx, command)
         if ctx.state is State.SELECTED and not (
                 isinstance(command, NO_EXPUNGE_DURING) and not getattr(command, "uid", False)):
             await push_updates(ctx)

@@ -3,14 +3,16 @@ sent while the client is idle between commands as well as in IDLE.
 
 A session with NOTIFY set watches every mailbox of its account on the change hub
 (services/mail/notify.py; changes made by other processes arrive through the peer
-relay), so a delivery, another session's STORE or EXPUNGE, a RENAME or a DELETE wakes
-it at once. On waking it sends, for the selected mailbox, the usual EXISTS / EXPUNGE
-/ FETCH (and the FETCH a MessageNew with fetch attributes asks for); for the others
-matched by a filter with message events, a STATUS (MESSAGES UIDNEXT UIDVALIDITY
-UNSEEN, and HIGHESTMODSEQ with CONDSTORE) when it differs from the last one sent; LIST responses
-for MailboxName and SubscriptionChange. Created mailboxes and subscription changes
-made elsewhere do not go through the hub: they are found by looking at the mailbox
-list on every wake-up and at least every POLL_S seconds.
+relay), and the account's list key (notify.list_key: CREATE, SUBSCRIBE,
+UNSUBSCRIBE), so a delivery, another session's STORE or EXPUNGE, a mailbox created,
+renamed or deleted, or a subscription changed wakes it at once. On waking it sends,
+for the selected mailbox, the usual EXISTS / EXPUNGE / FETCH (and the FETCH a
+MessageNew with fetch attributes asks for); for the others matched by a filter with
+message events, a STATUS (MESSAGES UIDNEXT UIDVALIDITY UNSEEN, and HIGHESTMODSEQ
+with CONDSTORE) when it differs from the last one sent; LIST responses for
+MailboxName and SubscriptionChange, found by comparing the mailbox list and the
+subscriptions with the last look (on every wake-up, and at least every POLL_S
+seconds for what no notification reaches, e.g. another host on PostgreSQL).
 
 A client that stops reading gets ``OK [NOTIFICATIONOVERFLOW]`` once its unread
 output passes OVERFLOW_BYTES, and NOTIFY is switched off for it (RFC 5465 5.8).
@@ -34,6 +36,7 @@ from letterlock.imap.parsing.notify import SELECTED_FILTERS, EventGroup, NotifyN
 from letterlock.imap.parsing.primitives import STAR, SeqSet
 from letterlock.imap.reply import Reply, no, ok
 from letterlock.services.mail.mailbox import HIERARCHY
+from letterlock.services.mail.notify import list_key
 from letterlock.services.operations.log_events import LogEvent, event
 
 POLL_S = 30.0
@@ -68,6 +71,7 @@ class Notifier:
         self.wake = asyncio.Event()
         self.pending: set[int] = set()
         self._watches: dict[int, AbstractContextManager[asyncio.Event]] = {}
+        self._list_watch: AbstractContextManager[asyncio.Event] | None = None
         self._names: dict[int, str] | None = None
         self._subscribed: set[str] | None = None
         self._junk: set[str] = set()
@@ -77,6 +81,9 @@ class Notifier:
         for watch in self._watches.values():
             watch.__exit__(None, None, None)
         self._watches.clear()
+        if self._list_watch is not None:
+            self._list_watch.__exit__(None, None, None)
+            self._list_watch = None
 
     # -- filters -------------------------------------------------------------------
     def group_for(self, name: str, selected: bool) -> EventGroup | None:
@@ -120,6 +127,10 @@ class Notifier:
         boxes = await svc.list_mailboxes(ctx.user)
         subscribed = set(await svc.subscriptions(ctx.user))
         names = {b.id: b.name for b in boxes}
+        if self._list_watch is None:
+            key = list_key(ctx.user.ref.record.id)
+            self._list_watch = svc.hub.watch(key, _Mark(self, key))
+            self._list_watch.__enter__()
         self._junk = {b.name for b in boxes if b.special_use == "\\Junk"}
         for box_id in names.keys() - self._watches.keys():
             watch = svc.hub.watch(box_id, _Mark(self, box_id))
@@ -273,16 +284,6 @@ async def notify_set(cmd: NotifySet, ctx: Context) -> Reply:
         for line in lines:
             ctx.out.untagged(line)
     return ok("NOTIFY completed")
-
-
-NAME_CHANGES = (c.Create, c.Delete, c.Rename, c.Subscribe)
-
-
-def after_command(ctx: Context, command: c.Command) -> None:
-    """This session changed the mailbox list or its subscriptions: look at them before
-    the next command, as a change by another session would be told."""
-    if ctx.notifier is not None and isinstance(command, NAME_CHANGES):
-        ctx.notifier.wake.set()
 
 
 async def read_between_commands(ctx: Context, read: Awaitable[T],

@@ -50,7 +50,8 @@ def encode(ids: Sequence[int]) -> list[bytes]:
 
 
 def decode(payload: bytes) -> list[int]:
-    return [int(field) for field in payload.split() if field.isdigit()]
+    # Negative ids are the account-list keys (notify.list_key).
+    return [int(field) for field in payload.split() if field.lstrip(b"-").isdigit()]
 
 
 class ChangeRelay:

@@ -28,7 +28,7 @@ from letterlock.services.accounts.quotas import QuotaService
 from letterlock.services.cells import Cell, Cells
 from letterlock.services.mail.digests import Digest, DigestReader, DigestService, Views
 from letterlock.services.mail.filing import JUNK, Filing, FilingHook
-from letterlock.services.mail.notify import ChangeHub
+from letterlock.services.mail.notify import ChangeHub, list_key
 from letterlock.services.mail.sealing import SealPool, seal_with_summary
 from letterlock.services.operations.log_events import LogEvent, enabled, event
 from letterlock.storage.models import (
@@ -192,7 +192,9 @@ class MailboxService:
             parent = HIERARCHY.join(parts[:i])
             if parent not in existing:
                 await store.create_mailbox(account_id, parent, None, False)
-        return await store.create_mailbox(account_id, name, special_use, subscribe)
+        box = await store.create_mailbox(account_id, name, special_use, subscribe)
+        self.hub.notify(list_key(account_id))
+        return box
 
     async def rename_mailbox(self, session: Session, old: str, new: str) -> None:
         old, new = check_mailbox_name(old), check_mailbox_name(new)
@@ -229,6 +231,7 @@ class MailboxService:
         be a mailbox (RFC 9051 6.3.7). Raises InvalidInput for an impossible name."""
         await self._cell(session.ref).store.subscribe(
             session.ref.record.id, check_mailbox_name(name), subscribed)
+        self.hub.notify(list_key(session.ref.record.id))
 
     async def subscriptions(self, session: Session) -> list[str]:
         """The subscribed names, mailboxes or not, sorted."""
@@ -244,6 +247,7 @@ class MailboxService:
         """:meth:`subscribe` for ``mail import``, which has no session."""
         await self._cell(ref).store.subscribe(ref.record.id, check_mailbox_name(name),
                                               subscribed)
+        self.hub.notify(list_key(ref.record.id))
 
     # -- appends ------------------------------------------------------------------
     async def seal_message(self, ref: AccountRef, raw: bytes, mailbox_id: int,
@@ -289,6 +293,7 @@ class MailboxService:
             if path not in existing:
                 existing[path] = await store.create_mailbox(ref.record.id, path, None,
                                                             i == len(parts))
+                self.hub.notify(list_key(ref.record.id))
         return existing[name]
 
     async def mailbox_for_delivery(self, ref: AccountRef, name: str) -> int:

@@ -10,8 +10,16 @@ mailbox, which finds nothing new; carrying the region everywhere would cost more
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+
+
+def list_key(account_id: str) -> int:
+    """A watch key for an account's mailbox list and subscriptions (NOTIFY's MailboxName
+    and SubscriptionChange): negative, so never a mailbox id; accounts whose keys
+    collide only wake each other needlessly."""
+    return -1 - zlib.crc32(account_id.encode("utf-8"))
 
 
 class ChangeHub:
