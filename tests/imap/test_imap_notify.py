@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 
+import pytest
 from imap_script import Imap, ScriptClient
+
+from letterlock.imap.commands import notify
 
 MSG = b"From: a@example.org\r\nSubject: hello\r\n\r\nbody\r\n"
 
@@ -240,4 +244,47 @@ async def test_without_a_selected_group_the_selected_mailbox_waits_for_a_command
     await _deliver(imap, "Lists")
     assert _status(await c.response()) == b"* STATUS Lists (MESSAGES 1 UIDNEXT 2 UNSEEN 1)"
     assert await _quiet(c) == [b"* 1 EXISTS"]
+    await c.close()
+
+
+async def test_a_client_that_stops_reading_gets_overflow(
+        imap: Imap, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RFC 5465 5.8: NOTIFY is switched off for a client that does not read what it
+    is sent, with OK [NOTIFICATIONOVERFLOW]. Small socket buffers and a small
+    threshold (1 MiB in service) keep the test short; 2000-byte mailbox names make
+    each STATUS large."""
+    monkeypatch.setattr(notify, "OVERFLOW_BYTES", 8192)
+    name = "L" * 2000
+    ref = await imap.app.accounts.resolve(imap.user)
+    await imap.app.mailboxes.ensure_mailbox(ref, name)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", imap.port))
+    # A small limit: the stream stops taking data from the socket at twice that.
+    reader, writer = await asyncio.open_connection(sock=sock, limit=8192)
+    c = ScriptClient(reader, writer)
+    assert (await c.response()).startswith(b"* OK")
+    await c.login(imap.user, imap.password)
+    [conn] = list(imap.server._connections)
+    conn.writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF,
+                                                    4096)
+    lines = await c.command("a1", f"NOTIFY SET (MAILBOXES {name} (MessageNew MessageExpunge))")
+    assert lines == [b"a1 OK NOTIFY completed"]
+    for _ in range(500):  # the client reads nothing meanwhile
+        await imap.app.mailboxes.append(ref, name, MSG)
+        for _ in range(100):
+            await asyncio.sleep(0.001)  # lets the server deliver
+            notifier = conn.ctx.notifier
+            if notifier is None or not notifier.wake.is_set():
+                break
+        if conn.ctx.notifier is None:
+            break
+    assert conn.ctx.notifier is None, "NOTIFY was never switched off"
+    told = []
+    while not told or not told[-1].startswith(b"* OK [NOTIFICATIONOVERFLOW]"):
+        told.append(await c.response())
+    assert all(line.startswith(b"* STATUS ") for line in told[:-1])
+    # Nothing more is sent unasked; the session goes on.
+    await imap.app.mailboxes.append(ref, name, MSG)
+    assert await c.command("a2", "NOOP") == [b"a2 OK NOOP completed"]
     await c.close()

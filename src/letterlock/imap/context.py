@@ -47,6 +47,13 @@ class Output:
             self._buf.clear()
         await self.writer.drain()
 
+    def flush_nowait(self) -> None:
+        """Hand the buffer to the transport without waiting for the client to read it
+        (NOTIFY: what piles up there is measured, see commands/notify.py)."""
+        if self._buf:
+            self.writer.write(bytes(self._buf))
+            self._buf.clear()
+
     async def maybe_flush(self) -> None:
         if len(self._buf) >= FLUSH_AT:
             await self.flush()

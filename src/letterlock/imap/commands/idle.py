@@ -74,7 +74,7 @@ async def idle(cmd: c.Idle, ctx: Context) -> Reply:
                 return bad("Expected DONE")
             if notifier is not None and ctx.notifier is notifier:
                 await notifier.deliver(ctx, in_idle=True)  # clears the event
-                await ctx.out.flush()
+                ctx.out.flush_nowait()  # a client that does not read overflows
                 continue
             if ctx.notifier is None and notifier is not None:
                 # NOTIFY went off (overflow): no notifier sets this event any more

@@ -305,7 +305,7 @@ async def read_between_commands(ctx: Context, read: Awaitable[T],
             if task.done() or mid_command():
                 break
             await notifier.deliver(ctx)
-            await ctx.out.flush()
+            ctx.out.flush_nowait()  # a client that does not read overflows, see deliver
         return await task
     finally:
         if not task.done():
