@@ -288,3 +288,23 @@ async def test_a_client_that_stops_reading_gets_overflow(
     await imap.app.mailboxes.append(ref, name, MSG)
     assert await c.command("a2", "NOOP") == [b"a2 OK NOOP completed"]
     await c.close()
+
+
+async def test_selected_delayed_keeps_expunges_for_a_command(imap: Imap) -> None:
+    await _deliver(imap, "INBOX")
+    c = await _session(imap, "INBOX")
+    await c.command("a0", "CREATE Lists")
+    await c.command("a1", "NOTIFY SET (SELECTED-DELAYED (MessageNew MessageExpunge FlagChange))"
+                          " (MAILBOXES Lists (MessageNew MessageExpunge))")
+    other = await _session(imap, "INBOX")
+    assert (await other.command("b1", "STORE 1 +FLAGS.SILENT (\\Deleted)"))[-1] \
+        .startswith(b"b1 OK")
+    assert (await other.command("b2", "EXPUNGE"))[-1].startswith(b"b2 OK")
+    await other.close()
+    await _deliver(imap, "Lists")
+    told = [await c.response()]
+    while not told[-1].startswith(b"* STATUS Lists "):
+        told.append(await c.response())
+    assert not any(b"EXPUNGE" in line for line in told), told
+    assert b"* 1 EXPUNGE" in await _quiet(c)
+    await c.close()
