@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from typing import TypeVar
@@ -38,6 +39,8 @@ from letterlock.imap.reply import Reply, no, ok
 from letterlock.services.mail.mailbox import HIERARCHY
 from letterlock.services.mail.notify import list_key
 from letterlock.services.operations.log_events import LogEvent, event
+
+log = logging.getLogger(__name__)
 
 POLL_S = 30.0
 """Look at the mailbox list (created mailboxes, subscriptions) at least this often."""
@@ -304,7 +307,15 @@ async def read_between_commands(ctx: Context, read: Awaitable[T],
                 waiter.cancel()
             if task.done() or mid_command():
                 break
-            await notifier.deliver(ctx)
+            try:
+                await notifier.deliver(ctx)
+            except ConnectionError:
+                raise
+            except Exception:
+                # A bug must not end the session: the next command still answers.
+                log.exception("NOTIFY delivery failed")
+            if mid_command():
+                break  # begun meanwhile: what was found goes out with its response
             ctx.out.flush_nowait()  # a client that does not read overflows, see deliver
         return await task
     finally:
