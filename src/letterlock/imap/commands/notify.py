@@ -180,8 +180,6 @@ class Notifier:
         filter with message events covers and whose values changed."""
         assert ctx.user is not None and self._names is not None
         sel = ctx.selected
-        items = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN") + (
-            ("HIGHESTMODSEQ",) if ctx.condstore else ())
         out: list[bytes] = []
         for box_id in sorted(self._names if box_ids is None else box_ids):
             name = self._names.get(box_id)
@@ -190,6 +188,10 @@ class Notifier:
             group = self.group_for(name, False)
             if group is None or not MESSAGE_EVENTS & set(group.events):
                 continue
+            # RFC 5465 5.1: FlagChange reports carry HIGHESTMODSEQ, CONDSTORE or not.
+            items = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN") + (
+                ("HIGHESTMODSEQ",) if ctx.condstore or "FlagChange" in group.events
+                else ())
             try:
                 box = await ctx.services.mailboxes.get_mailbox(ctx.user, name)
                 line = await _status_line(ctx, box, items)
