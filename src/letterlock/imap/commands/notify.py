@@ -278,16 +278,16 @@ async def notify_set(cmd: NotifySet, ctx: Context) -> Reply:
     notifier = Notifier(groups)
     try:
         await notifier.look(ctx)
-        lines = await notifier.statuses(ctx, None)
+        # Only when asked: a STATUS of every covered mailbox reads each one's index.
+        lines = await notifier.statuses(ctx, None) if cmd.status else []
     except LetterlockError:
         notifier.close()
         return no("NOTIFY failed", "UNAVAILABLE")
     if ctx.notifier is not None:
         ctx.notifier.close()
     ctx.notifier = notifier
-    if cmd.status:
-        for line in lines:
-            ctx.out.untagged(line)
+    for line in lines:
+        ctx.out.untagged(line)
     return ok("NOTIFY completed")
 
 
