@@ -45,6 +45,7 @@ ROUTES = {
     ("POST", "/api/legal/matters/{matter_id}/close"),
     ("POST", "/api/legal/matters/{matter_id}/lift-gag"),
     ("POST", "/api/legal/matters/{matter_id}/inform-requested"),
+    ("POST", "/api/legal/matters/{matter_id}/extend-gag"),
     ("POST", "/api/legal/tick"),
     ("GET", "/api/me"),
     ("GET", "/api/me/notices"),
