@@ -24,287 +24,41 @@ which is how IMAP IDLE learns of changes made by another process.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 import psycopg.errors
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg_pool import AsyncConnectionPool
 
 from letterlock.errors import (
     AlreadyExists,
     StorageError,
     UnknownAccount,
     UnknownMailbox,
-    UnknownRegion,
 )
 from letterlock.storage.models import (
     AccountRecord,
     Appended,
     Changes,
     DigestPack,
-    Domain,
     Expunged,
     FlagChange,
     MailboxIndex,
     MailboxRecord,
     MessageRecord,
     NewMessage,
-    Region,
     apply_flag_mode,
 )
+from letterlock.storage.postgres_control import PostgresControlStore
+from letterlock.storage.postgres_db import DEFAULT_CHANNEL, Conn, PostgresDb
+from letterlock.storage.postgres_db import all_rows as _all
+from letterlock.storage.postgres_db import one as _one
 
-T = TypeVar("T")
-Conn = psycopg.AsyncConnection[tuple[Any, ...]]
-Op = Callable[[Conn], Awaitable[T]]
-
-DEFAULT_CHANNEL = "letterlock_changes"
-_RETRIES = 5
-_SCHEMA_LOCK = 0x6C6C5F736368  # advisory lock key serialising schema creation
-
-
-def _database_of(url: str) -> str:
-    return str(conninfo_to_dict(url).get("dbname") or "")
-
-
-class PostgresDb:
-    """A connection pool on one database, with transactions that translate driver
-    errors to :mod:`letterlock.errors` and retry deadlocks."""
-
-    def __init__(self, url: str, schema: str, *, min_size: int = 1, max_size: int = 10,
-                 create_database: bool = True) -> None:
-        self.url = url
-        self._schema = schema
-        self._create_database = create_database
-        self._pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
-            url, min_size=min_size, max_size=max_size, open=False,
-            kwargs={"autocommit": True},
-            name=f"letterlock:{_database_of(url)}")
-        self._opened = False
-        self._closed = False
-        self._open_lock = asyncio.Lock()
-
-    async def open(self) -> None:
-        """Connect, creating the database (when allowed) and the schema if absent."""
-        async with self._open_lock:
-            if self._opened:
-                return
-            if self._closed:
-                raise StorageError("store is closed")
-            try:
-                await self._ensure_database()
-                conn = await psycopg.AsyncConnection.connect(self.url)
-                async with conn, conn.transaction():
-                    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-                    await conn.execute(self._schema)
-                await self._pool.open(wait=True, timeout=30)
-            except psycopg.Error as exc:
-                raise StorageError(f"PostgreSQL {_database_of(self.url)}: {exc}") from exc
-            self._opened = True
-
-    async def _ensure_database(self) -> None:
-        try:
-            conn = await psycopg.AsyncConnection.connect(self.url)
-        except psycopg.OperationalError:
-            name = _database_of(self.url)
-            if not self._create_database or not name or name == "postgres":
-                raise
-            # Ask the maintenance database whether ours exists (this does not depend
-            # on the language of the server's error messages), and create it if not.
-            admin = make_conninfo(self.url, dbname="postgres")
-            async with await psycopg.AsyncConnection.connect(admin, autocommit=True) as c:
-                if await _one(c, "SELECT 1 FROM pg_database WHERE datname=%s", (name,)):
-                    raise
-                # DuplicateDatabase: another process created it meanwhile.
-                with contextlib.suppress(psycopg.errors.DuplicateDatabase):
-                    await c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            return
-        await conn.close()
-
-    async def _run(self, op: Op[T], mode: str, durable: bool = True) -> T:
-        if not self._opened:
-            await self.open()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                async with self._pool.connection() as conn:
-                    if mode == "write":
-                        async with conn.transaction():
-                            if not durable:
-                                await conn.execute("SET LOCAL synchronous_commit TO OFF")
-                            return await op(conn)
-                    if mode == "query":  # one statement: its own snapshot, no BEGIN
-                        return await op(conn)
-                    await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                    try:
-                        result = await op(conn)
-                    except BaseException:
-                        await conn.execute("ROLLBACK")
-                        raise
-                    await conn.execute("COMMIT")
-                    return result
-            except (psycopg.errors.DeadlockDetected,
-                    psycopg.errors.SerializationFailure) as exc:
-                if attempt >= _RETRIES:
-                    raise StorageError(f"{_database_of(self.url)}: {exc}") from exc
-                await asyncio.sleep(0.01 * attempt)
-            except psycopg.errors.UniqueViolation as exc:
-                raise AlreadyExists(str(exc).splitlines()[0]) from exc
-            except psycopg.Error as exc:
-                raise StorageError(f"{_database_of(self.url)}: {exc}") from exc
-
-    async def write(self, op: Op[T], *, durable: bool = True) -> T:
-        """Run ``op`` in one read-write transaction (committed, hence durable, on return;
-        with ``durable`` False, committed without waiting for the WAL flush:
-        ``synchronous_commit off``, for changes a power cut may undo)."""
-        return await self._run(op, "write", durable)
-
-    async def read(self, op: Op[T]) -> T:
-        """Run ``op`` in a read-only REPEATABLE READ transaction (one snapshot)."""
-        return await self._run(op, "read")
-
-    async def query(self, op: Op[T]) -> T:
-        """Run ``op``, which issues exactly one read statement, outside a transaction."""
-        return await self._run(op, "query")
-
-    async def close(self) -> None:
-        async with self._open_lock:
-            self._closed = True
-            if self._opened:
-                await self._pool.close()
-                self._opened = False
-
-
-Params = Sequence[Any] | Mapping[str, Any]
-
-
-async def _one(conn: Conn, query: str, params: Params = ()) -> tuple[Any, ...] | None:
-    cur = await conn.execute(query, params)
-    return await cur.fetchone()
-
-
-async def _all(conn: Conn, query: str, params: Params = ()) -> list[tuple[Any, ...]]:
-    cur = await conn.execute(query, params)
-    return await cur.fetchall()
-
-
-# --------------------------------------------------------------------------- control
-
-CONTROL_SCHEMA = """
-CREATE TABLE IF NOT EXISTS regions (id TEXT PRIMARY KEY, country TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS domains (name TEXT PRIMARY KEY, created TIMESTAMPTZ NOT NULL);
-CREATE TABLE IF NOT EXISTS directory (
-    address TEXT PRIMARY KEY,
-    region_id TEXT NOT NULL REFERENCES regions(id)
-);
-CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-
-
-class PostgresControlStore:
-    """The operator's directory and settings in one PostgreSQL database."""
-
-    def __init__(self, url: str, *, max_connections: int = 4,
-                 create_database: bool = True) -> None:
-        self.db = PostgresDb(url, CONTROL_SCHEMA, max_size=max_connections,
-                             create_database=create_database)
-
-    async def open(self) -> None:
-        await self.db.open()
-
-    async def add_region(self, region: Region) -> None:
-        async def op(c: Conn) -> None:
-            await c.execute("INSERT INTO regions VALUES (%s, %s)", (region.id, region.country))
-
-        try:
-            await self.db.write(op)
-        except AlreadyExists:
-            raise AlreadyExists(f"region {region.id} exists") from None
-
-    async def list_regions(self) -> list[Region]:
-        rows = await self.db.query(lambda c: _all(c, "SELECT id, country FROM regions ORDER BY id"))
-        return [Region(r[0], r[1]) for r in rows]
-
-    async def add_domain(self, name: str) -> Domain:
-        domain = Domain(name, datetime.now(UTC))
-
-        async def op(c: Conn) -> None:
-            await c.execute("INSERT INTO domains VALUES (%s, %s)", (name, domain.created))
-
-        try:
-            await self.db.write(op)
-        except AlreadyExists:
-            raise AlreadyExists(f"domain {name} exists") from None
-        return domain
-
-    async def list_domains(self) -> list[Domain]:
-        rows = await self.db.query(
-            lambda c: _all(c, "SELECT name, created FROM domains ORDER BY name"))
-        return [Domain(r[0], r[1].astimezone(UTC)) for r in rows]
-
-    async def assign(self, address: str, region_id: str) -> None:
-        async def op(c: Conn) -> None:
-            try:
-                await c.execute("INSERT INTO directory VALUES (%s, %s)", (address, region_id))
-            except psycopg.errors.ForeignKeyViolation:
-                raise UnknownRegion(region_id) from None
-
-        try:
-            await self.db.write(op)
-        except AlreadyExists:
-            raise AlreadyExists(f"{address} exists") from None
-
-    async def reassign(self, address: str, region_id: str) -> None:
-        async def op(c: Conn) -> None:
-            try:
-                cur = await c.execute("UPDATE directory SET region_id=%s WHERE address=%s",
-                                      (region_id, address))
-            except psycopg.errors.ForeignKeyViolation:
-                raise UnknownRegion(region_id) from None
-            if cur.rowcount == 0:
-                raise UnknownAccount(address)
-
-        await self.db.write(op)
-
-    async def unassign(self, address: str) -> None:
-        async def op(c: Conn) -> None:
-            cur = await c.execute("DELETE FROM directory WHERE address=%s", (address,))
-            if cur.rowcount == 0:
-                raise UnknownAccount(address)
-
-        await self.db.write(op)
-
-    async def lookup(self, address: str) -> str | None:
-        row = await self.db.query(lambda c: _one(
-            c, "SELECT region_id FROM directory WHERE address=%s", (address,)))
-        return None if row is None else str(row[0])
-
-    async def list_assignments(self) -> list[tuple[str, str]]:
-        rows = await self.db.query(lambda c: _all(
-            c, "SELECT address, region_id FROM directory ORDER BY address"))
-        return [(r[0], r[1]) for r in rows]
-
-    async def get_setting(self, key: str) -> str | None:
-        row = await self.db.query(lambda c: _one(
-            c, "SELECT value FROM settings WHERE key=%s", (key,)))
-        return None if row is None else str(row[0])
-
-    async def set_setting(self, key: str, value: str) -> None:
-        async def op(c: Conn) -> None:
-            await c.execute("INSERT INTO settings VALUES (%s, %s) "
-                            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                            (key, value))
-
-        await self.db.write(op)
-
-    async def close(self) -> None:
-        await self.db.close()
+__all__ = ["DEFAULT_CHANNEL", "ChangeFeed", "Conn", "PostgresCellStore", "PostgresControlStore",
+           "PostgresDb"]
 
 
 # --------------------------------------------------------------------------- cell
