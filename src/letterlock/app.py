@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
 from letterlock.audit.events import AuditEvent, AuditSink, EventType
 from letterlock.config import Config
 from letterlock.crypto.keys import KdfParams
-from letterlock.errors import AlreadyExists, ConfigError, NotInitialised
+from letterlock.errors import AlreadyExists, ConfigError, LetterlockError, NotInitialised
 from letterlock.imap import views as imap_views
 from letterlock.policy import PolicyEngine, load_jurisdictions, load_profile
 from letterlock.services.accounts import certificates
@@ -54,6 +55,7 @@ from letterlock.storage.postgres import PostgresCellStore, PostgresControlStore
 from letterlock.storage.s3 import S3BlobStore
 from letterlock.storage.sqlite import SqliteCellStore
 from letterlock.storage.sqlite_control import SqliteControlStore
+from letterlock.storage.unavailable import UnavailableStore
 from letterlock.workers import ProcessPlan
 
 CONTROL_DB = "control.sqlite3"
@@ -110,14 +112,22 @@ def open_cell(config: Config, region: Region) -> Cell:
     ``storage.postgres_url`` is set, S3 when ``storage.s3_endpoint`` is set."""
     root = config.region_dir(region.id)
     opts = config.storage
-    store: CellStore = (PostgresCellStore(opts.postgres_url.replace("{region}", region.id))
-                        if opts.postgres_url else
-                        SqliteCellStore(root / CELL_DB, fsync=opts.fsync))
-    blobs: BlobStore = (S3BlobStore(opts.s3_bucket.replace("{region}", region.id),
-                                    endpoint=opts.s3_endpoint, access_key=opts.s3_access_key,
-                                    secret_key=opts.s3_secret_key, region=opts.s3_region)
-                        if opts.s3_endpoint else
-                        FileBlobStore(root / "blobs", fsync=opts.fsync))
+    try:
+        store: CellStore = (PostgresCellStore(opts.postgres_url.replace("{region}", region.id))
+                            if opts.postgres_url else
+                            SqliteCellStore(root / CELL_DB, fsync=opts.fsync))
+        blobs: BlobStore = (S3BlobStore(opts.s3_bucket.replace("{region}", region.id),
+                                        endpoint=opts.s3_endpoint,
+                                        access_key=opts.s3_access_key,
+                                        secret_key=opts.s3_secret_key, region=opts.s3_region)
+                            if opts.s3_endpoint else
+                            FileBlobStore(root / "blobs", fsync=opts.fsync))
+    except (LetterlockError, OSError) as exc:
+        # One damaged region must not stop the others: its accounts get temporary
+        # failures (storage/unavailable.py) until the operator repairs or restores it.
+        event(LogEvent.REGION_UNAVAILABLE, region=region.id, reason=str(exc))
+        stand_in = UnavailableStore(region.id, str(exc))
+        store, blobs = cast(CellStore, stand_in), cast(BlobStore, stand_in)
     return Cell(region, store, blobs, GroupCommitter(store, blobs, opts.group_commit_max))
 
 

@@ -75,9 +75,13 @@ class SqliteDb:
         self._queue: list[_Write] = []
         self._queue_lock = threading.Lock()
         self._draining = False
-        conn = self._connect()
-        with conn:
-            conn.executescript(schema)
+        try:
+            conn = self._connect()
+            with conn:
+                conn.executescript(schema)
+        except sqlite3.Error as exc:  # e.g. a damaged file: say which, keep no handle
+            self.close()
+            raise StorageError(f"{path.name}: {exc}") from exc
 
     def _connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)

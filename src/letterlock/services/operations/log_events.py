@@ -77,6 +77,9 @@ class LogEvent(enum.StrEnum):
     MESSAGE_DAMAGED = "mail:message:damaged"
     """A stored message is listed but its sealed copy is missing or does not open
     (``mailbox`` id, ``uid``, ``blob``): the client got NO [CORRUPTION]."""
+    REGION_UNAVAILABLE = "storage:region:unavailable"
+    """A region's storage could not be opened at start (``region``, ``reason``): its
+    accounts get temporary failures, the other regions are served."""
     QUOTA_WARNED = "mail:quota:warned"
     """An account reached ``level`` per cent of a quota limit; its owner was sent a
     warning mail (once per level)."""
@@ -172,6 +175,7 @@ LEVELS: dict[LogEvent, int] = {
     LogEvent.MESSAGE_STORED: logging.INFO,
     LogEvent.MESSAGE_NOT_STORED: logging.WARNING,
     LogEvent.MESSAGE_DAMAGED: logging.ERROR,
+    LogEvent.REGION_UNAVAILABLE: logging.ERROR,
     LogEvent.QUOTA_WARNED: logging.INFO,
     LogEvent.DMARC_EVALUATED: logging.INFO,
     LogEvent.SPAM_CHECKED: logging.INFO,
