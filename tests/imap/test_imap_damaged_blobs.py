@@ -145,3 +145,29 @@ async def test_swapped_blobs_never_open_as_the_other_message_anywhere(
     # The untouched third message still opens, by either kind of record.
     assert (await imap.app.mailboxes.bodies(session, full[2:]))[3].endswith(b"body 2\r\n")
     assert (await imap.app.mailboxes.bodies(session, light[2:]))[3].endswith(b"body 2\r\n")
+
+
+async def test_a_changed_size_row_is_answered_from_the_sealed_copy(
+        imap: Imap, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 13 point 2: metadata mail depends on is checked against the sealed copy.
+    A size changed in the database does not reach a client that asks for the header
+    (the digest holds the size sealed at delivery), and the operator is told."""
+    caplog.set_level(logging.INFO, EVENTS_LOGGER)
+    rows = await append_three(imap)
+    true_size = len(b"Subject: m1\r\n\r\nbody 1\r\n")
+    db = sqlite3.connect(imap.app.config.home / "regions" / "us-east" / "cell.sqlite3")
+    try:
+        db.execute("UPDATE messages SET size=? WHERE uid=2", (true_size + 5000,))
+        db.commit()
+    finally:
+        db.close()
+    c = await imap.session("INBOX")
+    lines = await c.command("s", "UID FETCH 2 (RFC822.SIZE BODY.PEEK[HEADER])")
+    assert lines[-1] == b"s OK UID FETCH completed"
+    assert b"RFC822.SIZE %d " % true_size in lines[0], lines[0]
+    lines = await c.command("b", "UID FETCH 2 (RFC822.SIZE BODY.PEEK[])")
+    assert b"RFC822.SIZE %d " % true_size in lines[0], lines[0]
+    [line] = damaged_lines(caplog)
+    assert (line["uid"], line["blob"]) == (2, rows[1][1])
+    assert line["reason"] == "size differs from the sealed copy"
+    await c.close()

@@ -57,6 +57,16 @@ class _Message:
         return self._tree
 
     @property
+    def size(self) -> int:
+        """RFC822.SIZE: from the sealed copy when this command opened it (a digest
+        holds the size sealed at delivery), else the metadata row's."""
+        if self.digest is not None:
+            return self.digest.size
+        if self.raw is not None:
+            return len(self.raw)
+        return self.record.size
+
+    @property
     def header(self) -> bytes:
         if self.digest is not None:
             return self.digest.header
@@ -96,7 +106,7 @@ def _render(item: FetchItem, msg: _Message, utf8: bool, sel: SelectedMailbox) ->
     if name == "INTERNALDATE":
         return b"INTERNALDATE " + encoding.internaldate(rec.internaldate)
     if name == "RFC822.SIZE":
-        return b"RFC822.SIZE %d" % rec.size
+        return b"RFC822.SIZE %d" % msg.size
     if name == "MODSEQ":
         return b"MODSEQ (%d)" % rec.modseq
     if name == "ENVELOPE":
@@ -165,7 +175,7 @@ def _compile(item: FetchItem) -> Renderer:
     if name == "UID":
         return lambda m, _u, _s: b"UID %d" % m.record.uid
     if name == "RFC822.SIZE":
-        return lambda m, _u, _s: b"RFC822.SIZE %d" % m.record.size
+        return lambda m, _u, _s: b"RFC822.SIZE %d" % m.size
     if name == "FLAGS":
         lists: dict[frozenset[str], bytes] = {}
 

@@ -43,6 +43,7 @@ from letterlock.errors import CryptoError, LetterlockError
 from letterlock.mime import summary as summaries
 from letterlock.services.accounts.accounts import Session
 from letterlock.services.cells import Cells
+from letterlock.services.operations.log_events import LogEvent, event
 from letterlock.storage.models import DigestPack, MessageRecord
 
 log = logging.getLogger("letterlock.digests")
@@ -160,7 +161,12 @@ def make_digest(session: Session, record: MessageRecord, views: Views) -> Digest
     key = session.opener.content_key(record.summary)
     summary = summaries.decode(seal.open_with_key(record.summary, key))
     structure = summary.extra.get("structure")
-    return Digest(record.uid, record.blob_id, key, record.size, summary.header,
+    if summary.size != record.size:
+        # The sealed copy is the truth; the metadata row was changed behind our back.
+        event(LogEvent.MESSAGE_DAMAGED, user=session.ref.record.address,
+              mailbox=record.mailbox_id, uid=record.uid, blob=record.blob_id,
+              reason="size differs from the sealed copy")
+    return Digest(record.uid, record.blob_id, key, summary.size, summary.header,
                   b"" if structure is None else json.dumps(structure,
                                                            separators=(",", ":")).encode(),
                   views.make(summary))
