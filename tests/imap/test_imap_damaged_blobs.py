@@ -171,3 +171,29 @@ async def test_a_changed_size_row_is_answered_from_the_sealed_copy(
     assert (line["uid"], line["blob"]) == (2, rows[1][1])
     assert line["reason"] == "size differs from the sealed copy"
     await c.close()
+
+
+async def test_swapped_uids_are_reported(imap: Imap, caplog: pytest.LogCaptureFixture) -> None:
+    """Two rows whose UIDs were swapped in the database: each UID now names another
+    (intact) message than its sealed digest recorded. UIDs are never reused and a
+    message's blob never changes, so the operator is told which rows were edited."""
+    caplog.set_level(logging.INFO, EVENTS_LOGGER)
+    rows = await append_three(imap)
+    c = await imap.session("INBOX")
+    lines = await c.command("a", "FETCH 1:3 (BODY.PEEK[HEADER])")
+    assert lines[-1] == b"a OK FETCH completed"
+    await imap.app.mailboxes.digests.flush()
+    assert damaged_lines(caplog) == []
+    db = sqlite3.connect(imap.app.config.home / "regions" / "us-east" / "cell.sqlite3")
+    try:
+        db.execute("UPDATE messages SET uid=99 WHERE uid=1")
+        db.execute("UPDATE messages SET uid=1 WHERE uid=2")
+        db.execute("UPDATE messages SET uid=2 WHERE uid=99")
+        db.commit()
+    finally:
+        db.close()
+    lines = await c.command("b", "UID FETCH 1:2 (BODY.PEEK[HEADER])")
+    assert lines[-1] == b"b OK UID FETCH completed"
+    reported = sorted((d["uid"], d["blob"]) for d in damaged_lines(caplog))
+    assert reported == [(1, rows[1][1]), (2, rows[0][1])]
+    await c.close()

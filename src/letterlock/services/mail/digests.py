@@ -216,6 +216,12 @@ class DigestReader:
             digest = None if pack is None else pack.get(rec.uid)
             if digest is None or digest.blob_id != rec.blob_id:
                 stale.add(window)
+                if digest is not None:
+                    # UIDs are never reused and a message's blob never changes: the
+                    # row was edited (e.g. two messages' UIDs swapped).
+                    event(LogEvent.MESSAGE_DAMAGED, user=self._session.ref.record.address,
+                          mailbox=self._mailbox_id, uid=rec.uid, blob=rec.blob_id,
+                          reason="uid names another message than its sealed digest")
             else:
                 out[rec.uid] = digest
         for window in sorted(stale):
