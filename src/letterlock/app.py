@@ -23,6 +23,7 @@ from letterlock.services.accounts import certificates
 from letterlock.services.accounts.accounts import AccountService
 from letterlock.services.accounts.kdf_queue import KdfRunner
 from letterlock.services.accounts.key_cache import KeyCache, KeyCacheSettings
+from letterlock.services.accounts.login_backoff import LoginBackoff
 from letterlock.services.accounts.operators import OperatorService
 from letterlock.services.accounts.quotas import QuotaService
 from letterlock.services.accounts.setup import InitOptions, write_config_file
@@ -207,7 +208,8 @@ async def open_app(config: Config, *, create: bool = False) -> AsyncIterator[App
         stack.callback(peers.close)
         key_cache.attach(peers)
         ChangeRelay(hub, peers)
-        accounts = AccountService(control, cells, kdf, params, audit, key_cache=key_cache)
+        accounts = AccountService(control, cells, kdf, params, audit, key_cache=key_cache,
+                                  backoff=LoginBackoff(config.crypto.login_delay_max_ms / 1000))
         # Worker processes (smtp.workers, imap.processes) are event loops of their
         # own: the CPUs they take are not free for sealing helpers.
         sealer = SealPool(default_processes(config.crypto.seal_processes,

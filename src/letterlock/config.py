@@ -218,6 +218,10 @@ class CryptoConfig:
     kdf_queue_per_client: int = _option(16, "derivations")
     """Password derivations one client address (an IPv6 /64) may have waiting for a
     slot (count); more are refused with "try again later"."""
+    login_delay_max_ms: int = _option(15_000, "milliseconds")
+    """Longest wait before a password check for a client or an account that keeps
+    failing: the wait starts after a few failures and doubles with each (see
+    docs/operating.md, "Password guessing"); 0 switches the back-off off."""
     key_cache_ttl_s: int = _option(3600, "seconds")
     """Seconds after a full login (Argon2id) during which logins to that account with
     the same password skip Argon2id: the account key stays in memory, encrypted under

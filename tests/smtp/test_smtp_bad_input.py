@@ -4,6 +4,7 @@ message, never a crash or a hang (and the server keeps serving afterwards)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from letterlock.app import App
 from letterlock.smtp.limits import LimitSettings
 from smtp.conftest import ALICE, BOB, World, start_world
 from smtp.wire import Wire
+from support.env import PASSWORD
 
 
 async def _open_txn(world: World, rcpt: str = ALICE) -> Wire:
@@ -266,3 +268,39 @@ async def test_commands_injected_before_tls_are_discarded(world: World) -> None:
     assert (await wire.cmd("EHLO t.test"))[0] == 250
     assert (await wire.cmd("MAIL FROM:<real@remote.test>"))[0] == 250
     wire.close()
+
+
+async def test_an_address_out_of_error_budget_can_still_submit(accounts: App,
+                                                              tmp_path: Path) -> None:
+    """Issue 13 point 5: 100 errors in 60 s from an address must not lock it out of
+    authenticated submission (an office behind NAT with one broken program). The MX
+    refuses it; submission, where users authenticate, and LMTP from a trusted peer
+    still take it."""
+    world = await start_world(accounts, tmp_path, limits=LimitSettings(
+        max_errors_per_session=1000, max_errors_per_window=100))
+    try:
+        wire = await Wire.open(world.mx_port)
+        await wire.cmd("EHLO t.test")
+        for _ in range(100):
+            assert (await wire.cmd("RCPT TO:<a@b.test>"))[0] == 503
+        wire.close()
+        refused = await Wire.open(world.mx_port, greet=False)
+        assert (await refused.reply())[0] == 421
+        assert world.lmtp_port is not None
+        lmtp = await Wire.open(world.lmtp_port)
+        assert (await lmtp.cmd("LHLO front.test"))[0] == 250
+        lmtp.close()
+
+        sub = await Wire.open(world.submission_port)
+        assert (await sub.cmd("EHLO laptop.test"))[0] == 250
+        assert (await sub.cmd("STARTTLS"))[0] == 220
+        await sub.writer.start_tls(world.client_tls)
+        sub = Wire(sub.reader, sub.writer)
+        assert (await sub.cmd("EHLO laptop.test"))[0] == 250
+        token = base64.b64encode(f"\0{ALICE}\0{PASSWORD}".encode()).decode()
+        assert (await sub.cmd(f"AUTH PLAIN {token}"))[0] == 235
+        assert (await sub.cmd(f"MAIL FROM:<{ALICE}>"))[0] == 250
+        assert (await sub.cmd(f"RCPT TO:<{BOB}>"))[0] == 250
+        assert (await sub.cmd("QUIT"))[0] == 221
+    finally:
+        await world.server.close()

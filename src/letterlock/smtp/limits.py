@@ -147,13 +147,19 @@ class ClientLimits:
         if client.connections == 0 and not client.errors:
             self._clients.pop(ip, None)
 
-    def connect(self, ip: str) -> bool:
+    def connect(self, ip: str, *, error_budget: bool = True) -> bool:
         """Count a new connection from ``ip``; False if it must be refused (and then
-        it is not counted)."""
+        it is not counted). ``error_budget``: refuse an address whose recent errors
+        used up ``max_errors_per_window``. Submission passes False: its users must
+        authenticate, guessing is slowed where passwords are checked (the login
+        back-off, services/accounts/login_backoff.py), and an address shared by many
+        (an office behind NAT) must not lose its outgoing mail to one broken
+        program's errors."""
         client = self._clients.setdefault(ip, _Client())
         self._prune(ip, client)
         if client.connections >= self.settings.max_connections_per_ip \
-                or len(client.errors) >= self.settings.max_errors_per_window:
+                or (error_budget
+                    and len(client.errors) >= self.settings.max_errors_per_window):
             return False
         client.connections += 1
         self._clients[ip] = client

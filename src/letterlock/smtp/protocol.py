@@ -139,7 +139,12 @@ class SmtpListener(LeanSmtp):
                 peer = transport.get_extra_info("peername") or ("", 0)
                 self._ip, self._port = str(peer[0]), int(peer[1])
                 trusted = self._limits.trusted(self._ip)
-            self._counted = self._limits.connect(self._ip)
+            # The error budget guards the MX (and LMTP from untrusted peers): a front
+            # MTA's unknown recipients or a shared address's broken program must not
+            # stop mail that is handed over or sent by authenticated users.
+            spared = self._kind is ListenerKind.SUBMISSION or (
+                self._kind is ListenerKind.LMTP and trusted)
+            self._counted = self._limits.connect(self._ip, error_budget=not spared)
             self._refused = not self._counted
             self._trusted = self._kind is not ListenerKind.MX and trusted
 

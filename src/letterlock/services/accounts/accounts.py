@@ -32,6 +32,7 @@ from letterlock.errors import (
 from letterlock.services.accounts.addresses import domain_of, normalise_address
 from letterlock.services.accounts.kdf_queue import LOCAL, KdfRunner, client_key
 from letterlock.services.accounts.key_cache import KeyCache, KeyCacheSettings, binding_of
+from letterlock.services.accounts.login_backoff import LoginBackoff
 from letterlock.services.cells import Cell, Cells
 from letterlock.services.operations import log_events
 from letterlock.services.operations.log_events import LogEvent
@@ -131,13 +132,15 @@ def check_password(password: str) -> None:
 class AccountService:
     def __init__(self, control: ControlStore, cells: Cells, kdf: KdfRunner,
                  kdf_params: keys.KdfParams, audit: AuditSink, *,
-                 key_cache: KeyCache | None = None) -> None:
+                 key_cache: KeyCache | None = None,
+                 backoff: LoginBackoff | None = None) -> None:
         self._control = control
         self._cells = cells
         self._kdf = kdf
         self._params = kdf_params
         self._audit = audit
         self._keys = key_cache if key_cache is not None else KeyCache(KeyCacheSettings(ttl_s=0))
+        self._backoff = backoff if backoff is not None else LoginBackoff(0)
         self._full_logins: dict[tuple[str, str], asyncio.Event] = {}
         """(address, client key) -> set when that client's full login ends."""
         self._joined: dict[tuple[str, str], int] = {}
@@ -255,19 +258,35 @@ class AccountService:
             session = await self._authenticate(address, password, client)
         except (AuthenticationFailed, InvalidInput):  # a name that is no address too
             log_events.event(LogEvent.LOGIN_FAILED, ip=client, user=address)
+            if client != LOCAL:
+                self._backoff.failed(client, address)
             raise
         except Busy:
             log_events.event(LogEvent.CLIENT_REFUSED, ip=client, limit="password-checks",
                              user=address)
             raise
         log_events.event(LogEvent.LOGIN_OK, ip=client, user=session.ref.address)
+        if client != LOCAL:
+            self._backoff.succeeded(client, address)
         return session
+
+    async def _back_off(self, address: str, client: str) -> None:
+        """Before a full password check: wait if this client or account has been
+        failing (services/accounts/login_backoff.py)."""
+        if client == LOCAL:
+            return
+        delay = self._backoff.delay_for(client, address)
+        if delay > 0:
+            log_events.event(LogEvent.LOGIN_DELAYED, ip=client, user=address,
+                             delay_ms=round(delay * 1000))
+            await self._backoff.wait(client, address)
 
     async def _authenticate(self, address: str, password: str, client: str) -> Session:
         try:
             ref = await self.resolve(address)
         except UnknownAccount:
             await self._keys.miss(password)
+            await self._back_off(address, client)
             await self._kdf.run(lambda: keys.wrap_with_password(
                 keys.KeyPair.generate(), password, self._params), client=client)
             raise AuthenticationFailed("authentication failed") from None
@@ -275,6 +294,7 @@ class AccountService:
         seen = self._keys.current(ref.address)
         pair = await self._keys.unlock(ref.address, binding, password, ref.record.key_id)
         if pair is None:
+            await self._back_off(address, client)
             pair = await self._full_login(ref, binding, password, client, seen)
         return Session(ref, Opener(pair.private, pair.key_id))
 

@@ -56,6 +56,9 @@ class LogEvent(enum.StrEnum):
     LOGIN_OK = "auth:login:ok"
     LOGIN_FAILED = "auth:login:failed"
     """A wrong password or an unknown account (``ip`` first: contrib/fail2ban)."""
+    LOGIN_DELAYED = "auth:login:delayed"
+    """A password check held back ``delay_ms`` because this client (``ip``) or this
+    account (``user``) has been failing (services/accounts/login_backoff.py)."""
     CLIENT_REFUSED = "limit:client:refused"
     """A client held to a limit (``limit``: connections, commands, errors,
     auth-failures, password-checks)."""
@@ -167,6 +170,7 @@ LEVELS: dict[LogEvent, int] = {
     LogEvent.IMAP_NOTIFY_OVERFLOW: logging.WARNING,
     LogEvent.LOGIN_OK: logging.INFO,
     LogEvent.LOGIN_FAILED: logging.WARNING,
+    LogEvent.LOGIN_DELAYED: logging.WARNING,
     LogEvent.CLIENT_REFUSED: logging.WARNING,
     LogEvent.ADDRESS_RESOLVED: logging.INFO,
     LogEvent.ADDRESS_DANGLING: logging.WARNING,
