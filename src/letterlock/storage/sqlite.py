@@ -175,6 +175,19 @@ def _box_modseq(c: sqlite3.Connection, mailbox_id: int) -> int:
     return int(row[0])
 
 
+INLINE_ROWS = 256
+"""Reads of at most this many messages run on the event loop (SqliteDb.read)."""
+
+
+def _more_than(c: sqlite3.Connection, table: str, mailbox_id: int, modseq: int) -> bool:
+    """Whether more than INLINE_ROWS rows of ``table`` changed after ``modseq`` (an
+    index range scan that stops there)."""
+    (count,) = c.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE mailbox_id=? "
+                         "AND modseq>? LIMIT ?)", (mailbox_id, modseq,
+                                                   INLINE_ROWS + 1)).fetchone()
+    return int(count) > INLINE_ROWS
+
+
 def _orphans(c: sqlite3.Connection, blob_ids: Sequence[str]) -> list[str]:
     return sorted({b for b in blob_ids
                    if c.execute("SELECT 1 FROM messages WHERE blob_id=? LIMIT 1",
@@ -300,7 +313,8 @@ class SqliteCellStore:
 
     async def get_account(self, address: str) -> AccountRecord | None:
         row = await self.db.read(lambda c: c.execute(
-            f"SELECT {_ACCOUNT_COLS} FROM accounts WHERE address=?", (address,)).fetchone())
+            f"SELECT {_ACCOUNT_COLS} FROM accounts WHERE address=?", (address,)).fetchone(),
+            inline=True)
         return None if row is None else _account(row)
 
     async def list_accounts(self) -> list[AccountRecord]:
@@ -369,14 +383,15 @@ class SqliteCellStore:
 
     async def list_mailboxes(self, account_id: str) -> list[MailboxRecord]:
         rows = await self.db.read(lambda c: c.execute(
-            _MAILBOX_SELECT + " WHERE account_id=? ORDER BY name", (account_id,)).fetchall())
+            _MAILBOX_SELECT + " WHERE account_id=? ORDER BY name", (account_id,)).fetchall(),
+            inline=True)
         return [_mailbox(r) for r in rows]
 
     async def get_mailbox(self, account_id: str, name: str) -> MailboxRecord:
-        return await self.db.read(lambda c: _get_box(c, account_id, name))
+        return await self.db.read(lambda c: _get_box(c, account_id, name), inline=True)
 
     async def get_mailbox_by_id(self, mailbox_id: int) -> MailboxRecord:
-        return await self.db.read(lambda c: _get_box_id(c, mailbox_id))
+        return await self.db.read(lambda c: _get_box_id(c, mailbox_id), inline=True)
 
     async def rename_mailbox(self, account_id: str, old: str, new: str) -> None:
         def op(c: sqlite3.Connection) -> None:
@@ -482,7 +497,7 @@ class SqliteCellStore:
                 raise UnknownMailbox(str(mailbox_id))
             return int(row[0])
 
-        return await self.db.read(op)
+        return await self.db.read(op, inline=True)
 
     async def mailbox_index(self, mailbox_id: int) -> MailboxIndex:
         def op(c: sqlite3.Connection) -> MailboxIndex:
@@ -516,7 +531,7 @@ class SqliteCellStore:
             _box_modseq(c, mailbox_id)
             return _select_uids(c, mailbox_id, uids, with_summary)
 
-        return await self.db.read(op)
+        return await self.db.read(op, inline=len(uids) <= INLINE_ROWS)
 
     async def store_flags(self, mailbox_id: int, uids: Sequence[int], mode: str,
                           flags: frozenset[str],
@@ -577,7 +592,7 @@ class SqliteCellStore:
                     out[uid] = FlagChange(uid, frozenset(flags.split()), modseq)
             return out
 
-        return await self.db.read(op)
+        return await self.db.read(op, inline=len(uids) <= INLINE_ROWS)
 
     async def copy_messages(self, src_mailbox_id: int, uids: Sequence[int],
                             dst_mailbox_id: int) -> list[tuple[int, Appended]]:
@@ -604,7 +619,15 @@ class SqliteCellStore:
                 (mailbox_id, modseq)))
             return Changes(highest, changed, vanished)
 
-        return await self.db.read(op)
+        def small(c: sqlite3.Connection) -> Changes | None:
+            if _more_than(c, "messages", mailbox_id, modseq) \
+                    or _more_than(c, "vanished", mailbox_id, modseq):
+                return None
+            return op(c)
+
+        # Usually a handful of rows: read inline; a big change goes to a thread.
+        found = await self.db.read(small, inline=True)
+        return found if found is not None else await self.db.read(op)
 
     async def get_digest_packs(self, mailbox_id: int, first_uid: int,
                                last_uid: int) -> list[DigestPack]:
@@ -615,7 +638,7 @@ class SqliteCellStore:
                 "WHERE mailbox_id=? AND first_uid<=? AND last_uid>=? ORDER BY first_uid",
                 (mailbox_id, last_uid, first_uid))]
 
-        return await self.db.read(op)
+        return await self.db.read(op, inline=last_uid - first_uid < 2 * INLINE_ROWS)
 
     async def put_digest_pack(self, pack: DigestPack) -> bool:
         def op(c: sqlite3.Connection) -> bool:

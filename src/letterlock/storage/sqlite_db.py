@@ -195,8 +195,19 @@ class SqliteDb:
             self._writer.submit(self._drain)
         return await future
 
-    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` in a read transaction (a consistent snapshot)."""
+    async def read(self, fn: Callable[[sqlite3.Connection], T], *, inline: bool = False) -> T:
+        """Run ``fn`` in a read transaction (a consistent snapshot).
+
+        ``inline``: run it on the caller's thread (the event loop) instead of a reader
+        thread. Only for reads bounded by a small constant (a mailbox row, a few
+        hundred messages found through an index): for those the hop to a thread and
+        back costs more than the read: under imaptest's mixed load (10 clients,
+        logout=0, 20 s) the server answered 15-20% more FETCH and APPEND commands with
+        them inline than with every read on a thread (three runs each, alternated).
+        A WAL reader never waits for the writer, so the loop is not held by writes;
+        a read that grows with the mailbox must still go to a thread."""
+        if inline:
+            return self._read(fn)
         return await asyncio.get_running_loop().run_in_executor(self._readers, self._read, fn)
 
     def close(self) -> None:
