@@ -112,6 +112,16 @@ async def test_bad_url_stores_nothing(imap: Imap, url: bytes) -> None:
     await c.close()
 
 
+async def test_a_missing_mailbox_is_trycreate_before_any_url(imap: Imap) -> None:
+    """RFC 4469 5 (imaptest's catenate script): the client is told to create the
+    mailbox, even when a URL would not resolve either."""
+    c, validity = await _setup(imap)
+    url = b"/INBOX;UIDVALIDITY=%d/;UID=1/;SECTION=HEADER" % (validity + 1)
+    lines = await _catenate(c, "a1", [("TEXT", HEADER), ("URL", url)], mailbox="Nowhere")
+    assert lines[-1].startswith(b"a1 NO [TRYCREATE] "), lines
+    await c.close()
+
+
 async def test_first_bad_url_is_named(imap: Imap) -> None:
     c, _ = await _setup(imap)
     lines = await _catenate(c, "a1", [("URL", b"/INBOX/;UID=1"), ("URL", b"/INBOX/;UID=98"),

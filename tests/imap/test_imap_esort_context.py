@@ -92,10 +92,12 @@ async def test_sort_update_follows_this_sessions_changes(imap: Imap) -> None:
     c = await _filled(imap)
     lines = await c.command("s1", "SORT RETURN (UPDATE COUNT) (SUBJECT) UTF-8 UNDELETED")
     assert lines == [b'* ESEARCH (TAG "s1") COUNT 6', b"s1 OK SORT completed"]
-    # charlie (seq 3) is third in subject order.
-    assert (await c.command("a1", "STORE 3 +FLAGS.SILENT (\\Deleted)"))[-1].startswith(b"a1 OK")
-    lines = await c.command("a2", "NOOP")
-    assert b'* ESEARCH (TAG "s1") REMOVEFROM (3 3)' in lines, lines
+    # charlie (seq 3) is third in subject order. The update comes with the STORE's own
+    # response (no EXPUNGE is involved, so its numbers stand; imaptest's
+    # search-context-update scripts expect it there, as Dovecot sends it).
+    lines = await c.command("a1", "STORE 3 +FLAGS.SILENT (\\Deleted)")
+    assert lines == [b'* ESEARCH (TAG "s1") REMOVEFROM (3 3)', b"a1 OK STORE completed"]
+    assert await c.command("a2", "NOOP") == [b"a2 OK NOOP completed"]
     # baker arrives as message 7 and sorts second (alpha, baker, bravo, ...).
     lines = await _append(c, "a3", _raw("baker", 9))
     assert lines.index(b"* 7 EXISTS") < lines.index(b'* ESEARCH (TAG "s1") ADDTO (2 7)'), lines
@@ -104,8 +106,7 @@ async def test_sort_update_follows_this_sessions_changes(imap: Imap) -> None:
     assert lines[0] == b"* 3 EXPUNGE" and not any(b"ESEARCH" in line for line in lines)
     assert await c.command("a5", "NOOP") == [b"a5 OK NOOP completed"]
     # Removing two results at once: last position first.
-    assert (await c.command("a6", "STORE 1,2 +FLAGS.SILENT (\\Deleted)"))[-1].startswith(b"a6 OK")
-    lines = await c.command("a7", "NOOP")
+    lines = await c.command("a6", "STORE 1,2 +FLAGS.SILENT (\\Deleted)")
     # Order now: alpha(2) baker(6) bravo(3) delta(1) echo(4) foxtrot(5).
     assert b'* ESEARCH (TAG "s1") REMOVEFROM (4 1 1 2)' in lines, lines
     await c.close()

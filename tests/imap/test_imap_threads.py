@@ -92,6 +92,16 @@ def test_later_message_corrects_a_guessed_parent() -> None:
     assert threads.render(threads.references(msgs)) == b"(1)(3 2)"
 
 
+def test_a_guessed_parent_is_dropped_even_when_the_real_one_would_loop() -> None:
+    # imaptest's "thread" script: 2 guesses that c@x hangs under a@x; 3 (c@x) says its
+    # parent is b@x, which hangs under c@x. RFC 5256 1C: the guessed link is broken
+    # first; the new one would loop and is not made, so c@x becomes a root with b@x.
+    msgs = [_msg(1, "", "<a@b>", sent=3600),
+            _msg(2, "", "<b@b>", "<a@b> <c@b>", sent=0),
+            _msg(3, "", "<c@b>", "<b@b>", sent=1)]
+    assert threads.render(threads.references(msgs)) == b"(3 2)(1)"
+
+
 def test_duplicate_message_id_is_its_own_message() -> None:
     msgs = [_msg(1, "Same", "<dup@x>"), _msg(2, "Different", "<dup@x>"),
             _msg(3, "Re: Same", "<r@x>", "<dup@x>")]

@@ -32,7 +32,7 @@ from letterlock.config import ImapConfig
 from letterlock.errors import LetterlockError
 from letterlock.imap import tls as tls_mod
 from letterlock.imap.admission import Admission, trusted_networks
-from letterlock.imap.commands import HANDLERS, NO_EXPUNGE_DURING
+from letterlock.imap.commands import HANDLERS, NO_EXPUNGE_DURING, updates
 from letterlock.imap.commands.idle import push_updates
 from letterlock.imap.commands.mailboxes import deselect
 from letterlock.imap.commands.notify import read_between_commands
@@ -458,6 +458,11 @@ class Connection:
                 lines = []  # e.g. the mailbox was deleted meanwhile; the next command says so
             for line in lines:
                 ctx.out.untagged(line)
+            if ctx.selected is not None and not ctx.selected.changed.is_set():
+                # Caught up (no expunge waits): searches kept current (RFC 5267 4.3)
+                # get their ADDTO/REMOVEFROM now, as after any other command. Their
+                # numbers are the ones the client knows: no EXPUNGE was sent.
+                await updates.push(ctx)
         ctx.out.write(reply.encode(command.tag))
 
     async def _starttls(self, command: c.StartTls) -> None:

@@ -148,12 +148,14 @@ def references(messages: Sequence[Message]) -> list[Node]:
                 link(previous, current)
             previous = current
         # (1C) The last reference is the message's parent, replacing any parent an
-        # earlier References guessed; no references: no parent.
-        if previous is not None and previous is not node and not node.reaches(previous):
+        # earlier References guessed (that link is broken even when the new one
+        # would make a loop and is not made); no references: no parent.
+        if previous is None:
             node.unlink()
-            link(previous, node)
-        elif previous is None:
+        elif previous is not node and node.parent is not previous:
             node.unlink()
+            if not node.reaches(previous):
+                link(previous, node)
 
     # (2)-(4) The root set, without childless dummies; a dummy's children take its
     # place, except that a dummy at the root keeps two or more children under it.

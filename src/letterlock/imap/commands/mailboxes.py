@@ -383,6 +383,13 @@ async def append(cmd: c.Append, ctx: Context) -> Reply:
     if isinstance(name, Reply):
         return name
     messages: list[bytes] = []
+    if any(part.catenate for part in cmd.parts):
+        # A missing target is TRYCREATE before any URL is looked at (RFC 4469 5: a
+        # client creates the mailbox and tries again).
+        try:
+            await ctx.services.mailboxes.get_mailbox(_user(ctx), name)
+        except LetterlockError as exc:
+            return reply_for(exc, trycreate=True)
     for part in cmd.parts:
         message = part.message
         if part.catenate:
