@@ -28,6 +28,7 @@ from letterlock.services.accounts.operators import OperatorService
 from letterlock.services.accounts.quotas import QuotaService
 from letterlock.services.accounts.setup import InitOptions, write_config_file
 from letterlock.services.cells import Cell, Cells, GroupCommitter
+from letterlock.services.legal.impact import LegalImpact
 from letterlock.services.legal.matters import LegalService
 from letterlock.services.mail import dkim_keys
 from letterlock.services.mail.addresses import AddressService
@@ -154,6 +155,8 @@ class App:
     """Aliases, groups, catch-alls, domain aliases and send-as grants."""
     quotas: QuotaService
     """Limits of what each account may keep, and its usage."""
+    legal_impact: LegalImpact
+    """Every stored matter decided again under other policies (read-only)."""
 
     async def add_region(self, region: Region, actor: str = "operator") -> None:
         await self.control.add_region(region)
@@ -249,7 +252,8 @@ async def open_app(config: Config, *, create: bool = False) -> AsyncIterator[App
         stack.push_async_callback(operator_store.close)
         operators = OperatorService(operator_store, kdf, params, audit)
         yield App(config, control, cells, audit, kdf, hub, accounts, mailboxes, delivery,
-                  legal, operators, peers, addresses, quotas)
+                  legal, operators, peers, addresses, quotas,
+                  LegalImpact(legal_store, control, config.legal.operator_country))
 
 
 async def initialise(config: Config, options: InitOptions) -> list[str]:

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from letterlock.app import open_app
 from letterlock.cli.common import CliContext, console, exit_code_for, fail, load_config, run
+from letterlock.cli.legal_impact import FORMATS_DOC, impact_cmd
 from letterlock.config import Config, LegalConfig
 from letterlock.errors import InvalidInput, LetterlockError
 from letterlock.policy import (
@@ -89,9 +90,13 @@ def render_decision(decision: Decision, console: Console) -> None:
     console.print(f"transparency: {decision.transparency}")
 
 
-@click.group("legal")
+@click.group("legal", epilog=f"Request, facts and decision fields: {FORMATS_DOC}.")
 def legal() -> None:
-    """Legal requests: evaluate, validate policies, and handle matters."""
+    """Legal requests: evaluate, validate policies, handle matters, and see what other
+    policies would have decided (impact)."""
+
+
+legal.add_command(impact_cmd)
 
 
 @legal.command("evaluate")

@@ -134,6 +134,11 @@ class LogEvent(enum.StrEnum):
     """Every folder done (``folders``, ``copied``, ``skipped``, ``seconds``)."""
     MIGRATION_FAILED = "migration:account:failed"
     """Stopped by an error (``reason``); a later run resumes where it stopped."""
+    LEGAL_IMPACT_RUN = "legal:impact:run"
+    """`letterlock legal impact` decided every stored matter again under other
+    policies (``actor``, ``profile``, ``matters``, and how many would ``change``,
+    ``disclose_more``, ``refuse_more`` or could not be decided: ``errors``); nothing
+    was changed."""
     TLS_POLICY_FETCHED = "tls:policy:fetched"
     """A recipient domain's MTA-STS policy was fetched (``domain``, ``mode``,
     ``max_age``) and is kept for max_age seconds."""
@@ -201,6 +206,7 @@ LEVELS: dict[LogEvent, int] = {
     LogEvent.MIGRATION_FOLDER: logging.INFO,
     LogEvent.MIGRATION_FINISHED: logging.INFO,
     LogEvent.MIGRATION_FAILED: logging.ERROR,
+    LogEvent.LEGAL_IMPACT_RUN: logging.INFO,
     LogEvent.TLS_POLICY_FETCHED: logging.INFO,
     LogEvent.TLS_POLICY_FAILURE: logging.WARNING,
     LogEvent.SEALED: logging.DEBUG,
