@@ -101,16 +101,18 @@ legal.add_command(impact_cmd)
 
 @legal.command("evaluate")
 @click.option("--request", "request_file", required=True,
-              type=click.Path(dir_okay=False, path_type=Path), help="Request JSON (LEGAL.md).")
+              type=click.Path(dir_okay=False, path_type=Path),
+              help=f"Request JSON ({FORMATS_DOC}).")
 @click.option("--facts", "facts_file", default=None,
               type=click.Path(dir_okay=False, path_type=Path),
-              help="Facts JSON, one entry per target.")
+              help=f"Facts JSON, one entry per target ({FORMATS_DOC}).")
 @click.option("--profile", default=None,
               help=f"Shipped profile ({', '.join(SHIPPED_PROFILES)}) or a policy directory.")
 @click.option("--operator-country", default=None, help="Operator's seat (ISO country code).")
 @click.option("--at", "at_text", default=None,
               help="Evaluate the law as of this date (default: when the request was served).")
-@click.option("--json", "as_json", is_flag=True, help="Print LEGAL.md's decision JSON.")
+@click.option("--json", "as_json", is_flag=True,
+              help=f"Print the decision JSON ({FORMATS_DOC}).")
 @click.pass_context
 def evaluate_cmd(ctx: click.Context, request_file: Path, facts_file: Path | None,
                  profile: str | None, operator_country: str | None, at_text: str | None,
@@ -232,7 +234,7 @@ ACTOR = "operator"
 @click.argument("request_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--facts", "facts_file", default=None,
               type=click.Path(dir_okay=False, path_type=Path),
-              help="Facts JSON (LEGAL.md), one entry per target: what the legal team "
+              help=f"Facts JSON ({FORMATS_DOC}), one entry per target: what the legal team "
                    "asserts (us_person, residence, conflict_with); facts the store knows "
                    "(exists, location, hosted_tenant, key_custody) may be given and must "
                    "agree with it.")

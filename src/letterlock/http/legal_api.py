@@ -6,6 +6,10 @@ returns who is calling and with which role). Roles: ``admin`` and ``legal`` may 
 on matters; ``auditor`` may only read them. No route reads mail. Domain errors get
 the same statuses as on every other route (http/errors.py), also when the router is
 mounted on its own.
+
+Requests, facts, decisions and matters are typed in the OpenAPI schema
+(``components/schemas``: Request, Facts, Decision, Matter; http/legal_schema.py) and
+described field by field in docs/legal-formats.md.
 """
 
 
@@ -18,6 +22,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query
 
 from letterlock.errors import LetterlockError
 from letterlock.http.errors import status_for
+from letterlock.http.legal_schema import FILE_BODY, FORMATS_DOC, MatterList, matter_response
 from letterlock.policy import parse_time
 from letterlock.services.legal.matter import Matter
 from letterlock.services.legal.matters import LegalService
@@ -54,17 +59,20 @@ def make_legal_router(service: Callable[[], LegalService],
             raise HTTPException(403, f"role {who.role} may not act on legal matters")
         return who.name
 
-    @router.post("/matters", status_code=201)
+    @router.post("/matters", status_code=201, response_model=None,
+                 responses=matter_response(201), openapi_extra=FILE_BODY)
     async def file_matter(svc: Svc, who: Who,
                           request: Annotated[dict[str, Any], Body()],
                           facts: Annotated[dict[str, Any] | None, Body()] = None,
                           ) -> dict[str, Any]:
-        """File a request (LEGAL.md JSON); returns the matter with its recommendation."""
+        """File a request (``{"request": Request, "facts": Facts}``, see
+        docs/legal-formats.md); returns the matter with its recommendation."""
         actor = acting(who)
         matter = await _call(lambda: svc.file(request, actor, facts))
         return matter.to_json()
 
-    @router.get("/matters")
+    @router.get("/matters", response_model=None,
+                responses={200: {"model": MatterList, "description": FORMATS_DOC}})
     async def list_matters(svc: Svc, who: Who, open: bool = False,
                            due: Annotated[int | None, Query(ge=0)] = None,
                            ) -> list[dict[str, Any]]:
@@ -72,12 +80,14 @@ def make_legal_router(service: Callable[[], LegalService],
         matters = await _call(lambda: svc.list_matters(open_only=open, due_within=within))
         return [m.to_json() for m in matters]
 
-    @router.get("/matters/{matter_id}")
+    @router.get("/matters/{matter_id}", response_model=None,
+                responses=matter_response())
     async def show_matter(svc: Svc, who: Who, matter_id: str) -> dict[str, Any]:
         matter = await _call(lambda: svc.show(matter_id))
         return matter.to_json()
 
-    @router.post("/matters/{matter_id}/decision")
+    @router.post("/matters/{matter_id}/decision", response_model=None,
+                 responses=matter_response())
     async def decide_matter(svc: Svc, who: Who, matter_id: str,
                             accept: Annotated[bool, Body()] = False,
                             override: Annotated[str | None, Body()] = None,
@@ -97,19 +107,22 @@ def make_legal_router(service: Callable[[], LegalService],
                                                 categories=categories or ()))
         return matter.to_json()
 
-    @router.post("/matters/{matter_id}/close")
+    @router.post("/matters/{matter_id}/close", response_model=None,
+                 responses=matter_response())
     async def close_matter(svc: Svc, who: Who, matter_id: str) -> dict[str, Any]:
         actor = acting(who)
         matter = await _call(lambda: svc.close(matter_id, actor))
         return matter.to_json()
 
-    @router.post("/matters/{matter_id}/lift-gag")
+    @router.post("/matters/{matter_id}/lift-gag", response_model=None,
+                 responses=matter_response())
     async def lift_gag(svc: Svc, who: Who, matter_id: str) -> dict[str, Any]:
         actor = acting(who)
         matter = await _call(lambda: svc.lift_gag(matter_id, actor))
         return matter.to_json()
 
-    @router.post("/matters/{matter_id}/extend-gag")
+    @router.post("/matters/{matter_id}/extend-gag", response_model=None,
+                 responses=matter_response())
     async def extend_gag(svc: Svc, who: Who, matter_id: str,
                          until: Annotated[str | None, Body()] = None,
                          indefinite: Annotated[bool, Body()] = False) -> dict[str, Any]:
@@ -125,7 +138,8 @@ def make_legal_router(service: Callable[[], LegalService],
         matter = await _call(run)
         return matter.to_json()
 
-    @router.post("/matters/{matter_id}/inform-requested")
+    @router.post("/matters/{matter_id}/inform-requested", response_model=None,
+                 responses=matter_response())
     async def inform_requested(svc: Svc, who: Who, matter_id: str) -> dict[str, Any]:
         """An EU order's issuing authority asked the provider to inform the user."""
         actor = acting(who)

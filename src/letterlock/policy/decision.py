@@ -11,6 +11,8 @@ from letterlock.errors import InvalidInput
 from letterlock.policy.model import format_time, parse_time
 
 DISCLOSING = frozenset({"disclose"})
+TRANSPARENCY_BUCKETS = ("content", "non-content", "no-data", "preservation", "rejected")
+"""The transparency report's buckets a decision falls in (:func:`transparency_bucket`)."""
 
 
 @dataclass(frozen=True)
