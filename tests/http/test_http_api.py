@@ -89,9 +89,19 @@ async def test_index_page(client: httpx.AsyncClient) -> None:
     page = await client.get("/")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
-    assert "/api/legal/matters" in page.text and "operator add" in page.text
+    assert "operator add" in page.text
     assert (await client.get("/healthz")).json() == {"status": "ok"}
-    assert (await client.get("/docs")).status_code == 404  # no third-party scripts
+    assert 'href="/docs"' in page.text
+    docs = await client.get("/docs")  # our own page: no third-party scripts
+    assert docs.status_code == 200 and "<script" not in docs.text
+    assert "/api/legal/matters" in docs.text and "/openapi.json" in docs.text
+    # An unknown address: a page for a browser, JSON for an API client.
+    browser = await client.get("/no-such-page", headers={"Accept": "text/html"})
+    assert browser.status_code == 404 and browser.headers["content-type"].startswith(
+        "text/html") and "There is no page at this address" in browser.text
+    api = await client.get("/api/no-such-route", headers={"Accept": "text/html"})
+    assert api.status_code == 404 and api.json() == {"detail": "Not Found"}
+    assert (await client.get("/no-such-page")).json() == {"detail": "Not Found"}
 
 
 async def test_operator_tokens(client: httpx.AsyncClient) -> None:

@@ -67,5 +67,11 @@ async def test_legal_tab_shows_holds_and_the_feeds_entries(site: Site) -> None:
         for entry in entries:
             assert entry["words"] in section and entry["words"] in access
     assert "A legal hold was placed: deleted mail is kept" in page
+    # Plain words only: no event codes, no detail keys, no server file paths.
+    for text in (page, access):
+        assert not re.search(r"\b(legal|admin|account|log):[a-z-]+:[a-z-]+", text), text
+        assert "<dt>Package</dt>" not in text and "/legal/" not in text
+    assert "<dt>Kind of legal order</dt><dd>us-warrant</dd>" in access
+    assert "<dt>Legal policy applied</dt>" in access
     # The notice of the production is on the tab too.
     assert f"Reference: {produced.id}" in page

@@ -176,6 +176,7 @@ async def test_transparency_lists_periods_and_serves_each_format(site: Site) -> 
         report = await c.get(f"/transparency/{period}")
         as_csv = await c.get(f"/transparency/{period}.csv")
         as_json = await c.get(f"/transparency/{period}.json")
+        as_file = await c.get(f"/transparency/{period}.html")
         bad = await c.get("/transparency/2025-H3")
         bad_csv = await c.get("/transparency/nonsense.csv")
     assert index.status_code == 200
@@ -186,7 +187,14 @@ async def test_transparency_lists_periods_and_serves_each_format(site: Site) -> 
     assert report.status_code == 200
     assert f"Transparency report {period}" in report.text
     assert 'href="/transparency"' in report.text
-    assert "'unsafe-inline'" in report.headers["content-security-policy"]
+    # In the site's layout (its stylesheet, no inline style); the standalone file,
+    # a download, carries its own.
+    assert 'href="/static/style.css' in report.text and "<style>" not in report.text
+    assert "'unsafe-inline'" not in report.headers["content-security-policy"]
+    assert f'href="/transparency/{period}.html"' in report.text
+    assert as_file.headers["content-disposition"].endswith(f'transparency-{period}.html"')
+    assert "<style>" in as_file.text and 'name="viewport"' in as_file.text
+    assert "'unsafe-inline'" in as_file.headers["content-security-policy"]
     assert as_csv.headers["content-type"].startswith("text/csv")
     assert as_csv.text.startswith(f"# letterlock transparency report {period}")
     assert "US," in as_csv.text

@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response, Streamin
 from letterlock.app import App
 from letterlock.crypto import openpgp
 from letterlock.errors import AuthenticationFailed, InvalidInput, LetterlockError, NotFound
+from letterlock.http import access_labels
 from letterlock.http.account_legal import legal_tab
 from letterlock.http.render import PageRenderer
 from letterlock.http.web_sessions import (
@@ -158,7 +159,7 @@ def describe(event: dict[str, Any]) -> dict[str, Any]:
         "words": EVENT_WORDS.get(ev["type"], ev["type"]),
         "actor": ev.get("actor", ""),
         "matter": ev.get("matter"),
-        "details": [(str(k), str(v)) for k, v in ev.get("details", [])],
+        "details": access_labels.readable(ev.get("details", [])),
         "revealed": event["kind"] == "reveal",
     }
 

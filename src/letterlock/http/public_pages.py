@@ -16,12 +16,14 @@ Everything shown is computed from what was recorded, at the moment it is asked f
 
 import asyncio
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, Response
+from markupsafe import Markup
 
 from letterlock.app import App
 from letterlock.audit import verify as verify_mod
@@ -30,7 +32,7 @@ from letterlock.errors import InvalidInput, LetterlockError
 from letterlock.http.render import REPORT_CSP, PageRenderer, page_headers
 from letterlock.services.transparency import canary, rendering
 from letterlock.services.transparency import report as transparency
-from letterlock.services.transparency.report import Period
+from letterlock.services.transparency.report import Period, TransparencyReport
 
 AUDIT_DIR = "audit"
 
@@ -55,13 +57,13 @@ def _canary_period(request: Request) -> Period:
         datetime.now(UTC).date())
 
 
-def _with_site_nav(report_html: str) -> str:
-    """The standalone report with a link back to the other reports (hidden in print)."""
-    nav = ('<nav aria-label="Site" class="site-nav" style="font:14px sans-serif;'
-           'margin-bottom:1rem"><a href="/transparency">&larr; All transparency '
-           'reports</a> &middot; <a href="/">letterlock</a></nav>'
-           '<style>@media print{.site-nav{display:none}}</style>')
-    return report_html.replace("<body>", "<body>\n" + nav, 1)
+DOWNLOADS: dict[str, tuple[Callable[[TransparencyReport], str], str]] = {
+    "csv": (rendering.render_csv, "text/csv; charset=utf-8"),
+    "json": (lambda r: json.dumps(rendering.report_json(r), indent=2) + "\n",
+             "application/json"),
+    "html": (rendering.render_html, "text/html; charset=utf-8"),
+}
+"""A report's downloadable forms: renderer and media type."""
 
 
 def install_public_pages(api: FastAPI, app: App, pages: PageRenderer) -> None:
@@ -115,34 +117,37 @@ def install_public_pages(api: FastAPI, app: App, pages: PageRenderer) -> None:
         return JSONResponse(doc, headers={
             "Content-Disposition": f'attachment; filename="canary-{period}.json"'})
 
-    @router.get("/transparency/{period}.csv")
-    async def report_csv(period: str) -> Response:
+    async def report_of(period: str) -> TransparencyReport | Response:
+        """The half-year's report, or the page saying there is no such half-year."""
         chosen = _period(period)
         if chosen is None:
             return not_found(f"There is no half-year called {period}.")
-        report = await transparency.report_for(control_dir, chosen)
-        return PlainTextResponse(rendering.render_csv(report), media_type="text/csv",
-                                 headers={"Content-Disposition":
-                                          f'attachment; filename="transparency-{chosen}.csv"'})
+        return await transparency.report_for(control_dir, chosen)
 
-    @router.get("/transparency/{period}.json")
-    async def report_json(period: str) -> Response:
-        chosen = _period(period)
-        if chosen is None:
-            return not_found(f"There is no half-year called {period}.")
-        report = await transparency.report_for(control_dir, chosen)
-        return JSONResponse(rendering.report_json(report), headers={
-            "Content-Disposition": f'attachment; filename="transparency-{chosen}.json"'})
+    @router.get("/transparency/{period}.{fmt}")
+    async def report_download(period: str, fmt: str) -> Response:
+        """The report as a file: CSV, JSON, or a standalone HTML page (its own
+        stylesheet, printable)."""
+        if fmt not in DOWNLOADS:
+            return not_found(f"There is no {fmt} form of a report.")
+        report = await report_of(period)
+        if isinstance(report, Response):
+            return report
+        render, media_type = DOWNLOADS[fmt]
+        headers = page_headers(REPORT_CSP) if fmt == "html" else {}
+        headers["Content-Disposition"] = \
+            f'attachment; filename="transparency-{report.period}.{fmt}"'
+        return Response(render(report), media_type=media_type, headers=headers)
 
     @router.get("/transparency/{period}")
     async def report_html(period: str) -> Response:
-        chosen = _period(period)
-        if chosen is None:
-            return not_found(f"There is no half-year called {period}.")
-        report = await transparency.report_for(control_dir, chosen)
-        return Response(_with_site_nav(rendering.render_html(report)),
-                        media_type="text/html; charset=utf-8",
-                        headers=page_headers(REPORT_CSP))
+        report = await report_of(period)
+        if isinstance(report, Response):
+            return report
+        chosen = report.period
+        return view("transparency_report.html", title=f"Transparency report {chosen}",
+                    section="transparency", period=str(chosen),
+                    body=Markup(rendering.report_body(report)))
 
     # -- the audit log ----------------------------------------------------------------------
 

@@ -63,6 +63,7 @@ from fastapi.security import (
     HTTPBasicCredentials,
     HTTPBearer,
 )
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from letterlock.app import App
 from letterlock.errors import (
@@ -183,7 +184,25 @@ def make_api(app: App, *, access_feed: Any = None,
     async def index(request: Request) -> Response:
         return pages.html("index.html", {
             "title": "Your email belongs to you", "section": "home", "web": None,
+            "base": str(request.base_url).rstrip("/")})
+
+    @api.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    async def docs(request: Request) -> Response:
+        return pages.html("docs.html", {
+            "title": "The HTTP API", "section": "docs", "web": None,
             "base": str(request.base_url).rstrip("/"), "routes": _api_routes(api)})
+
+    @api.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # A browser asking for a page gets a page; API clients get JSON as before.
+        wants_page = "text/html" in request.headers.get("accept", "") and not \
+            request.url.path.startswith("/api/")
+        if wants_page and exc.status_code in (404, 405):
+            return pages.html("error.html", {
+                "title": "Not found", "section": "", "web": None,
+                "message": "There is no page at this address."}, status=404)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
 
     @api.get("/static/{name}", include_in_schema=False)
     async def static(name: str) -> Response:

@@ -150,6 +150,7 @@ svg text { font: 12px sans-serif; } svg .key { font-size: 10px; }
 .head { font-family: monospace; font-size: .8rem; word-break: break-all; }
 .note { color: #444; font-size: .9rem; }
 figure { margin: 1rem 0; break-inside: avoid; }
+.scroll { overflow-x: auto; }
 @media print {
   body { margin: 0; max-width: none; font-size: 11pt; }
   h2 { break-after: avoid; } table, figure { break-inside: avoid; }
@@ -159,6 +160,23 @@ figure { margin: 1rem 0; break-inside: avoid; }
 
 
 def render_html(report: TransparencyReport) -> str:
+    """The report as a standalone page (a download, or `letterlock report --format
+    html`): its own stylesheet, readable on a phone and printable."""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Transparency report {report.period}</title>
+<style>{_CSS}</style></head>
+<body>
+{report_body(report)}
+</body></html>
+"""
+
+
+def report_body(report: TransparencyReport) -> str:
+    """What the report says, as HTML to place in a page: the heading, charts, the
+    table by country (in a box that scrolls on a narrow screen), national-security
+    bands and the audit log head it was computed at."""
     esc = html.escape
     ns = report.national_security
     cols = ROW_KEYS[2:]
@@ -194,17 +212,13 @@ def render_html(report: TransparencyReport) -> str:
             "and demands for data stored outside the issuer's country.</figcaption></figure>"
         )
     period = report.period
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>Transparency report {period}</title>
-<style>{_CSS}</style></head>
-<body>
-<h1>Transparency report {period}</h1>
+    return f"""<h1>Transparency report {period}</h1>
 <p>Government requests for user data served from {period.start:%d %B %Y} to
 {period.end:%d %B %Y}, per issuing country. Computed from the recorded decisions on
 {report.matters_counted} legal matters, never typed in.</p>
 {charts}
-<h2>Requests by country</h2>
+<h2 id="by-country">Requests by country</h2>
+<div class="scroll" role="region" aria-labelledby="by-country" tabindex="0">
 <table>
 <thead><tr><th>Country</th>{head_rows}</tr></thead>
 <tbody>
@@ -212,6 +226,7 @@ def render_html(report: TransparencyReport) -> str:
 </tbody>
 <tfoot><tr><td>All</td>{totals}</tr></tfoot>
 </table>
+</div>
 <p class="note">Content + only non-content + no data + rejected = requests. Preservation
 requests are counted apart; redirects to mutual legal assistance and demands for data
 stored abroad are also counted in the outcome columns. Requests and preservation
@@ -224,5 +239,4 @@ requests, affecting <strong>{esc(ns.accounts)}</strong> accounts.</p>
 <p class="head">{esc(_head_sentence(report.head))}</p>
 <p class="note">Check the head with <code>python -m letterlock.audit.verify head</code>
 and that later heads extend it with a consistency proof.</p>
-</body></html>
 """
