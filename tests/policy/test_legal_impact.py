@@ -17,11 +17,13 @@ from click.testing import CliRunner, Result
 
 from letterlock.app import App
 from letterlock.cli.main import cli
+from letterlock.policy import PolicyEngine, load_jurisdictions, load_profile
 from letterlock.policy.rules import PROFILES_DIR
+from letterlock.services.legal.impact import LegalImpact, describe
 from letterlock.storage.legal_sqlite import LEGAL_DB, LegalStore
 
 from .harness import C18, L16, make_request
-from .matter_support import PASSWORD, Clock, clock, log_records, make_service
+from .matter_support import PASSWORD, Clock, add_bob, clock, log_records, make_service
 
 __all__ = ["clock"]  # the fixture
 
@@ -99,7 +101,7 @@ def _by_id(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def _outcome(matter: dict[str, Any], target: str, category: str) -> dict[str, Any]:
     for f in matter["findings"]:
         if (f["target"], f["category"]) == (target, category):
-            return dict(f["outcome"])
+            return {k: v for k, v in f["outcome"].items() if k != "decided"}
     raise KeyError((target, category))
 
 
@@ -191,3 +193,51 @@ async def test_bad_policies_and_bad_records(app: App, clock: Clock, tmp_path: Pa
 def _rewrite_facts(control: Path, matter_id: str, facts: str) -> None:
     with contextlib.closing(sqlite3.connect(control / LEGAL_DB)) as c, c:
         c.execute("UPDATE matters SET facts=? WHERE id=?", (facts, matter_id))
+
+
+async def test_a_matter_decided_in_stages_is_compared_with_what_it_handed_over(
+        app: App, clock: Clock, tmp_path: Path) -> None:
+    """An EU order to an operator in Ireland: subscriber data went out at once, content
+    after the enforcing state's window (an override). Policies that refuse content
+    would have withheld the second stage."""
+    clock.now = datetime(2026, 9, 1, 10, 0, tzinfo=UTC)
+    await add_bob(app, "eu-dublin")
+    store = LegalStore(app.config.control_dir, fsync=False)
+    try:
+        eu = make_service(app, store, clock, country="IE")
+        epoc = make_request(received_at="2026-09-01T09:00:00Z",
+                            served_at="2026-09-01T09:00:00Z", instrument="eu-epoc",
+                            categories=["subscriber", "content"],
+                            issuer={"country": "IT", "name": "Tribunale di Milano"},
+                            offence={"max_penalty_years": 5, "country": "IT"})
+        matter = await eu.file(epoc, "counsel", {BOB: {"residence": "BE"}})
+        assert (await eu.decide(matter.id, "counsel")).state == "waiting"
+        clock.now = datetime(2026, 9, 11, 10, 0, tzinfo=UTC)
+        done = await eu.decide(matter.id, "counsel", override="disclose",
+                               categories=["content"], justification="no objection")
+        assert done.state == "executed" and done.package and done.package.endswith("-stage2")
+        edited = tmp_path / "no-content"
+        shutil.copytree(PROFILES_DIR / L16, edited)
+        (edited / "zz-no-content.cedar").write_text(NO_CONTENT)
+        impact = LegalImpact(store, app.control, "IE")
+        same = await impact.run(PolicyEngine(load_profile(L16), load_jurisdictions()), "t")
+        report = await impact.run(PolicyEngine(load_profile(edited), load_jurisdictions()),
+                                  "t")
+    finally:
+        await store.close()
+    [same_matter] = same.matters
+    # Policy compared with policy: the same profile recommends the same.
+    assert same_matter.overridden and same_matter.verdict == "unchanged"
+    content = next(f for f in same_matter.findings if f.category == "content")
+    assert (content.outcome_then, content.decided) == ("hold-enforcing-state", "disclose")
+    [staged] = report.matters
+    assert staged.handed_over == {(BOB, "subscriber"), (BOB, "content")}
+    assert staged.produced_then == staged.produced_now == {(BOB, "subscriber")}
+    assert staged.verdict == "changed"
+    content = next(f for f in staged.findings if f.category == "content")
+    assert (content.outcome_then, content.outcome_now) == ("hold-enforcing-state", "reject")
+    assert content.policies_now[0] == "X-05-no-content"
+    lines = "\n".join(describe(report))
+    assert f"{BOB} content: hold-enforcing-state -> reject (decided: disclose)" in lines
+    assert f"handed over, now withheld: {BOB} content" in lines
+    assert staged.to_json()["production"]["handed_over_now_withheld"] == {BOB: ["content"]}

@@ -5,23 +5,21 @@ Read-only: the matters are read from the legal store's rows (not through
 ``LegalService``, whose first use finishes crash work and so may write), decided with
 the request and the facts their record holds (never the store's facts of today, never
 the mail: nothing sealed is opened), at the time they were first evaluated (so dated
-rules, e.g. the EU orders' date of application, apply as they did), and compared with
-the decision in force: the one made (the last stage's, for a matter decided in
-stages) or, for a matter not yet decided, the recommendation.
+rules, e.g. the EU orders' date of application, apply as they did).
 
-A matter is
+Policy is compared with policy: the recommendation then with the one now, finding by
+finding (outcome and cited policies). What humans decided is shown beside it (the
+decision in force, the last stage's for a matter decided in stages; an override is
+marked), and so is what was actually handed over (every stage's package, from their
+manifests), with what of it the new policies would have withheld. A matter is
 
 - ``unchanged``: every finding's outcome is the same (cited policies may differ);
-- ``disclose-more``: something not handed over then would be now, and nothing would
-  be withheld that was;
-- ``refuse-more``: something handed over then would not be now, and nothing new
-  would be;
+- ``disclose-more``: the new policies would hand over something the old ones did not
+  recommend handing over, and withhold nothing they did;
+- ``refuse-more``: the reverse;
 - ``mixed``: both;
 - ``changed``: outcomes differ but production does not (e.g. reject -> redirect-mlat);
 - ``error``: its record cannot be decided again (missing or malformed data).
-
-"Handed over then" is what the decision in force discloses plus what earlier stages
-handed over (their package's manifest records it).
 """
 
 from __future__ import annotations
@@ -59,15 +57,19 @@ class FindingChange:
     outcome_now: str | None
     policies_then: tuple[str, ...]
     policies_now: tuple[str, ...]
+    decided: str | None = None  # the outcome humans decided, where it is not outcome_then
 
     @property
     def changed(self) -> bool:
+        """Worth a line: the outcome or the cited policies differ, or humans decided
+        otherwise than recommended."""
         return self.outcome_then != self.outcome_now or \
-            self.policies_then != self.policies_now
+            self.policies_then != self.policies_now or self.decided is not None
 
     def to_json(self) -> dict[str, Any]:
         return {"target": self.target, "category": self.category,
-                "outcome": {"then": self.outcome_then, "now": self.outcome_now},
+                "outcome": {"then": self.outcome_then, "now": self.outcome_now,
+                            "decided": self.decided},
                 "policies": {"then": list(self.policies_then),
                              "now": list(self.policies_now)}}
 
@@ -90,8 +92,9 @@ class MatterImpact:
     profile_then: str = ""
     transparency: tuple[str, str] = ("", "")  # then, now
     findings: tuple[FindingChange, ...] = ()
-    produced_then: frozenset[Pair] = frozenset()
+    produced_then: frozenset[Pair] = frozenset()  # what the recommendation then discloses
     produced_now: frozenset[Pair] = frozenset()
+    handed_over: frozenset[Pair] = frozenset()  # what every stage's package disclosed
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -110,7 +113,10 @@ class MatterImpact:
             "production": {"then": _pairs_json(self.produced_then),
                            "now": _pairs_json(self.produced_now),
                            "added": _pairs_json(self.produced_now - self.produced_then),
-                           "withheld": _pairs_json(self.produced_then - self.produced_now)},
+                           "withheld": _pairs_json(self.produced_then - self.produced_now),
+                           "handed_over": _pairs_json(self.handed_over),
+                           "handed_over_now_withheld": _pairs_json(
+                               self.handed_over - self.produced_now)},
         })
         return out
 
@@ -144,17 +150,21 @@ def verdict_of(findings: tuple[FindingChange, ...], then: frozenset[Pair],
     return "unchanged"
 
 
-def compare(then: Decision, now: Decision) -> tuple[FindingChange, ...]:
-    """Every (target, category) either decision has a finding for, in request order."""
+def compare(then: Decision, now: Decision,
+            decided: Decision | None = None) -> tuple[FindingChange, ...]:
+    """Every (target, category) either decision has a finding for, in request order,
+    with the decided outcome where it differs from ``then``'s."""
     old = {(t, c): f for t, c, f in then.findings()}
+    made = {} if decided is None else {(t, c): f.outcome for t, c, f in decided.findings()}
     new = {(t, c): f for t, c, f in now.findings()}
     keys = list(old) + [k for k in new if k not in old]
     out = []
     for key in keys:
         a, b = old.get(key), new.get(key)
-        out.append(FindingChange(key[0], key[1], a.outcome if a else None,
-                                 b.outcome if b else None, a.policies if a else (),
-                                 b.policies if b else ()))
+        was = a.outcome if a else None
+        out.append(FindingChange(key[0], key[1], was, b.outcome if b else None,
+                                 a.policies if a else (), b.policies if b else (),
+                                 made.get(key) if made.get(key) != was else None))
     return tuple(out)
 
 
@@ -208,21 +218,21 @@ class LegalImpact:
         missing = [t for t in request.targets if t not in facts]
         if missing:
             return self._error(row, f"no recorded facts for {', '.join(missing)}")
-        recommendation = Decision.from_json(json.loads(row.recommendation))
-        then = recommendation if row.decision is None else \
+        then = Decision.from_json(json.loads(row.recommendation))
+        decided = None if row.decision is None else \
             Decision.from_json(json.loads(row.decision))
         # Decided again at the time it was first evaluated, with its recorded facts.
-        now = engine.evaluate(request, facts, operator, recommendation.evaluated_at)
-        earlier = await asyncio.to_thread(disclosed_so_far, row.package)
-        produced_then = disclosed(then) | earlier
-        produced_now = disclosed(now)
-        findings = compare(then, now)
+        now = engine.evaluate(request, facts, operator, then.evaluated_at)
+        handed_over = await asyncio.to_thread(disclosed_so_far, row.package)
+        produced_then, produced_now = disclosed(then), disclosed(now)
+        findings = compare(then, now, decided)
         return MatterImpact(
             row.id, request.issuer.country, request.instrument, row.state,
             verdict_of(findings, produced_then, produced_now),
             overridden=row.overridden, profile_then=then.profile,
             transparency=(then.transparency, now.transparency), findings=findings,
-            produced_then=produced_then, produced_now=produced_now)
+            produced_then=produced_then, produced_now=produced_now,
+            handed_over=handed_over)
 
 
 def describe(report: ImpactReport) -> list[str]:
@@ -233,22 +243,22 @@ def describe(report: ImpactReport) -> list[str]:
         if m.error is not None:
             lines.append(f"{head}: {m.error}")
             continue
-        lines.append(head + (" [decision overridden then]" if m.overridden else ""))
+        lines.append(head + (" [recommendation overridden]" if m.overridden else ""))
         lines.append(f"  transparency {m.transparency[0]} -> {m.transparency[1]}"
                      f"  (then under {m.profile_then})")
         for f in m.findings:
             if not f.changed:
                 continue
+            decided = f" (decided: {f.decided})" if f.decided else ""
             lines.append(f"  {f.target} {f.category}: {f.outcome_then or '-'} -> "
-                         f"{f.outcome_now or '-'}")
+                         f"{f.outcome_now or '-'}{decided}")
             lines.append(f"    policies {' '.join(f.policies_then) or '-'} -> "
                          f"{' '.join(f.policies_now) or '-'}")
-        added, withheld = m.produced_now - m.produced_then, m.produced_then - m.produced_now
-        if added or withheld:
-            for label, pairs in (("would also hand over", added),
-                                 ("would withhold", withheld)):
-                for target, cats in _pairs_json(pairs).items():
-                    lines.append(f"  {label}: {target} {', '.join(cats)}")
+        for label, pairs in (("would also hand over", m.produced_now - m.produced_then),
+                             ("would withhold", m.produced_then - m.produced_now),
+                             ("handed over, now withheld", m.handed_over - m.produced_now)):
+            for target, cats in _pairs_json(pairs).items():
+                lines.append(f"  {label}: {target} {', '.join(cats)}")
     totals = report.totals
     lines.append("totals: " + ", ".join(f"{k} {v}" for k, v in totals.items()))
     return lines
