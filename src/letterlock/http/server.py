@@ -22,6 +22,7 @@ Pages (server-rendered, no script; not in the OpenAPI schema):
 
     GET  /                         start page: what letterlock is, where to go, the API
     *    /account/...              the mail user's privacy center (account_pages.py)
+    *    /console/...              the operator console (console_pages.py, console_admin.py)
     GET  /transparency/..., /log   public reports, canary and signed log head
                                    (public_pages.py)
     GET  /static/{name}            the site's stylesheet and icon
@@ -72,6 +73,8 @@ from letterlock.errors import (
     LetterlockError,
 )
 from letterlock.http.account_pages import install_account_pages
+from letterlock.http.console_auth import ConsoleSessions
+from letterlock.http.console_pages import install_console
 from letterlock.http.errors import status_for
 from letterlock.http.json_body import StrictJsonBodies
 from letterlock.http.legal_api import OperatorIdentity, make_legal_router
@@ -324,6 +327,7 @@ def make_api(app: App, *, access_feed: Any = None,
     install_account_pages(api, app, sessions if sessions is not None else SessionStore(),
                           lambda: access_feed, pages)
     install_public_pages(api, app, pages)
+    install_console(api, app, pages, ConsoleSessions())
     return api
 
 

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 from letterlock.services.accounts.accounts import Session
 
@@ -54,8 +55,20 @@ class WebSession:
         return self.account.address
 
 
-class SessionStore:
-    """The live web sessions of this process, by cookie value."""
+class _Entry(Protocol):
+    id: str
+    created: float
+    last_seen: float
+
+
+E = TypeVar("E", bound=_Entry)
+
+
+class LiveEntries(Generic[E]):
+    """Entries of this process's memory by cookie value, each ending after ``idle_s``
+    without use or ``max_age_s`` in all; the least recently used goes first when
+    ``max_sessions`` are live. The privacy center's and the operator console's
+    sessions are both kept so."""
 
     def __init__(self, *, idle_s: float = DEFAULT_IDLE_S, max_age_s: float = DEFAULT_MAX_AGE_S,
                  max_sessions: int = DEFAULT_MAX_SESSIONS,
@@ -64,7 +77,7 @@ class SessionStore:
         self.max_age_s = max_age_s
         self._max = max_sessions
         self._clock = clock
-        self._live: dict[str, WebSession] = {}
+        self._live: dict[str, E] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -72,19 +85,16 @@ class SessionStore:
             self._expire(self._clock())
             return len(self._live)
 
-    def _alive(self, entry: WebSession, now: float) -> bool:
+    def _alive(self, entry: E, now: float) -> bool:
         return now - entry.last_seen < self.idle_s and now - entry.created < self.max_age_s
 
     def _expire(self, now: float) -> None:
         for key in [k for k, e in self._live.items() if not self._alive(e, now)]:
             del self._live[key]
 
-    def open(self, account: Session) -> WebSession:
-        """Start a session for an authenticated owner."""
-        now = self._clock()
-        entry = WebSession(new_token(), account, new_token(), now, now)
+    def _keep(self, entry: E) -> E:
         with self._lock:
-            self._expire(now)
+            self._expire(entry.created)
             if len(self._live) >= self._max:
                 # Full of live sessions: the least recently used one goes first.
                 oldest = min(self._live.values(), key=lambda e: e.last_seen)
@@ -92,8 +102,8 @@ class SessionStore:
             self._live[entry.id] = entry
         return entry
 
-    def get(self, session_id: str | None) -> WebSession | None:
-        """The live session named by the cookie, touched; None if unknown or expired."""
+    def get(self, session_id: str | None) -> E | None:
+        """The live entry named by the cookie, touched; None if unknown or expired."""
         if not session_id:
             return None
         now = self._clock()
@@ -108,10 +118,23 @@ class SessionStore:
             return entry
 
     def close(self, session_id: str | None) -> None:
-        """Logout: forget the session (and with it the unlocked key)."""
+        """Logout: forget the entry (and what it holds)."""
         if session_id:
             with self._lock:
                 self._live.pop(session_id, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._live.clear()
+
+
+class SessionStore(LiveEntries[WebSession]):
+    """The live web sessions of this process, by cookie value."""
+
+    def open(self, account: Session) -> WebSession:
+        """Start a session for an authenticated owner."""
+        now = self._clock()
+        return self._keep(WebSession(new_token(), account, new_token(), now, now))
 
     def close_others(self, address: str, keep: str) -> int:
         """End every other session of ``address`` (after a password change)."""
@@ -120,7 +143,3 @@ class SessionStore:
             for key in gone:
                 del self._live[key]
         return len(gone)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._live.clear()

@@ -354,8 +354,10 @@ class AccountService:
         await self._audit.record(AuditEvent(EventType.ACCOUNT_PASSWORD_CHANGED, address,
                                             datetime.now(UTC), account=session.address))
 
-    async def recover(self, address: str, code: str, new_password: str) -> None:
-        """Set a new password using the recovery code. Raises AuthenticationFailed, or
+    async def recover(self, address: str, code: str, new_password: str, *,
+                      actor: str | None = None) -> None:
+        """Set a new password using the recovery code (``actor``: the operator who
+        typed it in for the owner; else the owner). Raises AuthenticationFailed, or
         InvalidInput for a code that cannot be one (whether or not the account exists)."""
         check_password(new_password)
         keys.normalise_recovery_code(code)
@@ -370,8 +372,9 @@ class AccountService:
         except AuthenticationFailed:
             raise AuthenticationFailed("wrong recovery code") from None
         await self._set_password(ref, Opener(pair.private, pair.key_id), new_password, LOCAL)
-        await self._audit.record(AuditEvent(EventType.ACCOUNT_KEY_RECOVERED, address,
-                                            datetime.now(UTC), account=ref.address))
+        await self._audit.record(AuditEvent(EventType.ACCOUNT_KEY_RECOVERED,
+                                            actor or address, datetime.now(UTC),
+                                            account=ref.address))
 
     async def set_end_to_end(self, address: str, password: str,
                              certificate: bytes | None, *,

@@ -1,0 +1,282 @@
+"""The admin areas of the operator console (role ``admin`` only; other roles get 403).
+
+    GET  /console/accounts         accounts with region, custody and quota use
+    POST /console/accounts         create one (region, initial password)
+    POST /console/accounts/move    move one to another region
+    POST /console/accounts/reset   new password with the owner's recovery code
+    POST /console/accounts/delete  delete one and all its mail
+    GET  /console/domains          hosted domains and the DNS records to publish
+    POST /console/domains          host another domain
+    GET  /console/domains/{d}/check   the records looked up in the DNS, compared
+    GET  /console/regions          regions and their storage
+    GET  /console/queue            the outbound queue
+    POST /console/queue/{action}   retry, hold or delete one message
+    GET  /console/certificates     the certificate the TLS listeners serve
+
+Every action calls the service the command line calls, with the signed-in operator's
+name as the actor of its audit record; queue changes (which the audit log does not
+hold) are a ``queue:message:*`` log line naming the operator.
+"""
+
+# No `from __future__ import annotations`: FastAPI must see the handlers' annotations.
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+
+from letterlock.app import App
+from letterlock.errors import AuthenticationFailed, LetterlockError
+from letterlock.http.account_pages import FormRefused, read_form
+from letterlock.http.console_auth import ConsoleSession, ConsoleSessions, admin_only
+from letterlock.http.web_sessions import same_token
+from letterlock.policy import format_time
+from letterlock.services.accounts.accounts import MIN_PASSWORD_LENGTH
+from letterlock.services.accounts.addresses import normalise_domain
+from letterlock.services.mail import dkim_keys
+from letterlock.services.mail.queue_entry import FAILED, PENDING, QueueEntry
+from letterlock.services.operations import dns_check, health
+from letterlock.services.operations.log_events import LogEvent, event
+from letterlock.services.operations.queue_admin import QueueAdmin
+
+DNS_NAMESERVERS: list[str] | None = None
+"""Nameservers of the live DNS check (``host`` or ``host:port``); None: the system's.
+Tests point it at a closed port."""
+
+
+def _error(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return text[:1].upper() + text[1:]
+
+
+def install_console_admin(api: FastAPI, app: App, sessions: ConsoleSessions,
+                          view: Callable[..., Response]) -> None:
+    router = APIRouter(prefix="/console", include_in_schema=False)
+
+    async def form_of(request: Request) -> tuple[ConsoleSession, dict[str, str]]:
+        console = admin_only(sessions, request)
+        form = await read_form(request)
+        if not same_token(form.get("csrf"), console.csrf):
+            raise FormRefused("bad CSRF token")
+        return console, form
+
+    def back(to: str) -> Response:
+        return RedirectResponse(to, status_code=303)
+
+    # -- accounts -------------------------------------------------------------------------
+
+    async def accounts_page(console: ConsoleSession, status: int = 200,
+                            error: str | None = None, **kept: str) -> Response:
+        regions = await app.control.list_regions()
+        rows = []
+        for info in await app.accounts.list():
+            try:
+                ref = await app.accounts.resolve(info.address)
+                usage = await app.quotas.usage(ref, fresh=True)
+                limits = await app.quotas.limits(info.address)
+                used: tuple[int, int, int | None] | None = (usage.messages, usage.storage,
+                                                            limits.storage)
+            except LetterlockError:
+                used = None
+            rows.append({"address": info.address, "region": info.region,
+                         "created": format_time(info.created), "custody": info.custody,
+                         "used": used})
+        domains = [d.name for d in await app.control.list_domains()]
+        return view("console/accounts.html", console, status, title="Accounts",
+                    area="/console/accounts", accounts=rows, regions=regions,
+                    domains=domains, error=error, kept=kept,
+                    min_length=MIN_PASSWORD_LENGTH)
+
+    @router.get("/accounts")
+    async def accounts(request: Request) -> Response:
+        return await accounts_page(admin_only(sessions, request))
+
+    @router.post("/accounts")
+    async def create_account(request: Request) -> Response:
+        console, form = await form_of(request)
+        address, region = form.get("address", "").strip(), form.get("region", "")
+        password = form.get("password", "")
+        if password != form.get("confirm", ""):
+            return await accounts_page(console, 422, "The two passwords are not the same.",
+                                       address=address, region=region)
+        try:
+            ref, code = await app.accounts.create(address, region, password,
+                                                  actor=console.name)
+        except LetterlockError as exc:
+            return await accounts_page(console, 422, _error(exc), address=address,
+                                       region=region)
+        console.say(f"Created {ref.address} in region {ref.region}. Its recovery code, "
+                    f"shown this once, for the owner to keep: {code}")
+        return back("/console/accounts")
+
+    @router.post("/accounts/move")
+    async def move_account(request: Request) -> Response:
+        console, form = await form_of(request)
+        address, region = form.get("address", ""), form.get("region", "")
+        try:
+            ref = await app.accounts.move(address, region, actor=console.name)
+        except LetterlockError as exc:
+            return await accounts_page(console, 409, _error(exc))
+        console.say(f"Moved {ref.address} and its mail to region {ref.region}.")
+        return back("/console/accounts")
+
+    @router.post("/accounts/reset")
+    async def reset_password(request: Request) -> Response:
+        console, form = await form_of(request)
+        address = form.get("address", "")
+        try:
+            await app.accounts.recover(address, form.get("code", ""),
+                                       form.get("password", ""), actor=console.name)
+        except AuthenticationFailed:
+            return await accounts_page(console, 403, "That recovery code does not open "
+                                       f"{address}: the password is unchanged.")
+        except LetterlockError as exc:
+            return await accounts_page(console, 422, _error(exc))
+        console.say(f"New password set for {address}; its recovery code stays valid.")
+        return back("/console/accounts")
+
+    @router.post("/accounts/delete")
+    async def delete_account(request: Request) -> Response:
+        console, form = await form_of(request)
+        address = form.get("address", "")
+        if form.get("confirm", "") != address:
+            return await accounts_page(console, 422, "Type the address again to delete "
+                                       "it: nothing was deleted.")
+        try:
+            await app.accounts.delete(address, actor=console.name)
+        except LetterlockError as exc:
+            return await accounts_page(console, 409, _error(exc))
+        console.say(f"Deleted {address} and all its mail.")
+        return back("/console/accounts")
+
+    # -- domains --------------------------------------------------------------------------
+
+    def records_of(domain: str) -> list[dkim_keys.DnsRecord]:
+        key = dkim_keys.ensure_key(app.config.control_dir, domain)
+        return dkim_keys.dns_records(domain, app.config.server.hostname, key)
+
+    async def domains_page(console: ConsoleSession, status: int = 200,
+                           error: str | None = None,
+                           checked: dict[str, list[dns_check.RecordCheck]] | None = None,
+                           ) -> Response:
+        rows = []
+        for domain in await app.control.list_domains():
+            try:
+                records = await asyncio.to_thread(records_of, domain.name)
+                problem = ""
+            except OSError as exc:
+                records, problem = [], f"cannot read or make its DKIM key: {exc}"
+            rows.append({"name": domain.name, "created": format_time(domain.created),
+                         "records": records, "problem": problem,
+                         "checked": (checked or {}).get(domain.name)})
+        return view("console/domains.html", console, status, title="Domains",
+                    area="/console/domains", domains=rows, error=error)
+
+    @router.get("/domains")
+    async def domains(request: Request) -> Response:
+        return await domains_page(admin_only(sessions, request))
+
+    @router.post("/domains")
+    async def add_domain(request: Request) -> Response:
+        console, form = await form_of(request)
+        try:
+            name = normalise_domain(form.get("name", ""))
+            await app.add_domain(name, actor=console.name)
+        except LetterlockError as exc:
+            return await domains_page(console, 422, _error(exc))
+        console.say(f"Now hosting mail for {name}. Publish its DNS records below.")
+        return back("/console/domains")
+
+    @router.get("/domains/{name}/check")
+    async def check_domain(request: Request, name: str) -> Response:
+        console = admin_only(sessions, request)
+        hosted = {d.name for d in await app.control.list_domains()}
+        if name not in hosted:
+            return await domains_page(console, 404, f"{name} is not hosted here.")
+        records = await asyncio.to_thread(records_of, name)
+        found = await dns_check.check(records, dns_check.resolver(DNS_NAMESERVERS))
+        return await domains_page(console, checked={name: found})
+
+    # -- regions --------------------------------------------------------------------------
+
+    @router.get("/regions")
+    async def regions(request: Request) -> Response:
+        console = admin_only(sessions, request)
+        counts: dict[str, int] = {}
+        for info in await app.accounts.list():
+            counts[info.region] = counts.get(info.region, 0) + 1
+        storage = await health.region_storage(app.config, app.cells)
+        return view("console/regions.html", console, title="Regions and storage",
+                    area="/console/regions", regions=storage, counts=counts)
+
+    # -- queue ----------------------------------------------------------------------------
+
+    def queue_admin() -> QueueAdmin:
+        return QueueAdmin(app.config.home, app.config.run_dir)
+
+    @router.get("/queue")
+    async def queue(request: Request) -> Response:
+        console = admin_only(sessions, request)
+        entries = await asyncio.to_thread(lambda: queue_admin().entries())
+        now = datetime.now(UTC)
+        return view("console/queue.html", console, title="Outbound queue",
+                    area="/console/queue", entries=[_entry(e, now) for e in entries])
+
+    @router.post("/queue/{action}")
+    async def change_queue(request: Request, action: str) -> Response:
+        console, form = await form_of(request)
+        if action not in ("retry", "hold", "delete"):
+            return back("/console/queue")
+
+        def run() -> str:
+            admin = queue_admin()
+            entry = admin.find(form.get("id", ""))
+            if action == "retry":
+                admin.retry(entry)
+            elif action == "hold":
+                admin.hold(entry)
+            else:
+                admin.delete(entry)
+            admin.tell_server([entry])
+            return entry.id
+
+        try:
+            entry_id = await asyncio.to_thread(run)
+        except LetterlockError as exc:
+            console.say(_error(exc), "error")
+            return back("/console/queue")
+        event(LogEvent.OUTBOUND_DELETED if action == "delete" else LogEvent.OUTBOUND_CHANGED,
+              outbound=entry_id, action=action, operator=console.name)
+        words = {"retry": "will be tried now", "hold": "is on hold",
+                 "delete": "is deleted (no bounce is sent)"}
+        console.say(f"Message {entry_id} {words[action]}.")
+        return back("/console/queue")
+
+    # -- certificates ---------------------------------------------------------------------
+
+    @router.get("/certificates")
+    async def certificates(request: Request) -> Response:
+        console = admin_only(sessions, request)
+        cert = await asyncio.to_thread(health.certificate, app.config)
+        return view("console/certificates.html", console, title="Certificates",
+                    area="/console/certificates", cert=cert,
+                    hostname=app.config.server.hostname)
+
+    api.include_router(router)
+
+
+def _entry(entry: QueueEntry, now: datetime) -> dict[str, Any]:
+    waiting = [r for r in entry.recipients if r.state in (PENDING, FAILED)]
+    reason = next((f"{r.status} {r.diagnostic}".strip() for r in waiting
+                   if r.status or r.diagnostic), "")
+    age = int((now - entry.created).total_seconds())
+    return {"id": entry.id, "mail_from": entry.mail_from or "<>", "account": entry.account,
+            "region": entry.region, "recipients": [r.address for r in entry.recipients],
+            "attempts": entry.attempts, "held": entry.held,
+            "age": f"{age // 86400} d {age % 86400 // 3600} h" if age >= 86400
+            else f"{age // 3600} h {age % 3600 // 60} min",
+            "reason": reason or ("not tried yet" if entry.attempts == 0 else ""),
+            "next": "on hold" if entry.held else format_time(entry.next_attempt)}

@@ -1,0 +1,299 @@
+"""The operator console over HTTP (httpx against the real application): sign-in, a
+wrong password, sessions ending, CSRF refused, the role gate, and that each admin
+action changes what it says (checked through the services and a real IMAP client)
+and is in the audit log under the operator's name."""
+
+from __future__ import annotations
+
+import asyncio
+import imaplib
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from letterlock.app import App
+from letterlock.audit.events import EventFinder, EventType
+from letterlock.http import console_admin
+from letterlock.http.console_auth import COOKIE, ConsoleSessions
+from letterlock.http.server import make_api
+from letterlock.imap.server import ImapServer
+from letterlock.services.accounts import certificates
+from letterlock.services.accounts.operators import Operator
+from letterlock.services.mail.outbound import Spool, load_queue_key
+from letterlock.services.mail.queue_entry import QueueEntry, RecipientState
+from letterlock.services.operations.queue_admin import QueueAdmin
+from support.dns_server import dns_server
+
+PASSWORD = "operator password"
+CAROL = "carol@example.test"
+CAROL_PW = "carol's first password"
+
+
+@pytest.fixture
+async def site(app: App) -> AsyncIterator[httpx.AsyncClient]:
+    for name, role in (("root", "admin"), ("lee", "legal"), ("ada", "auditor")):
+        await app.operators.add(name, role, PASSWORD, actor="test")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=make_api(app)),
+                                 base_url="http://letterlock.test") as c:
+        yield c
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, html[:2000]
+    return found.group(1)
+
+
+async def sign_in(client: httpx.AsyncClient, name: str, password: str = PASSWORD
+                  ) -> httpx.Response:
+    form = await client.get("/console/login")
+    assert form.status_code == 200
+    return await client.post("/console/login", data={
+        "csrf": csrf_of(form.text), "name": name, "password": password})
+
+
+async def session_csrf(client: httpx.AsyncClient) -> str:
+    return csrf_of((await client.get("/console")).text)
+
+
+async def actors(app: App, kind: EventType, account: str) -> list[str]:
+    finder = app.audit
+    assert isinstance(finder, EventFinder)
+    return [e.actor for e in await finder.events_since(0)
+            if e.type == kind and e.account == account]
+
+
+def imap_login(port: int, address: str, password: str) -> bool:
+    client = imaplib.IMAP4("127.0.0.1", port)
+    try:
+        client.login(address, password)
+    except imaplib.IMAP4.error:
+        return False
+    finally:
+        client.shutdown()
+    return True
+
+
+async def test_sign_in_wrong_password_and_sign_out(site: httpx.AsyncClient) -> None:
+    assert (await site.get("/console")).headers["location"] == "/console/login"
+    wrong = await sign_in(site, "root", "not the password")
+    assert wrong.status_code == 401
+    assert "do not match an operator" in wrong.text
+    assert COOKIE not in site.cookies
+
+    ok = await sign_in(site, "root")
+    assert ok.status_code == 303 and ok.headers["location"] == "/console"
+    cookie = next(h for h in ok.headers.get_list("set-cookie") if h.startswith(COOKIE))
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
+    home = await site.get("/console")
+    assert home.status_code == 200
+    assert "Signed in as" in home.text and "root" in home.text
+    assert "Health of each component" in home.text and "audit log" in home.text
+    for label in ("Accounts", "Domains", "Regions", "Queue", "Certificates"):
+        assert f">{label}</a>" in home.text
+
+    bye = await site.post("/console/logout", data={"csrf": csrf_of(home.text)})
+    assert bye.headers["location"] == "/console/login?bye=1"
+    assert (await site.get("/console/accounts")).status_code == 303
+
+
+async def test_the_sign_in_form_and_every_action_need_their_csrf_token(
+        site: httpx.AsyncClient, app: App) -> None:
+    form = await site.get("/console/login")
+    forged = await site.post("/console/login", data={
+        "csrf": "forged", "name": "root", "password": PASSWORD})
+    assert forged.status_code == 403 and form.status_code == 200
+    await sign_in(site, "root")
+    refused = await site.post("/console/accounts", data={
+        "csrf": "forged", "address": CAROL, "region": "us-east",
+        "password": CAROL_PW, "confirm": CAROL_PW})
+    assert refused.status_code == 403
+    assert "cannot be accepted" in refused.text
+    assert CAROL not in [a.address for a in await app.accounts.list()]
+
+
+@pytest.mark.parametrize("name", ["lee", "ada"])
+async def test_legal_and_auditor_operators_get_no_admin_page(
+        site: httpx.AsyncClient, app: App, name: str) -> None:
+    await sign_in(site, name)
+    home = await site.get("/console")
+    assert home.status_code == 200 and "Those pages are not in this version" in home.text
+    assert ">Accounts</a>" not in home.text and "Health of each" not in home.text
+    csrf = csrf_of(home.text)
+    for path in ("/console/accounts", "/console/domains", "/console/regions",
+                 "/console/queue", "/console/certificates", "/console/domains/x/check"):
+        page = await site.get(path)
+        assert page.status_code == 403, path
+        assert "Not for your role" in page.text and "admin" in page.text
+    created = await site.post("/console/accounts", data={
+        "csrf": csrf, "address": CAROL, "region": "us-east",
+        "password": CAROL_PW, "confirm": CAROL_PW})
+    assert created.status_code == 403
+    assert CAROL not in [a.address for a in await app.accounts.list()]
+
+
+async def test_sessions_end_when_idle_and_when_old() -> None:
+    now = [0.0]
+    store = ConsoleSessions(idle_s=60, max_age_s=300, clock=lambda: now[0])
+    who = Operator("root", "admin", datetime.now(UTC))
+    first = store.open(who)
+    now[0] = 59
+    assert store.get(first.id) is first
+    now[0] = 120
+    assert store.get(first.id) is None  # idle 61 s
+    second = store.open(who)
+    for t in range(150, 420, 50):
+        now[0] = t
+        assert store.get(second.id) is second
+    now[0] = 421
+    assert store.get(second.id) is None  # 300 s after the sign-in
+
+
+async def test_accounts_are_created_moved_reset_and_deleted_by_name(
+        site: httpx.AsyncClient, app: App) -> None:
+    await sign_in(site, "root")
+    csrf = await session_csrf(site)
+    mismatch = await site.post("/console/accounts", data={
+        "csrf": csrf, "address": CAROL, "region": "us-east", "password": CAROL_PW,
+        "confirm": "something else"})
+    assert mismatch.status_code == 422 and "not the same" in mismatch.text
+    bad = await site.post("/console/accounts", data={
+        "csrf": csrf, "address": "carol@elsewhere.test", "region": "us-east",
+        "password": CAROL_PW, "confirm": CAROL_PW})
+    assert bad.status_code == 422 and "not hosted here" in bad.text
+
+    made = await site.post("/console/accounts", data={
+        "csrf": csrf, "address": CAROL, "region": "us-east", "password": CAROL_PW,
+        "confirm": CAROL_PW})
+    assert made.status_code == 303
+    listing = (await site.get("/console/accounts")).text
+    code = re.search(r"keep: ([A-Z0-9-]+)", listing)
+    assert code, listing
+    assert CAROL in listing and "us-east" in listing
+    assert "loses" in listing or "lost" in listing  # what a reset without the code means
+    assert await actors(app, EventType.ADMIN_ACCOUNT_CREATED, CAROL) == ["root"]
+
+    imap = ImapServer(app.accounts, app.mailboxes, app.config.imap, None)
+    await imap.start("127.0.0.1", 0, 0)
+    port = imap.port
+    assert port is not None
+    try:
+        assert await asyncio.to_thread(imap_login, port, CAROL, CAROL_PW)
+
+        moved = await site.post("/console/accounts/move", data={
+            "csrf": csrf, "address": CAROL, "region": "eu-dublin"})
+        assert moved.status_code == 303
+        assert (await app.accounts.resolve(CAROL)).region == "eu-dublin"
+        assert await actors(app, EventType.ADMIN_ACCOUNT_MOVED, CAROL) == ["root"]
+        assert "Moved carol@example.test" in (await site.get("/console/accounts")).text
+
+        wrong = await site.post("/console/accounts/reset", data={
+            "csrf": csrf, "address": CAROL, "code": "AAAA-BBBB-CCCC-DDDD-EEEE-FFFF",
+            "password": "a new password here"})
+        assert wrong.status_code in (403, 422)
+        reset = await site.post("/console/accounts/reset", data={
+            "csrf": csrf, "address": CAROL, "code": code.group(1),
+            "password": "a new password here"})
+        assert reset.status_code == 303, reset.text
+        assert await actors(app, EventType.ACCOUNT_KEY_RECOVERED, CAROL) == ["root"]
+        assert not await asyncio.to_thread(imap_login, port, CAROL, CAROL_PW)
+        assert await asyncio.to_thread(imap_login, port, CAROL, "a new password here")
+
+        kept = await site.post("/console/accounts/delete", data={
+            "csrf": csrf, "address": CAROL, "confirm": "someone else"})
+        assert kept.status_code == 422
+        gone = await site.post("/console/accounts/delete", data={
+            "csrf": csrf, "address": CAROL, "confirm": CAROL})
+        assert gone.status_code == 303
+        assert CAROL not in [a.address for a in await app.accounts.list()]
+        assert await actors(app, EventType.ADMIN_ACCOUNT_DELETED, CAROL) == ["root"]
+        assert not await asyncio.to_thread(imap_login, port, CAROL,
+                                           "a new password here")
+    finally:
+        await imap.close()
+
+
+def queued(app: App) -> QueueEntry:
+    entry = QueueEntry(
+        id="ab12cd34ef56ab12cd34ef56", region="us-east", account="bob@example.test",
+        mail_from="bob@example.test", created=datetime.now(UTC) - timedelta(hours=2),
+        attempts=3, next_attempt=datetime.now(UTC) + timedelta(hours=5),
+        recipients=(RecipientState("dave@far.example", status="451",
+                                   diagnostic="4.7.1 try later"),))
+    Spool(app.config.home, load_queue_key(app.config.control_dir)).write_new(
+        entry, b"Subject: waiting\r\n\r\nbody\r\n")
+    return entry
+
+
+async def test_the_queue_is_listed_retried_held_and_deleted(
+        site: httpx.AsyncClient, app: App) -> None:
+    entry = queued(app)
+    admin = QueueAdmin(app.config.home, app.config.run_dir)
+    await sign_in(site, "root")
+    page = (await site.get("/console/queue")).text
+    assert entry.id in page and "4.7.1 try later" in page and "dave@far.example" in page
+    csrf = csrf_of(page)
+    assert (await site.post("/console/queue/hold", data={
+        "csrf": csrf, "id": entry.id})).status_code == 303
+    assert admin.find(entry.id).held
+    assert "is on hold" in (await site.get("/console/queue")).text
+    before = datetime.now(UTC)
+    assert (await site.post("/console/queue/retry", data={
+        "csrf": csrf, "id": entry.id})).status_code == 303
+    now = admin.find(entry.id)
+    assert not now.held and before <= now.next_attempt < entry.next_attempt
+    missing = await site.post("/console/queue/retry", data={"csrf": csrf, "id": "ffffffff"})
+    assert missing.status_code == 303
+    assert "No queued message ffffffff" in (await site.get("/console/queue")).text
+    assert (await site.post("/console/queue/delete", data={
+        "csrf": csrf, "id": entry.id})).status_code == 303
+    assert admin.entries() == []
+    assert "The queue is empty" in (await site.get("/console/queue")).text
+
+
+async def test_dns_records_are_checked_live(site: httpx.AsyncClient, app: App,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    await sign_in(site, "root")
+    page = (await site.get("/console/domains")).text
+    assert "example.test" in page and "v=DKIM1" in page and "v=spf1" in page
+    # A resolver that reaches nothing: every record is reported missing.
+    monkeypatch.setattr(console_admin, "DNS_NAMESERVERS", ["127.0.0.1:9"])
+    monkeypatch.setattr("letterlock.services.operations.dns_check.LIFETIME_S", 0.5)
+    nothing = (await site.get("/console/domains/example.test/check")).text
+    assert nothing.count('class="dns-state">not published') >= 3
+    hostname = app.config.server.hostname
+    zone = {("example.test.", "MX"): [f"10 {hostname}."],
+            ("example.test.", "TXT"): ['"v=spf1 -all"']}
+    async with dns_server(zone) as resolver:
+        monkeypatch.setattr(console_admin, "DNS_NAMESERVERS",
+                            [f"127.0.0.1:{resolver.port}"])
+        checked = (await site.get("/console/domains/example.test/check")).text
+    assert 'class="dns-state">published' in checked  # the MX
+    assert 'class="dns-state">different: v=spf1 -all' in checked  # the SPF record
+    assert 'class="dns-state">not published' in checked  # DKIM, DMARC
+    assert (await site.get("/console/domains/nowhere.test/check")).status_code == 404
+
+
+async def test_domains_regions_and_certificates(site: httpx.AsyncClient, app: App) -> None:
+    await sign_in(site, "root")
+    csrf = await session_csrf(site)
+    added = await site.post("/console/domains", data={"csrf": csrf, "name": "New.Test"})
+    assert added.status_code == 303
+    assert "new.test" in {d.name for d in await app.control.list_domains()}
+    again = await site.post("/console/domains", data={"csrf": csrf, "name": "new.test"})
+    assert again.status_code == 422 and "Traceback" not in again.text
+    regions = (await site.get("/console/regions")).text
+    assert "eu-dublin" in regions and "Ireland" in regions and "us-east" in regions
+    assert "SQLite under" in regions and "Reachable" in regions
+    missing = (await site.get("/console/certificates")).text
+    assert "cannot read it" in missing  # made when the server first starts
+    cert, key, _ = certificates.in_use("", "", app.config.control_dir / "tls")
+    cert.parent.mkdir(parents=True, exist_ok=True)
+    certificates.make_self_signed(cert, key, app.config.server.hostname)
+    certs = (await site.get("/console/certificates")).text
+    assert app.config.server.hostname in certs and "self-signed" in certs
+    assert "SHA-256 fingerprint" in certs and "days from now" in certs
+    assert re.search(r"([0-9A-F]{2}:){31}[0-9A-F]{2}", certs)
