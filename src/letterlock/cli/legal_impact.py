@@ -52,7 +52,7 @@ def _profile(profile: str | None, policy_dir: Path | None) -> Profile:
 @click.option("--policy-dir", default=None, type=click.Path(path_type=Path),
               help="Decide under the policies of this directory (validated first).")
 @click.option("--json", "as_json", is_flag=True,
-              help=f"Print the report as JSON (fields: {FORMATS_DOC}).")
+              help="Print the report as JSON (docs/legal-requests.md).")
 @click.pass_context
 def impact_cmd(ctx: click.Context, profile: str | None, policy_dir: Path | None,
                as_json: bool) -> None:
