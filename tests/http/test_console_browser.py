@@ -1,0 +1,88 @@
+"""The operator console in headless Chromium (Debian's ``chromium``) against the
+application served by uvicorn on a loopback port: an admin signs in by typing into the
+form, creates an account, sees it listed, and every console page fits a phone's
+screen (390 px) as well as a desktop's."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from chromium_driver import browser_page, find_chromium, screenshot_dir
+
+from letterlock.app import App
+from letterlock.http.console_auth import COOKIE
+from letterlock.http.server import HttpServer
+
+CHROMIUM = find_chromium()
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+
+PASSWORD = "operator password"
+DORA = "dora@example.test"
+PAGES = ("/console", "/console/accounts", "/console/domains", "/console/regions",
+         "/console/queue", "/console/certificates")
+
+
+@pytest.fixture
+async def served(app: App) -> AsyncIterator[str]:
+    await app.operators.add("root", "admin", PASSWORD, actor="test")
+    server = HttpServer(app)
+    port = await server.start("127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await server.close()
+
+
+async def test_an_admin_signs_in_and_creates_an_account(served: str, app: App,
+                                                        tmp_path: Path) -> None:
+    shots = screenshot_dir(tmp_path / "shots")
+    assert CHROMIUM is not None
+    async with browser_page(CHROMIUM, tmp_path / "profile") as page:
+        await page.navigate(f"{served}/console/accounts")
+        assert await page.path() == "/console/login"
+        await page.type_into("#name", "root")
+        await page.type_into("#password", PASSWORD)
+        await page.press_enter_and_wait()
+        assert await page.path() == "/console"
+        assert "Signed in as root (admin)" in await page.text()
+        cookies = (await page.send("Network.getCookies"))["cookies"]
+        [session] = [c for c in cookies if c["name"] == COOKIE]
+        assert session["httpOnly"] is True and session["sameSite"] == "Strict"
+
+        await page.click_and_wait('nav.tabs a[href="/console/accounts"]')
+        await page.type_into("#address", DORA)
+        await page.evaluate("document.querySelector('#region').value = 'eu-dublin'")
+        await page.type_into("#password", "dora's first password")
+        await page.type_into("#confirm", "dora's first password")
+        await page.click_and_wait('form[action="/console/accounts"] button')
+        assert await page.path() == "/console/accounts"
+        text = await page.text()
+        assert f"Created {DORA} in region eu-dublin" in text and "recovery code" in text
+        rows = await page.evaluate(
+            "[...document.querySelectorAll('#accounts tbody tr')].map(r => r.innerText)")
+        assert any(DORA in row and "eu-dublin" in row for row in rows), rows
+        assert (await app.accounts.resolve(DORA)).region == "eu-dublin"
+        await page.screenshot(shots / "console-accounts.png")
+
+        for path in PAGES:
+            await page.navigate(served + path)
+            assert await page.path() == path
+            name = "console-" + (path.removeprefix("/console").strip("/") or "overview")
+            await page.screenshot(shots / f"{name}.png")
+            await page.screenshot(shots / f"{name}-phone.png", width=390)
+            for width in (1280, 390):
+                await page.send("Emulation.setDeviceMetricsOverride", width=width,
+                                height=800, deviceScaleFactor=1, mobile=width < 600)
+                wide = await page.evaluate(
+                    "document.documentElement.scrollWidth - window.innerWidth")
+                assert wide <= 0, f"{path} is {wide} px wider than {width} px"
+            await page.send("Emulation.clearDeviceMetricsOverride")
+
+        await page.click_and_wait("div.who form button")
+        assert await page.path() == "/console/login?bye=1"
+        await page.navigate(f"{served}/console")
+        assert await page.path() == "/console/login"
+    assert (shots / "console-accounts-phone.png").stat().st_size > 10_000
