@@ -175,6 +175,21 @@ class ImapConfig:
 
 
 @dataclass(frozen=True)
+class SieveConfig:
+    port: int = _option(4190, "TCP port")
+    """ManageSieve (RFC 5804) listener TCP port (STARTTLS, AUTHENTICATE PLAIN); 0: off."""
+    max_script_bytes: int = _option(64 * 1024, "bytes")
+    """Largest filter script, in bytes (ManageSieve MAXSIZE)."""
+    max_account_bytes: int = _option(1024 * 1024, "bytes")
+    """Total bytes of all filter scripts of one account (they count toward its
+    storage quota too)."""
+    max_scripts: int = _option(32, "scripts")
+    """Filter scripts one account may keep."""
+    max_redirects: int = _option(4, "redirects")
+    """Redirect actions one script may take per message (MAXREDIRECTS)."""
+
+
+@dataclass(frozen=True)
 class HttpConfig:
     port: int = _option(8080, "TCP port")
     """HTTP listener TCP port (API and pages)."""
@@ -301,6 +316,7 @@ class Config:
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     imap: ImapConfig = field(default_factory=ImapConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    sieve: SieveConfig = field(default_factory=SieveConfig)
     log: LogConfig = field(default_factory=LogConfig)
     crypto: CryptoConfig = field(default_factory=CryptoConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
