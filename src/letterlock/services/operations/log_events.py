@@ -161,6 +161,18 @@ class LogEvent(enum.StrEnum):
     RESTORE_REFUSED = "backup:restore:refused"
     """A restore refused (``reason``: another region, a damaged backup, a target
     that is not empty, a running server); nothing was changed."""
+    FILTER_ACTION = "mail:filter:action"
+    """An account's active filter (Sieve) acted on a delivered message: ``account``,
+    ``action`` (keep, fileinto, redirect, reject, discard, vacation), ``mailbox`` for
+    fileinto; never a subject or body."""
+    FILTER_FAILED = "mail:filter:failed"
+    """A filter could not run (``account``, ``reason``): the message was kept in
+    INBOX (implicit keep)."""
+    FILTER_CHANGED = "mail:filter:changed"
+    """A filter script was stored, renamed, deleted or (de)activated (``account``,
+    ``change``, ``via``: managesieve or web)."""
+    MANAGESIEVE_CONNECTED = "managesieve:session:connected"
+    MANAGESIEVE_DISCONNECTED = "managesieve:session:disconnected"
 
 
 LEVELS: dict[LogEvent, int] = {
@@ -217,6 +229,11 @@ LEVELS: dict[LogEvent, int] = {
     LogEvent.RESTORE_STARTED: logging.WARNING,
     LogEvent.RESTORE_FINISHED: logging.WARNING,
     LogEvent.RESTORE_REFUSED: logging.WARNING,
+    LogEvent.FILTER_ACTION: logging.INFO,
+    LogEvent.FILTER_FAILED: logging.WARNING,
+    LogEvent.FILTER_CHANGED: logging.INFO,
+    LogEvent.MANAGESIEVE_CONNECTED: logging.INFO,
+    LogEvent.MANAGESIEVE_DISCONNECTED: logging.INFO,
 }
 
 ADDRESS_FIELDS = frozenset({"user", "sender", "rcpt", "account"})
