@@ -227,6 +227,8 @@ async def open_app(config: Config, *, create: bool = False) -> AsyncIterator[App
         stack.callback(mailboxes.close)
         stack.callback(mailboxes.digests.clear)
         stack.push_async_callback(mailboxes.digests.flush)
+        stack.callback(mailboxes.text_index.clear)
+        stack.push_async_callback(mailboxes.text_index.flush)
         addresses = open_addresses(config, accounts, control, audit)
         stack.push_async_callback(addresses.close)
         accounts.add_address_hooks(addresses)

@@ -90,3 +90,14 @@ class ScriptClient:
         self.writer.close()
         with contextlib.suppress(ConnectionError, ssl.SSLError):
             await self.writer.wait_closed()
+
+
+async def uid_search_answers(client: ScriptClient, queries: list[str]) -> list[bytes]:
+    """The first response line of ``UID SEARCH CHARSET UTF-8 <query>`` for each query
+    (each must complete OK)."""
+    out = []
+    for i, query in enumerate(queries):
+        lines = await client.command(f"q{i}", b"UID SEARCH CHARSET UTF-8 " + query.encode())
+        assert lines[-1].startswith(f"q{i} OK".encode()), (query, lines)
+        out.append(lines[0])
+    return out

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from imap_script import Imap, ScriptClient
+from imap_script import Imap, ScriptClient, uid_search_answers
 
 from letterlock.imap.commands import search as search_command
 
@@ -32,12 +32,7 @@ def _message(rng: random.Random, n: int) -> bytes:
 
 
 async def _answers(client: ScriptClient) -> list[bytes]:
-    out = []
-    for i, query in enumerate(QUERIES):
-        lines = await client.command(f"q{i}", b"UID SEARCH CHARSET UTF-8 " + query.encode())
-        assert lines[-1].startswith(f"q{i} OK".encode()), (query, lines)
-        out.append(lines[0])
-    return out
+    return await uid_search_answers(client, QUERIES)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -325,42 +326,56 @@ async def _box_with(cell: CellStore, count: int) -> int:
     return box.id
 
 
-async def test_digest_pack_is_stored_only_when_whole_and_current(cell: CellStore) -> None:
+def _pack_methods(cell: CellStore, kind: str) -> tuple[
+        Callable[[DigestPack], Awaitable[bool]],
+        Callable[[int, int, int], Awaitable[list[DigestPack]]]]:
+    """Digest packs and text packs follow the same storage rules."""
+    if kind == "digest":
+        return cell.put_digest_pack, cell.get_digest_packs
+    return cell.put_text_pack, cell.get_text_packs
+
+
+@pytest.mark.parametrize("kind", ["digest", "text"])
+async def test_pack_is_stored_only_when_whole_and_current(cell: CellStore, kind: str) -> None:
+    put, get = _pack_methods(cell, kind)
     box = await _box_with(cell, 5)  # UIDs 1..5
-    assert not await cell.put_digest_pack(DigestPack(box, 1, 5, 4, b"short"))
-    assert await cell.put_digest_pack(DigestPack(box, 1, 3, 3, b"one-three"))
-    assert await cell.put_digest_pack(DigestPack(box, 4, 5, 2, b"four-five"))
-    assert [p.data for p in await cell.get_digest_packs(box, 1, 100)] == [
+    assert not await put(DigestPack(box, 1, 5, 4, b"short"))
+    assert await put(DigestPack(box, 1, 3, 3, b"one-three"))
+    assert await put(DigestPack(box, 4, 5, 2, b"four-five"))
+    assert [p.data for p in await get(box, 1, 100)] == [
         b"one-three", b"four-five"]
-    assert [p.data for p in await cell.get_digest_packs(box, 4, 4)] == [b"four-five"]
+    assert [p.data for p in await get(box, 4, 4)] == [b"four-five"]
     # A wider pack of the same start replaces; a narrower one does not.
-    assert await cell.put_digest_pack(DigestPack(box, 1, 5, 5, b"all"))
-    assert not await cell.put_digest_pack(DigestPack(box, 1, 3, 3, b"older view"))
+    assert await put(DigestPack(box, 1, 5, 5, b"all"))
+    assert not await put(DigestPack(box, 1, 3, 3, b"older view"))
     assert [(p.first_uid, p.last_uid, p.count) for p in
-            await cell.get_digest_packs(box, 1, 1)] == [(1, 5, 5)]
+            await get(box, 1, 1)] == [(1, 5, 5)]
     with pytest.raises(UnknownMailbox):
-        await cell.get_digest_packs(box + 1000, 1, 5)
+        await get(box + 1000, 1, 5)
 
 
-async def test_removing_a_message_removes_the_packs_that_hold_it(cell: CellStore) -> None:
+@pytest.mark.parametrize("kind", ["digest", "text"])
+async def test_removing_a_message_removes_the_packs_that_hold_it(cell: CellStore,
+                                                                kind: str) -> None:
+    put, get = _pack_methods(cell, kind)
     box = await _box_with(cell, 6)
-    assert await cell.put_digest_pack(DigestPack(box, 1, 3, 3, b"a"))
-    assert await cell.put_digest_pack(DigestPack(box, 4, 6, 3, b"b"))
+    assert await put(DigestPack(box, 1, 3, 3, b"a"))
+    assert await put(DigestPack(box, 4, 6, 3, b"b"))
     await cell.expunge(box, [5])
-    assert [p.data for p in await cell.get_digest_packs(box, 1, 100)] == [b"a"]
+    assert [p.data for p in await get(box, 1, 100)] == [b"a"]
     # The rest of the range is two messages now: a pack made before the expunge is
     # refused, one made after is taken.
-    assert not await cell.put_digest_pack(DigestPack(box, 4, 6, 3, b"stale"))
-    assert await cell.put_digest_pack(DigestPack(box, 4, 6, 2, b"fresh"))
+    assert not await put(DigestPack(box, 4, 6, 3, b"stale"))
+    assert await put(DigestPack(box, 4, 6, 2, b"fresh"))
     other = await cell.create_mailbox("acc1", "Other", None, True)
     await cell.append_messages([new(other.id, "x")])
-    assert await cell.put_digest_pack(DigestPack(other.id, 1, 1, 1, b"o"))
+    assert await put(DigestPack(other.id, 1, 1, 1, b"o"))
     await cell.delete_mailbox("acc1", "Other")
     await cell.create_account(account("ann@example.test", "acc2"))
-    assert len(await cell.get_digest_packs(box, 1, 100)) == 2
+    assert len(await get(box, 1, 100)) == 2
     await cell.delete_account("bob@example.test")
     again = await cell.create_mailbox("acc2", "INBOX", None, True)
-    assert await cell.get_digest_packs(again.id, 1, 100) == []
+    assert await get(again.id, 1, 100) == []
 
 
 async def test_mailbox_index_matches_the_messages(cell: CellStore) -> None:

@@ -279,5 +279,16 @@ class CellStore(Protocol):
         a stored pack never describes a message that is gone."""
         ...
 
+    # -- text packs (sealed body text for SEARCH, see services/mail/text_index.py) --
+    async def get_text_packs(self, mailbox_id: int, first_uid: int,
+                             last_uid: int) -> list[DigestPack]:
+        """As get_digest_packs, for the mailbox's text packs."""
+        ...
+
+    async def put_text_pack(self, pack: DigestPack) -> bool:
+        """As put_digest_pack, for a text pack (same rules: whole, current, and
+        removed with any message it holds)."""
+        ...
+
     async def close(self) -> None:
         ...

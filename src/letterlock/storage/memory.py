@@ -135,6 +135,7 @@ class MemoryCellStore:
         self._vanished: dict[int, list[tuple[int, int]]] = {}
         self._vanished_flags: dict[tuple[int, int], frozenset[str]] = {}
         self._packs: dict[int, dict[int, DigestPack]] = {}
+        self._text_packs: dict[int, dict[int, DigestPack]] = {}
         self._recent: dict[int, int] = {}
         """mailbox id -> first uid -> pack."""
         """(mailbox id, uid) -> flags the message had when it was expunged."""
@@ -183,6 +184,7 @@ class MemoryCellStore:
             del self._mailboxes[box.id]
             self._vanished.pop(box.id, None)
             self._packs.pop(box.id, None)
+            self._text_packs.pop(box.id, None)
         self._subscriptions.pop(account.id, None)
         return sorted({b for b in blobs if not self._referenced(b)})
 
@@ -249,6 +251,7 @@ class MemoryCellStore:
         del self._mailboxes[box.id]
         del self._vanished[box.id]
         self._packs.pop(box.id, None)
+        self._text_packs.pop(box.id, None)
         return sorted({b for b in blobs if not self._referenced(b)})
 
     async def subscribe(self, account_id: str, name: str, on: bool) -> None:
@@ -378,22 +381,38 @@ class MemoryCellStore:
         return Changes(box.highestmodseq, changed, vanished)
 
     def _drop_packs_holding(self, mailbox_id: int, uid: int) -> None:
-        packs = self._packs.get(mailbox_id, {})
-        for first in [f for f, p in packs.items() if p.first_uid <= uid <= p.last_uid]:
-            del packs[first]
+        for kept in (self._packs, self._text_packs):
+            packs = kept.get(mailbox_id, {})
+            for first in [f for f, p in packs.items() if p.first_uid <= uid <= p.last_uid]:
+                del packs[first]
 
     async def get_digest_packs(self, mailbox_id: int, first_uid: int,
                                last_uid: int) -> list[DigestPack]:
+        return await self._get_packs(self._packs, mailbox_id, first_uid, last_uid)
+
+    async def put_digest_pack(self, pack: DigestPack) -> bool:
+        return await self._put_pack(self._packs, pack)
+
+    async def get_text_packs(self, mailbox_id: int, first_uid: int,
+                             last_uid: int) -> list[DigestPack]:
+        return await self._get_packs(self._text_packs, mailbox_id, first_uid, last_uid)
+
+    async def put_text_pack(self, pack: DigestPack) -> bool:
+        return await self._put_pack(self._text_packs, pack)
+
+    async def _get_packs(self, kept: dict[int, dict[int, DigestPack]], mailbox_id: int,
+                         first_uid: int, last_uid: int) -> list[DigestPack]:
         await self.get_mailbox_by_id(mailbox_id)
-        packs = self._packs.get(mailbox_id, {})
+        packs = kept.get(mailbox_id, {})
         return [packs[f] for f in sorted(packs)
                 if packs[f].first_uid <= last_uid and packs[f].last_uid >= first_uid]
 
-    async def put_digest_pack(self, pack: DigestPack) -> bool:
+    async def _put_pack(self, kept: dict[int, dict[int, DigestPack]],
+                        pack: DigestPack) -> bool:
         await self.get_mailbox_by_id(pack.mailbox_id)
         msgs = self._messages[pack.mailbox_id]
         present = sum(1 for uid in msgs if pack.first_uid <= uid <= pack.last_uid)
-        packs = self._packs.setdefault(pack.mailbox_id, {})
+        packs = kept.setdefault(pack.mailbox_id, {})
         old = packs.get(pack.first_uid)
         if present != pack.count or (old is not None and old.last_uid > pack.last_uid):
             return False

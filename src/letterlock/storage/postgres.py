@@ -52,6 +52,7 @@ from letterlock.storage.models import (
     NewMessage,
     apply_flag_mode,
 )
+from letterlock.storage.pack_tables import PACK_TABLES, PackTables
 from letterlock.storage.postgres_control import PostgresControlStore
 from letterlock.storage.postgres_db import DEFAULT_CHANNEL, Conn, PostgresDb
 from letterlock.storage.postgres_db import all_rows as _all
@@ -62,6 +63,7 @@ __all__ = ["DEFAULT_CHANNEL", "ChangeFeed", "Conn", "PostgresCellStore", "Postgr
 
 
 # --------------------------------------------------------------------------- cell
+
 
 CELL_SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
@@ -124,14 +126,6 @@ DO $$ BEGIN
 END $$;
 ALTER TABLE accounts ADD COLUMN IF NOT EXISTS openpgp_cert BYTEA NOT NULL DEFAULT '\\x';
 CREATE TABLE IF NOT EXISTS cell_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);
-CREATE TABLE IF NOT EXISTS digest_packs (
-    mailbox_id BIGINT NOT NULL,
-    first_uid BIGINT NOT NULL,
-    last_uid BIGINT NOT NULL,
-    count BIGINT NOT NULL,
-    data BYTEA NOT NULL,
-    PRIMARY KEY (mailbox_id, first_uid)
-);
 CREATE TABLE IF NOT EXISTS subscriptions (
     account_id TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -143,7 +137,15 @@ INSERT INTO subscriptions (account_id, name)
     AND NOT EXISTS (SELECT 1 FROM cell_meta WHERE key = 'subscriptions_v1')
     ON CONFLICT DO NOTHING;
 INSERT INTO cell_meta VALUES ('subscriptions_v1', 1) ON CONFLICT DO NOTHING;
-"""
+""" + "".join(f"""
+CREATE TABLE IF NOT EXISTS {table} (
+    mailbox_id BIGINT NOT NULL,
+    first_uid BIGINT NOT NULL,
+    last_uid BIGINT NOT NULL,
+    count BIGINT NOT NULL,
+    data BYTEA NOT NULL,
+    PRIMARY KEY (mailbox_id, first_uid)
+);""" for table in PACK_TABLES)
 
 _ACCOUNT_COLS = ("id, address, created, public_key, key_id, wrapped_by_password, "
                  "wrapped_by_recovery, custody, openpgp_cert")
@@ -324,7 +326,7 @@ class ChangeFeed:
         await self._conn.close()
 
 
-class PostgresCellStore:
+class PostgresCellStore(PackTables):
     """A region's accounts, mailboxes and messages in that region's own database."""
 
     def __init__(self, url: str, *, max_connections: int = 10, create_database: bool = True,
@@ -432,6 +434,7 @@ class PostgresCellStore:
             await c.execute("DELETE FROM messages WHERE mailbox_id = ANY(%s)", (boxes,))
             await c.execute("DELETE FROM vanished WHERE mailbox_id = ANY(%s)", (boxes,))
             await c.execute("DELETE FROM digest_packs WHERE mailbox_id = ANY(%s)", (boxes,))
+            await c.execute("DELETE FROM text_packs WHERE mailbox_id = ANY(%s)", (boxes,))
             await c.execute("DELETE FROM mailboxes WHERE account_id=%s", (row[0],))
             await c.execute("DELETE FROM subscriptions WHERE account_id=%s", (row[0],))
             await c.execute("DELETE FROM accounts WHERE id=%s", (row[0],))
@@ -522,6 +525,7 @@ class PostgresCellStore:
             await c.execute("DELETE FROM messages WHERE mailbox_id=%s", (box.id,))
             await c.execute("DELETE FROM vanished WHERE mailbox_id=%s", (box.id,))
             await c.execute("DELETE FROM digest_packs WHERE mailbox_id=%s", (box.id,))
+            await c.execute("DELETE FROM text_packs WHERE mailbox_id=%s", (box.id,))
             await c.execute("DELETE FROM mailboxes WHERE id=%s", (box.id,))
             await _notify(c, self.channel, [box.id])
             return await _orphans(c, blobs)
@@ -662,9 +666,10 @@ class PostgresCellStore:
             gone_uids = [m.uid for m in gone]
             await c.execute("DELETE FROM messages WHERE mailbox_id=%s AND uid = ANY(%s)",
                             (mailbox_id, gone_uids))
-            await c.execute("DELETE FROM digest_packs p USING unnest(%s::bigint[]) AS g(uid) "
-                            "WHERE p.mailbox_id=%s AND g.uid BETWEEN p.first_uid AND p.last_uid",
-                            (gone_uids, mailbox_id))
+            for table in PACK_TABLES:
+                await c.execute(f"DELETE FROM {table} p USING unnest(%s::bigint[]) AS g(uid) "
+                                "WHERE p.mailbox_id=%s AND g.uid BETWEEN p.first_uid "
+                                "AND p.last_uid", (gone_uids, mailbox_id))
             first = box.highestmodseq + 1
             await c.execute("UPDATE mailboxes SET highestmodseq = highestmodseq + %s, "
                             "exists_count = exists_count - %s WHERE id=%s",
@@ -730,11 +735,13 @@ class PostgresCellStore:
 
         return await self.db.read(op)
 
-    async def get_digest_packs(self, mailbox_id: int, first_uid: int,
-                               last_uid: int) -> list[DigestPack]:
+    async def _get_packs(self, table: str, mailbox_id: int, first_uid: int,
+                         last_uid: int) -> list[DigestPack]:
+        assert table in PACK_TABLES
+
         async def op(c: Conn) -> list[DigestPack]:
             await _get_box_id(c, mailbox_id)
-            rows = await _all(c, "SELECT first_uid, last_uid, count, data FROM digest_packs "
+            rows = await _all(c, f"SELECT first_uid, last_uid, count, data FROM {table} "
                                  "WHERE mailbox_id=%s AND first_uid <= %s AND last_uid >= %s "
                                  "ORDER BY first_uid", (mailbox_id, last_uid, first_uid))
             return [DigestPack(mailbox_id, int(r[0]), int(r[1]), int(r[2]), bytes(r[3]))
@@ -742,19 +749,21 @@ class PostgresCellStore:
 
         return await self.db.read(op)
 
-    async def put_digest_pack(self, pack: DigestPack) -> bool:
+    async def _put_pack(self, table: str, pack: DigestPack) -> bool:
+        assert table in PACK_TABLES
+
         async def op(c: Conn) -> bool:
             # The mailbox row lock orders this against expunges (which take it too).
             await _lock_box(c, pack.mailbox_id)
             row = await _one(c, "SELECT count(*) FROM messages WHERE mailbox_id=%s "
                                 "AND uid BETWEEN %s AND %s",
                              (pack.mailbox_id, pack.first_uid, pack.last_uid))
-            old = await _one(c, "SELECT last_uid FROM digest_packs WHERE mailbox_id=%s "
+            old = await _one(c, f"SELECT last_uid FROM {table} WHERE mailbox_id=%s "
                                 "AND first_uid=%s", (pack.mailbox_id, pack.first_uid))
             if row is None or int(row[0]) != pack.count or (
                     old is not None and int(old[0]) > pack.last_uid):
                 return False
-            await c.execute("INSERT INTO digest_packs VALUES (%s, %s, %s, %s, %s) "
+            await c.execute(f"INSERT INTO {table} VALUES (%s, %s, %s, %s, %s) "
                             "ON CONFLICT (mailbox_id, first_uid) DO UPDATE SET "
                             "last_uid = excluded.last_uid, count = excluded.count, "
                             "data = excluded.data",

@@ -29,6 +29,7 @@ from letterlock.storage.models import (
     NewMessage,
     apply_flag_mode,
 )
+from letterlock.storage.pack_tables import PACK_TABLES, PackTables
 from letterlock.storage.sqlite_db import SqliteDb, ts_parse, ts_text
 
 T = TypeVar("T")
@@ -37,6 +38,7 @@ T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------- cell
+
 
 CELL_SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
@@ -88,14 +90,6 @@ CREATE TABLE IF NOT EXISTS vanished (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS vanished_modseq ON vanished (mailbox_id, modseq);
 CREATE TABLE IF NOT EXISTS cell_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS digest_packs (
-    mailbox_id INTEGER NOT NULL,
-    first_uid INTEGER NOT NULL,
-    last_uid INTEGER NOT NULL,
-    count INTEGER NOT NULL,
-    data BLOB NOT NULL,
-    PRIMARY KEY (mailbox_id, first_uid)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS subscriptions (
     account_id TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -107,7 +101,15 @@ INSERT OR IGNORE INTO subscriptions (account_id, name)
     SELECT account_id, name FROM mailboxes WHERE subscribed <> 0
     AND NOT EXISTS (SELECT 1 FROM cell_meta WHERE key = 'subscriptions_v1');
 INSERT OR IGNORE INTO cell_meta VALUES ('subscriptions_v1', 1);
-"""
+""" + "".join(f"""
+CREATE TABLE IF NOT EXISTS {table} (
+    mailbox_id INTEGER NOT NULL,
+    first_uid INTEGER NOT NULL,
+    last_uid INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (mailbox_id, first_uid)
+) WITHOUT ROWID;""" for table in PACK_TABLES)
 
 _ACCOUNT_COLS = ("id, address, created, public_key, key_id, wrapped_by_password, "
                  "wrapped_by_recovery, custody, openpgp_cert")
@@ -294,7 +296,7 @@ def _upgrade_cell(path: Path) -> None:
     conn.close()
 
 
-class SqliteCellStore:
+class SqliteCellStore(PackTables):
     def __init__(self, path: Path, *, fsync: bool = True) -> None:
         self.db = SqliteDb(path, CELL_SCHEMA, fsync=fsync)
         _upgrade_cell(path)
@@ -356,6 +358,7 @@ class SqliteCellStore:
                 c.execute("DELETE FROM messages WHERE mailbox_id=?", (box,))
                 c.execute("DELETE FROM vanished WHERE mailbox_id=?", (box,))
                 c.execute("DELETE FROM digest_packs WHERE mailbox_id=?", (box,))
+                c.execute("DELETE FROM text_packs WHERE mailbox_id=?", (box,))
             c.execute("DELETE FROM mailboxes WHERE account_id=?", (row[0],))
             c.execute("DELETE FROM subscriptions WHERE account_id=?", (row[0],))
             c.execute("DELETE FROM accounts WHERE id=?", (row[0],))
@@ -430,6 +433,7 @@ class SqliteCellStore:
             c.execute("DELETE FROM messages WHERE mailbox_id=?", (box.id,))
             c.execute("DELETE FROM vanished WHERE mailbox_id=?", (box.id,))
             c.execute("DELETE FROM digest_packs WHERE mailbox_id=?", (box.id,))
+            c.execute("DELETE FROM text_packs WHERE mailbox_id=?", (box.id,))
             c.execute("DELETE FROM mailboxes WHERE id=?", (box.id,))
             return _orphans(c, blobs)
 
@@ -565,8 +569,9 @@ class SqliteCellStore:
                           (mailbox_id, msg.uid))
                 c.execute("UPDATE mailboxes SET exists_count = exists_count - 1 WHERE id=?",
                           (mailbox_id,))
-                c.execute("DELETE FROM digest_packs WHERE mailbox_id=? AND first_uid<=? "
-                          "AND last_uid>=?", (mailbox_id, msg.uid, msg.uid))
+                for table in PACK_TABLES:
+                    c.execute(f"DELETE FROM {table} WHERE mailbox_id=? AND first_uid<=? "
+                              "AND last_uid>=?", (mailbox_id, msg.uid, msg.uid))
                 modseq = _bump(c, mailbox_id)
                 c.execute("INSERT OR REPLACE INTO vanished (mailbox_id, uid, modseq, flags) "
                           "VALUES (?,?,?,?)",
@@ -629,28 +634,32 @@ class SqliteCellStore:
         found = await self.db.read(small, inline=True)
         return found if found is not None else await self.db.read(op)
 
-    async def get_digest_packs(self, mailbox_id: int, first_uid: int,
-                               last_uid: int) -> list[DigestPack]:
+    async def _get_packs(self, table: str, mailbox_id: int, first_uid: int,
+                         last_uid: int) -> list[DigestPack]:
+        assert table in PACK_TABLES
+
         def op(c: sqlite3.Connection) -> list[DigestPack]:
             _box_modseq(c, mailbox_id)
             return [DigestPack(mailbox_id, r[0], r[1], r[2], bytes(r[3])) for r in c.execute(
-                "SELECT first_uid, last_uid, count, data FROM digest_packs "
+                f"SELECT first_uid, last_uid, count, data FROM {table} "
                 "WHERE mailbox_id=? AND first_uid<=? AND last_uid>=? ORDER BY first_uid",
                 (mailbox_id, last_uid, first_uid))]
 
         return await self.db.read(op, inline=last_uid - first_uid < 2 * INLINE_ROWS)
 
-    async def put_digest_pack(self, pack: DigestPack) -> bool:
+    async def _put_pack(self, table: str, pack: DigestPack) -> bool:
+        assert table in PACK_TABLES
+
         def op(c: sqlite3.Connection) -> bool:
             _box_modseq(c, pack.mailbox_id)
             (present,) = c.execute(
                 "SELECT count(*) FROM messages WHERE mailbox_id=? AND uid BETWEEN ? AND ?",
                 (pack.mailbox_id, pack.first_uid, pack.last_uid)).fetchone()
-            old = c.execute("SELECT last_uid FROM digest_packs WHERE mailbox_id=? AND "
+            old = c.execute(f"SELECT last_uid FROM {table} WHERE mailbox_id=? AND "
                             "first_uid=?", (pack.mailbox_id, pack.first_uid)).fetchone()
             if present != pack.count or (old is not None and old[0] > pack.last_uid):
                 return False
-            c.execute("INSERT OR REPLACE INTO digest_packs VALUES (?,?,?,?,?)",
+            c.execute(f"INSERT OR REPLACE INTO {table} VALUES (?,?,?,?,?)",
                       (pack.mailbox_id, pack.first_uid, pack.last_uid, pack.count, pack.data))
             return True
 

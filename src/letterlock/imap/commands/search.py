@@ -13,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import codecs
-import functools
 import itertools
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -29,12 +27,10 @@ from letterlock.imap.parsing import commands as c
 from letterlock.imap.parsing import search as s
 from letterlock.imap.parsing.primitives import SeqSet
 from letterlock.imap.reply import Reply, bad, no, ok
-from letterlock.mime import dates, structure
-from letterlock.mime.headers import (
-    decode_header_text,
-    split_fields,
-)
+from letterlock.mime import dates
+from letterlock.services.mail import text_index
 from letterlock.services.mail.digests import PACK_SPAN, Digest, DigestReader, window_of
+from letterlock.services.mail.text_index import TextReader
 from letterlock.storage.models import MessageRecord
 
 BATCH = 1024
@@ -71,7 +67,7 @@ class _Candidate:
     """One message being tested; summary and body text are derived lazily, once."""
 
     def __init__(self, seq: int, record: MessageRecord, largest_seq: int, largest_uid: int,
-                 digest: Digest | None, raw: bytes | None) -> None:
+                 digest: Digest | None, raw: bytes | None, body: str | None = None) -> None:
         self.seq = seq
         self.record = record
         self.largest_seq = largest_seq
@@ -80,7 +76,8 @@ class _Candidate:
         self.raw = raw
         self.recent = False
         self._fields: bytes | None = None
-        self._body: str | None = None
+        self._body = body
+        """The searchable body text, given when the sealed text index holds it."""
 
     def _searchable(self) -> bytes:
         if self._fields is None:
@@ -107,21 +104,8 @@ class _Candidate:
 
     def body_text(self) -> str:
         if self._body is None:
-            raw = self.raw or b""
-            tree = (_part_tree(self.digest.structure)
-                    if self.digest is not None and self.digest.structure
-                    else structure.parse(raw))
-            texts = []
-            for part in structure.walk(tree):
-                if part.is_multipart:
-                    continue
-                if part.type.lower() == "text":
-                    texts.append(structure.part_text(raw, part))
-                elif part.is_message and part.children:
-                    inner = part.children[0]
-                    texts += [decode_header_text(f.value) for f in
-                              split_fields(raw[inner.header_start : inner.body_start])]
-            self._body = search_text.fold("\n".join(texts))
+            self._body = text_index.body_text(
+                self.raw or b"", self.digest.structure if self.digest is not None else b"")
         return self._body
 
     def sent_date(self) -> date | None:
@@ -129,12 +113,6 @@ class _Candidate:
         values = [v.decode("utf-8", "surrogatepass") for v in self.values("date") or ()]
         when = dates.sent_at(values[0]) if values else None
         return when.date() if when is not None else None
-
-
-@functools.lru_cache(maxsize=4096)
-def _part_tree(data: bytes) -> structure.Part:
-    """A digest's part tree, parsed once while it is in use (parts are immutable)."""
-    return structure.Part.from_json(json.loads(data))
 
 
 def _required(key: s.SearchKey, needle: dict[bytes, tuple[str, bytes]]) -> list[bytes]:
@@ -200,6 +178,70 @@ def _candidates(windows: dict[int, dict[int, Digest]], uids: list[int],
         out += (known[k] for k in hits or ())
     out.sort()
     return out
+
+
+def _body_required(key: s.SearchKey, needle: dict[bytes, tuple[str, bytes]]
+                   ) -> list[tuple[str, bytes | None]]:
+    """(folded text, encoded header needle or None) that every match of ``key``
+    satisfies: its body text holds the text, or (TEXT) a header value the needle."""
+    if isinstance(key, s.TextKey):
+        text, encoded = needle[key.value]
+        return [(text, encoded if key.where == "text" else None)] if text else []
+    if isinstance(key, s.AndKey):
+        return [n for k in key.keys for n in _body_required(k, needle)]
+    return []
+
+
+def _body_may_match(text: str | None, digest: Digest | None,
+                    required: list[tuple[str, bytes | None]]) -> bool:
+    """False only when the indexed body text (and, for TEXT, the kept header view)
+    lacks one of ``required``."""
+    if text is None:
+        return True
+    view = (digest.views[views.SEARCH]
+            if digest is not None and len(digest.views) > views.SEARCH else None)
+    for folded, encoded in required:
+        if folded in text:
+            continue
+        if encoded is None or (view and encoded not in view):
+            return False
+    return True
+
+
+def _batches(uids: list[int]) -> list[list[int]]:
+    """``uids`` in runs of about BATCH, cut between windows (so a window's messages
+    are read, and its text pack made, together)."""
+    out: list[list[int]] = []
+    start = 0
+    while start < len(uids):
+        end = min(start + BATCH, len(uids))
+        if end < len(uids):
+            end = bisect.bisect_left(uids, window_of(uids[end]), start + 1)
+            if end <= start:
+                end = min(start + BATCH, len(uids))
+        out.append(uids[start:end])
+        start = end
+    return out
+
+
+def _index_windows(texts: TextReader, records: list[MessageRecord], known: dict[int, str],
+                   made: dict[int, _Candidate], selected: list[int]) -> None:
+    """Write the text pack of each window whose every selected message has its text
+    (from the index or just made from its body), if any was just made."""
+    by_window: dict[int, dict[int, text_index.Entry]] = {}
+    for rec in records:
+        text = known.get(rec.uid)
+        if text is None:
+            cand = made.get(rec.uid)
+            if cand is None or cand.raw is None:
+                continue
+            text = cand.body_text()
+        by_window.setdefault(window_of(rec.uid), {})[rec.uid] = (rec.blob_id, text)
+    for window, entries in by_window.items():
+        lo = bisect.bisect_left(selected, window)
+        hi = bisect.bisect_left(selected, window + PACK_SPAN)
+        if hi - lo == len(entries) and any(u in made for u in entries):
+            texts.put(window, entries)
 
 
 def _compare(op: str, value: date, day: date) -> bool:
@@ -334,14 +376,17 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
     largest_seq = len(uids)
     largest_uid = sel.uids.last
     reader: DigestReader | None = None
+    texts = svc.text_reader(user, sel.id) if level >= BODY else None
+    body_required = _body_required(program.keys, needle) if texts is not None else []
+    selected = list(sel.uids)
     try:
         if required:
             # Header keys every match must satisfy narrow the messages first.
             reader = svc.digest_reader(user, sel.id)
             uids = _candidates(await reader.kept(uids), uids, required)
-        for start in range(0, len(uids), BATCH):
-            records = await svc.get_messages(user, sel.id, uids[start : start + BATCH],
-                                             with_summary=False)
+        for start, batch in enumerate(_batches(uids)):
+            records = await svc.get_messages(user, sel.id, batch, with_summary=False)
+            indexed = await texts.get(records) if texts is not None else {}
             digests: dict[int, Digest] = {}
             if level >= SUMMARY and records:
                 if reader is None:
@@ -351,23 +396,34 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
                     # Header keys first, in C: messages that cannot match are neither
                     # tested one by one nor have their bodies opened.
                     records = [r for r in records if _may_match(digests.get(r.uid), required)]
+            all_records = records
+            if body_required and indexed:
+                # The sealed text index answers BODY/TEXT without opening bodies.
+                records = [r for r in records if _body_may_match(
+                    indexed.get(r.uid), digests.get(r.uid), body_required)]
+            unindexed = [r for r in records if r.uid not in indexed]
             raws: dict[int, bytes] = {}
             attempted: set[int] = set()
+            made: dict[int, _Candidate] = {}
             for rec in records:
-                if level >= BODY and rec.uid not in attempted:
+                if level >= BODY and rec.uid not in attempted and rec.uid not in indexed:
                     # Bodies in size-bounded groups (one storage round trip each).
-                    group = _next_group(records, rec)
+                    group = _next_group(unindexed, rec)
                     attempted.update(r.uid for r in group)
                     raws = await bodies_present(ctx, group, digests)
                 seq = sel.seq_of(rec.uid)
                 if seq is None:
                     continue
                 cand = _Candidate(seq, rec, largest_seq, largest_uid, digests.get(rec.uid),
-                                  raws.get(rec.uid))
+                                  raws.get(rec.uid), indexed.get(rec.uid))
+                if rec.uid not in indexed:
+                    made[rec.uid] = cand
                 cand.recent = rec.uid in sel.recent
                 if matches(program.keys, cand, needle):
                     found.append(Hit(seq, rec.uid, rec.modseq,
                                      sort_key(cand) if sort_key else ()))
+            if texts is not None and made and not required:
+                _index_windows(texts, all_records, indexed, made, selected)
             if start:
                 await asyncio.sleep(0)
     except LetterlockError as exc:

@@ -43,6 +43,7 @@ from letterlock.errors import CryptoError, LetterlockError
 from letterlock.mime import summary as summaries
 from letterlock.services.accounts.accounts import Session
 from letterlock.services.cells import Cells
+from letterlock.services.mail.hot_windows import HotWindows
 from letterlock.services.operations.log_events import LogEvent, event
 from letterlock.storage.models import DigestPack, MessageRecord
 
@@ -353,7 +354,7 @@ class DigestReader:
         return made
 
 
-class DigestService:
+class DigestService(HotWindows[Ident, dict[int, Digest]]):
     """Digest readers, the pack writer, and the process's hot windows.
 
     Hot windows: the windows read or made lately, decoded, shared by the sessions of
@@ -376,15 +377,12 @@ class DigestService:
     def __init__(self, cells: Cells, views: Views | None = None, *,
                  hot_bytes: int = 64 * 1024 * 1024,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(hot_bytes, clock)
         self.cells = cells
         self.views = views or NO_VIEWS
         self.writes_packs = views is not None
         """Packs are written only with the front-end's views (a reader without them,
         e.g. an export, makes digests for itself and leaves packs as they are)."""
-        self._clock = clock
-        self._hot: OrderedDict[Ident, tuple[dict[int, Digest], float, int]] = OrderedDict()
-        self._hot_bytes = hot_bytes
-        self._hot_used = 0
         self.building: dict[Ident, asyncio.Future[dict[int, Digest]]] = {}
         """Windows being made by a reader of this process (others wait for it)."""
         self._writing: dict[tuple[str, int, int], asyncio.Task[None]] = {}
@@ -395,36 +393,9 @@ class DigestService:
         return DigestReader(self, session, mailbox_id)
 
     # -- hot windows -------------------------------------------------------------
-    def hot_get(self, ident: Ident) -> dict[int, Digest] | None:
-        now = self._clock()
-        self._expire(now)
-        hit = self._hot.get(ident)
-        if hit is None:
-            return None
-        self._hot[ident] = (hit[0], now, hit[2])
-        self._hot.move_to_end(ident)
-        return hit[0]
-
-    def hot_put(self, ident: Ident, digests: dict[int, Digest]) -> None:
-        size = sum(_DIGEST_OVERHEAD + len(d.header) + len(d.structure)
-                   + sum(len(v) for v in d.views) for d in digests.values())
-        if size > self._hot_bytes:
-            return
-        now = self._clock()
-        old = self._hot.pop(ident, None)
-        if old is not None:
-            self._hot_used -= old[2]
-        self._hot[ident] = (digests, now, size)
-        self._hot_used += size
-        self._expire(now)
-
-    def _expire(self, now: float) -> None:
-        while self._hot:
-            ident, (_, used, size) = next(iter(self._hot.items()))
-            if self._hot_used <= self._hot_bytes and now - used < self.HOT_TTL_S:
-                return
-            del self._hot[ident]
-            self._hot_used -= size
+    def hot_size(self, value: dict[int, Digest]) -> int:
+        return sum(_DIGEST_OVERHEAD + len(d.header) + len(d.structure)
+                   + sum(len(v) for v in d.views) for d in value.values())
 
     def forget(self, session: Session, mailbox_id: int, uids: Sequence[int]) -> None:
         """Drop the digests of ``uids`` (expunged) from the hot windows."""
@@ -434,11 +405,6 @@ class DigestService:
             if hit is not None and uid in hit[0]:
                 self._hot[ident] = ({u: d for u, d in hit[0].items() if u != uid}, hit[1],
                                     hit[2])
-
-    def clear(self) -> None:
-        """Drop every hot window (shutdown)."""
-        self._hot.clear()
-        self._hot_used = 0
 
     # -- writing packs ------------------------------------------------------------
     def write_soon(self, session: Session, mailbox_id: int, key: bytes, window: int,

@@ -30,6 +30,7 @@ from letterlock.services.mail.digests import Digest, DigestReader, DigestService
 from letterlock.services.mail.filing import JUNK, Filing, FilingHook
 from letterlock.services.mail.notify import ChangeHub, list_key
 from letterlock.services.mail.sealing import SealPool, seal_with_summary
+from letterlock.services.mail.text_index import TextIndex, TextReader
 from letterlock.services.operations.log_events import LogEvent, enabled, event
 from letterlock.storage.models import (
     Appended,
@@ -99,6 +100,8 @@ class MailboxService:
         self.digests = DigestService(cells, digest_views, hot_bytes=hot_digest_bytes)
         """Sealed per-message digests for reading (services/mail/digests.py); packs are
         written only when the front-end's ``digest_views`` are given."""
+        self.text_index = TextIndex(cells)
+        """Sealed searchable texts for SEARCH BODY/TEXT (services/mail/text_index.py)."""
         self.hub = hub
         self._chunk = chunk_bytes
         self._sealer = sealer
@@ -445,6 +448,10 @@ class MailboxService:
         mailbox is the session's, e.g. by listing it)."""
         return self.digests.reader(session, mailbox_id)
 
+    def text_reader(self, session: Session, mailbox_id: int) -> TextReader:
+        """A reader of the mailbox's sealed text index (same precondition)."""
+        return self.text_index.reader(session, mailbox_id)
+
     async def bodies(self, session: Session, msgs: Sequence[MessageRecord],
                      digests: Mapping[int, Digest] | None = None) -> dict[int, bytes]:
         """Full plaintext of several messages (uid -> bytes), one storage round trip.
@@ -525,6 +532,7 @@ class MailboxService:
         rewrite = await self.digests.before_expunge(session, mailbox_id, uids)
         gone = await self._cell(session.ref).store.expunge(mailbox_id, uids)
         rewrite([e.uid for e in gone])
+        self.text_index.forget(session, mailbox_id, [e.uid for e in gone])
         if gone:
             self.hub.notify(mailbox_id)
             if self.quotas is not None:

@@ -78,6 +78,7 @@ class LogEvent(enum.StrEnum):
     """One recipient's sealed copy is durable (one line per recipient)."""
     MESSAGE_NOT_STORED = "mail:message:not-stored"
     MESSAGE_DAMAGED = "mail:message:damaged"
+    TEXT_INDEX_DAMAGED = "mail:text-index:damaged"
     """A stored message is listed but its sealed copy is missing or does not open
     (``mailbox`` id, ``uid``, ``blob``): the client got NO [CORRUPTION]."""
     REGION_UNAVAILABLE = "storage:region:unavailable"
@@ -196,6 +197,7 @@ LEVELS: dict[LogEvent, int] = {
     LogEvent.MESSAGE_STORED: logging.INFO,
     LogEvent.MESSAGE_NOT_STORED: logging.WARNING,
     LogEvent.MESSAGE_DAMAGED: logging.ERROR,
+    LogEvent.TEXT_INDEX_DAMAGED: logging.WARNING,
     LogEvent.REGION_UNAVAILABLE: logging.ERROR,
     LogEvent.QUOTA_WARNED: logging.INFO,
     LogEvent.DMARC_EVALUATED: logging.INFO,

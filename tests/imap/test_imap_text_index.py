@@ -1,0 +1,193 @@
+"""SEARCH BODY/TEXT through the sealed text index (services/mail/text_index.py): the
+answers must be exactly those of opening every body, cold, warm, from the stored
+packs, after new mail and expunges, and with a damaged pack; no indexed word is
+stored in plaintext; the packs go with the account."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import random
+import sqlite3
+from pathlib import Path
+
+import pytest
+from imap_script import Imap, ScriptClient, uid_search_answers
+
+from letterlock.services.mail import text_index
+from letterlock.storage.models import DigestPack, MessageRecord
+
+SECRET = "quixotrebuszyx"
+"""A word found only in bodies: must never be at rest in plaintext."""
+QUERIES = [
+    "BODY alpha", "BODY ALPHA", f"BODY {SECRET}", 'BODY "grüße"', 'BODY "GRÜSSE"',
+    'BODY "東京"', 'BODY "タワー"', 'BODY "pänguin"', "BODY <b>", 'BODY "épée"',
+    "BODY innerword", "TEXT innerword", "TEXT alpha", "TEXT subjectonly", "TEXT example.org",
+    "BODY subjectonly", "BODY alpha SEEN", "BODY alpha UNSEEN", "NOT BODY alpha",
+    "OR BODY alpha BODY beta", "BODY alpha BODY beta", "BODY alpha SUBJECT s3",
+    "TEXT gamma LARGER 300", "BODY nothing-like-this", "TEXT nothing-like-this",
+    "1:40 BODY beta", "BODY alpha FROM ann", "BODY a",
+]
+
+
+def _message(rng: random.Random, n: int) -> bytes:
+    words = " ".join(rng.sample(["alpha", "beta", "gamma", "delta", "Épée", "zeta"], 2))
+    head = (f"From: {'Ann <ann@example.org>' if n % 2 else 'bob@example.net'}\r\n"
+            f"Subject: subjectonly s{n % 5}\r\nMIME-Version: 1.0\r\n")
+    kind = n % 5
+    if kind == 0:
+        return (head + f"\r\nplain {words} #{n}\r\n").encode()
+    if kind == 1:
+        return (head + "Content-Type: text/plain; charset=iso-8859-1\r\n"
+                "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+                f"Sch=F6ne Gr=FC=DFe {words} {SECRET if n == 11 else ''}\r\n").encode()
+    if kind == 2:
+        text = base64.b64encode(f"東京タワー {words}".encode()).decode()
+        return (head + "Content-Type: text/plain; charset=utf-8\r\n"
+                f"Content-Transfer-Encoding: base64\r\n\r\n{text}\r\n").encode()
+    if kind == 3:
+        return (head + "Content-Type: text/html; charset=utf-8\r\n\r\n"
+                f"<p><b>pänguin</b> {words}</p>\r\n").encode()
+    return (head + 'Content-Type: multipart/mixed; boundary="xx"\r\n\r\n'
+            f"--xx\r\nContent-Type: text/plain\r\n\r\nouter {words}\r\n"
+            "--xx\r\nContent-Type: application/octet-stream\r\n"
+            "Content-Transfer-Encoding: base64\r\n\r\nYWxwaGEgYmV0YQ==\r\n"
+            "--xx\r\nContent-Type: message/rfc822\r\n\r\n"
+            "Subject: innerword\r\n\r\ninner body\r\n--xx--\r\n").encode()
+
+
+async def _answers(client: ScriptClient) -> list[bytes]:
+    return await uid_search_answers(client, QUERIES)
+
+
+@pytest.fixture
+def no_index(monkeypatch: pytest.MonkeyPatch) -> object:
+    """Turns the text index off (every body opened) while set."""
+    async def nothing(_self: object, _records: list[MessageRecord]) -> dict[int, str]:
+        return {}
+
+    class Switch:
+        def on(self) -> None:
+            monkeypatch.setattr(text_index.TextReader, "get", nothing)
+            monkeypatch.setattr(text_index.TextReader, "put", lambda *_args: None)
+
+        def off(self) -> None:
+            monkeypatch.undo()
+    return Switch()
+
+
+async def _filled(imap: Imap, count: int) -> tuple[ScriptClient, int]:
+    rng = random.Random(7)
+    ref = await imap.app.accounts.resolve(imap.user)
+    await imap.app.mailboxes.append_many(
+        ref, "INBOX", [(_message(rng, n), ("\\Seen",) if n % 4 == 0 else (), None)
+                       for n in range(1, count + 1)])
+    box = await imap.app.cells.get(ref.region).store.get_mailbox(ref.record.id, "INBOX")
+    return await imap.session("INBOX"), box.id
+
+
+async def test_index_answers_as_opening_every_body(imap: Imap, no_index: object) -> None:
+    client, box = await _filled(imap, 300)
+    mailboxes = imap.app.mailboxes
+    store = imap.app.cells.get("us-east").store
+    cold = await _answers(client)              # packs made on the way
+    await mailboxes.text_index.flush()
+    assert len(await store.get_text_packs(box, 1, 300)) == 3
+    warm = await _answers(client)              # windows hot in this process
+    mailboxes.text_index.clear()
+    packed = await _answers(client)            # windows opened from their packs
+    no_index.on()  # type: ignore[attr-defined]
+    truth = await _answers(client)
+    no_index.off()  # type: ignore[attr-defined]
+    assert cold == warm == packed == truth
+    assert truth[QUERIES.index(f"BODY {SECRET}")] == b"* SEARCH 11"
+    for query in ['BODY "東京"', 'BODY "GRÜSSE"', 'BODY "pänguin"', "TEXT innerword"]:
+        assert len(truth[QUERIES.index(query)].split()) > 10, query
+    assert truth[QUERIES.index("BODY subjectonly")] == b"* SEARCH"
+    assert truth[QUERIES.index("TEXT subjectonly")].count(b" ") == 301
+
+    # New mail after the packs were made, then an expunge.
+    ref = await imap.app.accounts.resolve(imap.user)
+    await mailboxes.append(ref, "INBOX", b"Subject: late\r\n\r\nalpha late\r\n")
+    await client.command("n", "NOOP")
+    await client.command("d", "UID STORE 1:20 +FLAGS (\\Deleted)")
+    lines = await client.command("e", "EXPUNGE")
+    assert lines[-1].startswith(b"e OK")
+    after = await _answers(client)
+    await mailboxes.text_index.flush()
+    again = await _answers(client)
+    no_index.on()  # type: ignore[attr-defined]
+    assert after == again == await _answers(client)
+    no_index.off()  # type: ignore[attr-defined]
+    alpha = after[QUERIES.index("BODY alpha")].split()[2:]
+    assert b"301" in alpha and not any(int(u) <= 20 for u in alpha)
+    assert after[QUERIES.index(f"BODY {SECRET}")] == b"* SEARCH"  # 11 was expunged
+    await client.close()
+
+
+async def test_damaged_pack_is_made_again(imap: Imap, caplog: pytest.LogCaptureFixture,
+                                          no_index: object) -> None:
+    client, box = await _filled(imap, 150)
+    mailboxes = imap.app.mailboxes
+    store = imap.app.cells.get("us-east").store
+    first = await _answers(client)
+    await mailboxes.text_index.flush()
+    packs = await store.get_text_packs(box, 1, 150)
+    assert [p.first_uid for p in packs] == [1, 129]
+    zeroed = DigestPack(box, 1, packs[0].last_uid, packs[0].count, bytes(len(packs[0].data)))
+    assert await store.put_text_pack(zeroed)
+    mailboxes.text_index.clear()
+    with caplog.at_level(logging.WARNING):
+        damaged = await _answers(client)
+    assert "mail:text-index:damaged" in caplog.text
+    assert damaged == first
+    await mailboxes.text_index.flush()
+    [remade, _] = await store.get_text_packs(box, 1, 150)
+    assert remade.data != zeroed.data
+    mailboxes.text_index.clear()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert await _answers(client) == first
+    assert "mail:text-index:damaged" not in caplog.text
+    # A pack moved to another window does not open either (its range is bound).
+    moved = DigestPack(box, 129, packs[1].last_uid, packs[1].count, remade.data)
+    assert await store.put_text_pack(moved)
+    mailboxes.text_index.clear()
+    no_index.on()  # type: ignore[attr-defined]
+    truth = await _answers(client)
+    no_index.off()  # type: ignore[attr-defined]
+    assert await _answers(client) == truth == first
+    await client.close()
+
+
+async def test_no_indexed_word_at_rest_and_packs_go_with_the_account(
+        imap: Imap, home: Path) -> None:
+    client, box = await _filled(imap, 20)
+    mailboxes = imap.app.mailboxes
+    store = imap.app.cells.get("us-east").store
+    lines = await client.command("s", f"UID SEARCH BODY {SECRET}")
+    assert lines[0] == b"* SEARCH 11"
+    await mailboxes.text_index.flush()
+    [pack] = await store.get_text_packs(box, 1, 20)
+    assert SECRET.encode() not in pack.data
+    await client.close()
+    files = [p for p in home.rglob("*") if p.is_file()]
+    assert any(p.suffix in {".db", ".sqlite", ".sqlite3"} or "wal" in p.name for p in files)
+    for path in files:
+        assert SECRET.encode() not in path.read_bytes(), path
+    assert _text_rows(files) > 0
+    await imap.app.accounts.delete(imap.user)
+    assert _text_rows(files) == 0
+
+
+def _text_rows(files: list[Path]) -> int:
+    """Text packs stored in the SQLite databases among ``files``."""
+    total = 0
+    for path in files:
+        if path.read_bytes()[:16] != b"SQLite format 3\x00":
+            continue
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            if db.execute("SELECT 1 FROM sqlite_master WHERE name='text_packs'").fetchone():
+                total += db.execute("SELECT count(*) FROM text_packs").fetchone()[0]
+    return total
