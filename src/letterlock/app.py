@@ -21,6 +21,7 @@ from letterlock.imap import views as imap_views
 from letterlock.policy import PolicyEngine, load_jurisdictions, load_profile
 from letterlock.services.accounts import certificates
 from letterlock.services.accounts.accounts import AccountService
+from letterlock.services.accounts.disabled import DisabledAccounts
 from letterlock.services.accounts.kdf_queue import KdfRunner
 from letterlock.services.accounts.key_cache import KeyCache, KeyCacheSettings
 from letterlock.services.accounts.login_backoff import LoginBackoff
@@ -213,6 +214,7 @@ async def open_app(config: Config, *, create: bool = False) -> AsyncIterator[App
         ChangeRelay(hub, peers)
         accounts = AccountService(control, cells, kdf, params, audit, key_cache=key_cache,
                                   backoff=LoginBackoff(config.crypto.login_delay_max_ms / 1000))
+        accounts.use_disabled_list(DisabledAccounts(config.control_dir))
         # Worker processes (smtp.workers, imap.processes) are event loops of their
         # own: the CPUs they take are not free for sealing helpers.
         sealer = SealPool(default_processes(config.crypto.seal_processes,

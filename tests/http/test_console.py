@@ -152,7 +152,7 @@ async def test_sessions_end_when_idle_and_when_old() -> None:
     assert store.get(second.id) is None  # 300 s after the sign-in
 
 
-async def test_accounts_are_created_moved_reset_and_deleted_by_name(
+async def test_accounts_are_created_disabled_moved_reset_and_deleted_by_name(
         site: httpx.AsyncClient, app: App) -> None:
     await sign_in(site, "root")
     csrf = await session_csrf(site)
@@ -182,6 +182,22 @@ async def test_accounts_are_created_moved_reset_and_deleted_by_name(
     assert port is not None
     try:
         assert await asyncio.to_thread(imap_login, port, CAROL, CAROL_PW)
+
+        off = await site.post("/console/accounts/disable", data={
+            "csrf": csrf, "address": CAROL, "action": "disable"})
+        assert off.status_code == 303
+        assert not await asyncio.to_thread(imap_login, port, CAROL, CAROL_PW)
+        listed = (await site.get("/console/accounts")).text
+        assert f"Disabled {CAROL}" in listed and ">disabled</td>" in listed
+        twice = await site.post("/console/accounts/disable", data={
+            "csrf": csrf, "address": CAROL, "action": "disable"})
+        assert twice.status_code == 409 and "already disabled" in twice.text
+        on = await site.post("/console/accounts/disable", data={
+            "csrf": csrf, "address": CAROL, "action": "enable"})
+        assert on.status_code == 303
+        assert await asyncio.to_thread(imap_login, port, CAROL, CAROL_PW)
+        assert await actors(app, EventType.ADMIN_ACCOUNT_DISABLED, CAROL) == ["root"]
+        assert await actors(app, EventType.ADMIN_ACCOUNT_ENABLED, CAROL) == ["root"]
 
         moved = await site.post("/console/accounts/move", data={
             "csrf": csrf, "address": CAROL, "region": "eu-dublin"})

@@ -57,6 +57,9 @@ EVENT_WORDS = {
     "admin:account:created": "The operator created your account",
     "admin:account:deleted": "The operator deleted your account",
     "admin:account:moved": "The operator moved your account to another region",
+    "admin:account:disabled": "The operator disabled your account: its logins are "
+                              "refused, its mail still arrives",
+    "admin:account:enabled": "The operator enabled your account again",
     "admin:address:added": "The operator gave your account another address (an alias, "
                            "a group membership or a domain's catch-all)",
     "admin:address:removed": "The operator took an address from your account",

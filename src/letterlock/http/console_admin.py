@@ -4,6 +4,7 @@
     POST /console/accounts         create one (region, initial password)
     POST /console/accounts/move    move one to another region
     POST /console/accounts/reset   new password with the owner's recovery code
+    POST /console/accounts/disable disable or enable one (logins refused, mail kept)
     POST /console/accounts/delete  delete one and all its mail
     GET  /console/domains          hosted domains and the DNS records to publish
     POST /console/domains          host another domain
@@ -71,7 +72,7 @@ def install_console_admin(api: FastAPI, app: App, sessions: ConsoleSessions,
     async def accounts_page(console: ConsoleSession, status: int = 200,
                             error: str | None = None, **kept: str) -> Response:
         regions = await app.control.list_regions()
-        rows = []
+        rows: list[dict[str, Any]] = []
         for info in await app.accounts.list():
             try:
                 ref = await app.accounts.resolve(info.address)
@@ -84,6 +85,11 @@ def install_console_admin(api: FastAPI, app: App, sessions: ConsoleSessions,
             rows.append({"address": info.address, "region": info.region,
                          "created": format_time(info.created), "custody": info.custody,
                          "used": used})
+        off = await asyncio.to_thread(
+            lambda: {str(r["address"]) for r in rows
+                     if app.accounts.is_disabled(str(r["address"]))})
+        for row in rows:
+            row["disabled"] = row["address"] in off
         domains = [d.name for d in await app.control.list_domains()]
         return view("console/accounts.html", console, status, title="Accounts",
                     area="/console/accounts", accounts=rows, regions=regions,
@@ -136,6 +142,18 @@ def install_console_admin(api: FastAPI, app: App, sessions: ConsoleSessions,
         except LetterlockError as exc:
             return await accounts_page(console, 422, _error(exc))
         console.say(f"New password set for {address}; its recovery code stays valid.")
+        return back("/console/accounts")
+
+    @router.post("/accounts/disable")
+    async def disable_account(request: Request) -> Response:
+        console, form = await form_of(request)
+        address, off = form.get("address", ""), form.get("action") != "enable"
+        try:
+            await app.accounts.set_disabled(address, off, actor=console.name)
+        except LetterlockError as exc:
+            return await accounts_page(console, 409, _error(exc))
+        console.say(f"Disabled {address}: its logins are refused, its mail still arrives."
+                    if off else f"Enabled {address} again.")
         return back("/console/accounts")
 
     @router.post("/accounts/delete")

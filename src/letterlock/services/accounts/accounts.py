@@ -30,6 +30,7 @@ from letterlock.errors import (
     UnknownDomain,
 )
 from letterlock.services.accounts.addresses import domain_of, normalise_address
+from letterlock.services.accounts.disabled import DisabledAccounts
 from letterlock.services.accounts.kdf_queue import LOCAL, KdfRunner, client_key
 from letterlock.services.accounts.key_cache import KeyCache, KeyCacheSettings, binding_of
 from letterlock.services.accounts.login_backoff import LoginBackoff
@@ -146,6 +147,7 @@ class AccountService:
         self._joined: dict[tuple[str, str], int] = {}
         """(address, client key) -> logins waiting for it."""
         self._guards: list[LifecycleGuard] = []
+        self._disabled: DisabledAccounts | None = None
         self._address_hooks: list[AddressHooks] = []
         self._resolved: dict[str, tuple[AccountRef, float]] = {}
         """address -> (ref, monotonic expiry) for delivery."""
@@ -156,6 +158,28 @@ class AccountService:
     def add_lifecycle_guard(self, guard: LifecycleGuard) -> None:
         """Register a check that runs before an account is deleted or moved."""
         self._guards.append(guard)
+
+    def use_disabled_list(self, disabled: DisabledAccounts) -> None:
+        """Refuse the logins of the accounts on this list (see ``disabled``)."""
+        self._disabled = disabled
+
+    def is_disabled(self, address: str) -> bool:
+        """Blocking (one stat): call it off the event loop or rarely."""
+        return self._disabled is not None and self._disabled.refuses(address)
+
+    async def set_disabled(self, address: str, disabled: bool, *,
+                           actor: str = "operator") -> None:
+        """Refuse (or allow again) the account's logins; its mail keeps arriving.
+        Raises UnknownAccount, or Refused when it already is so."""
+        if self._disabled is None:
+            raise Refused("this server keeps no list of disabled accounts")
+        ref = await self.resolve(address)
+        if not await asyncio.to_thread(self._disabled.set, ref.address, disabled, actor):
+            raise Refused(f"{ref.address} is already {'disabled' if disabled else 'enabled'}")
+        self._drop_key(ref.address)
+        kind = EventType.ADMIN_ACCOUNT_DISABLED if disabled else EventType.ADMIN_ACCOUNT_ENABLED
+        await self._audit.record(AuditEvent(kind, actor, datetime.now(UTC),
+                                            account=ref.address))
 
     def add_address_hooks(self, hooks: AddressHooks) -> None:
         """Tell ``hooks`` of accounts deleted and moved; ask it before creating one."""
@@ -296,6 +320,8 @@ class AccountService:
         if pair is None:
             await self._back_off(address, client)
             pair = await self._full_login(ref, binding, password, client, seen)
+        if self._disabled is not None and self._disabled.refuses(ref.address):
+            raise AuthenticationFailed("account disabled")
         return Session(ref, Opener(pair.private, pair.key_id))
 
     async def _full_login(self, ref: AccountRef, binding: bytes, password: str,
@@ -446,6 +472,8 @@ class AccountService:
             await _purge(cell, address)
         await self._control.unassign(address)
         self._forget(address)
+        if self._disabled is not None:  # an account made again later starts enabled
+            await asyncio.to_thread(self._disabled.set, address, False, actor)
         self._drop_key(address)
         for hooks in self._address_hooks:
             await hooks.account_deleted(address, region)
