@@ -292,6 +292,27 @@ def user_delete(ctx: CliContext, address: str, yes: bool) -> None:
     click.echo(f"deleted {address}")
 
 
+@user.command("disable")
+@click.argument("address")
+@pass_ctx
+def user_disable(ctx: CliContext, address: str) -> None:
+    """Refuse the account's logins (IMAP, sending, the privacy center); its mail still
+    arrives."""
+    config = load_config(ctx)
+    run_with_app(config, lambda app: app.accounts.set_disabled(address, True))
+    click.echo(f"disabled {address}: its logins are refused, its mail still arrives")
+
+
+@user.command("enable")
+@click.argument("address")
+@pass_ctx
+def user_enable(ctx: CliContext, address: str) -> None:
+    """Let a disabled account log in again."""
+    config = load_config(ctx)
+    run_with_app(config, lambda app: app.accounts.set_disabled(address, False))
+    click.echo(f"enabled {address}")
+
+
 @user.command("move")
 @click.argument("address")
 @click.option("--region", "region_id", required=True, help="Region to move the account to.")
