@@ -387,6 +387,12 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
         for start, batch in enumerate(_batches(uids)):
             records = await svc.get_messages(user, sel.id, batch, with_summary=False)
             indexed = await texts.get(records) if texts is not None else {}
+            all_records = records
+            if body_required and indexed:
+                # The sealed text index answers BODY (and TEXT's body half) without
+                # opening bodies, nor digests for messages whose text rules them out.
+                records = [r for r in records if _body_may_match(
+                    indexed.get(r.uid), None, body_required)]
             digests: dict[int, Digest] = {}
             if level >= SUMMARY and records:
                 if reader is None:
@@ -396,9 +402,7 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
                     # Header keys first, in C: messages that cannot match are neither
                     # tested one by one nor have their bodies opened.
                     records = [r for r in records if _may_match(digests.get(r.uid), required)]
-            all_records = records
-            if body_required and indexed:
-                # The sealed text index answers BODY/TEXT without opening bodies.
+            if indexed and any(e is not None for _, e in body_required):
                 records = [r for r in records if _body_may_match(
                     indexed.get(r.uid), digests.get(r.uid), body_required)]
             unindexed = [r for r in records if r.uid not in indexed]
