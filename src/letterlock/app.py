@@ -29,6 +29,7 @@ from letterlock.services.accounts.operators import OperatorService
 from letterlock.services.accounts.quotas import QuotaService
 from letterlock.services.accounts.setup import InitOptions, write_config_file
 from letterlock.services.cells import Cell, Cells, GroupCommitter
+from letterlock.services.legal.approval import parse_four_eyes
 from letterlock.services.legal.impact import LegalImpact
 from letterlock.services.legal.matters import LegalService
 from letterlock.services.mail import dkim_keys
@@ -243,7 +244,8 @@ async def open_app(config: Config, *, create: bool = False) -> AsyncIterator[App
                               load_jurisdictions())
         legal = LegalService(legal_store, control, cells, accounts, delivery, audit, engine,
                              config.legal.operator_country, config.control_dir / "legal",
-                             contact=config.legal.contact)
+                             contact=config.legal.contact,
+                             four_eyes=parse_four_eyes(config.legal.four_eyes))
         # Holds keep sealed data of expunged mail; open matters block delete and move.
         mailboxes.add_retention_hook(legal.retain)
         # Owners moving mail into and out of Junk teach rspamd (spam.rspamd = on).

@@ -287,6 +287,11 @@ class LegalConfig:
     contact: str = ""
     """Where a user notice tells the account holder to write about a legal request
     (an address or a web page); empty: postmaster@ the holder's own domain."""
+    four_eyes: str = "content,override,flagged"
+    """Decisions a second operator must approve before they are executed (comma list):
+    ``content`` (some content disclosed), ``override`` (the recommendation overridden),
+    ``flagged`` (a finding flagged for review); ``off``: every decision executes at
+    once (docs/legal-requests.md, "Four-eyes approval")."""
 
 
 @dataclass(frozen=True)

@@ -15,5 +15,10 @@ FAST_KDF_ENV = {
 PASSWORD = "correct horse battery"
 
 
+# Four-eyes approval of legal decisions is on by default; the suite decides matters in
+# one step unless a test asks for it (tests/policy/test_four_eyes.py).
+ONE_STEP_LEGAL_ENV = {"LETTERLOCK_LEGAL_FOUR_EYES": "off"}
+
+
 def make_config(home: Path, **env: str) -> config_mod.Config:
-    return config_mod.load(home, env={**FAST_KDF_ENV, **env})
+    return config_mod.load(home, env={**FAST_KDF_ENV, **ONE_STEP_LEGAL_ENV, **env})

@@ -79,6 +79,12 @@ EVENT_WORDS = {
     "legal:matter:overridden": "A person overrode the policy's recommendation on a "
                                "legal request naming you",
     "legal:matter:closed": "A legal request naming you was closed",
+    "legal:decision:proposed": "A decision on a legal request naming you was proposed, "
+                               "for a second person to check",
+    "legal:decision:approved": "A second person approved a decision on a legal request "
+                               "naming you",
+    "legal:decision:approval-refused": "A second person sent a proposed decision on a "
+                                       "legal request naming you back",
     "legal:hold:placed": "A legal hold was placed: deleted mail is kept",
     "legal:hold:released": "A legal hold was released",
     "legal:production:executed": "Data was handed over in answer to a legal request",

@@ -18,6 +18,7 @@ from pydantic.config import JsonDict
 from letterlock.policy.decision import TRANSPARENCY_BUCKETS
 from letterlock.policy.model import ACTIONS, AUTHORITIES, CATEGORIES, INSTRUMENTS, KEY_CUSTODY
 from letterlock.policy.rules import FLAGS, NOTICES, OUTCOMES, REASONS
+from letterlock.services.legal.approval import KINDS
 from letterlock.services.legal.matters import STATES
 
 FORMATS_DOC = "docs/legal-formats.md"
@@ -154,6 +155,25 @@ class Notice(_Closed):
     sent_at: str | None
 
 
+class Proposal(_Closed):
+    """A decision put to a second operator (four-eyes; docs/legal-formats.md#proposal)."""
+
+    decision: Decision
+    proposed_by: str
+    proposed_at: str = Field(description=_TIME)
+    was: str = Field(description="The state it was decided in, where a refusal "
+                     "sends the matter back.")
+    needs: list[str] = _enum_list(KINDS)
+    justification: str | None
+    override: dict[str, str] = Field(description="The override's outcome, justification "
+                                     "and scope (targets, categories); empty when the "
+                                     "recommendation was accepted.")
+    outcome: str | None = Field(description="null while it waits; approved or refused.")
+    resolved_by: str | None
+    resolved_at: str | None = Field(description=_TIME)
+    reason: str | None = Field(description="Why it was refused.")
+
+
 class Matter(_Closed):
     """A legal matter as the API returns it (docs/legal-formats.md#matter)."""
 
@@ -175,6 +195,8 @@ class Matter(_Closed):
     closed_at: str | None
     holds: list[Hold]
     notices: list[Notice]
+    proposal: Proposal | None = Field(description="The latest decision put to a second "
+                                      "operator (four-eyes), if any.")
 
 
 class MatterList(RootModel[list[Matter]]):

@@ -96,6 +96,12 @@ CREATE TABLE IF NOT EXISTS notices (
     text TEXT NOT NULL,
     blob_id TEXT                    -- the notice as delivered (never produced as mail)
 );
+CREATE TABLE IF NOT EXISTS approvals (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    matter_id TEXT NOT NULL REFERENCES matters(id),
+    proposal TEXT NOT NULL,         -- a decision awaiting a second operator (JSON)
+    outcome TEXT                    -- approved | refused; NULL while it waits
+);
 """
 
 
@@ -338,6 +344,20 @@ class LegalTxn:
                 raise Refused(f"the order on matter {matter_id} was lifted already") from exc
         self.steps.append(fn)
 
+    def add_proposal(self, matter_id: str, proposal: str) -> None:
+        """A decision (JSON) that waits for a second operator's approval."""
+        self.steps.append(lambda c: c.execute(
+            "INSERT INTO approvals (matter_id, proposal) VALUES (?,?)", (matter_id, proposal)))
+
+    def resolve_proposal(self, proposal_id: int, proposal: str, outcome: str) -> None:
+        """Approve or refuse a waiting proposal (refused if it was resolved meanwhile)."""
+        def fn(c: sqlite3.Connection) -> None:
+            cur = c.execute("UPDATE approvals SET proposal=?, outcome=? "
+                            "WHERE id=? AND outcome IS NULL", (proposal, outcome, proposal_id))
+            if cur.rowcount != 1:
+                raise Refused("the proposal was approved or refused meanwhile")
+        self.steps.append(fn)
+
     def log(self, event: str) -> None:
         """An audit event (JSON) recording this step, for the audit outbox."""
         self.steps.append(lambda c: c.execute(
@@ -416,6 +436,15 @@ class LegalStore:
         def fn(c: sqlite3.Connection) -> list[MatterRow]:
             return [_matter(r) for r in c.execute(
                 f"SELECT {_MATTER_COLS} FROM matters ORDER BY filed_at, id")]
+        return await self._db.read(fn)
+
+    async def proposals(self, matter_id: str) -> list[tuple[int, str, str | None]]:
+        """The matter's proposals awaiting or given approval: (id, JSON, outcome),
+        oldest first."""
+        def fn(c: sqlite3.Connection) -> list[tuple[int, str, str | None]]:
+            return [(int(r[0]), str(r[1]), None if r[2] is None else str(r[2]))
+                    for r in c.execute("SELECT id, proposal, outcome FROM approvals "
+                                       "WHERE matter_id=? ORDER BY id", (matter_id,))]
         return await self._db.read(fn)
 
     async def count_matters(self) -> int:

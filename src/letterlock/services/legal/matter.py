@@ -9,9 +9,53 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from letterlock.policy import AccountFacts, Decision, LegalRequest, format_time
+from letterlock.policy import AccountFacts, Decision, LegalRequest, format_time, parse_time
 from letterlock.services.legal.deadlines import DeadlineStatus, next_open
 from letterlock.storage.legal_sqlite import HoldRow, NoticeRow
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A decision waiting for (or given) a second operator's approval (four-eyes)."""
+    id: int
+    decision: Decision
+    proposed_by: str
+    proposed_at: datetime
+    was: str
+    """The state the matter was decided in (evaluated, waiting): where a refusal
+    sends it back."""
+    needs: tuple[str, ...]
+    """Why it needs approval: content, override, flagged."""
+    justification: str | None = None
+    override: tuple[tuple[str, str], ...] = ()
+    """The override's outcome, justification and scope (empty: recommendation accepted)."""
+    outcome: str | None = None
+    """None while it waits; approved or refused."""
+    resolved_by: str | None = None
+    resolved_at: datetime | None = None
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"decision": self.decision.to_json(), "proposed_by": self.proposed_by,
+                "proposed_at": format_time(self.proposed_at), "was": self.was,
+                "needs": list(self.needs), "justification": self.justification,
+                "override": dict(self.override), "outcome": self.outcome,
+                "resolved_by": self.resolved_by,
+                "resolved_at": None if self.resolved_at is None
+                else format_time(self.resolved_at),
+                "reason": self.reason}
+
+    @staticmethod
+    def from_json(pid: int, data: dict[str, Any]) -> Proposal:
+        return Proposal(
+            pid, Decision.from_json(data["decision"]), data["proposed_by"],
+            parse_time(data["proposed_at"], "proposed_at"), data["was"],
+            tuple(data["needs"]), data.get("justification"),
+            tuple((str(k), str(v)) for k, v in data.get("override", {}).items()),
+            data.get("outcome"), data.get("resolved_by"),
+            None if data.get("resolved_at") is None
+            else parse_time(data["resolved_at"], "resolved_at"),
+            data.get("reason"))
 
 
 @dataclass(frozen=True)
@@ -33,6 +77,8 @@ class Matter:
     notices: tuple[NoticeRow, ...] = ()
     deadlines: tuple[DeadlineStatus, ...] = ()
     """Every deadline of the decision (or recommendation), met or not."""
+    proposal: Proposal | None = None
+    """The latest decision put to a second operator (four-eyes), if any."""
 
     @property
     def open(self) -> bool:
@@ -66,6 +112,7 @@ class Matter:
             "overdue": self.overdue,
             "deadlines": [d.to_json() for d in self.deadlines],
             "closed_at": None if self.closed_at is None else format_time(self.closed_at),
+            "proposal": None if self.proposal is None else self.proposal.to_json(),
             "holds": [{"address": h.address, "region": h.region,
                        "placed_at": format_time(h.placed_at),
                        "expires_at": format_time(h.expires_at),

@@ -3,7 +3,7 @@
     received -> evaluated -> decided -> executed -> notified -> closed
                                |    ^
                                v    |  (a follow-up decision)
-                              waiting
+                              waiting        (awaiting-approval: four-eyes, approval.py)
 
 
 - ``file``: record a request; facts come from the store (existence, home region's
@@ -68,6 +68,7 @@ from letterlock.policy import (
 from letterlock.policy.rules import OUTCOMES
 from letterlock.services.accounts.accounts import AccountService
 from letterlock.services.cells import Cells
+from letterlock.services.legal.approval import AWAITING, FourEyes
 from letterlock.services.legal.deadlines import deadline_status
 from letterlock.services.legal.facts import facts_from_store
 from letterlock.services.legal.journal import MatterJournal
@@ -92,19 +93,22 @@ from letterlock.services.mail.delivery import DeliveryResult, DeliveryService
 from letterlock.storage.contracts import ControlStore
 from letterlock.storage.legal_sqlite import HoldRow, LegalStore, LegalTxn, MatterRow, NoticeRow
 
-STATES = ("received", "evaluated", "decided", "waiting", "executed", "notified", "closed")
+STATES = ("received", "evaluated", AWAITING, "decided", "waiting", "executed", "notified",
+          "closed")
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class LegalService:
+class LegalService(FourEyes):
     def __init__(self, store: LegalStore, control: ControlStore, cells: Cells,
                  accounts: AccountService, delivery: DeliveryService, audit: AuditSink,
                  engine: PolicyEngine, operator_country: str, work_dir: Path,
-                 clock: Callable[[], datetime] = _now, contact: str = "") -> None:
+                 clock: Callable[[], datetime] = _now, contact: str = "",
+                 four_eyes: frozenset[str] = frozenset()) -> None:
         self._store = store
+        self._four_eyes = four_eyes  # what needs a second operator (approval.py)
         self._contact = contact  # whom notices name (empty: postmaster@ the user's domain)
         self._control = control
         self._cells = cells
@@ -148,7 +152,7 @@ class LegalService:
             recommendation=recommendation, decision=decision,
             overridden=row.overridden, justification=row.justification,
             decided_by=row.decided_by, package=row.package, closed_at=row.closed_at,
-            holds=holds, notices=notices,
+            holds=holds, notices=notices, proposal=await self._latest_proposal(row.id),
             deadlines=deadline_status(row.state, decision, recommendation, holds, notices,
                                       self._clock()),
         )
@@ -318,20 +322,11 @@ class LegalService:
             decision = override_findings(decision, override, actor, targets, categories)
         elif targets or categories:
             raise InvalidInput("targets and categories narrow an override; give one")
-        row = replace(row, decision=json.dumps(decision.to_json()),
-                      overridden=override is not None,
-                      justification=justification.strip() if justification else None,
-                      decided_by=actor)
-        txn = LegalTxn()
-        if override is not None:
-            scope = tuple((k, ",".join(v)) for k, v in (("targets", targets),
-                                                         ("categories", categories)) if v)
-            self._log(txn, EventType.LEGAL_MATTER_OVERRIDDEN, actor, matter.request,
-                      matter_id, details=(("outcome", override),
-                                          ("justification", justification or ""), *scope))
-        self._log(txn, EventType.LEGAL_MATTER_DECIDED, actor, matter.request, matter_id,
-                  details=(("overridden", str(override is not None).lower()),))
-        return await self._execute(row, decision, actor, was=was, txn=txn)
+        scope = tuple((k, ",".join(v)) for k, v in (("targets", targets),
+                                                     ("categories", categories)) if v)
+        why = () if override is None else (("outcome", override),
+                                           ("justification", justification or ""), *scope)
+        return await self._decide_or_propose(row, decision, actor, was=was, override=why)
 
     async def _execute(self, row: MatterRow, decision: Decision, actor: str, *, was: str,
                        txn: LegalTxn | None = None) -> Matter:
