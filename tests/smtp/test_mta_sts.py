@@ -170,6 +170,24 @@ def failures(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
             if getattr(r, "ll_event", None) == LogEvent.TLS_POLICY_FAILURE]
 
 
+async def deliver_and_collect_failures(app: App, tmp_path: Path, ca: TestCa,
+                                       policy: PolicyServer, tls: ssl.SSLContext,
+                                       caplog: pytest.LogCaptureFixture,
+                                       mx_host: str = "mx1.other.test",
+                                       ) -> tuple[list[list[str]], list[str]]:
+    """Submit one message to carol@other.test through an MTA-STS queue whose MX
+    presents `tls`; return what the MX received and the TLS failure results logged."""
+    receiver, controller, port = start_receiver(tls)
+    try:
+        async with sts_queue(app, ca, policy, port, mx_host) as (queue, _), \
+                submitting_through(app, tmp_path, queue) as world:
+            assert await asyncio.to_thread(submit, world, ["carol@other.test"]) == {}
+            await queue.wait_until(lambda entries: not entries)
+    finally:
+        controller.stop()
+    return receiver.delivered, [f["result"] for f in failures(caplog)]
+
+
 async def test_enforced_policy_delivers_over_verified_tls_and_is_kept(
         accounts: App, tmp_path: Path, ca: TestCa, policy_server: PolicyServer) -> None:
     receiver, controller, port = start_receiver(ca.server_context("mx1.other.test"))
@@ -236,32 +254,22 @@ async def test_testing_mode_only_logs(accounts: App, tmp_path: Path, ca: TestCa,
                                       caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="letterlock.events")
     policy_server.text["policy"] = POLICY.format(mode="testing")
-    receiver, controller, port = start_receiver(ca.server_context("mx.evil.test"))
-    try:
-        async with sts_queue(accounts, ca, policy_server, port, "mx.evil.test") as (queue, _), \
-                submitting_through(accounts, tmp_path, queue) as world:
-            assert await asyncio.to_thread(submit, world, ["carol@other.test"]) == {}
-            await queue.wait_until(lambda entries: not entries)
-    finally:
-        controller.stop()
-    assert receiver.delivered == [["carol@other.test"]]
-    assert [f["result"] for f in failures(caplog)] == ["validation-failure"]
+    delivered, failed = await deliver_and_collect_failures(
+        accounts, tmp_path, ca, policy_server, ca.server_context("mx.evil.test"), caplog,
+        "mx.evil.test")
+    assert delivered == [["carol@other.test"]]
+    assert failed == ["validation-failure"]
 
 
 async def test_unreachable_policy_server_means_no_policy_and_is_logged(
         accounts: App, tmp_path: Path, ca: TestCa, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="letterlock.events")
     nowhere = PolicyServer(free_port(), {})  # nothing listens there
-    receiver, controller, port = start_receiver(ca.server_context("mx.evil.test"))
-    try:
-        async with sts_queue(accounts, ca, nowhere, port, "mx.evil.test") as (queue, _), \
-                submitting_through(accounts, tmp_path, queue) as world:
-            assert await asyncio.to_thread(submit, world, ["carol@other.test"]) == {}
-            await queue.wait_until(lambda entries: not entries)
-    finally:
-        controller.stop()
-    assert receiver.delivered == [["carol@other.test"]]  # RFC 8461 5: as without one
-    assert [f["result"] for f in failures(caplog)] == ["sts-policy-fetch-error"]
+    delivered, failed = await deliver_and_collect_failures(
+        accounts, tmp_path, ca, nowhere, ca.server_context("mx.evil.test"), caplog,
+        "mx.evil.test")
+    assert delivered == [["carol@other.test"]]  # RFC 8461 5: as without one
+    assert failed == ["sts-policy-fetch-error"]
 
 
 async def test_testing_mode_with_an_untrusted_certificate_delivers_after_logging(
@@ -270,16 +278,11 @@ async def test_testing_mode_with_an_untrusted_certificate_delivers_after_logging
     caplog.set_level(logging.INFO, logger="letterlock.events")
     policy_server.text["policy"] = POLICY.format(mode="testing")
     stranger = TestCa(tmp_path / "other-ca")
-    receiver, controller, port = start_receiver(stranger.server_context("mx1.other.test"))
-    try:
-        async with sts_queue(accounts, ca, policy_server, port) as (queue, _), \
-                submitting_through(accounts, tmp_path, queue) as world:
-            assert await asyncio.to_thread(submit, world, ["carol@other.test"]) == {}
-            await queue.wait_until(lambda entries: not entries)
-    finally:
-        controller.stop()
-    assert receiver.delivered == [["carol@other.test"]]
-    assert [f["result"] for f in failures(caplog)] == ["certificate-not-trusted"]
+    delivered, failed = await deliver_and_collect_failures(
+        accounts, tmp_path, ca, policy_server, stranger.server_context("mx1.other.test"),
+        caplog)
+    assert delivered == [["carol@other.test"]]
+    assert failed == ["certificate-not-trusted"]
 
 
 async def test_policy_is_fetched_again_when_its_txt_id_changes(
