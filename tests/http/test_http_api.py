@@ -42,6 +42,8 @@ ROUTES = {
     ("GET", "/api/legal/matters"),
     ("GET", "/api/legal/matters/{matter_id}"),
     ("POST", "/api/legal/matters/{matter_id}/decision"),
+    ("POST", "/api/legal/matters/{matter_id}/approve"),
+    ("POST", "/api/legal/matters/{matter_id}/reject-approval"),
     ("POST", "/api/legal/matters/{matter_id}/close"),
     ("POST", "/api/legal/matters/{matter_id}/lift-gag"),
     ("POST", "/api/legal/matters/{matter_id}/inform-requested"),

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from letterlock.app import open_app
 from letterlock.cli.common import CliContext, console, exit_code_for, fail, load_config, run
+from letterlock.cli.legal_approval import approve_cmd, reject_approval_cmd
 from letterlock.cli.legal_impact import FORMATS_DOC, impact_cmd
 from letterlock.config import Config, LegalConfig
 from letterlock.errors import InvalidInput, LetterlockError
@@ -97,6 +98,8 @@ def legal() -> None:
 
 
 legal.add_command(impact_cmd)
+legal.add_command(approve_cmd)
+legal.add_command(reject_approval_cmd)
 
 
 @legal.command("evaluate")
@@ -216,6 +219,7 @@ def _print_matter(matter: Matter, as_json: bool) -> None:
         out.print(f"deadline {d.kind} ({format_time(d.due)}): {status}")
     if matter.overridden:
         out.print(f"overridden by {matter.decided_by}: {matter.justification}")
+    _print_proposal(matter, out)
     if matter.package:
         out.print(f"package: {matter.package}")
     for hold in matter.holds:
@@ -227,7 +231,27 @@ def _print_matter(matter: Matter, as_json: bool) -> None:
         out.print(f"notice: {notice.address} {when}")
 
 
+def _print_proposal(matter: Matter, out: Console) -> None:
+    """The decision awaiting a second operator (four-eyes), or how the last one ended."""
+    p = matter.proposal
+    if p is None:
+        return
+    what = (f"override to {dict(p.override)['outcome']}: {p.justification}" if p.override
+            else "the recommendation accepted")
+    out.print(f"proposed by {p.proposed_by} at {format_time(p.proposed_at)}: {what} "
+              f"(needs approval: {', '.join(p.needs)})")
+    if p.outcome is None:
+        out.print(f"awaiting approval by another operator: legal approve {matter.id} "
+                  "--actor NAME, or legal reject-approval")
+        render_decision(p.decision, out)
+    elif p.resolved_at is not None:
+        out.print(f"{p.outcome} by {p.resolved_by} at {format_time(p.resolved_at)}"
+                  + (f": {p.reason}" if p.reason else ""))
+
+
 ACTOR = "operator"
+ACTOR_OPTION = click.option("--actor", default=ACTOR, show_default=True,
+                            help="The operator taking this step (named in the audit log).")
 
 
 @legal.command("file")
@@ -239,13 +263,14 @@ ACTOR = "operator"
                    "(exists, location, hosted_tenant, key_custody) may be given and must "
                    "agree with it.")
 @click.option("--json", "as_json", is_flag=True)
+@ACTOR_OPTION
 @click.pass_context
 def file_cmd(ctx: click.Context, request_file: Path, facts_file: Path | None,
-             as_json: bool) -> None:
+             as_json: bool, actor: str) -> None:
     """Record a request and print its matter id (then its recommended decision)."""
     request = _guard(lambda: _read_json(request_file, "request"))
     facts = _guard(lambda: _read_json(facts_file, "facts")) if facts_file else None
-    matter = _with_service(ctx, lambda s: s.file(request, ACTOR, facts))
+    matter = _with_service(ctx, lambda s: s.file(request, actor, facts))
     if as_json:
         _print_matter(matter, True)
     else:
@@ -271,7 +296,9 @@ def list_cmd(ctx: click.Context, open_only: bool, due_days: int | None, as_json:
         table.add_column(column)
     for m in matters:
         next_due = format_time(m.next_due) if m.next_due else ""
-        table.add_row(m.id, m.state, format_time(m.filed_at), m.request.issuer.country,
+        state = m.state if m.state != "awaiting-approval" or m.proposal is None \
+            else f"{m.state} ({m.proposal.proposed_by})"
+        table.add_row(m.id, state, format_time(m.filed_at), m.request.issuer.country,
                       m.request.instrument, ", ".join(m.request.targets),
                       f"{next_due} OVERDUE" if m.overdue else next_due)
     console().print(table)
@@ -296,18 +323,20 @@ def show_cmd(ctx: click.Context, matter_id: str, as_json: bool) -> None:
 @click.option("--category", "categories", multiple=True,
               help="Override only this category's findings (repeatable).")
 @click.option("--json", "as_json", is_flag=True)
+@ACTOR_OPTION
 @click.pass_context
 def decide_cmd(ctx: click.Context, matter_id: str, accept: bool, override: str | None,
                justification: str | None, targets: tuple[str, ...],
-               categories: tuple[str, ...], as_json: bool) -> None:
+               categories: tuple[str, ...], as_json: bool, actor: str) -> None:
     """Decide a matter (--accept, or --override OUTCOME --justification TEXT, for every
     finding or only those of --target/--category); the decision is executed at once
-    (holds, production package, user notice)."""
+    (holds, production package, user notice), or, under four-eyes (legal.four_eyes),
+    awaits another operator's approval (legal approve)."""
     if accept == (override is not None):
         fail("give exactly one of --accept or --override OUTCOME", 2)
     if override is not None and not (justification or "").strip():
         fail("--justification: an override needs a justification", 2)
-    matter = _with_service(ctx, lambda s: s.decide(matter_id, ACTOR, override=override,
+    matter = _with_service(ctx, lambda s: s.decide(matter_id, actor, override=override,
                                                    justification=justification,
                                                    targets=targets, categories=categories))
     _print_matter(matter, as_json)

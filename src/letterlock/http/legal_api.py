@@ -24,6 +24,7 @@ from letterlock.errors import LetterlockError
 from letterlock.http.errors import status_for
 from letterlock.http.legal_schema import FILE_BODY, FORMATS_DOC, MatterList, matter_response
 from letterlock.policy import parse_time
+from letterlock.services.legal.approval import SelfApproval
 from letterlock.services.legal.matter import Matter
 from letterlock.services.legal.matters import LegalService
 
@@ -105,6 +106,31 @@ def make_legal_router(service: Callable[[], LegalService],
                                                 justification=justification,
                                                 targets=targets or (),
                                                 categories=categories or ()))
+        return matter.to_json()
+
+    @router.post("/matters/{matter_id}/approve", response_model=None,
+                 responses={**matter_response(), 403: {"description": "An auditor, the "
+                            "matter's filer or the decision's proposer."}})
+    async def approve_matter(svc: Svc, who: Who, matter_id: str) -> dict[str, Any]:
+        """Approve the decision awaiting a second operator (four-eyes): it is executed
+        now. The caller must not have filed the matter or proposed the decision."""
+        actor = acting(who)
+        try:
+            matter = await svc.approve(matter_id, actor)
+        except SelfApproval as exc:
+            raise HTTPException(403, str(exc)) from exc
+        except LetterlockError as exc:
+            raise HTTPException(status_for(exc), str(exc) or type(exc).__name__) from exc
+        return matter.to_json()
+
+    @router.post("/matters/{matter_id}/reject-approval", response_model=None,
+                 responses=matter_response())
+    async def reject_approval(svc: Svc, who: Who, matter_id: str,
+                              reason: Annotated[str, Body(embed=True)]) -> dict[str, Any]:
+        """Refuse the decision awaiting approval (``{"reason": TEXT}``): nothing is
+        executed and the matter is to be decided again."""
+        actor = acting(who)
+        matter = await _call(lambda: svc.reject_approval(matter_id, actor, reason))
         return matter.to_json()
 
     @router.post("/matters/{matter_id}/close", response_model=None,
