@@ -1,0 +1,87 @@
+"""The sealed text index (services/mail/text_index.py): what it keeps of a message,
+and that a pack opens only for its account, mailbox and range, across a password
+change."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import replace
+
+import pytest
+
+from letterlock.app import App
+from letterlock.errors import CryptoError
+from letterlock.services.accounts.accounts import Session
+from letterlock.services.mail import text_index
+from letterlock.storage.models import DigestPack
+from support.env import PASSWORD
+
+MIXED = (b"Subject: s\r\nMIME-Version: 1.0\r\n"
+         b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+         b"--b\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
+         b"Content-Transfer-Encoding: quoted-printable\r\n\r\nGr=FC=DFe =C9T=C9\r\n"
+         b"--b\r\nContent-Type: text/html; charset=utf-8\r\n"
+         b"Content-Transfer-Encoding: base64\r\n\r\n"
+         + base64.b64encode("<p>東京タワー Ωμέγα</p>".encode()) + b"\r\n"
+         b"--b\r\nContent-Type: application/pdf; name=secretname.pdf\r\n"
+         b"Content-Transfer-Encoding: base64\r\n\r\nc2VjcmV0Ym9keQ==\r\n"
+         b"--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: =?utf-8?q?Inn=C3=A9r?=\r\n"
+         b"\r\ninner\r\n--b--\r\n")
+
+
+def test_body_text_is_decoded_and_folded() -> None:
+    text = text_index.body_text(MIXED)
+    for word in ["grüsse", "été", "東京タワー", "ωμέγα", "<p>", "innér", "inner"]:
+        assert word in text, word
+    assert "secretbody" not in text  # not a text part
+    assert "=fc" not in text and "grüße" not in text  # decoded, then folded
+
+
+def test_pack_round_trip_and_malformed_plaintext() -> None:
+    entries = {3: ("blob-a", "ünïcode 東京"), 1: ("blob-b", "")}
+    assert text_index.decode_pack(text_index.encode_pack(entries)) == entries
+    data = text_index.encode_pack(entries)
+    for bad in (data[:-1], b"XXXX" + data[4:], data + b"x"):
+        with pytest.raises(CryptoError):
+            text_index.decode_pack(bad)
+
+
+@pytest.fixture
+async def session(app: App) -> Session:
+    await app.accounts.create("bob@example.test", "eu-dublin", PASSWORD)
+    return await app.accounts.authenticate("bob@example.test", PASSWORD)
+
+
+async def test_pack_opens_only_where_it_was_made_and_after_a_password_change(
+        app: App, session: Session, caplog: pytest.LogCaptureFixture) -> None:
+    for i in range(3):
+        await app.mailboxes.append(session.ref, "INBOX", b"Subject: x\r\n\r\nword%d\r\n" % i)
+    box = (await app.mailboxes.get_mailbox(session, "INBOX")).id
+    records = await app.mailboxes.messages(session, box, with_summary=False)
+    reader = app.mailboxes.text_reader(session, box)
+    assert await reader.get(records) == {}
+    reader.put(1, {r.uid: (r.blob_id, f"word{r.uid - 1}") for r in records})
+    await app.mailboxes.text_index.flush()
+    store = app.cells.get("eu-dublin").store
+    [pack] = await store.get_text_packs(box, 1, 3)
+    assert b"word1" not in pack.data
+
+    app.mailboxes.text_index.clear()
+    await app.accounts.change_password("bob@example.test", PASSWORD, PASSWORD + "-new")
+    again = await app.accounts.authenticate("bob@example.test", PASSWORD + "-new")
+    fresh = app.mailboxes.text_reader(again, box)
+    assert await fresh.get(records) == {1: "word0", 2: "word1", 3: "word2"}
+
+    # Another mailbox's copy of the pack does not open (the mailbox is bound).
+    other = await app.mailboxes.create_mailbox(again, "Other")
+    for _ in range(3):
+        await app.mailboxes.append(again.ref, "Other", b"Subject: y\r\n\r\nz\r\n")
+    assert await store.put_text_pack(DigestPack(other.id, 1, 3, 3, pack.data))
+    mine = await app.mailboxes.messages(again, other.id, with_summary=False)
+    assert await app.mailboxes.text_reader(again, other.id).get(mine) == {}
+    assert "mail:text-index:damaged" in caplog.text
+    # A record naming another blob than the pack's entry is not answered from it.
+    app.mailboxes.text_index.clear()
+    moved = [replace(r, blob_id="other") if r.uid == 2 else r for r in records]
+    got = await app.mailboxes.text_reader(again, box).get(moved)
+    assert got == {1: "word0", 3: "word2"}
