@@ -1,0 +1,110 @@
+"""Comparators (RFC 4790 as Sieve uses them), match types :is/:contains/:matches
+(RFC 5228 2.7.1) and relational :value/:count (RFC 5231)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from letterlock.sieve.syntax import Node
+
+_UPPER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def ascii_fold(value: str) -> str:
+    """i;ascii-casemap folds only A-Z; other characters compare as octets."""
+    return value.translate(_UPPER)
+
+
+def numeric(value: str) -> int | None:
+    """i;ascii-numeric: the leading digits as a number; None (positive infinity)
+    when the string does not start with a digit."""
+    m = re.match(r"[0-9]+", value)
+    return int(m.group(0)) if m else None
+
+
+@lru_cache(maxsize=256)
+def wildcard(pattern: str, fold: bool) -> re.Pattern[str]:
+    """A :matches pattern as a regular expression: * any sequence, ? one character,
+    backslash escapes the next character."""
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "*":
+            out.append(".*")
+        elif c == "?":
+            out.append(".")
+        elif c == "\\" and i + 1 < len(pattern):
+            i += 1
+            out.append(re.escape(ascii_fold(pattern[i]) if fold else pattern[i]))
+        else:
+            out.append(re.escape(ascii_fold(c) if fold else c))
+        i += 1
+    return re.compile("".join(out), re.DOTALL)
+
+
+def _relation(relation: str, order: int) -> bool:
+    return {"gt": order > 0, "ge": order >= 0, "lt": order < 0, "le": order <= 0,
+            "eq": order == 0, "ne": order != 0}[relation]
+
+
+def _order(a: str, b: str, comparator: str) -> int:
+    if comparator == "i;ascii-numeric":
+        x, y = numeric(a), numeric(b)
+        if x == y:
+            return 0
+        if x is None:
+            return 1
+        if y is None:
+            return -1
+        return 1 if x > y else -1
+    if comparator == "i;ascii-casemap":
+        a, b = ascii_fold(a), ascii_fold(b)
+    return (a > b) - (a < b)
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """The match type and comparator of one test."""
+
+    kind: str
+    """"is", "contains", "matches", "value" or "count"."""
+    comparator: str
+    relation: str = "eq"
+
+    @classmethod
+    def of(cls, node: Node, default_kind: str = "is") -> Matcher:
+        comparator = node.tag("comparator")
+        comp = comparator if isinstance(comparator, str) else "i;ascii-casemap"
+        for kind in ("is", "contains", "matches"):
+            if node.tag(kind):
+                return cls(kind, comp)
+        for kind in ("value", "count"):
+            relation = node.tag(kind)
+            if isinstance(relation, str):
+                return cls(kind, comp, relation.lower())
+        return cls(default_kind, comp)
+
+    def one(self, value: str, key: str) -> bool:
+        comp = self.comparator
+        if self.kind == "value":
+            return _relation(self.relation, _order(value, key, comp))
+        if self.kind == "is":
+            return _order(value, key, comp) == 0
+        fold = comp == "i;ascii-casemap"
+        if fold:
+            value, key = ascii_fold(value), ascii_fold(key)
+        if self.kind == "contains":
+            return key in value
+        return wildcard(key, fold).fullmatch(value) is not None
+
+    def any(self, values: Sequence[str], keys: Sequence[str]) -> bool:
+        """True if some value matches some key; :count compares how many values."""
+        if self.kind == "count":
+            count = str(len(values))
+            return any(_relation(self.relation, _order(count, key, self.comparator))
+                       for key in keys)
+        return any(self.one(v, k) for v in values for k in keys)
