@@ -145,7 +145,11 @@ class TextReader:
     async def get(self, records: Sequence[MessageRecord]) -> dict[int, str]:
         """uid -> searchable text, for those of ``records`` a pack describes (with the
         same blob); the others are absent (their bodies must be opened)."""
-        windows = sorted({window_of(r.uid) for r in records} - set(self._windows))
+        needed = {window_of(r.uid) for r in records}
+        # Only the windows of this call stay decoded here (a search asks window by
+        # window): a session holds one batch's texts, not the mailbox's.
+        self._windows = {w: e for w, e in self._windows.items() if w in needed}
+        windows = sorted(needed - set(self._windows))
         cold = []
         for w in windows:
             hot = self._index.hot_get(self._ident(w))
@@ -182,9 +186,6 @@ class TextReader:
                 continue
             self._windows[pack.first_uid] = entries
             self._index.hot_put(self._ident(pack.first_uid), entries)
-
-    def known(self, window: int) -> dict[int, Entry]:
-        return self._windows.get(window, {})
 
     def put(self, window: int, entries: dict[int, Entry]) -> None:
         """Keep ``entries`` (every message of ``window`` now, uid -> entry) as the
