@@ -124,7 +124,8 @@ async def test_legal_and_auditor_operators_get_no_admin_page(
     assert ">Accounts</a>" not in home.text and "Health of each" not in home.text
     csrf = csrf_of(home.text)
     for path in ("/console/accounts", "/console/domains", "/console/regions",
-                 "/console/queue", "/console/certificates", "/console/domains/x/check"):
+                 "/console/queue", "/console/certificates", "/console/operators",
+                 "/console/domains/x/check"):
         page = await site.get(path)
         assert page.status_code == 403, path
         assert "Not for your role" in page.text and "admin" in page.text
@@ -220,7 +221,7 @@ async def test_accounts_are_created_disabled_moved_reset_and_deleted_by_name(
 
         kept = await site.post("/console/accounts/delete", data={
             "csrf": csrf, "address": CAROL, "confirm": "someone else"})
-        assert kept.status_code == 422
+        assert kept.status_code == 409 and "nothing was deleted" in kept.text
         gone = await site.post("/console/accounts/delete", data={
             "csrf": csrf, "address": CAROL, "confirm": CAROL})
         assert gone.status_code == 303
@@ -313,3 +314,29 @@ async def test_domains_regions_and_certificates(site: httpx.AsyncClient, app: Ap
     assert app.config.server.hostname in certs and "self-signed" in certs
     assert "SHA-256 fingerprint" in certs and "days from now" in certs
     assert re.search(r"([0-9A-F]{2}:){31}[0-9A-F]{2}", certs)
+
+
+async def test_operators_are_added_given_passwords_and_removed(
+        site: httpx.AsyncClient, app: App) -> None:
+    await sign_in(site, "root")
+    csrf = await session_csrf(site)
+    added = await site.post("/console/operators", data={
+        "csrf": csrf, "name": "max", "role": "auditor", "password": PASSWORD})
+    assert added.status_code == 303
+    assert (await app.operators.get("max")).role == "auditor"
+    bad = await site.post("/console/operators", data={
+        "csrf": csrf, "name": "eve", "role": "superuser", "password": PASSWORD})
+    assert bad.status_code == 422 and "Invalid role" in bad.text
+    assert (await site.post("/console/operators/password", data={
+        "csrf": csrf, "name": "max", "password": "max's second password"})).status_code == 303
+    await app.operators.authenticate("max", "max's second password")
+    myself = await site.post("/console/operators/remove", data={"csrf": csrf, "name": "root"})
+    assert myself.status_code == 409 and "cannot remove yourself" in myself.text
+    assert (await site.post("/console/operators/remove", data={
+        "csrf": csrf, "name": "max"})).status_code == 303
+    assert "max" not in [o.name for o in await app.operators.list()]
+    finder = app.audit
+    assert isinstance(finder, EventFinder)
+    by_root = {e.type for e in await finder.events_since(0) if e.actor == "root"}
+    assert {EventType.ADMIN_OPERATOR_ADDED, EventType.ADMIN_OPERATOR_PASSWORD_SET,
+            EventType.ADMIN_OPERATOR_REMOVED} <= by_root

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(
 PASSWORD = "operator password"
 DORA = "dora@example.test"
 PAGES = ("/console", "/console/accounts", "/console/domains", "/console/regions",
-         "/console/queue", "/console/certificates")
+         "/console/queue", "/console/certificates", "/console/operators")
 
 
 @pytest.fixture

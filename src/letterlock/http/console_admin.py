@@ -13,6 +13,8 @@
     GET  /console/queue            the outbound queue
     POST /console/queue/{action}   retry, hold or delete one message
     GET  /console/certificates     the certificate the TLS listeners serve
+    GET  /console/operators        operators and their roles
+    POST /console/operators        add one; POST /console/operators/{remove,password}
 
 Every action calls the service the command line calls, with the signed-in operator's
 name as the actor of its audit record; queue changes (which the audit log does not
@@ -22,7 +24,7 @@ hold) are a ``queue:message:*`` log line naming the operator.
 # No `from __future__ import annotations`: FastAPI must see the handlers' annotations.
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,13 +32,14 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
 from letterlock.app import App
-from letterlock.errors import AuthenticationFailed, LetterlockError
+from letterlock.errors import AuthenticationFailed, InvalidInput, LetterlockError, Refused
 from letterlock.http.account_pages import FormRefused, read_form
 from letterlock.http.console_auth import ConsoleSession, ConsoleSessions, admin_only
 from letterlock.http.web_sessions import same_token
 from letterlock.policy import format_time
 from letterlock.services.accounts.accounts import MIN_PASSWORD_LENGTH
 from letterlock.services.accounts.addresses import normalise_domain
+from letterlock.services.accounts.operators import ROLES
 from letterlock.services.mail import dkim_keys
 from letterlock.services.mail.queue_entry import FAILED, PENDING, QueueEntry
 from letterlock.services.operations import dns_check, health
@@ -66,6 +69,21 @@ def install_console_admin(api: FastAPI, app: App, sessions: ConsoleSessions,
 
     def back(to: str) -> Response:
         return RedirectResponse(to, status_code=303)
+
+    Action = Callable[[ConsoleSession, dict[str, str]], Awaitable[str]]
+    Page = Callable[[ConsoleSession, int, str], Awaitable[Response]]
+
+    async def act(request: Request, action: Action, failed: Page, to: str,
+                  status: int = 409) -> Response:
+        """A state change: run ``action`` (it returns the flash message), then
+        redirect to ``to``; a refusal is shown in the page, with ``status``."""
+        console, form = await form_of(request)
+        try:
+            said = await action(console, form)
+        except LetterlockError as exc:
+            return await failed(console, status, _error(exc))
+        console.say(said)
+        return back(to)
 
     # -- accounts -------------------------------------------------------------------------
 
@@ -120,55 +138,44 @@ def install_console_admin(api: FastAPI, app: App, sessions: ConsoleSessions,
 
     @router.post("/accounts/move")
     async def move_account(request: Request) -> Response:
-        console, form = await form_of(request)
-        address, region = form.get("address", ""), form.get("region", "")
-        try:
-            ref = await app.accounts.move(address, region, actor=console.name)
-        except LetterlockError as exc:
-            return await accounts_page(console, 409, _error(exc))
-        console.say(f"Moved {ref.address} and its mail to region {ref.region}.")
-        return back("/console/accounts")
+        async def move(console: ConsoleSession, form: dict[str, str]) -> str:
+            ref = await app.accounts.move(form.get("address", ""), form.get("region", ""),
+                                          actor=console.name)
+            return f"Moved {ref.address} and its mail to region {ref.region}."
+        return await act(request, move, accounts_page, "/console/accounts")
 
     @router.post("/accounts/reset")
     async def reset_password(request: Request) -> Response:
-        console, form = await form_of(request)
-        address = form.get("address", "")
-        try:
-            await app.accounts.recover(address, form.get("code", ""),
-                                       form.get("password", ""), actor=console.name)
-        except AuthenticationFailed:
-            return await accounts_page(console, 403, "That recovery code does not open "
-                                       f"{address}: the password is unchanged.")
-        except LetterlockError as exc:
-            return await accounts_page(console, 422, _error(exc))
-        console.say(f"New password set for {address}; its recovery code stays valid.")
-        return back("/console/accounts")
+        async def reset(console: ConsoleSession, form: dict[str, str]) -> str:
+            address = form.get("address", "")
+            try:
+                await app.accounts.recover(address, form.get("code", ""),
+                                           form.get("password", ""), actor=console.name)
+            except AuthenticationFailed:
+                raise AuthenticationFailed(f"that recovery code does not open {address}: "
+                                           "the password is unchanged") from None
+            return f"New password set for {address}; its recovery code stays valid."
+        return await act(request, reset, accounts_page, "/console/accounts", 422)
 
     @router.post("/accounts/disable")
     async def disable_account(request: Request) -> Response:
-        console, form = await form_of(request)
-        address, off = form.get("address", ""), form.get("action") != "enable"
-        try:
+        async def switch(console: ConsoleSession, form: dict[str, str]) -> str:
+            address, off = form.get("address", ""), form.get("action") != "enable"
             await app.accounts.set_disabled(address, off, actor=console.name)
-        except LetterlockError as exc:
-            return await accounts_page(console, 409, _error(exc))
-        console.say(f"Disabled {address}: its logins are refused, its mail still arrives."
+            return (f"Disabled {address}: its logins are refused, its mail still arrives."
                     if off else f"Enabled {address} again.")
-        return back("/console/accounts")
+        return await act(request, switch, accounts_page, "/console/accounts")
 
     @router.post("/accounts/delete")
     async def delete_account(request: Request) -> Response:
-        console, form = await form_of(request)
-        address = form.get("address", "")
-        if form.get("confirm", "") != address:
-            return await accounts_page(console, 422, "Type the address again to delete "
-                                       "it: nothing was deleted.")
-        try:
+        async def delete(console: ConsoleSession, form: dict[str, str]) -> str:
+            address = form.get("address", "")
+            if form.get("confirm", "") != address:
+                raise InvalidInput("type the address again to delete it: nothing was "
+                                   "deleted")
             await app.accounts.delete(address, actor=console.name)
-        except LetterlockError as exc:
-            return await accounts_page(console, 409, _error(exc))
-        console.say(f"Deleted {address} and all its mail.")
-        return back("/console/accounts")
+            return f"Deleted {address} and all its mail."
+        return await act(request, delete, accounts_page, "/console/accounts")
 
     # -- domains --------------------------------------------------------------------------
 
@@ -199,14 +206,11 @@ def install_console_admin(api: FastAPI, app: App, sessions: ConsoleSessions,
 
     @router.post("/domains")
     async def add_domain(request: Request) -> Response:
-        console, form = await form_of(request)
-        try:
+        async def add(console: ConsoleSession, form: dict[str, str]) -> str:
             name = normalise_domain(form.get("name", ""))
             await app.add_domain(name, actor=console.name)
-        except LetterlockError as exc:
-            return await domains_page(console, 422, _error(exc))
-        console.say(f"Now hosting mail for {name}. Publish its DNS records below.")
-        return back("/console/domains")
+            return f"Now hosting mail for {name}. Publish its DNS records below."
+        return await act(request, add, domains_page, "/console/domains", 422)
 
     @router.get("/domains/{name}/check")
     async def check_domain(request: Request, name: str) -> Response:
@@ -282,6 +286,45 @@ def install_console_admin(api: FastAPI, app: App, sessions: ConsoleSessions,
         return view("console/certificates.html", console, title="Certificates",
                     area="/console/certificates", cert=cert,
                     hostname=app.config.server.hostname)
+
+    # -- operators ----------------------------------------------------------------------
+
+    async def operators_page(console: ConsoleSession, status: int = 200,
+                             error: str | None = None) -> Response:
+        return view("console/operators.html", console, status, title="Operators",
+                    area="/console/operators", operators=await app.operators.list(),
+                    roles=ROLES, error=error, min_length=MIN_PASSWORD_LENGTH)
+
+    @router.get("/operators")
+    async def operators(request: Request) -> Response:
+        return await operators_page(admin_only(sessions, request))
+
+    @router.post("/operators")
+    async def add_operator(request: Request) -> Response:
+        async def add(console: ConsoleSession, form: dict[str, str]) -> str:
+            added = await app.operators.add(form.get("name", ""), form.get("role", ""),
+                                            form.get("password", ""), actor=console.name)
+            return f"Added operator {added.name} with the role {added.role}."
+        return await act(request, add, operators_page, "/console/operators", 422)
+
+    @router.post("/operators/remove")
+    async def remove_operator(request: Request) -> Response:
+        async def remove(console: ConsoleSession, form: dict[str, str]) -> str:
+            name = form.get("name", "")
+            if name == console.name:
+                raise Refused("you cannot remove yourself: ask another admin")
+            await app.operators.remove(name, actor=console.name)
+            return f"Removed operator {name}; their API tokens stopped working."
+        return await act(request, remove, operators_page, "/console/operators")
+
+    @router.post("/operators/password")
+    async def operator_password(request: Request) -> Response:
+        async def password(console: ConsoleSession, form: dict[str, str]) -> str:
+            name = form.get("name", "")
+            await app.operators.set_password(name, form.get("password", ""),
+                                             actor=console.name)
+            return f"New password set for operator {name}; their API tokens stopped working."
+        return await act(request, password, operators_page, "/console/operators", 422)
 
     api.include_router(router)
 

@@ -46,6 +46,7 @@ AREAS: list[Area] = [
     Area("/console/regions", "Regions", ADMIN),
     Area("/console/queue", "Queue", ADMIN),
     Area("/console/certificates", "Certificates", ADMIN),
+    Area("/console/operators", "Operators", ADMIN),
 ]
 """The console's areas in navigation order, each with the roles that may open it."""
 
