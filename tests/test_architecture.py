@@ -10,7 +10,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "letterlock"
 FRONT_ENDS = {"cli", "smtp", "imap", "http", "server", "app", "workers", "worker",
-              "__main__"}
+              "managesieve", "__main__"}
 LEAVES = {"crypto", "policy", "audit", "mime", "sieve"}
 
 

@@ -36,8 +36,11 @@ from letterlock.services.mail import dkim_keys
 from letterlock.services.mail.addresses import AddressService
 from letterlock.services.mail.change_relay import ChangeRelay
 from letterlock.services.mail.delivery import DeliveryService
+from letterlock.services.mail.filters.running import FilterRunner
+from letterlock.services.mail.filters.scripts import FilterLimits, FilterService
 from letterlock.services.mail.mailbox import MailboxService
 from letterlock.services.mail.notify import ChangeHub
+from letterlock.services.mail.queue_key import load_server_key
 from letterlock.services.mail.sealing import SealPool, default_processes
 from letterlock.services.mail.spam_learning import SpamLearner
 from letterlock.services.operations import logs, metrics
@@ -57,6 +60,9 @@ from letterlock.storage.models import Region
 from letterlock.storage.operators_sqlite import OperatorStore
 from letterlock.storage.postgres import PostgresCellStore, PostgresControlStore
 from letterlock.storage.s3 import S3BlobStore
+from letterlock.storage.sieve_contracts import SieveStore
+from letterlock.storage.sieve_postgres import PostgresSieveStore
+from letterlock.storage.sieve_sqlite import SIEVE_DB, SqliteSieveStore
 from letterlock.storage.sqlite import SqliteCellStore
 from letterlock.storage.sqlite_control import SqliteControlStore
 from letterlock.storage.unavailable import UnavailableStore
@@ -104,6 +110,24 @@ def open_addresses(config: Config, accounts: AccountService, control: ControlSto
                                  fsync=config.storage.fsync)
 
     return AddressService(directory, book, control, accounts, audit, separator=separator)
+
+
+def open_filters(config: Config, quotas: QuotaService) -> FilterService:
+    """Each region's filter scripts beside its mail (SQLite file or its PostgreSQL
+    database); delivery copies of active scripts under the server key."""
+    url = config.storage.postgres_url
+
+    def store(region_id: str) -> SieveStore:
+        if url:
+            return PostgresSieveStore(url.replace("{region}", region_id))
+        return SqliteSieveStore(config.region_dir(region_id) / SIEVE_DB,
+                                fsync=config.storage.fsync)
+
+    opts = config.sieve
+    limits = FilterLimits(opts.max_script_bytes, opts.max_account_bytes, opts.max_scripts,
+                          opts.max_redirects)
+    return FilterService(store, load_server_key(config.control_dir), limits=limits,
+                         quotas=quotas)
 
 
 def _open_audit(config: Config) -> AuditSink:
@@ -159,6 +183,8 @@ class App:
     """Limits of what each account may keep, and its usage."""
     legal_impact: LegalImpact
     """Every stored matter decided again under other policies (read-only)."""
+    filters: FilterService
+    """Each account's filter scripts (Sieve), sealed in its region."""
 
     async def add_region(self, region: Region, actor: str = "operator") -> None:
         await self.control.add_region(region)
@@ -235,9 +261,14 @@ async def open_app(config: Config, *, create: bool = False) -> AsyncIterator[App
         addresses = open_addresses(config, accounts, control, audit)
         stack.push_async_callback(addresses.close)
         accounts.add_address_hooks(addresses)
+        filters = open_filters(config, quotas)
+        stack.push_async_callback(filters.close)
+        accounts.add_address_hooks(filters)  # scripts go with the account
         delivery = DeliveryService(control, accounts, mailboxes,
                                    postmaster=config.smtp.postmaster.strip(),
-                                   addresses=addresses)
+                                   addresses=addresses,
+                                   filters=FilterRunner(filters,
+                                                        mailbox_names=mailboxes.mailbox_names))
         legal_store = LegalStore(config.control_dir, fsync=config.storage.fsync)
         stack.push_async_callback(legal_store.close)
         engine = PolicyEngine(load_profile(config.legal.policy_dir or config.legal.profile),
@@ -259,7 +290,7 @@ async def open_app(config: Config, *, create: bool = False) -> AsyncIterator[App
         operators = OperatorService(operator_store, kdf, params, audit)
         yield App(config, control, cells, audit, kdf, hub, accounts, mailboxes, delivery,
                   legal, operators, peers, addresses, quotas,
-                  LegalImpact(legal_store, control, config.legal.operator_country))
+                  LegalImpact(legal_store, control, config.legal.operator_country), filters)
 
 
 async def initialise(config: Config, options: InitOptions) -> list[str]:

@@ -21,8 +21,10 @@ from letterlock.errors import AlreadyExists, ConfigError
 from letterlock.http.metrics import start_metrics
 from letterlock.http.server import start_http
 from letterlock.imap.server import ImapServer
+from letterlock.managesieve.server import start_managesieve
 from letterlock.services.accounts import certificates, setup
 from letterlock.services.operations.periodic import start_periodic
+from letterlock.sieve import EXTENSIONS
 from letterlock.smtp import lmtp_socket
 from letterlock.smtp.server import start_smtp
 from letterlock.workers import FrontEndWorkers, Ports, ProcessPlan, check_port_unshared
@@ -56,6 +58,14 @@ def _front_ends(plan: ProcessPlan, ports: Ports) -> list[FrontEnd]:
         await server.start(ports.bind, ports.imap, ports.imaps, reuse_port=plan.imap > 1)
         return server.close
 
+    async def start_sieve(app: App) -> Stopper:
+        if not app.config.sieve.port:
+            return _nothing
+        server = await start_managesieve(app.accounts, app.filters, EXTENSIONS,
+                                         app.config.sieve, app.config.imap,
+                                         tls_context(app.config), ports.bind)
+        return server.close
+
     async def start_mx_and_submission(app: App) -> Stopper:
         return await start_smtp(app, tls_context(app.config), reuse_port=plan.mx > 1)
 
@@ -65,10 +75,15 @@ def _front_ends(plan: ProcessPlan, ports: Ports) -> list[FrontEnd]:
         return workers.stop
 
     starters: list[FrontEnd] = [start_peers, start_change_feeds, start_mx_and_submission,
-                                start_imap, start_http, start_metrics, _start_legal_ticks]
+                                start_imap, start_sieve, start_http, start_metrics,
+                                _start_legal_ticks]
     if plan.workers:
         starters.append(start_workers)
     return starters
+
+
+async def _nothing() -> None:
+    return None
 
 
 async def _start_legal_ticks(app: App) -> Stopper:
@@ -136,6 +151,8 @@ async def _serve(config: Config, *, demo: bool) -> None:
             print(f"  SMTP submission    {bind}:{config.smtp.submission_port} (STARTTLS)")
             print(f"  IMAP               {bind}:{config.imap.port} (STARTTLS)")
             print(f"  IMAPS              {bind}:{config.imap.tls_port}")
+            if config.sieve.port:
+                print(f"  ManageSieve        {bind}:{config.sieve.port} (STARTTLS)")
             print(f"  HTTP               http://{bind}:{config.http.port}/")
             cert, _key, self_signed = certificates.in_use(
                 config.server.tls_cert, config.server.tls_key, config.control_dir / "tls")

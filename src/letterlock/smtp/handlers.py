@@ -28,6 +28,7 @@ from letterlock.services.accounts.accounts import AccountRef, AccountService, Se
 from letterlock.services.mail.delivery import (
     DeliveryResult,
     DeliveryService,
+    FilterEnvelope,
     Recipient,
     RecipientKind,
 )
@@ -91,6 +92,38 @@ def _unique_accounts(envelope: Envelope) -> list[AccountRef]:
         for ref in accepted.recipient.accounts:
             seen.setdefault(ref.address, ref)
     return list(seen.values())
+
+
+def _filter_envelope(envelope: Envelope) -> FilterEnvelope:
+    """The envelope each account's filter sees: the sender, and for each account
+    the first RCPT address that led to it (an alias, a group, a +detail address)."""
+    rcpts: dict[str, str] = {}
+    for accepted in envelope.recipients:
+        for ref in accepted.recipient.accounts:
+            rcpts.setdefault(ref.address, accepted.address)
+    return FilterEnvelope(envelope.sender, rcpts)
+
+
+def _filter_refusal(text: str, address: str | None = None) -> Reply:
+    """550 5.7.1 with the filter's reason (RFC 5429 2.1), made safe for one reply
+    line: printable ASCII, at most 200 characters."""
+    clean = "".join(c if c.isascii() and c.isprintable() else " " for c in text)
+    clean = " ".join(clean.split())[:200] or "rejected"
+    return Reply(550, "5.7.1", f"<{address}> {clean}" if address else clean)
+
+
+async def _notify_rejected(delivery: DeliveryService, refs: Sequence[AccountRef],
+                           results: Sequence[DeliveryResult], raw: bytes,
+                           sender: str) -> None:
+    """Rejections the reply cannot carry (other recipients took the message) are
+    told to the sender by mail (RFC 5429 2.1)."""
+    if delivery.filters is None:
+        return
+    by_address = {ref.address: ref for ref in refs}
+    for result in results:
+        if result.rejected is not None and result.address in by_address:
+            await delivery.filters.notify_rejected(by_address[result.address], raw, sender,
+                                                   result.rejected)
 
 
 def _accepted(envelope: Envelope, message: bytes) -> None:
@@ -162,15 +195,23 @@ class MxHandler:
             checked, message = screened.prefix, screened.message
             junk = screened.decision is Decision.JUNK
         raw = _return_path(envelope.sender) + trace + checked + message
-        if junk:
+        if junk:  # set aside before any filter runs
             return queue_id, await self._delivery.deliver_junk(raw, refs)
-        return queue_id, await self._delivery.deliver(raw, refs)
+        return queue_id, await self._delivery.deliver(raw, refs,
+                                                      envelope=_filter_envelope(envelope))
 
     async def data(self, peer: PeerInfo, envelope: Envelope, message: bytes) -> list[Reply]:
         try:
             queue_id, results = await self._deliver(peer, envelope, message)
         except _Refusal as refusal:  # DMARC or the spam filter said no
             return [refusal.reply]
+        rejected = [r for r in results if r.rejected is not None]
+        if rejected and len(rejected) == len(results):  # every filter refused it
+            return [_filter_refusal(rejected[0].rejected or "")]
+        if rejected:
+            await _notify_rejected(self._delivery, _unique_accounts(envelope), rejected,
+                                   message, envelope.sender)
+            results = [r for r in results if r.rejected is None]
         failed = [r for r in results if not r.ok]
         if failed:
             # Some copies may be stored: a retry can duplicate them, never lose any.
@@ -192,6 +233,14 @@ class LmtpHandler(MxHandler):
         for accepted in envelope.recipients:
             # A group's RCPT is delivered when every member's copy is.
             mine = [by_account.get(ref.address) for ref in accepted.recipient.accounts]
+            refused = [r for r in mine if r is not None and r.rejected is not None]
+            if refused and len(refused) == len(mine):
+                out.append(_filter_refusal(refused[0].rejected or "", accepted.address))
+                continue
+            if refused:  # a group some of whose members refused it
+                await _notify_rejected(self._delivery, accepted.recipient.accounts,
+                                       refused, message, envelope.sender)
+                mine = [r for r in mine if r is None or r.rejected is None]
             if mine and all(r is not None and r.ok for r in mine):
                 out.append(Reply(250, "2.0.0", f"<{accepted.address}> delivered as {queue_id}"))
             elif mine and all(r is not None and (r.ok or r.over_quota) for r in mine):
@@ -293,8 +342,13 @@ class SubmissionHandler:
                 await self._outbound.submit(peer.identity.ref, envelope.sender, foreign,
                                             trace + message)
             if local:
-                results = await self._delivery.deliver(_return_path(envelope.sender) + trace
-                                                       + message, local)
+                raw = _return_path(envelope.sender) + trace + message
+                results = await self._delivery.deliver(raw, local,
+                                                       envelope=_filter_envelope(envelope))
+                refused = [r for r in results if r.rejected is not None]
+                await _notify_rejected(self._delivery, local, refused, message,
+                                       envelope.sender)
+                results = [r for r in results if r.rejected is None]
                 if not all(r.ok for r in results):
                     return [_failed_reply(results)]
         except LetterlockError as exc:

@@ -185,6 +185,8 @@ async def start_smtp(app: App, ssl_context: ssl.SSLContext | None, *,
                           mta_sts=MtaSts() if config.smtp.mta_sts else None,
                           dane=Dane() if config.smtp.dane else None)
     await queue.start()
+    if app.delivery.filters is not None:  # filters' redirects and replies go out here
+        app.delivery.filters.attach_outbound(queue)
     spam = SpamFilter.from_config(config.spam)
     if spam is not None:
         await spam.probe()  # one warning line if rspamd is not there; mail flows anyway

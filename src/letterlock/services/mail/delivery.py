@@ -12,7 +12,7 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,6 +22,7 @@ from letterlock.services.accounts.accounts import AccountRef, AccountService
 from letterlock.services.accounts.addresses import domain_of, normalise_address
 from letterlock.services.accounts.quota_warnings import quota_warning
 from letterlock.services.mail.addresses import AddressService, catch_all_key
+from letterlock.services.mail.filters.running import KEEP, FilterRunner, Plan
 from letterlock.services.mail.mailbox import MailboxService, canonical_flags
 from letterlock.services.operations.log_events import LogEvent, event
 from letterlock.storage.contracts import ControlStore
@@ -76,13 +77,29 @@ class DeliveryResult:
     """Where the copy went (mailbox, UID), when it was stored."""
     over_quota: bool = False
     """Not stored because the account is over its quota (a lasting refusal)."""
+    rejected: str | None = None
+    """Refused by the account's filter (Sieve reject/ereject), with its reason: the
+    SMTP or LMTP reply says 550 5.7.1 with it, or the sender is told by mail."""
+
+
+@dataclass(frozen=True)
+class FilterEnvelope:
+    """The SMTP envelope a delivery came with, for the recipients' filters."""
+
+    sender: str
+    recipients: Mapping[str, str]
+    """Account address -> the RCPT address that led to it (alias, group, +detail)."""
 
 
 class DeliveryService:
     def __init__(self, control: ControlStore, accounts: AccountService,
                  mailboxes: MailboxService, *, postmaster: str = "",
-                 addresses: AddressService | None = None) -> None:
+                 addresses: AddressService | None = None,
+                 filters: FilterRunner | None = None) -> None:
         self._control = control
+        self.filters = filters
+        """Each account's active filter (Sieve), run for mail that comes with an
+        envelope (:meth:`deliver`'s ``envelope``); None: no filtering."""
         self._addresses = addresses
         """Aliases, groups, catch-alls, domain aliases, sub-addressing; None: only
         accounts' own addresses (and the role mailboxes) are known."""
@@ -255,13 +272,18 @@ class DeliveryService:
     async def deliver(self, raw: bytes, recipients: Sequence[AccountRef], *,
                       mailbox: str = "INBOX", flags: Sequence[str] = (),
                       internaldate: datetime | None = None,
-                      quota: bool = True) -> list[DeliveryResult]:
+                      quota: bool = True,
+                      envelope: FilterEnvelope | None = None) -> list[DeliveryResult]:
         """Seal ``raw`` once per recipient and store every copy durably.
 
         Copies for the same region share one group commit. Per-recipient failures are
         reported, not raised, so a caller (LMTP) can answer per recipient. Each copy
-        stored, or not, is one log line.
+        stored, or not, is one log line. With ``envelope`` (mail from SMTP or LMTP)
+        each recipient's active filter decides where its copy goes first.
         """
+        if envelope is not None and self.filters is not None:
+            return await self._filtered(raw, recipients, envelope, mailbox, flags,
+                                        internaldate, quota)
         canonical = canonical_flags(flags)
         by_region: dict[str, list[AccountRef]] = {}
         for ref in recipients:
@@ -310,6 +332,51 @@ class DeliveryService:
             nested = await asyncio.gather(*(one_region(refs) for refs in by_region.values()))
         order = {ref.address: i for i, ref in enumerate(recipients)}
         return sorted((r for group in nested for r in group), key=lambda r: order[r.address])
+
+    async def _filtered(self, raw: bytes, recipients: Sequence[AccountRef],
+                        envelope: FilterEnvelope, mailbox: str, flags: Sequence[str],
+                        internaldate: datetime | None, quota: bool,
+                        ) -> list[DeliveryResult]:
+        """:meth:`deliver` after each recipient's filter: those whose filter keeps the
+        message as is are delivered together, the others one by one."""
+        assert self.filters is not None
+        plain: list[AccountRef] = []
+        results: list[DeliveryResult] = []
+        for ref in recipients:
+            plan = await self.filters.plan(ref, raw, envelope.sender,
+                                           envelope.recipients.get(ref.address, ref.address))
+            if plan.stores == KEEP and plan.reject is None:
+                plain.append(ref)
+            else:
+                results.append(await self._by_plan(ref, raw, plan, flags, internaldate,
+                                                   quota))
+        if plain:
+            results += await self.deliver(raw, plain, mailbox=mailbox, flags=flags,
+                                          internaldate=internaldate, quota=quota)
+        order = {ref.address: i for i, ref in enumerate(recipients)}
+        return sorted(results, key=lambda r: order[r.address])
+
+    async def _by_plan(self, ref: AccountRef, raw: bytes, plan: Plan, flags: Sequence[str],
+                       internaldate: datetime | None, quota: bool) -> DeliveryResult:
+        if plan.reject is not None:
+            return DeliveryResult(ref.address, False, "rejected by the recipient's filter",
+                                  rejected=plan.reject)
+        if not plan.stores:  # discarded, or redirected without a copy kept
+            return DeliveryResult(ref.address, True)
+        outcomes = []
+        for store in plan.stores:
+            box = store.mailbox
+            if store.create:
+                try:
+                    await self._mailboxes.ensure_mailbox(ref, box)
+                except LetterlockError as exc:  # e.g. a name we cannot make: INBOX
+                    log.info("%s: filter mailbox not created: %s", ref.address, exc)
+                    box = "INBOX"
+            outcomes += await self.deliver(raw, [ref], mailbox=box,
+                                           flags=[*flags, *store.flags],
+                                           internaldate=internaldate, quota=quota)
+        failed = [o for o in outcomes if not o.ok]
+        return failed[0] if failed else outcomes[0]
 
     async def _warn_if_full(self, refs: Sequence[AccountRef]) -> None:
         """A warning mail to each account that has just reached 80 % or 95 % of a
