@@ -161,7 +161,8 @@ class _Parser:
                 self.pos += 1
                 sub.append(self.test(depth + 1))
             self.expect(")", "')' to close the test list")
-        elif tok is not None and tok.kind in ("identifier", "("):
+        elif tok is not None and tok.kind in ("identifier", "(") and name in COMMANDS \
+                and not spec.block:
             raise SieveSyntaxError(tok.line, f"{name} takes no test")
         self.check_positional(name, line, spec, positional)
         node = Node(name, line, tags, tuple(positional), tuple(sub))
