@@ -26,7 +26,7 @@ def test_set_show_and_clear(tmp_path: Path) -> None:
     shown = json.loads(letterlock(home, "quota", "show", USER, "--json").stdout)
     assert shown["storage_limit"] == 2 << 30 and shown["messages_limit"] is None
     text = letterlock(home, "quota", "show", USER).stdout
-    assert "0 B of 2.0 GiB (0%)" in text
+    assert "0 bytes of 2.0 GiB (0%)" in text
     bad = letterlock(home, "quota", "set", USER, "--storage", "lots", check=False)
     assert bad.returncode != 0 and "not a size" in bad.stderr + bad.stdout
     assert "Traceback" not in bad.stderr

@@ -620,4 +620,4 @@ async def test_overview_shows_the_quota_in_force_and_usage(site: Site) -> None:
         page = (await c.get("/account")).text
         quota = page[page.index('id="quota"'):].split("</p>")[0]
         assert "of 1000 messages" in quota and "<strong>" in quota
-        assert "of 1.0 GB stored" in quota, quota
+        assert "of 1.0 GiB stored" in quota, quota

@@ -15,15 +15,13 @@ from letterlock.app import App
 from letterlock.cli.common import CliContext, load_config, pass_ctx, run_with_app
 from letterlock.errors import InvalidInput
 from letterlock.services.accounts.quotas import Quota, parse_size
+from letterlock.units import human_size
 
 
 def _size(value: int | None) -> str:
     if value is None:
         return "unlimited"
-    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if value >= factor:
-            return f"{value / factor:.1f} {unit}"
-    return f"{value} B"
+    return human_size(value)
 
 
 def _unset(text: str) -> bool:

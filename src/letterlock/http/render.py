@@ -17,6 +17,8 @@ from typing import Any
 import jinja2
 from fastapi.responses import HTMLResponse, Response
 
+from letterlock.units import human_size
+
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
@@ -49,16 +51,6 @@ def country_name(code: str) -> str:
     return COUNTRY_NAMES.get(code.upper(), code.upper())
 
 
-def filesize(n: int) -> str:
-    """``1536`` -> ``1.5 KB`` (powers of 1024, as mail programs show sizes)."""
-    size = float(n)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{int(size)} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} bytes"
-
-
 def when(text: str) -> str:
     """An ISO 8601 UTC time as people read it: ``28 November 2026, 03:16 UTC``."""
     try:
@@ -84,7 +76,7 @@ class PageRenderer:
             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
             auto_reload=False, cache_size=-1)
         self._env.filters["country"] = country_name
-        self._env.filters["filesize"] = filesize
+        self._env.filters["filesize"] = human_size
         self._env.filters["when"] = when
         # Compile every template now: the event loop never touches the disk for a page.
         for name in self._env.list_templates(extensions=["html"]):

@@ -6,13 +6,7 @@ import email.utils
 import uuid
 
 from letterlock.services.accounts.quotas import Quota, Usage
-
-
-def _size(value: int) -> str:
-    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if value >= factor:
-            return f"{value / factor:.1f} {unit}"
-    return f"{value} bytes"
+from letterlock.units import human_size
 
 
 def quota_warning(address: str, level: int, quota: Quota, usage: Usage) -> bytes:
@@ -20,7 +14,7 @@ def quota_warning(address: str, level: int, quota: Quota, usage: Usage) -> bytes
     domain = address.rpartition("@")[2]
     lines = [f"Your mailbox {address} has reached {level} % of its quota.", ""]
     if quota.storage is not None:
-        lines.append(f"Storage:  {_size(usage.storage)} of {_size(quota.storage)}")
+        lines.append(f"Storage:  {human_size(usage.storage)} of {human_size(quota.storage)}")
     if quota.messages is not None:
         lines.append(f"Messages: {usage.messages} of {quota.messages}")
     lines += ["", "When it is full, new mail to you is refused (senders are told your",
