@@ -302,7 +302,15 @@ async def test_domains_regions_and_certificates(site: httpx.AsyncClient, app: Ap
     assert "new.test" in {d.name for d in await app.control.list_domains()}
     again = await site.post("/console/domains", data={"csrf": csrf, "name": "new.test"})
     assert again.status_code == 422 and "Traceback" not in again.text
+    region = await site.post("/console/regions", data={
+        "csrf": csrf, "id": "eu-frankfurt", "country": "de"})
+    assert region.status_code == 303
+    assert ("eu-frankfurt", "DE") in {(r.id, r.country) for r in await app.control.list_regions()}
+    nowhere = await site.post("/console/regions", data={
+        "csrf": csrf, "id": "Bad Id", "country": "zz"})
+    assert nowhere.status_code == 422 and 'role="alert"' in nowhere.text
     regions = (await site.get("/console/regions")).text
+    assert "Germany" in regions
     assert "eu-dublin" in regions and "Ireland" in regions and "us-east" in regions
     assert "SQLite under" in regions and "Reachable" in regions
     missing = (await site.get("/console/certificates")).text
@@ -340,3 +348,23 @@ async def test_operators_are_added_given_passwords_and_removed(
     by_root = {e.type for e in await finder.events_since(0) if e.actor == "root"}
     assert {EventType.ADMIN_OPERATOR_ADDED, EventType.ADMIN_OPERATOR_PASSWORD_SET,
             EventType.ADMIN_OPERATOR_REMOVED} <= by_root
+
+
+async def test_quotas_are_set_and_shown(site: httpx.AsyncClient, app: App) -> None:
+    await sign_in(site, "root")
+    csrf = await session_csrf(site)
+    await app.accounts.create(CAROL, "us-east", CAROL_PW)
+    done = await site.post("/console/accounts/quota", data={
+        "csrf": csrf, "scope": "@example.test", "storage": "2M", "messages": "100"})
+    assert done.status_code == 303
+    limits = await app.quotas.limits(CAROL)
+    assert (limits.storage, limits.messages) == (2 * 1024 * 1024, 100)
+    page = (await site.get("/console/accounts")).text
+    assert "@example.test: storage 2.0 MiB, messages 100." in page and "of 2.0 MiB" in page
+    bad = await site.post("/console/accounts/quota", data={
+        "csrf": csrf, "scope": "@example.test", "storage": "", "messages": "many"})
+    assert bad.status_code == 422 and "not a whole number" in bad.text
+    cleared = await site.post("/console/accounts/quota", data={
+        "csrf": csrf, "scope": "@example.test", "storage": "", "messages": ""})
+    assert cleared.status_code == 303
+    assert (await app.quotas.limits(CAROL)).unlimited

@@ -6,11 +6,13 @@
     POST /console/accounts/reset   new password with the owner's recovery code
     POST /console/accounts/disable disable or enable one (logins refused, mail kept)
     POST /console/accounts/delete  delete one and all its mail
+    POST /console/accounts/quota   limits of an account, @domain or the default
     GET  /console/domains          hosted domains and the DNS records to publish
     POST /console/domains          host another domain
     GET  /console/domains/{d}/check   the records looked up in the DNS, compared
     GET  /console/regions          regions and their storage
     GET  /console/queue            the outbound queue
+    POST /console/regions          add a region
     POST /console/queue/{action}   retry, hold or delete one message
     GET  /console/certificates     the certificate the TLS listeners serve
     GET  /console/operators        operators and their roles
@@ -37,14 +39,18 @@ from letterlock.http.account_pages import FormRefused, read_form
 from letterlock.http.console_auth import ConsoleSession, ConsoleSessions, admin_only
 from letterlock.http.web_sessions import same_token
 from letterlock.policy import format_time
+from letterlock.services.accounts import setup
 from letterlock.services.accounts.accounts import MIN_PASSWORD_LENGTH
 from letterlock.services.accounts.addresses import normalise_domain
 from letterlock.services.accounts.operators import ROLES
+from letterlock.services.accounts.quotas import Quota, parse_size
 from letterlock.services.mail import dkim_keys
 from letterlock.services.mail.queue_entry import FAILED, PENDING, QueueEntry
 from letterlock.services.operations import dns_check, health
 from letterlock.services.operations.log_events import LogEvent, event
 from letterlock.services.operations.queue_admin import QueueAdmin
+from letterlock.storage.models import Region
+from letterlock.units import human_size
 
 DNS_NAMESERVERS: list[str] | None = None
 """Nameservers of the live DNS check (``host`` or ``host:port``); None: the system's.
@@ -177,6 +183,23 @@ def install_console_admin(api: FastAPI, app: App, sessions: ConsoleSessions,
             return f"Deleted {address} and all its mail."
         return await act(request, delete, accounts_page, "/console/accounts")
 
+    @router.post("/accounts/quota")
+    async def set_quota(request: Request) -> Response:
+        async def limits(_console: ConsoleSession, form: dict[str, str]) -> str:
+            scope = form.get("scope", "").strip().lower()
+            storage, count = form.get("storage", "").strip(), form.get("messages", "").strip()
+            if count and not count.isdigit():
+                raise InvalidInput(f"messages: {count!r} is not a whole number")
+            quota = Quota(parse_size(storage) if storage else None,
+                          int(count) if count else None)
+            await app.quotas.set_limits(scope, quota)
+            if quota.unlimited:
+                return f"{scope}: no limits of its own."
+            size = "unlimited" if quota.storage is None else human_size(quota.storage)
+            count = "unlimited" if quota.messages is None else str(quota.messages)
+            return f"{scope}: storage {size}, messages {count}."
+        return await act(request, limits, accounts_page, "/console/accounts", 422)
+
     # -- domains --------------------------------------------------------------------------
 
     def records_of(domain: str) -> list[dkim_keys.DnsRecord]:
@@ -224,15 +247,27 @@ def install_console_admin(api: FastAPI, app: App, sessions: ConsoleSessions,
 
     # -- regions --------------------------------------------------------------------------
 
-    @router.get("/regions")
-    async def regions(request: Request) -> Response:
-        console = admin_only(sessions, request)
+    async def regions_page(console: ConsoleSession, status: int = 200,
+                           error: str | None = None) -> Response:
         counts: dict[str, int] = {}
         for info in await app.accounts.list():
             counts[info.region] = counts.get(info.region, 0) + 1
         storage = await health.region_storage(app.config, app.cells)
-        return view("console/regions.html", console, title="Regions and storage",
-                    area="/console/regions", regions=storage, counts=counts)
+        return view("console/regions.html", console, status, title="Regions and storage",
+                    area="/console/regions", regions=storage, counts=counts, error=error)
+
+    @router.get("/regions")
+    async def regions(request: Request) -> Response:
+        return await regions_page(admin_only(sessions, request))
+
+    @router.post("/regions")
+    async def add_region(request: Request) -> Response:
+        async def add(console: ConsoleSession, form: dict[str, str]) -> str:
+            region_id, country = setup.parse_region(
+                f"{form.get('id', '').strip()}:{form.get('country', '').strip()}")
+            await app.add_region(Region(region_id, country), actor=console.name)
+            return f"Added region {region_id} ({country})."
+        return await act(request, add, regions_page, "/console/regions", 422)
 
     # -- queue ----------------------------------------------------------------------------
 
