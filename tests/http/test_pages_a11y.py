@@ -27,8 +27,8 @@ pytestmark = pytest.mark.skipif(
 WIDTHS = (390, 1280)
 PUBLIC = ("/", "/transparency", "/transparency/{period}", "/transparency/canary", "/log",
           "/docs", "/no-such-page", "/account/login")
-ACCOUNT = ("/account", "/account/access", "/account/legal", "/account/export",
-           "/account/password", "/account/encryption")
+ACCOUNT = ("/account", "/account/access", "/account/legal", "/account/filters",
+           "/account/export", "/account/password", "/account/encryption")
 _RUN_AXE = """(async () => {
   const result = await axe.run(document, {
     runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa',

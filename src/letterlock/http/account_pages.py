@@ -31,6 +31,7 @@ from letterlock.app import App
 from letterlock.crypto import openpgp
 from letterlock.errors import AuthenticationFailed, InvalidInput, LetterlockError, NotFound
 from letterlock.http import access_labels
+from letterlock.http.account_filters import filter_disclosure
 from letterlock.http.account_legal import legal_tab
 from letterlock.http.render import PageRenderer
 from letterlock.http.web_sessions import (
@@ -353,6 +354,15 @@ def install_account_pages(api: FastAPI, app: App, sessions: SessionStore,
                                   describe)
         return view("account/legal.html", web, title="Legal requests about you",
                     tab="legal", **context)
+
+    # -- filters ----------------------------------------------------------------------------
+
+    @router.get("/filters")
+    async def filters_page(request: Request) -> Response:
+        web = current(request)
+        context = await filter_disclosure(app.filters, web.account)
+        return view("account/filters.html", web, title="Your filters and what they reveal",
+                    tab="filters", sieve_port=app.config.sieve.port, **context)
 
     # -- export ---------------------------------------------------------------------------
 
