@@ -115,3 +115,45 @@ class AddressBook(Protocol):
 
     async def close(self) -> None:
         ...
+
+
+# The tables of both SQL back-ends; only the type of the `created` columns differs.
+_DIRECTORY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS address_names (
+    address TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    created {created}
+);
+CREATE TABLE IF NOT EXISTS address_routes (
+    address TEXT NOT NULL REFERENCES address_names(address) ON DELETE CASCADE,
+    region_id TEXT NOT NULL,
+    PRIMARY KEY (address, region_id)
+);
+CREATE TABLE IF NOT EXISTS domain_aliases (
+    alias TEXT PRIMARY KEY,
+    target TEXT NOT NULL,
+    created {created}
+);
+"""
+
+
+def directory_schema(created: str) -> str:
+    """The address directory's tables, `created` being the column type of its
+    creation times in this dialect."""
+    return _DIRECTORY_SCHEMA.format(created=created)
+
+
+BOOK_SCHEMA = """
+CREATE TABLE IF NOT EXISTS address_targets (
+    address TEXT NOT NULL,
+    account TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    PRIMARY KEY (address, account)
+);
+CREATE INDEX IF NOT EXISTS address_targets_account ON address_targets(account);
+CREATE TABLE IF NOT EXISTS send_as (
+    account TEXT NOT NULL,
+    address TEXT NOT NULL,
+    PRIMARY KEY (account, address)
+);
+"""

@@ -12,43 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from letterlock.errors import AlreadyExists, NotFound
-from letterlock.storage.address_contracts import AddressKind
+from letterlock.storage.address_contracts import BOOK_SCHEMA, AddressKind, directory_schema
 from letterlock.storage.sqlite_db import SqliteDb
 
 ADDRESSES_DB = "addresses.sqlite3"
 
-DIRECTORY_SCHEMA = """
-CREATE TABLE IF NOT EXISTS address_names (
-    address TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    created TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS address_routes (
-    address TEXT NOT NULL REFERENCES address_names(address) ON DELETE CASCADE,
-    region_id TEXT NOT NULL,
-    PRIMARY KEY (address, region_id)
-);
-CREATE TABLE IF NOT EXISTS domain_aliases (
-    alias TEXT PRIMARY KEY,
-    target TEXT NOT NULL,
-    created TEXT NOT NULL
-);
-"""
-
-BOOK_SCHEMA = """
-CREATE TABLE IF NOT EXISTS address_targets (
-    address TEXT NOT NULL,
-    account TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    PRIMARY KEY (address, account)
-);
-CREATE INDEX IF NOT EXISTS address_targets_account ON address_targets(account);
-CREATE TABLE IF NOT EXISTS send_as (
-    account TEXT NOT NULL,
-    address TEXT NOT NULL,
-    PRIMARY KEY (account, address)
-);
-"""
+DIRECTORY_SCHEMA = directory_schema("TEXT NOT NULL")
 
 
 def _now() -> str:
