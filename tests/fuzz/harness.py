@@ -32,6 +32,10 @@ from letterlock.imap.parsing import ParseError, parse_command
 from letterlock.mime import dates, headers, sections, structure
 from letterlock.mime import summary as summaries
 from letterlock.services.mail import maildir, mbox_folders
+from letterlock.sieve import Envelope as SieveEnvelope
+from letterlock.sieve import SieveError
+from letterlock.sieve import evaluate as sieve_evaluate
+from letterlock.sieve import parse as sieve_parse
 from letterlock.services.mail.transfer import SourceMessage, check_message, mbox_date, read_mbox
 from letterlock.smtp.parse import (
     PathError,
@@ -140,6 +144,15 @@ def _maildir_name(data: bytes) -> object:
     return maildir.folder_dir(name)
 
 
+_SIEVE_MESSAGE = (b"From: a@b.example\r\nTo: me@example.com\r\nSubject: =?utf-8?q?x?=\r\n"
+                  b"Content-Type: text/plain\r\n\r\nbody\r\n")
+
+
+def _sieve(data: bytes) -> object:
+    script = sieve_parse(data.decode("utf-8", "surrogateescape"))
+    return sieve_evaluate(script, _SIEVE_MESSAGE, SieveEnvelope("a@b.example", "me@example.com"))
+
+
 TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("imap", _imap, (ParseError,), (
         b"FETCH", b"UID", b"STORE", b"SEARCH", b"SORT", b"THREAD", b"SELECT", b"APPEND",
@@ -168,6 +181,14 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
         b"From ", b"From a@b Mon Jan  1 00:00:00 2024\n", b">From ", b"\n", b"\r\n",
         b"Status: RO\n", b"X-Status: AF\n", b"X-Keywords: ", b"$Junk", b"X-IMAP: ",
         b": ", b"\n\n", b"\x00", b"\xff", b"Subject: x\n")),
+    Target("sieve", _sieve, (SieveError,), (
+        b"require", b'"fileinto"', b"if", b"elsif", b"else", b"{", b"}", b"(", b")", b"[",
+        b"]", b",", b";", b"header", b"address", b"body", b"envelope", b"size", b":over",
+        b":is", b":matches", b":contains", b":count", b'"gt"', b":comparator",
+        b'"i;ascii-numeric"', b"text:\n", b"\n.\n", b"..", b"#", b"/*", b"*/", b"\r\n",
+        b"99999999999999999999", b"10K", b'"${hex:c3 a9}"', b'"${unicode:110000}"',
+        b"vacation", b":days", b"redirect", b"fileinto", b"keep", b"discard", b"stop",
+        b"not", b"anyof", b"allof", b"\\", b'"*?"', b"\x00", b"\xff")),
     Target("maildir-name", _maildir_name, (InvalidInput,), (
         b".", b"&", b"-", b"&AOk-", b"&-", b"\\2e", b"\\5c", b"INBOX", b"/", b"\x00",
         b"\xff", b"&Jjo")),

@@ -219,12 +219,12 @@ def test_mailboxexists() -> None:
 # -- body --------------------------------------------------------------------------------
 
 def _multipart() -> bytes:
-    b64 = base64.b64encode("Rechnung für März\r\n".encode("utf-8")).decode()
+    b64 = base64.b64encode("Rechnung für März\r\n".encode()).decode()
     body = ("--XX\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
             "Content-Transfer-Encoding: quoted-printable\r\n\r\nSch=F6ne Gr=FC=\r\n=DFe\r\n"
             "--XX\r\nContent-Type: text/html; charset=utf-8\r\n"
             "Content-Transfer-Encoding: base64\r\n\r\n"
-            + base64.b64encode("<p>Hello <b>bold</b> &amp; world</p>".encode()).decode()
+            + base64.b64encode(b"<p>Hello <b>bold</b> &amp; world</p>").decode()
             + "\r\n--XX\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment\r\n"
             "Content-Transfer-Encoding: base64\r\n\r\n" + b64 + "\r\n--XX--\r\n")
     return message({"MIME-Version": "1.0",

@@ -161,3 +161,9 @@ def test_tree_nodes_walk() -> None:
     names = [n.name for n in tree.commands[0].walk()]
     assert names == ["if", "allof", "true", "not", "false", "if", "true", "stop"]
     assert isinstance(tree.commands[0], Node)
+
+
+def test_a_number_of_thousands_of_digits_is_a_syntax_error() -> None:
+    # found by tests/fuzz: int() refuses more than 4300 digits with a ValueError
+    with pytest.raises(SieveSyntaxError, match="too large"):
+        parse("if size :over " + "9" * 5000 + " { }")

@@ -96,6 +96,8 @@ class _Lexer:
         text, j = self.text, self.i
         while j < len(text) and "0" <= text[j] <= "9":
             j += 1
+        if j - self.i > 19:  # more digits than any 63-bit number; int() would refuse >4300
+            raise self.fail("number too large")
         value = int(text[self.i:j])
         if j < len(text) and text[j].upper() in _QUANTIFIERS:
             value *= _QUANTIFIERS[text[j].upper()]
