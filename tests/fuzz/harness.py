@@ -32,11 +32,11 @@ from letterlock.imap.parsing import ParseError, parse_command
 from letterlock.mime import dates, headers, sections, structure
 from letterlock.mime import summary as summaries
 from letterlock.services.mail import maildir, mbox_folders
+from letterlock.services.mail.transfer import SourceMessage, check_message, mbox_date, read_mbox
 from letterlock.sieve import Envelope as SieveEnvelope
 from letterlock.sieve import SieveError
 from letterlock.sieve import evaluate as sieve_evaluate
 from letterlock.sieve import parse as sieve_parse
-from letterlock.services.mail.transfer import SourceMessage, check_message, mbox_date, read_mbox
 from letterlock.smtp.parse import (
     PathError,
     decode_data,
