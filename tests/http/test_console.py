@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import imaplib
+import logging
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ from letterlock.services.accounts import certificates
 from letterlock.services.accounts.operators import Operator
 from letterlock.services.mail.outbound import Spool, load_queue_key
 from letterlock.services.mail.queue_entry import QueueEntry, RecipientState
+from letterlock.services.operations.log_events import LogEvent
 from letterlock.services.operations.queue_admin import QueueAdmin
 from support.dns_server import dns_server
 
@@ -77,12 +79,31 @@ def imap_login(port: int, address: str, password: str) -> bool:
     return True
 
 
-async def test_sign_in_wrong_password_and_sign_out(site: httpx.AsyncClient) -> None:
+def events(caplog: pytest.LogCaptureFixture, name: LogEvent) -> list[dict[str, object]]:
+    return [dict(r.ll_fields) for r in caplog.records
+            if getattr(r, "ll_event", None) == name]
+
+
+async def test_sign_in_wrong_password_and_sign_out(site: httpx.AsyncClient,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="letterlock.events")
     assert (await site.get("/console")).headers["location"] == "/console/login"
     wrong = await sign_in(site, "root", "not the password")
     assert wrong.status_code == 401
     assert "do not match an operator" in wrong.text
     assert COOKIE not in site.cookies
+    [failed] = events(caplog, LogEvent.LOGIN_FAILED)
+    assert failed["operator"] == "root"
+    assert "not the password" not in caplog.text
+    assert all("not the password" not in str(r.__dict__) for r in caplog.records)
+    # A cookie naming no live session (expired, or the server restarted) is sent to
+    # the sign-in form once, with a notice, and dropped.
+    site.cookies.set(COOKIE, "stale", domain="letterlock.test", path="/")
+    stale = await site.get("/console/queue")
+    assert stale.headers["location"] == "/console/login?expired=1"
+    assert f'{COOKIE}=""' in stale.headers["set-cookie"]
+    site.cookies.delete(COOKIE)
+    assert "session ended" in (await site.get("/console/login?expired=1")).text
 
     ok = await sign_in(site, "root")
     assert ok.status_code == 303 and ok.headers["location"] == "/console"
@@ -246,7 +267,8 @@ def queued(app: App) -> QueueEntry:
 
 
 async def test_the_queue_is_listed_retried_held_and_deleted(
-        site: httpx.AsyncClient, app: App) -> None:
+        site: httpx.AsyncClient, app: App, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="letterlock.events")
     entry = queued(app)
     admin = QueueAdmin(app.config.home, app.config.run_dir)
     await sign_in(site, "root")
@@ -268,6 +290,11 @@ async def test_the_queue_is_listed_retried_held_and_deleted(
     assert (await site.post("/console/queue/delete", data={
         "csrf": csrf, "id": entry.id})).status_code == 303
     assert admin.entries() == []
+    changed = events(caplog, LogEvent.OUTBOUND_CHANGED)
+    assert [(c["action"], c["operator"]) for c in changed] == [("hold", "root"),
+                                                               ("retry", "root")]
+    assert events(caplog, LogEvent.OUTBOUND_DELETED) == [
+        {"outbound": entry.id, "action": "delete", "operator": "root"}]
     assert "The queue is empty" in (await site.get("/console/queue")).text
 
 
