@@ -157,3 +157,15 @@ def wrong_password(port: int) -> list[bytes]:
 async def test_wrong_password(sieve_server: Sieve) -> None:
     out = await asyncio.to_thread(wrong_password, sieve_server.port)
     assert out[-1].startswith(b"NO") and b"failed" in out[-1]
+
+
+def long_line(port: int) -> list[bytes]:
+    c = Client(port)
+    out = c.command(b"NOOP " + b"x" * 20000)
+    c.close()
+    return out
+
+
+async def test_an_endless_line_ends_with_bye(sieve_server: Sieve) -> None:
+    out = await asyncio.to_thread(long_line, sieve_server.port)
+    assert out[-1] == b'BYE "Line too long"'
