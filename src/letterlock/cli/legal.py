@@ -243,7 +243,8 @@ def _print_proposal(matter: Matter, out: Console) -> None:
     if p.outcome is None:
         out.print(f"awaiting approval by another operator: legal approve {matter.id} "
                   "--actor NAME, or legal reject-approval")
-        render_decision(p.decision, out)
+        if p.override:  # an accepted recommendation is the table shown above
+            render_decision(p.decision, out)
     elif p.resolved_at is not None:
         out.print(f"{p.outcome} by {p.resolved_by} at {format_time(p.resolved_at)}"
                   + (f": {p.reason}" if p.reason else ""))
