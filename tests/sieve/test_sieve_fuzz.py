@@ -15,7 +15,8 @@ PIECES = ['require', ' ', '"fileinto"', '["body", "copy"]', ";", "{", "}", "(", 
           '"i;octet"', '"*?\\\\"', "text:\n", "\n.\n", "..", "#", "/*", "*/", "\r\n",
           "\r", "\x00", "10K", "99999999999999999999G", "fileinto", "keep", "discard",
           "redirect", "stop", "vacation", ":days", '"${hex:ff}"', '"${unicode:110000}"',
-          ":", "\\", '"', "é", "\ud800"]
+          ":", "\\", '"', "é", "\ud800", '"variables"', "set", '"${1}"', '"${a}"',
+          "string", ":upper", ":length"]
 
 
 def _check(text: str) -> None:
@@ -41,5 +42,5 @@ def test_random_text_only_raises_sieve_errors(text: str) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.sampled_from(PIECES), max_size=30))
 def test_valid_prefix_with_soup(pieces: list[str]) -> None:
-    _check('require ["fileinto", "body", "copy", "vacation", "encoded-character"];\n'
+    _check('require ["fileinto", "body", "copy", "vacation", "encoded-character", "variables"];\n'
            + "".join(pieces))

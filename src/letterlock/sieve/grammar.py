@@ -11,7 +11,7 @@ EXTENSIONS: tuple[str, ...] = (
     "fileinto", "reject", "ereject", "envelope", "body", "copy", "vacation",
     "vacation-seconds", "imap4flags", "encoded-character", "comparator-i;octet",
     "comparator-i;ascii-casemap", "comparator-i;ascii-numeric", "relational",
-    "subaddress", "mailbox",
+    "subaddress", "mailbox", "variables",
 )
 """What the SIEVE capability lists, in that order."""
 
@@ -63,6 +63,13 @@ TAGS: dict[str, TagSpec] = {
     "addresses": TagSpec("addresses", "strings"),
     "mime": TagSpec("mime"),
     "handle": TagSpec("handle", "string"),
+    # set modifiers (RFC 5229 4.1): at most one of each precedence
+    "lower": TagSpec("mod40", None, "variables"),
+    "upper": TagSpec("mod40", None, "variables"),
+    "lowerfirst": TagSpec("mod30", None, "variables"),
+    "upperfirst": TagSpec("mod30", None, "variables"),
+    "quotewildcard": TagSpec("mod20", None, "variables"),
+    "length": TagSpec("mod10", None, "variables"),
 }
 
 _MATCH = ("is", "contains", "matches", "count", "value", "comparator")
@@ -82,9 +89,11 @@ COMMANDS: dict[str, Spec] = {
     "ereject": Spec("ereject", (), (("string",),)),
     "vacation": Spec("vacation", ("days", "seconds", "subject", "from", "addresses",
                                   "mime", "handle"), (("string",),)),
-    "setflag": Spec("imap4flags", (), (("strings",),)),
-    "addflag": Spec("imap4flags", (), (("strings",),)),
-    "removeflag": Spec("imap4flags", (), (("strings",),)),
+    "setflag": Spec("imap4flags", (), (("strings",), ("string", "strings"))),
+    "addflag": Spec("imap4flags", (), (("strings",), ("string", "strings"))),
+    "removeflag": Spec("imap4flags", (), (("strings",), ("string", "strings"))),
+    "set": Spec("variables", ("lower", "upper", "lowerfirst", "upperfirst",
+                              "quotewildcard", "length"), (("string", "string"),)),
 }
 
 TESTS: dict[str, Spec] = {
@@ -99,7 +108,8 @@ TESTS: dict[str, Spec] = {
     "allof": Spec(tests="list"),
     "anyof": Spec(tests="list"),
     "body": Spec("body", (*_MATCH, "raw", "content", "text"), (("strings",),)),
-    "hasflag": Spec("imap4flags", _MATCH, (("strings",),)),
+    "hasflag": Spec("imap4flags", _MATCH, (("strings",), ("strings", "strings"))),
+    "string": Spec("variables", _MATCH, (("strings", "strings"),)),
     "mailboxexists": Spec("mailbox", (), (("strings",),)),
 }
 

@@ -25,6 +25,7 @@ from letterlock.sieve.message import Message
 from letterlock.sieve.model import Script
 from letterlock.sieve.syntax import Node
 from letterlock.sieve.vacation import may_reply, vacation_of
+from letterlock.sieve.variables import Variables, modified
 
 MAX_ACTIONS = 32
 """Pigeonhole's default sieve_max_actions."""
@@ -50,7 +51,9 @@ def _merge_flags(current: list[str], add: list[str]) -> list[str]:
 
 class _Run:
     def __init__(self, message: bytes, envelope: Envelope,
-                 mailbox_exists: Callable[[str], bool] | None, max_redirects: int) -> None:
+                 mailbox_exists: Callable[[str], bool] | None, max_redirects: int,
+                 variables: bool = False) -> None:
+        self.variables = Variables() if variables else None
         self.message = Message(message)
         self.size = len(message)
         self.envelope = envelope
@@ -83,7 +86,8 @@ class _Run:
                     self.block(node.block or ())
                 done_if = True
             else:
-                self.command(node)
+                self.command(node if self.variables is None
+                             else self.variables.expand_node(node))
 
     def add(self, action: Action, cancels_keep: bool) -> None:
         if len(self.actions) >= MAX_ACTIONS:
@@ -132,18 +136,35 @@ class _Run:
             action = vacation_of(node)
             if may_reply(action, self.message, self.envelope):
                 self.add(action, False)
-        elif name == "setflag":
-            self.flags = _merge_flags([], _flag_words(node.strings(0)))
-        elif name == "addflag":
-            self.flags = _merge_flags(self.flags, _flag_words(node.strings(0)))
-        elif name == "removeflag":
-            gone = {f.lower() for f in _flag_words(node.strings(0))}
-            self.flags = [f for f in self.flags if f.lower() not in gone]
+        elif name in ("setflag", "addflag", "removeflag"):
+            self.flag_command(node)
+        elif name == "set" and self.variables is not None:
+            self.variables.set(node.string(0), modified(node, node.string(1)))
+
+    def flag_command(self, node: Node) -> None:
+        """RFC 5232: change the internal flag list, or a variable's with "variables"."""
+        words = _flag_words(node.strings(len(node.args) - 1))
+        target = node.string(0) if len(node.args) == 2 else None
+        current = self.flags if target is None or self.variables is None else \
+            self.variables.get(target).split()
+        if node.name == "setflag":
+            current = _merge_flags([], words)
+        elif node.name == "addflag":
+            current = _merge_flags(current, words)
+        else:
+            gone = {f.lower() for f in words}
+            current = [f for f in current if f.lower() not in gone]
+        if target is None or self.variables is None:
+            self.flags = current
+        else:
+            self.variables.set(target, " ".join(current))
 
     # -- tests ------------------------------------------------------------------------
 
     def test(self, node: Node) -> bool:
         name = node.name
+        if self.variables is not None and name not in ("not", "allof", "anyof"):
+            node = self.variables.expand_node(node)
         if name == "true":
             return True
         if name == "false":
@@ -162,17 +183,29 @@ class _Run:
         if name == "mailboxexists":
             check = self.mailbox_exists
             return check is not None and all(check(m) for m in node.strings(0))
-        matcher = Matcher.of(node)
+        keys = node.strings(len(node.args) - 1)
         if name == "header":
             values = [v for h in node.strings(0) for v in self.message.headers(h)]
-            return matcher.any(values, node.strings(1))
-        if name in ("address", "envelope"):
-            return matcher.any(self.address_values(node), node.strings(1))
-        if name == "body":
-            return matcher.any(self.body_values(node), node.strings(0))
-        if name == "hasflag":
-            return matcher.any(self.flags, node.strings(0))
-        raise SieveRuntimeError(f"line {node.line}: unknown test {name}")
+        elif name in ("address", "envelope"):
+            values = self.address_values(node)
+        elif name == "body":
+            values = self.body_values(node)
+        elif name == "hasflag":
+            values = self.flags if len(node.args) == 1 or self.variables is None else \
+                [f for v in node.strings(0) for f in self.variables.get(v).split()]
+        elif name == "string":  # RFC 5229 5: empty strings are not counted
+            values = [v for v in node.strings(0) if v or not node.tag("count")]
+        else:
+            raise SieveRuntimeError(f"line {node.line}: unknown test {name}")
+        return self.match(Matcher.of(node), values, keys)
+
+    def match(self, matcher: Matcher, values: list[str], keys: tuple[str, ...]) -> bool:
+        if self.variables is None or matcher.kind != "matches":
+            return matcher.any(values, keys)
+        captures = matcher.captures(values, keys)
+        if captures is not None:  # a failed match leaves the match variables alone
+            self.variables.matches = captures
+        return captures is not None
 
     def address_values(self, node: Node) -> list[str]:
         pairs: list[tuple[str, str]] = []
@@ -261,7 +294,8 @@ def evaluate(script: Script, message: bytes, envelope: Envelope, *,
              max_redirects: int = 5) -> Outcome:
     """Run ``script`` on ``message``. Never raises: a runtime problem (a limit, a
     conflict between actions) gives a plain Keep and the problem in ``errors``."""
-    run = _Run(message, envelope, mailbox_exists, max_redirects)
+    run = _Run(message, envelope, mailbox_exists, max_redirects,
+               "variables" in script.requires)
     try:
         with contextlib.suppress(_Stop):
             run.block(script.commands)

@@ -33,10 +33,10 @@ def wildcard(pattern: str, fold: bool) -> re.Pattern[str]:
     i = 0
     while i < len(pattern):
         c = pattern[i]
-        if c == "*":
-            out.append(".*")
+        if c == "*":  # groups give the match variables of RFC 5229 3.2
+            out.append("(.*?)")
         elif c == "?":
-            out.append(".")
+            out.append("(.)")
         elif c == "\\" and i + 1 < len(pattern):
             i += 1
             out.append(re.escape(ascii_fold(pattern[i]) if fold else pattern[i]))
@@ -100,6 +100,19 @@ class Matcher:
         if self.kind == "contains":
             return key in value
         return wildcard(key, fold).fullmatch(value) is not None
+
+    def captures(self, values: Sequence[str], keys: Sequence[str]) -> list[str] | None:
+        """For :matches, the match variables of the first value and key that match
+        (${0} the whole value, then one per wildcard); None when nothing matches."""
+        fold = self.comparator == "i;ascii-casemap"
+        for value in values:
+            folded = ascii_fold(value) if fold else value
+            for key in keys:
+                m = wildcard(ascii_fold(key) if fold else key, fold).fullmatch(folded)
+                if m is not None:  # folding keeps lengths, so spans fit the original
+                    return [value] + [value[a:b] for a, b in
+                                      (m.span(i) for i in range(1, (m.lastindex or 0) + 1))]
+        return None
 
     def any(self, values: Sequence[str], keys: Sequence[str]) -> bool:
         """True if some value matches some key; :count compares how many values."""

@@ -261,8 +261,26 @@ class _Parser:
             for header in node.strings(0):
                 if not header or any(c <= " " or c == ":" or c > "~" for c in header):
                     raise SieveSyntaxError(node.line, f"invalid header name {header!r}")
+        self.check_variables(node)
         if node.name == "vacation" and node.tag("handle") == "":
             raise SieveSyntaxError(node.line, "vacation :handle must not be empty")
+
+    def check_variables(self, node: Node) -> None:
+        """RFC 5229: names are identifiers; the flag commands take a variable name
+        first only with "variables"."""
+        names: tuple[str, ...] = ()
+        if node.name == "set":
+            names = node.strings(0)
+        elif node.name in ("setflag", "addflag", "removeflag", "hasflag") and \
+                len(node.args) == 2:
+            self.need("variables", node.line, f"{node.name} with a variable name")
+            names = node.strings(0)
+        for name in names:
+            if not _VARIABLE_NAME.fullmatch(name):
+                raise SieveSyntaxError(node.line, f"invalid variable name {name!r}")
+
+
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _fits(kind: str, arg: tuple[str, ...] | int) -> bool:
