@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from chromium_driver import browser_page, find_chromium, screenshot_dir
+from test_pages_a11y import _check, axe_source  # noqa: F401 - the fixture is used
 
 from letterlock.app import App
 from letterlock.http.console_auth import COOKIE
@@ -76,6 +77,7 @@ async def test_an_admin_signs_in_and_creates_an_account(served: str, app: App,
             for width in (1280, 390):
                 await page.send("Emulation.setDeviceMetricsOverride", width=width,
                                 height=800, deviceScaleFactor=1, mobile=width < 600)
+                await page.navigate(served + path)  # laid out at this width
                 wide = await page.evaluate(
                     "document.documentElement.scrollWidth - window.innerWidth")
                 assert wide <= 0, f"{path} is {wide} px wider than {width} px"
@@ -86,3 +88,27 @@ async def test_an_admin_signs_in_and_creates_an_account(served: str, app: App,
         await page.navigate(f"{served}/console")
         assert await page.path() == "/console/login"
     assert (shots / "console-accounts-phone.png").stat().st_size > 10_000
+
+
+async def test_console_pages_pass_axe(served: str, app: App, tmp_path: Path,
+                                      axe_source: str) -> None:  # noqa: F811
+    """No serious or critical axe-core finding (WCAG 2.1 A/AA, best practices) and
+    nothing wider than 390 or 1280 px on the sign-in form, every admin page (with an
+    account in the list) and the page a legal operator gets for an admin area."""
+    await app.accounts.create(DORA, "eu-dublin", "dora's first password")
+    await app.operators.add("lee", "legal", PASSWORD, actor="test")
+    assert CHROMIUM is not None
+    problems: list[str] = []
+    async with browser_page(CHROMIUM, tmp_path / "profile") as page:
+        await page.send("Page.setBypassCSP", enabled=True)  # lets the test inject axe
+        problems += await _check(page, f"{served}/console/login", axe_source)
+        for name, paths in (("root", PAGES), ("lee", ("/console", "/console/accounts"))):
+            await page.navigate(f"{served}/console/login")
+            await page.type_into("#name", name)
+            await page.type_into("#password", PASSWORD)
+            await page.press_enter_and_wait()
+            assert await page.path() == "/console"
+            for path in paths:
+                problems += await _check(page, served + path, axe_source)
+            await page.click_and_wait("div.who form button")
+    assert problems == [], "\n".join(problems)
