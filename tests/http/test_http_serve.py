@@ -113,7 +113,7 @@ def _free_ports(count: int) -> list[int]:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[str]]]:
     smtp, submission, imap, imaps, http = _free_ports(5)
-    env = {**os.environ, **FAST_KDF_ENV}
+    env = {**os.environ, **FAST_KDF_ENV, "LETTERLOCK_SIEVE_PORT": "0"}  # 4190 may be taken
     env.pop("LETTERLOCK_HOME", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "letterlock", "--home", str(tmp_path / "home"), "serve",

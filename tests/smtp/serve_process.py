@@ -39,8 +39,10 @@ class Served:
 def start_serve(home: Path, env: dict[str, str] | None = None, timeout: float = 60,
                 args: tuple[str, ...] = ()) -> Served:
     """``args``: more options of ``serve``."""
-    mx, sub, imap, imaps, http = free_ports(5)
-    full_env = {**os.environ, **FAST_KDF_ENV, **(env or {})}
+    mx, sub, imap, imaps, http, sieve = free_ports(6)
+    # ManageSieve on a free port too: tests running side by side never share 4190.
+    full_env = {**os.environ, **FAST_KDF_ENV, "LETTERLOCK_SIEVE_PORT": str(sieve),
+                **(env or {})}
     full_env.pop("LETTERLOCK_HOME", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "letterlock", "--home", str(home), "serve",
