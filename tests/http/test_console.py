@@ -113,8 +113,14 @@ async def test_sign_in_wrong_password_and_sign_out(site: httpx.AsyncClient,
     assert home.status_code == 200
     assert "Signed in as" in home.text and "root" in home.text
     assert "Health of each component" in home.text and "audit log" in home.text
-    for label in ("Accounts", "Domains", "Regions", "Queue", "Certificates"):
+    for label in ("Accounts", "Domains", "Regions", "Queue", "Certificates", "Operators"):
         assert f">{label}</a>" in home.text
+    # Each component's state: both regions' stores answer, the audit head verifies,
+    # no listener runs in this test, and the queue is empty.
+    assert home.text.count('class="hint">answers<') == 2 and "signed head verified" in home.text
+    assert "IMAP 127.0.0.1:" in home.text and "not listening" in home.text
+    assert "<strong>OK</strong> · outbound queue" in home.text and "empty" in home.text
+    assert (await site.get("/console/")).headers.get("location", "").endswith("/console")
 
     bye = await site.post("/console/logout", data={"csrf": csrf_of(home.text)})
     assert bye.headers["location"] == "/console/login?bye=1"
