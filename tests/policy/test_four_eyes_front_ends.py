@@ -23,6 +23,7 @@ from letterlock.storage.legal_sqlite import LegalStore
 
 from .harness import make_request
 from .matter_support import PASSWORD, add_bob
+from .test_legal_formats import problems
 
 TOKENS = {"t-lee": OperatorIdentity("lee", "legal"),
           "t-ada": OperatorIdentity("ada", "admin"),
@@ -142,3 +143,15 @@ async def test_http_approve_and_refuse(app: App, client: httpx.AsyncClient) -> N
     assert matter["decided_by"] == "ada"
     assert matter["proposal"]["resolved_by"] == "lee"
     assert matter["proposal"]["outcome"] == "approved"
+
+    # The OpenAPI schema types every answer, the proposal included.
+    schema = (await client.get("/openapi.json")).json()
+    components = schema["components"]["schemas"]
+    ref = {"$ref": "#/components/schemas/Matter"}
+    approve = schema["paths"]["/api/legal/matters/{matter_id}/approve"]["post"]
+    assert approve["responses"]["200"]["content"]["application/json"]["schema"] == ref
+    assert "/api/legal/matters/{matter_id}/reject-approval" in schema["paths"]
+    for answer in (proposed.json(), refused.json(), matter):
+        assert problems(answer, ref, components) == [], answer["state"]
+    assert problems({**matter, "proposal": {**matter["proposal"], "needs": ["whim"]}},
+                    ref, components)

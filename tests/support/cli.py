@@ -7,12 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support.env import FAST_KDF_ENV
+from support.env import FAST_KDF_ENV, ONE_STEP_LEGAL_ENV
 
 
 def letterlock(home: Path, *args: str, stdin: str = "",
                check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **FAST_KDF_ENV}
+    env = {**os.environ, **FAST_KDF_ENV, **ONE_STEP_LEGAL_ENV}
     env.pop("LETTERLOCK_HOME", None)
     proc = subprocess.run([sys.executable, "-m", "letterlock", "--home", str(home), *args],
                           input=stdin, capture_output=True, text=True, env=env, timeout=120)

@@ -297,7 +297,8 @@ class LegalService(FourEyes):
         """Accept the recommendation (``override`` None) or replace findings' outcome
         with ``override``, which needs a justification: every finding, or only those
         of ``targets`` and/or ``categories`` (the others keep the recommendation).
-        Then execute: deciding and executing are one step. A matter ``waiting`` for
+        Then execute: deciding and executing are one step (unless four-eyes makes it
+        a proposal for another operator to approve: approval.py). A matter ``waiting`` for
         an enforcing state is decided again the same way (override its
         hold-enforcing-state findings once the state's window has passed or it
         objected)."""
