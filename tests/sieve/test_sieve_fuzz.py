@@ -3,11 +3,14 @@ that parses runs without raising at all."""
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sieve_helpers import message
+from sieve_helpers import message, run
 
-from letterlock.sieve import Envelope, SieveError, evaluate, parse
+from letterlock.sieve import Discard, Envelope, Keep, SieveError, evaluate, parse
+from letterlock.sieve.matching import glob
 
 PIECES = ['require', ' ', '"fileinto"', '["body", "copy"]', ";", "{", "}", "(", ")", "[",
           "]", ",", "if", "elsif", "else", "not", "anyof", "allof", "header", "address",
@@ -44,3 +47,33 @@ def test_random_text_only_raises_sieve_errors(text: str) -> None:
 def test_valid_prefix_with_soup(pieces: list[str]) -> None:
     _check('require ["fileinto", "body", "copy", "vacation", "encoded-character", "variables"];\n'
            + "".join(pieces))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="ab*?\\", max_size=8), st.text(alphabet="ab*?", max_size=10))
+def test_glob_agrees_with_a_regular_expression(pattern: str, value: str) -> None:
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern[i] == "\\" and i + 1 < len(pattern):
+            i += 1
+            out.append(re.escape(pattern[i]))
+        else:
+            out.append({"*": "(.*?)", "?": "(.)"}.get(pattern[i], re.escape(pattern[i])))
+        i += 1
+    expected = re.fullmatch("".join(out), value, re.DOTALL)
+    spans = glob(pattern, value)
+    assert (spans is None) == (expected is None)
+    if expected is not None and spans is not None:
+        # same match variables as the leftmost-shortest expression
+        assert [value[a:b] for a, b in spans] == list(expected.groups())
+
+
+def test_many_wildcards_against_a_long_header_do_not_backtrack() -> None:
+    # a backtracking regular expression needs about len(value)**stars steps here
+    key = "*a" * 15 + "*b"
+    out = run(f'if header :matches "Subject" "{key}" {{ discard; }}',
+              message({"Subject": "a" * 3000}))
+    assert out.actions == (Keep(),)
+    out = run(f'require "variables";\nif header :matches "Subject" "{key}" {{ discard; }}',
+              message({"Subject": "a" * 3000 + "b"}))
+    assert out.actions == (Discard(),)

@@ -25,25 +25,57 @@ def numeric(value: str) -> int | None:
     return int(m.group(0)) if m else None
 
 
+_ONE, _ANY = 0, 1
+
+
 @lru_cache(maxsize=256)
-def wildcard(pattern: str, fold: bool) -> re.Pattern[str]:
-    """A :matches pattern as a regular expression: * any sequence, ? one character,
-    backslash escapes the next character."""
-    out: list[str] = []
+def _glob_tokens(pattern: str) -> tuple[str | int, ...]:
+    """A :matches key as tokens: a character, _ONE for ?, _ANY for *; a backslash
+    makes the next character literal."""
+    out: list[str | int] = []
     i = 0
     while i < len(pattern):
         c = pattern[i]
-        if c == "*":  # groups give the match variables of RFC 5229 3.2
-            out.append("(.*?)")
-        elif c == "?":
-            out.append("(.)")
-        elif c == "\\" and i + 1 < len(pattern):
+        if c == "\\" and i + 1 < len(pattern):
             i += 1
-            out.append(re.escape(ascii_fold(pattern[i]) if fold else pattern[i]))
+            out.append(pattern[i])
         else:
-            out.append(re.escape(ascii_fold(c) if fold else c))
+            out.append(_ANY if c == "*" else _ONE if c == "?" else c)
         i += 1
-    return re.compile("".join(out), re.DOTALL)
+    return tuple(out)
+
+
+def glob(pattern: str, value: str) -> list[tuple[int, int]] | None:
+    """Match a :matches key against ``value``; the span of each wildcard (the match
+    variables of RFC 5229 3.2, earlier * as short as possible), or None. At worst
+    O(len(pattern) * len(value)): on a mismatch only the last * seen takes one more
+    character (a backtracking regular expression can take exponential time)."""
+    tokens = _glob_tokens(pattern)
+    spans: dict[int, tuple[int, int]] = {}
+    p = i = 0
+    star, mark = -1, 0
+    while i < len(value):
+        if p < len(tokens) and tokens[p] == _ANY:
+            star, mark = p, i
+            spans[p] = (i, i)
+            p += 1
+        elif p < len(tokens) and (tokens[p] == _ONE or tokens[p] == value[i]):
+            if tokens[p] == _ONE:
+                spans[p] = (i, i + 1)
+            p += 1
+            i += 1
+        elif star >= 0:
+            mark += 1
+            spans[star] = (spans[star][0], mark)
+            p, i = star + 1, mark
+        else:
+            return None
+    while p < len(tokens) and tokens[p] == _ANY:
+        spans[p] = (i, i)
+        p += 1
+    if p != len(tokens):
+        return None
+    return [spans[k] for k in sorted(spans)]
 
 
 def _relation(relation: str, order: int) -> bool:
@@ -99,7 +131,7 @@ class Matcher:
             value, key = ascii_fold(value), ascii_fold(key)
         if self.kind == "contains":
             return key in value
-        return wildcard(key, fold).fullmatch(value) is not None
+        return glob(key, value) is not None
 
     def captures(self, values: Sequence[str], keys: Sequence[str]) -> list[str] | None:
         """For :matches, the match variables of the first value and key that match
@@ -108,10 +140,9 @@ class Matcher:
         for value in values:
             folded = ascii_fold(value) if fold else value
             for key in keys:
-                m = wildcard(ascii_fold(key) if fold else key, fold).fullmatch(folded)
-                if m is not None:  # folding keeps lengths, so spans fit the original
-                    return [value] + [value[a:b] for a, b in
-                                      (m.span(i) for i in range(1, (m.lastindex or 0) + 1))]
+                spans = glob(ascii_fold(key) if fold else key, folded)
+                if spans is not None:  # folding keeps lengths: spans fit the original
+                    return [value] + [value[a:b] for a, b in spans]
         return None
 
     def any(self, values: Sequence[str], keys: Sequence[str]) -> bool:
