@@ -23,7 +23,7 @@ class Queue:
         self.to: list[list[str]] = []
 
     async def submit(self, sender: AccountRef, mail_from: str, recipients: Sequence[str],
-                     message: bytes) -> str:
+                     message: bytes, *, sign_for: str | None = None) -> str:
         self.to.append(list(recipients))
         return "q"
 

@@ -33,7 +33,7 @@ class RecordingQueue:
         self.sent: list[tuple[str, str, list[str], bytes]] = []
 
     async def submit(self, sender: AccountRef, mail_from: str, recipients: Sequence[str],
-                     message: bytes) -> str:
+                     message: bytes, *, sign_for: str | None = None) -> str:
         self.sent.append((sender.address, mail_from, list(recipients), message))
         return f"q{len(self.sent)}"
 

@@ -303,11 +303,13 @@ class OutboundQueue:
 
     # -- submission ----------------------------------------------------------------
     async def submit(self, sender: AccountRef, mail_from: str, recipients: Sequence[str],
-                     message: bytes) -> str:
-        """Sign and queue ``message``; returns its id once it is durable."""
+                     message: bytes, *, sign_for: str | None = None) -> str:
+        """Sign and queue ``message``; returns its id once it is durable. It is
+        DKIM-signed for ``sign_for``, by default the domain of ``mail_from`` (a
+        message with the null sender, such as an auto-reply, names its own)."""
         assert self._spool is not None, "queue not opened"
         spool = self._spool
-        domain = mail_from.rpartition("@")[2]
+        domain = mail_from.rpartition("@")[2] if sign_for is None else sign_for
         now = self._clock()
         entry = QueueEntry(secrets.token_hex(12), sender.region, sender.address, mail_from,
                            now, 0, now, tuple(RecipientState(a) for a in recipients),

@@ -40,7 +40,7 @@ class Sender(Protocol):
     """The outbound queue, as filters use it (services/mail/outbound.py)."""
 
     async def submit(self, sender: AccountRef, mail_from: str, recipients: Sequence[str],
-                     message: bytes) -> str:
+                     message: bytes, *, sign_for: str | None = None) -> str:
         ...
 
 
@@ -124,7 +124,12 @@ class FilterRunner:
             return Plan(filtered=True)
         for error in outcome.errors:
             event(LogEvent.FILTER_FAILED, account=ref.address, reason=error[:120])
-        return await self._actions(ref, message, sender, outcome.actions, names)
+        try:
+            return await self._actions(ref, message, sender, outcome.actions, names)
+        except Exception as exc:  # e.g. the queue failing oddly: keep the mail
+            event(LogEvent.FILTER_FAILED, account=ref.address,
+                  reason=f"{type(exc).__name__}: {exc}"[:120])
+            return Plan(filtered=True)
 
     async def _actions(self, ref: AccountRef, message: bytes, sender: str,
                        actions: Sequence[object], names: set[str]) -> Plan:
@@ -201,7 +206,9 @@ class FilterRunner:
                                         reason=action.reason, subject=action.subject,
                                         from_=action.from_, mime=action.mime)
         try:
-            await self._outbound.submit(ref, "", [sender], reply)  # RFC 5230 5.1: <>
+            # RFC 5230 5.1: the null sender; signed for the account's domain (From:).
+            await self._outbound.submit(ref, "", [sender], reply,
+                                        sign_for=ref.address.rpartition("@")[2])
         except LetterlockError as exc:
             event(LogEvent.FILTER_FAILED, account=ref.address, reason=str(exc)[:120])
             return
@@ -217,7 +224,8 @@ class FilterRunner:
         notice = messages.rejection_notice(account=ref.address, sender=sender,
                                            message=message, reason=reason)
         try:
-            await self._outbound.submit(ref, "", [sender], notice)
+            await self._outbound.submit(ref, "", [sender], notice,
+                                        sign_for=ref.address.rpartition("@")[2])
         except LetterlockError as exc:
             event(LogEvent.FILTER_FAILED, account=ref.address, reason=str(exc)[:120])
 
