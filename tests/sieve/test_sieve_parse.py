@@ -60,6 +60,10 @@ ERRORS = [
     ('require "imap4flags";\nif hasflag :contains { }', 2, None),
     (": x;", 1, "tag"),
     ("keep\x00;", 1, "NUL"),
+    ('keep;\nif header "a" "\ud800" { }', 2, "UTF-8"),
+    ('\nredirect "no address";', 2, "invalid address"),
+    ('redirect "Ann <a@b.example>";', 1, "invalid address"),
+    ('require "fileinto";\nfileinto "";', 2, "mailbox name"),
 ]
 
 

@@ -68,5 +68,10 @@ def parse(text: str, *, max_size: int = 1 << 20) -> Script:
     if "\x00" in text:
         raise SieveSyntaxError(text[: text.index("\x00")].count("\n") + 1,
                                "NUL character in script")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate: the upload was not UTF-8
+        raise SieveSyntaxError(text[: exc.start].count("\n") + 1,
+                               "script is not valid UTF-8") from exc
     requires, commands = parse_tree(text)
     return Script(requires, commands)

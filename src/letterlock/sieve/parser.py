@@ -26,6 +26,7 @@ MAX_DEPTH = 32
 MAX_COMMANDS = 4096
 
 _ENCODED = re.compile(r"\$\{(hex|unicode):([^}]*)\}", re.IGNORECASE)
+_ADDRESS = re.compile(r"[^\s@<>,;:\"()\[\]\\]+@[^\s@<>,;:\"()\[\]\\]+")
 _HEX_LIST = re.compile(r"[ \t\r\n]*(?:[0-9A-Fa-f]+[ \t\r\n]*)*")
 
 Value = str | int | tuple[str, ...] | bool
@@ -262,6 +263,7 @@ class _Parser:
                 if not header or any(c <= " " or c == ":" or c > "~" for c in header):
                     raise SieveSyntaxError(node.line, f"invalid header name {header!r}")
         self.check_variables(node)
+        self.check_targets(node)
         if node.name == "vacation" and node.tag("handle") == "":
             raise SieveSyntaxError(node.line, "vacation :handle must not be empty")
 
@@ -278,6 +280,19 @@ class _Parser:
         for name in names:
             if not _VARIABLE_NAME.fullmatch(name):
                 raise SieveSyntaxError(node.line, f"invalid variable name {name!r}")
+
+    def check_targets(self, node: Node) -> None:
+        """Where a mailbox or address is written out (no ${...} to expand at run
+        time), refuse what could never be delivered to, at upload as Pigeonhole does."""
+        if node.name not in ("fileinto", "redirect"):
+            return
+        target = node.string(0)
+        if "${" in target and "variables" in self.requires:
+            return
+        if node.name == "fileinto" and (not target or "\x00" in target):
+            raise SieveSyntaxError(node.line, "fileinto needs a mailbox name")
+        if node.name == "redirect" and not _ADDRESS.fullmatch(target.strip()):
+            raise SieveSyntaxError(node.line, f"redirect to an invalid address {target!r}")
 
 
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
