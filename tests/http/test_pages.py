@@ -138,7 +138,8 @@ async def test_every_page_forbids_scripts_and_framing(site: Site) -> None:
     async with site.client() as c:
         await login(c)
         for path in ("/", "/transparency", "/transparency/canary", "/log", "/account",
-                     "/account/access", "/account/legal", "/account/export",
+                     "/account/access", "/account/legal", "/account/filters",
+                     "/account/export",
                      "/account/encryption", "/account/password"):
             page = await c.get(path)
             assert page.status_code == 200, path

@@ -218,3 +218,21 @@ async def test_no_script_plaintext_at_rest(filtered: tuple[World, RecordingQueue
              and b"xylophonequartz" in p.read_bytes()]
     assert found == []
 
+
+
+async def test_one_log_line_per_action_without_the_message(
+        filtered: tuple[World, RecordingQueue], caplog: pytest.LogCaptureFixture) -> None:
+    world, _ = filtered
+    await use_script(world, 'require ["fileinto", "copy", "mailbox"];\r\n'
+                     'fileinto :copy :create "Seen-it";\r\n')
+    with caplog.at_level(logging.INFO, logger="letterlock.events"):
+        assert await asyncio.to_thread(mx_send, world.mx_port, [ALICE],
+                                       "secret-subject-words") == {}
+    actions = [r for r in caplog.records if r.getMessage() == "mail:filter:action"]
+    fields = [dict(r.ll_fields) for r in actions]  # type: ignore[attr-defined]
+    assert sorted(f["action"] for f in fields) == ["fileinto", "keep"]
+    assert {f["account"] for f in fields} == {ALICE}
+    assert {f.get("mailbox") for f in fields} == {"Seen-it", "INBOX"}
+    for record in actions:
+        text = repr(record.__dict__)
+        assert "secret-subject-words" not in text and "Hello" not in text

@@ -106,6 +106,7 @@ async def _authenticate(session: SieveSession, args: list[object], io: Io) -> by
         return response("NO", "Only PLAIN is supported")
     if not session.plaintext_ok:
         return response("NO", "Use STARTTLS first", "ENCRYPT-NEEDED")
+    bind(mech="PLAIN")  # the accounts service logs the outcome with it
     if len(args) == 2:
         return await _plain(session, str(args[1]))
     # RFC 5804 2.1: an empty challenge; the client answers with one string.
