@@ -27,7 +27,9 @@ QUERIES = [
     "BODY subjectonly", "BODY alpha SEEN", "BODY alpha UNSEEN", "NOT BODY alpha",
     "OR BODY alpha BODY beta", "BODY alpha BODY beta", "BODY alpha SUBJECT s3",
     "TEXT gamma LARGER 300", "BODY nothing-like-this", "TEXT nothing-like-this",
-    "1:40 BODY beta", "BODY alpha FROM ann", "BODY a",
+    "1:40 BODY beta", "BODY alpha FROM ann", "BODY a", "NOT TEXT alpha",
+    "OR TEXT example.org BODY zeta", "TEXT s3 BODY alpha", "NOT TEXT s3",
+    "TEXT alpha SENTBEFORE 1-Jan-2100",
 ]
 
 

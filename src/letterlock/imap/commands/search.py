@@ -51,6 +51,19 @@ def tier(key: s.SearchKey) -> int:
     return RECORD
 
 
+def _header_text(key: s.SearchKey) -> tuple[bool, list[bytes]]:
+    """Whether ``key`` tests a header other than through TEXT, and TEXT's strings."""
+    if isinstance(key, s.HeaderKey) or (isinstance(key, s.DateKey) and key.sent):
+        return True, []
+    if isinstance(key, s.TextKey):
+        return False, [key.value] if key.where == "text" else []
+    parts = (key.key,) if isinstance(key, s.NotKey) else (
+        (key.left, key.right) if isinstance(key, s.OrKey) else
+        key.keys if isinstance(key, s.AndKey) else ())
+    found = [_header_text(k) for k in parts]
+    return any(h for h, _ in found), [v for _, vs in found for v in vs]
+
+
 def uses_modseq(key: s.SearchKey) -> bool:
     if isinstance(key, s.ModSeqKey):
         return True
@@ -379,6 +392,9 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
     texts = svc.text_reader(user, sel.id) if level >= BODY else None
     body_required = _body_required(program.keys, needle) if texts is not None else []
     selected = list(sel.uids)
+    headers, text_keys = _header_text(program.keys)
+    text_needles = [needle[v][0] for v in text_keys]
+    headers = headers or sort_key is not None
     try:
         if required:
             # Header keys every match must satisfy narrow the messages first.
@@ -394,10 +410,15 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
                 records = [r for r in records if _body_may_match(
                     indexed.get(r.uid), None, body_required)]
             digests: dict[int, Digest] = {}
-            if level >= SUMMARY and records:
+            # Digests where a header is tested: a TEXT needle the indexed body
+            # holds needs none (nor does BODY), so neither is read for them.
+            wanting = records if headers or not indexed else [
+                r for r in records if r.uid not in indexed
+                or any(n not in indexed[r.uid] for n in text_needles)]
+            if level >= SUMMARY and wanting:
                 if reader is None:
                     reader = svc.digest_reader(user, sel.id)
-                digests = await reader.get(records)
+                digests = await reader.get(wanting)
                 if required:
                     # Header keys first, in C: messages that cannot match are neither
                     # tested one by one nor have their bodies opened.

@@ -58,6 +58,10 @@ _KEY_PURPOSE = b"text index"
 _ENTRY = struct.Struct(">IHI")
 """uid, length of the blob id, length of the text (UTF-8)."""
 _TEXT_OVERHEAD = 200
+HOT_BYTES = 128 * 1024 * 1024
+"""Decoded texts a process keeps (all accounts): a 100,000-message mailbox of ~1 KiB
+messages takes ~95 MB, and a mailbox larger than the budget is read from its packs
+at every search."""
 """Bytes an entry costs in memory beyond its text."""
 
 Entry = tuple[str, str]
@@ -207,7 +211,7 @@ class TextIndex(HotWindows[Ident, dict[int, Entry]]):
 
     HOT_TTL_S = 60.0
 
-    def __init__(self, cells: Cells, *, hot_bytes: int = 64 * 1024 * 1024,
+    def __init__(self, cells: Cells, *, hot_bytes: int = HOT_BYTES,
                  clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(hot_bytes, clock)
         self.cells = cells
