@@ -236,3 +236,17 @@ async def test_one_log_line_per_action_without_the_message(
     for record in actions:
         text = repr(record.__dict__)
         assert "secret-subject-words" not in text and "Hello" not in text
+
+
+async def test_a_refusal_the_reply_cannot_carry_goes_by_mail(
+        filtered: tuple[World, RecordingQueue]) -> None:
+    world, queue = filtered
+    await use_script(world, 'require "reject";\r\nreject "Not here.";\r\n')
+    # Bob takes the message, so the one SMTP reply is 250: the sender hears of
+    # Alice's refusal by mail (RFC 5429 2.1).
+    assert await asyncio.to_thread(mx_send, world.mx_port, [ALICE, BOB], "both") == {}
+    assert [(who, f, r) for who, f, r, _ in queue.sent] == [
+        (ALICE, "", ["carol@remote.test"])]
+    notice = queue.sent[0][3]
+    assert b"Auto-Submitted: auto-generated" in notice and b"Not here." in notice
+    assert await folder(world, "INBOX") == [] and len(await folder(world, "INBOX", BOB)) == 1
