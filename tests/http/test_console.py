@@ -113,7 +113,8 @@ async def test_sign_in_wrong_password_and_sign_out(site: httpx.AsyncClient,
     assert home.status_code == 200
     assert "Signed in as" in home.text and "root" in home.text
     assert "Health of each component" in home.text and "audit log" in home.text
-    for label in ("Accounts", "Domains", "Regions", "Queue", "Certificates", "Operators"):
+    for label in ("Accounts", "Addresses", "Domains", "Regions", "Queue", "Certificates",
+                  "Operators"):
         assert f">{label}</a>" in home.text
     # Each component's state: both regions' stores answer, the audit head verifies,
     # no listener runs in this test, and the queue is empty.
@@ -152,6 +153,7 @@ async def test_legal_and_auditor_operators_get_no_admin_page(
     csrf = csrf_of(home.text)
     for path in ("/console/accounts", "/console/domains", "/console/regions",
                  "/console/queue", "/console/certificates", "/console/operators",
+                 "/console/addresses",
                  "/console/domains/x/check"):
         page = await site.get(path)
         assert page.status_code == 403, path
@@ -401,3 +403,41 @@ async def test_quotas_are_set_and_shown(site: httpx.AsyncClient, app: App) -> No
         "csrf": csrf, "scope": "@example.test", "storage": "", "messages": ""})
     assert cleared.status_code == 303
     assert (await app.quotas.limits(CAROL)).unlimited
+
+
+async def test_aliases_groups_catch_alls_and_send_as(site: httpx.AsyncClient,
+                                                     app: App) -> None:
+    await app.accounts.create(CAROL, "us-east", CAROL_PW)
+    await app.accounts.create("dave@example.test", "eu-dublin", CAROL_PW)
+    await sign_in(site, "root")
+    csrf = await session_csrf(site)
+
+    async def post(path: str, **fields: str) -> httpx.Response:
+        return await site.post(f"/console/addresses/{path}", data={"csrf": csrf, **fields})
+
+    assert (await post("alias", alias="c@example.test", account=CAROL)).status_code == 303
+    assert await app.addresses.targets("c@example.test") == [CAROL]
+    taken = await post("alias", alias="c@example.test", account=CAROL)
+    assert taken.status_code == 422 and 'role="alert"' in taken.text
+    assert (await post("group", group="team@example.test",
+                       members=f"{CAROL}, dave@example.test")).status_code == 303
+    assert await app.addresses.members("team@example.test") == [CAROL, "dave@example.test"]
+    assert (await post("member", group="team@example.test", account=CAROL,
+                       action="remove")).status_code == 303
+    assert await app.addresses.members("team@example.test") == ["dave@example.test"]
+    assert (await post("catch-all", domain="example.test", account=CAROL)).status_code == 303
+    assert (await post("send-as", account="dave@example.test",
+                       address="c@example.test", action="grant")).status_code == 303
+    assert await app.addresses.grants("dave@example.test") == ["c@example.test"]
+    again = await post("send-as", account="dave@example.test", address="c@example.test",
+                       action="grant")
+    assert again.status_code == 422 and "Nothing changed" in again.text
+    page = (await site.get("/console/addresses")).text
+    assert "team@example.test" in page and "c@example.test" in page and "catch" in page
+    assert (await post("remove", address="c@example.test")).status_code == 303
+    assert await app.addresses.kind_of("c@example.test") is None
+    finder = app.audit
+    assert isinstance(finder, EventFinder)
+    added = [e for e in await finder.events_since(0)
+             if e.type == EventType.ADMIN_ADDRESS_ADDED]
+    assert added and {e.actor for e in added} == {"root"}

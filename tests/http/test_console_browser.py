@@ -22,8 +22,8 @@ pytestmark = pytest.mark.skipif(
 
 PASSWORD = "operator password"
 DORA = "dora@example.test"
-PAGES = ("/console", "/console/accounts", "/console/domains", "/console/regions",
-         "/console/queue", "/console/certificates", "/console/operators")
+PAGES = ("/console", "/console/accounts", "/console/addresses", "/console/domains",
+         "/console/regions", "/console/queue", "/console/certificates", "/console/operators")
 
 
 @pytest.fixture

@@ -36,6 +36,7 @@ from fastapi.responses import RedirectResponse, Response
 from letterlock.app import App
 from letterlock.errors import AuthenticationFailed, InvalidInput, LetterlockError, Refused
 from letterlock.http.account_pages import FormRefused, read_form
+from letterlock.http.console_addresses import install_console_addresses
 from letterlock.http.console_auth import ConsoleSession, ConsoleSessions, admin_only
 from letterlock.http.web_sessions import same_token
 from letterlock.policy import format_time
@@ -241,7 +242,11 @@ def install_console_admin(api: FastAPI, app: App, sessions: ConsoleSessions,
         hosted = {d.name for d in await app.control.list_domains()}
         if name not in hosted:
             return await domains_page(console, 404, f"{name} is not hosted here.")
-        records = await asyncio.to_thread(records_of, name)
+        try:
+            records = await asyncio.to_thread(records_of, name)
+        except OSError as exc:
+            return await domains_page(console, 500, f"Cannot read or make the DKIM key of "
+                                      f"{name}: {exc}")
         found = await dns_check.check(records, dns_check.resolver(DNS_NAMESERVERS))
         return await domains_page(console, checked={name: found})
 
@@ -361,6 +366,7 @@ def install_console_admin(api: FastAPI, app: App, sessions: ConsoleSessions,
             return f"New password set for operator {name}; their API tokens stopped working."
         return await act(request, password, operators_page, "/console/operators", 422)
 
+    install_console_addresses(router, app, sessions, view, act)
     api.include_router(router)
 
 

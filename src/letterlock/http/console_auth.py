@@ -42,6 +42,7 @@ ADMIN = frozenset({"admin"})
 AREAS: list[Area] = [
     Area("/console", "Overview", frozenset({"admin", "legal", "auditor"})),
     Area("/console/accounts", "Accounts", ADMIN),
+    Area("/console/addresses", "Addresses", ADMIN),
     Area("/console/domains", "Domains", ADMIN),
     Area("/console/regions", "Regions", ADMIN),
     Area("/console/queue", "Queue", ADMIN),
