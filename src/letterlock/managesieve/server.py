@@ -137,8 +137,14 @@ class ManageSieveServer:
                     await writer.drain()
                     continue
                 was_anonymous = session.ref is None
-                out = await commands.run(session, name, words[1:],
-                                         _Io(reader, writer, self._read_command), self)
+                try:
+                    out = await commands.run(session, name, words[1:],
+                                             _Io(reader, writer, self._read_command), self)
+                except (Closing, ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+                    raise
+                except Exception:  # a bug: the client gets a reason, the log the trace
+                    log.exception("managesieve %s failed", name)
+                    out = response("NO", "Internal error", "TRYLATER")
                 writer.write(out)
                 await writer.drain()
                 if was_anonymous and session.ref is not None:
