@@ -392,6 +392,7 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
     texts = svc.text_reader(user, sel.id) if level >= BODY else None
     body_required = _body_required(program.keys, needle) if texts is not None else []
     selected = list(sel.uids)
+    body_needles = [f for f, encoded in body_required if encoded is None]
     headers, text_keys = _header_text(program.keys)
     text_needles = [needle[v][0] for v in text_keys]
     headers = headers or sort_key is not None
@@ -404,11 +405,11 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
             records = await svc.get_messages(user, sel.id, batch, with_summary=False)
             indexed = await texts.get(records) if texts is not None else {}
             all_records = records
-            if body_required and indexed:
+            if body_needles and indexed:
                 # The sealed text index answers BODY (and TEXT's body half) without
                 # opening bodies, nor digests for messages whose text rules them out.
-                records = [r for r in records if _body_may_match(
-                    indexed.get(r.uid), None, body_required)]
+                records = [r for r in records if (t := indexed.get(r.uid)) is None
+                           or all(f in t for f in body_needles)]
             digests: dict[int, Digest] = {}
             # Digests where a header is tested: a TEXT needle the indexed body
             # holds needs none (nor does BODY), so neither is read for them.
