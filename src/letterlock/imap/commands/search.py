@@ -6,6 +6,12 @@ opened needlessly: the plain record (flags, UID, size, dates, modseq), the messa
 sealed digest (header keys, sent dates; services/mail/digests.py: one pack per window
 of messages), and the full body (BODY, TEXT, opened with the content key the digest
 holds) -- the last fetched in batches, one storage round trip per batch.
+
+The body tier is answered from the sealed text index where it holds the message
+(services/mail/text_index.py: the exact folded text BODY compares, one pack per
+window): no body is opened, and a BODY needle the text lacks drops the message
+before its digest is read. A search that had to open every body of a window writes
+that window's pack for the next one.
 """
 
 from __future__ import annotations
