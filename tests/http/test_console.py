@@ -435,6 +435,13 @@ async def test_aliases_groups_catch_alls_and_send_as(site: httpx.AsyncClient,
     page = (await site.get("/console/addresses")).text
     assert "team@example.test" in page and "c@example.test" in page and "catch" in page
     assert (await post("remove", address="c@example.test")).status_code == 303
+    assert (await post("domain-alias", alias="Example.Net", domain="example.test",
+                       action="add")).status_code == 303
+    assert await app.addresses.list_domain_aliases() == [("example.net", "example.test")]
+    assert "example.net → example.test" in (await site.get("/console/addresses")).text
+    assert (await post("domain-alias", alias="example.net",
+                       action="remove")).status_code == 303
+    assert await app.addresses.list_domain_aliases() == []
     assert await app.addresses.kind_of("c@example.test") is None
     finder = app.audit
     assert isinstance(finder, EventFinder)

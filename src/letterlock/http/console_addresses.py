@@ -9,6 +9,7 @@ catch-alls and who may send as what, through the address service the command lin
     POST /console/addresses/catch-all    a domain's catch-all account
     POST /console/addresses/remove       remove an alias, group or catch-all
     POST /console/addresses/send-as      let an account send as an address (or stop)
+    POST /console/addresses/domain-alias a domain whose mail is a hosted domain's (or not)
 """
 
 # No `from __future__ import annotations`: FastAPI must see the handlers' annotations.
@@ -34,7 +35,7 @@ def install_console_addresses(router: APIRouter, app: App, sessions: ConsoleSess
                     area="/console/addresses", entries=await app.addresses.entries(),
                     accounts=[a.address for a in await app.accounts.list()],
                     domains=[d.name for d in await app.control.list_domains()],
-                    error=error)
+                    domain_aliases=await app.addresses.list_domain_aliases(), error=error)
 
     async def done(request: Request, action: Action) -> Response:
         return await act(request, action, addresses_page, "/console/addresses", 422)
@@ -100,3 +101,15 @@ def install_console_addresses(router: APIRouter, app: App, sessions: ConsoleSess
             return (f"{account} may now send as {address}." if on
                     else f"{account} may no longer send as {address}.")
         return await done(request, grant)
+
+    @router.post("/addresses/domain-alias")
+    async def domain_alias(request: Request) -> Response:
+        async def change(console: ConsoleSession, form: dict[str, str]) -> str:
+            alias = form.get("alias", "").strip().lower()
+            if form.get("action") == "remove":
+                await app.addresses.remove_domain_alias(alias, actor=console.name)
+                return f"Mail to {alias} is no longer taken."
+            target = form.get("domain", "")
+            await app.addresses.add_domain_alias(alias, target, actor=console.name)
+            return f"Mail to any address of {alias} goes to the same name at {target}."
+        return await done(request, change)
