@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from letterlock.app import App
-from letterlock.errors import CryptoError
+from letterlock.errors import CryptoError, UnknownMailbox
 from letterlock.services.accounts.accounts import Session
 from letterlock.services.mail import text_index
 from letterlock.storage.models import DigestPack
@@ -85,3 +85,24 @@ async def test_pack_opens_only_where_it_was_made_and_after_a_password_change(
     moved = [replace(r, blob_id="other") if r.uid == 2 else r for r in records]
     got = await app.mailboxes.text_reader(again, box).get(moved)
     assert got == {1: "word0", 3: "word2"}
+
+
+async def test_region_move_leaves_no_pack_behind(app: App, session: Session) -> None:
+    for i in range(3):
+        await app.mailboxes.append(session.ref, "INBOX", b"Subject: x\r\n\r\nword%d\r\n" % i)
+    box = (await app.mailboxes.get_mailbox(session, "INBOX")).id
+    records = await app.mailboxes.messages(session, box, with_summary=False)
+    app.mailboxes.text_reader(session, box).put(
+        1, {r.uid: (r.blob_id, "w") for r in records})
+    await app.mailboxes.text_index.flush()
+    old = app.cells.get("eu-dublin").store
+    assert len(await old.get_text_packs(box, 1, 3)) == 1
+    await app.accounts.move("bob@example.test", "us-east", settle_s=0)
+    with pytest.raises(UnknownMailbox):  # the mailbox and its packs are gone there
+        await old.get_text_packs(box, 1, 3)
+    again = await app.accounts.authenticate("bob@example.test", PASSWORD)
+    moved = (await app.mailboxes.get_mailbox(again, "INBOX")).id
+    mine = await app.mailboxes.messages(again, moved, with_summary=False)
+    assert len(mine) == 3
+    # Nothing travels: the new cell's readers make the packs again.
+    assert await app.mailboxes.text_reader(again, moved).get(mine) == {}
