@@ -264,6 +264,7 @@ async def open_app(config: Config, *, create: bool = False) -> AsyncIterator[App
         filters = open_filters(config, quotas)
         stack.push_async_callback(filters.close)
         accounts.add_address_hooks(filters)  # scripts go with the account
+        quotas.add_usage_source(filters.stored_bytes)  # and count toward its quota
         delivery = DeliveryService(control, accounts, mailboxes,
                                    postmaster=config.smtp.postmaster.strip(),
                                    addresses=addresses,

@@ -41,6 +41,15 @@ async def test_scripts_count_toward_the_storage_quota(app: App) -> None:
     await app.filters.have_space(ref, "small", 90)
     with pytest.raises(QuotaExceeded):
         await app.filters.have_space(ref, "big", 200)
+    session = await app.accounts.authenticate(ALICE, PASSWORD)
+    script = "keep;\r\n" + "#" * 80 + "\r\n"
+    await app.filters.put(session, "small", script, via="test")
+    # Stored scripts are part of the account's usage (what IMAP GETQUOTA shows) ...
+    assert (await app.quotas.usage(ref)).storage == usage.storage + len(script)
+    # ... and replacing a script counts only the difference.
+    await app.filters.have_space(ref, "small", 95)
+    with pytest.raises(QuotaExceeded):
+        await app.filters.have_space(ref, "other", 30)
 
 
 async def test_scripts_go_with_the_account(app: App) -> None:

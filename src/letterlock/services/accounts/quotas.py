@@ -18,7 +18,7 @@ processes may pass a limit by what they stored in those seconds.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from letterlock.crypto import seal
@@ -89,6 +89,12 @@ class QuotaService:
         self._cells = cells
         self._limits: dict[str, tuple[float, Quota]] = {}
         self._usage: dict[str, tuple[float, Usage]] = {}
+        self._extra: list[Callable[[AccountRef], Awaitable[int]]] = []
+
+    def add_usage_source(self, source: Callable[[AccountRef], Awaitable[int]]) -> None:
+        """Count ``source(ref)`` bytes, kept outside the account's mailboxes (its
+        filter scripts), toward its storage usage and limit."""
+        self._extra.append(source)
 
     # -- limits --------------------------------------------------------------------
     @staticmethod
@@ -141,6 +147,8 @@ class QuotaService:
         if cached is not None and not fresh and now - cached[0] < USAGE_TTL_S:
             return cached[1]
         count, size = await self._cells.get(ref.region).store.account_usage(ref.record.id)
+        for source in self._extra:
+            size += await source(ref)
         usage = Usage(count, size + count * (seal.HEADER_SIZE + seal.TAG))  # stored_size
         self._usage[ref.record.id] = (now, usage)
         return usage

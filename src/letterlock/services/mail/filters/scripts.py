@@ -140,9 +140,19 @@ class FilterService:
         if self._quotas is not None:
             quota = await self._quotas.limits(ref.address)
             if quota.storage is not None:
-                usage = await self._quotas.usage(ref)
-                if usage.storage + total > quota.storage:
+                # Usage counts the scripts stored now (stored_bytes): count the new set.
+                usage = await self._quotas.usage(ref, fresh=True)
+                if usage.storage - sum(r.size for r in scripts) + total > quota.storage:
                     raise QuotaExceeded(f"{ref.address} is over its storage quota")
+
+    async def stored_bytes(self, ref: AccountRef) -> int:
+        """Bytes of the account's scripts: part of its storage usage (the quota
+        service asks, see app.py)."""
+        return sum(r.size for r in await self.store(ref.region).list(ref.address))
+
+    def _changed(self, ref: AccountRef) -> None:
+        if self._quotas is not None:
+            self._quotas.forget(ref)  # usage is read afresh, scripts included
 
     async def put(self, session: Session, name: str, text: str, *,
                   via: str = "managesieve") -> None:
@@ -156,6 +166,7 @@ class FilterService:
         sealed = seal.seal(raw, ref.record.public_key, ref.record.key_id)
         await self.store(ref.region).put(ref.address, name, sealed, len(raw),
                                          self._seal_for_delivery(ref, raw))
+        self._changed(ref)
         event(LogEvent.FILTER_CHANGED, account=ref.address, change="stored", via=via)
 
     async def rename(self, session: Session, old: str, new: str, *,
@@ -176,6 +187,7 @@ class FilterService:
         if record.active:
             raise ScriptActive("the active script cannot be deleted; deactivate it first")
         await self.store(ref.region).delete(ref.address, name)
+        self._changed(ref)
         event(LogEvent.FILTER_CHANGED, account=ref.address, change="deleted", via=via)
 
     async def activate(self, session: Session, name: str | None, *,
