@@ -67,14 +67,15 @@ def _expected(state: str, notices_sent: int) -> Counter[str]:
     return out
 
 
-def _run_child(home: Path, kill_after: int, request: dict[str, Any]) -> tuple[bool, list[str]]:
+def _run_child(home: Path, kill_after: int, request: dict[str, Any],
+               *extra: str) -> tuple[bool, list[str]]:
     """Run the steps, SIGKILL after write number ``kill_after``. Returns (killed,
     lines printed)."""
     env = {**os.environ, **FAST_KDF_ENV,
            "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     child = subprocess.Popen(
         [sys.executable, str(TESTS / "support" / "legal_steps.py"), str(home),
-         json.dumps(request)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+         json.dumps(request), *extra], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         env=env)
     assert child.stdout is not None and child.stdin is not None
     lines: list[str] = []

@@ -3,7 +3,9 @@ matter, stopping after every durable write (a transaction of the legal database,
 append to the audit log) to print ``WROTE <n> <what>`` and wait for a line on stdin,
 so that the test can SIGKILL it at exactly that point between two writes.
 
-    python legal_steps.py HOME REQUEST_JSON
+    python legal_steps.py HOME REQUEST_JSON [four-eyes]
+
+With ``four-eyes`` the decision is proposed by lee and approved by ada in between.
 """
 
 from __future__ import annotations
@@ -57,14 +59,23 @@ def _watch_legal_writes(db: Any) -> None:
     db.write = write
 
 
-async def main(home: Path, request: dict[str, Any]) -> None:
+FOUR_EYES_ENV = {"LETTERLOCK_LEGAL_FOUR_EYES": "content,override,flagged"}
+
+
+async def main(home: Path, request: dict[str, Any], four_eyes: bool = False) -> None:
     _watch_audit_appends()
-    async with open_app(make_config(home)) as app:
+    async with open_app(make_config(home, **(FOUR_EYES_ENV if four_eyes else {}))) as app:
         _watch_legal_writes(app.legal._store._db)
         matter = await app.legal.file(request, "counsel")
         sys.stdout.write(f"STEP filed {matter.id}\n")
         sys.stdout.flush()
-        await app.legal.decide(matter.id, "counsel")
+        if four_eyes:
+            await app.legal.decide(matter.id, "lee")
+            sys.stdout.write("STEP proposed\n")
+            sys.stdout.flush()
+            await app.legal.approve(matter.id, "ada")
+        else:
+            await app.legal.decide(matter.id, "counsel")
         sys.stdout.write("STEP decided\n")
         sys.stdout.flush()
         await app.legal.close(matter.id, "counsel")
@@ -73,4 +84,4 @@ async def main(home: Path, request: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1]), json.loads(sys.argv[2])))
+    asyncio.run(main(Path(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3:] == ["four-eyes"]))
