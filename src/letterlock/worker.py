@@ -16,12 +16,14 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from letterlock import config as config_mod
 from letterlock.app import (
+    App,
     Stopper,
     open_app,
     start_change_feeds,
@@ -30,6 +32,9 @@ from letterlock.app import (
     tls_context,
 )
 from letterlock.imap.server import ImapServer
+from letterlock.services.accounts.accounts import AccountRef
+from letterlock.services.mail import dkim_keys
+from letterlock.services.mail.outbound import OutboundQueue, OutboundSettings
 from letterlock.services.mail.rspamd import SpamFilter
 from letterlock.services.operations.log_events import LogEvent, event
 from letterlock.smtp.server import SmtpServer
@@ -42,6 +47,32 @@ async def _stdin_closed() -> None:
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     while await reader.read(4096):
         pass
+
+
+class _HandOff:
+    """A worker's filters (redirect, vacation) queue mail here: spooled, then sent by
+    the main process's queue (OutboundQueue.hand_off)."""
+
+    def __init__(self, queue: OutboundQueue) -> None:
+        self._queue = queue
+
+    async def submit(self, sender: AccountRef, mail_from: str, recipients: Sequence[str],
+                     message: bytes, *, sign_for: str | None = None) -> str:
+        return await self._queue.hand_off(sender, mail_from, recipients, message,
+                                          sign_for=sign_for)
+
+
+async def _hand_filter_mail_to_main(app: App, stack: contextlib.AsyncExitStack) -> None:
+    if app.delivery.filters is None:
+        return
+    config = app.config
+    queue = OutboundQueue(config.home, app.delivery, app.accounts,
+                          dkim_keys.DkimKeys(config.control_dir),
+                          OutboundSettings.from_config(config.smtp, config.server.hostname),
+                          peers=app.peers)
+    await queue.open()  # never started: the main process sends
+    stack.push_async_callback(queue.close)
+    app.delivery.filters.attach_outbound(_HandOff(queue))
 
 
 async def run_worker(config: config_mod.Config, *, mx: bool, imap: bool) -> None:
@@ -60,6 +91,7 @@ async def run_worker(config: config_mod.Config, *, mx: bool, imap: bool) -> None
 
         stack.push_async_callback(close_listeners)  # also if a start below fails
         if mx:
+            await _hand_filter_mail_to_main(app, stack)
             smtp = SmtpServer(app.delivery, app.accounts, None, config.smtp,
                               config.server.hostname, tls, bind=config.server.bind,
                               lmtp=False, mx_only=True, reuse_port=True,

@@ -329,6 +329,18 @@ class OutboundQueue:
         self._wake.set()
         return entry.id
 
+    async def hand_off(self, sender: AccountRef, mail_from: str, recipients: Sequence[str],
+                       message: bytes, *, sign_for: str | None = None) -> str:
+        """:meth:`submit` from a process whose queue does not run (an MX worker): the
+        message is spooled durably, then the running queue (the main process) is told
+        on the peer bus and sends it; if that news is lost it is sent after the next
+        restart, never lost."""
+        entry_id = await self.submit(sender, mail_from, recipients, message,
+                                     sign_for=sign_for)
+        if self._peers is not None:
+            self._peers.broadcast(NEWS, entry_id.encode("ascii"))
+        return entry_id
+
     # -- the runner ----------------------------------------------------------------
     async def _run(self) -> None:
         while True:
