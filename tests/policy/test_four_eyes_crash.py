@@ -7,17 +7,14 @@ approval), that the log holds each step exactly once, and that it can be finishe
 
 from __future__ import annotations
 
-import shutil
 from collections import Counter
 from pathlib import Path
 
-from letterlock.app import initialise, open_app
-from letterlock.services.accounts.setup import InitOptions
-from support.env import PASSWORD, make_config
+from letterlock.app import open_app
+from support.env import make_config
 from support.legal_steps import FOUR_EYES_ENV
 
-from .matter_support import MESSAGE
-from .test_matter_crash import REQUEST, _events_of, _run_child
+from .test_matter_crash import REQUEST, _events_of, kill_at_each_write
 
 PROPOSED = "legal:decision:proposed"
 APPROVED = "legal:decision:approved"
@@ -65,23 +62,6 @@ async def _check_whole(home: Path) -> None:
 
 
 async def test_sigkill_between_the_writes_of_an_approval(tmp_path: Path) -> None:
-    base = tmp_path / "base"
-    config = make_config(base)
-    await initialise(config, InitOptions())
-    async with open_app(config) as app:
-        ref, _ = await app.accounts.create("bob@example.test", "us-east", PASSWORD)
-        await app.delivery.deliver(MESSAGE, [ref])
-
-    kill_after = 1
-    kills = 0
-    while True:
-        home = tmp_path / f"kill-{kill_after}"
-        shutil.copytree(base, home)
-        killed, lines = _run_child(home, kill_after, REQUEST, "four-eyes")
-        if not killed:
-            assert "STEP proposed" in lines and "STEP closed" in lines
-            break
-        kills += 1
-        await _check_whole(home)
-        kill_after += 1
+    kills, lines = await kill_at_each_write(tmp_path, REQUEST, _check_whole, "four-eyes")
+    assert "STEP proposed" in lines and "STEP closed" in lines
     assert kills >= 8, f"only {kills} writes: the steps did not run as expected"

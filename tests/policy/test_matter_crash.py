@@ -19,6 +19,7 @@ import sqlite3
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -144,27 +145,35 @@ async def _check_whole(home: Path, gagged: bool) -> None:
             assert len(await app.mailboxes.messages(session, inbox.id)) == 1 + notices
 
 
-@pytest.mark.parametrize("gagged", [False, True], ids=["clear", "under-order"])
-async def test_sigkill_between_the_writes_of_a_matter(tmp_path: Path, gagged: bool) -> None:
+async def kill_at_each_write(tmp_path: Path, request: dict[str, Any],
+                             check: Callable[[Path], Awaitable[None]],
+                             *extra: str) -> tuple[int, list[str]]:
+    """Run the child on a copy of one HOME (bob with one message) per durable write,
+    killed after that write, and ``check`` each HOME left; returns how many runs
+    were killed and what the last (whole) run printed."""
     base = tmp_path / "base"
     config = make_config(base)
     await initialise(config, InitOptions())
     async with open_app(config) as app:
         ref, _ = await app.accounts.create("bob@example.test", "us-east", PASSWORD)
         await app.delivery.deliver(MESSAGE, [ref])
-
     kill_after = 1
-    kills = 0
     while True:
         home = tmp_path / f"kill-{kill_after}"
         shutil.copytree(base, home)
-        killed, lines = _run_child(home, kill_after, GAGGED if gagged else REQUEST)
+        killed, lines = _run_child(home, kill_after, request, *extra)
         if not killed:
-            assert "STEP closed" in lines
-            break
-        kills += 1
-        await _check_whole(home, gagged)
+            return kill_after - 1, lines
+        await check(home)
         kill_after += 1
+
+
+@pytest.mark.parametrize("gagged", [False, True], ids=["clear", "under-order"])
+async def test_sigkill_between_the_writes_of_a_matter(tmp_path: Path, gagged: bool) -> None:
+    async def check(home: Path) -> None:
+        await _check_whole(home, gagged)
+    kills, lines = await kill_at_each_write(tmp_path, GAGGED if gagged else REQUEST, check)
+    assert "STEP closed" in lines
     assert kills >= 6, f"only {kills} writes: the steps did not run as expected"
 
 
