@@ -169,3 +169,16 @@ def long_line(port: int) -> list[bytes]:
 async def test_an_endless_line_ends_with_bye(sieve_server: Sieve) -> None:
     out = await asyncio.to_thread(long_line, sieve_server.port)
     assert out[-1] == b'BYE "Line too long"'
+
+
+def starttls_after_login(port: int) -> list[bytes]:
+    c = Client(port)
+    assert c.login()[-1].startswith(b"OK")  # loopback: allowed in the clear
+    out = c.command(b"STARTTLS")
+    c.close()
+    return out
+
+
+async def test_no_starttls_after_login(sieve_server: Sieve) -> None:
+    out = await asyncio.to_thread(starttls_after_login, sieve_server.port)
+    assert out[-1].startswith(b"NO") and b"before logging in" in out[-1]

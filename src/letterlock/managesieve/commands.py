@@ -82,7 +82,8 @@ async def run(session: SieveSession, name: str, args: list[object], io: Io,
             return listener.capabilities(tls=session.tls, plaintext_ok=session.plaintext_ok)
         if name == "STARTTLS":
             return response("NO", "TLS is already active" if session.tls else
-                            "STARTTLS is not available")
+                            "STARTTLS is only allowed before logging in"
+                            if session.ref is not None else "STARTTLS is not available")
         handler = HANDLERS.get(name)
         if handler is None:
             return response("NO", f"Unknown command {name[:20]}")

@@ -125,7 +125,8 @@ class ManageSieveServer:
                     await writer.drain()
                     continue
                 name = words[0].text.upper()
-                if name == "STARTTLS" and self._ssl is not None and not session.tls:
+                if name == "STARTTLS" and self._ssl is not None and not session.tls \
+                        and session.ref is None:  # RFC 5804 2.2: before logging in
                     if len(words) != 1:
                         writer.write(response("NO", "STARTTLS takes no arguments"))
                         continue
