@@ -18,7 +18,8 @@ from datetime import datetime
 from typing import Any
 
 from letterlock.audit.events import AuditEvent
-from letterlock.audit.store import MerkleLog, SealedEntry
+from letterlock.audit.sealed_files import SealedEntry
+from letterlock.audit.store import MerkleLog
 from letterlock.audit.verify import SignedHead
 from letterlock.errors import LetterlockError, StorageError
 

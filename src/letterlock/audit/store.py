@@ -29,12 +29,11 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from letterlock.audit import records, tail, tree
+from letterlock.audit import records, sealed_files, tail, tree
 from letterlock.audit.events import AuditEvent, EventType
 from letterlock.audit.heads import (
     last_archived_head,
@@ -59,6 +58,7 @@ from letterlock.audit.layout import (
     SEALED_DIR,
     HashFiles,
 )
+from letterlock.audit.sealed_files import SealedEntry
 from letterlock.audit.verify import (
     CONSISTENCY_FORMAT,
     EMPTY_ROOT,
@@ -80,20 +80,6 @@ SEE = "run `letterlock log verify`, then see `letterlock log recover --help`"
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class SealedEntry:
-    """What the operator keeps, privately, to reveal commitment ``index`` later."""
-
-    index: int
-    salt: bytes
-    content: str
-    sealed_until: datetime | None  # None: indefinite, revealed only when lifted
-
-    @property
-    def event(self) -> AuditEvent:
-        return records.event_from_json(json.loads(self.content))
 
 
 def init_log(directory: Path, *, clock: Clock = _utcnow) -> bytes:
@@ -353,19 +339,7 @@ class MerkleLog:
 
     def sealed_entries(self) -> list[SealedEntry]:
         """Commitments not yet revealed, with what is needed to reveal them."""
-        out = []
-        for path in sorted((self.directory / SEALED_DIR).glob("*.json")):
-            doc = json.loads(path.read_text(encoding="ascii"))
-            until = doc.get("sealed_until")
-            out.append(
-                SealedEntry(
-                    index=int(doc["index"]),
-                    salt=bytes.fromhex(doc["salt"]),
-                    content=str(doc["content"]),
-                    sealed_until=records.parse_time(until) if until else None,
-                )
-            )
-        return sorted(out, key=lambda e: e.index)
+        return sealed_files.read_all(self.directory / SEALED_DIR)
 
     def events_since(self, start: int) -> list[AuditEvent]:
         """Events recorded at ``start`` or later, including those under an order (from
@@ -463,33 +437,7 @@ class MerkleLog:
         return now
 
     def _write_sealed(self, entry: SealedEntry, *, atomic: bool = False) -> None:
-        """``atomic``: replacing an existing file (its salt must never be lost), so
-        written beside it and renamed over it."""
-        final = self.directory / SEALED_DIR / f"{entry.index}.json"
-        path = final.with_suffix(".tmp") if atomic else final
-        data = canonical_json(
-            {
-                "index": entry.index,
-                "salt": entry.salt.hex(),
-                "content": entry.content,
-                "sealed_until": records.format_time(entry.sealed_until)
-                if entry.sealed_until
-                else None,
-            }
-        )
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if atomic:
-            os.replace(path, final)
-            dir_fd = os.open(final.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+        sealed_files.write(self.directory / SEALED_DIR, entry, atomic=atomic)
 
     def _append_leaves(self, leaves: Sequence[bytes], now: datetime) -> None:
         data = b"".join(leaf + b"\n" for leaf in leaves)
