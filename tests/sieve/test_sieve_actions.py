@@ -260,3 +260,14 @@ def test_size() -> None:
     msg = message(body="x" * 900)
     assert run('if size :over 1K { discard; }', msg).actions == (Keep(),)
     assert run('if size :under 2K { discard; }', msg).actions == (Discard(),)
+
+
+def test_html_as_text() -> None:
+    from letterlock.sieve.message import html_text
+
+    markup = ("<style>p{}</style><SCRIPT>x<y</script ><p>Hello <b>bold</b> &amp; "
+              "w&ouml;rld<br>next<!-- hidden --> end<script>never shown")
+    assert html_text(markup) == "\nHello bold & wörld\nnext end"
+    # unclosed tags and scripts by the thousand: these once took quadratic time
+    assert html_text("<a " * 20000) == "<a " * 20000
+    assert html_text("x<script>" * 20000) == "x"

@@ -4,6 +4,7 @@ may use CRLF or bare LF line ends."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from letterlock.sieve.errors import SieveSyntaxError
@@ -11,6 +12,9 @@ from letterlock.sieve.errors import SieveSyntaxError
 PUNCTUATION = "[](),;{}"
 _QUANTIFIERS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 MAX_NUMBER = (1 << 63) - 1
+_WORD = re.compile(r"[A-Za-z0-9_]*")
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"', re.DOTALL)
+_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -88,9 +92,8 @@ class _Lexer:
         return self.out
 
     def word_end(self, j: int) -> int:
-        while j < len(self.text) and _is_ident_char(self.text[j]):
-            j += 1
-        return j
+        m = _WORD.match(self.text, j)
+        return m.end() if m else j
 
     def number(self) -> None:
         text, j = self.text, self.i
@@ -110,25 +113,15 @@ class _Lexer:
         self.i = j
 
     def quoted(self) -> None:
-        text, j, start = self.text, self.i + 1, self.line
-        parts: list[str] = []
-        while True:
-            if j >= len(text):
-                raise SieveSyntaxError(start, "unterminated string")
-            c = text[j]
-            if c == '"':
-                break
-            if c == "\\" and j + 1 < len(text):
-                # RFC 5228 2.4.2: an undefined escape means the character itself
-                j += 1
-                c = text[j]
-            if c == "\n":
-                self.line += 1
-                c = "\r\n"
-            parts.append(c)
-            j += 1
-        self.out.append(Token("string", "".join(parts), start))
-        self.i = j + 1
+        m = _QUOTED.match(self.text, self.i)
+        if m is None:
+            raise SieveSyntaxError(self.line, "unterminated string")
+        raw = m.group(1)
+        # RFC 5228 2.4.2: an undefined escape means the character itself
+        value = _ESCAPE.sub(r"\1", raw) if "\\" in raw else raw
+        self.out.append(Token("string", value.replace("\n", "\r\n"), self.line))
+        self.line += raw.count("\n")
+        self.i = m.end()
 
     def multiline(self) -> None:
         text, start = self.text, self.line
