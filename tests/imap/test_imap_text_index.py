@@ -66,7 +66,8 @@ async def _answers(client: ScriptClient) -> list[bytes]:
 @pytest.fixture
 def no_index(monkeypatch: pytest.MonkeyPatch) -> object:
     """Turns the text index off (every body opened) while set."""
-    async def nothing(_self: object, _records: list[MessageRecord]) -> dict[int, str]:
+    async def nothing(_self: object, _records: list[MessageRecord]
+                      ) -> dict[int, text_index.Found]:
         return {}
 
     class Switch:

@@ -57,17 +57,15 @@ def tier(key: s.SearchKey) -> int:
     return RECORD
 
 
-def _header_text(key: s.SearchKey) -> tuple[bool, list[bytes]]:
-    """Whether ``key`` tests a header other than through TEXT, and TEXT's strings."""
+def _tests_header(key: s.SearchKey) -> bool:
+    """Whether ``key`` tests a header other than through TEXT (whose header view the
+    text index holds)."""
     if isinstance(key, s.HeaderKey) or (isinstance(key, s.DateKey) and key.sent):
-        return True, []
-    if isinstance(key, s.TextKey):
-        return False, [key.value] if key.where == "text" else []
+        return True
     parts = (key.key,) if isinstance(key, s.NotKey) else (
         (key.left, key.right) if isinstance(key, s.OrKey) else
         key.keys if isinstance(key, s.AndKey) else ())
-    found = [_header_text(k) for k in parts]
-    return any(h for h, _ in found), [v for _, vs in found for v in vs]
+    return any(_tests_header(k) for k in parts)
 
 
 def uses_modseq(key: s.SearchKey) -> bool:
@@ -86,7 +84,8 @@ class _Candidate:
     """One message being tested; summary and body text are derived lazily, once."""
 
     def __init__(self, seq: int, record: MessageRecord, largest_seq: int, largest_uid: int,
-                 digest: Digest | None, raw: bytes | None, body: str | None = None) -> None:
+                 digest: Digest | None, raw: bytes | None,
+                 indexed: text_index.Found | None = None) -> None:
         self.seq = seq
         self.record = record
         self.largest_seq = largest_seq
@@ -94,11 +93,11 @@ class _Candidate:
         self.digest = digest
         self.raw = raw
         self.recent = False
-        self._fields: bytes | None = None
-        self._body = body
+        self._fields: bytes | None = indexed[1] if indexed and indexed[1] else None
+        self._body = indexed[0] if indexed is not None else None
         """The searchable body text, given when the sealed text index holds it."""
 
-    def _searchable(self) -> bytes:
+    def searchable(self) -> bytes:
         if self._fields is None:
             kept = (self.digest.views[views.SEARCH]
                     if self.digest is not None and len(self.digest.views) > views.SEARCH
@@ -110,11 +109,11 @@ class _Candidate:
     def values(self, name: str) -> list[bytes] | None:
         """Header field ``name`` (lower case) as SEARCH compares it (search_text.py),
         None if the message has no such field."""
-        return search_text.field_values(self._searchable(), name)
+        return search_text.field_values(self.searchable(), name)
 
     def all_values(self) -> list[bytes]:
         """Every header field's value as SEARCH compares it (TEXT)."""
-        return search_text.all_values(self._searchable())
+        return search_text.all_values(self.searchable())
 
     @property
     def header(self) -> bytes:
@@ -211,14 +210,13 @@ def _body_required(key: s.SearchKey, needle: dict[bytes, tuple[str, bytes]]
     return []
 
 
-def _body_may_match(text: str | None, digest: Digest | None,
+def _body_may_match(found: text_index.Found | None,
                     required: list[tuple[str, bytes | None]]) -> bool:
-    """False only when the indexed body text (and, for TEXT, the kept header view)
+    """False only when the indexed body text (and, for TEXT, the indexed header view)
     lacks one of ``required``."""
-    if text is None:
+    if found is None:
         return True
-    view = (digest.views[views.SEARCH]
-            if digest is not None and len(digest.views) > views.SEARCH else None)
+    text, view = found
     for folded, encoded in required:
         if folded in text:
             continue
@@ -243,19 +241,20 @@ def _batches(uids: list[int]) -> list[list[int]]:
     return out
 
 
-def _index_windows(texts: TextReader, records: list[MessageRecord], known: dict[int, str],
+def _index_windows(texts: TextReader, records: list[MessageRecord],
+                   known: dict[int, text_index.Found],
                    made: dict[int, _Candidate], selected: list[int]) -> None:
     """Write the text pack of each window whose every selected message has its text
     (from the index or just made from its body), if any was just made."""
     by_window: dict[int, dict[int, text_index.Entry]] = {}
     for rec in records:
-        text = known.get(rec.uid)
-        if text is None:
+        found = known.get(rec.uid)
+        if found is None:
             cand = made.get(rec.uid)
             if cand is None or cand.raw is None:
                 continue
-            text = cand.body_text()
-        by_window.setdefault(window_of(rec.uid), {})[rec.uid] = (rec.blob_id, text)
+            found = (cand.body_text(), cand.searchable())
+        by_window.setdefault(window_of(rec.uid), {})[rec.uid] = (rec.blob_id, *found)
     for window, entries in by_window.items():
         lo = bisect.bisect_left(selected, window)
         hi = bisect.bisect_left(selected, window + PACK_SPAN)
@@ -399,9 +398,7 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
     body_required = _body_required(program.keys, needle) if texts is not None else []
     selected = list(sel.uids)
     body_needles = [f for f, encoded in body_required if encoded is None]
-    headers, text_keys = _header_text(program.keys)
-    text_needles = [needle[v][0] for v in text_keys]
-    headers = headers or sort_key is not None
+    headers = _tests_header(program.keys) or sort_key is not None
     try:
         if required:
             # Header keys every match must satisfy narrow the messages first.
@@ -415,13 +412,12 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
                 # The sealed text index answers BODY (and TEXT's body half) without
                 # opening bodies, nor digests for messages whose text rules them out.
                 records = [r for r in records if (t := indexed.get(r.uid)) is None
-                           or all(f in t for f in body_needles)]
+                           or all(f in t[0] for f in body_needles)]
             digests: dict[int, Digest] = {}
-            # Digests where a header is tested: a TEXT needle the indexed body
-            # holds needs none (nor does BODY), so neither is read for them.
+            # Digests where a header key is tested or a body must be opened: the
+            # index holds what BODY and TEXT compare.
             wanting = records if headers or not indexed else [
-                r for r in records if r.uid not in indexed
-                or any(n not in indexed[r.uid] for n in text_needles)]
+                r for r in records if r.uid not in indexed]
             if level >= SUMMARY and wanting:
                 if reader is None:
                     reader = svc.digest_reader(user, sel.id)
@@ -431,8 +427,8 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
                     # tested one by one nor have their bodies opened.
                     records = [r for r in records if _may_match(digests.get(r.uid), required)]
             if indexed and any(e is not None for _, e in body_required):
-                records = [r for r in records if _body_may_match(
-                    indexed.get(r.uid), digests.get(r.uid), body_required)]
+                records = [r for r in records
+                           if _body_may_match(indexed.get(r.uid), body_required)]
             unindexed = [r for r in records if r.uid not in indexed]
             raws: dict[int, bytes] = {}
             attempted: set[int] = set()

@@ -100,7 +100,7 @@ class MailboxService:
         self.digests = DigestService(cells, digest_views, hot_bytes=hot_digest_bytes)
         """Sealed per-message digests for reading (services/mail/digests.py); packs are
         written only when the front-end's ``digest_views`` are given."""
-        self.text_index = TextIndex(cells)
+        self.text_index = TextIndex(cells, digest_views.version if digest_views else b"")
         """Sealed searchable texts for SEARCH BODY/TEXT (services/mail/text_index.py)."""
         self.hub = hub
         self._chunk = chunk_bytes

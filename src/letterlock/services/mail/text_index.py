@@ -1,7 +1,8 @@
 """The sealed text index: what SEARCH BODY and TEXT compare, kept per window of
 messages so a search reads one blob per window instead of opening every body.
 
-For each message it holds the message's *searchable body text*
+For each message it holds the front-end's searchable view of its header (for TEXT,
+so that no digest need be read) and its *searchable body text*
 (:func:`body_text`: every text part decoded from its transfer encoding and charset,
 HTML included as text, and the header fields of attached messages, case-folded) --
 the exact string IMAP SEARCH tests a BODY/TEXT needle against. The index therefore
@@ -53,10 +54,10 @@ from letterlock.storage.models import DigestPack, MessageRecord
 
 log = logging.getLogger("letterlock.text_index")
 
-_MAGIC = b"LLT1"
+_MAGIC = b"LLT2"
 _KEY_PURPOSE = b"text index"
-_ENTRY = struct.Struct(">IHI")
-"""uid, length of the blob id, length of the text (UTF-8)."""
+_ENTRY = struct.Struct(">IHII")
+"""uid, lengths of the blob id, of the text (UTF-8) and of the header view."""
 _TEXT_OVERHEAD = 200
 HOT_BYTES = 128 * 1024 * 1024
 """Decoded texts a process keeps (all accounts): a 100,000-message mailbox of ~1 KiB
@@ -64,8 +65,10 @@ messages takes ~95 MB, and a mailbox larger than the budget is read from its pac
 at every search."""
 """Bytes an entry costs in memory beyond its text."""
 
-Entry = tuple[str, str]
-"""(blob id, searchable body text)."""
+Entry = tuple[str, str, bytes]
+"""(blob id, searchable body text, the front-end's searchable view of the header)."""
+Found = tuple[str, bytes]
+"""(searchable body text, header view) of a message."""
 
 
 @functools.lru_cache(maxsize=4096)
@@ -92,33 +95,40 @@ def body_text(raw: bytes, tree_json: bytes = b"") -> str:
     return "\n".join(texts).casefold()
 
 
-def encode_pack(entries: Mapping[int, Entry]) -> bytes:
-    out = [_MAGIC, struct.pack(">I", len(entries))]
-    for uid, (blob_id, text) in sorted(entries.items()):
+def encode_pack(entries: Mapping[int, Entry], version: bytes = b"") -> bytes:
+    out = [_MAGIC, struct.pack(">B", len(version)), version,
+           struct.pack(">I", len(entries))]
+    for uid, (blob_id, text, view) in sorted(entries.items()):
         blob = blob_id.encode("ascii")
         data = text.encode("utf-8", "surrogatepass")
-        out += [_ENTRY.pack(uid, len(blob), len(data)), blob, data]
+        out += [_ENTRY.pack(uid, len(blob), len(data), len(view)), blob, data, view]
     return b"".join(out)
 
 
-def decode_pack(data: bytes) -> dict[int, Entry]:
-    """Raises CryptoError if the (authenticated) plaintext is malformed."""
+def decode_pack(data: bytes, version: bytes = b"") -> dict[int, Entry] | None:
+    """The entries, or None if the header views are another front-end version's.
+    Raises CryptoError if the (authenticated) plaintext is malformed."""
     try:
         if data[:4] != _MAGIC:
             raise CryptoError("not a text pack")
-        (count,) = struct.unpack_from(">I", data, 4)
-        pos = 8
+        vlen = data[4]
+        if data[5 : 5 + vlen] != version:
+            return None
+        (count,) = struct.unpack_from(">I", data, 5 + vlen)
+        pos = 9 + vlen
         out: dict[int, Entry] = {}
         for _ in range(count):
-            uid, blen, tlen = _ENTRY.unpack_from(data, pos)
+            uid, blen, tlen, hlen = _ENTRY.unpack_from(data, pos)
             pos += _ENTRY.size
             blob = data[pos : pos + blen].decode("ascii")
             pos += blen
-            out[uid] = (blob, data[pos : pos + tlen].decode("utf-8", "surrogatepass"))
+            text = data[pos : pos + tlen].decode("utf-8", "surrogatepass")
             pos += tlen
+            out[uid] = (blob, text, data[pos : pos + hlen])
+            pos += hlen
         if pos != len(data):
             raise CryptoError("trailing bytes in a text pack")
-    except (struct.error, UnicodeDecodeError) as exc:
+    except (struct.error, UnicodeDecodeError, IndexError) as exc:
         raise CryptoError("malformed text pack") from exc
     return out
 
@@ -146,9 +156,9 @@ class TextReader:
         return (self._session.ref.region, self._session.ref.record.id, self._mailbox_id,
                 window)
 
-    async def get(self, records: Sequence[MessageRecord]) -> dict[int, str]:
-        """uid -> searchable text, for those of ``records`` a pack describes (with the
-        same blob); the others are absent (their bodies must be opened)."""
+    async def get(self, records: Sequence[MessageRecord]) -> dict[int, Found]:
+        """uid -> (searchable text, header view), for those of ``records`` a pack
+        describes (with the same blob); the others are absent (bodies to open)."""
         needed = {window_of(r.uid) for r in records}
         # Only the windows of this call stay decoded here (a search asks window by
         # window): a session holds one batch's texts, not the mailbox's.
@@ -163,11 +173,11 @@ class TextReader:
                 self._windows[w] = hot
         if cold:
             await self._load(cold)
-        out: dict[int, str] = {}
+        out: dict[int, Found] = {}
         for rec in records:
             entry = self._windows.get(window_of(rec.uid), {}).get(rec.uid)
             if entry is not None and entry[0] == rec.blob_id:
-                out[rec.uid] = entry[1]
+                out[rec.uid] = (entry[1], entry[2])
         return out
 
     async def _load(self, windows: list[int]) -> None:
@@ -182,12 +192,14 @@ class TextReader:
             try:
                 plain = seal.open_box(self._key, pack.data, _associated(
                     account, self._mailbox_id, pack.first_uid, pack.last_uid, pack.count))
-                entries = decode_pack(plain)
+                entries = decode_pack(plain, self._index.version)
             except CryptoError as exc:
                 event(LogEvent.TEXT_INDEX_DAMAGED, user=self._session.ref.record.address,
                       mailbox=self._mailbox_id, first=pack.first_uid, last=pack.last_uid,
                       reason=str(exc) or "does not open")
                 continue
+            if entries is None:
+                continue  # made by another front-end version: made again
             self._windows[pack.first_uid] = entries
             self._index.hot_put(self._ident(pack.first_uid), entries)
 
@@ -199,7 +211,7 @@ class TextReader:
         self._windows[window] = entries
         self._index.hot_put(self._ident(window), entries)
         last = max(entries)
-        data = seal.seal_box(self._key, encode_pack(entries), _associated(
+        data = seal.seal_box(self._key, encode_pack(entries, self._index.version), _associated(
             self._session.ref.record.id, self._mailbox_id, window, last, len(entries)))
         self._index.write(self._session.ref.region,
                           DigestPack(self._mailbox_id, window, last, len(entries), data))
@@ -211,17 +223,19 @@ class TextIndex(HotWindows[Ident, dict[int, Entry]]):
 
     HOT_TTL_S = 60.0
 
-    def __init__(self, cells: Cells, *, hot_bytes: int = HOT_BYTES,
+    def __init__(self, cells: Cells, version: bytes = b"", *, hot_bytes: int = HOT_BYTES,
                  clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(hot_bytes, clock)
         self.cells = cells
+        self.version = version
+        """Names the front-end's header view encoding (packs of another are ignored)."""
         self._writing: set[asyncio.Task[None]] = set()
 
     def reader(self, session: Session, mailbox_id: int) -> TextReader:
         return TextReader(self, session, mailbox_id)
 
     def hot_size(self, value: dict[int, Entry]) -> int:
-        return sum(_TEXT_OVERHEAD + len(t) for _, t in value.values())
+        return sum(_TEXT_OVERHEAD + len(t) + len(h) for _, t, h in value.values())
 
     def forget(self, session: Session, mailbox_id: int, uids: Sequence[int]) -> None:
         """Drop the windows holding ``uids`` (expunged) from the hot windows."""
