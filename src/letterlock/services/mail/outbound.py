@@ -264,9 +264,10 @@ class OutboundQueue:
             self._pool, spool.find, entry_id)
         if found is None:
             event(LogEvent.OUTBOUND_DELETED, outbound=entry_id, by="operator")
-        else:
+        elif entry_id in self._entries:
             event(LogEvent.OUTBOUND_CHANGED, outbound=entry_id, held=found.held,
                   next=_utc(found.next_attempt), by="operator")
+        # else: new, handed off by a worker (hand_off), which logged it queued
         if entry_id in self._active:
             return
         if found is None:
