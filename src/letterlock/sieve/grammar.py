@@ -11,7 +11,7 @@ EXTENSIONS: tuple[str, ...] = (
     "fileinto", "reject", "ereject", "envelope", "body", "copy", "vacation",
     "vacation-seconds", "imap4flags", "encoded-character", "comparator-i;octet",
     "comparator-i;ascii-casemap", "comparator-i;ascii-numeric", "relational",
-    "subaddress", "mailbox", "variables",
+    "subaddress", "mailbox", "variables", "date",
 )
 """What the SIEVE capability lists, in that order."""
 
@@ -63,6 +63,8 @@ TAGS: dict[str, TagSpec] = {
     "addresses": TagSpec("addresses", "strings"),
     "mime": TagSpec("mime"),
     "handle": TagSpec("handle", "string"),
+    "zone": TagSpec("zone", "string", "date"),
+    "originalzone": TagSpec("zone", None, "date"),
     # set modifiers (RFC 5229 4.1): at most one of each precedence
     "lower": TagSpec("mod40", None, "variables"),
     "upper": TagSpec("mod40", None, "variables"),
@@ -110,6 +112,8 @@ TESTS: dict[str, Spec] = {
     "body": Spec("body", (*_MATCH, "raw", "content", "text"), (("strings",),)),
     "hasflag": Spec("imap4flags", _MATCH, (("strings",), ("strings", "strings"))),
     "string": Spec("variables", _MATCH, (("strings", "strings"),)),
+    "date": Spec("date", (*_MATCH, "zone", "originalzone"), (("string", "string", "strings"),)),
+    "currentdate": Spec("date", (*_MATCH, "zone"), (("string", "strings"),)),
     "mailboxexists": Spec("mailbox", (), (("strings",),)),
 }
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from letterlock.sieve.actions import (
     Action,
@@ -19,6 +20,7 @@ from letterlock.sieve.actions import (
     Reject,
     Vacation,
 )
+from letterlock.sieve.dates import header_date, part, zone_of
 from letterlock.sieve.errors import SieveRuntimeError
 from letterlock.sieve.matching import Matcher
 from letterlock.sieve.message import Message
@@ -52,7 +54,9 @@ def _merge_flags(current: list[str], add: list[str]) -> list[str]:
 class _Run:
     def __init__(self, message: bytes, envelope: Envelope,
                  mailbox_exists: Callable[[str], bool] | None, max_redirects: int,
-                 variables: bool = False) -> None:
+                 variables: bool = False, now: datetime | None = None) -> None:
+        self.now = now if now is not None and now.tzinfo is not None else \
+            datetime.now(UTC)
         self.variables = Variables() if variables else None
         self.message = Message(message)
         self.size = len(message)
@@ -193,11 +197,28 @@ class _Run:
         elif name == "hasflag":
             values = self.flags if len(node.args) == 1 or self.variables is None else \
                 [f for v in node.strings(0) for f in self.variables.get(v).split()]
+        elif name in ("date", "currentdate"):
+            values = self.date_values(node)
         elif name == "string":  # RFC 5229 5: empty strings are not counted
             values = [v for v in node.strings(0) if v or not node.tag("count")]
         else:
             raise SieveRuntimeError(f"line {node.line}: unknown test {name}")
         return self.match(Matcher.of(node), values, keys)
+
+    def date_values(self, node: Node) -> list[str]:
+        if node.name == "currentdate":
+            when: datetime | None = self.now
+        else:
+            header = node.string(0)
+            when = header_date(self.message.headers(header), header)
+        if when is None:
+            return []
+        zone = node.tag("zone")
+        if isinstance(zone, str):
+            when = when.astimezone(zone_of(zone))
+        elif not node.tag("originalzone"):
+            when = when.astimezone(self.now.tzinfo)
+        return [part(when, node.string(len(node.args) - 2).lower())]
 
     def match(self, matcher: Matcher, values: list[str], keys: tuple[str, ...]) -> bool:
         if self.variables is None or matcher.kind != "matches":
@@ -291,11 +312,13 @@ def _merged(actions: list[Action]) -> list[Action]:
 
 def evaluate(script: Script, message: bytes, envelope: Envelope, *,
              mailbox_exists: Callable[[str], bool] | None = None,
-             max_redirects: int = 5) -> Outcome:
-    """Run ``script`` on ``message``. Never raises: a runtime problem (a limit, a
-    conflict between actions) gives a plain Keep and the problem in ``errors``."""
+             max_redirects: int = 5, now: datetime | None = None) -> Outcome:
+    """Run ``script`` on ``message`` (``now``: the time of delivery for currentdate,
+    an aware datetime whose zone is the "local" one; UTC now by default). Never
+    raises: a runtime problem (a limit, a conflict between actions) gives a plain
+    Keep and the problem in ``errors``."""
     run = _Run(message, envelope, mailbox_exists, max_redirects,
-               "variables" in script.requires)
+               "variables" in script.requires, now)
     try:
         with contextlib.suppress(_Stop):
             run.block(script.commands)

@@ -43,7 +43,7 @@ class Script:
         headers: set[str] = set()
         for top in self.commands:
             for node in top.walk():
-                if node.name in ("address", "header", "exists"):
+                if node.name in ("address", "header", "exists", "date"):
                     headers.update(h.lower() for h in node.strings(0))
                 elif node.name == "envelope":
                     envelope = True

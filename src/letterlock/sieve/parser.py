@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from letterlock.sieve.dates import PARTS, ZONE
 from letterlock.sieve.errors import SieveSyntaxError
 from letterlock.sieve.grammar import (
     COMMANDS,
@@ -264,6 +265,7 @@ class _Parser:
                     raise SieveSyntaxError(node.line, f"invalid header name {header!r}")
         self.check_variables(node)
         self.check_targets(node)
+        self.check_date(node)
         if node.name == "vacation" and node.tag("handle") == "":
             raise SieveSyntaxError(node.line, "vacation :handle must not be empty")
 
@@ -293,6 +295,16 @@ class _Parser:
             raise SieveSyntaxError(node.line, "fileinto needs a mailbox name")
         if node.name == "redirect" and not _ADDRESS.fullmatch(target.strip()):
             raise SieveSyntaxError(node.line, f"redirect to an invalid address {target!r}")
+
+    def check_date(self, node: Node) -> None:
+        if node.name not in ("date", "currentdate"):
+            return
+        zone = node.tag("zone")
+        if isinstance(zone, str) and not ZONE.fullmatch(zone):
+            raise SieveSyntaxError(node.line, f"invalid :zone {zone!r} (use +hhmm or -hhmm)")
+        date_part = node.string(len(node.args) - 2).lower()
+        if date_part not in PARTS:
+            raise SieveSyntaxError(node.line, f"unknown date part {date_part!r}")
 
 
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
