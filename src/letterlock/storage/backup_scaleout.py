@@ -28,9 +28,12 @@ import psycopg
 from psycopg import sql
 
 from letterlock.errors import StorageError, UnknownMessage
+from letterlock.storage.address_contracts import BOOK_SCHEMA
 from letterlock.storage.backup_files import COUNTED_TABLES, MetadataSnapshot
 from letterlock.storage.durable import fsync_dir
+from letterlock.storage.postgres_cell_rows import CELL_SCHEMA
 from letterlock.storage.s3 import S3BlobStore
+from letterlock.storage.sieve_postgres import SCHEMA as SIEVE_SCHEMA
 
 TABLES_FILE = "tables.json"
 FIRST_TABLES = ("accounts", "mailboxes")
@@ -114,6 +117,10 @@ async def database_empty(url: str) -> bool:
         return True
 
 
+REGION_SCHEMAS = (CELL_SCHEMA, BOOK_SCHEMA, SIEVE_SCHEMA)
+"""The tables of every store a region's PostgreSQL database holds."""
+
+
 async def restore_postgres(url: str, source: Path) -> None:
     """Make the database at ``url`` (its schema made already) hold exactly the rows
     of the snapshot in ``source``, in one transaction."""
@@ -123,6 +130,10 @@ async def restore_postgres(url: str, source: Path) -> None:
         raise StorageError(f"{source / TABLES_FILE}: {exc}") from exc
     try:
         async with await psycopg.AsyncConnection.connect(url) as conn, conn.transaction():
+            # Every store kept in a region's database makes its tables on first use;
+            # a fresh database (the region destroyed) has only those used so far.
+            for schema in REGION_SCHEMAS:
+                await conn.execute(schema.encode())
             live = await _tables(conn)
             unknown = sorted(set(saved) - set(live))
             if unknown:
