@@ -10,9 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from letterlock.errors import (
-    UnknownMailbox,
-)
+from letterlock.errors import UnknownMailbox
 from letterlock.storage.models import (
     AccountRecord,
     Appended,

@@ -11,9 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from letterlock.errors import (
-    UnknownMailbox,
-)
+from letterlock.errors import UnknownMailbox
 from letterlock.storage.models import (
     AccountRecord,
     Appended,
