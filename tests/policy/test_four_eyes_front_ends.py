@@ -11,17 +11,14 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
-from fastapi import FastAPI, Header, HTTPException
 
 from letterlock.app import App
 from letterlock.cli.main import cli
-from letterlock.http.legal_api import OperatorIdentity, make_legal_router
-from letterlock.policy import PolicyEngine, load_jurisdictions, load_profile
+from letterlock.http.legal_api import OperatorIdentity
 from letterlock.services.legal.approval import DEFAULT
-from letterlock.services.legal.matters import LegalService
-from letterlock.storage.legal_sqlite import LegalStore
 
 from .harness import make_request
+from .legal_api_client import legal_api_client
 from .matter_support import PASSWORD, add_bob
 from .test_legal_formats import problems
 
@@ -84,24 +81,8 @@ def test_cli_approve_and_refuse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 @pytest.fixture
 async def client(app: App) -> AsyncIterator[httpx.AsyncClient]:
-    store = LegalStore(app.config.control_dir, fsync=False)
-    service = LegalService(store, app.control, app.cells, app.accounts, app.delivery,
-                           app.audit, PolicyEngine(load_profile("location-2016"),
-                                                   load_jurisdictions()),
-                           "US", app.config.control_dir / "legal", four_eyes=DEFAULT)
-
-    def operator(authorization: str = Header("")) -> OperatorIdentity:
-        who = TOKENS.get(authorization.removeprefix("Bearer "))
-        if who is None:
-            raise HTTPException(401, "unknown operator")
-        return who
-
-    api = FastAPI()
-    api.include_router(make_legal_router(lambda: service, operator))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api),
-                                 base_url="http://test") as c:
+    async with legal_api_client(app, TOKENS, four_eyes=DEFAULT) as c:
         yield c
-    await store.close()
 
 
 def _auth(token: str) -> dict[str, str]:

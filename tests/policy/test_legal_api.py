@@ -7,17 +7,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI, Header, HTTPException
 
 from letterlock.app import App
 from letterlock.errors import AlreadyExists, NotFound, Refused, StorageError
 from letterlock.http.errors import status_for
-from letterlock.http.legal_api import OperatorIdentity, make_legal_router
-from letterlock.policy import PolicyEngine, load_jurisdictions, load_profile
-from letterlock.services.legal.matters import LegalService
-from letterlock.storage.legal_sqlite import LegalStore
+from letterlock.http.legal_api import OperatorIdentity
 
 from .harness import make_request
+from .legal_api_client import legal_api_client
 
 TOKENS = {"t-legal": OperatorIdentity("lee", "legal"),
           "t-audit": OperatorIdentity("ada", "auditor")}
@@ -25,24 +22,8 @@ TOKENS = {"t-legal": OperatorIdentity("lee", "legal"),
 
 @pytest.fixture
 async def client(app: App, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    store = LegalStore(app.config.control_dir, fsync=False)
-    service = LegalService(store, app.control, app.cells, app.accounts, app.delivery,
-                           app.audit, PolicyEngine(load_profile("location-2016"),
-                                                   load_jurisdictions()),
-                           "US", app.config.control_dir / "legal")
-
-    def operator(authorization: str = Header("")) -> OperatorIdentity:
-        who = TOKENS.get(authorization.removeprefix("Bearer "))
-        if who is None:
-            raise HTTPException(401, "unknown operator")
-        return who
-
-    api = FastAPI()
-    api.include_router(make_legal_router(lambda: service, operator))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api),
-                                 base_url="http://test") as c:
+    async with legal_api_client(app, TOKENS) as c:
         yield c
-    await store.close()
 
 
 def _auth(token: str) -> dict[str, str]:
