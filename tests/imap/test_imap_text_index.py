@@ -70,10 +70,14 @@ def no_index(monkeypatch: pytest.MonkeyPatch) -> object:
                       ) -> dict[int, text_index.Found]:
         return {}
 
+    async def keep(_self: object, uids: list[int], _required: object) -> list[int]:
+        return uids
+
     class Switch:
         def on(self) -> None:
             monkeypatch.setattr(text_index.TextReader, "get", nothing)
             monkeypatch.setattr(text_index.TextReader, "put", lambda *_args: None)
+            monkeypatch.setattr(text_index.TextReader, "narrow", keep)
 
         def off(self) -> None:
             monkeypatch.undo()

@@ -48,6 +48,28 @@ def test_pack_round_trip_and_malformed_plaintext() -> None:
             text_index.decode_pack(bad)
 
 
+def test_pack_matching_finds_a_needle_only_inside_its_own_part() -> None:
+    """A hit in a blob id, in the pack's header, in the other part or across two
+    entries is no hit; an empty header view is unknown (kept for TEXT)."""
+    entries = {
+        1: ("blob-zebra", "nothing here", b"subject\x1fzebra\x1e"),
+        2: ("blob-b", "the zebra runs", b"from\x1fann\x1e"),
+        3: ("blob-c", "tail zeb", b""),
+        4: ("blob-d", "ra head", b"to\x1fbob\x1e"),
+        5: ("blob-e", "東京 tower", b"subject\x1f\xe6\x9d\xb1\x1e"),
+    }
+    plain = text_index.encode_pack(entries, b"v1")
+    view = text_index.PackView.of(plain, b"v1", 5)
+    assert view is not None and view.entries() == entries
+    assert view.matching([(b"zebra", None)]) == {2}
+    assert view.matching([(b"zebra", b"zebra")]) == {1, 2, 3}  # 3: view unknown
+    assert view.matching([("東京".encode(), None)]) == {5}
+    assert view.matching([(b"zebra", None), (b"runs", None)]) == {2}
+    assert view.matching([(b"zebra", None), (b"head", None)]) == set()
+    assert view.matching([(b"LLT2", None)]) == set()  # the pack's own magic
+    assert view.matching([(b"", None)]) == {1, 2, 3, 4, 5}
+
+
 @pytest.fixture
 async def session(app: App) -> Session:
     await app.accounts.create("bob@example.test", "eu-dublin", PASSWORD)

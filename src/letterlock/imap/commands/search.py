@@ -404,6 +404,10 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
             # Header keys every match must satisfy narrow the messages first.
             reader = svc.digest_reader(user, sel.id)
             uids = _candidates(await reader.kept(uids), uids, required)
+        if texts is not None and body_required:
+            # So do the body needles, from the sealed text index, a window at a time
+            # in C: a message whose text rules it out is not read at all.
+            uids = await texts.narrow(uids, body_required)
         for start, batch in enumerate(_batches(uids)):
             records = await svc.get_messages(user, sel.id, batch, with_summary=False)
             indexed = await texts.get(records) if texts is not None else {}

@@ -33,6 +33,7 @@ answer.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import functools
 import json
@@ -58,13 +59,12 @@ _MAGIC = b"LLT2"
 _KEY_PURPOSE = b"text index"
 _ENTRY = struct.Struct(">IHII")
 """uid, lengths of the blob id, of the text (UTF-8) and of the header view."""
-_TEXT_OVERHEAD = 200
+_ROW_OVERHEAD = 160
+"""Bytes an entry costs in memory beyond the pack's plaintext (its parsed offsets)."""
 HOT_BYTES = 256 * 1024 * 1024
-"""Decoded texts and header views a process keeps (all accounts, each window for
-HOT_TTL_S after its last use): a 100,000-message mailbox of ~1 KiB messages takes
-~150 MB; a mailbox larger than the budget is read from its packs at every search
-(~3 s at 100,000 messages instead of ~1 s)."""
-"""Bytes an entry costs in memory beyond its text."""
+"""Text packs (plaintext) a process keeps (all accounts, each window for HOT_TTL_S
+after its last use): a 100,000-message mailbox of ~1 KiB messages takes ~140 MB; a
+mailbox larger than the budget is read from its packs at every search."""
 
 Entry = tuple[str, str, bytes]
 """(blob id, searchable body text, the front-end's searchable view of the header)."""
@@ -106,32 +106,126 @@ def encode_pack(entries: Mapping[int, Entry], version: bytes = b"") -> bytes:
     return b"".join(out)
 
 
-def decode_pack(data: bytes, version: bytes = b"") -> dict[int, Entry] | None:
-    """The entries, or None if the header views are another front-end version's.
-    Raises CryptoError if the (authenticated) plaintext is malformed."""
-    try:
-        if data[:4] != _MAGIC:
+class PackView:
+    """One window's text pack as a process keeps it: the plaintext itself, searched
+    as bytes (the UTF-8 of folded text holds a needle's UTF-8 exactly where the text
+    holds the needle), and each entry's offsets, parsed only when a hit or a read
+    needs them -- a search for a rare word decodes nothing."""
+
+    __slots__ = ("_rows", "_starts", "count", "data", "last_uid")
+
+    def __init__(self, data: bytes, start: int, count: int, last_uid: int) -> None:
+        self.data = data
+        self.count = count
+        self.last_uid = last_uid
+        self._starts: list[int] = [start]
+        self._rows: dict[int, tuple[int, int, int, int]] | None = None
+        """uid -> offsets of its blob id, text, header view and end."""
+
+    @classmethod
+    def of(cls, data: bytes, version: bytes = b"", last_uid: int = 0) -> PackView | None:
+        """The view of an (authenticated) pack plaintext whose last UID is
+        ``last_uid``, or None if its header views are another front-end version's.
+        Raises CryptoError if it is malformed."""
+        if data[:4] != _MAGIC or len(data) < 9:
             raise CryptoError("not a text pack")
         vlen = data[4]
         if data[5 : 5 + vlen] != version:
             return None
-        (count,) = struct.unpack_from(">I", data, 5 + vlen)
-        pos = 9 + vlen
-        out: dict[int, Entry] = {}
-        for _ in range(count):
-            uid, blen, tlen, hlen = _ENTRY.unpack_from(data, pos)
-            pos += _ENTRY.size
-            blob = data[pos : pos + blen].decode("ascii")
-            pos += blen
-            text = data[pos : pos + tlen].decode("utf-8", "surrogatepass")
-            pos += tlen
-            out[uid] = (blob, text, data[pos : pos + hlen])
-            pos += hlen
+        try:
+            (count,) = struct.unpack_from(">I", data, 5 + vlen)
+        except struct.error as exc:
+            raise CryptoError("malformed text pack") from exc
+        return cls(data, 9 + vlen, count, last_uid)
+
+    def rows(self) -> dict[int, tuple[int, int, int, int]]:
+        if self._rows is None:
+            self._rows = self._parse()
+        return self._rows
+
+    def _parse(self) -> dict[int, tuple[int, int, int, int]]:
+        data, pos = self.data, self._starts[0]
+        rows: dict[int, tuple[int, int, int, int]] = {}
+        starts: list[int] = []
+        try:
+            for _ in range(self.count):
+                starts.append(pos)
+                uid, blen, tlen, hlen = _ENTRY.unpack_from(data, pos)
+                blob = pos + _ENTRY.size
+                rows[uid] = (blob, blob + blen, blob + blen + tlen, blob + blen + tlen + hlen)
+                pos = blob + blen + tlen + hlen
+        except struct.error as exc:
+            raise CryptoError("malformed text pack") from exc
         if pos != len(data):
             raise CryptoError("trailing bytes in a text pack")
-    except (struct.error, UnicodeDecodeError, IndexError) as exc:
-        raise CryptoError("malformed text pack") from exc
-    return out
+        self._starts = starts
+        return rows
+
+    def entry(self, uid: int) -> Entry | None:
+        row = self.rows().get(uid)
+        if row is None:
+            return None
+        blob, text, view, end = row
+        data = self.data
+        try:
+            return (data[blob:text].decode("ascii"),
+                    data[text:view].decode("utf-8", "surrogatepass"), data[view:end])
+        except UnicodeDecodeError as exc:
+            raise CryptoError("malformed text pack") from exc
+
+    def entries(self) -> dict[int, Entry]:
+        out: dict[int, Entry] = {}
+        for uid in self.rows():
+            entry = self.entry(uid)
+            assert entry is not None
+            out[uid] = entry
+        return out
+
+    def _holding(self, needle: bytes, part: int) -> set[int]:
+        """UIDs whose body text (``part`` 1) or header view (2) holds ``needle``."""
+        rows = self.rows()
+        if not needle:
+            return set(rows)
+        found: set[int] = set()
+        find = self.data.find
+        starts = self._starts
+        uids = list(rows)
+        size = len(needle)
+        pos = find(needle)
+        while pos >= 0:
+            index = bisect.bisect_right(starts, pos) - 1
+            if index < 0:  # in the pack's own header
+                pos = find(needle, pos + 1)
+                continue
+            row = rows[uids[index]]
+            if row[part] <= pos and pos + size <= row[part + 1]:
+                found.add(uids[index])
+                pos = find(needle, row[3])
+            else:
+                pos = find(needle, pos + 1)
+        return found
+
+    def matching(self, required: Sequence[tuple[bytes, bytes | None]]) -> set[int]:
+        """UIDs of the entries that may match: each of ``required``'s (body needle,
+        header needle or None) is in the body text, or the header needle is in the
+        header view (or the view is empty: unknown)."""
+        hits: set[int] | None = None
+        for text, encoded in required:
+            found = self._holding(text, 1)
+            if encoded is not None:
+                found |= self._holding(encoded, 2)
+                found |= {u for u, row in self.rows().items() if row[2] == row[3]}
+            hits = found if hits is None else hits & found
+            if not hits:
+                return set()
+        return set(self.rows()) if hits is None else hits
+
+
+def decode_pack(data: bytes, version: bytes = b"") -> dict[int, Entry] | None:
+    """The entries, or None if the header views are another front-end version's.
+    Raises CryptoError if the (authenticated) plaintext is malformed."""
+    view = PackView.of(data, version)
+    return None if view is None else view.entries()
 
 
 def _associated(account_id: str, mailbox_id: int, first: int, last: int, count: int) -> bytes:
@@ -143,6 +237,10 @@ Ident = tuple[str, str, int, int]
 """(region, account id, mailbox id, window start)."""
 
 
+LOAD_WINDOWS = 64
+"""Packs a reader asks storage for at once (~10 MB at ~1 KiB messages)."""
+
+
 class TextReader:
     """Searchable texts of one mailbox for one session (one SEARCH or a few)."""
 
@@ -151,76 +249,134 @@ class TextReader:
         self._session = session
         self._mailbox_id = mailbox_id
         self._key = session.opener.derive_key(_KEY_PURPOSE)
-        self._windows: dict[int, dict[int, Entry]] = {}
+        self._windows: dict[int, PackView] = {}
 
     def _ident(self, window: int) -> Ident:
         return (self._session.ref.region, self._session.ref.record.id, self._mailbox_id,
                 window)
 
-    async def get(self, records: Sequence[MessageRecord]) -> dict[int, Found]:
-        """uid -> (searchable text, header view), for those of ``records`` a pack
-        describes (with the same blob); the others are absent (bodies to open)."""
-        needed = {window_of(r.uid) for r in records}
-        # Only the windows of this call stay decoded here (a search asks window by
-        # window): a session holds one batch's texts, not the mailbox's.
-        self._windows = {w: e for w, e in self._windows.items() if w in needed}
-        windows = sorted(needed - set(self._windows))
+    async def _views(self, windows: Sequence[int]) -> dict[int, PackView]:
+        """The usable packs of ``windows`` (ascending): hot ones, then the others
+        from storage."""
+        out: dict[int, PackView] = {}
         cold = []
         for w in windows:
-            hot = self._index.hot_get(self._ident(w))
+            hot = self._windows.get(w) or self._index.hot_get(self._ident(w))
             if hot is None:
                 cold.append(w)
             else:
-                self._windows[w] = hot
-        if cold:
-            await self._load(cold)
+                out[w] = hot
+        for start in range(0, len(cold), LOAD_WINDOWS):
+            if start:
+                await asyncio.sleep(0)
+            out.update(await self._load(cold[start : start + LOAD_WINDOWS]))
+        return out
+
+    async def narrow(self, uids: list[int],
+                     required: Sequence[tuple[str, bytes | None]]) -> list[int]:
+        """Of ascending ``uids``, those the index does not rule out: whose text holds
+        each folded needle of ``required`` (or whose header view holds its header
+        needle, when given), and every UID of a window without a usable pack or with
+        messages newer than its pack (so that window is read, and packed, whole)."""
+        needles = [(text.encode("utf-8", "surrogatepass"), encoded)
+                   for text, encoded in required]
+        if not needles or not uids:
+            return uids
+        chunks: list[tuple[int, list[int]]] = []
+        i = 0
+        while i < len(uids):
+            window = window_of(uids[i])
+            j = bisect.bisect_left(uids, window + PACK_SPAN, i)
+            chunks.append((window, uids[i:j]))
+            i = j
+        views = await self._views([w for w, _ in chunks])
+        out: list[int] = []
+        for window, chunk in chunks:
+            view = views.get(window)
+            if view is None or chunk[-1] > view.last_uid:
+                out += chunk
+                continue
+            try:
+                hits = view.matching(needles)
+            except CryptoError as exc:
+                self._damaged(window, view.last_uid, exc)
+                out += chunk
+                continue
+            out += (u for u in chunk if u in hits)
+        return out
+
+    async def get(self, records: Sequence[MessageRecord]) -> dict[int, Found]:
+        """uid -> (searchable text, header view), for those of ``records`` a pack
+        describes (with the same blob); the others are absent (bodies to open)."""
+        needed = sorted({window_of(r.uid) for r in records})
+        # Only the windows of this call stay here (a search asks window by window):
+        # a session holds one batch's packs, not the mailbox's.
+        self._windows = await self._views(needed)
         out: dict[int, Found] = {}
         for rec in records:
-            entry = self._windows.get(window_of(rec.uid), {}).get(rec.uid)
+            view = self._windows.get(window_of(rec.uid))
+            if view is None:
+                continue
+            try:
+                entry = view.entry(rec.uid)
+            except CryptoError as exc:
+                self._damaged(window_of(rec.uid), view.last_uid, exc)
+                del self._windows[window_of(rec.uid)]
+                continue
             if entry is not None and entry[0] == rec.blob_id:
                 out[rec.uid] = (entry[1], entry[2])
         return out
 
-    async def _load(self, windows: list[int]) -> None:
+    def _damaged(self, first: int, last: int, exc: CryptoError) -> None:
+        """Log a pack that does not open or parse; it is ignored (and made again)."""
+        event(LogEvent.TEXT_INDEX_DAMAGED, user=self._session.ref.record.address,
+              mailbox=self._mailbox_id, first=first, last=last,
+              reason=str(exc) or "does not open")
+        self._index.hot_drop(self._ident(first))
+
+    async def _load(self, windows: list[int]) -> dict[int, PackView]:
         store = self._index.cells.get(self._session.ref.region).store
         account = self._session.ref.record.id
         packs = await store.get_text_packs(self._mailbox_id, windows[0],
                                            windows[-1] + PACK_SPAN - 1)
         wanted = set(windows)
+        out: dict[int, PackView] = {}
         for pack in packs:
             if pack.first_uid not in wanted:
                 continue
             try:
                 plain = seal.open_box(self._key, pack.data, _associated(
                     account, self._mailbox_id, pack.first_uid, pack.last_uid, pack.count))
-                entries = decode_pack(plain, self._index.version)
+                view = PackView.of(plain, self._index.version, pack.last_uid)
             except CryptoError as exc:
-                event(LogEvent.TEXT_INDEX_DAMAGED, user=self._session.ref.record.address,
-                      mailbox=self._mailbox_id, first=pack.first_uid, last=pack.last_uid,
-                      reason=str(exc) or "does not open")
+                self._damaged(pack.first_uid, pack.last_uid, exc)
                 continue
-            if entries is None:
+            if view is None or view.count != pack.count:
                 continue  # made by another front-end version: made again
-            self._windows[pack.first_uid] = entries
-            self._index.hot_put(self._ident(pack.first_uid), entries)
+            out[pack.first_uid] = view
+            self._index.hot_put(self._ident(pack.first_uid), view)
+        return out
 
     def put(self, window: int, entries: dict[int, Entry]) -> None:
         """Keep ``entries`` (every message of ``window`` now, uid -> entry) as the
         window's pack: hot at once, stored in the background."""
         if not entries:
             return
-        self._windows[window] = entries
-        self._index.hot_put(self._ident(window), entries)
         last = max(entries)
-        data = seal.seal_box(self._key, encode_pack(entries, self._index.version), _associated(
+        plain = encode_pack(entries, self._index.version)
+        view = PackView.of(plain, self._index.version, last)
+        assert view is not None
+        self._windows[window] = view
+        self._index.hot_put(self._ident(window), view)
+        data = seal.seal_box(self._key, plain, _associated(
             self._session.ref.record.id, self._mailbox_id, window, last, len(entries)))
         self._index.write(self._session.ref.region,
                           DigestPack(self._mailbox_id, window, last, len(entries), data))
 
 
-class TextIndex(HotWindows[Ident, dict[int, Entry]]):
+class TextIndex(HotWindows[Ident, PackView]):
     """Text readers, the background pack writer and the process's hot windows (the
-    decoded texts searched lately, shared by the owner's sessions of this process)."""
+    text packs searched lately, shared by the owner's sessions of this process)."""
 
     HOT_TTL_S = 60.0
 
@@ -235,8 +391,8 @@ class TextIndex(HotWindows[Ident, dict[int, Entry]]):
     def reader(self, session: Session, mailbox_id: int) -> TextReader:
         return TextReader(self, session, mailbox_id)
 
-    def hot_size(self, value: dict[int, Entry]) -> int:
-        return sum(_TEXT_OVERHEAD + len(t) + len(h) for _, t, h in value.values())
+    def hot_size(self, value: PackView) -> int:
+        return len(value.data) + _ROW_OVERHEAD * value.count
 
     def forget(self, session: Session, mailbox_id: int, uids: Sequence[int]) -> None:
         """Drop the windows holding ``uids`` (expunged) from the hot windows."""
