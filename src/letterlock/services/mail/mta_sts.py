@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import dns.asyncresolver
@@ -119,8 +119,11 @@ class MtaSts:
 
     def __init__(self, resolver: dns.asyncresolver.Resolver | None = None,
                  settings: StsSettings | None = None,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 on_failure: Callable[[str, str], Awaitable[None]] | None = None) -> None:
         self._resolver = resolver or system_resolver()
+        self._on_failure = on_failure
+        """Told (domain, RFC 8460 result) when a policy cannot be had (TLS reports)."""
         self._settings = settings or StsSettings()
         self._monotonic = monotonic
         self._cache: dict[str, tuple[Policy, float]] = {}
@@ -142,20 +145,25 @@ class MtaSts:
             except (PolicyError, dns.exception.DNSException) as exc:
                 absent = isinstance(exc, dns.resolver.NXDOMAIN | dns.resolver.NoAnswer)
                 if kept is None and not absent:
-                    _failure(domain, "sts-policy-invalid", "", str(exc))
+                    await self._failed(domain, "sts-policy-invalid", str(exc))
                 return kept[0] if kept is not None else None
             if kept is not None and kept[0].id == policy_id:
                 return kept[0]
             try:
                 fetched = await self._fetch(domain)
             except (PolicyError, OSError, TimeoutError, ssl.SSLError) as exc:
-                _failure(domain, "sts-policy-fetch-error", "", str(exc)[:200])
+                await self._failed(domain, "sts-policy-fetch-error", str(exc)[:200])
                 return kept[0] if kept is not None else None
             fetched = Policy(fetched.mode, fetched.mx, fetched.max_age_s, policy_id)
             self._cache[domain] = (fetched, self._monotonic() + fetched.max_age_s)
             event(LogEvent.TLS_POLICY_FETCHED, domain=domain, mode=fetched.mode,
                   max_age=fetched.max_age_s)
             return fetched
+
+    async def _failed(self, domain: str, result: str, reason: str) -> None:
+        _failure(domain, result, "", reason)
+        if self._on_failure is not None:
+            await self._on_failure(domain, result)
 
     async def _txt(self, name: str) -> list[str]:
         answer = await self._resolver.resolve(name, "TXT")

@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiosmtplib
 import dns.asyncresolver
@@ -37,6 +38,7 @@ from letterlock.config import SmtpConfig
 from letterlock.crypto import keys, seal
 from letterlock.errors import ConfigError, LetterlockError, StorageError
 from letterlock.services.accounts.accounts import AccountRef, AccountService
+from letterlock.services.mail import tls_rpt
 from letterlock.services.mail.dane import Dane, DaneLookupError
 from letterlock.services.mail.delivery import DeliveryService
 from letterlock.services.mail.dkim_keys import DkimKeys
@@ -44,6 +46,7 @@ from letterlock.services.mail.mta_sts import MtaSts, failure
 from letterlock.services.mail.outbound_session import (
     AddressLookup,
     Outcome,
+    Seen,
     TlsPolicyFailure,
     direct_address,
     transaction,
@@ -65,6 +68,9 @@ from letterlock.services.operations import log_events
 from letterlock.services.operations.log_events import LogEvent, bind, event
 from letterlock.services.peers import PeerBus
 from letterlock.storage.durable import fsync_dir, write_atomically
+
+if TYPE_CHECKING:
+    from letterlock.services.operations.tls_reports import TlsResults
 
 log = logging.getLogger("letterlock.outbound")
 
@@ -204,8 +210,11 @@ class OutboundQueue:
                  mx_lookup: MxLookup = dns_mx_lookup,
                  clock: Callable[[], datetime] = _now, peers: PeerBus | None = None,
                  mta_sts: MtaSts | None = None, dane: Dane | None = None,
-                 address_lookup: AddressLookup = direct_address) -> None:
+                 address_lookup: AddressLookup = direct_address,
+                 tls_results: TlsResults | None = None) -> None:
         self._home = home
+        self._tls_results = tls_results
+        """Where each TLS attempt to an MX is counted (TLS reports); None: nowhere."""
         self._peers = peers
         """Where `letterlock queue` says what it changed on disk."""
         self._delivery = delivery
@@ -499,35 +508,54 @@ class OutboundQueue:
                     pinned = await self._dane.records(domain, host)  # _25._tcp
                 except DaneLookupError as exc:
                     failure(domain, "tlsa", "tlsa-invalid", host, str(exc))
+                    await self._tls(tls_rpt.tlsa_policy(domain, ()), "tlsa-invalid", host)
                     last = Outcome(PENDING, "4.7.5", f"DANE: {exc}", host)
                     continue
                 if pinned is not None:
+                    info = tls_rpt.tlsa_policy(domain, ((r.usage, r.selector, r.mtype, r.data)
+                                                        for r in pinned.records))
+                    seen = Seen()
                     try:
-                        return await transaction(host, port, addresses, mail_from, message,
+                        sent = await transaction(host, port, addresses, mail_from, message,
                                                  self.settings, dane=pinned,
-                                                 address_lookup=self._address_lookup)
+                                                 address_lookup=self._address_lookup,
+                                                 seen=seen)
                     except TlsPolicyFailure as exc:
                         failure(domain, "tlsa", exc.result, host, exc.reason)
+                        await self._tls(info, exc.result, host, seen)
                         last = Outcome(PENDING, "4.7.5", f"DANE: {exc.reason}", host)
                     except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                         last = Outcome(PENDING, "4.4.1", f"{host}:{port}: {exc!r}"[:300], host)
+                    else:
+                        await self._tls(info, tls_rpt.SUCCESS, host, seen)
+                        return sent
                     continue
             verify = policy is not None and policy.mode in ("enforce", "testing")
+            info = tls_rpt.no_policy(domain) if policy is None or not verify else \
+                tls_rpt.sts_policy(domain, policy.mode, policy.mx, policy.max_age_s)
+            counted = False
             if policy is not None and verify and not policy.allows(host):
                 failure(domain, "sts", "validation-failure", host, "MX not in the policy")
+                await self._tls(info, "validation-failure", host)
                 if policy.mode == "enforce":
                     last = Outcome(PENDING, "4.7.5", f"MTA-STS: {host} is not an MX named by "
                                    f"the enforced policy of {domain}", host)
                     continue
-                verify = False
+                verify, counted = False, True
+            seen = Seen()
             try:
                 try:
-                    return await transaction(host, port, addresses, mail_from, message,
+                    sent = await transaction(host, port, addresses, mail_from, message,
                                              self.settings, verify=verify,
-                                             address_lookup=self._address_lookup)
+                                             address_lookup=self._address_lookup, seen=seen)
+                    if not counted and (verify or self.settings.tls_policy != "none"):
+                        await self._tls(info, tls_rpt.SUCCESS if seen.tls
+                                        else "starttls-not-supported", host, seen)
+                    return sent
                 except TlsPolicyFailure as exc:
                     assert policy is not None
                     failure(domain, "sts", exc.result, host, exc.reason)
+                    await self._tls(info, exc.result, host, seen)
                     if policy.mode == "enforce":
                         raise
                     # testing: as without a policy, after the failure is recorded
@@ -537,10 +565,19 @@ class OutboundQueue:
             except TlsPolicyFailure as exc:
                 last = Outcome(PENDING, "4.7.5", f"MTA-STS: {exc.reason}", host)
             except _TlsRequired as exc:
+                await self._tls(info, "starttls-not-supported", host, seen)
                 last = Outcome(PENDING, "4.7.4", str(exc), host)
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 last = Outcome(PENDING, "4.4.1", f"{host}:{port}: {exc!r}"[:300], host)
         return dict.fromkeys(addresses, last)
+
+    async def _tls(self, policy: tls_rpt.PolicyInfo, result: str, host: str,
+                   seen: Seen | None = None) -> None:
+        """Count one TLS attempt for the recipient domain's daily TLS report."""
+        if self._tls_results is not None:
+            await self._tls_results.record(
+                policy, result, mx=host, sending_ip=seen.sending_ip if seen else "",
+                receiving_ip=seen.receiving_ip if seen else "")
 
 
 def _read_once(read: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[bytes]]:

@@ -35,6 +35,24 @@ class Outcome:
     remote: str = ""
 
 
+@dataclass
+class Seen:
+    """What a transaction learnt of its connection, filled in as it goes (for TLS
+    reports, RFC 8460): both ends' IP addresses, and whether TLS was negotiated."""
+
+    sending_ip: str = ""
+    receiving_ip: str = ""
+    tls: bool = False
+
+
+def _ends(client: aiosmtplib.SMTP, seen: Seen) -> None:
+    transport = client.transport
+    if transport is not None:
+        local, peer = transport.get_extra_info("sockname"), transport.get_extra_info("peername")
+        seen.sending_ip = str(local[0]) if local else ""
+        seen.receiving_ip = str(peer[0]) if peer else ""
+
+
 class TlsRequired(Exception):
     """``smtp.outbound_tls = required`` and the host offers no STARTTLS."""
 
@@ -56,16 +74,20 @@ def _verified(settings: OutboundSettings) -> ssl.SSLContext:
 async def transaction(host: str, port: int, addresses: list[str], mail_from: str,
                       message: bytes, settings: OutboundSettings, *, verify: bool = False,
                       dane: DaneRecords | None = None,
-                      address_lookup: AddressLookup = direct_address) -> dict[str, Outcome]:
+                      address_lookup: AddressLookup = direct_address,
+                      seen: Seen | None = None) -> dict[str, Outcome]:
     """Deliver ``message`` to ``addresses`` at ``host``. ``verify``: STARTTLS with a
     certificate valid for ``host`` is required (MTA-STS), else TlsPolicyFailure;
     ``dane``: STARTTLS is required and the certificate must match a usable record
-    (none usable: TLS unauthenticated, RFC 7672 3.1)."""
+    (none usable: TLS unauthenticated, RFC 7672 3.1). ``seen`` is told the
+    connection's addresses and whether TLS was used."""
     policy = settings.tls_policy
     client = aiosmtplib.SMTP(hostname=await address_lookup(host), port=port,
                              timeout=settings.timeout_s, start_tls=False,
                              local_hostname=settings.hostname)
     await client.connect()
+    seen = seen if seen is not None else Seen()
+    _ends(client, seen)
     try:
         await client.ehlo()
         if dane is not None:
@@ -94,6 +116,8 @@ async def transaction(host: str, port: int, addresses: list[str], mail_from: str
                 await client.starttls(tls_context=ctx, validate_certs=False)
         elif policy == "required":
             raise TlsRequired(f"{host} does not offer STARTTLS")
+        seen.tls = client.transport is not None and \
+            client.transport.get_extra_info("ssl_object") is not None
         options = []
         if not message.isascii() and client.supports_extension("8bitmime"):
             options.append("BODY=8BITMIME")

@@ -147,6 +147,17 @@ class LogEvent(enum.StrEnum):
     """Outbound TLS fell short of a recipient domain's policy, or its policy could
     not be had: ``domain``, ``policy`` (sts), ``result`` (the RFC 8460 TLS-RPT result
     type), ``mx``, ``reason``. In mode enforce the delivery is deferred."""
+    TLS_REPORT_SENT = "tls:report:sent"
+    """The daily TLS report (RFC 8460) for a recipient domain went out: ``domain``,
+    ``day``, ``report_id``, ``via`` (mailto, https or both), ``destinations``,
+    ``successes``, ``failures`` (session counts)."""
+    TLS_REPORT_RECEIVED = "tls:report:received"
+    """A TLS report about our domains was stored: ``via`` (smtp, https), ``report``
+    (its number in `letterlock tls-reports list`), ``organization``, ``report_id``,
+    ``domains``, ``successes``, ``failures``."""
+    TLS_REPORT_REFUSED = "tls:report:refused"
+    """What came as a TLS report could not be read (``via``, ``reason``); the sender
+    was refused (SMTP 550, HTTP 400), nothing was stored."""
     SEALED = "crypto:message:sealed"
     """Debug: a message sealed (``seconds``)."""
     UNSEALED = "crypto:message:unsealed"
@@ -223,6 +234,9 @@ LEVELS: dict[LogEvent, int] = {
     LogEvent.LEGAL_IMPACT_RUN: logging.INFO,
     LogEvent.TLS_POLICY_FETCHED: logging.INFO,
     LogEvent.TLS_POLICY_FAILURE: logging.WARNING,
+    LogEvent.TLS_REPORT_SENT: logging.INFO,
+    LogEvent.TLS_REPORT_RECEIVED: logging.INFO,
+    LogEvent.TLS_REPORT_REFUSED: logging.WARNING,
     LogEvent.SEALED: logging.DEBUG,
     LogEvent.UNSEALED: logging.DEBUG,
     LogEvent.BACKUP_STARTED: logging.INFO,
