@@ -4,6 +4,7 @@ system."""
 
 from __future__ import annotations
 
+import getpass
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -251,8 +252,20 @@ def _print_proposal(matter: Matter, out: Console) -> None:
 
 
 ACTOR = "operator"
-ACTOR_OPTION = click.option("--actor", default=ACTOR, show_default=True,
-                            help="The operator taking this step (named in the audit log).")
+
+
+def _login_name() -> str:
+    """Who runs the command, when --actor and LETTERLOCK_OPERATOR do not say."""
+    try:
+        return getpass.getuser() or ACTOR
+    except (OSError, KeyError):
+        return ACTOR
+
+
+ACTOR_OPTION = click.option(
+    "--actor", envvar="LETTERLOCK_OPERATOR", default=_login_name,
+    show_default="$LETTERLOCK_OPERATOR, else your login name",
+    help="The operator taking this step (named in the audit log).")
 
 
 @legal.command("file")
@@ -345,20 +358,22 @@ def decide_cmd(ctx: click.Context, matter_id: str, accept: bool, override: str |
 
 @legal.command("close")
 @click.argument("matter_id")
+@ACTOR_OPTION
 @click.pass_context
-def close_cmd(ctx: click.Context, matter_id: str) -> None:
+def close_cmd(ctx: click.Context, matter_id: str, actor: str) -> None:
     """Close a matter and release its holds."""
-    matter = _with_service(ctx, lambda s: s.close(matter_id, ACTOR))
+    matter = _with_service(ctx, lambda s: s.close(matter_id, actor))
     click.echo(f"{matter.id}: {matter.state}")
 
 
 @legal.command("lift-gag")
 @click.argument("matter_id")
+@ACTOR_OPTION
 @click.pass_context
-def lift_gag_cmd(ctx: click.Context, matter_id: str) -> None:
+def lift_gag_cmd(ctx: click.Context, matter_id: str, actor: str) -> None:
     """Record that the matter's non-disclosure order was lifted: the user is told now
     and the matter's sealed audit events are revealed."""
-    matter = _with_service(ctx, lambda s: s.lift_gag(matter_id, ACTOR))
+    matter = _with_service(ctx, lambda s: s.lift_gag(matter_id, actor))
     click.echo(f"{matter.id}: order lifted, {matter.state}")
 
 
@@ -367,25 +382,27 @@ def lift_gag_cmd(ctx: click.Context, matter_id: str) -> None:
 @click.option("--until", "until", default=None, metavar="DATE",
               help="The order's new end (ISO date or time, UTC).")
 @click.option("--indefinite", is_flag=True, help="The order now has no end date.")
+@ACTOR_OPTION
 @click.pass_context
 def extend_gag_cmd(ctx: click.Context, matter_id: str, until: str | None,
-                   indefinite: bool) -> None:
+                   indefinite: bool, actor: str) -> None:
     """Record that the matter's non-disclosure order was renewed or extended: notices
     and sealed audit events wait for the new end."""
     if (until is None) == (not indefinite):
         raise click.UsageError("give either --until DATE or --indefinite")
     end = None if indefinite else parse_time(until, "--until")
-    matter = _with_service(ctx, lambda s: s.extend_gag(matter_id, ACTOR, end))
+    matter = _with_service(ctx, lambda s: s.extend_gag(matter_id, actor, end))
     click.echo(f"{matter.id}: order extended to {until or 'no end date'}")
 
 
 @legal.command("inform-requested")
 @click.argument("matter_id")
+@ACTOR_OPTION
 @click.pass_context
-def inform_requested_cmd(ctx: click.Context, matter_id: str) -> None:
+def inform_requested_cmd(ctx: click.Context, matter_id: str, actor: str) -> None:
     """Record that an EU order's issuing authority asked us to inform the user
     (Regulation 2023/1543 art. 13): the notice held until then is sent now."""
-    matter = _with_service(ctx, lambda s: s.inform_requested(matter_id, ACTOR))
+    matter = _with_service(ctx, lambda s: s.inform_requested(matter_id, actor))
     click.echo(f"{matter.id}: user informed, {matter.state}")
 
 

@@ -39,6 +39,7 @@ from letterlock.http.console_auth import (
     areas_for,
     current,
 )
+from letterlock.http.console_legal import install_console_legal
 from letterlock.http.render import PageRenderer
 from letterlock.http.web_sessions import new_token, same_token
 from letterlock.services.operations import health
@@ -140,3 +141,4 @@ def install_console(api: FastAPI, app: App, pages: PageRenderer,
 
     api.include_router(router)
     install_console_admin(api, app, sessions, view)
+    install_console_legal(api, app, sessions, view)

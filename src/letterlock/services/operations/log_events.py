@@ -140,6 +140,9 @@ class LogEvent(enum.StrEnum):
     policies (``actor``, ``profile``, ``matters``, and how many would ``change``,
     ``disclose_more``, ``refuse_more`` or could not be decided: ``errors``); nothing
     was changed."""
+    LEGAL_PACKAGE_DOWNLOADED = "legal:package:downloaded"
+    """An operator downloaded a matter's production package from the legal console
+    (``actor``, ``matter``, ``package``: the zip's name)."""
     TLS_POLICY_FETCHED = "tls:policy:fetched"
     """A recipient domain's MTA-STS policy was fetched (``domain``, ``mode``,
     ``max_age``) and is kept for max_age seconds."""
@@ -232,6 +235,7 @@ LEVELS: dict[LogEvent, int] = {
     LogEvent.MIGRATION_FINISHED: logging.INFO,
     LogEvent.MIGRATION_FAILED: logging.ERROR,
     LogEvent.LEGAL_IMPACT_RUN: logging.INFO,
+    LogEvent.LEGAL_PACKAGE_DOWNLOADED: logging.WARNING,
     LogEvent.TLS_POLICY_FETCHED: logging.INFO,
     LogEvent.TLS_POLICY_FAILURE: logging.WARNING,
     LogEvent.TLS_REPORT_SENT: logging.INFO,
