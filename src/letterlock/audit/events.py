@@ -53,6 +53,13 @@ class EventType(enum.StrEnum):
     LEGAL_NOTICE_REQUESTED = "legal:notice:requested"
     LEGAL_GAG_LIFTED = "legal:gag:lifted"
     LEGAL_GAG_EXTENDED = "legal:gag:extended"
+    # the matter file (services/legal/matter_file.py, letters.py)
+    LEGAL_CASE_NUMBER_SET = "legal:case-number:set"
+    LEGAL_NOTE_ADDED = "legal:note:added"
+    LEGAL_ATTACHMENT_ADDED = "legal:attachment:added"
+    LEGAL_ATTACHMENT_OPENED = "legal:attachment:opened"
+    LEGAL_MATTER_EXPORTED = "legal:matter:exported"
+    LEGAL_LETTER_ISSUED = "legal:letter:issued"
     # non-disclosure orders
     LOG_COMMITMENT_REVEALED = "log:commitment:revealed"
     # the log itself

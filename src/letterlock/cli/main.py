@@ -30,6 +30,7 @@ from letterlock.cli.common import (
 )
 from letterlock.cli.domain_dns import show as _domain_show
 from letterlock.cli.legal import legal as _legal
+from letterlock.cli.legal_file import FILE_COMMANDS
 from letterlock.cli.log import log_group as _log_group
 from letterlock.cli.mail import mail as _mail_group
 from letterlock.cli.operators import operator_group as _operator_group
@@ -358,6 +359,8 @@ cli.add_command(_addresses.alias_group)
 cli.add_command(_quota_group)
 cli.add_command(_addresses.group_group)
 cli.add_command(_legal)
+for _command in FILE_COMMANDS:
+    _legal.add_command(_command)
 cli.add_command(_log_group)
 cli.add_command(_mail_group)
 cli.add_command(_report_group)

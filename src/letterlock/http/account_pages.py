@@ -94,6 +94,16 @@ EVENT_WORDS = {
                               "you about it",
     "legal:gag:lifted": "A non-disclosure order about you ended",
     "legal:gag:extended": "A non-disclosure order about you was extended",
+    "legal:case-number:set": "The court's case number was recorded for a legal request "
+                             "naming you",
+    "legal:note:added": "The legal team added a note to a legal request naming you",
+    "legal:attachment:added": "The original of a legal request naming you was filed "
+                              "(sealed)",
+    "legal:attachment:opened": "The legal team opened the filed original of a legal "
+                               "request naming you",
+    "legal:matter:exported": "The file of a legal request naming you was exported",
+    "legal:letter:issued": "A signed letter was written to the authority behind a legal "
+                           "request naming you",
     "log:commitment:revealed": "An event kept secret by a court order was revealed",
 }
 

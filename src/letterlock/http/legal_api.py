@@ -22,6 +22,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query
 
 from letterlock.errors import LetterlockError
 from letterlock.http.errors import status_for
+from letterlock.http.legal_file_api import add_matter_file_routes
 from letterlock.http.legal_schema import FILE_BODY, FORMATS_DOC, MatterList, matter_response
 from letterlock.policy import parse_time
 from letterlock.services.legal.approval import SelfApproval
@@ -178,4 +179,5 @@ def make_legal_router(service: Callable[[], LegalService],
         report = await _call(svc.tick)
         return {"notices_sent": report.notices_sent, "holds_released": report.holds_released}
 
+    add_matter_file_routes(router, service, operator, acting)
     return router

@@ -19,6 +19,7 @@ from letterlock.policy.decision import TRANSPARENCY_BUCKETS
 from letterlock.policy.model import ACTIONS, AUTHORITIES, CATEGORIES, INSTRUMENTS, KEY_CUSTODY
 from letterlock.policy.rules import FLAGS, NOTICES, OUTCOMES, REASONS
 from letterlock.services.legal.approval import KINDS
+from letterlock.services.legal.letter_text import LETTER_KINDS
 from letterlock.services.legal.matters import STATES
 
 FORMATS_DOC = "docs/legal-formats.md"
@@ -201,6 +202,61 @@ class Matter(_Closed):
 
 class MatterList(RootModel[list[Matter]]):
     """Matters, in order of filing."""
+
+
+class Note(_Closed):
+    """A note in the matter file (append-only)."""
+
+    number: int = Field(ge=1, description="1, 2, ... in the matter.")
+    added_at: str = Field(description=_TIME)
+    added_by: str
+    text: str
+
+
+class Attachment(_Closed):
+    """An original filed with the matter (sealed; its content is never in JSON)."""
+
+    id: str
+    name: str
+    media_type: str
+    size: int = Field(ge=1, description="Bytes of the original.")
+    sha256: str = Field(description="SHA-256 of the original, hex.",
+                        json_schema_extra={"pattern": "^[0-9a-f]{64}$"})
+    added_at: str = Field(description=_TIME)
+    added_by: str
+
+
+class Letter(_Closed):
+    """A signed letter kept with the matter (docs/legal-formats.md#letters)."""
+
+    id: str
+    kind: str = _enum(LETTER_KINDS)
+    stage: int = Field(ge=1, description="Which decision of the matter it answers.")
+    issued_at: str = Field(description=_TIME)
+    issued_by: str
+    html_sha256: str
+    pdf_sha256: str
+
+
+class MatterFile(_Closed):
+    """The matter file (docs/legal-formats.md#matter-file)."""
+
+    matter: str
+    case_number: str | None
+    notes: list[Note]
+    attachments: list[Attachment]
+    letters: list[Letter]
+
+
+def model_response(model: type[BaseModel], status: int = 200,
+                   ) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": model, "description": f"See {FORMATS_DOC}."}}
+
+
+ATTACHMENT_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "*/*": {"schema": {"type": "string", "format": "binary"}}}}}
+"""``POST .../attachments``: the original's bytes as the body; its Content-Type is
+recorded as the media type (sniffed when absent or application/octet-stream)."""
 
 
 def matter_response(status: int = 200) -> dict[int | str, dict[str, Any]]:

@@ -19,8 +19,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 from letterlock.errors import AlreadyExists, NotFound, Refused
+from letterlock.storage.legal_file_sqlite import FILE_SCHEMA
 from letterlock.storage.sqlite_db import SqliteDb
 
 LEGAL_DB = "legal.sqlite3"
@@ -241,6 +243,7 @@ def _upgrade(path: Path) -> None:
 
 
 Step = Callable[[sqlite3.Connection], object]
+T = TypeVar("T")
 
 
 class LegalTxn:
@@ -368,11 +371,15 @@ class LegalStore:
     """Async access to the legal database (SQLite off the event loop)."""
 
     def __init__(self, control_dir: Path, *, fsync: bool = True) -> None:
-        self._db = SqliteDb(control_dir / LEGAL_DB, SCHEMA, fsync=fsync)
+        self._db = SqliteDb(control_dir / LEGAL_DB, SCHEMA + FILE_SCHEMA, fsync=fsync)
         _upgrade(control_dir / LEGAL_DB)
 
     async def close(self) -> None:
         self._db.close()
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a reader (e.g. storage/legal_file_sqlite.py's) in a read transaction."""
+        return await self._db.read(fn)
 
     async def commit(self, txn: LegalTxn) -> None:
         """Apply every change of ``txn`` in one durable transaction, or none."""

@@ -73,6 +73,7 @@ from letterlock.services.legal.deadlines import deadline_status
 from letterlock.services.legal.facts import facts_from_store
 from letterlock.services.legal.journal import MatterJournal
 from letterlock.services.legal.matter import Matter, TickReport
+from letterlock.services.legal.matter_export import MatterExportSteps
 from letterlock.services.legal.notices import default_contact, notice_message, notice_text
 from letterlock.services.legal.production import mailbox_contents, produce
 from letterlock.services.legal.stages import (
@@ -101,7 +102,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class LegalService(FourEyes):
+class LegalService(FourEyes, MatterExportSteps):
     def __init__(self, store: LegalStore, control: ControlStore, cells: Cells,
                  accounts: AccountService, delivery: DeliveryService, audit: AuditSink,
                  engine: PolicyEngine, operator_country: str, work_dir: Path,

@@ -166,7 +166,7 @@ async def produce(matter_id: str, decision: Decision, *, control: ControlStore, 
                             "reason": f"{dropped_undated} item(s) kept by a hold after an "
                                       "expunge have no known date and were left out: the "
                                       "request is limited to a date range"})
-    key = await asyncio.to_thread(_signing_key, work_dir)
+    key = await asyncio.to_thread(signing_key, work_dir)
     manifest: dict[str, object] = {
         "format": PACKAGE_FORMAT,
         "matter": matter_id,
@@ -190,7 +190,7 @@ async def produce(matter_id: str, decision: Decision, *, control: ControlStore, 
     return str(root)
 
 
-def _signing_key(work_dir: Path) -> Ed25519PrivateKey:
+def signing_key(work_dir: Path) -> Ed25519PrivateKey:
     path = work_dir / KEY_FILE
     if path.exists():
         loaded = serialization.load_pem_private_key(path.read_bytes(), None)
