@@ -118,6 +118,21 @@ class SmtpConfig:
     """Seconds an outbound message may wait for some recipient before its sender gets
     one delayed-delivery notice (RFC 3464, Action: delayed) with the last answer of
     the receiving server; 0: never. None for a null sender or a bounce."""
+    tls_reports: bool = True
+    """Send SMTP TLS reports (RFC 8460): once a day, to each recipient domain that
+    publishes a ``_smtp._tls`` TXT record, how TLS went with its MX hosts the day
+    before (counts per policy and result, server names and IPs; no addresses, no
+    subjects). Only when ``tls_report_from`` is set too; off with a smarthost."""
+    tls_report_from: str = ""
+    """The reporting address TLS reports are sent from (From, MAIL FROM, the
+    report's contact): an account or alias of a hosted domain (bounces of reports
+    go there); empty: no reports are sent."""
+    tls_report_inbox: str = ""
+    """Address whose mail is taken as TLS reports other servers send about ours
+    (publish ``_smtp._tls.DOMAIN TXT "v=TLSRPTv1; rua=mailto:ADDRESS"``): read at
+    arrival, stored for `letterlock tls-reports`, never put in a mailbox; a report
+    that cannot be read is refused (550 5.6.0). Empty: off (the address is then an
+    ordinary one). The HTTP listener also takes them at ``POST /tlsrpt``."""
     max_connections_per_ip: int = _option(20, "connections")
     """Concurrent SMTP connections allowed from one client address (counted per
     process: with ``workers`` the limit applies in each one)."""

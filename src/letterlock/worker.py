@@ -37,7 +37,9 @@ from letterlock.services.mail import dkim_keys
 from letterlock.services.mail.outbound import OutboundQueue, OutboundSettings
 from letterlock.services.mail.rspamd import SpamFilter
 from letterlock.services.operations.log_events import LogEvent, event
+from letterlock.services.operations.tls_reports import TlsReportIntake
 from letterlock.smtp.server import SmtpServer
+from letterlock.storage.tls_reports_sqlite import TlsReportStore
 from letterlock.workers import READY
 
 
@@ -92,10 +94,16 @@ async def run_worker(config: config_mod.Config, *, mx: bool, imap: bool) -> None
         stack.push_async_callback(close_listeners)  # also if a start below fails
         if mx:
             await _hand_filter_mail_to_main(app, stack)
+            reports = None  # smtp.tls_report_inbox: TLS reports arrive here too
+            if config.smtp.tls_report_inbox:
+                store = TlsReportStore(config.control_dir, fsync=config.storage.fsync)
+                stack.push_async_callback(store.close)
+                reports = TlsReportIntake(store, config.smtp.tls_report_inbox,
+                                          app.delivery.hosted_domains)
             smtp = SmtpServer(app.delivery, app.accounts, None, config.smtp,
                               config.server.hostname, tls, bind=config.server.bind,
                               lmtp=False, mx_only=True, reuse_port=True,
-                              spam=SpamFilter.from_config(config.spam))
+                              spam=SpamFilter.from_config(config.spam), tls_reports=reports)
             await smtp.start()
             listeners.append(smtp.close)
         if imap:

@@ -37,6 +37,7 @@ from letterlock.cli.operators import operator_group as _operator_group
 from letterlock.cli.queue import queue_group as _queue_group
 from letterlock.cli.quota import quota_group as _quota_group
 from letterlock.cli.report import report_group as _report_group
+from letterlock.cli.tls_reports import tls_reports_group as _tls_reports_group
 from letterlock.crypto import openpgp
 from letterlock.errors import InvalidInput
 from letterlock.services.accounts import setup
@@ -366,6 +367,7 @@ cli.add_command(_mail_group)
 cli.add_command(_report_group)
 cli.add_command(_operator_group)
 cli.add_command(_queue_group)
+cli.add_command(_tls_reports_group)
 cli.add_command(_backup_cmd)
 cli.add_command(_restore_cmd)
 

@@ -33,11 +33,13 @@ from letterlock.services.mail.mta_sts import MtaSts
 from letterlock.services.mail.outbound import OutboundQueue, OutboundSettings
 from letterlock.services.mail.rspamd import SpamFilter
 from letterlock.services.mail.screening import InboundScreen
+from letterlock.services.operations.tls_reports import TlsReporting, TlsReportIntake
 from letterlock.smtp import lmtp_socket
 from letterlock.smtp.handlers import LmtpHandler, MxHandler, Outbound, SubmissionHandler
 from letterlock.smtp.hooks import ListenerKind, SmtpHandler
 from letterlock.smtp.limits import ClientLimits, LimitSettings, parse_networks
 from letterlock.smtp.protocol import LmtpListener, SmtpListener
+from letterlock.smtp.tls_report_tap import TlsReportTap
 
 log = logging.getLogger("letterlock.smtp")
 
@@ -59,7 +61,8 @@ class SmtpServer:
                  reuse_port: bool = False,
                  dns_resolver: dns.asyncresolver.Resolver | None = None,
                  lmtp_socket: Path | None = None,
-                 spam: SpamFilter | None = None) -> None:
+                 spam: SpamFilter | None = None,
+                 tls_reports: TlsReportIntake | None = None) -> None:
         self._config = config
         self._hostname = hostname
         self._ssl = ssl_context
@@ -78,8 +81,10 @@ class SmtpServer:
         checks = InboundChecks(hostname, dns_resolver, check_dmarc=config.dmarc,
                                trusted_sealers=config.arc_trusted_sealers.split(",")
                                ) if config.sender_checks else None
-        self._mx = MxHandler(delivery, hostname, screen=InboundScreen(
+        self._mx: SmtpHandler = MxHandler(delivery, hostname, screen=InboundScreen(
             checks, spam, hostname) if checks is not None or spam is not None else None)
+        if tls_reports is not None:  # smtp.tls_report_inbox: reports, not a mailbox
+            self._mx = TlsReportTap(self._mx, tls_reports)
         self._submission = SubmissionHandler(delivery, accounts, outbound, hostname)
         self._lmtp_handler = LmtpHandler(delivery, hostname)
         self._servers: list[asyncio.AbstractServer] = []
@@ -178,13 +183,19 @@ async def start_smtp(app: App, ssl_context: ssl.SSLContext | None, *,
     loop = asyncio.get_running_loop()
     for domain in await app.control.list_domains():
         await loop.run_in_executor(None, dkim_keys.ensure_key, config.control_dir, domain.name)
+    # TLS reports (RFC 8460): counts of outbound TLS, the daily reports, the inbox.
+    reporting = TlsReporting(config.smtp, config.control_dir, config.server.hostname,
+                             app.delivery, fsync=config.storage.fsync)
+    counts = reporting.results
     queue = OutboundQueue(config.home, app.delivery, app.accounts,
                           dkim_keys.DkimKeys(config.control_dir),
                           OutboundSettings.from_config(config.smtp, config.server.hostname),
                           peers=app.peers,  # news from `letterlock queue`
-                          mta_sts=MtaSts() if config.smtp.mta_sts else None,
-                          dane=Dane() if config.smtp.dane else None)
+                          mta_sts=MtaSts(on_failure=counts.policy_failure if counts else None)
+                          if config.smtp.mta_sts else None,
+                          dane=Dane() if config.smtp.dane else None, tls_results=counts)
     await queue.start()
+    reporting.start(queue)
     if app.delivery.filters is not None:  # filters' redirects and replies go out here
         app.delivery.filters.attach_outbound(queue)
     spam = SpamFilter.from_config(config.spam)
@@ -193,17 +204,17 @@ async def start_smtp(app: App, ssl_context: ssl.SSLContext | None, *,
     server = SmtpServer(app.delivery, app.accounts, queue, config.smtp,
                         config.server.hostname, ssl_context, bind=config.server.bind,
                         reuse_port=reuse_port, lmtp_socket=lmtp_socket_of(app.config),
-                        spam=spam)
+                        spam=spam, tls_reports=reporting.intake)
     try:
         await server.start()
     except BaseException:
         await server.close()
-        await queue.close()
+        await reporting.close(queue)
         raise
 
     async def stop() -> int:
         ended = await server.close()
-        await queue.close()
+        await reporting.close(queue)
         return ended
 
     return stop
