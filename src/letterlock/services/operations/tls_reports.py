@@ -26,6 +26,7 @@ import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -33,10 +34,13 @@ import dns.asyncresolver
 import dns.exception
 import dns.resolver
 
+from letterlock.config import SmtpConfig
 from letterlock.errors import InvalidInput, LetterlockError
 from letterlock.services.accounts.accounts import AccountRef
 from letterlock.services.accounts.addresses import normalise_address
 from letterlock.services.mail import tls_rpt
+from letterlock.services.mail.delivery import DeliveryService
+from letterlock.services.mail.mta_sts import system_resolver
 from letterlock.services.mail.tls_rpt import (
     PolicyInfo,
     ReportError,
@@ -44,6 +48,7 @@ from letterlock.services.mail.tls_rpt import (
     check_report,
 )
 from letterlock.services.operations.log_events import LogEvent, event
+from letterlock.services.operations.periodic import start_periodic
 from letterlock.storage.tls_reports_sqlite import (
     ReceivedRow,
     SentRow,
@@ -103,6 +108,10 @@ class TlsResults:
         except LetterlockError as exc:
             log.warning("TLS session count for %s not kept: %s", row.domain, exc)
 
+    async def policy_failure(self, domain: str, result: str) -> None:
+        """A recipient domain's MTA-STS policy could not be had (MtaSts tells)."""
+        await self.record(PolicyInfo("sts", domain), result)
+
 
 # -- sending reports ------------------------------------------------------------------
 
@@ -120,6 +129,12 @@ class ReportQueue(Protocol):
         sign_for: str | None = None,
     ) -> str:
         """Queue ``message`` durably; returns its queue id."""
+        ...
+
+
+class Closable(Protocol):
+    async def close(self) -> None:
+        """Stop, waiting for work under way."""
         ...
 
 
@@ -393,3 +408,73 @@ class TlsReportIntake:
             again=None if new else True,
         )
         return replace(report, id=number)
+
+
+# -- wiring ---------------------------------------------------------------------------
+
+
+class TlsReporting:
+    """What the SMTP front-end wires (smtp/server.py): the counts the outbound queue
+    keeps (None when reports are not sent), the daily job, and the report inbox
+    (None when ``smtp.tls_report_inbox`` is empty)."""
+
+    def __init__(
+        self,
+        config: SmtpConfig,
+        control_dir: Path,
+        hostname: str,
+        delivery: DeliveryService,
+        *,
+        fsync: bool = True,
+    ) -> None:
+        self.store = TlsReportStore(control_dir, fsync=fsync)
+        self._config = config
+        self._hostname = hostname
+        self._delivery = delivery
+        sending = config.tls_reports and bool(config.tls_report_from) and not config.smarthost
+        self.results = TlsResults(self.store) if sending else None
+        self.intake = (
+            TlsReportIntake(self.store, config.tls_report_inbox, delivery.hosted_domains)
+            if config.tls_report_inbox
+            else None
+        )
+        self._stop: Callable[[], Awaitable[None]] | None = None
+
+    def reporter(
+        self,
+        queue: ReportQueue,
+        *,
+        txt: TxtLookup | None = None,
+        https: HttpsPost | None = None,
+        clock: Clock = _now,
+    ) -> TlsReporter:
+        """The daily job, sending through ``queue`` (system DNS and HTTPS unless
+        given)."""
+        address = self._config.tls_report_from
+
+        async def sender() -> AccountRef | None:
+            return (await self._delivery.classify(address)).account
+
+        return TlsReporter(
+            self.store,
+            queue,
+            sender,
+            ReporterSettings(address, self._hostname),
+            txt=txt or dns_txt(system_resolver()),
+            https=https or https_poster(),
+            clock=clock,
+        )
+
+    def start(self, queue: ReportQueue) -> None:
+        """Run the daily job every REPORT_INTERVAL_S (when reports are sent)."""
+        if self.results is not None:
+            self._stop = start_periodic(self.reporter(queue).run, REPORT_INTERVAL_S, "tls reports")
+
+    async def close(self, queue: Closable) -> None:
+        """Stop the daily job, then ``queue`` (which counts into the store until it
+        stops), then the store."""
+        if self._stop is not None:
+            await self._stop()
+            self._stop = None
+        await queue.close()
+        await self.store.close()
