@@ -28,6 +28,7 @@ WIDTHS = (390, 1280)
 PUBLIC = ("/", "/transparency", "/transparency/{period}", "/transparency/canary", "/log",
           "/docs", "/no-such-page", "/account/login")
 ACCOUNT = ("/account", "/account/access", "/account/legal", "/account/filters",
+           "/account/addresses", "/account/vacation", "/account/junk",
            "/account/export", "/account/password", "/account/encryption")
 _RUN_AXE = """(async () => {
   const result = await axe.run(document, {

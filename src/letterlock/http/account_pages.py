@@ -10,6 +10,8 @@ touched their account, the legal requests about them, and takes their mail with 
                                    matter's events (as in the access feed), notices
     GET  /account/export           export page     GET /account/export.mbox  the mbox
     GET  /account/password         change password    POST /account/password
+    GET  /account/addresses, /account/vacation (POST too), /account/junk
+                                   per-user settings (see ``account_settings``)
 
 A login is the mail address and mail password; it unlocks the account key into a
 server-side session (see ``web_sessions``). Every POST carries a CSRF token. None of
@@ -33,6 +35,7 @@ from letterlock.errors import AuthenticationFailed, InvalidInput, LetterlockErro
 from letterlock.http import access_labels
 from letterlock.http.account_filters import filter_disclosure
 from letterlock.http.account_legal import legal_tab
+from letterlock.http.account_settings import PageTools, install_settings_pages
 from letterlock.http.render import PageRenderer
 from letterlock.http.web_sessions import (
     COOKIE,
@@ -373,6 +376,10 @@ def install_account_pages(api: FastAPI, app: App, sessions: SessionStore,
         context = await filter_disclosure(app.filters, web.account)
         return view("account/filters.html", web, title="Your filters and what they reveal",
                     tab="filters", sieve_port=app.config.sieve.port, **context)
+
+    # -- addresses, vacation, junk (account_settings.py) ----------------------------------
+
+    install_settings_pages(router, app, PageTools(current, checked_form, view))
 
     # -- export ---------------------------------------------------------------------------
 
