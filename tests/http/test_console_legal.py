@@ -7,6 +7,7 @@ with the operators' names."""
 from __future__ import annotations
 
 import io
+import logging
 import re
 import zipfile
 from collections.abc import AsyncIterator
@@ -16,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from test_console import PASSWORD, csrf_of, session_csrf, sign_in
+from test_console import PASSWORD, csrf_of, events, session_csrf, sign_in
 
 from letterlock import config as config_mod
 from letterlock.app import App
@@ -24,6 +25,7 @@ from letterlock.audit.events import EventFinder, EventType
 from letterlock.http.server import make_api
 from letterlock.services.legal import explain
 from letterlock.services.legal.production import verify_package
+from letterlock.services.operations.log_events import LogEvent
 from support.env import make_config
 
 BOB = "bob@example.test"
@@ -247,7 +249,8 @@ async def test_four_eyes_the_filer_and_proposer_cannot_approve(
 
 
 async def test_a_matter_from_filing_to_package_and_trail(
-        site: httpx.AsyncClient, app: App) -> None:
+        site: httpx.AsyncClient, app: App, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="letterlock.events")
     matter = await app.legal.file(request(categories=("subscriber", "content")), "lou")
     csrf = await switch(site, "lee")
     queue = await site.get("/console/legal")
@@ -272,6 +275,9 @@ async def test_a_matter_from_filing_to_package_and_trail(
     saved.write_bytes(got.content)
     check = verify_package(saved)
     assert check.ok and check.matter == matter.id and check.items > 0
+    [logged_download] = events(caplog, LogEvent.LEGAL_PACKAGE_DOWNLOADED)
+    assert logged_download["actor"] == "root" and logged_download["matter"] == matter.id
+    assert logged_download["package"] == f"{matter.id}.zip"
 
     trail = await site.get(f"/console/legal/{matter.id}/trail")
     assert trail.status_code == 200

@@ -186,9 +186,10 @@ def install_console_legal(api: FastAPI, app: App, sessions: ConsoleSessions,
     router = APIRouter(prefix="/console/legal", include_in_schema=False)
     words = explain.PolicyExplainer(app.config.legal.policy_dir or app.config.legal.profile)
 
-    def missing(console: ConsoleSession, exc: LetterlockError) -> Response:
+    def missing(console: ConsoleSession, exc: LetterlockError,
+                title: str = "Legal matter not found") -> Response:
         return view("console/legal_missing.html", console, status_for(exc),
-                    title="Legal matter not found", area="/console/legal",
+                    title=title, area="/console/legal",
                     message=str(exc) or type(exc).__name__)
 
     async def matter_page(console: ConsoleSession, matter_id: str, status: int = 200,
@@ -214,7 +215,10 @@ def install_console_legal(api: FastAPI, app: App, sessions: ConsoleSessions,
         state = request.query_params.get("state", "open")
         if state not in ("open", "all", *STATES):
             state = "open"
-        matters = await app.legal.list_matters(open_only=state == "open")
+        try:
+            matters = await app.legal.list_matters(open_only=state == "open")
+        except LetterlockError as exc:
+            return missing(console, exc, "Legal matters cannot be read")
         if state not in ("open", "all"):
             matters = [m for m in matters if m.state == state]
         now = datetime.now(UTC)
