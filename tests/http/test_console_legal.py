@@ -300,3 +300,37 @@ async def test_a_matter_from_filing_to_package_and_trail(
               if e.matter == matter.id]
     assert (EventType.LEGAL_MATTER_CLOSED, "lee") in logged
     assert csrf_of((await site.get("/console/legal")).text)
+
+
+async def test_an_override_narrowed_to_a_category_is_proposed_and_approved(
+        site: httpx.AsyncClient, app: App) -> None:
+    matter = await app.legal.file(request(categories=("subscriber", "content")), "lou")
+    csrf = await switch(site, "lee")
+    proposed = await site.post(f"/console/legal/{matter.id}/decide", data={
+        "csrf": csrf, "choice": "override", "outcome": "reject",
+        "justification": "content: counsel finds the warrant overbroad",
+        "category:content": "on"})
+    assert proposed.status_code == 303
+    page = await site.get(f"/console/legal/{matter.id}")
+    assert "to override to <strong>reject</strong>" in page.text
+    assert "it overrides the policy&#39;s recommendation" in page.text
+    assert 'id="proposal-table"' in page.text
+    csrf = await switch(site, "root")
+    assert (await site.post(f"/console/legal/{matter.id}/approve",
+                            data={"csrf": csrf})).status_code == 303
+    done = await app.legal.show(matter.id)
+    assert done.decision is not None and done.overridden
+    assert done.decision.finding(BOB, "content").outcome == "reject"
+    assert done.decision.finding(BOB, "subscriber").outcome == "disclose"
+    page = await site.get(f"/console/legal/{matter.id}")
+    assert "counsel finds the warrant overbroad" in page.text
+    assert "a human decision: lee overrode the policy&#39;s outcome" in page.text
+    assert 'id="decision-table"' in page.text
+
+
+async def test_a_gag_the_instrument_implies_is_shown(site: httpx.AsyncClient,
+                                                     app: App) -> None:
+    matter = await app.legal.file(request("us-nsl", ("subscriber",)), "lou")
+    await switch(site, "ada")
+    page = await site.get(f"/console/legal/{matter.id}")
+    assert "gag without end date</strong> (implied by the instrument)" in page.text
