@@ -17,6 +17,8 @@ Routes (the OpenAPI schema at ``/openapi.json`` is the reference):
     GET  /api/me                   the account owner's region, country, key custody
     GET  /api/me/notices           the account owner's legal notices (mail password)
     GET  /api/access/events        the owner's access feed (access_feed.py, when present)
+    POST /tlsrpt                   SMTP TLS reports about our servers (tls_reports_api.py,
+                                   with smtp.tls_report_inbox)
 
 Pages (server-rendered, no script; not in the OpenAPI schema):
 
@@ -80,6 +82,7 @@ from letterlock.http.json_body import StrictJsonBodies
 from letterlock.http.legal_api import OperatorIdentity, make_legal_router
 from letterlock.http.public_pages import install_public_pages
 from letterlock.http.render import PageRenderer
+from letterlock.http.tls_reports_api import make_tls_report_router
 from letterlock.http.web_sessions import SessionStore
 from letterlock.policy import format_time
 from letterlock.services.accounts.accounts import Session
@@ -318,6 +321,11 @@ def make_api(app: App, *, access_feed: Any = None,
                 "notices": [{"matter": n.matter_id,
                              "sent_at": None if n.sent_at is None else format_time(n.sent_at),
                              "text": n.text} for n in notices]}
+
+    if app.config.smtp.tls_report_inbox:  # reports about our servers (RFC 8460)
+        api.include_router(make_tls_report_router(
+            app.config.control_dir, app.config.smtp.tls_report_inbox,
+            app.delivery.hosted_domains, fsync=app.config.storage.fsync))
 
     if access_feed is not None:
         from letterlock.http.access_feed import make_access_feed_router
