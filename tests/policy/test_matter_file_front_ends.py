@@ -13,15 +13,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from click.testing import CliRunner
 
 from letterlock.app import App
-from letterlock.cli.main import cli
 from letterlock.crypto.keys import KdfParams
 from letterlock.http.legal_api import OperatorIdentity
 from letterlock.http.legal_schema import Attachment, MatterFile, Note
 from letterlock.services.legal.file_key import create_file_key
 
+from .cli_home import CliHome
 from .harness import make_request
 from .legal_api_client import legal_api_client
 
@@ -117,19 +116,8 @@ async def test_openapi_types_the_matter_file(client: httpx.AsyncClient) -> None:
 
 
 def test_cli_matter_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LETTERLOCK_CRYPTO_ARGON2_MEMORY_KIB", "1024")
-    monkeypatch.setenv("LETTERLOCK_CRYPTO_ARGON2_ITERATIONS", "1")
-    home = str(tmp_path / "home")
-    runner = CliRunner()
-
-    def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
-        result = runner.invoke(cli, ["--home", home, *args], input=stdin)
-        return result.exit_code, str(result.stdout), str(result.stderr)
-
-    def ok(*args: str, stdin: str | None = None) -> str:
-        code, out, err = run(*args, stdin=stdin)
-        assert code == 0, (args, out, err)
-        return out
+    home = CliHome(tmp_path, monkeypatch)
+    run, ok = home.run, home.ok
 
     ok("init")
     req = tmp_path / "req.json"

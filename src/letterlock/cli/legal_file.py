@@ -27,8 +27,10 @@ from letterlock.config import Config
 from letterlock.crypto.keys import KdfParams
 from letterlock.errors import InvalidInput
 from letterlock.services.legal.file_key import change_passphrase, create_file_key
+from letterlock.services.legal.letter_text import LETTER_KINDS
+from letterlock.services.legal.letters import verify_letter
 from letterlock.services.legal.matter import Matter
-from letterlock.services.legal.matter_file import MatterQuery
+from letterlock.services.legal.matter_file import LetterInfo, MatterQuery
 from letterlock.services.legal.matters import LegalService
 
 PASSPHRASE_PROMPT = "Matter-file passphrase"
@@ -328,6 +330,65 @@ def search_cmd(
     console().print(_search_table(found, numbers))
 
 
+@click.command("letters")
+@click.argument("matter_id")
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    type=click.Choice(LETTER_KINDS),
+    help="Only this kind (repeatable; default: both).",
+)
+@click.option("--json", "as_json", is_flag=True)
+@ACTOR_OPTION
+@click.pass_context
+def letters_cmd(
+    ctx: click.Context, matter_id: str, kinds: tuple[str, ...], as_json: bool, actor: str
+) -> None:
+    """Write the signed letters for the matter's current decision: the response to the
+    issuing authority (the legal basis of each outcome) and, for a production, its
+    certificate; HTML and PDF, kept with the matter. Prints where they are."""
+
+    async def work(service: LegalService) -> list[tuple[LetterInfo, Path]]:
+        issued = await service.issue_letters(matter_id, actor, kinds or LETTER_KINDS)
+        return [(x, service.letter_path(x)) for x in issued]
+
+    issued = _with_service(ctx, work)
+    if as_json:
+        click.echo(json.dumps([{**x.to_json(), "path": str(p)} for x, p in issued], indent=2))
+        return
+    for letter, folder in issued:
+        click.echo(f"{letter.id} {letter.kind} (decision {letter.stage}): {folder}/letter.pdf")
+
+
+@click.command("verify-letter")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--signature",
+    "sig_path",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The detached signature (default: PATH.sig).",
+)
+@click.option("--public-key", default=None, help="Pin the operator's key (hex).")
+def verify_letter_cmd(path: Path, sig_path: Path | None, public_key: str | None) -> None:
+    """Check a letter's detached Ed25519 signature (letter.pdf with letter.pdf.sig)."""
+    signature = sig_path or path.with_name(path.name + ".sig")
+    try:
+        data, sig = path.read_bytes(), signature.read_bytes()
+    except OSError as exc:
+        fail(f"{signature}: {exc.strerror or exc}", 2)
+    try:
+        check = verify_letter(data, sig, public_key)
+    except InvalidInput as exc:
+        fail(f"{signature}: {exc}", 2)
+    for problem in check.problems:
+        click.echo(f"{path}: {problem}", err=True)
+    if not check.ok:
+        raise SystemExit(1)
+    click.echo(f"ok: letter {check.letter} of matter {check.matter}, key {check.public_key}")
+
+
 FILE_COMMANDS = (
     file_key_cmd,
     attach_cmd,
@@ -337,5 +398,7 @@ FILE_COMMANDS = (
     matter_file_cmd,
     export_cmd,
     search_cmd,
+    letters_cmd,
+    verify_letter_cmd,
 )
 """The matter-file commands, added to ``letterlock legal`` by cli/main.py."""

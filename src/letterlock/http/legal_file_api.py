@@ -5,6 +5,7 @@ matter, search, and the signed letters. Every role may read the file and search;
 or exporting with the originals needs the matter-file passphrase in the body: it is
 used for that request only, never kept."""
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
@@ -17,15 +18,25 @@ from letterlock.http.errors import status_for
 from letterlock.http.legal_schema import (
     ATTACHMENT_BODY,
     Attachment,
+    LetterList,
     MatterFile,
     MatterList,
     Note,
     model_response,
 )
+from letterlock.services.legal.letter_text import LETTER_KINDS
+from letterlock.services.legal.letters import LETTER_FILES
 from letterlock.services.legal.matter_file import MAX_ATTACHMENT_BYTES, MatterQuery
 from letterlock.services.legal.matters import LegalService
 
 T = TypeVar("T")
+_LETTER_TYPES = {
+    "letter.html": "text/html",
+    "letter.pdf": "application/pdf",
+    "letter.html.sig": "application/json",
+    "letter.pdf.sig": "application/json",
+    "letter.json": "application/json",
+}
 
 
 async def _call(fn: Callable[[], Awaitable[T]]) -> T:
@@ -192,3 +203,38 @@ def add_matter_file_routes(
         actor = acting(who)
         result = await _call(lambda: svc.export(matter_id, actor, passphrase))
         return _download(result.data, "application/zip", result.name, result.sha256)
+
+    @router.post(
+        "/matters/{matter_id}/letters",
+        status_code=201,
+        response_model=None,
+        responses=model_response(LetterList, 201),
+    )
+    async def issue_letters(
+        svc: Svc,
+        who: Who,
+        matter_id: str,
+        kinds: Annotated[list[str] | None, Body(embed=True)] = None,
+    ) -> list[dict[str, Any]]:
+        """Write the signed letters for the matter's current decision (``{"kinds":
+        [...]}`` narrows them: response, production-certificate)."""
+        actor = acting(who)
+        chosen = tuple(kinds) if kinds else LETTER_KINDS
+        issued = await _call(lambda: svc.issue_letters(matter_id, actor, chosen))
+        return [x.to_json() for x in issued]
+
+    @router.get(
+        "/matters/{matter_id}/letters/{letter_id}/{name}",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "One file of the letter: " + ", ".join(LETTER_FILES) + ".",
+                "content": {t: {} for t in set(_LETTER_TYPES.values())},
+            }
+        },
+    )
+    async def letter_file(
+        svc: Svc, who: Who, matter_id: str, letter_id: str, name: str
+    ) -> Response:
+        data = await _call(lambda: svc.letter_file(matter_id, letter_id, name))
+        return _download(data, _LETTER_TYPES[name], name, hashlib.sha256(data).hexdigest())

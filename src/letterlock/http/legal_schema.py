@@ -238,6 +238,10 @@ class Letter(_Closed):
     pdf_sha256: str
 
 
+class LetterList(RootModel[list[Letter]]):
+    """Letters, in order of issue."""
+
+
 class MatterFile(_Closed):
     """The matter file (docs/legal-formats.md#matter-file)."""
 

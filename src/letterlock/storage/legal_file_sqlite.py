@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS matter_letters (
     matter_id TEXT NOT NULL REFERENCES matters(id),
     kind TEXT NOT NULL,              -- response | production-certificate
     stage INTEGER NOT NULL,          -- which decision of the matter (1, 2, ...)
+    subject_sha256 TEXT NOT NULL,    -- of the decision (response) or package manifest
     directory TEXT NOT NULL,         -- under the legal work directory
     html_sha256 TEXT NOT NULL,
     pdf_sha256 TEXT NOT NULL,
@@ -96,6 +97,7 @@ class LetterRow:
     matter_id: str
     kind: str
     stage: int
+    subject_sha256: str
     directory: str
     html_sha256: str
     pdf_sha256: str
@@ -119,7 +121,8 @@ _ATTACHMENT_COLS = (
     "id, matter_id, name, media_type, size, sha256, sealed_file, key_id, added_at, added_by"
 )
 _LETTER_COLS = (
-    "id, matter_id, kind, stage, directory, html_sha256, pdf_sha256, issued_at, issued_by"
+    "id, matter_id, kind, stage, subject_sha256, directory, html_sha256, pdf_sha256, "
+    "issued_at, issued_by"
 )
 
 
@@ -167,23 +170,26 @@ def add_attachment(row: AttachmentRow) -> Step:
 
 
 def add_letter(row: LetterRow) -> Step:
+    """A letter; refused if the matter has one of its kind for the same subject."""
+
     def fn(c: sqlite3.Connection) -> None:
         found = c.execute(
-            "SELECT id FROM matter_letters WHERE matter_id=? AND kind=? AND stage=?",
-            (row.matter_id, row.kind, row.stage),
+            "SELECT id FROM matter_letters WHERE matter_id=? AND kind=? AND subject_sha256=?",
+            (row.matter_id, row.kind, row.subject_sha256),
         ).fetchone()
         if found is not None:
             raise Refused(
-                f"matter {row.matter_id} has its {row.kind} letter for decision "
-                f"{row.stage} already ({found[0]})"
+                f"matter {row.matter_id} has its {row.kind} letter for this "
+                f"{'package' if row.kind != 'response' else 'decision'} already ({found[0]})"
             )
         c.execute(
-            f"INSERT INTO matter_letters ({_LETTER_COLS}) VALUES (?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO matter_letters ({_LETTER_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (
                 row.id,
                 row.matter_id,
                 row.kind,
                 row.stage,
+                row.subject_sha256,
                 row.directory,
                 row.html_sha256,
                 row.pdf_sha256,
@@ -251,7 +257,7 @@ def attachments_of(matter_id: str) -> Callable[[sqlite3.Connection], list[Attach
             )
             for r in c.execute(
                 f"SELECT {_ATTACHMENT_COLS} FROM matter_attachments "
-                "WHERE matter_id=? ORDER BY added_at, id",
+                "WHERE matter_id=? ORDER BY rowid",
                 (matter_id,),
             )
         ]
@@ -270,12 +276,12 @@ def letters_of(matter_id: str) -> Callable[[sqlite3.Connection], list[LetterRow]
                 str(r[4]),
                 str(r[5]),
                 str(r[6]),
-                _dt(r[7]),
-                str(r[8]),
+                str(r[7]),
+                _dt(r[8]),
+                str(r[9]),
             )
             for r in c.execute(
-                f"SELECT {_LETTER_COLS} FROM matter_letters "
-                "WHERE matter_id=? ORDER BY issued_at, id",
+                f"SELECT {_LETTER_COLS} FROM matter_letters WHERE matter_id=? ORDER BY rowid",
                 (matter_id,),
             )
         ]

@@ -72,6 +72,7 @@ from letterlock.services.legal.approval import AWAITING, FourEyes
 from letterlock.services.legal.deadlines import deadline_status
 from letterlock.services.legal.facts import facts_from_store
 from letterlock.services.legal.journal import MatterJournal
+from letterlock.services.legal.letters import LetterSteps
 from letterlock.services.legal.matter import Matter, TickReport
 from letterlock.services.legal.matter_export import MatterExportSteps
 from letterlock.services.legal.notices import default_contact, notice_message, notice_text
@@ -102,7 +103,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class LegalService(FourEyes, MatterExportSteps):
+class LegalService(FourEyes, MatterExportSteps, LetterSteps):
     def __init__(self, store: LegalStore, control: ControlStore, cells: Cells,
                  accounts: AccountService, delivery: DeliveryService, audit: AuditSink,
                  engine: PolicyEngine, operator_country: str, work_dir: Path,
