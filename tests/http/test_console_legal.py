@@ -172,7 +172,9 @@ async def test_an_auditor_cannot_act_and_a_forged_form_is_refused(
     matter = await app.legal.file(request("us-subpoena", ("subscriber",)), "lee")
     csrf = await switch(site, "ada")
     for action, data in (("decide", {"choice": "accept"}), ("approve", {}),
-                         ("reject-approval", {"reason": "no"}), ("close", {})):
+                         ("reject-approval", {"reason": "no"}), ("close", {}),
+                         ("lift-gag", {}), ("extend-gag", {"indefinite": "on"}),
+                         ("inform-requested", {})):
         answer = await site.post(f"/console/legal/{matter.id}/{action}",
                                  data={"csrf": csrf, **data})
         assert answer.status_code == 403, action
@@ -334,3 +336,37 @@ async def test_a_gag_the_instrument_implies_is_shown(site: httpx.AsyncClient,
     await switch(site, "ada")
     page = await site.get(f"/console/legal/{matter.id}")
     assert "gag without end date</strong> (implied by the instrument)" in page.text
+
+
+async def test_the_order_extended_then_lifted_by_name(site: httpx.AsyncClient,
+                                                     app: App) -> None:
+    matter = await app.legal.file(
+        request("us-subpoena", ("subscriber",), gag={"until": "2030-01-01T00:00:00Z"}),
+        "lou")
+    csrf = await switch(site, "lee")
+    await site.post(f"/console/legal/{matter.id}/decide",
+                    data={"csrf": csrf, "choice": "accept"})
+    decided = await app.legal.show(matter.id)
+    assert [n.sent_at for n in decided.notices] == [None]
+    page = await site.get(f"/console/legal/{matter.id}")
+    assert 'id="extend-form"' in page.text and 'id="lift-form"' in page.text
+    both = await site.post(f"/console/legal/{matter.id}/extend-gag",
+                           data={"csrf": csrf, "until": "2031-06-01", "indefinite": "on"})
+    assert both.status_code == 422 and "not both" in both.text
+    extended = await site.post(f"/console/legal/{matter.id}/extend-gag",
+                               data={"csrf": csrf, "until": "2031-06-01"})
+    assert extended.status_code == 303
+    page = await site.get(f"/console/legal/{matter.id}")
+    assert "was extended to 2031-06-01" in page.text
+    assert "extended by <strong>lee</strong> to 1 June 2031" in page.text
+    csrf = await switch(site, "root")
+    lifted = await site.post(f"/console/legal/{matter.id}/lift-gag", data={"csrf": csrf})
+    assert lifted.status_code == 303
+    page = await site.get(f"/console/legal/{matter.id}")
+    assert "recorded by <strong>root</strong>" in page.text
+    assert 'id="lift-form"' not in page.text
+    done = await app.legal.show(matter.id)
+    assert all(n.sent_at is not None for n in done.notices)
+    logged = {(str(e.type), e.actor) for e in await trail_of(app, matter.id)
+              if e.matter == matter.id}
+    assert ("legal:gag:extended", "lee") in logged and ("legal:gag:lifted", "root") in logged

@@ -173,12 +173,30 @@ def matter_view(matter: Matter, words: explain.PolicyExplainer,
         },
         "history": [{"what": HISTORY.get(e.type, e.type), "actor": e.actor, "at": _t(e.at)}
                     for e in trail if e.type in HISTORY],
+        "order": _order(gag is not None, trail),
+        "informable": matter.state in ("executed", "notified") and matter.decision is not None
+        and matter.decision.user_notice.when == "on-authority-request"
+        and any(n.sent_at is None for n in matter.notices),
         "decidable": matter.state in DECIDABLE, "waiting": matter.state == "waiting",
         "targets": sorted({t for t, _, _ in (matter.decision or matter.recommendation)
                            .findings()}),
         "categories": sorted({c for _, c, _ in (matter.decision or matter.recommendation)
                               .findings()}),
     }
+
+
+def _order(in_request: bool, trail: list[TrailEntry]) -> dict[str, Any] | None:
+    """Where the matter's non-disclosure order stands, from its audit trail: None when
+    there is none; else lifted (when, by whom) or its last extension."""
+    lifted = next((e for e in trail if e.type == "legal:gag:lifted"), None)
+    extended = [e for e in trail if e.type == "legal:gag:extended"]
+    if not in_request and not extended:
+        return None
+    last = extended[-1] if extended else None
+    return {"lifted_at": _t(lifted.at) if lifted else None,
+            "lifted_by": lifted.actor if lifted else None,
+            "extended_to": dict(last.details).get("until") if last else None,
+            "extended_by": last.actor if last else None}
 
 
 def install_console_legal(api: FastAPI, app: App, sessions: ConsoleSessions,

@@ -7,6 +7,11 @@ is answered 403 and changes nothing).
     POST /console/legal/{id}/approve          approve the decision awaiting a second
                                               operator (four-eyes)
     POST /console/legal/{id}/reject-approval  refuse it, with a reason
+    POST /console/legal/{id}/lift-gag         the non-disclosure order was lifted
+    POST /console/legal/{id}/extend-gag       it was renewed or extended (new end date,
+                                              or none)
+    POST /console/legal/{id}/inform-requested an EU order's issuing authority asked for
+                                              the user to be told
     POST /console/legal/{id}/close            close the matter, releasing its holds
 
 Each form carries the session's CSRF token; each action is the legal service's call
@@ -31,6 +36,7 @@ from letterlock.http.account_pages import FormRefused, read_form
 from letterlock.http.console_auth import ConsoleSession, ConsoleSessions, RoleRefused, current
 from letterlock.http.errors import status_for
 from letterlock.http.web_sessions import same_token
+from letterlock.policy import format_time, parse_time
 from letterlock.services.legal.approval import AWAITING, SelfApproval
 from letterlock.services.legal.matter import Matter
 
@@ -80,7 +86,8 @@ def install_console_legal_actions(api: FastAPI, app: App, sessions: ConsoleSessi
             said = await action(console, form)
         except LetterlockError as exc:
             kept = {k: v for k, v in form.items() if k in ("choice", "outcome",
-                                                         "justification", "reason")}
+                                                         "justification", "reason",
+                                                         "until")}
             status = 403 if isinstance(exc, SelfApproval) else status_for(exc)
             return await matter_page(console, matter_id, status, _error(exc), **kept)
         console.say(said)
@@ -124,6 +131,36 @@ def install_console_legal_actions(api: FastAPI, app: App, sessions: ConsoleSessi
                                                      form.get("reason", ""))
             return (f"{console.name} refused the proposed decision on {matter.id}; "
                     f"it is {matter.state} again, to be decided.")
+        return await act(request, matter_id, run)
+
+    @router.post("/{matter_id}/lift-gag")
+    async def lift_gag(request: Request, matter_id: str) -> Response:
+        async def run(console: ConsoleSession, _form: dict[str, str]) -> str:
+            matter = await app.legal.lift_gag(matter_id, console.name)
+            return (f"{console.name} recorded that the order on {matter.id} was lifted: "
+                    "its notices went out and its sealed audit events are revealed.")
+        return await act(request, matter_id, run)
+
+    @router.post("/{matter_id}/extend-gag")
+    async def extend_gag(request: Request, matter_id: str) -> Response:
+        async def run(console: ConsoleSession, form: dict[str, str]) -> str:
+            until_text = form.get("until", "").strip()
+            indefinite = form.get("indefinite") == "on"
+            if bool(until_text) == indefinite:
+                raise InvalidInput("Give the order's new end date, or tick that it has "
+                                   "none (not both)")
+            until = None if indefinite else parse_time(until_text, "new end")
+            matter = await app.legal.extend_gag(matter_id, console.name, until)
+            return (f"{console.name} recorded that the order on {matter.id} was extended "
+                    f"{'without end date' if until is None else 'to ' + format_time(until)}.")
+        return await act(request, matter_id, run)
+
+    @router.post("/{matter_id}/inform-requested")
+    async def inform_requested(request: Request, matter_id: str) -> Response:
+        async def run(console: ConsoleSession, _form: dict[str, str]) -> str:
+            matter = await app.legal.inform_requested(matter_id, console.name)
+            return (f"{console.name} recorded the issuing authority's request: the notices "
+                    f"of {matter.id} went out.")
         return await act(request, matter_id, run)
 
     @router.post("/{matter_id}/close")
