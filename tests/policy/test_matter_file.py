@@ -277,3 +277,32 @@ async def test_search_by_every_term(app: App, legal: LegalService) -> None:
     assert await ids(case_number="00043") == []
     with pytest.raises(InvalidInput, match="search term"):
         await legal.search(MatterQuery())
+
+
+async def test_file_events_of_a_gagged_matter_stay_sealed_until_lifted(
+    app: App, legal: LegalService
+) -> None:
+    # us-nsl implies an indefinite gag: the matter file's events enter the log as
+    # commitments, like every other step of the matter, until the order is lifted.
+    _key(app)
+    await add_bob(app)
+    matter = await legal.file(
+        make_request(instrument="us-nsl", categories=["subscriber"], issuer={"name": "FBI"}),
+        "ada",
+    )
+    filed = await legal.attach(matter.id, "ada", ORDER, "nsl.pdf")
+    await legal.add_note(matter.id, "ada", "Gag implied by the instrument.")
+    await legal.set_case_number(matter.id, "ada", "NSL-1")
+    file_events = {
+        EventType.LEGAL_ATTACHMENT_ADDED,
+        EventType.LEGAL_NOTE_ADDED,
+        EventType.LEGAL_CASE_NUMBER_SET,
+    }
+    records = log_records(app.config.control_dir)
+    assert not [e for e in clear_events_of(records, matter.id) if e.type in file_events]
+    assert any(r.kind == "commitment" for r in records)
+    await legal.lift_gag(matter.id, "ada")
+    shown = clear_events_of(log_records(app.config.control_dir), matter.id)
+    assert {e.type for e in shown} >= file_events
+    [added] = [e for e in shown if e.type == EventType.LEGAL_ATTACHMENT_ADDED]
+    assert dict(added.details)["sha256"] == filed.sha256

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from letterlock.policy import Decision, format_time
+from letterlock.policy import Decision
 from letterlock.services.legal.matter import Matter
 from letterlock.services.legal.pdf import Block
 
@@ -64,6 +64,11 @@ class LetterText:
     blocks: tuple[Block, ...]
 
 
+def _when(at: datetime) -> str:
+    """A time as a letter writes it: 15 January 2025, 09:00 UTC."""
+    return f"{at.day} {at:%B %Y, %H:%M} UTC"
+
+
 def _fill(text: str, **values: str) -> str:
     for key, value in values.items():
         text = text.replace("{" + key + "}", value)
@@ -76,7 +81,7 @@ def _heading(matter: Matter, ctx: LetterContext, title: str) -> list[Block]:
     to = f"{issuer.name}, " if issuer.name else ""
     blocks = [
         Block("title", title),
-        Block("meta", f"Date: {format_time(ctx.issued_at)}"),
+        Block("meta", f"Date: {_when(ctx.issued_at)}"),
         Block("meta", f"To: {to}{issuer.authority} ({issuer.country})"),
         Block("meta", f"Our reference: {matter.id}, decision {ctx.stage}"),
     ]
@@ -84,7 +89,7 @@ def _heading(matter: Matter, ctx: LetterContext, title: str) -> list[Block]:
         blocks.append(Block("meta", f"Your reference: {ctx.case_number}"))
     served = request.served_at or request.received_at
     blocks += [
-        Block("meta", f"Served: {format_time(served)}"),
+        Block("meta", f"Served: {_when(served)}"),
         Block("meta", f"Accounts named: {', '.join(request.targets) or '(none)'}"),
         Block("para", f"Categories asked for: {', '.join(request.categories)}"),
     ]
@@ -95,7 +100,7 @@ def _signature(matter: Matter, ctx: LetterContext) -> list[Block]:
     contact = f" (contact: {ctx.contact})" if ctx.contact else ""
     return [
         Block("heading", "Signature"),
-        Block("para", f"Issued on {format_time(ctx.issued_at)} by {ctx.issued_by} for the "
+        Block("para", f"Issued on {_when(ctx.issued_at)} by {ctx.issued_by} for the "
                       f"provider's legal team{contact}."),
         Block("small", "This letter is signed with the provider's Ed25519 legal signing key "
                        f"{ctx.public_key}. The signatures are in letter.pdf.sig and "
@@ -113,7 +118,7 @@ def response_text(matter: Matter, decision: Decision, ctx: LetterContext) -> Let
     blocks = _heading(matter, ctx, title)
     blocks += [
         Block("heading", "The request"),
-        Block("para", f"We received {basis}, served as {request.action} of "
+        Block("para", f"We received {basis}, asking us to {request.action} "
                       f"{', '.join(request.categories)} data."),
         Block("heading", "Our answer and its legal basis"),
     ]  # fmt: skip
@@ -158,11 +163,11 @@ def response_text(matter: Matter, decision: Decision, ctx: LetterContext) -> Let
         blocks += [Block("para", text) for text in routes]
     if decision.deadlines:
         blocks.append(Block("heading", "Dates"))
-        blocks += [Block("item", f"{d.kind}: {format_time(d.due)}") for d in decision.deadlines]
+        blocks += [Block("item", f"{d.kind}: {_when(d.due)}") for d in decision.deadlines]
     notice = decision.user_notice
     words = bases["notices"].get(notice.when, "")
     if words:
-        not_before = format_time(notice.not_before) if notice.not_before else "its end"
+        not_before = _when(notice.not_before) if notice.not_before else "its end"
         blocks += [
             Block("heading", "Notice to the account holder"),
             Block("para", _fill(words, not_before=not_before)),
