@@ -32,7 +32,13 @@ from letterlock.services.mail.dkim_keys import DkimKeys
 from letterlock.services.mail.mta_sts import MtaSts, StsSettings
 from letterlock.services.mail.outbound import OutboundQueue, OutboundSettings
 from letterlock.services.operations.log_events import LogEvent
-from letterlock.services.operations.tls_reports import TlsReporting, dns_txt, https_poster
+from letterlock.services.operations.tls_reports import (
+    TlsReporting,
+    TlsResults,
+    dns_txt,
+    https_poster,
+)
+from letterlock.storage.tls_reports_sqlite import TlsReportStore
 from smtp.test_smtp_outbound import free_port, submit, submitting_through
 from support.cli import letterlock
 from support.dns_server import dns_server
@@ -282,9 +288,7 @@ async def test_daily_report_counts_a_trusted_and_an_untrusted_mx_and_goes_to_the
         assert msg["TLS-Report-Submitter"] == "mx.example.test"
         assert msg["From"] == "postmaster@example.test"
         [part] = [p for p in msg.walk() if p.get_content_type() == "application/tlsrpt+gzip"]
-        assert str(part.get_filename()).startswith(
-            f"mx.example.test!{msg['TLS-Report-Domain']}!"
-        )
+        assert str(part.get_filename()).startswith(f"mx.example.test!{msg['TLS-Report-Domain']}!")
         payload = part.get_payload(decode=True)
         assert isinstance(payload, bytes)
         doc = json.loads(gzip.decompress(payload))
@@ -338,5 +342,75 @@ async def test_daily_report_counts_a_trusted_and_an_untrusted_mx_and_goes_to_the
     by_domain = {r["domain"]: r for r in listed}
     assert by_domain["third.test"]["outcome"] == "sent"
     assert by_domain["third.test"]["destinations"] == ["mailto:tls-reports@reports.test"]
-    # reports.test itself (where the reports went) publishes no _smtp._tls record
-    assert by_domain["reports.test"]["outcome"] == "no-rua"
+    # reports.test (where the reports went) asks for none: nothing is kept of it
+    assert "reports.test" not in by_domain
+    store = TlsReportStore(accounts.config.control_dir)
+    try:
+        assert await store.unreported(before=day + timedelta(days=2)) == []
+        for domain in ("other.test", "third.test", "reports.test"):
+            assert await store.sessions(day, domain) == []
+    finally:
+        await store.close()
+
+
+async def test_dane_sessions_are_counted_under_their_tlsa_records(
+    accounts: App, tmp_path: Path
+) -> None:
+    """A certificate a DNSSEC-vouched TLSA record pins is a tlsa success; the same MX
+    with a record that matches nothing is a validation failure (delivery waits)."""
+    from letterlock.services.mail.dane import Dane
+    from smtp.test_dane import spki_sha256
+    from smtp.test_mta_sts import start_receiver
+
+    ca = TestCa(tmp_path / "dane-ca")
+    receiver, controller, port = start_receiver(ca.server_context("mx1.other.test"))
+    good = f"3 1 1 {spki_sha256(tmp_path / 'dane-ca' / 'mx1.other.test.pem')}"
+    store = TlsReportStore(accounts.config.control_dir)
+    results = TlsResults(store)
+
+    async def loopback(host: str) -> str:
+        return "127.0.0.1"
+
+    async def mx(domain: str) -> list[str]:
+        return [f"mx1.{domain}"]
+
+    zone = {
+        ("other.test.", "MX"): ["10 mx1.other.test."],
+        ("_25._tcp.mx1.other.test.", "TLSA"): [good],
+        ("third.test.", "MX"): ["10 mx1.third.test."],
+        ("_25._tcp.mx1.third.test.", "TLSA"): ["3 1 1 " + "ab" * 32],
+    }
+    try:
+        async with dns_server(zone, secure=[name for name, _ in zone]) as resolver:
+            settings = OutboundSettings(
+                hostname="mx.example.test", port=port, retry_base_s=30, timeout_s=5
+            )
+            queue = OutboundQueue(
+                accounts.config.home,
+                accounts.delivery,
+                accounts.accounts,
+                DkimKeys(accounts.config.control_dir),
+                settings,
+                mx_lookup=mx,
+                dane=Dane(resolver),
+                address_lookup=loopback,
+                tls_results=results,
+            )
+            async with submitting_through(accounts, tmp_path, queue) as world:
+                rcpts = ["carol@other.test", "dave@third.test"]
+                assert await asyncio.to_thread(submit, world, rcpts) == {}
+                await queue.wait_until(lambda es: bool(es) and es[0].attempts >= 1)
+        day = datetime.now(UTC).date()
+        [ok] = await store.sessions(day, "other.test")
+        [bad] = await store.sessions(day, "third.test")
+    finally:
+        controller.stop()
+        await store.close()
+    assert receiver.delivered == [["carol@other.test"]]
+    assert (ok.policy_type, ok.strings, ok.result, ok.count) == ("tlsa", (good,), "", 1)
+    assert (bad.policy_type, bad.result, bad.receiving_mx) == (
+        "tlsa",
+        "validation-failure",
+        "mx1.third.test",
+    )
+    assert bad.sending_ip == bad.receiving_ip == "127.0.0.1"

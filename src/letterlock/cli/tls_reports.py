@@ -145,8 +145,8 @@ def tls_reports_show(ctx: CliContext, number: int, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per report.")
 @pass_ctx
 def tls_reports_sent(ctx: CliContext, as_json: bool) -> None:
-    """The daily reports this server made for recipient domains (latest 100): sent,
-    or not (no-rua: the domain asks for none; failed: given up after three days)."""
+    """The daily reports this server made for recipient domains that ask for them
+    (latest 100, 90 days): sent, or failed (given up after three days)."""
     rows = _with_store(ctx, lambda store: store.sent())
     if as_json:
         click.echo(

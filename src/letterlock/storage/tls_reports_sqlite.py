@@ -2,12 +2,13 @@
 
 Three tables, none of which holds a user's address, a subject or anything of a
 message: ``tls_sessions`` counts outbound sessions per UTC day, recipient (policy)
-domain, policy, result and the two servers' addresses; ``tls_sent`` says which
-day's report went to which domain; ``tls_received`` keeps the reports other
-servers sent about ours, as they came (JSON). Not sealed: these are operator
-metadata about mail servers, like a mail log's relay lines, and are kept out of
-the regions (a count is of every region's mail together). Session counts are
-deleted a week after their day; received reports are kept until deleted.
+domain, policy, result and the two servers' addresses, only until that day's report
+is made (the day after; a domain that asks for no report: its counts are dropped
+then); ``tls_sent`` says which day's report went to which domain (90 days);
+``tls_received`` keeps the reports other servers sent about ours, as they came
+(JSON), until deleted. Not sealed: these are operator metadata about mail servers,
+like a mail log's relay lines, and are kept out of the regions (a count is of every
+region's mail together).
 
 Counts are written without an fsync each (``durable=False``): a power cut may lose
 the last few counts, never a message; a received report is durable before its
@@ -45,7 +46,7 @@ CREATE TABLE IF NOT EXISTS tls_sent (
     domain TEXT NOT NULL,
     report_id TEXT NOT NULL,
     done TEXT NOT NULL,             -- when it was sent (or found needless)
-    outcome TEXT NOT NULL,          -- sent, no-rua, ...
+    outcome TEXT NOT NULL,          -- sent, or failed (given up)
     destinations TEXT NOT NULL,     -- the rua URIs it went to, comma-separated
     successes INTEGER NOT NULL,
     failures INTEGER NOT NULL,
@@ -212,7 +213,14 @@ class TlsReportStore:
         return await self._db.read(fn)
 
     async def mark_reported(self, row: SentRow) -> None:
+        """Record the day's report for the domain and delete the counts it was made
+        of (in one transaction)."""
+
         def fn(c: sqlite3.Connection) -> None:
+            c.execute(
+                "DELETE FROM tls_sessions WHERE day=? AND domain=?",
+                (row.day.isoformat(), row.domain),
+            )
             c.execute(
                 "INSERT OR REPLACE INTO tls_sent VALUES (?,?,?,?,?,?,?,?)",
                 (
@@ -249,13 +257,21 @@ class TlsReportStore:
 
         return await self._db.read(fn)
 
-    async def forget_sessions(self, before: date) -> int:
-        """Delete the session counts of days before ``before``; how many rows."""
+    async def forget_day(self, day: date, domain: str) -> None:
+        """Delete the session counts of ``domain`` on ``day`` (nothing to report)."""
+
+        def fn(c: sqlite3.Connection) -> None:
+            c.execute(
+                "DELETE FROM tls_sessions WHERE day=? AND domain=?", (day.isoformat(), domain)
+            )
+
+        await self._db.write(fn)
+
+    async def forget_sent(self, before: date) -> int:
+        """Delete what is known of reports sent for days before ``before``."""
 
         def fn(c: sqlite3.Connection) -> int:
-            return c.execute(
-                "DELETE FROM tls_sessions WHERE day < ?", (before.isoformat(),)
-            ).rowcount
+            return c.execute("DELETE FROM tls_sent WHERE day < ?", (before.isoformat(),)).rowcount
 
         result: int = await self._db.write(fn)
         return result

@@ -60,8 +60,8 @@ log = logging.getLogger("letterlock.tls_reports")
 
 REPORT_INTERVAL_S = 3600.0
 """How often the job looks for finished days to report (each is reported once)."""
-RETAIN_DAYS = 7
-"""Days session counts are kept after their day (`tls-reports sent` and support)."""
+SENT_RETAIN_DAYS = 90
+"""Days `letterlock tls-reports sent` remembers a report sent."""
 GIVE_UP_DAYS = 3
 """A day whose report could not be sent (DNS failing) is retried this many days."""
 HTTPS_TIMEOUT_S = 30.0
@@ -179,7 +179,8 @@ class TlsReporter:
     async def run(self) -> int:
         """Report every finished day not reported yet; returns how many reports went
         out. A day that cannot be reported now (DNS failing) is tried again at the
-        next run, for GIVE_UP_DAYS."""
+        next run, for GIVE_UP_DAYS. A day's counts are deleted once its report is
+        made, or at once for a domain that publishes no rua."""
         today = self._clock().astimezone(UTC).date()
         sent = 0
         pending = await self._store.unreported(before=today)
@@ -198,7 +199,7 @@ class TlsReporter:
                 if (today - day).days > GIVE_UP_DAYS:
                     await self._done(day, domain, "", "failed", (), 0, 0)
                 log.warning("TLS report for %s (%s) not sent: %s", domain, day, exc)
-        await self._store.forget_sessions(before=today - timedelta(days=RETAIN_DAYS))
+        await self._store.forget_sent(before=today - timedelta(days=SENT_RETAIN_DAYS))
         return sent
 
     async def _done(
@@ -248,8 +249,8 @@ class TlsReporter:
         https = (
             [u for u in rua if u.lower().startswith("https:")] if self._https is not None else []
         )
-        if not mailto and not https:
-            await self._done(day, domain, "", "no-rua", (), successes, failures)
+        if not mailto and not https:  # no report wanted: the counts go at once
+            await self._store.forget_day(day, domain)
             return 0
         report_id = f"{day.isoformat()}.{secrets.token_hex(6)}@{self._settings.submitter}"
         report = tls_rpt.build_report(
