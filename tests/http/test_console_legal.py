@@ -210,6 +210,9 @@ async def test_bad_input_and_refusals_are_pages_not_tracebacks(
     not_awaiting = await site.post(f"/console/legal/{matter.id}/approve",
                                    data={"csrf": csrf})
     assert not_awaiting.status_code == 409 and "not awaiting approval" in not_awaiting.text
+    unknown = await site.post(f"/console/legal/{matter.id}/explode", data={"csrf": csrf},
+                              headers={"Accept": "text/html"})
+    assert unknown.status_code == 404 and "There is no page at this address" in unknown.text
     missing = await site.get("/console/legal/M-nope")
     assert missing.status_code == 404 and "M-nope" in missing.text
     no_zip = await site.get(f"/console/legal/{matter.id}/package/other.zip")

@@ -27,7 +27,7 @@ bad input).
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
 from letterlock.app import App
@@ -78,96 +78,83 @@ def install_console_legal_actions(api: FastAPI, app: App, sessions: ConsoleSessi
             raise FormRefused("bad CSRF token")
         return console, form
 
-    Action = Callable[[ConsoleSession, dict[str, str]], Awaitable[str]]
+    Step = Callable[[str, ConsoleSession, dict[str, str]], Awaitable[str]]
 
-    async def act(request: Request, matter_id: str, action: Action) -> Response:
+    async def decide(matter_id: str, console: ConsoleSession, form: dict[str, str]) -> str:
+        if form.get("choice") == "override":
+            if not form.get("outcome"):
+                raise InvalidInput("Choose the outcome that replaces the recommendation")
+            if not form.get("justification", "").strip():
+                raise InvalidInput("An override needs a written justification")
+            matter = await app.legal.decide(
+                matter_id, console.name, override=form.get("outcome") or "",
+                justification=form.get("justification", ""),
+                targets=[k.removeprefix("target:") for k in form if k.startswith("target:")],
+                categories=[k.removeprefix("category:") for k in form
+                            if k.startswith("category:")])
+        else:
+            matter = await app.legal.decide(matter_id, console.name)
+        return _outcome_of(matter, console.name)
+
+    async def approve(matter_id: str, console: ConsoleSession, _: dict[str, str]) -> str:
+        matter = await app.legal.approve(matter_id, console.name)
+        return (f"{console.name} approved the decision on {matter.id}; it was executed and "
+                f"the matter is {matter.state} now.")
+
+    async def reject(matter_id: str, console: ConsoleSession, form: dict[str, str]) -> str:
+        matter = await app.legal.reject_approval(matter_id, console.name,
+                                                 form.get("reason", ""))
+        return (f"{console.name} refused the proposed decision on {matter.id}; it is "
+                f"{matter.state} again, to be decided.")
+
+    async def lift_gag(matter_id: str, console: ConsoleSession, _: dict[str, str]) -> str:
+        matter = await app.legal.lift_gag(matter_id, console.name)
+        return (f"{console.name} recorded that the order on {matter.id} was lifted: its "
+                "notices went out and its sealed audit events are revealed.")
+
+    async def extend_gag(matter_id: str, console: ConsoleSession,
+                         form: dict[str, str]) -> str:
+        until_text = form.get("until", "").strip()
+        indefinite = form.get("indefinite") == "on"
+        if bool(until_text) == indefinite:
+            raise InvalidInput("Give the order's new end date, or tick that it has none "
+                               "(not both)")
+        until = None if indefinite else parse_time(until_text, "new end")
+        matter = await app.legal.extend_gag(matter_id, console.name, until)
+        return (f"{console.name} recorded that the order on {matter.id} was extended "
+                f"{'without end date' if until is None else 'to ' + format_time(until)}.")
+
+    async def inform(matter_id: str, console: ConsoleSession, _: dict[str, str]) -> str:
+        matter = await app.legal.inform_requested(matter_id, console.name)
+        return (f"{console.name} recorded the issuing authority's request: the notices of "
+                f"{matter.id} went out.")
+
+    async def close(matter_id: str, console: ConsoleSession, _: dict[str, str]) -> str:
+        matter = await app.legal.close(matter_id, console.name)
+        return f"{console.name} closed {matter.id}; its holds are released."
+
+    steps: dict[str, Step] = {
+        "decide": decide, "approve": approve, "reject-approval": reject,
+        "lift-gag": lift_gag, "extend-gag": extend_gag, "inform-requested": inform,
+        "close": close,
+    }
+
+    @router.post("/{matter_id}/{step}")
+    async def take(request: Request, matter_id: str, step: str) -> Response:
+        """Run one step; a refusal is the matter's page with the reason."""
+        chosen = steps.get(step)
+        if chosen is None:
+            raise HTTPException(404, "no such action")
         console, form = await form_of(request)
         try:
-            said = await action(console, form)
+            said = await chosen(matter_id, console, form)
         except LetterlockError as exc:
-            kept = {k: v for k, v in form.items() if k in ("choice", "outcome",
-                                                         "justification", "reason",
-                                                         "until")}
+            kept = {k: v for k, v in form.items()
+                    if k in ("choice", "outcome", "justification", "reason", "until")}
             status = 403 if isinstance(exc, SelfApproval) else status_for(exc)
             return await matter_page(console, matter_id, status, _error(exc), **kept)
         console.say(said)
         return RedirectResponse(f"/console/legal/{quote(matter_id, safe='')}",
                                 status_code=303)
-
-    @router.post("/{matter_id}/decide")
-    async def decide(request: Request, matter_id: str) -> Response:
-        async def run(console: ConsoleSession, form: dict[str, str]) -> str:
-            if form.get("choice") == "override":
-                if not form.get("outcome"):
-                    raise InvalidInput("Choose the outcome that replaces the "
-                                       "recommendation")
-                if not form.get("justification", "").strip():
-                    raise InvalidInput("An override needs a written justification")
-                targets = [k.removeprefix("target:") for k in form
-                           if k.startswith("target:")]
-                categories = [k.removeprefix("category:") for k in form
-                              if k.startswith("category:")]
-                matter = await app.legal.decide(
-                    matter_id, console.name, override=form.get("outcome") or "",
-                    justification=form.get("justification", ""), targets=targets,
-                    categories=categories)
-            else:
-                matter = await app.legal.decide(matter_id, console.name)
-            return _outcome_of(matter, console.name)
-        return await act(request, matter_id, run)
-
-    @router.post("/{matter_id}/approve")
-    async def approve(request: Request, matter_id: str) -> Response:
-        async def run(console: ConsoleSession, _form: dict[str, str]) -> str:
-            matter = await app.legal.approve(matter_id, console.name)
-            return (f"{console.name} approved the decision on {matter.id}; it was "
-                    f"executed and the matter is {matter.state} now.")
-        return await act(request, matter_id, run)
-
-    @router.post("/{matter_id}/reject-approval")
-    async def reject(request: Request, matter_id: str) -> Response:
-        async def run(console: ConsoleSession, form: dict[str, str]) -> str:
-            matter = await app.legal.reject_approval(matter_id, console.name,
-                                                     form.get("reason", ""))
-            return (f"{console.name} refused the proposed decision on {matter.id}; "
-                    f"it is {matter.state} again, to be decided.")
-        return await act(request, matter_id, run)
-
-    @router.post("/{matter_id}/lift-gag")
-    async def lift_gag(request: Request, matter_id: str) -> Response:
-        async def run(console: ConsoleSession, _form: dict[str, str]) -> str:
-            matter = await app.legal.lift_gag(matter_id, console.name)
-            return (f"{console.name} recorded that the order on {matter.id} was lifted: "
-                    "its notices went out and its sealed audit events are revealed.")
-        return await act(request, matter_id, run)
-
-    @router.post("/{matter_id}/extend-gag")
-    async def extend_gag(request: Request, matter_id: str) -> Response:
-        async def run(console: ConsoleSession, form: dict[str, str]) -> str:
-            until_text = form.get("until", "").strip()
-            indefinite = form.get("indefinite") == "on"
-            if bool(until_text) == indefinite:
-                raise InvalidInput("Give the order's new end date, or tick that it has "
-                                   "none (not both)")
-            until = None if indefinite else parse_time(until_text, "new end")
-            matter = await app.legal.extend_gag(matter_id, console.name, until)
-            return (f"{console.name} recorded that the order on {matter.id} was extended "
-                    f"{'without end date' if until is None else 'to ' + format_time(until)}.")
-        return await act(request, matter_id, run)
-
-    @router.post("/{matter_id}/inform-requested")
-    async def inform_requested(request: Request, matter_id: str) -> Response:
-        async def run(console: ConsoleSession, _form: dict[str, str]) -> str:
-            matter = await app.legal.inform_requested(matter_id, console.name)
-            return (f"{console.name} recorded the issuing authority's request: the notices "
-                    f"of {matter.id} went out.")
-        return await act(request, matter_id, run)
-
-    @router.post("/{matter_id}/close")
-    async def close(request: Request, matter_id: str) -> Response:
-        async def run(console: ConsoleSession, _form: dict[str, str]) -> str:
-            matter = await app.legal.close(matter_id, console.name)
-            return f"{console.name} closed {matter.id}; its holds are released."
-        return await act(request, matter_id, run)
 
     api.include_router(router)
