@@ -2,7 +2,8 @@
 way a person uses them: reached from the tab bar, the vacation form filled in by
 typing and clicking, a mistake shown next to the form with what was typed kept, the
 saved rule read back; every tab fits a phone-sized screen (390 px). The axe check of
-these pages is in test_pages_a11y.py with the other pages."""
+these pages is in test_pages_a11y.py with the other pages. The Junk tab's choice is
+clicked and saved too."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from chromium_driver import Page, browser_page, find_chromium, screenshot_dir
 
 from letterlock.app import App
 from letterlock.http.server import HttpServer
+from letterlock.services.mail.filters.junk_filing import junk_choice
 from letterlock.services.mail.filters.vacation_form import OWN_SCRIPT, read_section
 from support.env import PASSWORD
 
@@ -70,7 +72,7 @@ async def log_in(page: Page, base: str) -> None:
 
 
 async def test_settings_tabs_in_chromium(served: tuple[App, str], tmp_path: Path) -> None:
-    _app, base = served
+    app, base = served
     shots = screenshot_dir(tmp_path / "shots")
     assert CHROMIUM is not None
     async with browser_page(CHROMIUM, tmp_path / "profile") as page:
@@ -95,6 +97,17 @@ async def test_settings_tabs_in_chromium(served: tuple[App, str], tmp_path: Path
         await page.click_and_wait('nav.tabs a[href="/account/vacation"]')
         assert await page.evaluate("document.querySelector('#addresses').value") == ALIAS
         assert "Vacation replies are off" in await page.text()
+
+        # The Junk tab's choice, clicked and saved.
+        await page.click_and_wait('nav.tabs a[href="/account/junk"]')
+        assert await page.evaluate("document.querySelector('#junk-folder').checked") is True
+        await page.evaluate("document.querySelector('#junk-inbox').click()")
+        await page.click_and_wait("#junk-form button[type=submit]")
+        assert "Junk now stays in your Inbox, marked as junk." in await page.text()
+        assert await page.evaluate("document.querySelector('#junk-inbox').checked") is True
+        assert await fits_a_phone(page) <= 390
+    ref = await app.accounts.resolve(BOB)
+    assert await junk_choice(app.filters, ref) == "inbox"
 
 
 async def test_vacation_form_filled_in_chromium(served: tuple[App, str], tmp_path: Path) -> None:

@@ -57,9 +57,13 @@ async def test_scripts_go_with_the_account(app: App) -> None:
     session = await app.accounts.authenticate(ALICE, PASSWORD)
     await app.filters.put(session, "a", "keep;\r\n", via="test")
     await app.filters.activate(session, "a", via="test")
+    await app.filters.store("us-east").set_option(ALICE, "junk", "inbox")
     await app.accounts.move(ALICE, "eu-dublin")
     assert await app.filters.store("us-east").list(ALICE) == []
+    assert await app.filters.store("us-east").options(ALICE) == {}
     moved = await app.filters.store("eu-dublin").active(ALICE)
     assert moved is not None and moved.name == "a"
+    assert await app.filters.store("eu-dublin").options(ALICE) == {"junk": "inbox"}
     await app.accounts.delete(ALICE)
     assert await app.filters.store("eu-dublin").list(ALICE) == []
+    assert await app.filters.store("eu-dublin").options(ALICE) == {}

@@ -1,6 +1,7 @@
 """The filter store contract (storage/sieve_contracts.py) on memory, SQLite and
 PostgreSQL: one active script at most, a server copy only while active, renames that
-refuse a taken name, vacation memory, everything gone with the account."""
+refuse a taken name, vacation memory, options (junk_filing.py), everything gone with the
+account."""
 
 from __future__ import annotations
 
@@ -76,3 +77,18 @@ async def test_vacation_and_account_deletion(store: SieveStore) -> None:
     await store.put(A, "one", b"s1", 1, None)
     await store.delete_account(A)
     assert await store.list(A) == [] and await store.vacation_until(A, b"k") is None
+
+
+async def test_options_set_cleared_and_gone_with_the_account(store: SieveStore) -> None:
+    B = "bob@example.test"
+    assert await store.option(A, "junk") is None
+    await store.set_option(A, "junk", "inbox")
+    await store.set_option(B, "junk", "folder")
+    await store.set_option(A, "junk", "inbox")  # idempotent
+    assert await store.option(A, "junk") == "inbox"
+    assert await store.options(A) == {"junk": "inbox"}
+    await store.set_option(A, "junk", None)  # back to the default
+    assert await store.option(A, "junk") is None and await store.options(A) == {}
+    await store.set_option(A, "junk", "inbox")
+    await store.delete_account(A)
+    assert await store.options(A) == {} and await store.option(B, "junk") == "folder"

@@ -2,7 +2,8 @@
 
     GET  /account/addresses     the account's addresses and which may be the sender
     GET  /account/vacation      the vacation auto-reply form    POST /account/vacation
-    GET  /account/junk          the spam filter and where junk goes for you
+    GET  /account/junk          the spam filter, and where junk goes for you
+                                (the Junk folder or INBOX, flagged)   POST /account/junk
 
 Addresses are the operator's to give (the admin console), so that tab only shows
 them. The vacation form writes a Sieve rule through the filter service
@@ -24,6 +25,11 @@ from letterlock.app import App
 from letterlock.errors import InvalidInput, LetterlockError
 from letterlock.http.web_sessions import WebSession
 from letterlock.services.mail.account_addresses import account_addresses
+from letterlock.services.mail.filters.junk_filing import (
+    JUNK_KEYWORD,
+    junk_choice,
+    set_junk_choice,
+)
 from letterlock.services.mail.filters.vacation_form import (
     MAX_ADDRESSES,
     MAX_DAYS,
@@ -174,12 +180,36 @@ def install_settings_pages(router: APIRouter, app: App, tools: PageTools) -> Non
 
     # -- junk -------------------------------------------------------------------------
 
+    async def junk_form(
+        web: WebSession, status: int = 200, *, error: str | None = None, done: bool = False
+    ) -> Response:
+        boxes = await app.mailboxes.list_mailboxes(web.account)
+        return tools.view(
+            "account/junk.html",
+            web,
+            status,
+            title="Junk mail",
+            tab="junk",
+            spam=await spam.status(junk_of(boxes)),
+            choice=await junk_choice(app.filters, web.account.ref),
+            keyword=JUNK_KEYWORD,
+            error=error,
+            done=done,
+        )
+
     @router.get("/junk")
     async def junk_page(request: Request) -> Response:
+        return await junk_form(tools.current(request))
+
+    @router.post("/junk")
+    async def save_junk(request: Request) -> Response:
         web = tools.current(request)
-        boxes = await app.mailboxes.list_mailboxes(web.account)
-        status = await spam.status(junk_of(boxes))
-        return tools.view("account/junk.html", web, title="Junk mail", tab="junk", spam=status)
+        form = await tools.checked_form(request, web)
+        try:
+            await set_junk_choice(app.filters, web.account.ref, form.get("junk", ""))
+        except InvalidInput:
+            return await junk_form(web, 422, error="Choose the Junk folder or the Inbox.")
+        return await junk_form(web, done=True)
 
 
 def _sentence(text: str) -> str:

@@ -8,6 +8,10 @@ deleting a script drops its delivery copy.
 
 The vacation memory (RFC 5230 4.2) is keyed by a keyed hash of (handle, sender), never
 by the address itself.
+
+Options are the account's filing choices that are not a script (where junk goes:
+services/mail/filters/junk_filing.py): a name and a short value per account, kept in
+its home region like its scripts, and read at delivery.
 """
 
 from __future__ import annotations
@@ -61,7 +65,19 @@ class SieveStore(Protocol):
         ...
 
     async def delete_account(self, account: str) -> None:
-        """Every script and the vacation memory of ``account``."""
+        """Every script, option and the vacation memory of ``account``."""
+        ...
+
+    async def option(self, account: str, name: str) -> str | None:
+        """The value of option ``name`` of ``account``, or None (the default)."""
+        ...
+
+    async def set_option(self, account: str, name: str, value: str | None) -> None:
+        """Set option ``name`` of ``account``; None: back to the default (forgotten)."""
+        ...
+
+    async def options(self, account: str) -> dict[str, str]:
+        """Every option ``account`` has set (to move them with the account)."""
         ...
 
     async def vacation_until(self, account: str, key: bytes) -> float | None:

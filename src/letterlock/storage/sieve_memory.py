@@ -12,6 +12,7 @@ class MemorySieveStore:
     def __init__(self) -> None:
         self._scripts: dict[tuple[str, str], SieveRecord] = {}
         self._vacation: dict[tuple[str, bytes], float] = {}
+        self._options: dict[tuple[str, str], str] = {}
 
     async def put(self, account: str, name: str, sealed: bytes, size: int,
                   delivery: bytes | None) -> None:
@@ -57,6 +58,20 @@ class MemorySieveStore:
             del self._scripts[key]
         for vkey in [k for k in self._vacation if k[0] == account]:
             del self._vacation[vkey]
+        for okey in [k for k in self._options if k[0] == account]:
+            del self._options[okey]
+
+    async def option(self, account: str, name: str) -> str | None:
+        return self._options.get((account, name))
+
+    async def set_option(self, account: str, name: str, value: str | None) -> None:
+        if value is None:
+            self._options.pop((account, name), None)
+        else:
+            self._options[(account, name)] = value
+
+    async def options(self, account: str) -> dict[str, str]:
+        return {n: v for (a, n), v in self._options.items() if a == account}
 
     async def vacation_until(self, account: str, key: bytes) -> float | None:
         return self._vacation.get((account, key))

@@ -26,6 +26,12 @@ CREATE TABLE IF NOT EXISTS sieve_vacation (
     until DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (account, hkey)
 );
+CREATE TABLE IF NOT EXISTS sieve_options (
+    account TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (account, name)
+);
 """
 
 POOL_SIZE = 2
@@ -121,8 +127,38 @@ class PostgresSieveStore:
         async def op(c: Conn) -> None:
             await c.execute("DELETE FROM sieve_scripts WHERE account=%s", (account,))
             await c.execute("DELETE FROM sieve_vacation WHERE account=%s", (account,))
+            await c.execute("DELETE FROM sieve_options WHERE account=%s", (account,))
 
         await self.db.write(op)
+
+    async def option(self, account: str, name: str) -> str | None:
+        async def op(c: Conn) -> str | None:
+            cur = await c.execute("SELECT value FROM sieve_options WHERE account=%s "
+                                  "AND name=%s", (account, name))
+            row = await cur.fetchone()
+            return None if row is None else str(row[0])
+
+        return await self.db.query(op)
+
+    async def set_option(self, account: str, name: str, value: str | None) -> None:
+        async def op(c: Conn) -> None:
+            if value is None:
+                await c.execute("DELETE FROM sieve_options WHERE account=%s AND name=%s",
+                                (account, name))
+            else:
+                await c.execute("INSERT INTO sieve_options VALUES (%s, %s, %s) ON CONFLICT "
+                                "(account, name) DO UPDATE SET value=excluded.value",
+                                (account, name, value))
+
+        await self.db.write(op)
+
+    async def options(self, account: str) -> dict[str, str]:
+        async def op(c: Conn) -> dict[str, str]:
+            cur = await c.execute("SELECT name, value FROM sieve_options WHERE account=%s",
+                                  (account,))
+            return {str(n): str(v) for n, v in await cur.fetchall()}
+
+        return await self.db.query(op)
 
     async def vacation_until(self, account: str, key: bytes) -> float | None:
         async def op(c: Conn) -> float | None:

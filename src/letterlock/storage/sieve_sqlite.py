@@ -28,6 +28,12 @@ CREATE TABLE IF NOT EXISTS sieve_vacation (
     until REAL NOT NULL,
     PRIMARY KEY (account, hkey)
 );
+CREATE TABLE IF NOT EXISTS sieve_options (
+    account TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (account, name)
+);
 """
 
 _COLUMNS = "account, name, sealed, size, active, delivery"
@@ -107,8 +113,32 @@ class SqliteSieveStore:
         def op(c: sqlite3.Connection) -> None:
             c.execute("DELETE FROM sieve_scripts WHERE account=?", (account,))
             c.execute("DELETE FROM sieve_vacation WHERE account=?", (account,))
+            c.execute("DELETE FROM sieve_options WHERE account=?", (account,))
 
         await self.db.write(op)
+
+    async def option(self, account: str, name: str) -> str | None:
+        row = await self.db.read(lambda c: c.execute(
+            "SELECT value FROM sieve_options WHERE account=? AND name=?",
+            (account, name)).fetchone())
+        return None if row is None else str(row[0])
+
+    async def set_option(self, account: str, name: str, value: str | None) -> None:
+        def op(c: sqlite3.Connection) -> None:
+            if value is None:
+                c.execute("DELETE FROM sieve_options WHERE account=? AND name=?",
+                          (account, name))
+            else:
+                c.execute("INSERT INTO sieve_options VALUES (?, ?, ?) ON CONFLICT "
+                          "(account, name) DO UPDATE SET value=excluded.value",
+                          (account, name, value))
+
+        await self.db.write(op)
+
+    async def options(self, account: str) -> dict[str, str]:
+        rows = await self.db.read(lambda c: c.execute(
+            "SELECT name, value FROM sieve_options WHERE account=?", (account,)).fetchall())
+        return {str(n): str(v) for n, v in rows}
 
     async def vacation_until(self, account: str, key: bytes) -> float | None:
         row = await self.db.read(lambda c: c.execute(

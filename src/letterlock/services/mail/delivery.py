@@ -22,6 +22,7 @@ from letterlock.services.accounts.accounts import AccountRef, AccountService
 from letterlock.services.accounts.addresses import domain_of, normalise_address
 from letterlock.services.accounts.quota_warnings import quota_warning
 from letterlock.services.mail.addresses import AddressService, catch_all_key
+from letterlock.services.mail.filters.junk_filing import JUNK_KEYWORD
 from letterlock.services.mail.filters.running import KEEP, FilterRunner, Plan
 from letterlock.services.mail.mailbox import MailboxService, canonical_flags
 from letterlock.services.operations.log_events import LogEvent, event
@@ -401,17 +402,22 @@ class DeliveryService:
                            ) -> list[DeliveryResult]:
         """:meth:`deliver` into each recipient's Junk mailbox (the one marked \\Junk,
         made where missing) instead of INBOX: mail the spam filter or a DMARC
-        quarantine policy set aside."""
-        by_name: dict[str, list[AccountRef]] = {}
+        quarantine policy set aside. An owner who chose so (filters/junk_filing.py)
+        gets it in INBOX with the $Junk keyword instead."""
+        by_name: dict[tuple[str, tuple[str, ...]], list[AccountRef]] = {}
         for ref in recipients:
+            flags: tuple[str, ...] = ()
             try:
-                name = await self._mailboxes.junk_mailbox(ref)
+                if self.filters is not None and await self.filters.junk_in_inbox(ref):
+                    name, flags = "INBOX", (JUNK_KEYWORD,)
+                else:
+                    name = await self._mailboxes.junk_mailbox(ref)
             except LetterlockError as exc:  # no Junk to be had: INBOX rather than lose it
-                log.warning("%s: no Junk mailbox: %s", ref.address, exc)
+                log.warning("%s: junk kept in INBOX: %s", ref.address, exc)
                 name = "INBOX"
-            by_name.setdefault(name, []).append(ref)
-        results = [r for name, refs in by_name.items()
-                   for r in await self.deliver(raw, refs, mailbox=name)]
+            by_name.setdefault((name, flags), []).append(ref)
+        results = [r for (name, flags), refs in by_name.items()
+                   for r in await self.deliver(raw, refs, mailbox=name, flags=flags)]
         order = {ref.address: i for i, ref in enumerate(recipients)}
         return sorted(results, key=lambda r: order[r.address])
 

@@ -26,6 +26,7 @@ from letterlock import sieve
 from letterlock.errors import LetterlockError
 from letterlock.services.accounts.accounts import AccountRef
 from letterlock.services.mail.filters import messages
+from letterlock.services.mail.filters.junk_filing import INBOX, junk_choice
 from letterlock.services.mail.filters.scripts import FilterService
 from letterlock.services.operations.log_events import LogEvent, event
 
@@ -95,6 +96,10 @@ class FilterRunner:
                 self._parsed.clear()
             self._parsed[key] = script
         return script
+
+    async def junk_in_inbox(self, ref: AccountRef) -> bool:
+        """Whether ``ref``'s owner keeps junk in INBOX, flagged (junk_filing.py)."""
+        return await junk_choice(self._filters, ref) == INBOX
 
     async def plan(self, ref: AccountRef, message: bytes, sender: str,
                    recipient: str) -> Plan:

@@ -225,13 +225,15 @@ class FilterService:
         await self.store(region).delete_account(address)
 
     async def account_moved(self, address: str, src: str, dst: str) -> None:
-        """Scripts follow the account (sealed copies stay sealed: same key pair); the
-        vacation memory starts afresh in the new region."""
+        """Scripts and options follow the account (sealed copies stay sealed: same key
+        pair); the vacation memory starts afresh in the new region."""
         for record in await self.store(src).list(address):
             await self.store(dst).put(address, record.name, record.sealed, record.size,
                                       None)
             if record.active:
                 await self.store(dst).activate(address, record.name, record.delivery)
+        for name, value in (await self.store(src).options(address)).items():
+            await self.store(dst).set_option(address, name, value)
         await self.store(src).delete_account(address)
 
 
