@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import sqlite3
 import zipfile
 from pathlib import Path
@@ -25,6 +26,7 @@ from letterlock.services.legal.matter_file import (
 )
 from letterlock.services.legal.matters import LegalService
 from letterlock.services.legal.production import verify_package
+from letterlock.services.operations.log_events import EVENTS_LOGGER, LogEvent
 
 from .harness import make_request
 from .matter_support import add_bob, clear_events_of, clock, legal, log_records
@@ -71,7 +73,10 @@ async def test_an_original_round_trips_sealed_and_hashed(app: App, legal: LegalS
     assert [e.actor for e in opened] == ["bea"]
 
 
-async def test_a_changed_or_swapped_original_is_refused(app: App, legal: LegalService) -> None:
+async def test_a_changed_or_swapped_original_is_refused(
+    app: App, legal: LegalService, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, EVENTS_LOGGER)
     work = _key(app)
     await add_bob(app)
     matter = await legal.file(make_request(), "ada")
@@ -98,6 +103,17 @@ async def test_a_changed_or_swapped_original_is_refused(app: App, legal: LegalSe
     path_1.write_bytes(good)
     _, data = await legal.open_attachment(matter.id, first.id, "ada", PASSPHRASE)
     assert data == ORDER
+    logged = [
+        dict(r.ll_fields)  # type: ignore[attr-defined]
+        for r in caplog.records
+        if getattr(r, "ll_event", None) is LogEvent.LEGAL_ORIGINAL_DAMAGED
+    ]
+    assert [(d["attachment"], d["reason"]) for d in logged] == [
+        (first.id, "does-not-open"),
+        (first.id, "sha256"),
+        (first.id, "sha256"),
+        (first.id, "missing"),
+    ]
 
 
 async def test_database_hash_changed_to_match_a_swap_is_caught_by_the_audit_log(

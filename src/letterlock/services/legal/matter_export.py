@@ -45,7 +45,7 @@ from letterlock.services.legal.matter import Matter
 from letterlock.services.legal.matter_file import (
     Attachment,
     MatterFileSteps,
-    TamperedAttachment,
+    damaged,
 )
 from letterlock.services.legal.production import signing_key
 from letterlock.storage import legal_file_sqlite as rows
@@ -226,8 +226,11 @@ def _check_against_log(
     for attachment in attachments:
         found = logged.get(attachment.id)
         if found is not None and found != attachment.sha256:
-            raise TamperedAttachment(
-                f"attachment {attachment.id} of matter {matter_id}: the SHA-256 in the "
-                "legal database differs from the one the audit log recorded when it was "
-                "filed"
+            raise damaged(
+                matter_id,
+                attachment.id,
+                "sha256-not-logged",
+                "the SHA-256 in the "
+                "legal database differs from the one the audit log recorded when "
+                "it was filed",
             )

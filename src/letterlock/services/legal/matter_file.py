@@ -35,6 +35,7 @@ from letterlock.errors import CryptoError, InvalidInput, NotFound
 from letterlock.policy import LegalRequest, format_time
 from letterlock.services.legal.file_key import load_file_key, unlock_file_key
 from letterlock.services.legal.matter import Matter
+from letterlock.services.operations.log_events import LogEvent, event
 from letterlock.storage import legal_file_sqlite as rows
 from letterlock.storage.durable import write_atomically
 from letterlock.storage.legal_sqlite import LegalStore, LegalTxn
@@ -60,6 +61,14 @@ _SNIFF = (
 class TamperedAttachment(CryptoError):
     """A filed original no longer opens, or no longer has the SHA-256 recorded when it
     was filed: it was changed, swapped or damaged on disk."""
+
+
+def damaged(matter_id: str, attachment_id: str, reason: str, what: str) -> TamperedAttachment:
+    """The error for a damaged original, logged (``legal:original:damaged``)."""
+    event(
+        LogEvent.LEGAL_ORIGINAL_DAMAGED, matter=matter_id, attachment=attachment_id, reason=reason
+    )
+    return TamperedAttachment(f"attachment {attachment_id} of matter {matter_id}: {what}")
 
 
 def media_type_of(data: bytes) -> str:
@@ -420,9 +429,7 @@ class MatterFileSteps:
         try:
             return await asyncio.to_thread((self._dir / row.sealed_file).read_bytes)
         except FileNotFoundError as exc:
-            raise TamperedAttachment(
-                f"attachment {row.id} of matter {row.matter_id}: its sealed file is missing"
-            ) from exc
+            raise damaged(row.matter_id, row.id, "missing", "its sealed file is missing") from exc
 
     async def read_attachments(
         self,
@@ -446,16 +453,18 @@ class MatterFileSteps:
             try:
                 data = await asyncio.to_thread(opener.open, sealed)
             except CryptoError as exc:
-                raise TamperedAttachment(
-                    f"attachment {row.id} of matter {matter_id} does "
-                    f"not open ({exc}): it was changed or damaged on "
-                    "disk"
+                raise damaged(
+                    matter_id,
+                    row.id,
+                    "does-not-open",
+                    f"it does not open ({exc}): it was changed or damaged on disk",
                 ) from exc
             if len(data) != row.size or hashlib.sha256(data).hexdigest() != row.sha256:
-                raise TamperedAttachment(
-                    f"attachment {row.id} of matter {matter_id}: its "
-                    "SHA-256 is not the one recorded when it was "
-                    "filed (the file was swapped)"
+                raise damaged(
+                    matter_id,
+                    row.id,
+                    "sha256",
+                    "its SHA-256 is not the one recorded when it was filed (the file was swapped)",
                 )
             out.append((Attachment.of(row), data))
         return out

@@ -140,6 +140,9 @@ class LogEvent(enum.StrEnum):
     policies (``actor``, ``profile``, ``matters``, and how many would ``change``,
     ``disclose_more``, ``refuse_more`` or could not be decided: ``errors``); nothing
     was changed."""
+    LEGAL_ORIGINAL_DAMAGED = "legal:original:damaged"
+    """An original filed with a legal matter is missing, does not open, or is not the
+    one whose SHA-256 was recorded (``matter``, ``attachment``, ``reason``)."""
     LEGAL_PACKAGE_DOWNLOADED = "legal:package:downloaded"
     """An operator downloaded a matter's production package from the legal console
     (``actor``, ``matter``, ``package``: the zip's name)."""
@@ -235,6 +238,7 @@ LEVELS: dict[LogEvent, int] = {
     LogEvent.MIGRATION_FINISHED: logging.INFO,
     LogEvent.MIGRATION_FAILED: logging.ERROR,
     LogEvent.LEGAL_IMPACT_RUN: logging.INFO,
+    LogEvent.LEGAL_ORIGINAL_DAMAGED: logging.ERROR,
     LogEvent.LEGAL_PACKAGE_DOWNLOADED: logging.WARNING,
     LogEvent.TLS_POLICY_FETCHED: logging.INFO,
     LogEvent.TLS_POLICY_FAILURE: logging.WARNING,
