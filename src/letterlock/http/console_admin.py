@@ -47,7 +47,7 @@ from letterlock.services.accounts.operators import ROLES
 from letterlock.services.accounts.quotas import Quota, parse_size
 from letterlock.services.mail import dkim_keys
 from letterlock.services.mail.queue_entry import FAILED, PENDING, QueueEntry
-from letterlock.services.operations import dns_check, health
+from letterlock.services.operations import dns_check, health, tls_reports
 from letterlock.services.operations.log_events import LogEvent, event
 from letterlock.services.operations.queue_admin import QueueAdmin
 from letterlock.storage.models import Region
@@ -284,8 +284,11 @@ def install_console_admin(api: FastAPI, app: App, sessions: ConsoleSessions,
         console = admin_only(sessions, request)
         entries = await asyncio.to_thread(lambda: queue_admin().entries())
         now = datetime.now(UTC)
+        received, sent = await tls_reports.recent_reports(app.config.control_dir,
+                                                          fsync=app.config.storage.fsync)
         return view("console/queue.html", console, title="Outbound queue",
-                    area="/console/queue", entries=[_entry(e, now) for e in entries])
+                    area="/console/queue", entries=[_entry(e, now) for e in entries],
+                    tls_received=received, tls_sent=sent)
 
     @router.post("/queue/{action}")
     async def change_queue(request: Request, action: str) -> Response:

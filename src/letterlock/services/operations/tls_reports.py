@@ -50,6 +50,7 @@ from letterlock.services.mail.tls_rpt import (
 from letterlock.services.operations.log_events import LogEvent, event
 from letterlock.services.operations.periodic import start_periodic
 from letterlock.storage.tls_reports_sqlite import (
+    TLS_REPORTS_DB,
     ReceivedRow,
     SentRow,
     SessionRow,
@@ -479,3 +480,17 @@ class TlsReporting:
             self._stop = None
         await queue.close()
         await self.store.close()
+
+
+async def recent_reports(
+    control_dir: Path, *, fsync: bool, limit: int = 10
+) -> tuple[list[ReceivedRow], list[SentRow]]:
+    """The latest reports received and sent (for the console's queue page); nothing
+    is created where no report was ever counted or received."""
+    if not (control_dir / TLS_REPORTS_DB).exists():
+        return [], []
+    store = TlsReportStore(control_dir, fsync=fsync)
+    try:
+        return await store.received(limit), await store.sent(limit)
+    finally:
+        await store.close()
