@@ -157,28 +157,31 @@ def quoted(text: str) -> str:
 
 def section(settings: VacationSettings) -> list[str]:
     """The marked lines for ``settings`` (without the require line)."""
-    args = [f":days {settings.days}"]
-    if settings.subject:
-        args.append(f":subject {quoted(settings.subject)}")
-    if settings.addresses:
-        args.append(":addresses [" + ", ".join(quoted(a) for a in settings.addresses) + "]")
-    action = "vacation " + " ".join(args) + " " + quoted(settings.text) + ";"
     tests = []
     if settings.start is not None:
         tests.append(f'currentdate :value "ge" "date" "{settings.start.isoformat()}"')
     if settings.end is not None:
         tests.append(f'currentdate :value "le" "date" "{settings.end.isoformat()}"')
+    indent = "    " if tests else ""
+    action = [f"{indent}vacation :days {settings.days}"]
+    if settings.subject:
+        action.append(f"{indent}    :subject {quoted(settings.subject)}")
+    if settings.addresses:
+        listed = ", ".join(quoted(a) for a in settings.addresses)
+        action.append(f"{indent}    :addresses [{listed}]")
+    # The message's own line ends become the script's (a quoted string may span lines).
+    action += f"{indent}    {quoted(settings.text)};".split("\n")
     lines = [
         BEGIN,
         "# Written by the Vacation page of the privacy center: saving there",
         "# replaces everything down to the END line. Days are UTC dates.",
     ]
-    # The message's own line ends become the script's (a quoted string may span lines).
     if not tests:
-        lines += action.split("\n")
+        lines += action
+    elif len(tests) == 1:
+        lines += [f"if {tests[0]} {{", *action, "}"]
     else:
-        test = tests[0] if len(tests) == 1 else "allof (" + ", ".join(tests) + ")"
-        lines += [f"if {test} {{", *("  " + action).split("\n"), "}"]
+        lines += [f"if allof ({tests[0]},", f"          {tests[1]}) {{", *action, "}"]
     return [*lines, END]
 
 
