@@ -231,6 +231,10 @@ async def test_four_eyes_the_filer_and_proposer_cannot_approve(
     page = await site.get(f"/console/legal/{matter.id}")
     assert "Pending approval" in page.text and "it hands over content" in page.text
     assert 'id="approve-form"' not in page.text  # the proposer is not offered it
+    queue = await site.get("/console/legal")
+    pending = queue.text.split('id="pending-list"', 1)[1].split("</ul>", 1)[0]
+    assert matter.id in pending and "proposed by lee" in pending
+    assert "you may approve it" not in pending  # lee proposed it
     own = await site.post(f"/console/legal/{matter.id}/approve", data={"csrf": csrf})
     assert own.status_code == 403 and "another operator must approve" in own.text
     csrf = await switch(site, "lou")
@@ -246,6 +250,8 @@ async def test_four_eyes_the_filer_and_proposer_cannot_approve(
     await site.post(f"/console/legal/{matter.id}/decide",
                     data={"csrf": csrf, "choice": "accept"})
     csrf = await switch(site, "root")
+    queue = await site.get("/console/legal")
+    assert "you may approve it" in queue.text.split('id="pending-list"', 1)[1]
     approved = await site.post(f"/console/legal/{matter.id}/approve", data={"csrf": csrf})
     assert approved.status_code == 303
     done = await app.legal.show(matter.id)

@@ -241,8 +241,12 @@ def install_console_legal(api: FastAPI, app: App, sessions: ConsoleSessions,
             matters = [m for m in matters if m.state == state]
         now = datetime.now(UTC)
         rows = queue_rows(matters, now)
+        pending = [{"id": r["id"], "proposed_by": r["proposed_by"],
+                    "yours": console.role in ACTORS
+                    and console.name not in (r["filed_by"], r["proposed_by"])}
+                   for r in rows if r["proposed_by"] is not None]
         return view("console/legal_queue.html", console, title="Legal matters",
-                    area="/console/legal", rows=rows, state=state,
+                    area="/console/legal", rows=rows, state=state, pending=pending,
                     states=["open", "all", *STATES],
                     overdue=sum(1 for r in rows if r["mark"] == "overdue"))
 
