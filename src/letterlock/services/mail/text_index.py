@@ -13,7 +13,8 @@ could miss a match.
 The texts of the messages whose UIDs fall in one window of ``PACK_SPAN`` UIDs (the
 digest packs' windows, services/mail/digests.py) are kept together in a text pack,
 sealed with AES-256-GCM under a key derived from the account's private key; the
-associated data binds a pack to its account, mailbox and UID range. The operator
+associated data binds a pack to its account, mailbox, UID range and part (the
+canonical form of crypto/seal.py, docs/sealed-format.md). The operator
 sees ciphertext and sizes only. Storage keeps a pack only while it is whole and
 current (``CellStore.put_text_pack``) and drops it in the transaction that removes
 any message it holds (expunge, mailbox or account deletion: crypto-shredded with
@@ -48,7 +49,7 @@ from letterlock.mime import structure
 from letterlock.mime.headers import decode_header_text, split_fields
 from letterlock.services.accounts.accounts import Session
 from letterlock.services.cells import Cells
-from letterlock.services.mail.digests import PACK_SPAN, window_of
+from letterlock.services.mail.digests import PACK_SPAN, window_object, window_of
 from letterlock.services.mail.hot_windows import HotWindows
 from letterlock.services.operations.log_events import LogEvent, event
 from letterlock.storage.models import DigestPack, MessageRecord
@@ -57,6 +58,8 @@ log = logging.getLogger("letterlock.text_index")
 
 _MAGIC = b"LLT2"
 _KEY_PURPOSE = b"text index"
+PACK_PART = "text pack"
+"""The part name a text pack is bound to (seal.associated_data)."""
 _ENTRY = struct.Struct(">IHII")
 """uid, lengths of the blob id, of the text (UTF-8) and of the header view."""
 _ROW_OVERHEAD = 160
@@ -112,7 +115,7 @@ class PackView:
     holds the needle), and each entry's offsets, parsed only when a hit or a read
     needs them -- a search for a rare word decodes nothing."""
 
-    __slots__ = ("_rows", "_starts", "count", "data", "last_uid")
+    __slots__ = ("_blank", "_rows", "_starts", "count", "data", "last_uid")
 
     def __init__(self, data: bytes, start: int, count: int, last_uid: int) -> None:
         self.data = data
@@ -121,6 +124,8 @@ class PackView:
         self._starts: list[int] = [start]
         self._rows: dict[int, tuple[int, int, int, int]] | None = None
         """uid -> offsets of its blob id, text, header view and end."""
+        self._blank: set[int] = set()
+        """UIDs whose header view is empty (unknown: kept for TEXT)."""
 
     @classmethod
     def of(cls, data: bytes, version: bytes = b"", last_uid: int = 0) -> PackView | None:
@@ -159,6 +164,7 @@ class PackView:
         if pos != len(data):
             raise CryptoError("trailing bytes in a text pack")
         self._starts = starts
+        self._blank = {uid for uid, row in rows.items() if row[2] == row[3]}
         return rows
 
     def entry(self, uid: int) -> Entry | None:
@@ -181,8 +187,9 @@ class PackView:
             out[uid] = entry
         return out
 
-    def _holding(self, needle: bytes, part: int) -> set[int]:
-        """UIDs whose body text (``part`` 1) or header view (2) holds ``needle``."""
+    def _holding(self, needle: bytes, part: int, last: int | None = None) -> set[int]:
+        """UIDs whose body text (``part`` 1) or header view (2) holds ``needle``
+        (``last`` 3: either)."""
         rows = self.rows()
         if not needle:
             return set(rows)
@@ -198,7 +205,7 @@ class PackView:
                 pos = find(needle, pos + 1)
                 continue
             row = rows[uids[index]]
-            if row[part] <= pos and pos + size <= row[part + 1]:
+            if row[part] <= pos and pos + size <= row[last or part + 1]:
                 found.add(uids[index])
                 pos = find(needle, row[3])
             else:
@@ -211,10 +218,12 @@ class PackView:
         header view (or the view is empty: unknown)."""
         hits: set[int] | None = None
         for text, encoded in required:
-            found = self._holding(text, 1)
-            if encoded is not None:
-                found |= self._holding(encoded, 2)
-                found |= {u for u, row in self.rows().items() if row[2] == row[3]}
+            if encoded == text:  # one pass over text and view: TEXT of a plain word
+                found = self._holding(text, 1, 3) | self._blank
+            else:
+                found = self._holding(text, 1)
+                if encoded is not None:
+                    found |= self._holding(encoded, 2) | self._blank
             hits = found if hits is None else hits & found
             if not hits:
                 return set()
@@ -228,7 +237,9 @@ def decode_pack(data: bytes, version: bytes = b"") -> dict[int, Entry] | None:
     return None if view is None else view.entries()
 
 
-def _associated(account_id: str, mailbox_id: int, first: int, last: int, count: int) -> bytes:
+def _legacy_associated(account_id: str, mailbox_id: int, first: int, last: int,
+                       count: int) -> bytes:
+    """What packs written before bound boxes were bound to (still read)."""
     return b"letterlock text pack v1\x00" + account_id.encode() + struct.pack(
         ">QQQQ", mailbox_id, first, last, count)
 
@@ -345,8 +356,10 @@ class TextReader:
             if pack.first_uid not in wanted:
                 continue
             try:
-                plain = seal.open_box(self._key, pack.data, _associated(
-                    account, self._mailbox_id, pack.first_uid, pack.last_uid, pack.count))
+                span = (self._mailbox_id, pack.first_uid, pack.last_uid, pack.count)
+                plain = seal.open_bound_box(self._key, pack.data, account,
+                                            window_object(*span), PACK_PART,
+                                            _legacy_associated(account, *span))
                 view = PackView.of(plain, self._index.version, pack.last_uid)
             except CryptoError as exc:
                 self._damaged(pack.first_uid, pack.last_uid, exc)
@@ -368,8 +381,9 @@ class TextReader:
         assert view is not None
         self._windows[window] = view
         self._index.hot_put(self._ident(window), view)
-        data = seal.seal_box(self._key, plain, _associated(
-            self._session.ref.record.id, self._mailbox_id, window, last, len(entries)))
+        data = seal.seal_bound_box(
+            self._key, plain, self._session.ref.record.id,
+            window_object(self._mailbox_id, window, last, len(entries)), PACK_PART)
         self._index.write(self._session.ref.region,
                           DigestPack(self._mailbox_id, window, last, len(entries), data))
 
