@@ -7,6 +7,7 @@ nothing; the form refuses a POST without its CSRF token."""
 
 from __future__ import annotations
 
+import html
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -155,13 +156,18 @@ async def test_bad_values_are_refused_with_the_field_named(site: Site) -> None:
             "not is not a mail address.",
         ),
         ({"subject": "x" * 201}, "subject", "The subject may have at most 200 characters."),
+        (
+            {"text": "Away.\n# END vacation (privacy center)\nreject;"},
+            "text",
+            "A line of the message may not be one of the form's marker lines.",
+        ),
     ]
     async with site.client() as c:
         await login(c)
         for fields, field, message in cases:
             refused = await post(c, **fields)
             assert refused.status_code == 422, fields
-            assert f'id="vacation-error">{message}' in refused.text.replace("&#34;", '"')
+            assert f'id="vacation-error">{message}' in html.unescape(refused.text)
             assert f'id="{field}" name="{field}"' in refused.text
             # What was typed is shown again, marked invalid.
             assert 'aria-invalid="true"' in refused.text

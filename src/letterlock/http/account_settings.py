@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from letterlock.app import App
-from letterlock.errors import InvalidInput, LetterlockError
+from letterlock.errors import InvalidInput, LetterlockError, QuotaExceeded
 from letterlock.http.web_sessions import WebSession
 from letterlock.services.mail.account_addresses import account_addresses
 from letterlock.services.mail.filters.junk_filing import (
@@ -167,14 +167,18 @@ def install_settings_pages(router: APIRouter, app: App, tools: PageTools) -> Non
             return await vacation_form(web, 422, values=values, error=str(exc), field=exc.field)
         try:
             state = await vacation.save(web.account, settings)
-        except InvalidInput as exc:
+        except QuotaExceeded as exc:
+            return await vacation_form(
+                web,
+                422,
+                values=values,
+                error="There is no room for the rule: " + _sentence(str(exc)),
+            )
+        except InvalidInput as exc:  # e.g. the running script's layout (insert_section)
             return await vacation_form(web, 422, values=values, error=_sentence(str(exc)))
         except LetterlockError as exc:  # e.g. the running script no longer parses
             return await vacation_form(
-                web,
-                409,
-                values=values,
-                error="Your running script could not be read: " + _sentence(str(exc)),
+                web, 409, values=values, error="The rule could not be saved: " + _sentence(str(exc))
             )
         return await vacation_form(web, done="on" if state.running else "off")
 

@@ -111,6 +111,11 @@ def check_settings(
         raise VacationInvalid("text", "Write the message your correspondents get.")
     if len(text) > MAX_TEXT:
         raise VacationInvalid("text", f"The message may have at most {MAX_TEXT} characters.")
+    if any(line.strip() in (BEGIN, END, REQUIRE) for line in text.split("\n")):
+        # The section is found by these lines; one inside the message would cut it.
+        raise VacationInvalid(
+            "text", "A line of the message may not be one of the form's marker lines."
+        )
     try:
         period = int(days.strip())
     except ValueError:
