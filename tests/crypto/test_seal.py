@@ -1,4 +1,6 @@
-"""Sealed blobs: round trips, range reads, and every kind of tampering detected."""
+"""Sealed blobs: round trips, range reads, and every kind of tampering detected; the
+bound format (version 2: account, message id and part in the associated data) and
+the version 1 blobs written before it, which must stay readable."""
 
 from __future__ import annotations
 
@@ -11,14 +13,22 @@ from letterlock.errors import CryptoError
 
 PAIR = keys.KeyPair.generate()
 OPENER = seal.Opener(PAIR.private, PAIR.key_id)
+ACCOUNT = "5f0c3b1e9a7d4c2b8e6f1a0d3c5b7e9f"
+BODY = seal.Expect(ACCOUNT, "body")
+SUMMARY = seal.Expect(ACCOUNT, "summary")
 
 
 @given(data=st.binary(max_size=5000), chunk=st.integers(min_value=1, max_value=700))
 @settings(max_examples=60, deadline=None)
 def test_round_trip_any_size_and_chunking(data: bytes, chunk: int) -> None:
     blob = seal.seal(data, PAIR.public, PAIR.key_id, chunk)
-    assert len(blob) == seal.sealed_size(len(data), chunk)
+    assert len(blob) == seal.sealed_size(len(data), chunk, seal.LEGACY_VERSION)
     assert OPENER.open(blob) == data
+    body, summary = seal.seal_parts([("body", data), ("summary", data[:10])], PAIR.public,
+                                    PAIR.key_id, ACCOUNT, chunk)
+    assert len(body) == seal.sealed_size(len(data), chunk)
+    assert OPENER.open(body, BODY) == data
+    assert OPENER.open(summary, SUMMARY) == data[:10]
 
 
 @given(data=st.binary(min_size=1, max_size=3000), start=st.integers(0, 3000),
@@ -27,6 +37,8 @@ def test_round_trip_any_size_and_chunking(data: bytes, chunk: int) -> None:
 def test_range_read_matches_slice(data: bytes, start: int, length: int) -> None:
     blob = seal.seal(data, PAIR.public, PAIR.key_id, 128)
     assert OPENER.open_range(blob, start, length) == data[start : start + length]
+    [bound] = seal.seal_parts([("body", data)], PAIR.public, PAIR.key_id, ACCOUNT, 128)
+    assert OPENER.open_range(bound, start, length, BODY) == data[start : start + length]
 
 
 def test_header_names_version_and_key() -> None:
@@ -34,6 +46,14 @@ def test_header_names_version_and_key() -> None:
     header = seal.SealHeader.parse(blob)
     assert blob[:4] == b"LLS1" and blob[4] == 1
     assert header.key_id == PAIR.key_id
+    body, summary = seal.seal_parts([("body", b"x"), ("summary", b"y")], PAIR.public,
+                                    PAIR.key_id, ACCOUNT)
+    first, second = seal.SealHeader.parse(body), seal.SealHeader.parse(summary)
+    assert body[:4] == b"LLS1" and body[4] == 2 and first.key_id == PAIR.key_id
+    assert (first.part_name, second.part_name) == ("body", "summary")
+    assert first.message_id == second.message_id and len(first.message_id) == 16
+    [again] = seal.seal_parts([("body", b"x")], PAIR.public, PAIR.key_id, ACCOUNT)
+    assert seal.SealHeader.parse(again).message_id != first.message_id
 
 
 def test_plaintext_does_not_appear() -> None:
@@ -41,7 +61,7 @@ def test_plaintext_does_not_appear() -> None:
     assert marker not in seal.seal(marker * 10, PAIR.public, PAIR.key_id)
 
 
-@pytest.mark.parametrize("position", [0, 10, seal.HEADER_SIZE + 3, -1])
+@pytest.mark.parametrize("position", [0, 10, seal.LEGACY_HEADER_SIZE + 3, -1])
 def test_flipped_byte_is_detected(position: int) -> None:
     blob = bytearray(seal.seal(b"hello " * 100, PAIR.public, PAIR.key_id, 64))
     blob[position] ^= 0x01
@@ -49,17 +69,33 @@ def test_flipped_byte_is_detected(position: int) -> None:
         OPENER.open(bytes(blob))
 
 
+@pytest.mark.parametrize("position", [0, 10, seal.LEGACY_HEADER_SIZE, seal.HEADER_SIZE - 1,
+                                      seal.HEADER_SIZE + 3, -1])
+def test_flipped_byte_of_a_bound_blob_is_detected(position: int) -> None:
+    [blob] = seal.seal_parts([("body", b"hello " * 100)], PAIR.public, PAIR.key_id, ACCOUNT,
+                             64)
+    changed = bytearray(blob)
+    changed[position] ^= 0x01
+    with pytest.raises(CryptoError):
+        OPENER.open(bytes(changed), BODY)
+
+
 def test_truncation_at_chunk_boundary_is_detected() -> None:
     blob = seal.seal(b"a" * 256, PAIR.public, PAIR.key_id, 64)
     with pytest.raises(CryptoError):
-        OPENER.open(blob[: seal.HEADER_SIZE + 2 * (64 + seal.TAG)])
+        OPENER.open(blob[: seal.LEGACY_HEADER_SIZE + 2 * (64 + seal.TAG)])
+    [bound] = seal.seal_parts([("body", b"a" * 256)], PAIR.public, PAIR.key_id, ACCOUNT, 64)
+    for end in (seal.HEADER_SIZE + 2 * (64 + seal.TAG), seal.HEADER_SIZE, 100, 0):
+        with pytest.raises(CryptoError):
+            OPENER.open(bound[:end], BODY)
 
 
 def test_reordered_chunks_are_detected() -> None:
     blob = seal.seal(b"a" * 64 + b"b" * 64 + b"c" * 10, PAIR.public, PAIR.key_id, 64)
     step = 64 + seal.TAG
-    body = blob[seal.HEADER_SIZE :]
-    swapped = blob[: seal.HEADER_SIZE] + body[step : 2 * step] + body[:step] + body[2 * step :]
+    head = seal.LEGACY_HEADER_SIZE
+    body = blob[head:]
+    swapped = blob[:head] + body[step : 2 * step] + body[:step] + body[2 * step :]
     with pytest.raises(CryptoError):
         OPENER.open(swapped)
 
@@ -105,3 +141,117 @@ def test_a_box_opens_only_with_its_key_and_associated_data() -> None:
         seal.open_box(OPENER.derive_key(b"x"), box, b"mailbox 1")
     with pytest.raises(CryptoError):
         seal.open_box(key, box[:-1] + bytes([box[-1] ^ 1]), b"mailbox 1")
+
+
+def test_a_bound_blob_opens_only_as_its_account_message_and_part() -> None:
+    body, summary = seal.seal_parts([("body", b"the body"), ("summary", b"the summary")],
+                                    PAIR.public, PAIR.key_id, ACCOUNT)
+    message_id = seal.SealHeader.parse(body).message_id
+    key = OPENER.content_key(summary, SUMMARY)
+    exact = seal.Expect(ACCOUNT, "body", message_id, PAIR.key_id)
+    assert seal.open_with_key(body, key, exact) == b"the body"
+    assert OPENER.open(body, exact) == b"the body"
+    with pytest.raises(CryptoError, match="a sealed body where the summary belongs"):
+        OPENER.open(body, SUMMARY)
+    with pytest.raises(CryptoError, match="a sealed summary where the body belongs"):
+        seal.open_with_key(summary, key, BODY)
+    with pytest.raises(CryptoError, match="a sealed body where the summary belongs"):
+        OPENER.content_key(body, SUMMARY)
+    with pytest.raises(CryptoError, match="of another message"):
+        OPENER.open(body, seal.Expect(ACCOUNT, "body", bytes(16)))
+    with pytest.raises(CryptoError, match="another account's key"):
+        OPENER.open(body, seal.Expect(ACCOUNT, "body", None, bytes(16)))
+    # Another account id (with the same key: a row moved between accounts) fails the
+    # tag: the account is in the associated data, not in the blob.
+    with pytest.raises(CryptoError, match="failed authentication"):
+        OPENER.open(body, seal.Expect("another-account", "body"))
+    with pytest.raises(CryptoError, match="opened without saying whose"):
+        OPENER.open(body)
+    # A header edited to claim the other part does not open either.
+    claimed = bytearray(body)
+    claimed[seal.LEGACY_HEADER_SIZE] = seal.PARTS["summary"]
+    with pytest.raises(CryptoError):
+        OPENER.open(bytes(claimed), SUMMARY)
+    with pytest.raises(ValueError, match="unknown message part"):
+        seal.seal_parts([("attachment", b"x")], PAIR.public, PAIR.key_id, ACCOUNT)
+
+
+def _legacy_blob(plaintext: bytes, chunk: int = 64) -> bytes:
+    """A blob in the version 1 layout, written here byte by byte as letterlock wrote
+    it before parts were bound (not with letterlock's writer), so the test holds the
+    old format even if the writer changes."""
+    import secrets
+    import struct
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric.x25519 import (
+        X25519PrivateKey,
+        X25519PublicKey,
+    )
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    eph = X25519PrivateKey.generate()
+    eph_pub = eph.public_key().public_bytes_raw()
+    shared = eph.exchange(X25519PublicKey.from_public_bytes(PAIR.public))
+    wrap = HKDF(algorithm=hashes.SHA256(), length=32, salt=eph_pub + PAIR.public,
+                info=b"letterlock seal v1 content-key wrap").derive(shared)
+    content_key, prefix = secrets.token_bytes(32), secrets.token_bytes(7)
+    wrapped = AESGCM(wrap).encrypt(b"\x00" * 12, content_key, PAIR.key_id)
+    header = struct.pack(">4sBBI16s32s48s7s", b"LLS1", 1, 1, chunk, PAIR.key_id, eph_pub,
+                         wrapped, prefix)
+    count = max(1, -(-len(plaintext) // chunk))
+    out = [header]
+    for i in range(count):
+        nonce = prefix + struct.pack(">IB", i, 1 if i == count - 1 else 0)
+        out.append(AESGCM(content_key).encrypt(nonce, plaintext[i * chunk : (i + 1) * chunk],
+                                               header))
+    return b"".join(out)
+
+
+def test_a_blob_in_the_old_format_still_opens() -> None:
+    data = b"written by the previous version " * 10
+    blob = _legacy_blob(data)
+    header = seal.SealHeader.parse(blob)
+    assert (header.version, header.part, header.message_id) == (1, 0, b"")
+    # Readers now always say what they expect; a version 1 blob names no part, so
+    # it opens as before, bound to the account key alone.
+    assert OPENER.open(blob, BODY) == data
+    assert seal.open_with_key(blob, OPENER.content_key(blob, SUMMARY), BODY) == data
+    assert OPENER.open_range(blob, 5, 20, BODY) == data[5:25]
+    changed = bytearray(blob)
+    changed[-1] ^= 1
+    with pytest.raises(CryptoError):
+        OPENER.open(bytes(changed), BODY)
+
+
+def test_bound_boxes_and_the_boxes_written_before_them() -> None:
+    key = OPENER.derive_key(b"digest packs")
+    box = seal.seal_bound_box(key, b"pack", ACCOUNT, b"window 1", "digest pack")
+    assert box[:4] == b"LLB2"
+    assert seal.open_bound_box(key, box, ACCOUNT, b"window 1", "digest pack") == b"pack"
+    for account, window, part in ((ACCOUNT, b"window 2", "digest pack"),
+                                  ("other", b"window 1", "digest pack"),
+                                  (ACCOUNT, b"window 1", "text pack")):
+        with pytest.raises(CryptoError, match="failed authentication"):
+            seal.open_bound_box(key, box, account, window, part)
+    with pytest.raises(CryptoError, match="truncated"):
+        seal.open_bound_box(key, box[:20], ACCOUNT, b"window 1", "digest pack")
+    with pytest.raises(CryptoError, match="not a sealed digest pack"):
+        seal.open_bound_box(key, bytes(len(box)), ACCOUNT, b"window 1", "digest pack")
+    old = seal.seal_box(key, b"old pack", b"legacy binding")
+    assert seal.open_bound_box(key, old, ACCOUNT, b"window 1", "digest pack",
+                               b"legacy binding") == b"old pack"
+    with pytest.raises(CryptoError):  # an old box is read only where one is expected
+        seal.open_bound_box(key, old, ACCOUNT, b"window 1", "digest pack")
+    with pytest.raises(CryptoError):
+        seal.open_bound_box(key, old, ACCOUNT, b"window 1", "digest pack", b"other")
+
+
+def test_the_associated_data_is_canonical() -> None:
+    encodings = {seal.associated_data(2, account, obj, part)
+                 for account, obj, part in (("ab", b"c", "body"), ("a", b"bc", "body"),
+                                            ("ab", b"", "cbody"), ("ab", b"c", "summary"))}
+    assert len(encodings) == 4
+    assert seal.associated_data(2, "ab", b"c", "body") == seal.associated_data(
+        2, "ab", b"c", "body")

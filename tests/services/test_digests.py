@@ -14,6 +14,7 @@ from letterlock.imap import views
 from letterlock.services.accounts.accounts import Session
 from letterlock.services.mail import digests as digests_mod
 from letterlock.services.mail.digests import PACK_SPAN, DigestService
+from letterlock.services.operations.log_events import LogEvent
 from letterlock.storage.models import DigestPack
 from support.env import PASSWORD
 
@@ -118,8 +119,8 @@ async def test_an_expunged_message_leaves_no_digest_behind(
     [pack] = await store.get_digest_packs(box, 1, 10)
     assert agreements.count == 0
     key = session.opener.derive_key(b"digest packs")
-    plain = seal.open_box(key, pack.data, digests_mod._associated(
-        session.ref.record.id, box, 1, 4, 3))
+    plain = seal.open_bound_box(key, pack.data, session.ref.record.id,
+                                digests_mod.window_object(box, 1, 4, 3), "digest pack")
     decoded = digests_mod.decode_pack(plain, views.VIEWS)
     assert decoded is not None and [d.uid for d in decoded] == [1, 3, 4]
     assert b"secret subject 1" not in plain
@@ -161,7 +162,10 @@ async def test_a_pack_moved_to_another_mailbox_is_not_believed(
     got = await mb.digest_reader(session, box).get(records)
     assert [got[u].header for u in (1, 2, 3)] == [raw(n)[: raw(n).index(b"\r\n\r\n") + 4]
                                                    for n in (0, 1, 2)]
-    assert "does not open" in caplog.text
+    [line] = [dict(r.ll_fields) for r in caplog.records  # type: ignore[attr-defined]
+              if getattr(r, "ll_event", None) is LogEvent.MESSAGE_DAMAGED]
+    assert (line["part"], line["mailbox"], line["first"]) == ("digest pack", box, 1)
+    assert "failed authentication" in line["reason"]
     assert mine.data != theirs.data
 
 

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from letterlock.app import App
+from letterlock.crypto import seal
 from letterlock.errors import (
     AlreadyExists,
     InvalidInput,
@@ -158,7 +159,7 @@ async def test_delivery_to_two_regions_seals_each_copy_to_its_owner(app: App) ->
         assert (await app.mailboxes.bodies(session, [msg]))[msg.uid] == raw(7)
         assert await app.cells.get(region).blobs.list_ids() == [msg.blob_id]
         blob = await app.cells.get(region).blobs.get(msg.blob_id)
-        assert session.opener.open(blob) == raw(7)
+        assert session.opener.open(blob, seal.Expect(session.ref.record.id, "body")) == raw(7)
 
 
 async def test_mailbox_index_is_read_again_only_after_a_change(

@@ -25,6 +25,7 @@ KEY = X25519PrivateKey.generate()
 PUBLIC = KEY.public_key().public_bytes_raw()
 KEY_ID = os.urandom(16)
 OPENER = seal.Opener(KEY, KEY_ID)
+ACCOUNT = "0123456789abcdef0123456789abcdef"
 
 
 def message(n: int, size: int = 600) -> bytes:
@@ -34,8 +35,8 @@ def message(n: int, size: int = 600) -> bytes:
 
 
 def assert_sealed(raw: bytes, blob: bytes, sealed_summary: bytes) -> None:
-    assert OPENER.open(blob) == raw
-    opened = summaries.decode(OPENER.open(sealed_summary))
+    assert OPENER.open(blob, seal.Expect(ACCOUNT, "body")) == raw
+    opened = summaries.decode(OPENER.open(sealed_summary, seal.Expect(ACCOUNT, "summary")))
     assert opened == summaries.summarize(raw)
     assert opened.extra == summaries.summarize(raw).extra
 
@@ -51,7 +52,7 @@ async def pool() -> AsyncIterator[SealPool]:
 async def test_helper_seals_what_opens_with_the_account_key(pool: SealPool) -> None:
     assert len(pool.helper_pids) == 1
     raws = [message(n, size) for n, size in enumerate((0, 10, 700, 4096, 4097, 70_000))]
-    futures = [pool.seal(r, PUBLIC, KEY_ID) for r in raws]
+    futures = [pool.seal(r, PUBLIC, KEY_ID, ACCOUNT) for r in raws]
     assert all(f is not None for f in futures)
     results = await asyncio.gather(*[f for f in futures if f is not None])
     for raw, (blob, sealed_summary) in zip(raws, results, strict=True):
@@ -62,7 +63,7 @@ async def test_helper_seals_what_opens_with_the_account_key(pool: SealPool) -> N
 
 async def test_many_requests_each_get_their_own_answer(pool: SealPool) -> None:
     raws = [message(n, 200 + 37 * n) for n in range(300)]
-    futures = [pool.seal(r, PUBLIC, KEY_ID) for r in raws]
+    futures = [pool.seal(r, PUBLIC, KEY_ID, ACCOUNT) for r in raws]
     results = await asyncio.gather(*[f for f in futures if f is not None])
     assert len(results) == len(raws)
     for raw, (blob, sealed_summary) in zip(raws, results, strict=True):
@@ -70,8 +71,8 @@ async def test_many_requests_each_get_their_own_answer(pool: SealPool) -> None:
 
 
 async def test_a_bad_public_key_is_an_error_for_that_message_only(pool: SealPool) -> None:
-    good = pool.seal(message(1), PUBLIC, KEY_ID)
-    bad = pool.seal(message(2), b"\x00" * 32, KEY_ID)  # a low-order point
+    good = pool.seal(message(1), PUBLIC, KEY_ID, ACCOUNT)
+    bad = pool.seal(message(2), b"\x00" * 32, KEY_ID, ACCOUNT)  # a low-order point
     assert good is not None and bad is not None
     with pytest.raises(CryptoError, match="sealing failed"):
         await bad
@@ -82,11 +83,11 @@ async def test_too_large_or_no_helpers_means_seal_it_yourself() -> None:
     small = SealPool(1, 4096, max_bytes=1000)
     try:
         await small.start()
-        assert small.seal(b"x" * 1001, PUBLIC, KEY_ID) is None
+        assert small.seal(b"x" * 1001, PUBLIC, KEY_ID, ACCOUNT) is None
     finally:
         await small.close()
     none = SealPool(0, 4096)
-    assert none.seal(b"x", PUBLIC, KEY_ID) is None
+    assert none.seal(b"x", PUBLIC, KEY_ID, ACCOUNT) is None
     await none.close()
 
 
@@ -94,13 +95,13 @@ async def test_first_requests_are_answered_while_the_helper_starts() -> None:
     p = SealPool(1, 4096)
     try:
         # Nothing started yet: the caller seals, and a helper starts in the background.
-        assert p.seal(message(1), PUBLIC, KEY_ID) is None
+        assert p.seal(message(1), PUBLIC, KEY_ID, ACCOUNT) is None
         for _ in range(200):
             if p.helper_pids:
                 break
             await asyncio.sleep(0.05)
         assert p.helper_pids
-        future = p.seal(message(2), PUBLIC, KEY_ID)
+        future = p.seal(message(2), PUBLIC, KEY_ID, ACCOUNT)
         assert future is not None
         assert_sealed(message(2), *(await future))
     finally:
@@ -115,7 +116,7 @@ async def test_a_killed_helper_loses_nothing_and_is_replaced(
     try:
         [pid] = p.helper_pids
         raws = [message(n, 20_000) for n in range(400)]
-        futures = [p.seal(r, PUBLIC, KEY_ID) for r in raws]
+        futures = [p.seal(r, PUBLIC, KEY_ID, ACCOUNT) for r in raws]
         await asyncio.sleep(0.01)  # some answered, most still in the helper's hands
         os.kill(pid, signal.SIGKILL)
         results = await asyncio.gather(*[f for f in futures if f is not None])
@@ -123,7 +124,7 @@ async def test_a_killed_helper_loses_nothing_and_is_replaced(
         for raw, (blob, sealed_summary) in zip(raws, results, strict=True):
             assert_sealed(raw, blob, sealed_summary)
         # The next request (sealed here meanwhile) brings a new helper up.
-        assert p.seal(message(1), PUBLIC, KEY_ID) is None
+        assert p.seal(message(1), PUBLIC, KEY_ID, ACCOUNT) is None
         await p.start()
         assert p.helper_pids and p.helper_pids != [pid]
     finally:
@@ -139,7 +140,7 @@ async def test_close_stops_the_helpers() -> None:
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
-    assert p.seal(message(1), PUBLIC, KEY_ID) is None
+    assert p.seal(message(1), PUBLIC, KEY_ID, ACCOUNT) is None
 
 
 async def test_mail_appended_through_the_app_is_sealed_by_a_helper(home: Path) -> None:
@@ -181,7 +182,7 @@ async def test_a_stuck_helper_is_stopped_and_its_work_done_here(
         [pid] = p.helper_pids
         os.kill(pid, signal.SIGSTOP)  # alive, but answers nothing
         raws = [message(n) for n in range(10)]
-        futures = [p.seal(r, PUBLIC, KEY_ID) for r in raws]
+        futures = [p.seal(r, PUBLIC, KEY_ID, ACCOUNT) for r in raws]
         results = await asyncio.wait_for(
             asyncio.gather(*[f for f in futures if f is not None]), 10)
         for raw, (blob, sealed_summary) in zip(raws, results, strict=True):
@@ -207,7 +208,7 @@ async def test_requests_cut_into_frames_keep_their_order(
     await p.start()
     try:
         raws = [message(n, 3000 + n) for n in range(60)] + [message(99, 25_000)]
-        futures = [p.seal(r, PUBLIC, KEY_ID) for r in raws]
+        futures = [p.seal(r, PUBLIC, KEY_ID, ACCOUNT) for r in raws]
         results = await asyncio.gather(*[f for f in futures if f is not None])
         assert len(results) == len(raws)
         for raw, (blob, sealed_summary) in zip(raws, results, strict=True):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
 
@@ -27,7 +27,7 @@ from letterlock.imap.reply import Reply, bad, no, ok
 from letterlock.imap.selected import BadSequence, SelectedMailbox, compress
 from letterlock.mime import sections, structure
 from letterlock.mime.headers import split_fields
-from letterlock.services.mail.digests import Digest, DigestReader
+from letterlock.services.mail.digests import DamagedPart, Digest, DigestReader
 from letterlock.services.operations.log_events import LogEvent, event
 from letterlock.storage.models import MessageRecord
 
@@ -254,6 +254,8 @@ async def fetch(cmd: c.Fetch, ctx: Context) -> Reply:
     unopened: list[MessageRecord] = []
     """Listed in this command but without a body or digest: expunged meanwhile, or
     damaged (told apart at the end)."""
+    failures: dict[int, DamagedPart] = {}
+    """uid -> why its body did not open."""
     for start in range(0, len(uids), BATCH):
         batch = uids[start : start + BATCH]
         try:
@@ -277,7 +279,8 @@ async def fetch(cmd: c.Fetch, ctx: Context) -> Reply:
             raws: dict[int, bytes] = {}
             if body_needed and group:
                 try:
-                    raws = await bodies_present(ctx, group, digests, skip_damaged=True)
+                    raws = await bodies_present(ctx, group, digests, skip_damaged=True,
+                                                failures=failures)
                 except LetterlockError as exc:
                     return reply_for(exc)
             for rec in group:
@@ -288,8 +291,12 @@ async def fetch(cmd: c.Fetch, ctx: Context) -> Reply:
                     unopened.append(rec)  # expunged (and its blob released) since listed?
                     continue
                 digest = digests.get(rec.uid)
-                if need_digest and digest is None and rec.uid not in raws:
-                    unopened.append(rec)  # expunged since listed: its summary gone too?
+                if need_digest and digest is None and (
+                        rec.uid not in raws or (reader is not None and rec.uid in reader.damaged)):
+                    # Expunged since listed (its summary gone too?), or its sealed
+                    # summary is damaged (even if the body, bound by the summary's
+                    # header, opened).
+                    unopened.append(rec)
                     continue
                 if rec.flags not in known_flags:
                     for line in sel.learn_keywords(rec.flags):
@@ -306,7 +313,8 @@ async def fetch(cmd: c.Fetch, ctx: Context) -> Reply:
             await asyncio.sleep(0)  # let other connections run between batches
     if unopened:
         try:
-            damaged = await still_listed(ctx, sel.id, unopened)
+            damaged = await still_listed(ctx, sel.id, unopened, failures,
+                                         reader.damaged if reader is not None else {})
         except LetterlockError as exc:
             return reply_for(exc)
         if damaged:
@@ -321,44 +329,72 @@ async def fetch(cmd: c.Fetch, ctx: Context) -> Reply:
     return ok(f"{cmd.name} completed")
 
 
-async def still_listed(ctx: Context, mailbox_id: int,
-                       records: list[MessageRecord]) -> list[MessageRecord]:
+async def still_listed(ctx: Context, mailbox_id: int, records: list[MessageRecord],
+                       failures: Mapping[int, DamagedPart] | None = None,
+                       reported: Mapping[int, str] | None = None) -> list[MessageRecord]:
     """Of ``records``, whose body or summary did not open, those still listed with the
-    same blob: not expunged meanwhile but damaged (a missing, zeroed or foreign
-    blob). Each is one ``mail:message:damaged`` line for the operator."""
+    same blob: not expunged meanwhile but damaged (a missing, zeroed, truncated or
+    foreign blob, another part in its place). Each is one ``mail:message:damaged``
+    line for the operator naming the part and why (from ``failures``), unless it was
+    ``reported`` already (a summary found damaged by the digest reader)."""
     assert ctx.user is not None
     now = await ctx.services.mailboxes.get_messages(
         ctx.user, mailbox_id, [r.uid for r in records], with_summary=False)
     blobs = {r.uid: r.blob_id for r in records}
     damaged = [r for r in now if blobs.get(r.uid) == r.blob_id]
     for rec in damaged:
+        if reported and rec.uid in reported:
+            continue
+        failure = None if failures is None else failures.get(rec.uid)
         event(LogEvent.MESSAGE_DAMAGED, user=ctx.user.address, mailbox=mailbox_id,
-              uid=rec.uid, blob=rec.blob_id)
+              uid=rec.uid, blob=rec.blob_id,
+              part=failure.part if failure is not None else "body",
+              message=failure.message if failure is not None else "",
+              reason=failure.reason if failure is not None else "missing")
     return damaged
 
 
 async def bodies_present(ctx: Context, records: list[MessageRecord],
                          digests: dict[int, Digest] | None = None, *,
-                         skip_damaged: bool = False) -> dict[int, bytes]:
+                         skip_damaged: bool = False,
+                         failures: dict[int, DamagedPart] | None = None,
+                         reported: Mapping[int, str] | None = None,
+                         ) -> dict[int, bytes]:
     """Bodies of ``records`` in one round trip; if some were expunged meanwhile by
     another session (their blobs gone) or do not open (damaged, or another message's
     blob: the content key of the message's own summary does not open it), the
     others, one by one. Those that do not open are left out only with
     ``skip_damaged`` (the caller then tells them from expunged ones: ``still_listed``);
-    otherwise CryptoError is raised."""
+    otherwise CryptoError is raised, after one ``mail:message:damaged`` line (unless
+    the message is among those ``reported`` already, by a digest reader).
+    ``failures`` gets, per message left out, which part failed and why."""
     assert ctx.user is not None
     svc = ctx.services.mailboxes
-    skipped = (NotFound, CryptoError) if skip_damaged else (NotFound,)
     try:
         return await svc.bodies(ctx.user, records, digests)
-    except skipped:
-        out: dict[int, bytes] = {}
-        for rec in records:
-            try:
-                out.update(await svc.bodies(ctx.user, [rec], digests))
-            except skipped:
+    except (NotFound, CryptoError):
+        pass
+    out: dict[int, bytes] = {}
+    for rec in records:
+        try:
+            out.update(await svc.bodies(ctx.user, [rec], digests))
+        except NotFound:
+            if failures is not None:
+                failures[rec.uid] = DamagedPart("body", "missing")
+        except CryptoError as exc:
+            damage = exc if isinstance(exc, DamagedPart) else DamagedPart("body", str(exc))
+            if skip_damaged:
+                if failures is not None:
+                    failures[rec.uid] = damage
                 continue
-        return out
+            if reported and rec.uid in reported:
+                raise
+            # The caller answers NO [CORRUPTION]: this is the operator's line.
+            event(LogEvent.MESSAGE_DAMAGED, user=ctx.user.address, mailbox=rec.mailbox_id,
+                  uid=rec.uid, blob=rec.blob_id, part=damage.part, message=damage.message,
+                  reason=damage.reason)
+            raise
+    return out
 
 
 def _by_size(records: list[MessageRecord]) -> list[list[MessageRecord]]:

@@ -26,7 +26,7 @@ from datetime import date
 
 from letterlock.errors import LetterlockError
 from letterlock.imap import esearch, search_text, views
-from letterlock.imap.commands.fetch import bodies_present
+from letterlock.imap.commands.fetch import bodies_present, still_listed
 from letterlock.imap.context import BODY_BYTES, Context
 from letterlock.imap.errors import reply_for
 from letterlock.imap.parsing import commands as c
@@ -35,7 +35,13 @@ from letterlock.imap.parsing.primitives import SeqSet
 from letterlock.imap.reply import Reply, bad, no, ok
 from letterlock.mime import dates
 from letterlock.services.mail import text_index
-from letterlock.services.mail.digests import PACK_SPAN, Digest, DigestReader, window_of
+from letterlock.services.mail.digests import (
+    PACK_SPAN,
+    DamagedPart,
+    Digest,
+    DigestReader,
+    window_of,
+)
 from letterlock.services.mail.text_index import TextReader
 from letterlock.storage.models import MessageRecord
 
@@ -442,7 +448,16 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
                     # Bodies in size-bounded groups (one storage round trip each).
                     group = _next_group(unindexed, rec)
                     attempted.update(r.uid for r in group)
-                    raws = await bodies_present(ctx, group, digests)
+                    failures: dict[int, DamagedPart] = {}
+                    raws = await bodies_present(
+                        ctx, group, digests, failures=failures,
+                        reported=reader.damaged if reader is not None else None)
+                    lost = [r for r in group if r.uid not in raws]
+                    if lost and (damaged := await still_listed(ctx, sel.id, lost, failures)):
+                        # Missing, not expunged meanwhile: a search must not pass over it.
+                        return no("Stored data of message UID "
+                                  + ",".join(str(r.uid) for r in damaged)
+                                  + " is missing or damaged", "CORRUPTION")
                 seq = sel.seq_of(rec.uid)
                 if seq is None:
                     continue

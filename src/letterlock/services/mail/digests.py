@@ -14,7 +14,9 @@ together in a :class:`~letterlock.storage.models.DigestPack`, sealed with AES-25
 under a key derived from the account's private key (:meth:`Opener.derive_key`): only
 a session holding the unlocked key can read or write one, and the operator sees only
 ciphertext and the UID range. The associated data binds a pack to its account,
-mailbox and range, so a pack moved to another mailbox or account fails to open.
+mailbox, range and part (the canonical form of crypto/seal.py, docs/sealed-format.md),
+so a pack moved to another mailbox or account fails to open (one
+``mail:message:damaged`` line, and the pack is made again).
 
 Mail arrives without the owner's key, so packs are made by readers: a session that
 needs a message no pack describes opens it the slow way, then writes the window's
@@ -55,8 +57,12 @@ _DIGEST_OVERHEAD = 400
 """Bytes a decoded digest costs beyond its header, tree and views (objects, key)."""
 DECODED_PACKS = 8
 """Decoded packs a reader keeps between calls (bounds its memory)."""
-_MAGIC = b"LLD1"
+_MAGIC = b"LLD2"
+_LEGACY_MAGIC = b"LLD1"
+"""Packs written before digests kept their message's id (read; made again later)."""
 _KEY_PURPOSE = b"digest packs"
+PACK_PART = "digest pack"
+"""The part name a digest pack is bound to (seal.associated_data)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +71,9 @@ class Digest:
     blob_id: str
     key: bytes
     """The message's content key (opens its sealed body and summary)."""
+    message_id: bytes
+    """The id the message was sealed with (its body must carry the same); b"" for a
+    message sealed before parts were bound."""
     size: int
     header: bytes
     """The raw header section, blank line included."""
@@ -87,9 +96,10 @@ class Views:
 NO_VIEWS = Views(b"", 0, lambda _summary: ())
 
 
-def _entry_struct(views: int) -> struct.Struct:
-    # uid, size, content key, then the lengths of blob id, header, structure, views.
-    return struct.Struct(">II32sHII" + "I" * views)
+def _entry_struct(views: int, legacy: bool = False) -> struct.Struct:
+    # uid, size, content key, message id (not in legacy packs), then the lengths of
+    # blob id, header, structure, views.
+    return struct.Struct((">II32sHII" if legacy else ">II32s16sHII") + "I" * views)
 
 
 def encode_pack(digests: Sequence[Digest], views: Views) -> bytes:
@@ -98,7 +108,7 @@ def encode_pack(digests: Sequence[Digest], views: Views) -> bytes:
            struct.pack(">BI", views.count, len(digests))]
     for d in digests:
         blob = d.blob_id.encode("ascii")
-        out.append(entry.pack(d.uid, d.size, d.key, len(blob), len(d.header),
+        out.append(entry.pack(d.uid, d.size, d.key, d.message_id, len(blob), len(d.header),
                               len(d.structure), *(len(v) for v in d.views)))
         out.append(blob)
         out.append(d.header)
@@ -112,7 +122,8 @@ def decode_pack(data: bytes, views: Views) -> list[Digest] | None:
     Raises CryptoError if the plaintext is malformed (it was authenticated, so that
     means a bug, not an attack)."""
     try:
-        if data[:4] != _MAGIC:
+        legacy = data[:4] == _LEGACY_MAGIC
+        if data[:4] != _MAGIC and not legacy:
             raise CryptoError("not a digest pack")
         vlen = data[4]
         if data[5 : 5 + vlen] != views.version:
@@ -120,35 +131,79 @@ def decode_pack(data: bytes, views: Views) -> list[Digest] | None:
         count_views, count = struct.unpack_from(">BI", data, 5 + vlen)
         if count_views != views.count:
             return None
-        entry = _entry_struct(count_views)
+        entry = _entry_struct(count_views, legacy)
         unpack = entry.unpack_from
+        first = 3 if legacy else 4  # where the lengths start
         pos = 10 + vlen
         out: list[Digest] = []
         append = out.append
         for _ in range(count):
             fields = unpack(data, pos)
             pos += entry.size
-            end = pos + fields[3]
+            end = pos + fields[first]
             blob_id = data[pos:end].decode("ascii")
-            pos, end = end, end + fields[4]
+            pos, end = end, end + fields[first + 1]
             header = data[pos:end]
-            pos, end = end, end + fields[5]
+            pos, end = end, end + fields[first + 2]
             structure = data[pos:end]
             pos = end
             rendered = []
-            for length in fields[6:]:
+            for length in fields[first + 3 :]:
                 rendered.append(data[pos : pos + length])
                 pos += length
-            append(Digest(fields[0], blob_id, fields[2], fields[1], header, structure,
-                          tuple(rendered)))
+            message_id = b"" if legacy or not any(fields[3]) else fields[3]
+            append(Digest(fields[0], blob_id, fields[2], message_id, fields[1], header,
+                          structure, tuple(rendered)))
     except (struct.error, IndexError, UnicodeDecodeError) as exc:
         raise CryptoError("malformed digest pack") from exc
     return out
 
 
-def _associated(account_id: str, mailbox_id: int, first: int, last: int, count: int) -> bytes:
+def _legacy_associated(account_id: str, mailbox_id: int, first: int, last: int,
+                       count: int) -> bytes:
+    """What packs written before bound boxes were bound to (still read)."""
     return b"letterlock digest pack v1\x00" + account_id.encode() + struct.pack(
         ">QQQQ", mailbox_id, first, last, count)
+
+
+def window_object(mailbox_id: int, first: int, last: int, count: int) -> bytes:
+    """The object id a per-window pack (digest or text) is bound to: its mailbox,
+    UID range and message count."""
+    return struct.pack(">QQQQ", mailbox_id, first, last, count)
+
+
+def expect(session: Session, part: str, message_id: bytes | None = None) -> seal.Expect:
+    """What a sealed ``part`` of one of ``session``'s messages must be bound to."""
+    return seal.Expect(session.ref.record.id, part, message_id or None,
+                       session.opener.key_id)
+
+
+class DamagedPart(CryptoError):
+    """A sealed part of a message that is missing or does not open as that message's
+    (``part``: body or summary; ``message``: the message id in hex, where known)."""
+
+    def __init__(self, part: str, reason: str, message: str = "") -> None:
+        super().__init__(f"{part}: {reason}")
+        self.part = part
+        self.reason = reason
+        self.message = message
+
+
+def decode_summary(plain: bytes) -> summaries.MessageSummary:
+    """A message summary from its opened plaintext; one that does not decode (a
+    legacy blob of another part in the summary's place) is a CryptoError."""
+    try:
+        return summaries.decode(plain)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CryptoError("the sealed summary does not decode as one") from exc
+
+
+def _message_id_of(sealed: bytes) -> str:
+    """The message id a sealed part's header names (hex), or "" if none can be read."""
+    try:
+        return seal.SealHeader.parse(sealed).message_id.hex()
+    except CryptoError:
+        return ""
 
 
 def window_of(uid: int) -> int:
@@ -159,15 +214,17 @@ def window_of(uid: int) -> int:
 def make_digest(session: Session, record: MessageRecord, views: Views) -> Digest:
     """Open a message's sealed summary the slow way (one key agreement) and keep what
     readers need (CPU only)."""
-    key = session.opener.content_key(record.summary)
-    summary = summaries.decode(seal.open_with_key(record.summary, key))
+    wanted = expect(session, "summary")
+    key = session.opener.content_key(record.summary, wanted)
+    summary = decode_summary(seal.open_with_key(record.summary, key, wanted))
     structure = summary.extra.get("structure")
     if summary.size != record.size:
         # The sealed copy is the truth; the metadata row was changed behind our back.
         event(LogEvent.MESSAGE_DAMAGED, user=session.ref.record.address,
               mailbox=record.mailbox_id, uid=record.uid, blob=record.blob_id,
               reason="size differs from the sealed copy")
-    return Digest(record.uid, record.blob_id, key, summary.size, summary.header,
+    message_id = seal.SealHeader.parse(record.summary).message_id
+    return Digest(record.uid, record.blob_id, key, message_id, summary.size, summary.header,
                   b"" if structure is None else json.dumps(structure,
                                                            separators=(",", ":")).encode(),
                   views.make(summary))
@@ -190,6 +247,8 @@ class DigestReader:
         self._key = session.opener.derive_key(_KEY_PURPOSE)
         self._packs: OrderedDict[int, dict[int, Digest]] = OrderedDict()
         """window start -> uid -> digest (most recently used last)."""
+        self.damaged: dict[int, str] = {}
+        """uid -> the part found damaged (and logged) while making digests."""
 
     def _ident(self, window: int) -> Ident:
         return (self._session.ref.region, self._session.ref.record.id, self._mailbox_id,
@@ -277,14 +336,16 @@ class DigestReader:
                 if pack.first_uid not in run:
                     continue
                 try:
-                    plain = seal.open_box(self._key, pack.data, _associated(
-                        account, self._mailbox_id, pack.first_uid, pack.last_uid,
-                        pack.count))
+                    span = (self._mailbox_id, pack.first_uid, pack.last_uid, pack.count)
+                    plain = seal.open_bound_box(self._key, pack.data, account,
+                                                window_object(*span), PACK_PART,
+                                                _legacy_associated(account, *span))
                     digests = decode_pack(plain, views)
                 except CryptoError as exc:
-                    log.warning("digest pack %d:%d of mailbox %d does not open (%s); "
-                                "making it again", pack.first_uid, pack.last_uid,
-                                self._mailbox_id, exc)
+                    # A cache: made again from the sealed summaries, never trusted.
+                    event(LogEvent.MESSAGE_DAMAGED, user=self._session.ref.record.address,
+                          mailbox=self._mailbox_id, part=PACK_PART, first=pack.first_uid,
+                          last=pack.last_uid, reason=str(exc) or "does not open")
                     continue
                 if digests is not None:
                     decoded = {d.uid: d for d in digests}
@@ -341,8 +402,13 @@ class DigestReader:
             try:
                 made[rec.uid] = make_digest(self._session, rec, views)
             except CryptoError as exc:
-                log.warning("message %d of mailbox %d: summary does not open (%s)",
-                            rec.uid, self._mailbox_id, exc)
+                # The reader's caller answers NO for it (it has no digest); this is
+                # the operator's one line about it.
+                self.damaged[rec.uid] = "summary"
+                event(LogEvent.MESSAGE_DAMAGED, user=self._session.ref.record.address,
+                      mailbox=self._mailbox_id, uid=rec.uid, blob=rec.blob_id,
+                      part="summary", message=_message_id_of(rec.summary),
+                      reason=str(exc) or "does not open")
             if i % 64 == 63:
                 await asyncio.sleep(0)  # other connections run between slices
         self._packs[window] = made
@@ -414,8 +480,10 @@ class DigestService(HotWindows[Ident, dict[int, Digest]]):
         written."""
         ident = (session.ref.region, mailbox_id, window)
         last = digests[-1].uid
-        data = seal.seal_box(key, encode_pack(digests, self.views), _associated(
-            session.ref.record.id, mailbox_id, window, last, len(digests)))
+        data = seal.seal_bound_box(key, encode_pack(digests, self.views),
+                                   session.ref.record.id,
+                                   window_object(mailbox_id, window, last, len(digests)),
+                                   PACK_PART)
         self._next[ident] = DigestPack(mailbox_id, window, last, len(digests), data)
         if ident in self._writing:
             return

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from letterlock.crypto import seal
 from letterlock.errors import (
     AlreadyExists,
+    CryptoError,
     InvalidInput,
     MailboxNotAllowed,
     UnknownMailbox,
@@ -26,7 +27,15 @@ from letterlock.mime import summary as summaries
 from letterlock.services.accounts.accounts import AccountRef, Session
 from letterlock.services.accounts.quotas import QuotaService
 from letterlock.services.cells import Cell, Cells
-from letterlock.services.mail.digests import Digest, DigestReader, DigestService, Views
+from letterlock.services.mail.digests import (
+    DamagedPart,
+    Digest,
+    DigestReader,
+    DigestService,
+    Views,
+    decode_summary,
+    expect,
+)
 from letterlock.services.mail.filing import JUNK, Filing, FilingHook
 from letterlock.services.mail.notify import ChangeHub, list_key
 from letterlock.services.mail.sealing import SealPool, seal_with_summary
@@ -268,16 +277,16 @@ class MailboxService:
         record = ref.record
         started = time.perf_counter()
         pending = (None if self._sealer is None
-                   else self._sealer.seal(raw, record.public_key, record.key_id))
+                   else self._sealer.seal(raw, record.public_key, record.key_id, record.id))
         if pending is not None:
             blob, summary = await pending
         elif len(raw) <= INLINE_SEAL_BYTES:
             blob, summary = seal_with_summary(raw, record.public_key, record.key_id,
-                                              self._chunk)
+                                              self._chunk, record.id)
         else:
             blob, summary = await asyncio.get_running_loop().run_in_executor(
                 self._seal_pool, seal_with_summary, raw, record.public_key, record.key_id,
-                self._chunk)
+                self._chunk, record.id)
         event(LogEvent.SEALED, seconds=time.perf_counter() - started, size=len(raw))
         msg = NewMessage(mailbox_id, "", len(raw),
                          internaldate or datetime.now(UTC).replace(microsecond=0),
@@ -441,7 +450,7 @@ class MailboxService:
 
     def open_summary(self, session: Session, msg: MessageRecord) -> summaries.MessageSummary:
         """Unseal a message's summary (CPU only)."""
-        return summaries.decode(session.opener.open(msg.summary))
+        return decode_summary(session.opener.open(msg.summary, expect(session, "summary")))
 
     def digest_reader(self, session: Session, mailbox_id: int) -> DigestReader:
         """A reader of the mailbox's digests for ``session`` (the caller has checked the
@@ -457,34 +466,42 @@ class MailboxService:
         """Full plaintext of several messages (uid -> bytes), one storage round trip.
 
         Each opens with the content key of the message's own sealed summary (from its
-        digest where given, else from the summary itself): the message and its
-        summary are sealed under one key, so a blob that is not this message's (one
-        swapped in from another message of the account) fails authentication
-        (CryptoError) instead of showing another message's body."""
+        digest where given, else from the summary itself), bound to the account, the
+        message id its summary names and the part "body" (crypto/seal.py): a blob
+        that is not this message's body (one swapped in from another message or
+        account, a summary in its place) fails (CryptoError, saying what was found)
+        instead of showing another message's body."""
         cell = self._cell(session.ref)
         blobs = await cell.blobs.get_many([m.blob_id for m in msgs])
-        keys: dict[int, bytes] = {}
+        keys: dict[int, tuple[bytes, bytes]] = {}
         light: dict[int, list[int]] = {}
         for m in msgs:
             digest = None if digests is None else digests.get(m.uid)
             if digest is not None and digest.blob_id == m.blob_id:
-                keys[m.uid] = digest.key
+                keys[m.uid] = (digest.key, digest.message_id)
             elif m.summary:
-                keys[m.uid] = session.opener.content_key(m.summary)
+                keys[m.uid] = _summary_key(session, m.summary)
             else:
                 light.setdefault(m.mailbox_id, []).append(m.uid)
         for mailbox_id, uids in light.items():
             for full in await cell.store.get_messages(mailbox_id, uids):
-                keys[full.uid] = session.opener.content_key(full.summary)
+                keys[full.uid] = _summary_key(session, full.summary)
         out: dict[int, bytes] = {}
         timed = enabled(LogEvent.UNSEALED)
+        account, key_id = session.ref.record.id, session.opener.key_id
         for m in msgs:
             started = time.perf_counter() if timed else 0.0
             key = keys.get(m.uid)
-            if key is None:  # expunged meanwhile: no summary to bind it to
-                out[m.uid] = session.opener.open(blobs[m.blob_id])
-            else:
-                out[m.uid] = seal.open_with_key(blobs[m.blob_id], key)
+            try:
+                if key is None:  # expunged meanwhile: no summary to bind it to
+                    out[m.uid] = session.opener.open(
+                        blobs[m.blob_id], seal.Expect(account, "body", None, key_id))
+                else:
+                    out[m.uid] = seal.open_with_key(blobs[m.blob_id], key[0], seal.Expect(
+                        account, "body", key[1] or None, key_id))
+            except CryptoError as exc:
+                raise DamagedPart("body", str(exc),
+                                  "" if key is None else key[1].hex()) from exc
             if timed:
                 event(LogEvent.UNSEALED, seconds=time.perf_counter() - started,
                       size=len(out[m.uid]))
@@ -575,3 +592,13 @@ class MailboxService:
         await self._check_owner(session, mailbox_id)
         return await self._cell(session.ref).store.changes_since(
             mailbox_id, modseq, with_summary=with_summary)
+
+
+def _summary_key(session: Session, summary: bytes) -> tuple[bytes, bytes]:
+    """(content key, message id) of a message from its sealed summary, which must be
+    a summary of one of ``session``'s messages (CryptoError otherwise)."""
+    try:
+        key = session.opener.content_key(summary, expect(session, "summary"))
+        return key, seal.SealHeader.parse(summary).message_id
+    except CryptoError as exc:
+        raise DamagedPart("summary", str(exc)) from exc

@@ -19,7 +19,7 @@ server process, and a new helper is started on a later request.
 Wire format (integers big-endian), both directions ``u32 length | body``:
 
 - request body: ``u32 count``, then per message ``u32 chunk | 32 public key |
-  16 key id | u32 n | n bytes of message``;
+  16 key id | u8 a | a bytes of account id | u32 n | n bytes of message``;
 - reply body (one per message, in request order): ``u32 count`` (1), then ``u8 status
   | u32 n | n bytes | u32 m | m bytes``: status 0 carries the sealed message and the
   sealed summary, status 1 an error's name and its text.
@@ -58,40 +58,50 @@ it held is then sealed in the server process): a stuck helper must not hold up
 delivery."""
 
 _U32 = struct.Struct(">I")
-_ITEM = struct.Struct(">I32s16sI")
+_ITEM = struct.Struct(">I32s16sB")
 _REPLY_HEAD = struct.Struct(">BI")
 
 
-def seal_with_summary(raw: bytes, public_key: bytes, key_id: bytes,
-                      chunk: int) -> tuple[bytes, bytes]:
+def seal_with_summary(raw: bytes, public_key: bytes, key_id: bytes, chunk: int,
+                      account_id: str) -> tuple[bytes, bytes]:
     """(sealed message, sealed summary) of ``raw`` for the account key ``public_key``;
-    both under one key agreement (see seal.seal_many)."""
+    both under one key agreement, each bound to account ``account_id``, a fresh
+    message id and its part (see seal.seal_parts)."""
     summary = summaries.encode(summaries.summarize(raw))
-    blob, sealed_summary = seal.seal_many([raw, summary], public_key, key_id, chunk)
+    blob, sealed_summary = seal.seal_parts([("body", raw), ("summary", summary)],
+                                           public_key, key_id, account_id, chunk)
     return blob, sealed_summary
 
 
+Item = tuple[bytes, bytes, bytes, int, str]
+"""(raw message, public key, key id, chunk size, account id): one request."""
+
+
 # -- wire format -------------------------------------------------------------------
-def encode_request(items: list[tuple[bytes, bytes, bytes, int]]) -> bytes:
-    """Frame for ``(raw, public key, key id, chunk)`` items."""
+def encode_request(items: list[Item]) -> bytes:
+    """Frame for ``(raw, public key, key id, chunk, account id)`` items."""
     parts = [b"", _U32.pack(len(items))]
-    for raw, public_key, key_id, chunk in items:
-        parts.append(_ITEM.pack(chunk, public_key, key_id, len(raw)))
-        parts.append(raw)
+    for raw, public_key, key_id, chunk, account_id in items:
+        account = account_id.encode("utf-8")
+        parts += [_ITEM.pack(chunk, public_key, key_id, len(account)), account,
+                  _U32.pack(len(raw)), raw]
     body_len = sum(len(p) for p in parts)
     parts[0] = _U32.pack(body_len)
     return b"".join(parts)
 
 
-def decode_request(body: bytes) -> list[tuple[bytes, bytes, bytes, int]]:
+def decode_request(body: bytes) -> list[Item]:
     (count,) = _U32.unpack_from(body)
     pos = _U32.size
     out = []
     view = memoryview(body)
     for _ in range(count):
-        chunk, public_key, key_id, n = _ITEM.unpack_from(body, pos)
+        chunk, public_key, key_id, a = _ITEM.unpack_from(body, pos)
         pos += _ITEM.size
-        out.append((bytes(view[pos : pos + n]), public_key, key_id, chunk))
+        account_id = bytes(view[pos : pos + a]).decode("utf-8")
+        (n,) = _U32.unpack_from(body, pos + a)
+        pos += a + _U32.size
+        out.append((bytes(view[pos : pos + n]), public_key, key_id, chunk, account_id))
         pos += n
     return out
 
@@ -122,9 +132,10 @@ def decode_reply(body: bytes) -> list[tuple[int, bytes, bytes]]:
     return out
 
 
-def _seal_one(raw: bytes, public_key: bytes, key_id: bytes, chunk: int) -> bytes:
+def _seal_one(raw: bytes, public_key: bytes, key_id: bytes, chunk: int,
+              account_id: str) -> bytes:
     try:
-        blob, sealed_summary = seal_with_summary(raw, public_key, key_id, chunk)
+        blob, sealed_summary = seal_with_summary(raw, public_key, key_id, chunk, account_id)
     except Exception as exc:  # reported to the requester, who raises it
         return encode_reply([(1, type(exc).__name__.encode(), str(exc).encode())])
     return encode_reply([(0, blob, sealed_summary)])
@@ -155,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
             # One reply per message, sent as soon as it is sealed: the requests of a
             # frame then reach the disk one by one, overlapping with the sealing of
             # the rest, instead of moving through the server in lock-step.
-            for raw, public_key, key_id, chunk in decode_request(body):
-                sock.sendall(_seal_one(raw, public_key, key_id, chunk))
+            for raw, public_key, key_id, chunk, account_id in decode_request(body):
+                sock.sendall(_seal_one(raw, public_key, key_id, chunk, account_id))
 
 
 # -- the server side -----------------------------------------------------------------
@@ -165,6 +176,7 @@ class _Job:
     raw: bytes
     public_key: bytes
     key_id: bytes
+    account_id: str
     future: asyncio.Future[tuple[bytes, bytes]] = field(repr=False)
     sent_at: float = 0.0
 
@@ -203,8 +215,8 @@ class SealPool:
     def helper_pids(self) -> list[int]:
         return [h.process.pid for h in self._helpers]
 
-    def seal(self, raw: bytes, public_key: bytes,
-             key_id: bytes) -> asyncio.Future[tuple[bytes, bytes]] | None:
+    def seal(self, raw: bytes, public_key: bytes, key_id: bytes,
+             account_id: str) -> asyncio.Future[tuple[bytes, bytes]] | None:
         """A future of (sealed message, sealed summary), or None (seal it yourself)."""
         if self.processes <= 0 or self._closed or len(raw) > self.max_bytes:
             return None
@@ -213,7 +225,7 @@ class SealPool:
             if not self._helpers:
                 return None
         loop = asyncio.get_running_loop()
-        job = _Job(raw, public_key, key_id, loop.create_future())
+        job = _Job(raw, public_key, key_id, account_id, loop.create_future())
         self._queue.append(job)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -275,7 +287,8 @@ class SealPool:
         for frame in _frames(queue):
             helper = min(helpers, key=lambda h: len(h.in_flight))
             helper.writer.write(encode_request(
-                [(j.raw, j.public_key, j.key_id, self._chunk) for j in frame]))
+                [(j.raw, j.public_key, j.key_id, self._chunk, j.account_id)
+                 for j in frame]))
             now = time.monotonic()
             for job in frame:
                 job.sent_at = now
@@ -326,7 +339,8 @@ class SealPool:
                 continue
             try:
                 job.future.set_result(seal_with_summary(job.raw, job.public_key,
-                                                        job.key_id, self._chunk))
+                                                        job.key_id, self._chunk,
+                                                        job.account_id))
             except Exception as exc:
                 job.future.set_exception(exc)
 
