@@ -27,6 +27,7 @@ from letterlock.services.accounts.setup import InitOptions
 from letterlock.services.mail import dkim_keys
 from letterlock.services.mail.dkim_keys import DkimKeys
 from letterlock.services.mail.outbound import OutboundQueue, OutboundSettings
+from letterlock.services.mail.outbound_routes import MxLookup
 from smtp.conftest import ALICE, World, start_world
 from support.env import PASSWORD, make_config
 
@@ -50,7 +51,8 @@ def submit(world: World, rcpts: list[str], message: bytes = MESSAGE) -> dict[str
 
 def make_queue(app: App, *, port: int = 25, smarthost: str = "", tls: str = "opportunistic",
                clock: object = None, max_age_s: float = 3600,
-               tls_context: ssl.SSLContext | None = None) -> OutboundQueue:
+               tls_context: ssl.SSLContext | None = None,
+               mx_lookup: MxLookup | None = None) -> OutboundQueue:
     settings = OutboundSettings(hostname="mx.example.test", smarthost=smarthost,
                                 tls_policy=tls, port=port, retry_base_s=0.2,
                                 retry_max_s=0.5, timeout_s=5, max_age_s=max_age_s,
@@ -61,7 +63,8 @@ def make_queue(app: App, *, port: int = 25, smarthost: str = "", tls: str = "opp
 
     kwargs = {"clock": clock} if clock is not None else {}
     return OutboundQueue(app.config.home, app.delivery, app.accounts,
-                         DkimKeys(app.config.control_dir), settings, mx_lookup=loopback,
+                         DkimKeys(app.config.control_dir), settings,
+                         mx_lookup=mx_lookup or loopback,
                          **kwargs)  # type: ignore[arg-type]
 
 
@@ -254,12 +257,10 @@ async def test_mixed_local_and_foreign_recipients(accounts: App, other: World,
 async def test_domain_without_mail_host_bounces_5_1_2(accounts: App, tmp_path: Path) -> None:
     from letterlock.services.mail.outbound import NoMailHost
 
-    queue = make_queue(accounts)
-
     async def no_host(domain: str) -> list[str]:
         raise NoMailHost(f"domain {domain} does not exist")
 
-    queue._mx_lookup = no_host
+    queue = make_queue(accounts, mx_lookup=no_host)
     async with submitting_through(accounts, tmp_path, queue) as world:
         assert await asyncio.to_thread(submit, world, ["carol@nowhere.test"]) == {}
         await queue.wait_until(lambda entries: not entries)

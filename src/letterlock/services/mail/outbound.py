@@ -7,10 +7,11 @@ queue key (services/mail/queue_key.py: kept wrapped under the server key); nothi
 about the message or its recipients sits in plaintext on disk. Resident: a message is
 spooled in the sender's home region, ``HOME/regions/<region>/outbound/``.
 
-Delivery: per recipient domain, MX lookup with dnspython (or one configured
-smarthost), opportunistic or required STARTTLS, DKIM signing (dkimpy) with the
-sender domain's key, retries with exponential backoff; what the sender is told (a
-delay notice, a bounce) is services/mail/sender_notices.py, an entry's data is
+Delivery: DKIM signing (dkimpy) with the sender domain's key, retries with
+exponential backoff; how a message reaches a recipient domain (MX lookup with
+dnspython or one configured smarthost, DANE, MTA-STS, STARTTLS) is
+services/mail/outbound_routes.py; what the sender is told (a delay notice, a
+bounce) is services/mail/sender_notices.py, an entry's data is
 services/mail/queue_entry.py.
 """
 
@@ -29,30 +30,24 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import aiosmtplib
-import dns.asyncresolver
-import dns.exception
-import dns.resolver
-
 from letterlock.config import SmtpConfig
 from letterlock.crypto import keys, seal
 from letterlock.errors import ConfigError, LetterlockError, StorageError
 from letterlock.services.accounts.accounts import AccountRef, AccountService
-from letterlock.services.mail import tls_rpt
-from letterlock.services.mail.dane import Dane, DaneLookupError
+from letterlock.services.mail.dane import Dane
 from letterlock.services.mail.delivery import DeliveryService
 from letterlock.services.mail.dkim_keys import DkimKeys
-from letterlock.services.mail.mta_sts import MtaSts, failure
+from letterlock.services.mail.mta_sts import MtaSts
+from letterlock.services.mail.outbound_routes import (
+    DomainRoutes,
+    MxLookup,
+    NoMailHost,
+    dns_mx_lookup,
+)
 from letterlock.services.mail.outbound_session import (
     AddressLookup,
     Outcome,
-    Seen,
-    TlsPolicyFailure,
     direct_address,
-    transaction,
-)
-from letterlock.services.mail.outbound_session import (
-    TlsRequired as _TlsRequired,
 )
 from letterlock.services.mail.queue_entry import (
     ENTRY_ID,
@@ -74,8 +69,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("letterlock.outbound")
 
-__all__ = ["ENTRY_ID", "FAILED", "NEWS", "PENDING", "SENT", "OutboundQueue",
-           "OutboundSettings", "QueueEntry", "RecipientState", "Spool", "load_queue_key"]
+__all__ = ["ENTRY_ID", "FAILED", "NEWS", "PENDING", "SENT", "NoMailHost", "OutboundQueue",
+           "OutboundSettings", "QueueEntry", "RecipientState", "Spool", "dns_mx_lookup",
+           "load_queue_key"]
 HELD_RECHECK_S = 60.0
 """Seconds between looks at a held entry's files (a release is normally told at once
 over the peer bus; this bounds the wait if that news was lost)."""
@@ -111,33 +107,6 @@ class OutboundSettings:
         return cls(hostname=hostname, smarthost=config.smarthost,
                    tls_policy=config.outbound_tls, max_age_s=config.queue_max_age_s,
                    delay_notice_s=config.delay_notice_s)
-
-
-MxLookup = Callable[[str], Awaitable[list[str]]]
-
-
-class NoMailHost(Exception):
-    """The domain cannot receive mail (NXDOMAIN or null MX): a permanent failure."""
-
-
-async def dns_mx_lookup(domain: str,
-                        resolver: dns.asyncresolver.Resolver | None = None) -> list[str]:
-    """MX hosts of ``domain`` by preference; the domain itself when it has no MX
-    (RFC 5321 5.1). Raises NoMailHost for NXDOMAIN or a null MX (RFC 7505)."""
-    try:
-        if resolver is None:
-            answer = await dns.asyncresolver.resolve(domain, "MX")
-        else:
-            answer = await resolver.resolve(domain, "MX")
-    except dns.resolver.NXDOMAIN as exc:
-        raise NoMailHost(f"domain {domain} does not exist") from exc
-    except dns.resolver.NoAnswer:
-        return [domain]
-    records = sorted(answer, key=lambda r: (r.preference, secrets.randbelow(1000)))
-    hosts = [str(r.exchange).rstrip(".") for r in records]
-    if hosts == [""]:
-        raise NoMailHost(f"domain {domain} accepts no mail (null MX)")
-    return [h for h in hosts if h]
 
 
 def _now() -> datetime:
@@ -213,8 +182,6 @@ class OutboundQueue:
                  address_lookup: AddressLookup = direct_address,
                  tls_results: TlsResults | None = None) -> None:
         self._home = home
-        self._tls_results = tls_results
-        """Where each TLS attempt to an MX is counted (TLS reports); None: nowhere."""
         self._peers = peers
         """Where `letterlock queue` says what it changed on disk."""
         self._delivery = delivery
@@ -224,12 +191,9 @@ class OutboundQueue:
         self._notices = SenderNotices(delivery, accounts, hostname=settings.hostname,
                                       delay_notice_s=settings.delay_notice_s,
                                       max_age_s=settings.max_age_s, clock=clock)
-        self._mx_lookup = mx_lookup
-        self._sts = mta_sts
-        """Policies of recipient domains (None: MTA-STS off, or a smarthost)."""
-        self._address_lookup = address_lookup
-        self._dane = dane
-        """TLSA lookups with DNSSEC (None: DANE off, or a smarthost)."""
+        self._routes = DomainRoutes(settings, mx_lookup=mx_lookup, mta_sts=mta_sts, dane=dane,
+                                    address_lookup=address_lookup, tls_results=tls_results)
+        """How a message reaches each recipient domain (MX hosts, TLS policies)."""
         self._clock = clock
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="outbound")
         self._spool: Spool | None = None
@@ -431,8 +395,8 @@ class OutboundQueue:
             message = await asyncio.get_running_loop().run_in_executor(
                 self._pool, spool.read_message, entry)
             for hosts_key, addresses in self._groups(entry.pending).items():
-                outcomes.update(await self._send_group(hosts_key, addresses, entry.mail_from,
-                                                       message))
+                outcomes.update(await self._routes.send(hosts_key, addresses, entry.mail_from,
+                                                        message))
         recipients = tuple(
             replace(r, state=outcomes[r.address].state, status=outcomes[r.address].status,
                     diagnostic=outcomes[r.address].diagnostic,
@@ -481,104 +445,6 @@ class OutboundQueue:
         times = [entry.created + timedelta(seconds=self.settings.max_age_s),
                  self._notices.delay_notice_due(entry)]
         return min([entry.next_attempt, *(t for t in times if t is not None and t > now)])
-
-    async def _hosts(self, domain: str) -> list[tuple[str, int]]:
-        if self.settings.smarthost:
-            host, _, port = self.settings.smarthost.rpartition(":")
-            return [(host or self.settings.smarthost, int(port) if port.isdigit() else 25)]
-        return [(h, self.settings.port) for h in await self._mx_lookup(domain)]
-
-    async def _send_group(self, domain: str, addresses: list[str], mail_from: str,
-                          message: bytes) -> dict[str, Outcome]:
-        try:
-            hosts = await self._hosts(domain)
-        except NoMailHost as exc:
-            return {a: Outcome(FAILED, "5.1.2", str(exc)) for a in addresses}
-        except (dns.exception.DNSException, OSError) as exc:
-            return {a: Outcome(PENDING, "4.4.3", f"DNS lookup failed: {exc!r}")
-                    for a in addresses}
-        policy = None
-        if self._sts is not None and not self.settings.smarthost:
-            policy = await self._sts.policy(domain)
-        last = Outcome(PENDING, "4.4.1", "no host to try")
-        for host, port in hosts:
-            if self._dane is not None and not self.settings.smarthost:
-                # DANE, where DNSSEC vouches for TLSA records, comes before MTA-STS.
-                try:
-                    pinned = await self._dane.records(domain, host)  # _25._tcp
-                except DaneLookupError as exc:
-                    failure(domain, "tlsa", "tlsa-invalid", host, str(exc))
-                    await self._tls(tls_rpt.tlsa_policy(domain, ()), "tlsa-invalid", host)
-                    last = Outcome(PENDING, "4.7.5", f"DANE: {exc}", host)
-                    continue
-                if pinned is not None:
-                    info = tls_rpt.tlsa_policy(domain, ((r.usage, r.selector, r.mtype, r.data)
-                                                        for r in pinned.records))
-                    seen = Seen()
-                    try:
-                        sent = await transaction(host, port, addresses, mail_from, message,
-                                                 self.settings, dane=pinned,
-                                                 address_lookup=self._address_lookup,
-                                                 seen=seen)
-                    except TlsPolicyFailure as exc:
-                        failure(domain, "tlsa", exc.result, host, exc.reason)
-                        await self._tls(info, exc.result, host, seen)
-                        last = Outcome(PENDING, "4.7.5", f"DANE: {exc.reason}", host)
-                    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-                        last = Outcome(PENDING, "4.4.1", f"{host}:{port}: {exc!r}"[:300], host)
-                    else:
-                        await self._tls(info, tls_rpt.SUCCESS, host, seen)
-                        return sent
-                    continue
-            verify = policy is not None and policy.mode in ("enforce", "testing")
-            info = tls_rpt.no_policy(domain) if policy is None or not verify else \
-                tls_rpt.sts_policy(domain, policy.mode, policy.mx, policy.max_age_s)
-            counted = False
-            if policy is not None and verify and not policy.allows(host):
-                failure(domain, "sts", "validation-failure", host, "MX not in the policy")
-                await self._tls(info, "validation-failure", host)
-                if policy.mode == "enforce":
-                    last = Outcome(PENDING, "4.7.5", f"MTA-STS: {host} is not an MX named by "
-                                   f"the enforced policy of {domain}", host)
-                    continue
-                verify, counted = False, True
-            seen = Seen()
-            try:
-                try:
-                    sent = await transaction(host, port, addresses, mail_from, message,
-                                             self.settings, verify=verify,
-                                             address_lookup=self._address_lookup, seen=seen)
-                    if not counted and (verify or self.settings.tls_policy != "none"):
-                        await self._tls(info, tls_rpt.SUCCESS if seen.tls
-                                        else "starttls-not-supported", host, seen)
-                    return sent
-                except TlsPolicyFailure as exc:
-                    assert policy is not None
-                    failure(domain, "sts", exc.result, host, exc.reason)
-                    await self._tls(info, exc.result, host, seen)
-                    if policy.mode == "enforce":
-                        raise
-                    # testing: as without a policy, after the failure is recorded
-                    return await transaction(host, port, addresses, mail_from, message,
-                                             self.settings, verify=False,
-                                             address_lookup=self._address_lookup)
-            except TlsPolicyFailure as exc:
-                last = Outcome(PENDING, "4.7.5", f"MTA-STS: {exc.reason}", host)
-            except _TlsRequired as exc:
-                await self._tls(info, "starttls-not-supported", host, seen)
-                last = Outcome(PENDING, "4.7.4", str(exc), host)
-            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-                last = Outcome(PENDING, "4.4.1", f"{host}:{port}: {exc!r}"[:300], host)
-        return dict.fromkeys(addresses, last)
-
-    async def _tls(self, policy: tls_rpt.PolicyInfo, result: str, host: str,
-                   seen: Seen | None = None) -> None:
-        """Count one TLS attempt for the recipient domain's daily TLS report."""
-        if self._tls_results is not None:
-            await self._tls_results.record(
-                policy, result, mx=host, sending_ip=seen.sending_ip if seen else "",
-                receiving_ip=seen.receiving_ip if seen else "")
-
 
 def _read_once(read: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[bytes]]:
     """The queued message, read (unsealed) at most once for the notices."""
