@@ -292,8 +292,9 @@ async def test_a_matter_from_filing_to_package_and_trail(
 
     trail = await site.get(f"/console/legal/{matter.id}/trail")
     assert trail.status_code == 200
-    rows = re.findall(r"<code>(legal:[a-z:-]+)</code>.*?<td class=\"actor\">([^<]+)</td>",
-                      trail.text, re.S)
+    rows = [(kind, actor) for actor, kind in re.findall(
+        r'<strong class="actor">([^<]+)</strong>.*?<code>(legal:[a-z:-]+)</code>',
+        trail.text, re.S)]
     assert ("legal:matter:filed", "lou") in rows
     assert ("legal:decision:proposed", "lee") in rows
     assert ("legal:decision:approved", "root") in rows

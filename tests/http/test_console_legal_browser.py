@@ -126,7 +126,7 @@ async def test_a_matter_decided_approved_and_downloaded_in_the_browser(
 
         await page.click_and_wait(f'a[href="/console/legal/{matter.id}/trail"]')
         rows = await page.evaluate(
-            "[...document.querySelectorAll('#trail tbody tr')].map(r =>"
+            "[...document.querySelectorAll('#trail li')].map(r =>"
             " [r.querySelector('code').innerText, r.querySelector('.actor').innerText])")
         assert ["legal:matter:filed", "lou"] in rows
         assert ["legal:decision:proposed", "lee"] in rows
