@@ -111,10 +111,12 @@ def install_settings_pages(router: APIRouter, app: App, tools: PageTools) -> Non
         done: str | None = None,
     ) -> Response:
         state = await vacation.state(web.account)
+        # Offered until something is saved: aliases (not groups: a reply to every
+        # message sent to a group would answer for the whole group).
         aliases = [
             a.address
             for a in (await account_addresses(app.addresses, web.account.ref)).addresses
-            if a.kind in ("alias", "group") and not a.address.startswith("@")
+            if a.kind == "alias"
         ]
         shown = values if values is not None else _form_values(state.settings)
         if values is None and not state.settings.text and not state.settings.addresses:
