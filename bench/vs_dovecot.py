@@ -782,8 +782,9 @@ async def part_search(servers: Sequence[Server], table: Table, args: argparse.Na
             table.put(f"search_{key.lower()}", f'SEARCH {key} "{MARKER}", best repeat',
                       "ms", False, server.key, min(times[1:]) * 1000)
         await client.logout()
-        for key in ("BODY", "TEXT"):
-            # A new session (letterlock: its sealed text index now stored).
+        for key in ("BODY", "TEXT", "SUBJECT", "FROM"):
+            # A new session (letterlock: its sealed text index now stored, which
+            # holds the header views SUBJECT and FROM compare too).
             client = await Imap.connect(server.imap_port)
             await client.login(MAIN, PASSWORD)
             await client.command("SELECT INBOX")

@@ -30,6 +30,9 @@ QUERIES = [
     "1:40 BODY beta", "BODY alpha FROM ann", "BODY a", "NOT TEXT alpha",
     "OR TEXT example.org BODY zeta", "TEXT s3 BODY alpha", "NOT TEXT s3",
     "TEXT alpha SENTBEFORE 1-Jan-2100",
+    # Header keys alone: answered from the packs' header views once packs exist.
+    "SUBJECT s3", "FROM ann", "NOT FROM ann", "SUBJECT s2 SENTBEFORE 1-Jan-2100",
+    "OR SUBJECT s1 FROM bob", "SUBJECT subjectonly FROM example.net", "SUBJECT nothing-like",
 ]
 
 
@@ -73,11 +76,16 @@ def no_index(monkeypatch: pytest.MonkeyPatch) -> object:
     async def keep(_self: object, uids: list[int], _required: object) -> list[int]:
         return uids
 
+    async def unknown(_self: object, uids: list[int], _required: object
+                      ) -> tuple[list[int], list[int]]:
+        return [], uids
+
     class Switch:
         def on(self) -> None:
             monkeypatch.setattr(text_index.TextReader, "get", nothing)
             monkeypatch.setattr(text_index.TextReader, "put", lambda *_args: None)
             monkeypatch.setattr(text_index.TextReader, "narrow", keep)
+            monkeypatch.setattr(text_index.TextReader, "narrow_headers", unknown)
 
         def off(self) -> None:
             monkeypatch.undo()

@@ -400,16 +400,22 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
     largest_seq = len(uids)
     largest_uid = sel.uids.last
     reader: DigestReader | None = None
-    texts = svc.text_reader(user, sel.id) if level >= BODY else None
+    # The sealed text index: BODY/TEXT, and the header views it also keeps.
+    texts = svc.text_reader(user, sel.id) if level >= SUMMARY else None
     body_required = _body_required(program.keys, needle) if texts is not None else []
     selected = list(sel.uids)
     body_needles = [f for f, encoded in body_required if encoded is None]
     headers = _tests_header(program.keys) or sort_key is not None
     try:
         if required:
-            # Header keys every match must satisfy narrow the messages first.
-            reader = svc.digest_reader(user, sel.id)
-            uids = _candidates(await reader.kept(uids), uids, required)
+            # Header keys every match must satisfy narrow the messages first: from
+            # the text packs' header views, else from the digests kept.
+            rest = uids
+            if texts is not None:
+                uids, rest = await texts.narrow_headers(uids, required)
+            if rest:
+                reader = svc.digest_reader(user, sel.id)
+                uids = sorted(uids + _candidates(await reader.kept(rest), rest, required))
         if texts is not None and body_required:
             # So do the body needles, from the sealed text index, a window at a time
             # in C: a message whose text rules it out is not read at all.
@@ -426,8 +432,9 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
             digests: dict[int, Digest] = {}
             # Digests where a header key is tested or a body must be opened: the
             # index holds what BODY and TEXT compare.
-            wanting = records if headers or not indexed else [
-                r for r in records if r.uid not in indexed]
+            wanting = records if sort_key is not None or not indexed else [
+                r for r in records if r.uid not in indexed
+                or (headers and not indexed[r.uid][1])]
             if level >= SUMMARY and wanting:
                 if reader is None:
                     reader = svc.digest_reader(user, sel.id)

@@ -212,16 +212,16 @@ class PackView:
                 pos = find(needle, pos + 1)
         return found
 
-    def matching(self, required: Sequence[tuple[bytes, bytes | None]]) -> set[int]:
-        """UIDs of the entries that may match: each of ``required``'s (body needle,
-        header needle or None) is in the body text, or the header needle is in the
-        header view (or the view is empty: unknown)."""
+    def matching(self, required: Sequence[tuple[bytes | None, bytes | None]]) -> set[int]:
+        """UIDs of the entries that may match: each of ``required``'s (body needle or
+        None, header needle or None) is in the body text, or the header needle is in
+        the header view (or the view is empty: unknown)."""
         hits: set[int] | None = None
         for text, encoded in required:
-            if encoded == text:  # one pass over text and view: TEXT of a plain word
+            if text is not None and encoded == text:  # TEXT of a plain word: one pass
                 found = self._holding(text, 1, 3) | self._blank
             else:
-                found = self._holding(text, 1)
+                found = set() if text is None else self._holding(text, 1)
                 if encoded is not None:
                     found |= self._holding(encoded, 2) | self._blank
             hits = found if hits is None else hits & found
@@ -283,16 +283,9 @@ class TextReader:
             out.update(await self._load(cold[start : start + LOAD_WINDOWS]))
         return out
 
-    async def narrow(self, uids: list[int],
-                     required: Sequence[tuple[str, bytes | None]]) -> list[int]:
-        """Of ascending ``uids``, those the index does not rule out: whose text holds
-        each folded needle of ``required`` (or whose header view holds its header
-        needle, when given), and every UID of a window without a usable pack or with
-        messages newer than its pack (so that window is read, and packed, whole)."""
-        needles = [(text.encode("utf-8", "surrogatepass"), encoded)
-                   for text, encoded in required]
-        if not needles or not uids:
-            return uids
+    async def _covered(self, uids: list[int]) -> list[tuple[list[int], PackView | None]]:
+        """Ascending ``uids`` by window, each with the window's pack where one is
+        usable and describes every one of them (no message newer than the pack)."""
         chunks: list[tuple[int, list[int]]] = []
         i = 0
         while i < len(uids):
@@ -301,20 +294,53 @@ class TextReader:
             chunks.append((window, uids[i:j]))
             i = j
         views = await self._views([w for w, _ in chunks])
-        out: list[int] = []
+        out: list[tuple[list[int], PackView | None]] = []
         for window, chunk in chunks:
             view = views.get(window)
-            if view is None or chunk[-1] > view.last_uid:
-                out += chunk
-                continue
-            try:
-                hits = view.matching(needles)
-            except CryptoError as exc:
-                self._damaged(window, view.last_uid, exc)
-                out += chunk
-                continue
-            out += (u for u in chunk if u in hits)
+            out.append((chunk, view if view is not None and chunk[-1] <= view.last_uid
+                        else None))
         return out
+
+    def _matching(self, view: PackView, chunk: list[int],
+                  required: Sequence[tuple[bytes | None, bytes | None]]) -> list[int] | None:
+        try:
+            hits = view.matching(required)
+        except CryptoError as exc:
+            self._damaged(window_of(chunk[0]), view.last_uid, exc)
+            return None
+        return [u for u in chunk if u in hits]
+
+    async def narrow(self, uids: list[int],
+                     required: Sequence[tuple[str, bytes | None]]) -> list[int]:
+        """Of ascending ``uids``, those the index does not rule out: whose text holds
+        each folded needle of ``required`` (or whose header view holds its header
+        needle, when given), and every UID of a window without a usable pack or with
+        messages newer than its pack (so that window is read, and packed, whole)."""
+        needles: list[tuple[bytes | None, bytes | None]] = [
+            (text.encode("utf-8", "surrogatepass"), encoded) for text, encoded in required]
+        if not needles or not uids:
+            return uids
+        out: list[int] = []
+        for chunk, view in await self._covered(uids):
+            hits = None if view is None else self._matching(view, chunk, needles)
+            out += chunk if hits is None else hits
+        return out
+
+    async def narrow_headers(self, uids: list[int], required: Sequence[bytes]
+                             ) -> tuple[list[int], list[int]]:
+        """(UIDs whose stored header view holds every string of ``required`` or is
+        empty, UIDs no pack describes) of ascending ``uids``: header keys answered
+        from the text packs where they exist, the digests need opening for the rest."""
+        needles: list[tuple[bytes | None, bytes | None]] = [(None, n) for n in required]
+        kept: list[int] = []
+        rest: list[int] = []
+        for chunk, view in await self._covered(uids):
+            hits = None if view is None else self._matching(view, chunk, needles)
+            if hits is None:
+                rest += chunk
+            else:
+                kept += hits
+        return kept, rest
 
     async def get(self, records: Sequence[MessageRecord]) -> dict[int, Found]:
         """uid -> (searchable text, header view), for those of ``records`` a pack
