@@ -39,10 +39,11 @@ class TestCa:
         """Verifies peers against this CA only (and their names)."""
         return ssl.create_default_context(cafile=str(self.path))
 
-    def server_context(self, *names: str) -> ssl.SSLContext:
-        """A server context whose certificate this CA issued for ``names``."""
+    def server_context(self, *names: str, expired: bool = False) -> ssl.SSLContext:
+        """A server context whose certificate this CA issued for ``names``
+        (``expired``: one whose validity ended yesterday)."""
         key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.UTC)
+        now = dt.datetime.now(dt.UTC) - dt.timedelta(days=2 if expired else 0)
         cert = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))

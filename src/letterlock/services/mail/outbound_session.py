@@ -100,11 +100,7 @@ async def transaction(host: str, port: int, addresses: list[str], mail_from: str
                 await client.starttls(tls_context=_verified(settings), server_hostname=host)
             except (ssl.SSLError, aiosmtplib.SMTPException, OSError) as exc:
                 cause = exc.__cause__ or exc.__context__ or exc
-                result = ("certificate-host-mismatch" if "match" in str(cause)
-                          else "certificate-not-trusted"
-                          if isinstance(cause, ssl.SSLCertVerificationError)
-                          else "validation-failure")
-                raise TlsPolicyFailure(result, f"TLS with {host} failed: "
+                raise TlsPolicyFailure(_result_of(cause), f"TLS with {host} failed: "
                                        f"{str(cause)[:200]}") from exc
         elif policy != "none" and client.supports_extension("starttls"):
             if policy == "required":
@@ -131,6 +127,20 @@ async def transaction(host: str, port: int, addresses: list[str], mail_from: str
         with contextlib.suppress(aiosmtplib.SMTPException, OSError):
             await client.quit()
         client.close()
+
+
+CERT_HAS_EXPIRED = 10
+"""OpenSSL's X509_V_ERR_CERT_HAS_EXPIRED (``SSLCertVerificationError.verify_code``)."""
+
+
+def _result_of(cause: BaseException) -> str:
+    """The RFC 8460 result type of a failed verified STARTTLS."""
+    if "match" in str(cause):
+        return "certificate-host-mismatch"
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return ("certificate-expired" if cause.verify_code == CERT_HAS_EXPIRED
+                else "certificate-not-trusted")
+    return "validation-failure"
 
 
 async def _dane_starttls(client: aiosmtplib.SMTP, host: str, dane: DaneRecords) -> None:
