@@ -3,9 +3,10 @@ matter, stopping after every durable write (a transaction of the legal database,
 append to the audit log) to print ``WROTE <n> <what>`` and wait for a line on stdin,
 so that the test can SIGKILL it at exactly that point between two writes.
 
-    python legal_steps.py HOME REQUEST_JSON [four-eyes]
+    python legal_steps.py HOME REQUEST_JSON [four-eyes | matter-file]
 
-With ``four-eyes`` the decision is proposed by lee and approved by ada in between.
+With ``four-eyes`` the decision is proposed by lee and approved by ada in between;
+``matter-file`` runs the matter file's steps instead (legal_file_steps.py).
 """
 
 from __future__ import annotations
@@ -84,4 +85,10 @@ async def main(home: Path, request: dict[str, Any], four_eyes: bool = False) -> 
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3:] == ["four-eyes"]))
+    if sys.argv[3:] == ["matter-file"]:  # the matter-file crash test's steps
+        from support import legal_file_steps
+
+        asyncio.run(legal_file_steps.main(Path(sys.argv[1]), json.loads(sys.argv[2])))
+    else:
+        asyncio.run(main(Path(sys.argv[1]), json.loads(sys.argv[2]),
+                         sys.argv[3:] == ["four-eyes"]))
