@@ -35,7 +35,7 @@ import dns.exception
 import dns.resolver
 
 from letterlock.config import SmtpConfig
-from letterlock.errors import InvalidInput, LetterlockError
+from letterlock.errors import ConfigError, InvalidInput, LetterlockError
 from letterlock.services.accounts.accounts import AccountRef
 from letterlock.services.accounts.addresses import normalise_address
 from letterlock.services.mail import tls_rpt
@@ -429,6 +429,13 @@ class TlsReporting:
         *,
         fsync: bool = True,
     ) -> None:
+        for option in ("tls_report_from", "tls_report_inbox"):
+            value = getattr(config, option)
+            try:
+                if value:
+                    normalise_address(value)
+            except InvalidInput as exc:
+                raise ConfigError(f"smtp.{option}: {exc}") from None
         self.store = TlsReportStore(control_dir, fsync=fsync)
         self._config = config
         self._hostname = hostname
