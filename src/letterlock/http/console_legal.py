@@ -37,8 +37,8 @@ from letterlock.services.legal.matter import Matter
 from letterlock.services.legal.matters import STATES
 from letterlock.services.legal.stages import DECIDABLE
 from letterlock.services.legal.trail import (
+    MatterTrails,
     TrailEntry,
-    matter_trail,
     package_archive,
     package_archives,
 )
@@ -203,6 +203,7 @@ def install_console_legal(api: FastAPI, app: App, sessions: ConsoleSessions,
                           view: Callable[..., Response]) -> None:
     router = APIRouter(prefix="/console/legal", include_in_schema=False)
     words = explain.PolicyExplainer(app.config.legal.policy_dir or app.config.legal.profile)
+    trails = MatterTrails(app.audit)
 
     def missing(console: ConsoleSession, exc: LetterlockError,
                 title: str = "Legal matter not found") -> Response:
@@ -217,7 +218,7 @@ def install_console_legal(api: FastAPI, app: App, sessions: ConsoleSessions,
         except LetterlockError as exc:
             return missing(console, exc)
         try:
-            trail = await matter_trail(app.audit, matter.id)
+            trail = await trails.trail(matter.id)
         except LetterlockError:
             trail = []
         packages = [p.name for p in await package_archives(matter)]
@@ -259,7 +260,7 @@ def install_console_legal(api: FastAPI, app: App, sessions: ConsoleSessions,
         console = legal_reader(sessions, request)
         try:
             matter = await app.legal.show(matter_id)
-            entries = await matter_trail(app.audit, matter.id)
+            entries = await trails.trail(matter.id)
         except LetterlockError as exc:
             return missing(console, exc)
         return view("console/legal_trail.html", console, title=f"Audit trail of {matter.id}",
