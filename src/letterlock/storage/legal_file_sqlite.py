@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
 from letterlock.errors import AlreadyExists, Refused
 
@@ -115,6 +116,17 @@ class CaseNumberRow:
 
 def _dt(value: object) -> datetime:
     return datetime.fromisoformat(str(value))
+
+
+R = TypeVar("R")
+
+
+def _row(make: Callable[..., R], values: Sequence[Any]) -> R:
+    """A row of attachments or letters: the columns as stored, the time (the one
+    before the last) parsed."""
+    cells = list(values)
+    cells[-2] = _dt(cells[-2])
+    return make(*cells)
 
 
 _ATTACHMENT_COLS = (
@@ -243,18 +255,7 @@ def case_numbers(
 def attachments_of(matter_id: str) -> Callable[[sqlite3.Connection], list[AttachmentRow]]:
     def fn(c: sqlite3.Connection) -> list[AttachmentRow]:
         return [
-            AttachmentRow(
-                str(r[0]),
-                str(r[1]),
-                str(r[2]),
-                str(r[3]),
-                int(r[4]),
-                str(r[5]),
-                str(r[6]),
-                str(r[7]),
-                _dt(r[8]),
-                str(r[9]),
-            )
+            _row(AttachmentRow, r)
             for r in c.execute(
                 f"SELECT {_ATTACHMENT_COLS} FROM matter_attachments "
                 "WHERE matter_id=? ORDER BY rowid",
@@ -268,18 +269,7 @@ def attachments_of(matter_id: str) -> Callable[[sqlite3.Connection], list[Attach
 def letters_of(matter_id: str) -> Callable[[sqlite3.Connection], list[LetterRow]]:
     def fn(c: sqlite3.Connection) -> list[LetterRow]:
         return [
-            LetterRow(
-                str(r[0]),
-                str(r[1]),
-                str(r[2]),
-                int(r[3]),
-                str(r[4]),
-                str(r[5]),
-                str(r[6]),
-                str(r[7]),
-                _dt(r[8]),
-                str(r[9]),
-            )
+            _row(LetterRow, r)
             for r in c.execute(
                 f"SELECT {_LETTER_COLS} FROM matter_letters WHERE matter_id=? ORDER BY rowid",
                 (matter_id,),
