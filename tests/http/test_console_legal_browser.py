@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from chromium_driver import Page, browser_page, find_chromium, screenshot_dir
-from test_console_legal import BOB, FOUR_EYES, request
+from test_console_legal import FOUR_EYES, PASSWORD, populate, request
 from test_pages_a11y import _check, axe_source  # noqa: F401 - the fixture is used
 
 from letterlock import config as config_mod
@@ -26,9 +26,6 @@ CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
 
-PASSWORD = "operator password"
-
-
 @pytest.fixture
 def config(home: Path) -> config_mod.Config:
     return make_config(home, **FOUR_EYES)
@@ -36,13 +33,7 @@ def config(home: Path) -> config_mod.Config:
 
 @pytest.fixture
 async def served(app: App) -> AsyncIterator[str]:
-    for name, role in (("root", "admin"), ("lee", "legal"), ("lou", "legal"),
-                       ("ada", "auditor")):
-        await app.operators.add(name, role, PASSWORD, actor="test")
-    ref, _ = await app.accounts.create(BOB, "us-east", "bob's password, long enough")
-    await app.delivery.deliver(
-        f"From: alice@example.org\r\nTo: {BOB}\r\nSubject: hi\r\n\r\nHello.\r\n".encode(),
-        [ref])
+    await populate(app)
     server = HttpServer(app)
     port = await server.start("127.0.0.1", 0)
     try:
