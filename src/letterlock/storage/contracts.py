@@ -24,6 +24,7 @@ from letterlock.storage.models import (
     MessageRecord,
     NewMessage,
     Region,
+    TextPosting,
 )
 
 
@@ -288,6 +289,21 @@ class CellStore(Protocol):
     async def put_text_pack(self, pack: DigestPack) -> bool:
         """As put_digest_pack, for a text pack (same rules: whole, current, and
         removed with any message it holds)."""
+        ...
+
+    # -- text postings (sealed at delivery, see services/mail/text_postings.py) ----
+    async def get_text_postings(self, mailbox_id: int, first_uid: int,
+                                last_uid: int) -> list[TextPosting]:
+        """The postings of the mailbox's messages with UIDs in ``first_uid..last_uid``
+        (a message's posting is stored by append_messages with it, when its
+        NewMessage has one), ascending UID. Every operation that removes a message
+        (expunge, MOVE, mailbox or account deletion) removes its posting in the same
+        transaction. Raises UnknownMailbox."""
+        ...
+
+    async def delete_text_postings(self, mailbox_id: int, uids: Sequence[int]) -> None:
+        """Drop the postings of ``uids`` (merged into a text pack); absent ones are
+        ignored."""
         ...
 
     async def close(self) -> None:

@@ -27,6 +27,7 @@ from letterlock.storage.models import (
     MessageRecord,
     NewMessage,
     Region,
+    TextPosting,
     apply_flag_mode,
     runs_of,
 )
@@ -136,6 +137,7 @@ class MemoryCellStore:
         self._vanished_flags: dict[tuple[int, int], frozenset[str]] = {}
         self._packs: dict[int, dict[int, DigestPack]] = {}
         self._text_packs: dict[int, dict[int, DigestPack]] = {}
+        self._postings: dict[int, dict[int, TextPosting]] = {}
         self._recent: dict[int, int] = {}
         """mailbox id -> first uid -> pack."""
         """(mailbox id, uid) -> flags the message had when it was expunged."""
@@ -185,6 +187,7 @@ class MemoryCellStore:
             self._vanished.pop(box.id, None)
             self._packs.pop(box.id, None)
             self._text_packs.pop(box.id, None)
+            self._postings.pop(box.id, None)
         self._subscriptions.pop(account.id, None)
         return sorted({b for b in blobs if not self._referenced(b)})
 
@@ -252,6 +255,7 @@ class MemoryCellStore:
         del self._vanished[box.id]
         self._packs.pop(box.id, None)
         self._text_packs.pop(box.id, None)
+        self._postings.pop(box.id, None)
         return sorted({b for b in blobs if not self._referenced(b)})
 
     async def subscribe(self, account_id: str, name: str, on: bool) -> None:
@@ -288,6 +292,9 @@ class MemoryCellStore:
             self._messages[box.id][uid] = MessageRecord(
                 box.id, uid, msg.blob_id, msg.size, msg.internaldate, msg.flags, modseq,
                 msg.summary)
+            if msg.posting:
+                self._postings.setdefault(box.id, {})[uid] = TextPosting(
+                    box.id, uid, msg.posting_key, msg.posting)
             out.append(Appended(box.id, box.uidvalidity, uid, modseq))
         return out
 
@@ -347,6 +354,7 @@ class MemoryCellStore:
         for msg in await self.get_messages(mailbox_id, uids):
             del self._messages[mailbox_id][msg.uid]
             self._drop_packs_holding(mailbox_id, msg.uid)
+            self._postings.get(mailbox_id, {}).pop(msg.uid, None)
             modseq = self._bump(mailbox_id)
             self._vanished[mailbox_id].append((msg.uid, modseq))
             self._vanished_flags[(mailbox_id, msg.uid)] = msg.flags
@@ -418,6 +426,17 @@ class MemoryCellStore:
             return False
         packs[pack.first_uid] = pack
         return True
+
+    async def get_text_postings(self, mailbox_id: int, first_uid: int,
+                                last_uid: int) -> list[TextPosting]:
+        await self.get_mailbox_by_id(mailbox_id)
+        kept = self._postings.get(mailbox_id, {})
+        return [kept[u] for u in sorted(kept) if first_uid <= u <= last_uid]
+
+    async def delete_text_postings(self, mailbox_id: int, uids: Sequence[int]) -> None:
+        kept = self._postings.get(mailbox_id, {})
+        for uid in uids:
+            kept.pop(uid, None)
 
     async def close(self) -> None:
         pass

@@ -80,6 +80,25 @@ class NewMessage:
     internaldate: datetime
     flags: frozenset[str]
     summary: bytes
+    posting: bytes = b""
+    """The message's sealed text posting (services/mail/text_postings.py), stored in
+    the same transaction as the message; b"" for none."""
+    posting_key: bytes = b""
+    """The public half of the posting key ``posting`` is sealed under."""
+
+
+@dataclass(frozen=True)
+class TextPosting:
+    """One message's sealed text posting: what SEARCH BODY/TEXT compare, sealed at
+    delivery to the account's public key, until a session merges it into the text
+    pack of its window (services/mail/text_postings.py). Opaque to storage; dropped
+    with its message."""
+
+    mailbox_id: int
+    uid: int
+    key: bytes
+    """The public half of the posting key (32 bytes)."""
+    data: bytes
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ from letterlock.storage.models import (
     MailboxRecord,
     MessageRecord,
     NewMessage,
+    TextPosting,
     apply_flag_mode,
 )
 from letterlock.storage.pack_tables import PACK_TABLES, PackTables
@@ -225,6 +226,7 @@ class PostgresCellStore(PackTables):
             await c.execute("DELETE FROM vanished WHERE mailbox_id = ANY(%s)", (boxes,))
             await c.execute("DELETE FROM digest_packs WHERE mailbox_id = ANY(%s)", (boxes,))
             await c.execute("DELETE FROM text_packs WHERE mailbox_id = ANY(%s)", (boxes,))
+            await c.execute("DELETE FROM text_postings WHERE mailbox_id = ANY(%s)", (boxes,))
             await c.execute("DELETE FROM mailboxes WHERE account_id=%s", (row[0],))
             await c.execute("DELETE FROM subscriptions WHERE account_id=%s", (row[0],))
             await c.execute("DELETE FROM accounts WHERE id=%s", (row[0],))
@@ -316,6 +318,7 @@ class PostgresCellStore(PackTables):
             await c.execute("DELETE FROM vanished WHERE mailbox_id=%s", (box.id,))
             await c.execute("DELETE FROM digest_packs WHERE mailbox_id=%s", (box.id,))
             await c.execute("DELETE FROM text_packs WHERE mailbox_id=%s", (box.id,))
+            await c.execute("DELETE FROM text_postings WHERE mailbox_id=%s", (box.id,))
             await c.execute("DELETE FROM mailboxes WHERE id=%s", (box.id,))
             await _notify(c, self.channel, [box.id])
             return await _orphans(c, blobs)
@@ -460,6 +463,8 @@ class PostgresCellStore(PackTables):
                 await c.execute(f"DELETE FROM {table} p USING unnest(%s::bigint[]) AS g(uid) "
                                 "WHERE p.mailbox_id=%s AND g.uid BETWEEN p.first_uid "
                                 "AND p.last_uid", (gone_uids, mailbox_id))
+            await c.execute("DELETE FROM text_postings WHERE mailbox_id=%s AND uid = ANY(%s)",
+                            (mailbox_id, gone_uids))
             first = box.highestmodseq + 1
             await c.execute("UPDATE mailboxes SET highestmodseq = highestmodseq + %s, "
                             "exists_count = exists_count - %s WHERE id=%s",
@@ -562,6 +567,25 @@ class PostgresCellStore(PackTables):
             return True
 
         return await self.db.write(op, durable=False)
+
+    async def get_text_postings(self, mailbox_id: int, first_uid: int,
+                                last_uid: int) -> list[TextPosting]:
+        async def op(c: Conn) -> list[TextPosting]:
+            await _get_box_id(c, mailbox_id)
+            rows = await _all(c, "SELECT uid, key, data FROM text_postings WHERE "
+                                 "mailbox_id=%s AND uid BETWEEN %s AND %s ORDER BY uid",
+                              (mailbox_id, first_uid, last_uid))
+            return [TextPosting(mailbox_id, int(r[0]), bytes(r[1]), bytes(r[2]))
+                    for r in rows]
+
+        return await self.db.read(op)
+
+    async def delete_text_postings(self, mailbox_id: int, uids: Sequence[int]) -> None:
+        async def op(c: Conn) -> None:
+            await c.execute("DELETE FROM text_postings WHERE mailbox_id=%s AND uid = ANY(%s)",
+                            (mailbox_id, list(uids)))
+
+        await self.db.write(op, durable=False)
 
     async def close(self) -> None:
         for feed in list(self._feeds):

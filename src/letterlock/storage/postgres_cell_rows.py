@@ -103,7 +103,14 @@ CREATE TABLE IF NOT EXISTS {table} (
     count BIGINT NOT NULL,
     data BYTEA NOT NULL,
     PRIMARY KEY (mailbox_id, first_uid)
-);""" for table in PACK_TABLES)
+);""" for table in PACK_TABLES) + """
+CREATE TABLE IF NOT EXISTS text_postings (
+    mailbox_id BIGINT NOT NULL,
+    uid BIGINT NOT NULL,
+    key BYTEA NOT NULL,
+    data BYTEA NOT NULL,
+    PRIMARY KEY (mailbox_id, uid)
+);"""
 
 _ACCOUNT_COLS = ("id, address, created, public_key, key_id, wrapped_by_password, "
                  "wrapped_by_recovery, custody, openpgp_cert")
@@ -221,6 +228,7 @@ async def _append(c: Conn, messages: Sequence[NewMessage], channel: str) -> list
         by_box.setdefault(msg.mailbox_id, []).append(index)
     results: list[Appended | None] = [None] * len(messages)
     params: list[tuple[Any, ...]] = []
+    postings: list[tuple[Any, ...]] = []
     for box_id in sorted(by_box):  # one lock order for every writer
         indexes = by_box[box_id]
         n = len(indexes)
@@ -238,8 +246,15 @@ async def _append(c: Conn, messages: Sequence[NewMessage], channel: str) -> list
             params.append(_message_params(box_id, uid, msg.blob_id, msg.size,
                                           msg.internaldate, msg.flags, modseq, msg.summary))
             results[index] = Appended(box_id, validity, uid, modseq)
+            if msg.posting:
+                postings.append((box_id, uid, msg.posting_key, msg.posting))
     async with c.cursor() as cur:
         await cur.executemany(_INSERT_MESSAGE, params)
+        if postings:
+            await cur.executemany(
+                "INSERT INTO text_postings VALUES (%s, %s, %s, %s) ON CONFLICT "
+                "(mailbox_id, uid) DO UPDATE SET key = excluded.key, data = excluded.data",
+                postings)
     await _notify(c, channel, by_box)
     return [r for r in results if r is not None]
 

@@ -26,6 +26,7 @@ from letterlock.storage.models import (
     MailboxRecord,
     MessageRecord,
     NewMessage,
+    TextPosting,
     apply_flag_mode,
 )
 from letterlock.storage.pack_tables import PACK_TABLES, PackTables
@@ -123,6 +124,7 @@ class SqliteCellStore(PackTables):
                 c.execute("DELETE FROM vanished WHERE mailbox_id=?", (box,))
                 c.execute("DELETE FROM digest_packs WHERE mailbox_id=?", (box,))
                 c.execute("DELETE FROM text_packs WHERE mailbox_id=?", (box,))
+                c.execute("DELETE FROM text_postings WHERE mailbox_id=?", (box,))
             c.execute("DELETE FROM mailboxes WHERE account_id=?", (row[0],))
             c.execute("DELETE FROM subscriptions WHERE account_id=?", (row[0],))
             c.execute("DELETE FROM accounts WHERE id=?", (row[0],))
@@ -198,6 +200,7 @@ class SqliteCellStore(PackTables):
             c.execute("DELETE FROM vanished WHERE mailbox_id=?", (box.id,))
             c.execute("DELETE FROM digest_packs WHERE mailbox_id=?", (box.id,))
             c.execute("DELETE FROM text_packs WHERE mailbox_id=?", (box.id,))
+            c.execute("DELETE FROM text_postings WHERE mailbox_id=?", (box.id,))
             c.execute("DELETE FROM mailboxes WHERE id=?", (box.id,))
             return _orphans(c, blobs)
 
@@ -336,6 +339,8 @@ class SqliteCellStore(PackTables):
                 for table in PACK_TABLES:
                     c.execute(f"DELETE FROM {table} WHERE mailbox_id=? AND first_uid<=? "
                               "AND last_uid>=?", (mailbox_id, msg.uid, msg.uid))
+                c.execute("DELETE FROM text_postings WHERE mailbox_id=? AND uid=?",
+                          (mailbox_id, msg.uid))
                 modseq = _bump(c, mailbox_id)
                 c.execute("INSERT OR REPLACE INTO vanished (mailbox_id, uid, modseq, flags) "
                           "VALUES (?,?,?,?)",
@@ -428,6 +433,23 @@ class SqliteCellStore(PackTables):
             return True
 
         return await self.db.write(op, durable=False)
+
+    async def get_text_postings(self, mailbox_id: int, first_uid: int,
+                                last_uid: int) -> list[TextPosting]:
+        def op(c: sqlite3.Connection) -> list[TextPosting]:
+            _box_modseq(c, mailbox_id)
+            return [TextPosting(mailbox_id, r[0], bytes(r[1]), bytes(r[2])) for r in c.execute(
+                "SELECT uid, key, data FROM text_postings WHERE mailbox_id=? "
+                "AND uid BETWEEN ? AND ? ORDER BY uid", (mailbox_id, first_uid, last_uid))]
+
+        return await self.db.read(op)
+
+    async def delete_text_postings(self, mailbox_id: int, uids: Sequence[int]) -> None:
+        def op(c: sqlite3.Connection) -> None:
+            c.executemany("DELETE FROM text_postings WHERE mailbox_id=? AND uid=?",
+                          [(mailbox_id, u) for u in uids])
+
+        await self.db.write(op, durable=False)
 
     async def close(self) -> None:
         self.db.close()

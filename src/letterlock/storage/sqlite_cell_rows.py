@@ -91,7 +91,14 @@ CREATE TABLE IF NOT EXISTS {table} (
     count INTEGER NOT NULL,
     data BLOB NOT NULL,
     PRIMARY KEY (mailbox_id, first_uid)
-) WITHOUT ROWID;""" for table in PACK_TABLES)
+) WITHOUT ROWID;""" for table in PACK_TABLES) + """
+CREATE TABLE IF NOT EXISTS text_postings (
+    mailbox_id INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    key BLOB NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (mailbox_id, uid)
+);"""
 
 _ACCOUNT_COLS = ("id, address, created, public_key, key_id, wrapped_by_password, "
                  "wrapped_by_recovery, custody, openpgp_cert")
@@ -251,6 +258,10 @@ def _append(c: sqlite3.Connection, messages: Sequence[NewMessage]) -> list[Appen
                      _flags_text(msg.flags), modseq, msg.summary))
         out.append(Appended(msg.mailbox_id, validity, uid, modseq))
     c.executemany(f"INSERT INTO messages ({_MESSAGE_COLS}) VALUES (?,?,?,?,?,?,?,?)", rows)
+    postings = [(a.mailbox_id, a.uid, m.posting_key, m.posting)
+                for m, a in zip(messages, out, strict=True) if m.posting]
+    if postings:
+        c.executemany("INSERT OR REPLACE INTO text_postings VALUES (?,?,?,?)", postings)
     return out
 
 
