@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from letterlock.crypto import keys, seal
 from letterlock.errors import CryptoError
+from support import legacy_seal
 
 PAIR = keys.KeyPair.generate()
 OPENER = seal.Opener(PAIR.private, PAIR.key_id)
@@ -176,42 +177,9 @@ def test_a_bound_blob_opens_only_as_its_account_message_and_part() -> None:
         seal.seal_parts([("attachment", b"x")], PAIR.public, PAIR.key_id, ACCOUNT)
 
 
-def _legacy_blob(plaintext: bytes, chunk: int = 64) -> bytes:
-    """A blob in the version 1 layout, written here byte by byte as letterlock wrote
-    it before parts were bound (not with letterlock's writer), so the test holds the
-    old format even if the writer changes."""
-    import secrets
-    import struct
-
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric.x25519 import (
-        X25519PrivateKey,
-        X25519PublicKey,
-    )
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
-    eph = X25519PrivateKey.generate()
-    eph_pub = eph.public_key().public_bytes_raw()
-    shared = eph.exchange(X25519PublicKey.from_public_bytes(PAIR.public))
-    wrap = HKDF(algorithm=hashes.SHA256(), length=32, salt=eph_pub + PAIR.public,
-                info=b"letterlock seal v1 content-key wrap").derive(shared)
-    content_key, prefix = secrets.token_bytes(32), secrets.token_bytes(7)
-    wrapped = AESGCM(wrap).encrypt(b"\x00" * 12, content_key, PAIR.key_id)
-    header = struct.pack(">4sBBI16s32s48s7s", b"LLS1", 1, 1, chunk, PAIR.key_id, eph_pub,
-                         wrapped, prefix)
-    count = max(1, -(-len(plaintext) // chunk))
-    out = [header]
-    for i in range(count):
-        nonce = prefix + struct.pack(">IB", i, 1 if i == count - 1 else 0)
-        out.append(AESGCM(content_key).encrypt(nonce, plaintext[i * chunk : (i + 1) * chunk],
-                                               header))
-    return b"".join(out)
-
-
 def test_a_blob_in_the_old_format_still_opens() -> None:
     data = b"written by the previous version " * 10
-    blob = _legacy_blob(data)
+    [blob] = legacy_seal.seal_v1([data], PAIR.public, PAIR.key_id, 64)
     header = seal.SealHeader.parse(blob)
     assert (header.version, header.part, header.message_id) == (1, 0, b"")
     # Readers now always say what they expect; a version 1 blob names no part, so
