@@ -187,8 +187,9 @@ class LogEvent(enum.StrEnum):
     """A filter could not run (``account``, ``reason``): the message was kept in
     INBOX (implicit keep)."""
     FILTER_CHANGED = "mail:filter:changed"
-    """A filter script was stored, renamed, deleted or (de)activated (``account``,
-    ``change``, ``via``: managesieve or web)."""
+    """A filter script was stored, renamed, deleted or (de)activated, or the junk
+    choice changed (``account``; ``change``: stored, renamed, deleted, activated,
+    deactivated, junk-folder or junk-inbox; ``via``: managesieve or web)."""
     MANAGESIEVE_CONNECTED = "managesieve:session:connected"
     MANAGESIEVE_DISCONNECTED = "managesieve:session:disconnected"
 
