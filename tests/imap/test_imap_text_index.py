@@ -80,12 +80,16 @@ def no_index(monkeypatch: pytest.MonkeyPatch) -> object:
                       ) -> tuple[list[int], list[int]]:
         return [], uids
 
+    async def none(_self: object, _selected: object) -> None:
+        return None
+
     class Switch:
         def on(self) -> None:
             monkeypatch.setattr(text_index.TextReader, "get", nothing)
             monkeypatch.setattr(text_index.TextReader, "put", lambda *_args: None)
             monkeypatch.setattr(text_index.TextReader, "narrow", keep)
             monkeypatch.setattr(text_index.TextReader, "narrow_headers", unknown)
+            monkeypatch.setattr(text_index.TextReader, "merge", none)
 
         def off(self) -> None:
             monkeypatch.undo()

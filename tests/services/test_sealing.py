@@ -17,7 +17,7 @@ from letterlock.crypto import seal
 from letterlock.errors import CryptoError
 from letterlock.mime import summary as summaries
 from letterlock.services.accounts.setup import InitOptions
-from letterlock.services.mail import sealing
+from letterlock.services.mail import sealing, text_index, text_postings
 from letterlock.services.mail.sealing import SealPool
 from support.env import PASSWORD, make_config
 
@@ -34,7 +34,7 @@ def message(n: int, size: int = 600) -> bytes:
     return head + (f"body of {n} ".encode() * size)[: max(0, size - len(head))]
 
 
-def assert_sealed(raw: bytes, blob: bytes, sealed_summary: bytes) -> None:
+def assert_sealed(raw: bytes, blob: bytes, sealed_summary: bytes, _posting: bytes = b"") -> None:
     assert OPENER.open(blob, seal.Expect(ACCOUNT, "body")) == raw
     opened = summaries.decode(OPENER.open(sealed_summary, seal.Expect(ACCOUNT, "summary")))
     assert opened == summaries.summarize(raw)
@@ -55,8 +55,11 @@ async def test_helper_seals_what_opens_with_the_account_key(pool: SealPool) -> N
     futures = [pool.seal(r, PUBLIC, KEY_ID, ACCOUNT) for r in raws]
     assert all(f is not None for f in futures)
     results = await asyncio.gather(*[f for f in futures if f is not None])
-    for raw, (blob, sealed_summary) in zip(raws, results, strict=True):
+    for raw, (blob, sealed_summary, posting) in zip(raws, results, strict=True):
         assert_sealed(raw, blob, sealed_summary)
+        # The text posting's plaintext: what SEARCH BODY compares, and the header.
+        text, header = text_postings.decode(posting)
+        assert text == text_index.body_text(raw) and raw.startswith(header)
         # Chunked with the pool's chunk size: a 70,000-byte message has 18 chunks.
         assert len(blob) == seal.sealed_size(len(raw), 4096)
 
@@ -66,7 +69,7 @@ async def test_many_requests_each_get_their_own_answer(pool: SealPool) -> None:
     futures = [pool.seal(r, PUBLIC, KEY_ID, ACCOUNT) for r in raws]
     results = await asyncio.gather(*[f for f in futures if f is not None])
     assert len(results) == len(raws)
-    for raw, (blob, sealed_summary) in zip(raws, results, strict=True):
+    for raw, (blob, sealed_summary, _posting) in zip(raws, results, strict=True):
         assert_sealed(raw, blob, sealed_summary)
 
 
@@ -121,7 +124,7 @@ async def test_a_killed_helper_loses_nothing_and_is_replaced(
         os.kill(pid, signal.SIGKILL)
         results = await asyncio.gather(*[f for f in futures if f is not None])
         assert len(results) == len(raws)
-        for raw, (blob, sealed_summary) in zip(raws, results, strict=True):
+        for raw, (blob, sealed_summary, _posting) in zip(raws, results, strict=True):
             assert_sealed(raw, blob, sealed_summary)
         # The next request (sealed here meanwhile) brings a new helper up.
         assert p.seal(message(1), PUBLIC, KEY_ID, ACCOUNT) is None
@@ -185,7 +188,7 @@ async def test_a_stuck_helper_is_stopped_and_its_work_done_here(
         futures = [p.seal(r, PUBLIC, KEY_ID, ACCOUNT) for r in raws]
         results = await asyncio.wait_for(
             asyncio.gather(*[f for f in futures if f is not None]), 10)
-        for raw, (blob, sealed_summary) in zip(raws, results, strict=True):
+        for raw, (blob, sealed_summary, _posting) in zip(raws, results, strict=True):
             assert_sealed(raw, blob, sealed_summary)
         assert not p.helper_pids
         # The work is handed back before the killed helper is reaped: wait for that.
@@ -211,7 +214,7 @@ async def test_requests_cut_into_frames_keep_their_order(
         futures = [p.seal(r, PUBLIC, KEY_ID, ACCOUNT) for r in raws]
         results = await asyncio.gather(*[f for f in futures if f is not None])
         assert len(results) == len(raws)
-        for raw, (blob, sealed_summary) in zip(raws, results, strict=True):
+        for raw, (blob, sealed_summary, _posting) in zip(raws, results, strict=True):
             assert_sealed(raw, blob, sealed_summary)
     finally:
         await p.close()

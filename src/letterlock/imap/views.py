@@ -59,4 +59,4 @@ def view(digest: Digest, which: int, utf8: bool) -> bytes:
     return views[which]
 
 
-VIEWS = Views(VERSION, 7, make)
+VIEWS = Views(VERSION, 7, make, search_text.encode)

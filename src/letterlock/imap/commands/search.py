@@ -10,7 +10,8 @@ holds) -- the last fetched in batches, one storage round trip per batch.
 The body tier is answered from the sealed text index where it holds the message
 (services/mail/text_index.py: the exact folded text BODY compares, one pack per
 window): no body is opened, and a BODY needle the text lacks drops the message
-before its digest is read. A search that had to open every body of a window writes
+before its digest is read. New mail's text postings (sealed at delivery) are merged
+into the packs first; a search that had to open every other body of a window writes
 that window's pack for the next one.
 """
 
@@ -407,6 +408,10 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
     body_needles = [f for f, encoded in body_required if encoded is None]
     headers = _tests_header(program.keys) or sort_key is not None
     try:
+        if texts is not None:
+            # New mail's text postings, sealed at delivery, join the index first
+            # (services/mail/text_postings.py): their bodies need not be opened.
+            await texts.merge(selected)
         if required:
             # Header keys every match must satisfy narrow the messages first: from
             # the text packs' header views, else from the digests kept.

@@ -91,6 +91,9 @@ class Views:
     version: bytes
     count: int
     make: Callable[[summaries.MessageSummary], tuple[bytes, ...]]
+    search: Callable[[bytes], bytes] | None = None
+    """The header fields of a raw header section as SEARCH compares them (the text
+    index's header view, services/mail/text_index.py), if the front-end keeps one."""
 
 
 NO_VIEWS = Views(b"", 0, lambda _summary: ())

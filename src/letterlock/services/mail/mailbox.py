@@ -40,6 +40,7 @@ from letterlock.services.mail.filing import JUNK, Filing, FilingHook
 from letterlock.services.mail.notify import ChangeHub, list_key
 from letterlock.services.mail.sealing import SealPool, seal_with_summary
 from letterlock.services.mail.text_index import TextIndex, TextReader
+from letterlock.services.mail.text_postings import PostingSealer
 from letterlock.services.operations.log_events import LogEvent, enabled, event
 from letterlock.storage.models import (
     Appended,
@@ -109,8 +110,13 @@ class MailboxService:
         self.digests = DigestService(cells, digest_views, hot_bytes=hot_digest_bytes)
         """Sealed per-message digests for reading (services/mail/digests.py); packs are
         written only when the front-end's ``digest_views`` are given."""
-        self.text_index = TextIndex(cells, digest_views.version if digest_views else b"")
+        self.text_index = TextIndex(cells, digest_views.version if digest_views else b"",
+                                    header_view=digest_views.search if digest_views else None)
         """Sealed searchable texts for SEARCH BODY/TEXT (services/mail/text_index.py)."""
+        self.bodies_opened = 0
+        """Message bodies opened by readers since start (tests: what an index spared)."""
+        self.postings = PostingSealer()
+        """Seals new messages' text postings (services/mail/text_postings.py)."""
         self.hub = hub
         self._chunk = chunk_bytes
         self._sealer = sealer
@@ -279,18 +285,20 @@ class MailboxService:
         pending = (None if self._sealer is None
                    else self._sealer.seal(raw, record.public_key, record.key_id, record.id))
         if pending is not None:
-            blob, summary = await pending
+            blob, summary, posted = await pending
         elif len(raw) <= INLINE_SEAL_BYTES:
-            blob, summary = seal_with_summary(raw, record.public_key, record.key_id,
-                                              self._chunk, record.id)
+            blob, summary, posted = seal_with_summary(raw, record.public_key, record.key_id,
+                                                      self._chunk, record.id)
         else:
-            blob, summary = await asyncio.get_running_loop().run_in_executor(
+            blob, summary, posted = await asyncio.get_running_loop().run_in_executor(
                 self._seal_pool, seal_with_summary, raw, record.public_key, record.key_id,
                 self._chunk, record.id)
         event(LogEvent.SEALED, seconds=time.perf_counter() - started, size=len(raw))
+        key, posting = self.postings.seal_for(record.id, record.public_key, mailbox_id,
+                                              summary, posted)
         msg = NewMessage(mailbox_id, "", len(raw),
                          internaldate or datetime.now(UTC).replace(microsecond=0),
-                         flags, summary)
+                         flags, summary, posting, key)
         return msg, blob
 
     async def ensure_mailbox(self, ref: AccountRef, name: str) -> MailboxRecord:
@@ -383,7 +391,8 @@ class MailboxService:
         for ref, (msg, blob) in items:
             self.forget_delivery_mailbox(ref)
             box = await self.mailbox_for_delivery(ref, mailbox)
-            fresh.append((replace(msg, mailbox_id=box), blob))
+            # (a posting is bound to its mailbox: one for another is left out)
+            fresh.append((replace(msg, mailbox_id=box, posting=b"", posting_key=b""), blob))
         return await self.append_sealed(items[0][0], fresh)
 
     async def append_sealed(self, ref: AccountRef, items: Sequence[tuple[NewMessage, bytes]],
@@ -487,6 +496,7 @@ class MailboxService:
             for full in await cell.store.get_messages(mailbox_id, uids):
                 keys[full.uid] = _summary_key(session, full.summary)
         out: dict[int, bytes] = {}
+        self.bodies_opened += len(msgs)
         timed = enabled(LogEvent.UNSEALED)
         account, key_id = session.ref.record.id, session.opener.key_id
         for m in msgs:

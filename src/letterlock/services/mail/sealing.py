@@ -10,7 +10,9 @@ processes (``python -m letterlock.services.mail.sealing FD``) over socket pairs,
 server process keeps the event loop and the disk.
 
 The helpers get a message and its account's public key, nothing secret: like the
-delivery path itself, they can seal but never open.
+delivery path itself, they can seal but never open. They also make the message's text
+posting (services/mail/text_postings.py: what SEARCH BODY/TEXT compare), whose
+plaintext the server process seals under the account's posting key.
 
 Requests queued during one turn of the event loop travel together in one frame.
 A helper that dies is not an error anyone sees: what it had in hand is sealed in the
@@ -21,8 +23,9 @@ Wire format (integers big-endian), both directions ``u32 length | body``:
 - request body: ``u32 count``, then per message ``u32 chunk | 32 public key |
   16 key id | u8 a | a bytes of account id | u32 n | n bytes of message``;
 - reply body (one per message, in request order): ``u32 count`` (1), then ``u8 status
-  | u32 n | n bytes | u32 m | m bytes``: status 0 carries the sealed message and the
-  sealed summary, status 1 an error's name and its text.
+  | u32 n | n bytes | u32 m | m bytes | u32 p | p bytes``: status 0 carries the sealed
+  message, the sealed summary and the text posting's plaintext (possibly empty),
+  status 1 an error's name, its text and nothing.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from dataclasses import dataclass, field
 from letterlock.crypto import seal
 from letterlock.errors import CryptoError
 from letterlock.mime import summary as summaries
+from letterlock.services.mail import text_index, text_postings
 from letterlock.services.operations import logs
 
 log = logging.getLogger("letterlock.sealing")
@@ -62,15 +66,27 @@ _ITEM = struct.Struct(">I32s16sB")
 _REPLY_HEAD = struct.Struct(">BI")
 
 
+Sealed = tuple[bytes, bytes, bytes]
+"""(sealed message, sealed summary, text posting plaintext or b"")."""
+
+
 def seal_with_summary(raw: bytes, public_key: bytes, key_id: bytes, chunk: int,
-                      account_id: str) -> tuple[bytes, bytes]:
-    """(sealed message, sealed summary) of ``raw`` for the account key ``public_key``;
-    both under one key agreement, each bound to account ``account_id``, a fresh
-    message id and its part (see seal.seal_parts)."""
-    summary = summaries.encode(summaries.summarize(raw))
-    blob, sealed_summary = seal.seal_parts([("body", raw), ("summary", summary)],
-                                           public_key, key_id, account_id, chunk)
-    return blob, sealed_summary
+                      account_id: str) -> Sealed:
+    """(sealed message, sealed summary, posting) of ``raw`` for the account key
+    ``public_key``; the first two under one key agreement, each bound to account
+    ``account_id``, a fresh message id and its part (see seal.seal_parts); the third
+    is the plaintext of its text posting (text_postings.make), sealed by the caller."""
+    summary = summaries.summarize(raw)
+    blob, sealed_summary = seal.seal_parts(
+        [("body", raw), ("summary", summaries.encode(summary))],
+        public_key, key_id, account_id, chunk)
+    try:
+        posting = text_postings.make(raw, summary.header, summaries.structure_of(summary),
+                                     text_index.body_text_of)
+    except Exception as exc:  # an odd message: indexed from its body instead
+        log.info("no text posting for a message: %s: %s", type(exc).__name__, exc)
+        posting = b""
+    return blob, sealed_summary, posting
 
 
 Item = tuple[bytes, bytes, bytes, int, str]
@@ -106,16 +122,16 @@ def decode_request(body: bytes) -> list[Item]:
     return out
 
 
-def encode_reply(results: list[tuple[int, bytes, bytes]]) -> bytes:
+def encode_reply(results: list[tuple[int, bytes, bytes, bytes]]) -> bytes:
     parts = [b"", _U32.pack(len(results))]
-    for status, first, second in results:
+    for status, first, second, third in results:
         parts += [_REPLY_HEAD.pack(status, len(first)), first, _U32.pack(len(second)),
-                  second]
+                  second, _U32.pack(len(third)), third]
     parts[0] = _U32.pack(sum(len(p) for p in parts))
     return b"".join(parts)
 
 
-def decode_reply(body: bytes) -> list[tuple[int, bytes, bytes]]:
+def decode_reply(body: bytes) -> list[tuple[int, bytes, bytes, bytes]]:
     (count,) = _U32.unpack_from(body)
     pos = _U32.size
     view = memoryview(body)
@@ -127,18 +143,22 @@ def decode_reply(body: bytes) -> list[tuple[int, bytes, bytes]]:
         pos += n
         (m,) = _U32.unpack_from(body, pos)
         pos += _U32.size
-        out.append((status, first, bytes(view[pos : pos + m])))
+        second = bytes(view[pos : pos + m])
         pos += m
+        (p,) = _U32.unpack_from(body, pos)
+        pos += _U32.size
+        out.append((status, first, second, bytes(view[pos : pos + p])))
+        pos += p
     return out
 
 
 def _seal_one(raw: bytes, public_key: bytes, key_id: bytes, chunk: int,
               account_id: str) -> bytes:
     try:
-        blob, sealed_summary = seal_with_summary(raw, public_key, key_id, chunk, account_id)
+        sealed = seal_with_summary(raw, public_key, key_id, chunk, account_id)
     except Exception as exc:  # reported to the requester, who raises it
-        return encode_reply([(1, type(exc).__name__.encode(), str(exc).encode())])
-    return encode_reply([(0, blob, sealed_summary)])
+        return encode_reply([(1, type(exc).__name__.encode(), str(exc).encode(), b"")])
+    return encode_reply([(0, *sealed)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,7 +197,7 @@ class _Job:
     public_key: bytes
     key_id: bytes
     account_id: str
-    future: asyncio.Future[tuple[bytes, bytes]] = field(repr=False)
+    future: asyncio.Future[Sealed] = field(repr=False)
     sent_at: float = 0.0
 
 
@@ -216,8 +236,9 @@ class SealPool:
         return [h.process.pid for h in self._helpers]
 
     def seal(self, raw: bytes, public_key: bytes, key_id: bytes,
-             account_id: str) -> asyncio.Future[tuple[bytes, bytes]] | None:
-        """A future of (sealed message, sealed summary), or None (seal it yourself)."""
+             account_id: str) -> asyncio.Future[Sealed] | None:
+        """A future of (sealed message, sealed summary, posting plaintext), or None
+        (seal it yourself)."""
         if self.processes <= 0 or self._closed or len(raw) > self.max_bytes:
             return None
         if len(self._helpers) < self.processes:
@@ -299,12 +320,13 @@ class SealPool:
             while True:
                 head = await helper.reader.readexactly(_U32.size)
                 (n,) = _U32.unpack(head)
-                [(status, first, second)] = decode_reply(await helper.reader.readexactly(n))
+                [(status, first, second, third)] = decode_reply(
+                    await helper.reader.readexactly(n))
                 job = helper.in_flight.popleft()
                 if job.future.done():
                     continue
                 if status == 0:
-                    job.future.set_result((first, second))
+                    job.future.set_result((first, second, third))
                 else:
                     job.future.set_exception(CryptoError(
                         f"sealing failed: {first.decode()}: {second.decode()}"))

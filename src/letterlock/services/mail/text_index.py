@@ -23,8 +23,11 @@ is never found again. Packs survive password change and recovery (the key pair i
 the same); a region move leaves them behind and the new cell's readers make them
 again.
 
-Packs are made by readers (a session holding the account key): a search that had
-to open every body of a window writes that window's pack in the background. A pack
+Packs are made by readers (a session holding the account key): a search that meets
+a window with no pack, or with messages newer than its pack, first merges the
+window's text postings (what delivery sealed to the account's public key,
+services/mail/text_postings.py) into a new pack and deletes them; a search that had
+to open every other body of a window writes that window's pack in the background. A pack
 is a cache: one that is missing, does not open (damaged, zeroed, moved) or names
 another blob for a UID is ignored (with a ``mail:text-index:damaged`` log line when
 it does not open), and the bodies are opened as without an index -- never a wrong
@@ -49,10 +52,11 @@ from letterlock.mime import structure
 from letterlock.mime.headers import decode_header_text, split_fields
 from letterlock.services.accounts.accounts import Session
 from letterlock.services.cells import Cells
+from letterlock.services.mail import text_postings
 from letterlock.services.mail.digests import PACK_SPAN, window_object, window_of
 from letterlock.services.mail.hot_windows import HotWindows
 from letterlock.services.operations.log_events import LogEvent, event
-from letterlock.storage.models import DigestPack, MessageRecord
+from letterlock.storage.models import DigestPack, MessageRecord, TextPosting
 
 log = logging.getLogger("letterlock.text_index")
 
@@ -85,7 +89,10 @@ def body_text(raw: bytes, tree_json: bytes = b"") -> str:
     """What SEARCH BODY compares a needle with: the text parts of ``raw`` decoded, and
     the header fields of attached messages, case-folded. ``tree_json`` is the part
     tree kept in the message's digest, if known."""
-    tree = part_tree(tree_json) if tree_json else structure.parse(raw)
+    return _body_text(raw, part_tree(tree_json) if tree_json else structure.parse(raw))
+
+
+def _body_text(raw: bytes, tree: structure.Part) -> str:
     texts = []
     for part in structure.walk(tree):
         if part.is_multipart:
@@ -97,6 +104,11 @@ def body_text(raw: bytes, tree_json: bytes = b"") -> str:
             texts += [decode_header_text(f.value) for f in
                       split_fields(raw[inner.header_start : inner.body_start])]
     return "\n".join(texts).casefold()
+
+
+def body_text_of(raw: bytes, tree: structure.Part | None) -> str:
+    """:func:`body_text` of ``raw`` whose part tree is ``tree``, if known."""
+    return _body_text(raw, tree or structure.parse(raw))
 
 
 def encode_pack(entries: Mapping[int, Entry], version: bytes = b"") -> bytes:
@@ -244,6 +256,18 @@ def _legacy_associated(account_id: str, mailbox_id: int, first: int, last: int,
         ">QQQQ", mailbox_id, first, last, count)
 
 
+def _by_window(uids: list[int]) -> list[tuple[int, list[int]]]:
+    """Ascending ``uids`` cut by window: (window start, its UIDs)."""
+    chunks: list[tuple[int, list[int]]] = []
+    i = 0
+    while i < len(uids):
+        window = window_of(uids[i])
+        j = bisect.bisect_left(uids, window + PACK_SPAN, i)
+        chunks.append((window, uids[i:j]))
+        i = j
+    return chunks
+
+
 Ident = tuple[str, str, int, int]
 """(region, account id, mailbox id, window start)."""
 
@@ -261,6 +285,8 @@ class TextReader:
         self._mailbox_id = mailbox_id
         self._key = session.opener.derive_key(_KEY_PURPOSE)
         self._windows: dict[int, PackView] = {}
+        self._posted: dict[int, tuple[str, Found]] = {}
+        """uid -> (blob id, entry) from postings of windows not yet packed whole."""
 
     def _ident(self, window: int) -> Ident:
         return (self._session.ref.region, self._session.ref.record.id, self._mailbox_id,
@@ -286,13 +312,7 @@ class TextReader:
     async def _covered(self, uids: list[int]) -> list[tuple[list[int], PackView | None]]:
         """Ascending ``uids`` by window, each with the window's pack where one is
         usable and describes every one of them (no message newer than the pack)."""
-        chunks: list[tuple[int, list[int]]] = []
-        i = 0
-        while i < len(uids):
-            window = window_of(uids[i])
-            j = bisect.bisect_left(uids, window + PACK_SPAN, i)
-            chunks.append((window, uids[i:j]))
-            i = j
+        chunks = _by_window(uids)
         views = await self._views([w for w, _ in chunks])
         out: list[tuple[list[int], PackView | None]] = []
         for window, chunk in chunks:
@@ -362,7 +382,66 @@ class TextReader:
                 continue
             if entry is not None and entry[0] == rec.blob_id:
                 out[rec.uid] = (entry[1], entry[2])
+        for rec in records:
+            posted = self._posted.get(rec.uid)
+            if rec.uid not in out and posted is not None and posted[0] == rec.blob_id:
+                out[rec.uid] = posted[1]
         return out
+
+    async def merge(self, selected: Sequence[int]) -> None:
+        """Merge the text postings of the windows of ``selected`` (the mailbox's UIDs,
+        ascending) that have no usable pack or messages newer than it: a window then
+        described whole is packed (and its postings deleted once the pack is
+        stored); the entries of the others are kept for :meth:`get` (their bodies
+        need not be opened) until a search packs them."""
+        chunks = _by_window(list(selected))
+        if not chunks:
+            return
+        views = await self._views([w for w, _ in chunks])
+        stale = [(w, c) for w, c in chunks
+                 if (v := views.get(w)) is None or c[-1] > v.last_uid]
+        if not stale:
+            return
+        store = self._index.cells.get(self._session.ref.region).store
+        wanted = {u for _, chunk in stale for u in chunk}
+        postings = [p for p in await store.get_text_postings(
+            self._mailbox_id, stale[0][1][0], stale[-1][1][-1]) if p.uid in wanted]
+        if not postings:
+            return
+        records = await store.get_messages(self._mailbox_id, [p.uid for p in postings])
+        blobs = {r.uid: r.blob_id for r in records}
+        message_ids: dict[int, bytes] = {}
+        for r in records:
+            with contextlib.suppress(CryptoError):
+                message_ids[r.uid] = seal.SealHeader.parse(r.summary).message_id
+        account = self._session.ref.record.id
+        opened = text_postings.open_postings(self._session.opener, account, postings,
+                                             message_ids, self._posting_damaged)
+        view_of = self._index.header_view
+        for uid, (text, header) in opened.items():
+            self._posted[uid] = (blobs[uid], (text, view_of(header) if view_of else b""))
+        for window, chunk in stale:
+            view = views.get(window)
+            try:
+                entries = {} if view is None else view.entries()
+            except CryptoError as exc:
+                self._damaged(window, view.last_uid if view else 0, exc)
+                entries = {}
+            whole: dict[int, Entry] = {}
+            for uid in chunk:
+                posted = self._posted.get(uid)
+                if uid in entries:
+                    whole[uid] = entries[uid]
+                elif posted is not None:
+                    whole[uid] = (posted[0], *posted[1])
+            if len(whole) == len(chunk) and any(u in self._posted for u in chunk):
+                self.put(window, whole)
+
+    def _posting_damaged(self, posting: TextPosting, reason: str) -> None:
+        """Log a posting that does not open; it is ignored (its body is opened)."""
+        event(LogEvent.TEXT_INDEX_DAMAGED, user=self._session.ref.record.address,
+              mailbox=self._mailbox_id, uid=posting.uid, part=text_postings.PART,
+              reason=reason)
 
     def _damaged(self, first: int, last: int, exc: CryptoError) -> None:
         """Log a pack that does not open or parse; it is ignored (and made again)."""
@@ -411,7 +490,8 @@ class TextReader:
             self._key, plain, self._session.ref.record.id,
             window_object(self._mailbox_id, window, last, len(entries)), PACK_PART)
         self._index.write(self._session.ref.region,
-                          DigestPack(self._mailbox_id, window, last, len(entries), data))
+                          DigestPack(self._mailbox_id, window, last, len(entries), data),
+                          [u for u in entries if u in self._posted])
 
 
 class TextIndex(HotWindows[Ident, PackView]):
@@ -421,9 +501,12 @@ class TextIndex(HotWindows[Ident, PackView]):
     HOT_TTL_S = 60.0
 
     def __init__(self, cells: Cells, version: bytes = b"", *, hot_bytes: int = HOT_BYTES,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 header_view: Callable[[bytes], bytes] | None = None) -> None:
         super().__init__(hot_bytes, clock)
         self.cells = cells
+        self.header_view = header_view
+        """The front-end's header view of a raw header section (for postings)."""
         self.version = version
         """Names the front-end's header view encoding (packs of another are ignored)."""
         self._writing: set[asyncio.Task[None]] = set()
@@ -439,12 +522,15 @@ class TextIndex(HotWindows[Ident, PackView]):
         for w in sorted({window_of(u) for u in uids}):
             self.hot_drop((session.ref.region, session.ref.record.id, mailbox_id, w))
 
-    def write(self, region: str, pack: DigestPack) -> None:
+    def write(self, region: str, pack: DigestPack, merged: Sequence[int] = ()) -> None:
+        """Store ``pack`` in the background, then delete the postings of ``merged``
+        (UIDs whose postings it holds) if it was stored."""
         store = self.cells.get(region).store
 
         async def write() -> None:
             try:
-                await store.put_text_pack(pack)
+                if await store.put_text_pack(pack) and merged:
+                    await store.delete_text_postings(pack.mailbox_id, merged)
             except LetterlockError as exc:
                 log.info("text pack %d:%d of mailbox %d not written: %s", pack.first_uid,
                          pack.last_uid, pack.mailbox_id, exc)

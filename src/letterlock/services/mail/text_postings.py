@@ -1,0 +1,195 @@
+"""Text postings: a new message's searchable text, sealed at delivery to the account's
+public key, until a session holding the key merges it into the sealed text index
+(services/mail/text_index.py).
+
+Mail arrives without the owner's key, so the text index cannot be written then. What
+SEARCH BODY/TEXT will compare is made where the message is sealed (the seal helper
+processes, services/mail/sealing.py): the *searchable body text*
+(:func:`text_index.body_text`) and the raw header section, from which a reader
+computes the front-end's header view (the same ``Views`` the digests use). That
+plaintext is sealed under a **posting key**:
+
+- a process makes, per account, an ephemeral X25519 key pair; its shared secret with
+  the account's public key, through HKDF-SHA256 (salt: both public keys), is an
+  AES-256-GCM key;
+- the private half lives only in this process's memory and is dropped when the key
+  is rotated (every ``ROTATE_S`` seconds or ``ROTATE_POSTINGS`` postings, whichever
+  comes first), so nothing on the server can open the postings sealed under it;
+- the public half is stored beside each posting; the owner's private key derives
+  the same AES key, one X25519 per posting key, then AES only.
+
+Each posting is a bound box (crypto/seal.py ``LLB2``, docs/sealed-format.md) naming
+the account, the object (mailbox id and the random message id the message's sealed
+parts carry) and the part ``text-posting``: a posting moved to another account,
+mailbox or message does not open.
+
+Postings are stored with their message in the same append (storage
+``text_postings``), and removed in the same transaction as the message (expunge,
+MOVE, mailbox and account deletion; a region move leaves them behind with the old
+cell's rows, and the new cell's readers open the bodies). Making one is best-effort:
+a message without a posting (too much text, or stored by an older release) is
+indexed by opening its body, as before. A reader that meets a window of messages
+with no text pack, or messages newer than the pack, merges the window's postings into
+a new pack and deletes them (search.py, text_index.TextReader).
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from letterlock.crypto import seal
+from letterlock.errors import CryptoError
+from letterlock.mime import structure
+from letterlock.storage.models import TextPosting
+
+log = logging.getLogger("letterlock.text_postings")
+
+PART = "text-posting"
+"""The part name a posting is bound to (seal.associated_data)."""
+ROTATE_S = 600.0
+ROTATE_POSTINGS = 4096
+KEYS_MAX = 4096
+"""Accounts whose current posting key a process keeps (the oldest is dropped)."""
+MAX_TEXT = 1024 * 1024
+"""A message with more searchable text than this gets no posting (its body is
+opened by the first search that meets it)."""
+_INFO = b"letterlock text posting key v1"
+_LENGTH = struct.Struct(">I")
+
+Posted = tuple[str, bytes]
+"""(searchable body text, raw header section) of a message."""
+
+
+def encode(text: str, header: bytes) -> bytes:
+    data = text.encode("utf-8", "surrogatepass")
+    return _LENGTH.pack(len(data)) + data + header
+
+
+def decode(plain: bytes) -> Posted:
+    """Raises CryptoError if ``plain`` (authenticated) is malformed."""
+    try:
+        (n,) = _LENGTH.unpack_from(plain)
+        if _LENGTH.size + n > len(plain):
+            raise CryptoError("malformed text posting")
+        return (plain[_LENGTH.size : _LENGTH.size + n].decode("utf-8", "surrogatepass"),
+                plain[_LENGTH.size + n :])
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise CryptoError("malformed text posting") from exc
+
+
+def make(raw: bytes, header: bytes, tree: structure.Part | None,
+         body_text: Callable[[bytes, structure.Part | None], str]) -> bytes:
+    """The posting plaintext of ``raw`` (b"" for none: too much text)."""
+    text = body_text(raw, tree)
+    if len(text) > MAX_TEXT:
+        return b""
+    return encode(text, header)
+
+
+def object_id(mailbox_id: int, message_id: bytes) -> bytes:
+    """What a posting is bound to beside its account: its mailbox and message."""
+    return struct.pack(">Q", mailbox_id) + message_id
+
+
+def _aes_key(shared: bytes, posting_public: bytes, account_public: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=posting_public + account_public,
+                info=_INFO).derive(shared)
+
+
+@dataclass
+class _PostingKey:
+    public: bytes
+    key: bytes
+    made: float
+    used: int = 0
+
+
+class PostingSealer:
+    """Seals postings for any account of this process under its current posting key
+    (public-key only: it can seal but never open)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._keys: OrderedDict[tuple[str, bytes], _PostingKey] = OrderedDict()
+
+    def _current(self, account_id: str, account_public: bytes) -> _PostingKey:
+        slot = (account_id, account_public)
+        now = self._clock()
+        current = self._keys.get(slot)
+        if current is None or current.used >= ROTATE_POSTINGS \
+                or now - current.made >= ROTATE_S:
+            eph = X25519PrivateKey.generate()
+            public = eph.public_key().public_bytes_raw()
+            shared = eph.exchange(X25519PublicKey.from_public_bytes(account_public))
+            # ``eph`` goes out of scope here: only the AES key and the public half stay.
+            current = _PostingKey(public, _aes_key(shared, public, account_public), now)
+            self._keys[slot] = current
+            if len(self._keys) > KEYS_MAX:
+                self._keys.popitem(last=False)
+        self._keys.move_to_end(slot)
+        current.used += 1
+        return current
+
+    def seal(self, account_id: str, account_public: bytes, mailbox_id: int,
+             message_id: bytes, plain: bytes) -> tuple[bytes, bytes]:
+        """(posting key's public half, sealed posting) of ``plain``."""
+        current = self._current(account_id, account_public)
+        return current.public, seal.seal_bound_box(
+            current.key, plain, account_id, object_id(mailbox_id, message_id), PART)
+
+    def seal_for(self, account_id: str, account_public: bytes, mailbox_id: int,
+                 sealed_summary: bytes, plain: bytes) -> tuple[bytes, bytes]:
+        """(key, posting) for a message of ``mailbox_id`` whose sealed summary is
+        ``sealed_summary`` (it names the message id), or (b"", b"") without
+        ``plain``."""
+        if not plain:
+            return b"", b""
+        message_id = seal.SealHeader.parse(sealed_summary).message_id
+        return self.seal(account_id, account_public, mailbox_id, message_id, plain)
+
+    def forget(self) -> None:
+        """Drop every posting key (tests; a process stopping)."""
+        self._keys.clear()
+
+
+def open_postings(opener: seal.Opener, account_id: str, postings: Sequence[TextPosting],
+                  message_ids: dict[int, bytes],
+                  damaged: Callable[[TextPosting, str], None]) -> dict[int, Posted]:
+    """uid -> (body text, header) of the ``postings`` that open as the posting of
+    their mailbox's message ``message_ids[uid]``; each other one is passed to
+    ``damaged`` with the reason (it is ignored: its body is opened instead)."""
+    account_public = opener.private_key.public_key().public_bytes_raw()
+    keys: dict[bytes, bytes | None] = {}
+    out: dict[int, Posted] = {}
+    for posting in postings:
+        message_id = message_ids.get(posting.uid)
+        if message_id is None:
+            continue  # expunged meanwhile, or a message of an older format
+        key = keys.get(posting.key, b"")
+        if key == b"":
+            try:
+                shared = opener.private_key.exchange(
+                    X25519PublicKey.from_public_bytes(posting.key))
+                key = _aes_key(shared, posting.key, account_public)
+            except ValueError:
+                key = None
+            keys[posting.key] = key
+        if key is None:
+            damaged(posting, "posting key is not a public key")
+            continue
+        try:
+            plain = seal.open_bound_box(key, posting.data, account_id,
+                                        object_id(posting.mailbox_id, message_id), PART)
+            out[posting.uid] = decode(plain)
+        except CryptoError as exc:
+            damaged(posting, str(exc) or "does not open")
+    return out
