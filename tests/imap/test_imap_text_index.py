@@ -5,10 +5,12 @@ stored in plaintext; the packs go with the account."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import logging
 import random
+import smtplib
 import sqlite3
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from imap_script import Imap, ScriptClient, uid_search_answers
 
 from letterlock.services.mail import text_index
 from letterlock.storage.models import DigestPack, MessageRecord
+from smtp.conftest import start_world
 
 SECRET = "quixotrebuszyx"
 """A word found only in bodies: must never be at rest in plaintext."""
@@ -210,3 +213,161 @@ def _text_rows(files: list[Path]) -> int:
             if db.execute("SELECT 1 FROM sqlite_master WHERE name='text_packs'").fetchone():
                 total += db.execute("SELECT count(*) FROM text_packs").fetchone()[0]
     return total
+
+
+# -- text postings: sealed at delivery, merged by the first search -----------------
+def _lmtp_deliver(port: int, rcpt: str, messages: list[bytes]) -> None:
+    with smtplib.LMTP("127.0.0.1", port, timeout=60) as client:
+        for raw in messages:
+            client.sendmail("sender@example.org", [rcpt], raw)
+
+
+async def _delivered(imap: Imap, tmp_path: Path, messages: list[bytes],
+                     rcpt: str = "") -> None:
+    """``messages`` delivered over LMTP to ``rcpt`` (the IMAP user by default)."""
+    world = await start_world(imap.app, tmp_path)
+    try:
+        assert world.lmtp_port is not None
+        await asyncio.to_thread(_lmtp_deliver, world.lmtp_port, rcpt or imap.user, messages)
+    finally:
+        await world.server.close()
+
+
+def _db_with_postings(home: Path, mailbox_id: int) -> Path:
+    """The SQLite database holding ``mailbox_id``'s postings (the user's cell)."""
+    for path in home.rglob("*"):
+        if not path.is_file() or path.read_bytes()[:16] != b"SQLite format 3\x00":
+            continue
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            if db.execute("SELECT 1 FROM sqlite_master WHERE name='text_postings'"
+                          ).fetchone() and db.execute(
+                    "SELECT 1 FROM text_postings WHERE mailbox_id=?", (mailbox_id,)).fetchone():
+                return path
+    raise AssertionError(f"no postings of mailbox {mailbox_id}")
+
+
+async def _inbox(imap: Imap, address: str = "") -> int:
+    ref = await imap.app.accounts.resolve(address or imap.user)
+    store = imap.app.cells.get(ref.region).store
+    return (await store.get_mailbox(ref.record.id, "INBOX")).id
+
+
+async def test_postings_answer_without_opening_a_body(imap: Imap, no_index: object,
+                                                       tmp_path: Path) -> None:
+    rng = random.Random(7)
+    await _delivered(imap, tmp_path, [_message(rng, n) for n in range(1, 301)])
+    mailboxes = imap.app.mailboxes
+    store = imap.app.cells.get("us-east").store
+    box = await _inbox(imap)
+    assert len(await store.get_text_postings(box, 1, 300)) == 300
+    assert await store.get_text_packs(box, 1, 300) == []
+    client = await imap.session("INBOX")
+    mailboxes.bodies_opened = 0
+    first = await _answers(client)             # merged from the postings
+    assert mailboxes.bodies_opened == 0
+    await mailboxes.text_index.flush()
+    assert len(await store.get_text_packs(box, 1, 300)) == 3
+    assert await store.get_text_postings(box, 1, 300) == []  # merged: deleted
+    mailboxes.text_index.clear()
+    packed = await _answers(client)
+    no_index.on()  # type: ignore[attr-defined]
+    truth = await _answers(client)
+    no_index.off()  # type: ignore[attr-defined]
+    assert first == packed == truth
+    assert truth[QUERIES.index(f"BODY {SECRET}")] == b"* SEARCH 11"
+
+    # New mail into a packed window and a new one: merged into the packs, no body
+    # opened, the same answers as opening every body.
+    await _delivered(imap, tmp_path, [_message(rng, n) for n in range(301, 390)])
+    await client.command("n", "NOOP")
+    mailboxes.bodies_opened = 0
+    after = await _answers(client)
+    assert mailboxes.bodies_opened == 0
+    await mailboxes.text_index.flush()
+    assert [(p.first_uid, p.last_uid) for p in await store.get_text_packs(box, 1, 400)
+            ] == [(1, 128), (129, 256), (257, 384), (385, 389)]
+    assert await store.get_text_postings(box, 1, 400) == []
+    no_index.on()  # type: ignore[attr-defined]
+    assert after == await _answers(client)
+    no_index.off()  # type: ignore[attr-defined]
+    await client.close()
+
+
+async def test_damaged_or_misplaced_postings_are_ignored(
+        imap: Imap, no_index: object, tmp_path: Path, home: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    rng = random.Random(3)
+    await _delivered(imap, tmp_path, [_message(rng, n) for n in range(1, 13)])
+    await _delivered(imap, tmp_path, [_message(rng, 40)], rcpt="bob@example.test")
+    ref = await imap.app.accounts.resolve(imap.user)
+    await imap.app.mailboxes.ensure_mailbox(ref, "Elsewhere")
+    await imap.app.mailboxes.append(ref, "Elsewhere", _message(rng, 41))
+    client = await imap.session("INBOX")
+    box = await _inbox(imap)
+    path = _db_with_postings(home, box)
+    bob_db = _db_with_postings(home, await _inbox(imap, "bob@example.test"))
+    with contextlib.closing(sqlite3.connect(bob_db)) as db:
+        bobs = db.execute("SELECT key, data FROM text_postings").fetchone()
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        archive = db.execute("SELECT key, data FROM text_postings WHERE mailbox_id<>?",
+                             (box,)).fetchone()
+        sixth = db.execute("SELECT key, data FROM text_postings WHERE mailbox_id=? AND "
+                           "uid=6", (box,)).fetchone()
+        db.execute("UPDATE text_postings SET data=zeroblob(length(data)) WHERE "
+                   "mailbox_id=? AND uid=3", (box,))
+        db.execute("UPDATE text_postings SET key=?, data=? WHERE mailbox_id=? AND uid=5",
+                   (*sixth, box))                       # another message's
+        db.execute("UPDATE text_postings SET key=?, data=? WHERE mailbox_id=? AND uid=7",
+                   (*archive, box))                     # another mailbox's
+        db.execute("UPDATE text_postings SET key=?, data=? WHERE mailbox_id=? AND uid=11",
+                   (*bobs, box))                        # another account's
+    mailboxes = imap.app.mailboxes
+    mailboxes.bodies_opened = 0
+    with caplog.at_level(logging.WARNING):
+        found = await _answers(client)
+    damaged = [r.ll_fields for r in caplog.records  # type: ignore[attr-defined]
+               if r.getMessage() == "mail:text-index:damaged"]
+    assert sorted(f["uid"] for f in damaged) == [3, 5, 7, 11], damaged
+    assert {f["part"] for f in damaged} == {"text-posting"}
+    assert mailboxes.bodies_opened == 4                  # those four, opened instead
+    no_index.on()  # type: ignore[attr-defined]
+    assert found == await _answers(client)
+    no_index.off()  # type: ignore[attr-defined]
+    assert found[QUERIES.index(f"BODY {SECRET}")] == b"* SEARCH 11"
+    await client.close()
+
+
+async def test_postings_hold_no_word_and_go_with_their_messages(
+        imap: Imap, tmp_path: Path, home: Path) -> None:
+    rng = random.Random(5)
+    await _delivered(imap, tmp_path, [_message(rng, n) for n in range(1, 13)])
+    box = await _inbox(imap)
+    path = _db_with_postings(home, box)
+    for file in (p for p in home.rglob("*") if p.is_file()):
+        assert SECRET.encode() not in file.read_bytes(), file
+
+    def postings() -> dict[int, list[int]]:
+        out: dict[int, list[int]] = {}
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            for mailbox_id, uid in db.execute(
+                    "SELECT mailbox_id, uid FROM text_postings ORDER BY 1, 2"):
+                out.setdefault(mailbox_id, []).append(uid)
+        return out
+
+    assert postings() == {box: list(range(1, 13))}
+    client = await imap.session("INBOX")
+    for tag, command in [("c", "CREATE Other"), ("d", "UID STORE 1 +FLAGS (\\Deleted)"),
+                         ("e", "EXPUNGE"), ("m", "UID MOVE 2 Other"),
+                         ("x", "UID STORE 3 +FLAGS (\\Deleted)"), ("y", "UID EXPUNGE 3")]:
+        lines = await client.command(tag, command)
+        assert lines[-1].startswith(tag.encode() + b" OK"), lines
+    assert postings() == {box: list(range(4, 13))}  # a moved message's copy has none
+    ref = await imap.app.accounts.resolve(imap.user)
+    await imap.app.mailboxes.append(ref, "Other", _message(rng, 20))
+    assert len(postings()) == 2
+    lines = await client.command("o", "DELETE Other")
+    assert lines[-1].startswith(b"o OK"), lines
+    assert postings() == {box: list(range(4, 13))}
+    await client.close()
+    await imap.app.accounts.delete(imap.user)
+    assert postings() == {}
