@@ -16,7 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 from pydantic.config import JsonDict
 
 from letterlock.policy.decision import TRANSPARENCY_BUCKETS
-from letterlock.policy.model import ACTIONS, AUTHORITIES, CATEGORIES, INSTRUMENTS, KEY_CUSTODY
+from letterlock.policy.model import (
+    ACTIONS,
+    AUTHORITIES,
+    CATEGORIES,
+    INSTRUMENTS,
+    KEY_CUSTODY,
+    REFUSAL_GROUNDS,
+)
 from letterlock.policy.rules import FLAGS, NOTICES, OUTCOMES, REASONS
 from letterlock.services.legal.approval import KINDS
 from letterlock.services.legal.letter_text import LETTER_KINDS
@@ -88,6 +95,16 @@ class Request(_Closed):
     date_range: DateRange | None = None
 
 
+class EnforcingStateAnswer(_Closed):
+    """What the enforcing state of a European Production Order answered
+    (docs/legal-e-evidence.md)."""
+
+    answered_at: str = Field(description=_TIME)
+    refusal_grounds: list[str] = _enum_list(
+        REFUSAL_GROUNDS, "Grounds raised (art. 12(1)); empty: it raises none.",
+        default=[])
+
+
 class AccountFacts(_Closed):
     exists: bool = True
     location: str | None = Field(None, json_schema_extra=_COUNTRY)
@@ -98,6 +115,7 @@ class AccountFacts(_Closed):
                                      json_schema_extra={"items": {"type": "string",
                                                                   **_COUNTRY}})
     key_custody: str = _enum(KEY_CUSTODY, default="sealed")
+    enforcing_state: EnforcingStateAnswer | None = None
 
 
 class Facts(RootModel[dict[str, AccountFacts]]):

@@ -35,6 +35,7 @@ from letterlock.policy.decision import (
     UserNotice,
     transparency_bucket,
 )
+from letterlock.policy.e_evidence import enforcing_state
 from letterlock.policy.jurisdiction import Jurisdictions, Length, Operator
 from letterlock.policy.model import AccountFacts, LegalRequest
 from letterlock.policy.rules import Profile, Rule
@@ -107,6 +108,7 @@ class PolicyEngine:
         agreement = j.agreement_for(country, operator.country, request.instrument, category, on)
         location = (facts.location if facts else None) or ""
         offence = request.offence
+        enforcing = enforcing_state(j, request, facts, category, at)
         return {
             "instrument": request.instrument,
             "category": category,
@@ -128,6 +130,9 @@ class PolicyEngine:
                                      and agreement.protects(country, facts)),
             "location_agreement": bool(location)
             and j.agreement_between(country, location, on),
+            "enforcing_state_notified": enforcing.notified,
+            "enforcing_state": enforcing.state,
+            "enforcing_state_window_over": enforcing.window_over,
         }
 
     def _gag(self, request: LegalRequest) -> str:

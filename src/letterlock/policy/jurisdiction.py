@@ -21,6 +21,7 @@ from letterlock.policy.model import (
     ACTIONS,
     CATEGORIES,
     INSTRUMENTS,
+    REFUSAL_GROUNDS,
     AccountFacts,
     Gag,
     LegalRequest,
@@ -88,6 +89,25 @@ class Instrument:
 
 
 @dataclass(frozen=True)
+class RefusalGround:
+    """A ground the enforcing state may raise against a European Production Order."""
+
+    id: str
+    article: str
+    words: str
+
+
+@dataclass(frozen=True)
+class EEvidence:
+    """The e-Evidence rules as data (e_evidence.json): which orders and categories are
+    notified to the enforcing state, and the grounds it may raise."""
+
+    notified_instruments: frozenset[str]
+    notified_categories: frozenset[str]
+    refusal_grounds: Mapping[str, RefusalGround]
+
+
+@dataclass(frozen=True)
 class Operator:
     """The operator as the policy sees it: its seat and the countries it is established
     in (its regions' countries count)."""
@@ -106,6 +126,7 @@ class Jurisdictions:
     instruments: Mapping[str, Instrument]
     default_deadlines: Mapping[str, Length]
     default_operator: Operator
+    e_evidence_rules: EEvidence = EEvidence(frozenset(), frozenset(), {})
 
     # -- questions the policies ask -------------------------------------------------
 
@@ -237,6 +258,43 @@ def _categories(value: object, where: str) -> frozenset[str]:
     return frozenset(value)
 
 
+def _e_evidence(base: Path) -> EEvidence:
+    """e_evidence.json from ``base``; an operator's data directory written before the
+    file existed uses the shipped one."""
+    path = base / "e_evidence.json"
+    if not path.exists():
+        path = DATA_DIR / "e_evidence.json"
+    e = _read(path)
+    notification = e.get("notification")
+    if not isinstance(notification, dict):
+        raise ConfigError(f"{path}: notification: expected an object")
+    notified = notification.get("instruments", [])
+    if not isinstance(notified, list) or any(x not in INSTRUMENTS for x in notified):
+        raise ConfigError(f"{path}: notification.instruments: expected a list of "
+                          "instrument names")
+    grounds_raw = e.get("refusal_grounds")
+    if not isinstance(grounds_raw, dict):
+        raise ConfigError(f"{path}: refusal_grounds: expected an object")
+    grounds: dict[str, RefusalGround] = {}
+    for gid in REFUSAL_GROUNDS:
+        entry = grounds_raw.get(gid)
+        if not isinstance(entry, dict) or not isinstance(entry.get("words"), str) \
+                or not isinstance(entry.get("article", ""), str):
+            raise ConfigError(f"{path}: refusal_grounds.{gid}: expected an object with "
+                              "\"words\" (and \"article\")")
+        grounds[gid] = RefusalGround(gid, entry.get("article", ""), entry["words"])
+    extra = sorted(set(grounds_raw) - set(REFUSAL_GROUNDS) - {"_comment"})
+    if extra:
+        raise ConfigError(f"{path}: refusal_grounds.{extra[0]}: not a ground of art. 12(1) "
+                          f"(grounds: {', '.join(REFUSAL_GROUNDS)})")
+    return EEvidence(
+        notified_instruments=frozenset(notified),
+        notified_categories=_categories(notification.get("categories", []),
+                                        f"{path}: notification.categories"),
+        refusal_grounds=grounds,
+    )
+
+
 def load_jurisdictions(data_dir: Path | None = None) -> Jurisdictions:
     """Read and check the jurisdiction data; raises ConfigError naming file and key."""
     base = data_dir or DATA_DIR
@@ -331,4 +389,5 @@ def load_jurisdictions(data_dir: Path | None = None) -> Jurisdictions:
         agreements=tuple(agreements), instruments=instruments_out,
         default_deadlines=default_deadlines,
         default_operator=Operator(ocountry, establishments | {ocountry}),
+        e_evidence_rules=_e_evidence(base),
     )

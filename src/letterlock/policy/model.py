@@ -24,6 +24,11 @@ INSTRUMENTS = (
 ACTIONS = ("produce", "preserve", "intercept")
 CATEGORIES = ("subscriber", "identification", "traffic", "content")
 KEY_CUSTODY = ("sealed", "e2e")
+REFUSAL_GROUNDS = ("immunity-or-privilege", "fundamental-rights", "ne-bis-in-idem",
+                   "double-criminality")
+"""The grounds an enforcing state may raise against a European Production Order
+(Regulation (EU) 2023/1543 art. 12(1)(a)-(d)); their words are in the jurisdiction
+data (e_evidence.json)."""
 
 Action = Literal["produce", "preserve", "intercept"]
 
@@ -149,6 +154,42 @@ class LegalRequest:
 
 
 @dataclass(frozen=True)
+class EnforcingStateAnswer:
+    """What the enforcing state notified of a European Production Order answered
+    (Regulation (EU) 2023/1543 art. 8 and 12), and when: no ground for refusal
+    (``refusal_grounds`` empty: it confirmed it raises none), or the grounds it raised.
+    No answer at all is no :class:`EnforcingStateAnswer`."""
+
+    answered_at: datetime
+    refusal_grounds: tuple[str, ...]
+
+    @property
+    def refused(self) -> bool:
+        return bool(self.refusal_grounds)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"answered_at": format_time(self.answered_at),
+                "refusal_grounds": list(self.refusal_grounds)}
+
+
+def parse_enforcing_state(data: object, field: str) -> EnforcingStateAnswer | None:
+    """``{"answered_at": TIME, "refusal_grounds": [...]}`` or null."""
+    if data is None:
+        return None
+    obj = _mapping(data, field)
+    unknown = sorted(set(obj) - {"answered_at", "refusal_grounds"})
+    if unknown:
+        raise InvalidInput(f"{field}.{unknown[0]}: unknown field")
+    if "answered_at" not in obj:
+        raise InvalidInput(f"{field}.answered_at: missing (when the enforcing state answered)")
+    grounds = _string_list(obj.get("refusal_grounds", []), f"{field}.refusal_grounds")
+    for i, ground in enumerate(grounds):
+        _choice(ground, f"{field}.refusal_grounds[{i}]", REFUSAL_GROUNDS)
+    return EnforcingStateAnswer(parse_time(obj["answered_at"], f"{field}.answered_at"),
+                                tuple(dict.fromkeys(grounds)))
+
+
+@dataclass(frozen=True)
 class AccountFacts:
     """What the operator knows about one target account."""
 
@@ -159,9 +200,12 @@ class AccountFacts:
     hosted_tenant: bool
     conflict_with: tuple[str, ...]
     key_custody: str
+    enforcing_state: EnforcingStateAnswer | None = None
+    """The enforcing state's answer to a European Production Order for this
+    account's data, once there is one."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "exists": self.exists,
             "location": self.location,
             "us_person": self.us_person,
@@ -170,6 +214,9 @@ class AccountFacts:
             "conflict_with": list(self.conflict_with),
             "key_custody": self.key_custody,
         }
+        if self.enforcing_state is not None:
+            out["enforcing_state"] = self.enforcing_state.to_json()
+        return out
 
 
 # --- time -------------------------------------------------------------------------
@@ -365,7 +412,7 @@ def parse_request(data: object) -> LegalRequest:
 
 _FACT_KEYS = frozenset({
     "exists", "location", "us_person", "residence", "hosted_tenant", "conflict_with",
-    "key_custody",
+    "key_custody", "enforcing_state",
 })
 
 
@@ -398,6 +445,8 @@ def parse_account_facts(data: object, field: str) -> AccountFacts:
         conflict_with=conflict_with,
         key_custody=_choice(obj.get("key_custody", "sealed"), f"{field}.key_custody",
                             KEY_CUSTODY),
+        enforcing_state=parse_enforcing_state(obj.get("enforcing_state"),
+                                              f"{field}.enforcing_state"),
     )
 
 
@@ -414,6 +463,7 @@ class AssertedFacts:
     hosted_tenant: bool | None = None
     conflict_with: tuple[str, ...] | None = None
     key_custody: str | None = None
+    enforcing_state: EnforcingStateAnswer | None = None
 
 
 def _opt_bool(obj: Mapping[str, Any], key: str, field: str) -> bool | None:
@@ -451,6 +501,8 @@ def parse_asserted_facts(data: object) -> dict[str, AssertedFacts]:
                 for i, c in enumerate(_string_list(conflict, f"{field}.conflict_with"))),
             key_custody=None if fobj.get("key_custody") is None
             else _choice(fobj["key_custody"], f"{field}.key_custody", KEY_CUSTODY),
+            enforcing_state=parse_enforcing_state(fobj.get("enforcing_state"),
+                                                  f"{field}.enforcing_state"),
         )
     return out
 

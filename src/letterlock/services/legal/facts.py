@@ -48,6 +48,7 @@ async def facts_from_store(control: ControlStore, cells: Cells, request: LegalRe
                 hosted_tenant=target.rsplit("@", 1)[1] in tenants,
                 conflict_with=told.conflict_with or (),
                 key_custody=record.custody,
+                enforcing_state=told.enforcing_state,
             )
             _check(target, told, facts, FROM_THE_STORE)
         out[target] = facts
