@@ -49,10 +49,10 @@ def test_dane_ee_matching() -> None:
 
 
 @contextlib.asynccontextmanager
-async def dane_queue(app: App, mx_port: int, tlsa: str, *, secure: bool = True,
+async def dane_queue(app: App, mx_port: int, tlsa: str | list[str], *, secure: bool = True,
                      ) -> AsyncIterator[OutboundQueue]:
     zone = {("other.test.", "MX"): [f"10 {MX}."],
-            (f"_25._tcp.{MX}.", "TLSA"): [tlsa]}
+            (f"_25._tcp.{MX}.", "TLSA"): [tlsa] if isinstance(tlsa, str) else tlsa}
     signed = ["other.test.", f"_25._tcp.{MX}."] if secure else []
     async with dns_server(zone, secure=signed) as resolver:
         settings = OutboundSettings(hostname="mx.example.test", port=mx_port,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ssl
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
@@ -16,22 +17,26 @@ from cryptography.x509.oid import NameOID
 class TestCa:
     __test__ = False  # not a pytest class
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, issuer: TestCa | None = None,
+                 name: str = "letterlock test CA") -> None:
+        """A root, or with ``issuer`` an intermediate CA that ``issuer`` signed."""
         self._dir = directory
         directory.mkdir(parents=True, exist_ok=True)
         self._key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "letterlock test CA")])
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
         now = dt.datetime.now(dt.UTC)
-        self._name = name
+        self._name = subject
         self.cert = (
-            x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            x509.CertificateBuilder().subject_name(subject)
+            .issuer_name(issuer._name if issuer else subject)
             .public_key(self._key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(days=2))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None if issuer is None
+                                                 else 0), critical=True)
             .add_extension(x509.KeyUsage(False, False, False, False, False, True, True,
                                          False, False), critical=True)
-            .sign(self._key, hashes.SHA256()))
+            .sign(issuer._key if issuer else self._key, hashes.SHA256()))
         self.path = directory / "ca.pem"
         self.path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
 
@@ -39,9 +44,11 @@ class TestCa:
         """Verifies peers against this CA only (and their names)."""
         return ssl.create_default_context(cafile=str(self.path))
 
-    def server_context(self, *names: str, expired: bool = False) -> ssl.SSLContext:
+    def server_context(self, *names: str, expired: bool = False,
+                       chain: Sequence[TestCa] = ()) -> ssl.SSLContext:
         """A server context whose certificate this CA issued for ``names``
-        (``expired``: one whose validity ended yesterday)."""
+        (``expired``: one whose validity ended yesterday), presented followed by
+        the certificates of ``chain``."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC) - dt.timedelta(days=2 if expired else 0)
         cert = (
@@ -55,7 +62,8 @@ class TestCa:
                            critical=False)
             .sign(self._key, hashes.SHA256()))
         cert_path, key_path = self._dir / f"{names[0]}.pem", self._dir / f"{names[0]}.key"
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        cert_path.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM)
+                                        for c in [cert, *(ca.cert for ca in chain)]))
         key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
                                                serialization.PrivateFormat.PKCS8,
                                                serialization.NoEncryption()))

@@ -131,7 +131,13 @@ class DomainRoutes:
                     except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                         last = Outcome(PENDING, "4.4.1", f"{host}:{port}: {exc!r}"[:300], host)
                     else:
-                        await self._tls(info, tls_rpt.SUCCESS, host, seen)
+                        # No usable record (RFC 7672 3.1.3): TLS was required, but it
+                        # authenticated nothing: counted as tlsa-invalid (RFC 8460 4.3.2.2).
+                        result = tls_rpt.SUCCESS if pinned.usable else "tlsa-invalid"
+                        if not pinned.usable:
+                            failure(domain, "tlsa", result, host, "no usable TLSA record: "
+                                    "delivered over TLS without authentication")
+                        await self._tls(info, result, host, seen)
                         return sent
                     continue
             verify = policy is not None and policy.mode in ("enforce", "testing")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import aiosmtplib
 
-from letterlock.services.mail.dane import DaneRecords, matches
+from letterlock.services.mail.dane import DaneMismatch, DaneRecords, authenticate, peer_chain
 from letterlock.services.mail.queue_entry import FAILED, PENDING, SENT
 
 if TYPE_CHECKING:
@@ -149,20 +149,19 @@ async def _dane_starttls(client: aiosmtplib.SMTP, host: str, dane: DaneRecords) 
     ctx = ssl.create_default_context()  # the TLSA records authenticate, not the roots
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    try:
-        await client.starttls(tls_context=ctx, validate_certs=False)
+    try:  # SNI: the TLSA base domain (RFC 7672 8.1)
+        await client.starttls(tls_context=ctx, validate_certs=False,
+                              server_hostname=dane.base or host)
     except (ssl.SSLError, aiosmtplib.SMTPException, OSError) as exc:
         raise TlsPolicyFailure("validation-failure",
                                f"TLS with {host} failed: {str(exc)[:200]}") from exc
-    usable = dane.usable
-    if not usable:
-        return
     transport = client.transport
     tls = transport.get_extra_info("ssl_object") if transport is not None else None
     der = tls.getpeercert(binary_form=True) if tls is not None else None
-    if not der or not matches(usable, der):
-        raise TlsPolicyFailure("validation-failure",
-                               f"the certificate of {host} matches none of its TLSA records")
+    try:
+        authenticate(dane, der or b"", lambda: peer_chain(tls) if tls is not None else [])
+    except DaneMismatch as exc:
+        raise TlsPolicyFailure(exc.result, exc.reason) from exc
 
 
 async def _send(client: aiosmtplib.SMTP, host: str, addresses: list[str],
