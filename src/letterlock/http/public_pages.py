@@ -8,6 +8,8 @@ log's signed head with how to check it.
     GET /log                            the signed tree head and how to verify it
     GET /log/head.json                  that head as JSON
     GET /log/verify.py                  the standalone verifier (one file)
+    GET /log/tlog/...                   the same log as C2SP checkpoints and tiles
+                                        (tlog_pages.py)
 
 Everything shown is computed from what was recorded, at the moment it is asked for.
 """
@@ -30,6 +32,7 @@ from letterlock.audit import verify as verify_mod
 from letterlock.audit.log import open_reader
 from letterlock.errors import InvalidInput, LetterlockError
 from letterlock.http.render import REPORT_CSP, PageRenderer, page_headers
+from letterlock.http.tlog_pages import install_tlog_routes
 from letterlock.services.transparency import canary, rendering
 from letterlock.services.transparency import report as transparency
 from letterlock.services.transparency.report import Period, TransparencyReport
@@ -178,3 +181,4 @@ def install_public_pages(api: FastAPI, app: App, pages: PageRenderer) -> None:
                         headers={"Content-Disposition": 'attachment; filename="verify.py"'})
 
     api.include_router(router)
+    install_tlog_routes(api, audit_dir, app.config.server.hostname)
