@@ -768,7 +768,7 @@ async def part_search(servers: Sequence[Server], table: Table, args: argparse.Na
         client = await Imap.connect(server.imap_port)
         await client.login(MAIN, PASSWORD)
         await client.command("SELECT INBOX")
-        for key in ("SUBJECT", "FROM", "BODY", "TEXT"):
+        for key in args.search_keys.split(","):
             times = []
             for _ in range(max(2, args.search_rounds)):
                 start = time.perf_counter()
@@ -1204,6 +1204,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--select-rounds", type=int, default=5)
     p.add_argument("--fetch-rounds", type=int, default=3)
     p.add_argument("--search-rounds", type=int, default=2)
+    p.add_argument("--search-keys", default="SUBJECT,FROM,BODY,TEXT",
+                   help="the order of the search part's keys (BODY,... : BODY's first "
+                        "search is the mailbox's first)")
     p.add_argument("--mixed-secs", type=int, default=20)
     p.add_argument("--mixed-client", choices=("auto", "imaptest", "own"), default="auto")
     p.add_argument("--idle", type=int, default=1000, help="idle connections per variant")

@@ -287,6 +287,8 @@ class TextReader:
         self._windows: dict[int, PackView] = {}
         self._posted: dict[int, tuple[str, Found]] = {}
         """uid -> (blob id, entry) from postings of windows not yet packed whole."""
+        self._seen: set[int] = set()
+        """UIDs whose postings were read (deleted once a stored pack holds them)."""
 
     def _ident(self, window: int) -> Ident:
         return (self._session.ref.region, self._session.ref.record.id, self._mailbox_id,
@@ -393,29 +395,35 @@ class TextReader:
         ascending) that have no usable pack or messages newer than it: a window then
         described whole is packed (and its postings deleted once the pack is
         stored); the entries of the others are kept for :meth:`get` (their bodies
-        need not be opened) until a search packs them."""
+        need not be opened) until a search packs them. LOAD_WINDOWS at a time."""
         chunks = _by_window(list(selected))
-        if not chunks:
-            return
-        views = await self._views([w for w, _ in chunks])
-        stale = [(w, c) for w, c in chunks
-                 if (v := views.get(w)) is None or c[-1] > v.last_uid]
-        if not stale:
-            return
+        for start in range(0, len(chunks), LOAD_WINDOWS):
+            if start:
+                await asyncio.sleep(0)
+            group = chunks[start : start + LOAD_WINDOWS]
+            views = await self._views([w for w, _ in group])
+            stale = [(w, c) for w, c in group
+                     if (v := views.get(w)) is None or c[-1] > v.last_uid]
+            if stale:
+                await self._merge(stale, views)
+
+    async def _merge(self, stale: list[tuple[int, list[int]]],
+                     views: dict[int, PackView]) -> None:
         store = self._index.cells.get(self._session.ref.region).store
         wanted = {u for _, chunk in stale for u in chunk}
         postings = [p for p in await store.get_text_postings(
             self._mailbox_id, stale[0][1][0], stale[-1][1][-1]) if p.uid in wanted]
         if not postings:
             return
+        self._seen.update(p.uid for p in postings)
         records = await store.get_messages(self._mailbox_id, [p.uid for p in postings])
         blobs = {r.uid: r.blob_id for r in records}
         message_ids: dict[int, bytes] = {}
         for r in records:
             with contextlib.suppress(CryptoError):
                 message_ids[r.uid] = seal.SealHeader.parse(r.summary).message_id
-        account = self._session.ref.record.id
-        opened = text_postings.open_postings(self._session.opener, account, postings,
+        opened = text_postings.open_postings(self._session.opener,
+                                             self._session.ref.record.id, postings,
                                              message_ids, self._posting_damaged)
         view_of = self._index.header_view
         for uid, (text, header) in opened.items():
@@ -436,6 +444,9 @@ class TextReader:
                     whole[uid] = (posted[0], *posted[1])
             if len(whole) == len(chunk) and any(u in self._posted for u in chunk):
                 self.put(window, whole)
+                self._windows.pop(window, None)  # hot for the process, not this reader
+                for uid in chunk:
+                    self._posted.pop(uid, None)
 
     def _posting_damaged(self, posting: TextPosting, reason: str) -> None:
         """Log a posting that does not open; it is ignored (its body is opened)."""
@@ -491,7 +502,7 @@ class TextReader:
             window_object(self._mailbox_id, window, last, len(entries)), PACK_PART)
         self._index.write(self._session.ref.region,
                           DigestPack(self._mailbox_id, window, last, len(entries), data),
-                          [u for u in entries if u in self._posted])
+                          [u for u in entries if u in self._seen])
 
 
 class TextIndex(HotWindows[Ident, PackView]):
