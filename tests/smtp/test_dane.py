@@ -50,10 +50,14 @@ def test_dane_ee_matching() -> None:
 
 @contextlib.asynccontextmanager
 async def dane_queue(app: App, mx_port: int, tlsa: str | list[str], *, secure: bool = True,
+                     more: dict[tuple[str, str], list[str]] | None = None,
                      ) -> AsyncIterator[OutboundQueue]:
+    """A queue whose MX for other.test is ``MX`` at ``mx_port`` with the TLSA records
+    ``tlsa`` (and the records of ``more``), all signed where ``secure``."""
     zone = {("other.test.", "MX"): [f"10 {MX}."],
-            (f"_25._tcp.{MX}.", "TLSA"): [tlsa] if isinstance(tlsa, str) else tlsa}
-    signed = ["other.test.", f"_25._tcp.{MX}."] if secure else []
+            (f"_25._tcp.{MX}.", "TLSA"): [tlsa] if isinstance(tlsa, str) else tlsa,
+            **(more or {})}
+    signed = [name for name, _ in zone] if secure else []
     async with dns_server(zone, secure=signed) as resolver:
         settings = OutboundSettings(hostname="mx.example.test", port=mx_port,
                                     retry_base_s=0.2, retry_max_s=0.5, timeout_s=5)

@@ -54,14 +54,16 @@ class Cas:
 
 async def _deliver(app: App, tmp_path: Path, server: ssl.SSLContext, *tlsa: str,
                    caplog: pytest.LogCaptureFixture,
+                   more: dict[tuple[str, str], list[str]] | None = None,
                    ) -> tuple[list[list[str]], list[Any], list[tuple[str, str]]]:
     """Submit one message to carol@other.test, whose MX presents ``server``'s chain
-    under the TLSA records ``tlsa``: what the MX received, the queue left, and the
-    (result, reason) of each tls:policy:failure line."""
+    under the TLSA records ``tlsa`` (``more``: other DNS records): what the MX
+    received, the queue left, and the (result, reason) of each tls:policy:failure
+    line."""
     caplog.set_level(logging.INFO, logger="letterlock.events")
     receiver, controller, port = start_receiver(server)
     try:
-        async with dane_queue(app, port, list(tlsa)) as queue, \
+        async with dane_queue(app, port, list(tlsa), more=more) as queue, \
                 submitting_through(app, tmp_path, queue) as world:
             assert await asyncio.to_thread(submit, world, ["carol@other.test"]) == {}
             await queue.wait_until(lambda es: not es or es[0].attempts >= 1)
@@ -198,3 +200,18 @@ def test_reference_identifier_matching() -> None:
     assert not name_matches("mx*.other.test", "mx1.other.test")
     assert DaneRecords("MX1.other.test.", (), "mail.example.test").names == (
         "mail.example.test", "mx1.other.test")
+
+
+async def test_tlsa_base_domain_after_a_cname_is_a_reference_identifier(
+        accounts: App, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # The MX host is a (DNSSEC-validated) alias of a hoster's name; the TLSA records
+    # are at the hoster's name and the leaf carries only that name (RFC 7672 2.2.2,
+    # 3.2.2). The records at the MX's own name would refuse it: they are not used.
+    cas = Cas(tmp_path / "ca")
+    more = {(f"{MX}.", "CNAME"): ["smtp.hoster.test."],
+            ("smtp.hoster.test.", "A"): ["127.0.0.1"],
+            ("_25._tcp.smtp.hoster.test.", "TLSA"): [f"2 1 1 {spki_sha256(cas.inter)}"]}
+    delivered, left, failures = await _deliver(
+        accounts, tmp_path, cas.inter.server_context("smtp.hoster.test", chain=[cas.inter]),
+        "3 1 1 " + "ab" * 32, caplog=caplog, more=more)
+    assert delivered == [["carol@other.test"]] and left == [] and failures == []

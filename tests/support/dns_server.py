@@ -15,7 +15,9 @@ import dns.rdatatype
 import dns.rrset
 
 Zone = Mapping[tuple[str, str], Sequence[str]]
-"""(name with final dot, record type) -> record texts, e.g. ("a.test.", "MX")."""
+"""(name with final dot, record type) -> record texts, e.g. ("a.test.", "MX"). A
+("name.", "CNAME") entry answers other types with the alias and its target's records
+(one step)."""
 
 
 class _Server(asyncio.DatagramProtocol):
@@ -38,6 +40,11 @@ class _Server(asyncio.DatagramProtocol):
         records = self._zone.get((name, kind))
         if name in self._secure:  # as a validating resolver marks DNSSEC-signed data
             response.flags |= dns.flags.AD
+        alias = self._zone.get((name, "CNAME"))
+        if alias and kind != "CNAME" and not records:  # the alias, then its target's
+            response.answer.append(dns.rrset.from_text_list(name, 60, "IN", "CNAME",
+                                                            list(alias)))
+            name, records = alias[0].lower(), self._zone.get((alias[0].lower(), kind))
         if records:
             response.answer.append(dns.rrset.from_text_list(name, 60, "IN", kind,
                                                             list(records)))
