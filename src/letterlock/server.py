@@ -24,6 +24,7 @@ from letterlock.imap.server import ImapServer
 from letterlock.managesieve.server import start_managesieve
 from letterlock.services.accounts import certificates, setup
 from letterlock.services.operations.periodic import start_periodic
+from letterlock.services.transparency import witnessing
 from letterlock.sieve import EXTENSIONS
 from letterlock.smtp import lmtp_socket
 from letterlock.smtp.server import start_smtp
@@ -76,7 +77,7 @@ def _front_ends(plan: ProcessPlan, ports: Ports) -> list[FrontEnd]:
 
     starters: list[FrontEnd] = [start_peers, start_change_feeds, start_mx_and_submission,
                                 start_imap, start_sieve, start_http, start_metrics,
-                                _start_legal_ticks]
+                                _start_legal_ticks, _start_witnessing]
     if plan.workers:
         starters.append(start_workers)
     return starters
@@ -88,6 +89,16 @@ async def _nothing() -> None:
 
 async def _start_legal_ticks(app: App) -> Stopper:
     return start_periodic(app.legal.tick, app.config.legal.tick_interval_s, "legal tick")
+
+
+async def _start_witnessing(app: App) -> Stopper:
+    """Checkpoints to the witnesses of HOME/control/witnesses, when there are any."""
+    control = app.config.control_dir
+    if not witnessing.read_witnesses(control / witnessing.WITNESSES_FILE):
+        return _nothing
+    return start_periodic(
+        lambda: witnessing.submit_round_async(control, app.config.server.hostname),
+        witnessing.INTERVAL_S, "witness round")
 
 
 def _demo_message(sender: str, to: str, subject: str, body: str) -> bytes:

@@ -85,7 +85,7 @@ class Witness:
             serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         self._logs: dict[str, tuple[bytes, bytes]] = {}
         for origin, vkey in logs.items():
-            kname, hexid, material = vkey.split("+")
+            kname, hexid, material = vkey.split("+", 2)
             raw = base64.b64decode(material)
             assert kname == origin and raw[0] == 1 and len(raw) == 33
             self._logs[origin] = (bytes.fromhex(hexid), raw[1:])

@@ -83,7 +83,7 @@ class Verifier:
 
 
 def parse_verifier_key(text: str) -> Verifier:
-    parts = text.strip().split("+")
+    parts = text.strip().split("+", 2)
     if len(parts) != 3:
         raise NoteError("a verifier key is name+keyid+key")
     name, hexid, material = parts

@@ -25,11 +25,19 @@ from letterlock.audit import checkpoint
 from letterlock.audit.store import MerkleLog
 from letterlock.errors import InvalidInput, NotFound
 
+PREFIX = "/log/tlog"
+"""Where the HTTP server serves the tiles API; the checkpoint's origin is the host
+name followed by it."""
 HEIGHT = 8
 WIDTH = 1 << HEIGHT
 MAX_LEVEL = 63
 MAX_ENTRY = 0xFFFF
 _GROUP = re.compile(r"[0-9]{3}")
+
+
+def origin_for(hostname: str) -> str:
+    """The checkpoint origin (and log key name) of the log served on ``hostname``."""
+    return f"{hostname}{PREFIX}"
 
 
 def encode_index(n: int) -> str:

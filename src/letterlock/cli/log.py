@@ -216,3 +216,28 @@ def recover_cmd(ctx: CliContext, reason: str, tail: str | None, actor: str) -> N
     if done.set_aside is not None:
         click.echo(f"set aside   {done.set_aside_bytes} bytes to {done.set_aside}")
     click.echo(f"recorded    as event {done.event_index} (log:tree:recovered)")
+
+
+@log_group.command("witness")
+@pass_ctx
+def witness_cmd(ctx: CliContext) -> None:
+    """Submit the current checkpoint to the witnesses listed in HOME/control/witnesses
+    (one 'URL KEY' a line; the server does this every minute) and print each outcome.
+    Exits 1 if any witness refused."""
+    from letterlock.audit.tiles import origin_for
+    from letterlock.services.transparency import witnessing
+
+    config = load_config(ctx)
+    try:
+        witnesses = witnessing.read_witnesses(config.control_dir / witnessing.WITNESSES_FILE)
+        outcomes = witnessing.submit_round(audit_dir(ctx), origin_for(config.server.hostname),
+                                           witnesses, only_new=False)
+    except LetterlockError as exc:
+        fail(str(exc), exit_code_for(exc))
+    if not witnesses:
+        click.echo(f"no witnesses configured in {config.control_dir / 'witnesses'}")
+    for o in outcomes:
+        click.echo(f"{o.witness}: " + (f"cosigned size {o.size}" if o.cosigned
+                                         else f"refused: {o.reason}"))
+    if any(not o.cosigned for o in outcomes):
+        sys.exit(1)

@@ -30,14 +30,10 @@ from letterlock.audit.keys import load_private_key
 from letterlock.audit.log import open_reader
 from letterlock.errors import InvalidInput, LetterlockError, NotFound
 
-PREFIX = "/log/tlog"
+PREFIX = tiles.PREFIX
 IMMUTABLE = "public, max-age=31536000, immutable"
 NO_STORE = "no-store"
 T = TypeVar("T")
-
-
-def origin_for(hostname: str) -> str:
-    return f"{hostname}{PREFIX}"
 
 
 class TlogSource:
@@ -72,7 +68,7 @@ class TlogSource:
 
 def install_tlog_routes(api: FastAPI, audit_dir: Path, hostname: str) -> TlogSource:
     router = APIRouter(include_in_schema=False)
-    source = TlogSource(audit_dir, origin_for(hostname))
+    source = TlogSource(audit_dir, tiles.origin_for(hostname))
 
     async def serve(action: Callable[[tiles.TileServer], bytes | str], media: str,
                     cache: str) -> Response:

@@ -192,6 +192,11 @@ class LogEvent(enum.StrEnum):
     deactivated, junk-folder or junk-inbox; ``via``: managesieve or web)."""
     MANAGESIEVE_CONNECTED = "managesieve:session:connected"
     MANAGESIEVE_DISCONNECTED = "managesieve:session:disconnected"
+    LOG_WITNESS_COSIGNED = "audit:witness:cosigned"
+    """A witness cosigned the audit log's checkpoint (``witness`` key name, ``size``)."""
+    LOG_WITNESS_REFUSED = "audit:witness:refused"
+    """A witness refused the checkpoint or could not be reached (``witness``, ``size``,
+    ``reason``): a refusal with a consistency error means it saw another tree."""
 
 
 LEVELS: dict[LogEvent, int] = {
@@ -239,6 +244,8 @@ LEVELS: dict[LogEvent, int] = {
     LogEvent.MIGRATION_FINISHED: logging.INFO,
     LogEvent.MIGRATION_FAILED: logging.ERROR,
     LogEvent.LEGAL_IMPACT_RUN: logging.INFO,
+    LogEvent.LOG_WITNESS_COSIGNED: logging.INFO,
+    LogEvent.LOG_WITNESS_REFUSED: logging.WARNING,
     LogEvent.LEGAL_ORIGINAL_DAMAGED: logging.ERROR,
     LogEvent.LEGAL_PACKAGE_DOWNLOADED: logging.WARNING,
     LogEvent.TLS_POLICY_FETCHED: logging.INFO,
