@@ -52,6 +52,18 @@ async def legal(app: App, clock: Clock) -> AsyncIterator[LegalService]:
     await store.close()
 
 
+@pytest.fixture
+async def eu_legal(app: App, clock: Clock) -> AsyncIterator[LegalService]:
+    """A LegalService of an operator seated in Ireland, its clock on 1 Sept 2026 (an
+    hour after the EU orders of the tests are served)."""
+    clock.now = datetime(2026, 9, 1, 10, 0, tzinfo=UTC)
+    store = LegalStore(app.config.control_dir, fsync=False)
+    service = make_service(app, store, clock, country="IE")
+    app.mailboxes.add_retention_hook(service.retain)
+    yield service
+    await store.close()
+
+
 async def add_bob(app: App, region: str = "us-east", message: bytes = MESSAGE) -> Any:
     ref, _ = await app.accounts.create("bob@example.test", region, PASSWORD)
     await app.delivery.deliver(message, [ref])

@@ -8,7 +8,6 @@ which the operator records (``inform_requested``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,12 +18,18 @@ from letterlock.audit.events import EventType
 from letterlock.errors import Refused
 from letterlock.services.legal.matter import Matter
 from letterlock.services.legal.matters import LegalService
-from letterlock.storage.legal_sqlite import LegalStore
 
 from .harness import C18, L16, Decide, make_facts, make_request, outcome
-from .matter_support import Clock, add_bob, clear_events_of, clock, log_records, make_service
+from .matter_support import (
+    Clock,
+    add_bob,
+    clear_events_of,
+    clock,
+    eu_legal,
+    log_records,
+)
 
-__all__ = ["clock"]
+__all__ = ["clock", "eu_legal"]
 
 BOB = "bob@example.test"
 SERVED = "2026-09-01T09:00:00Z"
@@ -34,16 +39,6 @@ EPOC = make_request(
     offence={"max_penalty_years": 5, "country": "IT"})
 HELD_FACTS = {BOB: {"residence": "BE"}}  # the person is not in the issuing state
 LOCAL_FACTS = {BOB: {"residence": "IT"}}  # offence and person both in Italy: no hold
-
-
-@pytest.fixture
-async def eu_legal(app: App, clock: Clock) -> AsyncIterator[LegalService]:
-    clock.now = datetime(2026, 9, 1, 10, 0, tzinfo=UTC)
-    store = LegalStore(app.config.control_dir, fsync=False)
-    service = make_service(app, store, clock, country="IE")
-    app.mailboxes.add_retention_hook(service.retain)
-    yield service
-    await store.close()
 
 
 async def _decided(app: App, legal: LegalService, request: dict[str, Any],

@@ -9,7 +9,6 @@ decision."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,12 +17,11 @@ import pytest
 from letterlock.app import App
 from letterlock.errors import InvalidInput, Refused
 from letterlock.services.legal.matters import LegalService
-from letterlock.storage.legal_sqlite import LegalStore
 
 from .harness import make_request
-from .matter_support import PASSWORD, Clock, add_bob, clock, legal, make_service
+from .matter_support import PASSWORD, Clock, add_bob, clock, eu_legal, legal
 
-__all__ = ["clock", "legal"]
+__all__ = ["clock", "eu_legal", "legal"]
 
 BOB = "bob@example.test"
 SERVED = "2026-09-01T09:00:00Z"
@@ -32,16 +30,6 @@ EPOC = make_request(
     categories=["subscriber", "content"],
     issuer={"country": "IT", "authority": "court", "name": "Tribunale di Milano"},
     offence={"max_penalty_years": 5, "country": "IT"})
-
-
-@pytest.fixture
-async def eu_legal(app: App, clock: Clock) -> AsyncIterator[LegalService]:
-    clock.now = datetime(2026, 9, 1, 10, 0, tzinfo=UTC)
-    store = LegalStore(app.config.control_dir, fsync=False)
-    service = make_service(app, store, clock, country="IE")
-    app.mailboxes.add_retention_hook(service.retain)
-    yield service
-    await store.close()
 
 
 def _items(package: str) -> list[str]:

@@ -70,6 +70,7 @@ from letterlock.services.accounts.accounts import AccountService
 from letterlock.services.cells import Cells
 from letterlock.services.legal.approval import AWAITING, FourEyes
 from letterlock.services.legal.deadlines import deadline_status
+from letterlock.services.legal.enforcing_state import EnforcingStateSteps
 from letterlock.services.legal.facts import facts_from_store
 from letterlock.services.legal.gag_steps import GagSteps
 from letterlock.services.legal.journal import MatterJournal
@@ -104,7 +105,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class LegalService(FourEyes, GagSteps, MatterExportSteps, LetterSteps):
+class LegalService(FourEyes, GagSteps, EnforcingStateSteps, MatterExportSteps, LetterSteps):
     def __init__(self, store: LegalStore, control: ControlStore, cells: Cells,
                  accounts: AccountService, delivery: DeliveryService, audit: AuditSink,
                  engine: PolicyEngine, operator_country: str, work_dir: Path,
