@@ -406,6 +406,27 @@ def inform_requested_cmd(ctx: click.Context, matter_id: str, actor: str) -> None
     click.echo(f"{matter.id}: user informed, {matter.state}")
 
 
+@legal.command("enforcing-state")
+@click.argument("matter_id")
+@click.option("--no-grounds", is_flag=True, help="It confirmed it raises no ground.")
+@click.option("--refused", "grounds", multiple=True, metavar="GROUND",
+              help="A ground it raised (art. 12(1)): immunity-or-privilege, "
+                   "fundamental-rights, ne-bis-in-idem, double-criminality; repeatable.")
+@click.option("--window-passed", is_flag=True, help="Its window ended with no answer.")
+@ACTOR_OPTION
+@click.pass_context
+def enforcing_state_cmd(ctx: click.Context, matter_id: str, no_grounds: bool,
+                        grounds: tuple[str, ...], window_passed: bool, actor: str) -> None:
+    """Record what the enforcing state of a European Production Order answered, or
+    that its window passed; the policy then decides the findings held for it
+    (docs/legal-e-evidence.md)."""
+    if no_grounds + bool(grounds) + window_passed != 1:
+        raise click.UsageError("give one of --no-grounds, --refused GROUND, --window-passed")
+    matter = _with_service(ctx, lambda s: s.enforcing_state_answered(
+        matter_id, actor, answered=not window_passed, refusal_grounds=grounds))
+    click.echo(f"{matter.id}: decided again, {matter.state}")
+
+
 @legal.command("tick")
 @click.pass_context
 def tick_cmd(ctx: click.Context) -> None:

@@ -173,6 +173,21 @@ def make_legal_router(service: Callable[[], LegalService],
         matter = await _call(lambda: svc.inform_requested(matter_id, actor))
         return matter.to_json()
 
+    @router.post("/matters/{matter_id}/enforcing-state", response_model=None,
+                 responses=matter_response())
+    async def enforcing_state(svc: Svc, who: Who, matter_id: str,
+                              answered: Annotated[bool, Body()] = True,
+                              refusal_grounds: Annotated[list[str] | None, Body()] = None,
+                              ) -> dict[str, Any]:
+        """A European Production Order's enforcing state answered (``refusal_grounds``:
+        the art. 12(1) grounds it raised, none or empty: it raises none), or with
+        ``answered: false`` its window passed; the policy decides the held findings
+        again (docs/legal-e-evidence.md)."""
+        actor = acting(who)
+        matter = await _call(lambda: svc.enforcing_state_answered(
+            matter_id, actor, answered=answered, refusal_grounds=refusal_grounds or ()))
+        return matter.to_json()
+
     @router.post("/tick")
     async def tick(svc: Svc, who: Who) -> dict[str, int]:
         acting(who)
