@@ -122,7 +122,7 @@ async def test_leaf_not_signed_by_the_trust_anchor_is_a_deferral(
         accounts, tmp_path, cas.other.server_context(MX, chain=[cas.inter]),
         f"2 1 1 {spki_sha256(cas.inter)}", caplog=caplog)
     reason = (f"the chain of {MX} does not lead to its DANE-TA anchor: the leaf is not "
-              "signed by the next certificate of the chain")
+              "signed by another certificate the server sent")
     assert delivered == []
     _deferred(left, reason)
     assert failures == [("validation-failure", reason)]
@@ -133,6 +133,16 @@ async def test_root_named_by_full_certificate_is_delivered_to(
     cas = Cas(tmp_path / "ca")  # leaf -> intermediate -> root, the root the anchor
     delivered, left, failures = await _deliver(
         accounts, tmp_path, cas.inter.server_context(MX, chain=[cas.inter, cas.root]),
+        f"2 0 1 {cert_sha256(cas.root)}", caplog=caplog)
+    assert delivered == [["carol@other.test"]] and left == [] and failures == []
+
+
+async def test_chain_out_of_order_with_an_extra_certificate_is_delivered_to(
+        accounts: App, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cas = Cas(tmp_path / "ca")  # TLS 1.3 lets the server send its CAs in any order
+    delivered, left, failures = await _deliver(
+        accounts, tmp_path,
+        cas.inter.server_context(MX, chain=[cas.root, cas.other, cas.inter]),
         f"2 0 1 {cert_sha256(cas.root)}", caplog=caplog)
     assert delivered == [["carol@other.test"]] and left == [] and failures == []
 

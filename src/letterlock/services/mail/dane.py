@@ -39,6 +39,8 @@ from cryptography.hazmat.primitives import serialization
 from letterlock.services.mail.mta_sts import system_resolver
 
 DANE_TA, DANE_EE = 2, 3
+MAX_CHAIN = 10
+"""Certificates of a presented chain looked at; any beyond are ignored."""
 
 
 @dataclass(frozen=True)
@@ -145,27 +147,49 @@ def _leaf_names(cert: x509.Certificate) -> list[str]:
         x509.NameOID.COMMON_NAME)]
 
 
+def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return False
+
+
 def _holds(certs: Sequence[x509.Certificate], ta: int, now: dt.datetime) -> str:
-    """Why the chain from the leaf up to the trust anchor at index ``ta`` does not
-    hold ("": it holds): each certificate issued and signed by the next, the ones
-    below the anchor within their dates and, above the leaf, CAs. The anchor's own
-    dates are not checked: DNSSEC vouches for it, not its validity period."""
-    for k in range(ta):
-        try:
-            certs[k].verify_directly_issued_by(certs[k + 1])
-        except (ValueError, TypeError, InvalidSignature):
-            what = "the leaf" if k == 0 else f"certificate {k}"
-            return f"{what} is not signed by the next certificate of the chain"
-        if not certs[k].not_valid_before_utc <= now <= certs[k].not_valid_after_utc:
-            return "expired" if now > certs[k].not_valid_after_utc else "not yet valid"
-        if k > 0:
-            try:
-                ca = certs[k].extensions.get_extension_for_class(x509.BasicConstraints)
-            except x509.ExtensionNotFound:
-                return f"certificate {k} is not a CA"
-            if not ca.value.ca:
-                return f"certificate {k} is not a CA"
-    return ""
+    """Why no path leads from the leaf (``certs[0]``) up to the trust anchor
+    ``certs[ta]`` ("": one does): each certificate issued and signed by the next, all
+    below the anchor within their dates and, above the leaf, CAs. The others may come
+    in any order, with extras (as TLS 1.3 allows). The anchor's own dates are not
+    checked: DNSSEC vouches for it, not its validity period."""
+    tried = {0}  # a certificate that led nowhere once leads nowhere from elsewhere
+
+    def walk(k: int) -> str:
+        cert = certs[k]
+        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+            return "expired" if now > cert.not_valid_after_utc else "not yet valid"
+        if k and not _is_ca(cert):
+            return f"certificate {k} is not a CA"
+        issuers = [i for i in range(1, len(certs)) if i not in tried
+                   and _signed_by(cert, certs[i])]
+        if ta in issuers:
+            return ""
+        why = (("the leaf" if k == 0 else f"certificate {k}")
+               + " is not signed by another certificate the server sent")
+        for i in issuers:
+            tried.add(i)
+            why = walk(i)
+            if not why:
+                return ""
+        return why
+
+    return walk(0)
 
 
 def authenticate(dane: DaneRecords, leaf: bytes, chain: Callable[[], list[bytes]],
@@ -186,7 +210,7 @@ def authenticate(dane: DaneRecords, leaf: bytes, chain: Callable[[], list[bytes]
     if not anchors:
         raise DaneMismatch("validation-failure",
                            f"the certificate of {host} matches none of its TLSA records")
-    presented = chain()
+    presented = chain()[:MAX_CHAIN]
     try:
         certs = [x509.load_der_x509_certificate(d) for d in presented]
     except ValueError as exc:
