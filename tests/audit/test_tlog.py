@@ -4,9 +4,14 @@ a client written from the specification (hashlib only), not by letterlock's code
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
+import os
+import shutil
+import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -194,3 +199,40 @@ def test_verifier_keys_whose_base64_holds_a_plus_round_trip() -> None:
     parsed = checkpoint.parse_verifier_key(text)
     assert (parsed.name, parsed.key_type, parsed.public) == (
         "example.test/log", checkpoint.COSIGNATURE_V1, public)
+
+
+GO_SOURCE = Path(__file__).parent.parent / "support" / "go_tlog_check" / "main.go"
+GO_PATH = Path("/usr/share/gocode")
+
+
+@pytest.mark.skipif(shutil.which("go") is None or not (GO_PATH / "src/golang.org/x/mod").is_dir(),
+                    reason="needs Debian's golang-go and golang-golang-x-mod-dev")
+async def test_the_go_reference_implementation_accepts_the_log(
+    served: tuple[App, httpx.AsyncClient], tmp_path: Path,
+) -> None:
+    """golang.org/x/mod/sumdb/note opens our checkpoint, tlog.TileHashReader
+    authenticates our tiles against it, tlog.CheckTree accepts our consistency proof."""
+    app, client = served
+    env = {**os.environ, "GO111MODULE": "off", "GOPATH": str(GO_PATH),
+           "GOCACHE": str(tmp_path / "gocache"), "GOFLAGS": ""}
+    binary = tmp_path / "go_tlog_check"
+    await asyncio.to_thread(subprocess.run, ["go", "build", "-o", str(binary), str(GO_SOURCE)],
+                            env=env, check=True, cwd=tmp_path, timeout=300)
+    vkey = (await client.get("/log/tlog/key")).text.strip()
+    with MerkleLog(app.config.control_dir / "audit", writable=False) as log:
+        old_root = base64.b64encode(log.root(300)).decode()
+        size = log.size
+
+    base = str(client.base_url).rstrip("/") + "/log/tlog"
+
+    def run(root: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(binary), base, vkey, "300", root],
+                              capture_output=True, text=True, timeout=120)
+
+    good = await asyncio.to_thread(run, old_root)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert good.stdout.strip() == f"ok {size}"
+    forged = base64.b64encode(hashlib.sha256(b"another history").digest()).decode()
+    bad = await asyncio.to_thread(run, forged)
+    assert bad.returncode == 1
+    assert "consistency from 300" in bad.stdout
