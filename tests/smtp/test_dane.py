@@ -21,6 +21,7 @@ from letterlock.services.mail.dane import Dane, Tlsa, matches
 from letterlock.services.mail.dkim_keys import DkimKeys
 from letterlock.services.mail.outbound import OutboundQueue, OutboundSettings
 from letterlock.services.operations.log_events import LogEvent
+from letterlock.services.operations.tls_reports import TlsResults
 from smtp.test_mta_sts import start_receiver
 from smtp.test_smtp_outbound import submit, submitting_through
 from support.dns_server import dns_server
@@ -51,9 +52,11 @@ def test_dane_ee_matching() -> None:
 @contextlib.asynccontextmanager
 async def dane_queue(app: App, mx_port: int, tlsa: str | list[str], *, secure: bool = True,
                      more: dict[tuple[str, str], list[str]] | None = None,
+                     tls_results: TlsResults | None = None,
                      ) -> AsyncIterator[OutboundQueue]:
     """A queue whose MX for other.test is ``MX`` at ``mx_port`` with the TLSA records
-    ``tlsa`` (and the records of ``more``), all signed where ``secure``."""
+    ``tlsa`` (and the records of ``more``), all signed where ``secure``; TLS sessions
+    counted in ``tls_results``."""
     zone = {("other.test.", "MX"): [f"10 {MX}."],
             (f"_25._tcp.{MX}.", "TLSA"): [tlsa] if isinstance(tlsa, str) else tlsa,
             **(more or {})}
@@ -70,7 +73,8 @@ async def dane_queue(app: App, mx_port: int, tlsa: str | list[str], *, secure: b
 
         yield OutboundQueue(app.config.home, app.delivery, app.accounts,
                             DkimKeys(app.config.control_dir), settings, mx_lookup=mx,
-                            dane=Dane(resolver), address_lookup=loopback)
+                            dane=Dane(resolver), address_lookup=loopback,
+                            tls_results=tls_results)
 
 
 async def _deliver(app: App, tmp_path: Path, tlsa: str | None, *, secure: bool = True,

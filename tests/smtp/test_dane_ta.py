@@ -7,6 +7,7 @@ otherwise: only the records can vouch."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import logging
 import ssl
@@ -26,6 +27,8 @@ from letterlock.services.mail.dane import (
     peer_chain,
 )
 from letterlock.services.operations.log_events import LogEvent
+from letterlock.services.operations.tls_reports import TlsResults
+from letterlock.storage.tls_reports_sqlite import TlsReportStore
 from smtp.test_dane import MX, dane_queue
 from smtp.test_mta_sts import start_receiver
 from smtp.test_smtp_outbound import submit, submitting_through
@@ -55,6 +58,7 @@ class Cas:
 async def _deliver(app: App, tmp_path: Path, server: ssl.SSLContext, *tlsa: str,
                    caplog: pytest.LogCaptureFixture,
                    more: dict[tuple[str, str], list[str]] | None = None,
+                   tls_results: TlsResults | None = None,
                    ) -> tuple[list[list[str]], list[Any], list[tuple[str, str]]]:
     """Submit one message to carol@other.test, whose MX presents ``server``'s chain
     under the TLSA records ``tlsa`` (``more``: other DNS records): what the MX
@@ -63,7 +67,8 @@ async def _deliver(app: App, tmp_path: Path, server: ssl.SSLContext, *tlsa: str,
     caplog.set_level(logging.INFO, logger="letterlock.events")
     receiver, controller, port = start_receiver(server)
     try:
-        async with dane_queue(app, port, list(tlsa), more=more) as queue, \
+        async with dane_queue(app, port, list(tlsa), more=more,
+                              tls_results=tls_results) as queue, \
                 submitting_through(app, tmp_path, queue) as world:
             assert await asyncio.to_thread(submit, world, ["carol@other.test"]) == {}
             await queue.wait_until(lambda es: not es or es[0].attempts >= 1)
@@ -225,3 +230,23 @@ async def test_tlsa_base_domain_after_a_cname_is_a_reference_identifier(
         accounts, tmp_path, cas.inter.server_context("smtp.hoster.test", chain=[cas.inter]),
         "3 1 1 " + "ab" * 32, caplog=caplog, more=more)
     assert delivered == [["carol@other.test"]] and left == [] and failures == []
+
+
+@pytest.mark.parametrize(("case", "result"), [
+    ("anchored", ""), ("other-name", "certificate-host-mismatch"),
+    ("unusable", "tlsa-invalid")])
+async def test_sessions_are_counted_for_tls_reports_by_their_result(
+        accounts: App, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        case: str, result: str) -> None:
+    cas = Cas(tmp_path / "ca")
+    name = "mx9.elsewhere.test" if case == "other-name" else MX
+    record = f"{'0' if case == 'unusable' else '2'} 1 1 {spki_sha256(cas.inter)}"
+    store = TlsReportStore(accounts.config.control_dir)
+    try:
+        await _deliver(accounts, tmp_path, cas.inter.server_context(name, chain=[cas.inter]),
+                       record, caplog=caplog, tls_results=TlsResults(store))
+        [counted] = await store.sessions(dt.datetime.now(dt.UTC).date(), "other.test")
+    finally:
+        await store.close()
+    assert (counted.policy_type, counted.strings, counted.result, counted.receiving_mx,
+            counted.count) == ("tlsa", (record,), result, MX, 1)
