@@ -188,7 +188,7 @@ def test_e5_preservation_order_60_days_and_one_extension_of_30(decide: Decide,
     assert d["user_notice"] == {"when": "none", "not_before": None}
     assert d["transparency"] == "preservation"
 
-    # Within the 60 days the authority extends it once, by 30 days (art. 11(1)):
+    # Within the 60 days the authority extends it once, by 30 days (art. 11):
     # counted from the first service.
     extended = {**pr, "received_at": "2026-10-20T09:00:00Z",
                 "served_at": "2026-10-20T09:00:00Z", "renewal_of_served_at": SERVED}

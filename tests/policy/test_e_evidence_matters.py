@@ -133,6 +133,8 @@ async def test_confidential_eu_order_no_notice_until_the_authority_asks(
     done = await eu_legal.decide(matter.id, "counsel")
     assert done.state == "executed" and done.package is not None
     assert [n.due_at for n in done.notices] == [None]  # written, due at no date
+    await app.audit.flush()  # type: ignore[attr-defined]
+    assert clear_events_of(log_records(app.config.control_dir), matter.id) == []  # sealed
     clock.now = datetime(2026, 10, 2, tzinfo=UTC)  # the confidentiality has ended
     assert (await eu_legal.tick()).notices_sent == 0
     assert await eu_legal.notices_for(BOB) == []
