@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from letterlock.app import App
 from letterlock.services.mail.dane import (
@@ -250,3 +253,33 @@ async def test_sessions_are_counted_for_tls_reports_by_their_result(
         await store.close()
     assert (counted.policy_type, counted.strings, counted.result, counted.receiving_mx,
             counted.count) == ("tlsa", (record,), result, MX, 1)
+
+
+def test_a_server_certificate_cannot_issue_and_garbage_is_no_certificate(
+        tmp_path: Path) -> None:
+    # root (the anchor) -> a server certificate (no CA) -> a leaf that one signed
+    cas = Cas(tmp_path / "ca")
+    cas.root.server_context("not-a-ca.test")
+    pem = (tmp_path / "ca" / "root")
+    issuer = x509.load_pem_x509_certificate((pem / "not-a-ca.test.pem").read_bytes())
+    issuer_key = serialization.load_pem_private_key(
+        (pem / "not-a-ca.test.key").read_bytes(), None)
+    assert isinstance(issuer_key, ec.EllipticCurvePrivateKey)
+    now = dt.datetime.now(dt.UTC)
+    leaf = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, MX)]))
+            .issuer_name(issuer.subject)
+            .public_key(ec.generate_private_key(ec.SECP256R1()).public_key())
+            .serial_number(1).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .sign(issuer_key, hashes.SHA256()))
+    chain = [c.public_bytes(serialization.Encoding.DER) for c in (leaf, issuer, cas.root.cert)]
+    records = DaneRecords(MX, (Tlsa(2, 0, 1, bytes.fromhex(cert_sha256(cas.root))),), MX)
+    with pytest.raises(DaneMismatch) as caught:
+        authenticate(records, chain[0], lambda: chain)
+    assert (caught.value.result, caught.value.reason) == (
+        "validation-failure",
+        f"the chain of {MX} does not lead to its DANE-TA anchor: certificate 1 is not a CA")
+    with pytest.raises(DaneMismatch) as caught:
+        authenticate(records, b"\x30\x03junk", lambda: chain)
+    assert caught.value.reason == f"{MX} showed no certificate that parses"

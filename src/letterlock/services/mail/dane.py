@@ -202,9 +202,14 @@ def authenticate(dane: DaneRecords, leaf: bytes, chain: Callable[[], list[bytes]
     if not usable:
         return
     host = dane.host
-    if not leaf:
-        raise DaneMismatch("validation-failure", f"{host} showed no certificate")
-    if matches(usable, leaf):
+    try:
+        if not leaf:
+            raise ValueError("none")
+        own = matches(usable, leaf)
+    except ValueError as exc:
+        raise DaneMismatch("validation-failure",
+                           f"{host} showed no certificate that parses") from exc
+    if own:
         return
     anchors = [r for r in usable if r.usage == DANE_TA]
     if not anchors:
