@@ -94,6 +94,14 @@ async def test_refusal_ground_rejects_the_held_content_r14(
     with pytest.raises(Refused):  # decided for good now
         await eu_legal.enforcing_state_answered(matter_id, "counsel", answered=False)
 
+    # The response to the issuing authority names the ground in plain words.
+    letters = await eu_legal.issue_letters(matter_id, "counsel", ("response",))
+    html = (await eu_legal.letter_file(matter_id, letters[0].id, "letter.html")).decode()
+    assert "R14: The enforcing State raised a ground for refusal." in html
+    assert "Ground raised on 6 September 2026, 12:00 UTC: producing the data would be " \
+           "contrary to ne bis in idem" in html
+    assert "(art. 12(1)(c))" in html
+
     await app.audit.flush()  # type: ignore[attr-defined]
     events = clear_events_of(log_records(app.config.control_dir), matter_id)
     answered = [e for e in events if e.type == EventType.LEGAL_MATTER_EVALUATED

@@ -18,12 +18,13 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from letterlock.policy import Decision
+from letterlock.policy.jurisdiction import RefusalGround
 from letterlock.services.legal.matter import Matter
 from letterlock.services.legal.pdf import Block
 
@@ -56,6 +57,9 @@ class LetterContext:
     e_evidence: frozenset[str]
     """Member States bound by Regulation 2023/1543: they may use a European
     Production Order where others need mutual legal assistance."""
+    refusal_grounds: Mapping[str, RefusalGround] = field(default_factory=dict)
+    """The words of the grounds an enforcing state may raise (e_evidence.json), for a
+    refusal's R14."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,13 @@ def response_text(matter: Matter, decision: Decision, ctx: LetterContext) -> Let
             sentence = bases["reasons"].get(code)
             if sentence:
                 blocks.append(Block("para", f"{code}: {_fill(sentence, **values)}"))
+            answer = facts.enforcing_state if facts else None
+            if code == "R14" and answer is not None:
+                for ground in answer.refusal_grounds:
+                    known = ctx.refusal_grounds.get(ground)
+                    words = f"{known.words} ({known.article})" if known else ground
+                    blocks.append(Block("para", f"Ground raised on {_when(answer.answered_at)}"
+                                                f": {words}."))
         cited = [p for p in finding.policies if not p.startswith("override:")]
         if len(cited) < len(finding.policies):
             overridden = True

@@ -152,6 +152,7 @@ class LetterSteps(MatterFileSteps):
                 public,
                 jurisdictions.eu,
                 jurisdictions.e_evidence,
+                jurisdictions.e_evidence_rules.refusal_grounds,
             )
             if kind == "response":
                 subject = _digest(matter.decision.to_json())
