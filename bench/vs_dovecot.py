@@ -475,7 +475,7 @@ async def running_letterlock(root: Path, env_extra: dict[str, str],
                        input=PASSWORD + "\n", text=True, check=True, capture_output=True)
     ports = {name: dovecot.free_port() for name in
              ("IMAP_PORT", "IMAP_TLS_PORT", "SMTP_PORT", "SMTP_SUBMISSION_PORT",
-              "SMTP_LMTP_PORT", "HTTP_PORT")}
+              "SMTP_LMTP_PORT", "HTTP_PORT", "SIEVE_PORT")}
     env = dict(os.environ)
     env.update({f"LETTERLOCK_{name}": str(port) for name, port in ports.items()})
     env.update(env_extra)
