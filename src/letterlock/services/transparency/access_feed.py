@@ -13,6 +13,7 @@ from typing import Any
 from letterlock.audit import records
 from letterlock.audit.log import open_reader
 from letterlock.audit.store import MerkleLog
+from letterlock.services.transparency import feed_index
 
 
 @dataclass(frozen=True)
@@ -32,14 +33,17 @@ class AccessFeed:
     Only events readable in the log are listed: an event still under a non-disclosure
     order is a commitment with no account in it, and appears here once revealed. The
     per-account index is built incrementally from the log as it grows (one pass over
-    new events per request), so a long-running server scans each event once.
+    new events per request), so a long-running server scans each event once; it is
+    kept in ``index_path`` (default ``HOME/control/access-feed.index``, see
+    :mod:`feed_index`) so a restart scans only what was logged since it was saved.
     """
 
-    def __init__(self, audit_dir: Path) -> None:
+    def __init__(self, audit_dir: Path, index_path: Path | None = None) -> None:
         self._dir = audit_dir
+        self._index_path = index_path or audit_dir.parent / feed_index.INDEX_FILE
         self._log: MerkleLog | None = None
-        self._scanned = 0
-        self._by_account: dict[str, list[int]] = {}
+        self._index: feed_index.FeedIndex | None = None
+        self.scanned_from_log = 0  # events read from the log by this instance
         self._lock = threading.Lock()
 
     def _reader(self) -> MerkleLog:
@@ -54,11 +58,8 @@ class AccessFeed:
         key = account.lower()
         with self._lock:
             log = self._reader()
-            for index, leaf in log.iter_leaves(self._scanned, log.size):
-                for about in _accounts_in(leaf):
-                    self._by_account.setdefault(about, []).append(index)
-            self._scanned = log.size
-            indices = [i for i in self._by_account.get(key, []) if i > after]
+            found = self._catch_up(log).by_account.get(key, [])
+            indices = [i for i in found if i > after]
             chosen = indices[: max(1, min(limit, 500))]
             events = []
             for index in chosen:
@@ -87,8 +88,25 @@ class AccessFeed:
     async def page_async(self, account: str, after: int = -1, limit: int = 100) -> FeedPage:
         return await asyncio.to_thread(self.page, account, after, limit)
 
+    def _catch_up(self, log: MerkleLog) -> feed_index.FeedIndex:
+        index = self._index
+        if index is None or index.size > log.size:
+            index = self._index = feed_index.load(self._index_path, log)
+        by_account = index.by_account
+        for position, leaf in log.iter_leaves(index.size, log.size):
+            for about in _accounts_in(leaf):
+                by_account.setdefault(about, []).append(position)
+            self.scanned_from_log += 1
+        index.size = max(index.size, log.size)
+        if index.size - index.saved_size >= feed_index.SAVE_AFTER:
+            feed_index.save(self._index_path, log, index)
+        return index
+
     def close(self) -> None:
         with self._lock:
+            if self._log is not None and self._index is not None \
+                    and self._index.size != self._index.saved_size:
+                feed_index.save(self._index_path, self._log, self._index)
             if self._log is not None:
                 self._log.close()
                 self._log = None
