@@ -32,7 +32,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response, Streamin
 from letterlock.app import App
 from letterlock.crypto import openpgp
 from letterlock.errors import AuthenticationFailed, InvalidInput, LetterlockError, NotFound
-from letterlock.http import access_labels
+from letterlock.http import access_labels, log_seen
 from letterlock.http.account_filters import filter_disclosure
 from letterlock.http.account_legal import legal_tab
 from letterlock.http.account_settings import PageTools, install_settings_pages
@@ -337,10 +337,13 @@ def install_account_pages(api: FastAPI, app: App, sessions: SessionStore,
             return view("account/access.html", web, 503, title="Who touched your account",
                         tab="access", available=False, events=[], head=None,
                         next_after=None, after=after)
-        return view("account/access.html", web, title="Who touched your account",
-                    tab="access", available=True,
-                    events=[describe(e) for e in page.events], head=page.head,
-                    next_after=page.next_after, after=after)
+        seen = await log_seen.check_seen(request, source, page.head)
+        response = view("account/access.html", web, title="Who touched your account",
+                        tab="access", available=True,
+                        events=[describe(e) for e in page.events], head=page.head,
+                        next_after=page.next_after, after=after, seen=seen)
+        log_seen.remember(response, request, seen, page.head)
+        return response
 
     @router.get("/access/{index}/proof.json")
     async def proof(request: Request, index: int) -> Response:

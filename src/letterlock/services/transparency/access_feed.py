@@ -85,6 +85,11 @@ class AccessFeed:
                 next_after=chosen[-1] if more and chosen else None,
             )
 
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        """RFC 9162 consistency proof between two sizes of the log (blocking)."""
+        with self._lock:
+            return self._reader().consistency_proof(old_size, new_size)
+
     async def page_async(self, account: str, after: int = -1, limit: int = 100) -> FeedPage:
         return await asyncio.to_thread(self.page, account, after, limit)
 
