@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from letterlock.app import initialise, open_app
 from letterlock.crypto import seal
 from letterlock.errors import CryptoError
+from letterlock.imap import search_text, views
 from letterlock.mime import summary as summaries
 from letterlock.services.accounts.setup import InitOptions
 from letterlock.services.mail import sealing, text_index, text_postings
@@ -58,10 +59,29 @@ async def test_helper_seals_what_opens_with_the_account_key(pool: SealPool) -> N
     for raw, (blob, sealed_summary, posting) in zip(raws, results, strict=True):
         assert_sealed(raw, blob, sealed_summary)
         # The text posting's plaintext: what SEARCH BODY compares, and the header.
-        text, header = text_postings.decode(posting)
-        assert text == text_index.body_text(raw) and raw.startswith(header)
+        posted = text_postings.decode(posting)
+        assert posted.text == text_index.body_text(raw) and raw.startswith(posted.header)
+        assert posted.version == posted.view == b""  # no header view given
         # Chunked with the pool's chunk size: a 70,000-byte message has 18 chunks.
         assert len(blob) == seal.sealed_size(len(raw), 4096)
+
+
+async def test_helper_postings_carry_the_header_view_it_is_given() -> None:
+    """The composition root names the front-end's header view; the helper imports
+    it by name and each posting carries the view (a reader need not make it)."""
+    p = SealPool(1, 4096)
+    p.header_view = (views.VERSION, search_text.encode)
+    try:
+        await p.start()
+        raw = message(3, 700)
+        future = p.seal(raw, PUBLIC, KEY_ID, ACCOUNT)
+        assert future is not None
+        _blob, _summary, posting = await future
+    finally:
+        await p.close()
+    posted = text_postings.decode(posting)
+    assert posted.version == views.VERSION
+    assert posted.view == search_text.encode(posted.header) and posted.view
 
 
 async def test_many_requests_each_get_their_own_answer(pool: SealPool) -> None:

@@ -117,6 +117,11 @@ class MailboxService:
         """Message bodies opened by readers since start (tests: what an index spared)."""
         self.postings = PostingSealer()
         """Seals new messages' text postings (services/mail/text_postings.py)."""
+        self._view = ((digest_views.version, digest_views.search)
+                      if digest_views is not None and digest_views.search else None)
+        """The header view postings carry (made where the message is sealed)."""
+        if sealer is not None:
+            sealer.header_view = self._view
         self.hub = hub
         self._chunk = chunk_bytes
         self._sealer = sealer
@@ -288,11 +293,11 @@ class MailboxService:
             blob, summary, posted = await pending
         elif len(raw) <= INLINE_SEAL_BYTES:
             blob, summary, posted = seal_with_summary(raw, record.public_key, record.key_id,
-                                                      self._chunk, record.id)
+                                                      self._chunk, record.id, self._view)
         else:
             blob, summary, posted = await asyncio.get_running_loop().run_in_executor(
                 self._seal_pool, seal_with_summary, raw, record.public_key, record.key_id,
-                self._chunk, record.id)
+                self._chunk, record.id, self._view)
         event(LogEvent.SEALED, seconds=time.perf_counter() - started, size=len(raw))
         key, posting = self.postings.seal_for(record.id, record.public_key, mailbox_id,
                                               summary, posted)

@@ -71,18 +71,20 @@ Sealed = tuple[bytes, bytes, bytes]
 
 
 def seal_with_summary(raw: bytes, public_key: bytes, key_id: bytes, chunk: int,
-                      account_id: str) -> Sealed:
+                      account_id: str,
+                      header_view: text_postings.HeaderView | None = None) -> Sealed:
     """(sealed message, sealed summary, posting) of ``raw`` for the account key
     ``public_key``; the first two under one key agreement, each bound to account
     ``account_id``, a fresh message id and its part (see seal.seal_parts); the third
-    is the plaintext of its text posting (text_postings.make), sealed by the caller."""
+    is the plaintext of its text posting (text_postings.make, with the front-end's
+    ``header_view`` of the header if given), sealed by the caller."""
     summary = summaries.summarize(raw)
     blob, sealed_summary = seal.seal_parts(
         [("body", raw), ("summary", summaries.encode(summary))],
         public_key, key_id, account_id, chunk)
     try:
         posting = text_postings.make(raw, summary.header, summaries.structure_of(summary),
-                                     text_index.body_text_of)
+                                     text_index.body_text_of, header_view)
     except Exception as exc:  # an odd message: indexed from its body instead
         log.info("no text posting for a message: %s: %s", type(exc).__name__, exc)
         posting = b""
@@ -153,20 +155,23 @@ def decode_reply(body: bytes) -> list[tuple[int, bytes, bytes, bytes]]:
 
 
 def _seal_one(raw: bytes, public_key: bytes, key_id: bytes, chunk: int,
-              account_id: str) -> bytes:
+              account_id: str, header_view: text_postings.HeaderView | None) -> bytes:
     try:
-        sealed = seal_with_summary(raw, public_key, key_id, chunk, account_id)
+        sealed = seal_with_summary(raw, public_key, key_id, chunk, account_id, header_view)
     except Exception as exc:  # reported to the requester, who raises it
         return encode_reply([(1, type(exc).__name__.encode(), str(exc).encode(), b"")])
     return encode_reply([(0, *sealed)])
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Helper process: seal what arrives on socket FD until it closes."""
+    """Helper process: seal what arrives on socket FD until it closes; with VIEW and
+    VERSION (text_postings.reference), postings carry that header view."""
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or not args[0].isdigit():
-        print("usage: python -m letterlock.services.mail.sealing FD", file=sys.stderr)
+    if len(args) not in (1, 3) or not args[0].isdigit():
+        print("usage: python -m letterlock.services.mail.sealing FD [VIEW VERSION]",
+              file=sys.stderr)
         return 2
+    header_view = text_postings.resolve(args[1:])
     # Ctrl-C in a terminal, or a service manager stopping the whole group, reaches
     # this process too; the server decides when helpers stop (it closes the socket,
     # after the work in hand is done), and a server that dies closes it as well.
@@ -187,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
             # frame then reach the disk one by one, overlapping with the sealing of
             # the rest, instead of moving through the server in lock-step.
             for raw, public_key, key_id, chunk, account_id in decode_request(body):
-                sock.sendall(_seal_one(raw, public_key, key_id, chunk, account_id))
+                sock.sendall(_seal_one(raw, public_key, key_id, chunk, account_id,
+                                       header_view))
 
 
 # -- the server side -----------------------------------------------------------------
@@ -230,6 +236,8 @@ class SealPool:
         self._starting: asyncio.Task[None] | None = None
         self._retry_after = 0.0
         self._closed = False
+        self.header_view: text_postings.HeaderView | None = None
+        """The front-end's header view postings carry (set before the first seal)."""
 
     @property
     def helper_pids(self) -> list[int]:
@@ -289,6 +297,7 @@ class SealPool:
         try:
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "letterlock.services.mail.sealing", str(theirs.fileno()),
+                *(text_postings.reference(self.header_view) if self.header_view else ()),
                 pass_fds=(theirs.fileno(),), stdin=asyncio.subprocess.DEVNULL)
         except BaseException:
             ours.close()
@@ -362,7 +371,7 @@ class SealPool:
             try:
                 job.future.set_result(seal_with_summary(job.raw, job.public_key,
                                                         job.key_id, self._chunk,
-                                                        job.account_id))
+                                                        job.account_id, self.header_view))
             except Exception as exc:
                 job.future.set_exception(exc)
 

@@ -425,9 +425,13 @@ class TextReader:
         opened = text_postings.open_postings(self._session.opener,
                                              self._session.ref.record.id, postings,
                                              message_ids, self._posting_damaged)
-        view_of = self._index.header_view
-        for uid, (text, header) in opened.items():
-            self._posted[uid] = (blobs[uid], (text, view_of(header) if view_of else b""))
+        view_of, version = self._index.header_view, self._index.version
+        for uid, item in opened.items():
+            # The header view made at delivery, if by this front-end version; else
+            # made here from the posted header.
+            made = (item.view if item.version == version and item.view
+                    else view_of(item.header) if view_of else b"")
+            self._posted[uid] = (blobs[uid], (item.text, made))
         for window, chunk in stale:
             view = views.get(window)
             try:

@@ -35,6 +35,7 @@ a new pack and deletes them (search.py, text_index.TextReader).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import struct
 import time
@@ -42,6 +43,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -67,16 +69,32 @@ _INFO = b"letterlock text posting key v1"
 _LENGTH = struct.Struct(">I")
 _ZLIB = b"\x01"
 
-Posted = tuple[str, bytes]
-"""(searchable body text, raw header section) of a message."""
+class Posted(NamedTuple):
+    """What a posting holds."""
+
+    text: str
+    """The searchable body text."""
+    header: bytes
+    """The raw header section."""
+    version: bytes = b""
+    """The front-end view version ``view`` was made by (b"": none made)."""
+    view: bytes = b""
+    """The front-end's header view of ``header`` (HeaderView), made at delivery."""
 
 
-def encode(text: str, header: bytes) -> bytes:
-    """``_ZLIB | deflate(u32 n | n bytes of text (UTF-8) | header)``: compressed (level
-    1, in the seal helper) so a posting adds a third of a message's text to the
-    delivery transaction, not all of it."""
-    data = text.encode("utf-8", "surrogatepass")
-    return _ZLIB + zlib.compress(_LENGTH.pack(len(data)) + data + header, 1)
+HeaderView = tuple[bytes, Callable[[bytes], bytes]]
+"""(version, function): the front-end's header view (digests.Views.search) as the
+seal helpers make it, so that a reader need not parse each header again."""
+
+
+def encode(posted: Posted) -> bytes:
+    """``_ZLIB | deflate(u32 n | text (UTF-8) | u32 n | header | u8 n | version |
+    view)``: compressed (level 1, in the seal helper) so a posting adds about a third
+    of a message's text to the delivery transaction, not all of it."""
+    data = posted.text.encode("utf-8", "surrogatepass")
+    return _ZLIB + zlib.compress(b"".join((
+        _LENGTH.pack(len(data)), data, _LENGTH.pack(len(posted.header)), posted.header,
+        struct.pack(">B", len(posted.version)), posted.version, posted.view)), 1)
 
 
 def decode(plain: bytes) -> Posted:
@@ -86,21 +104,49 @@ def decode(plain: bytes) -> Posted:
             raise CryptoError("unknown text posting format")
         plain = zlib.decompress(plain[1:])
         (n,) = _LENGTH.unpack_from(plain)
-        if _LENGTH.size + n > len(plain):
+        text = plain[4 : 4 + n].decode("utf-8", "surrogatepass")
+        (h,) = _LENGTH.unpack_from(plain, 4 + n)
+        pos = 8 + n + h
+        header = plain[8 + n : pos]
+        v = plain[pos]
+        if pos + 1 + v > len(plain):
             raise CryptoError("malformed text posting")
-        return (plain[_LENGTH.size : _LENGTH.size + n].decode("utf-8", "surrogatepass"),
-                plain[_LENGTH.size + n :])
-    except (struct.error, UnicodeDecodeError, zlib.error) as exc:
+        return Posted(text, header, plain[pos + 1 : pos + 1 + v], plain[pos + 1 + v :])
+    except (struct.error, UnicodeDecodeError, zlib.error, IndexError) as exc:
         raise CryptoError("malformed text posting") from exc
 
 
 def make(raw: bytes, header: bytes, tree: structure.Part | None,
-         body_text: Callable[[bytes, structure.Part | None], str]) -> bytes:
-    """The posting plaintext of ``raw`` (b"" for none: too much text)."""
+         body_text: Callable[[bytes, structure.Part | None], str],
+         header_view: HeaderView | None = None) -> bytes:
+    """The posting plaintext of ``raw`` (b"" for none: too much text), with the header
+    view when ``header_view`` is given."""
     text = body_text(raw, tree)
     if len(text) > MAX_TEXT:
         return b""
-    return encode(text, header)
+    if header_view is None:
+        return encode(Posted(text, header))
+    return encode(Posted(text, header, header_view[0], header_view[1](header)))
+
+
+def reference(header_view: HeaderView) -> list[str]:
+    """Arguments naming ``header_view`` for a seal helper process ([] if its
+    function cannot be imported by name: the helpers then make no view)."""
+    version, function = header_view
+    name = f"{function.__module__}:{function.__qualname__}"
+    if "." in function.__qualname__ or "<" in name:
+        return []
+    return [name, version.hex()]
+
+
+def resolve(args: Sequence[str]) -> HeaderView | None:
+    """The header view named by :func:`reference`'s arguments (imported: the
+    composition root chose it, this module names no front-end)."""
+    if len(args) != 2:
+        return None
+    module, _, name = args[0].partition(":")
+    function = getattr(importlib.import_module(module), name)
+    return bytes.fromhex(args[1]), function
 
 
 def object_id(mailbox_id: int, message_id: bytes) -> bytes:
