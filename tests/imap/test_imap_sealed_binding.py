@@ -218,17 +218,36 @@ async def test_a_tampered_part_is_a_no_and_one_line(
         assert len(lines_of(caplog, imap.user)) == len(case.damaged) + 1
     else:
         assert lines[-1] == b"h OK UID FETCH completed", lines
-    # SEARCH BODY opens bodies: a damaged one is a NO there too, and one line. (A
-    # body whose summary's end is damaged opens, bound by the summary's header: the
-    # search is then answered from the right body.)
+    # SEARCH BODY: answered from the text sealed at delivery (text postings) where
+    # there is one, else by opening the bodies; either way never from another
+    # message's body: "body 1" is message 2's text only. A NO is one line more.
     before = len(lines_of(caplog, imap.user))
-    lines = await c.command("s", "UID SEARCH BODY nowhere")
+    lines = await c.command("s", 'UID SEARCH BODY "body 1"')
     if lines[-1].startswith(b"s NO [CORRUPTION]"):
         assert len(lines_of(caplog, imap.user)) == before + 1
         assert lines_of(caplog, imap.user)[-1]["part"] == case.part
     else:
-        assert name == "a truncated summary", lines
-        assert lines == [b"* SEARCH", b"s OK UID SEARCH completed"]
+        assert lines == [b"* SEARCH 2", b"s OK UID SEARCH completed"], lines
+        assert len(lines_of(caplog, imap.user)) == before
+    if case.part == "body":
+        # Without the text sealed at delivery (a message from before postings, or
+        # one whose posting is gone) the search opens the bodies: a NO and a line.
+        await imap.app.mailboxes.text_index.flush()
+        box = logged[0]["mailbox"]
+        await imap.app.cells.get("us-east").store.delete_text_postings(box, [1, 2, 3])
+        db = sqlite3.connect(mail.db_path)
+        try:
+            db.execute("DELETE FROM text_packs")
+            db.commit()
+        finally:
+            db.close()
+        imap.app.mailboxes.text_index.clear()
+        before = len(lines_of(caplog, imap.user))
+        lines = await c.command("o", 'UID SEARCH BODY "body 1"')
+        assert lines == [b"o NO [CORRUPTION] Stored data of message UID %s is missing or "
+                         b"damaged" % uids.encode()]
+        now = lines_of(caplog, imap.user)[before:]
+        assert [(d["uid"], d["part"]) for d in now] == [(u, "body") for u in case.damaged]
     # The intact ones read alone.
     for u in intact:
         lines = await c.command("u", f"UID FETCH {u} (BODY.PEEK[])")

@@ -358,15 +358,13 @@ async def bodies_present(ctx: Context, records: list[MessageRecord],
                          digests: dict[int, Digest] | None = None, *,
                          skip_damaged: bool = False,
                          failures: dict[int, DamagedPart] | None = None,
-                         reported: Mapping[int, str] | None = None,
                          ) -> dict[int, bytes]:
     """Bodies of ``records`` in one round trip; if some were expunged meanwhile by
     another session (their blobs gone) or do not open (damaged, or another message's
     blob: the content key of the message's own summary does not open it), the
     others, one by one. Those that do not open are left out only with
     ``skip_damaged`` (the caller then tells them from expunged ones: ``still_listed``);
-    otherwise CryptoError is raised, after one ``mail:message:damaged`` line (unless
-    the message is among those ``reported`` already, by a digest reader).
+    otherwise CryptoError is raised, after one ``mail:message:damaged`` line.
     ``failures`` gets, per message left out, which part failed and why."""
     assert ctx.user is not None
     svc = ctx.services.mailboxes
@@ -387,8 +385,6 @@ async def bodies_present(ctx: Context, records: list[MessageRecord],
                 if failures is not None:
                     failures[rec.uid] = damage
                 continue
-            if reported and rec.uid in reported:
-                raise
             # The caller answers NO [CORRUPTION]: this is the operator's line.
             event(LogEvent.MESSAGE_DAMAGED, user=ctx.user.address, mailbox=rec.mailbox_id,
                   uid=rec.uid, blob=rec.blob_id, part=damage.part, message=damage.message,

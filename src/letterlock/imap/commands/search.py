@@ -461,11 +461,12 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
                     group = _next_group(unindexed, rec)
                     attempted.update(r.uid for r in group)
                     failures: dict[int, DamagedPart] = {}
-                    raws = await bodies_present(
-                        ctx, group, digests, failures=failures,
-                        reported=reader.damaged if reader is not None else None)
+                    raws = await bodies_present(ctx, group, digests, skip_damaged=True,
+                                                failures=failures)
                     lost = [r for r in group if r.uid not in raws]
-                    if lost and (damaged := await still_listed(ctx, sel.id, lost, failures)):
+                    if lost and (damaged := await still_listed(
+                            ctx, sel.id, lost, failures,
+                            reader.damaged if reader is not None else None)):
                         # Missing, not expunged meanwhile: a search must not pass over it.
                         return no("Stored data of message UID "
                                   + ",".join(str(r.uid) for r in damaged)
