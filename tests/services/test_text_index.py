@@ -122,12 +122,15 @@ async def test_region_move_leaves_no_pack_behind(app: App, session: Session) -> 
     await app.mailboxes.text_index.flush()
     old = app.cells.get("eu-dublin").store
     assert len(await old.get_text_packs(box, 1, 3)) == 1
+    assert len(await old.get_text_postings(box, 1, 3)) == 3  # sealed at delivery
     await app.accounts.move("bob@example.test", "us-east", settle_s=0)
-    with pytest.raises(UnknownMailbox):  # the mailbox and its packs are gone there
+    with pytest.raises(UnknownMailbox):  # the mailbox, its packs and postings are gone
         await old.get_text_packs(box, 1, 3)
     again = await app.accounts.authenticate("bob@example.test", PASSWORD)
     moved = (await app.mailboxes.get_mailbox(again, "INBOX")).id
     mine = await app.mailboxes.messages(again, moved, with_summary=False)
     assert len(mine) == 3
-    # Nothing travels: the new cell's readers make the packs again.
+    # Nothing travels (the postings neither): the new cell's readers make the packs
+    # again from the bodies.
+    assert await app.cells.get("us-east").store.get_text_postings(moved, 1, 3) == []
     assert await app.mailboxes.text_reader(again, moved).get(mine) == {}
