@@ -5,16 +5,21 @@ public key, until a session holding the key merges it into the sealed text index
 Mail arrives without the owner's key, so the text index cannot be written then. What
 SEARCH BODY/TEXT will compare is made where the message is sealed (the seal helper
 processes, services/mail/sealing.py): the *searchable body text*
-(:func:`text_index.body_text`) and the raw header section, from which a reader
-computes the front-end's header view (the same ``Views`` the digests use). That
-plaintext is sealed under a **posting key**:
+(:func:`text_index.body_text`), the raw header section and the front-end's header
+view of it (``Views.search``, which the composition root gives the seal pool; its
+helpers import it by name, so no service imports a front-end). A reader uses that
+view when its front-end version made it, else computes it from the header. That
+plaintext is compressed and sealed under a **posting key**:
 
 - a process makes, per account, an ephemeral X25519 key pair; its shared secret with
   the account's public key, through HKDF-SHA256 (salt: both public keys), is an
   AES-256-GCM key;
-- the private half lives only in this process's memory and is dropped when the key
-  is rotated (every ``ROTATE_S`` seconds or ``ROTATE_POSTINGS`` postings, whichever
-  comes first), so nothing on the server can open the postings sealed under it;
+- the private half is used for that one agreement and dropped; the AES key lives
+  only in this process's memory until the key is rotated (every ``ROTATE_S``
+  seconds or ``ROTATE_POSTINGS`` postings, whichever comes first) and is then
+  dropped, so nothing on the server can open the postings sealed under an older
+  one (while it is current, whoever reads this process's memory also sees the
+  mail arriving in clear);
 - the public half is stored beside each posting; the owner's private key derives
   the same AES key, one X25519 per posting key, then AES only.
 
@@ -26,11 +31,14 @@ mailbox or message does not open.
 Postings are stored with their message in the same append (storage
 ``text_postings``), and removed in the same transaction as the message (expunge,
 MOVE, mailbox and account deletion; a region move leaves them behind with the old
-cell's rows, and the new cell's readers open the bodies). Making one is best-effort:
-a message without a posting (too much text, or stored by an older release) is
-indexed by opening its body, as before. A reader that meets a window of messages
-with no text pack, or messages newer than the pack, merges the window's postings into
-a new pack and deletes them (search.py, text_index.TextReader).
+cell's rows, and the new cell's readers open the bodies). Storing a posting is part
+of the delivery transaction (a message is never stored without the posting made
+for it, nor a posting without its message); making one is best-effort: a message
+without a posting (too much text, text that could not be made, copies, or stored by
+an older release) is indexed by opening its body, as before. A reader that meets a
+window of messages with no text pack, or messages newer than the pack, merges the
+window's postings into a new pack and deletes them (search.py,
+text_index.TextReader).
 """
 
 from __future__ import annotations
