@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import os
-import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,6 +20,7 @@ from letterlock.audit import checkpoint, tiles
 from letterlock.audit.store import MerkleLog
 from letterlock.errors import InvalidInput
 from letterlock.http.server import HttpServer
+from support import go_tools
 
 from .conftest import numbered_event
 
@@ -201,23 +200,14 @@ def test_verifier_keys_whose_base64_holds_a_plus_round_trip() -> None:
         "example.test/log", checkpoint.COSIGNATURE_V1, public)
 
 
-GO_SOURCE = Path(__file__).parent.parent / "support" / "go_tlog_check" / "main.go"
-GO_PATH = Path("/usr/share/gocode")
-
-
-@pytest.mark.skipif(shutil.which("go") is None or not (GO_PATH / "src/golang.org/x/mod").is_dir(),
-                    reason="needs Debian's golang-go and golang-golang-x-mod-dev")
+@pytest.mark.skipif(not go_tools.AVAILABLE, reason=go_tools.MISSING)
 async def test_the_go_reference_implementation_accepts_the_log(
     served: tuple[App, httpx.AsyncClient], tmp_path: Path,
 ) -> None:
     """golang.org/x/mod/sumdb/note opens our checkpoint, tlog.TileHashReader
     authenticates our tiles against it, tlog.CheckTree accepts our consistency proof."""
     app, client = served
-    env = {**os.environ, "GO111MODULE": "off", "GOPATH": str(GO_PATH),
-           "GOCACHE": str(tmp_path / "gocache"), "GOFLAGS": ""}
-    binary = tmp_path / "go_tlog_check"
-    await asyncio.to_thread(subprocess.run, ["go", "build", "-o", str(binary), str(GO_SOURCE)],
-                            env=env, check=True, cwd=tmp_path, timeout=300)
+    binary = await asyncio.to_thread(go_tools.build, "go_tlog_check", tmp_path)
     vkey = (await client.get("/log/tlog/key")).text.strip()
     with MerkleLog(app.config.control_dir / "audit", writable=False) as log:
         old_root = base64.b64encode(log.root(300)).decode()

@@ -1,8 +1,10 @@
-"""Witness cosigning (c2sp.org/tlog-witness) against a witness written from the spec
-(tests/support/witness.py, none of letterlock's code), all over real HTTP: the server
-submits its checkpoints, the witness checks signatures and consistency proofs and
-cosigns, and the cosignatures are served with the checkpoint. A log that shows the
-witness a different tree is refused."""
+"""Witness cosigning (c2sp.org/tlog-witness), all over real HTTP, against two witnesses
+that share no code with letterlock: one written from the spec in Python, one in Go whose
+note and consistency checks are the Go reference implementation's
+(tests/support/witness.py, tests/support/go_witness/). The server submits its
+checkpoints, the witness checks signatures and consistency proofs and cosigns, and the
+cosignatures are served with the checkpoint. A log that shows the witness a different
+tree is refused."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import asyncio
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,23 +24,36 @@ from letterlock.audit.store import MerkleLog
 from letterlock.audit.tiles import TileServer, origin_for
 from letterlock.http.server import HttpServer
 from letterlock.services.transparency import witnessing
+from support import go_tools
 from support.cli import letterlock
-from support.witness import Witness
+from support.witness import GoWitness, Witness
 
 from .conftest import numbered_event
 
 WITNESS = "witness.test/w1"
 
 
-@pytest.fixture
-async def setup(app: App) -> AsyncIterator[tuple[App, httpx.AsyncClient, Witness]]:
+@pytest.fixture(scope="module")
+def go_witness_binary(tmp_path_factory: pytest.TempPathFactory) -> str:
+    if not go_tools.AVAILABLE:
+        pytest.skip(go_tools.MISSING)
+    return str(go_tools.build("go_witness", tmp_path_factory.mktemp("go")))
+
+
+@pytest.fixture(params=["python", "go"])
+async def setup(app: App, request: pytest.FixtureRequest,
+                ) -> AsyncIterator[tuple[App, httpx.AsyncClient, Witness]]:
+    make: Any = Witness
+    if request.param == "go":
+        binary = request.getfixturevalue("go_witness_binary")
+        make = lambda name, logs: GoWitness(binary, name, logs)  # noqa: E731
     server = HttpServer(app)
     port = await server.start("127.0.0.1", 0)
     origin = origin_for(app.config.server.hostname)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             vkey = (await client.get("/log/tlog/key")).text.strip()
-            with Witness(WITNESS, {origin: vkey}) as w:
+            with make(WITNESS, {origin: vkey}) as w:
                 (app.config.control_dir / witnessing.WITNESSES_FILE).write_text(
                     f"# test witness\n{w.url}  {w.vkey}\n")
                 yield app, client, w

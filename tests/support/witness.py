@@ -3,9 +3,11 @@ from the specifications for the tests, on purpose without any letterlock code: i
 parses notes, checks the log's Ed25519 signature and the RFC 6962 consistency proof
 with its own code, so a letterlock bug in those cannot hide behind the same bug here.
 
-No independent witness can run on this machine (no Go toolchain for litewitness or
-the Go sumdb verifier, no witness on PyPI), hence this one. It serves real HTTP on
-127.0.0.1 from a thread::
+No independent witness is installable here (litewitness and sigsum's witness need a
+newer Go and modules this machine cannot fetch; PyPI and Debian have none), hence this
+one, and :class:`GoWitness`, whose checks are the Go reference implementation's
+(golang.org/x/mod/sumdb, Debian's package). This one serves real HTTP on 127.0.0.1
+from a thread::
 
     with Witness("witness.test/w1", {origin: log_vkey}) as w:
         w.url  # POST w.url + "/add-checkpoint"
@@ -16,8 +18,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import struct
+import subprocess
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -202,3 +206,45 @@ class Witness:
         message = f"cosignature/v1\ntime {stamp}\n{cp_text}".encode()
         sig = _kid(self.name, 4, self.public) + struct.pack(">Q", stamp) + self._key.sign(message)
         return f"\u2014 {self.name} {base64.b64encode(sig).decode()}\n".encode()
+
+
+class GoWitness:
+    """The witness of tests/support/go_witness (the Go reference implementation's note
+    and consistency checks) in a subprocess, with the same face as :class:`Witness`."""
+
+    def __init__(self, binary: str, name: str, logs: dict[str, str]) -> None:
+        [(origin, vkey)] = logs.items()
+        self.name = name
+        self._argv = [binary, name, origin, vkey]
+        self._proc: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.vkey = ""
+
+    def __enter__(self) -> GoWitness:
+        self._proc = subprocess.Popen(self._argv, stdout=subprocess.PIPE, text=True)
+        assert self._proc.stdout is not None
+        for _ in range(2):
+            kind, _, value = self._proc.stdout.readline().strip().partition(" ")
+            setattr(self, {"url": "url", "key": "vkey"}[kind], value)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(timeout=10)
+
+    def _get(self, path: str) -> list[str]:
+        with urllib.request.urlopen(self.url + path, timeout=10) as resp:
+            return [line for line in resp.read().decode().split("\n") if line]
+
+    @property
+    def requests(self) -> list[tuple[int, int]]:
+        return [(int(s), int(o)) for s, o in (line.split() for line in self._get("/requests"))]
+
+    @property
+    def latest(self) -> dict[str, tuple[int, bytes]]:
+        out = {}
+        for line in self._get("/latest"):
+            origin, size, root = line.split()
+            out[origin] = (int(size), base64.b64decode(root))
+        return out
