@@ -153,3 +153,23 @@ async def test_the_command_submits_and_reports(
     assert bad.returncode != 0
     assert "expected 'URL KEY'" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+async def test_the_server_submits_on_its_own(
+    setup: tuple[App, httpx.AsyncClient, Witness],
+) -> None:
+    """`letterlock serve`'s starter: a round at start (then every minute)."""
+    from letterlock.server import _start_witnessing
+
+    app, client, w = setup
+    stop = await _start_witnessing(app)
+    try:
+        for _ in range(100):
+            if w.requests:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await stop()
+    assert w.requests == [(200, 0)]
+    note = (await client.get("/log/tlog/checkpoint")).text
+    checkpoint.open_note(note, checkpoint.parse_verifier_key(w.vkey))

@@ -142,18 +142,3 @@ class TileServer:
                                    f"may be ({len(leaf)} bytes)")
             out += len(leaf).to_bytes(2, "big") + leaf
         return bytes(out)
-
-
-def split_bundle(bundle: bytes) -> list[bytes]:
-    """The entries of an entry bundle (InvalidInput when it is cut short)."""
-    entries = []
-    pos = 0
-    while pos < len(bundle):
-        if pos + 2 > len(bundle):
-            raise InvalidInput("an entry bundle ends inside a length")
-        length = int.from_bytes(bundle[pos:pos + 2], "big")
-        if pos + 2 + length > len(bundle):
-            raise InvalidInput("an entry bundle ends inside an entry")
-        entries.append(bundle[pos + 2:pos + 2 + length])
-        pos += 2 + length
-    return entries

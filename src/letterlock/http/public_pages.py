@@ -181,4 +181,4 @@ def install_public_pages(api: FastAPI, app: App, pages: PageRenderer) -> None:
                         headers={"Content-Disposition": 'attachment; filename="verify.py"'})
 
     api.include_router(router)
-    install_tlog_routes(api, audit_dir, app.config.server.hostname)
+    api.state.tlog = install_tlog_routes(api, audit_dir, app.config.server.hostname)

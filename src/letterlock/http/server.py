@@ -428,6 +428,9 @@ class HttpServer:
         if self._feed is not None:
             await asyncio.to_thread(self._feed.close)
             self._feed = None
+        tlog = getattr(self.api.state, "tlog", None)
+        if tlog is not None:  # the tiles API's view of the audit log
+            await asyncio.to_thread(tlog.close)
 
 
 async def start_http(app: App) -> Stopper:
