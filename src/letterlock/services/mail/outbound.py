@@ -37,6 +37,7 @@ from letterlock.services.accounts.accounts import AccountRef, AccountService
 from letterlock.services.mail.dane import Dane
 from letterlock.services.mail.delivery import DeliveryService
 from letterlock.services.mail.dkim_keys import DkimKeys
+from letterlock.services.mail.local_handoff import deliver_here
 from letterlock.services.mail.mta_sts import MtaSts
 from letterlock.services.mail.outbound_routes import (
     DomainRoutes,
@@ -394,7 +395,10 @@ class OutboundQueue:
         else:
             message = await asyncio.get_running_loop().run_in_executor(
                 self._pool, spool.read_message, entry)
-            for hosts_key, addresses in self._groups(entry.pending).items():
+            here, foreign = await deliver_here(self._delivery, entry.mail_from,
+                                               entry.pending, message)
+            outcomes.update(here)
+            for hosts_key, addresses in self._groups(foreign).items():
                 outcomes.update(await self._routes.send(hosts_key, addresses, entry.mail_from,
                                                         message))
         recipients = tuple(
