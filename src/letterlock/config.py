@@ -330,6 +330,15 @@ class SpamConfig:
 
 
 @dataclass(frozen=True)
+class OperationsConfig:
+    backup_dir: str = ""
+    """Directory the operator console writes region backups and mail exports into
+    (each into a new directory of its own) and reads mail imports from; the browser
+    only picks names under it, never a path. Empty: ``HOME-backups`` beside HOME
+    (backups are refused inside HOME)."""
+
+
+@dataclass(frozen=True)
 class Config:
     home: Path
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -342,6 +351,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     legal: LegalConfig = field(default_factory=LegalConfig)
     spam: SpamConfig = field(default_factory=SpamConfig)
+    operations: OperationsConfig = field(default_factory=OperationsConfig)
 
     @property
     def control_dir(self) -> Path:
@@ -351,6 +361,14 @@ class Config:
     def run_dir(self) -> Path:
         """Where the processes of one running server leave sockets for each other."""
         return self.control_dir / "run"
+
+    @property
+    def backup_root(self) -> Path:
+        """Where the console's backups and exports go (``operations.backup_dir``)."""
+        if self.operations.backup_dir:
+            return Path(self.operations.backup_dir).expanduser().absolute()
+        home = self.home.absolute()
+        return home.parent / f"{home.name}-backups"
 
     def region_dir(self, region_id: str) -> Path:
         return self.home / "regions" / region_id

@@ -14,21 +14,18 @@ catch-alls and who may send as what, through the address service the command lin
 
 # No `from __future__ import annotations`: FastAPI must see the handlers' annotations.
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
-from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from letterlock.app import App
 from letterlock.errors import Refused
-from letterlock.http.console_auth import ConsoleSession, ConsoleSessions, admin_only
-
-Action = Callable[[ConsoleSession, dict[str, str]], Awaitable[str]]
-Act = Callable[..., Awaitable[Response]]
+from letterlock.http.console_auth import ConsoleSession
+from letterlock.http.console_forms import Action, AdminForms
 
 
-def install_console_addresses(router: APIRouter, app: App, sessions: ConsoleSessions,
-                              view: Callable[..., Response], act: Act) -> None:
+def install_console_addresses(forms: AdminForms, app: App,
+                              view: Callable[..., Response]) -> None:
     async def addresses_page(console: ConsoleSession, status: int = 200,
                              error: str | None = None) -> Response:
         return view("console/addresses.html", console, status, title="Addresses",
@@ -37,79 +34,63 @@ def install_console_addresses(router: APIRouter, app: App, sessions: ConsoleSess
                     domains=[d.name for d in await app.control.list_domains()],
                     domain_aliases=await app.addresses.list_domain_aliases(), error=error)
 
-    async def done(request: Request, action: Action) -> Response:
-        return await act(request, action, addresses_page, "/console/addresses", 422)
+    def post(path: str) -> Callable[[Action], Action]:
+        return forms.post(path, addresses_page, "/console/addresses", 422)
 
-    @router.get("/addresses")
-    async def addresses(request: Request) -> Response:
-        return await addresses_page(admin_only(sessions, request))
+    forms.page("/addresses", addresses_page)
 
-    @router.post("/addresses/alias")
-    async def add_alias(request: Request) -> Response:
-        async def alias(console: ConsoleSession, form: dict[str, str]) -> str:
-            account = form.get("account", "")
-            made = await app.addresses.add_alias(form.get("alias", ""), account,
-                                                 actor=console.name)
-            return f"{made} now leads to {account}."
-        return await done(request, alias)
+    @post("/addresses/alias")
+    async def add_alias(console: ConsoleSession, form: dict[str, str]) -> str:
+        account = form.get("account", "")
+        made = await app.addresses.add_alias(form.get("alias", ""), account,
+                                             actor=console.name)
+        return f"{made} now leads to {account}."
 
-    @router.post("/addresses/group")
-    async def add_group(request: Request) -> Response:
-        async def group(console: ConsoleSession, form: dict[str, str]) -> str:
-            members = form.get("members", "").replace(",", " ").split()
-            made = await app.addresses.add_group(form.get("group", ""), members,
-                                                 actor=console.name)
-            return f"Group {made} made with {len(members)} member(s)."
-        return await done(request, group)
+    @post("/addresses/group")
+    async def add_group(console: ConsoleSession, form: dict[str, str]) -> str:
+        members = form.get("members", "").replace(",", " ").split()
+        made = await app.addresses.add_group(form.get("group", ""), members,
+                                             actor=console.name)
+        return f"Group {made} made with {len(members)} member(s)."
 
-    @router.post("/addresses/member")
-    async def member(request: Request) -> Response:
-        async def change(console: ConsoleSession, form: dict[str, str]) -> str:
-            group, account = form.get("group", ""), form.get("account", "")
-            if form.get("action") == "remove":
-                await app.addresses.remove_member(group, account, actor=console.name)
-                return f"{account} is no longer a member of {group}."
-            await app.addresses.add_member(group, account, actor=console.name)
-            return f"{account} is now a member of {group}."
-        return await done(request, change)
+    @post("/addresses/member")
+    async def member(console: ConsoleSession, form: dict[str, str]) -> str:
+        group, account = form.get("group", ""), form.get("account", "")
+        if form.get("action") == "remove":
+            await app.addresses.remove_member(group, account, actor=console.name)
+            return f"{account} is no longer a member of {group}."
+        await app.addresses.add_member(group, account, actor=console.name)
+        return f"{account} is now a member of {group}."
 
-    @router.post("/addresses/catch-all")
-    async def catch_all(request: Request) -> Response:
-        async def set_it(console: ConsoleSession, form: dict[str, str]) -> str:
-            domain, account = form.get("domain", ""), form.get("account", "")
-            await app.addresses.set_catch_all(domain, account, actor=console.name)
-            return f"Mail to any other address of {domain} goes to {account}."
-        return await done(request, set_it)
+    @post("/addresses/catch-all")
+    async def catch_all(console: ConsoleSession, form: dict[str, str]) -> str:
+        domain, account = form.get("domain", ""), form.get("account", "")
+        await app.addresses.set_catch_all(domain, account, actor=console.name)
+        return f"Mail to any other address of {domain} goes to {account}."
 
-    @router.post("/addresses/remove")
-    async def remove(request: Request) -> Response:
-        async def gone(console: ConsoleSession, form: dict[str, str]) -> str:
-            address = form.get("address", "")
-            kind = await app.addresses.remove(address, actor=console.name)
-            return f"Removed {kind} {address}; mail to it is refused from now on."
-        return await done(request, gone)
+    @post("/addresses/remove")
+    async def remove(console: ConsoleSession, form: dict[str, str]) -> str:
+        address = form.get("address", "")
+        kind = await app.addresses.remove(address, actor=console.name)
+        return f"Removed {kind} {address}; mail to it is refused from now on."
 
-    @router.post("/addresses/send-as")
-    async def send_as(request: Request) -> Response:
-        async def grant(console: ConsoleSession, form: dict[str, str]) -> str:
-            account, address = form.get("account", ""), form.get("address", "")
-            on = form.get("action") != "revoke"
-            if not await app.addresses.grant_send_as(account, address, on=on,
-                                                     actor=console.name):
-                raise Refused(f"nothing changed: {account} {'already' if on else 'never'} "
-                              f"could send as {address}")
-            return (f"{account} may now send as {address}." if on
-                    else f"{account} may no longer send as {address}.")
-        return await done(request, grant)
+    @post("/addresses/send-as")
+    async def send_as(console: ConsoleSession, form: dict[str, str]) -> str:
+        account, address = form.get("account", ""), form.get("address", "")
+        on = form.get("action") != "revoke"
+        if not await app.addresses.grant_send_as(account, address, on=on,
+                                                 actor=console.name):
+            raise Refused(f"nothing changed: {account} {'already' if on else 'never'} "
+                          f"could send as {address}")
+        return (f"{account} may now send as {address}." if on
+                else f"{account} may no longer send as {address}.")
 
-    @router.post("/addresses/domain-alias")
-    async def domain_alias(request: Request) -> Response:
-        async def change(console: ConsoleSession, form: dict[str, str]) -> str:
-            alias = form.get("alias", "").strip().lower()
-            if form.get("action") == "remove":
-                await app.addresses.remove_domain_alias(alias, actor=console.name)
-                return f"Mail to {alias} is no longer taken."
-            target = form.get("domain", "")
-            await app.addresses.add_domain_alias(alias, target, actor=console.name)
-            return f"Mail to any address of {alias} goes to the same name at {target}."
-        return await done(request, change)
+    @post("/addresses/domain-alias")
+    async def domain_alias(console: ConsoleSession, form: dict[str, str]) -> str:
+        alias = form.get("alias", "").strip().lower()
+        if form.get("action") == "remove":
+            await app.addresses.remove_domain_alias(alias, actor=console.name)
+            return f"Mail to {alias} is no longer taken."
+        target = form.get("domain", "")
+        await app.addresses.add_domain_alias(alias, target, actor=console.name)
+        return f"Mail to any address of {alias} goes to the same name at {target}."

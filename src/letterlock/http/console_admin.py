@@ -18,6 +18,10 @@
     GET  /console/operators        operators and their roles
     POST /console/operators        add one; POST /console/operators/{remove,password}
 
+The backups, audit log and mail export/import areas are in ``console_operations``.
+Each POST is registered with ``console_forms.AdminForms.post`` (the form and its CSRF
+token, the service, the flash message, the redirect).
+
 Every action calls the service the command line calls, with the signed-in operator's
 name as the actor of its audit record; queue changes (which the audit log does not
 hold) are a ``queue:message:*`` log line naming the operator.
@@ -26,19 +30,19 @@ hold) are a ``queue:message:*`` log line naming the operator.
 # No `from __future__ import annotations`: FastAPI must see the handlers' annotations.
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
 from letterlock.app import App
 from letterlock.errors import AuthenticationFailed, InvalidInput, LetterlockError, Refused
-from letterlock.http.account_pages import FormRefused, read_form
 from letterlock.http.console_addresses import install_console_addresses
 from letterlock.http.console_auth import ConsoleSession, ConsoleSessions, admin_only
-from letterlock.http.web_sessions import same_token
+from letterlock.http.console_forms import AdminForms, back, error_text
+from letterlock.http.console_operations import install_console_operations
 from letterlock.policy import format_time
 from letterlock.services.accounts import setup
 from letterlock.services.accounts.accounts import MIN_PASSWORD_LENGTH
@@ -58,39 +62,11 @@ DNS_NAMESERVERS: list[str] | None = None
 Tests point it at a closed port."""
 
 
-def _error(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
-    return text[:1].upper() + text[1:]
-
-
 def install_console_admin(api: FastAPI, app: App, sessions: ConsoleSessions,
                           view: Callable[..., Response]) -> None:
     router = APIRouter(prefix="/console", include_in_schema=False)
-
-    async def form_of(request: Request) -> tuple[ConsoleSession, dict[str, str]]:
-        console = admin_only(sessions, request)
-        form = await read_form(request)
-        if not same_token(form.get("csrf"), console.csrf):
-            raise FormRefused("bad CSRF token")
-        return console, form
-
-    def back(to: str) -> Response:
-        return RedirectResponse(to, status_code=303)
-
-    Action = Callable[[ConsoleSession, dict[str, str]], Awaitable[str]]
-    Page = Callable[[ConsoleSession, int, str], Awaitable[Response]]
-
-    async def act(request: Request, action: Action, failed: Page, to: str,
-                  status: int = 409) -> Response:
-        """A state change: run ``action`` (it returns the flash message), then
-        redirect to ``to``; a refusal is shown in the page, with ``status``."""
-        console, form = await form_of(request)
-        try:
-            said = await action(console, form)
-        except LetterlockError as exc:
-            return await failed(console, status, _error(exc))
-        console.say(said)
-        return back(to)
+    forms = AdminForms(router, sessions)
+    form_of = forms.form_of
 
     # -- accounts -------------------------------------------------------------------------
 
@@ -121,9 +97,7 @@ def install_console_admin(api: FastAPI, app: App, sessions: ConsoleSessions,
                     domains=domains, error=error, kept=kept,
                     min_length=MIN_PASSWORD_LENGTH)
 
-    @router.get("/accounts")
-    async def accounts(request: Request) -> Response:
-        return await accounts_page(admin_only(sessions, request))
+    forms.page("/accounts", accounts_page)
 
     @router.post("/accounts")
     async def create_account(request: Request) -> Response:
@@ -137,69 +111,59 @@ def install_console_admin(api: FastAPI, app: App, sessions: ConsoleSessions,
             ref, code = await app.accounts.create(address, region, password,
                                                   actor=console.name)
         except LetterlockError as exc:
-            return await accounts_page(console, 422, _error(exc), address=address,
+            return await accounts_page(console, 422, error_text(exc), address=address,
                                        region=region)
         console.say(f"Created {ref.address} in region {ref.region}. Its recovery code, "
                     f"shown this once, for the owner to keep: {code}")
         return back("/console/accounts")
 
-    @router.post("/accounts/move")
-    async def move_account(request: Request) -> Response:
-        async def move(console: ConsoleSession, form: dict[str, str]) -> str:
-            ref = await app.accounts.move(form.get("address", ""), form.get("region", ""),
-                                          actor=console.name)
-            return f"Moved {ref.address} and its mail to region {ref.region}."
-        return await act(request, move, accounts_page, "/console/accounts")
+    @forms.post("/accounts/move", accounts_page, "/console/accounts")
+    async def move_account(console: ConsoleSession, form: dict[str, str]) -> str:
+        ref = await app.accounts.move(form.get("address", ""), form.get("region", ""),
+                                      actor=console.name)
+        return f"Moved {ref.address} and its mail to region {ref.region}."
 
-    @router.post("/accounts/reset")
-    async def reset_password(request: Request) -> Response:
-        async def reset(console: ConsoleSession, form: dict[str, str]) -> str:
-            address = form.get("address", "")
-            try:
-                await app.accounts.recover(address, form.get("code", ""),
-                                           form.get("password", ""), actor=console.name)
-            except AuthenticationFailed:
-                raise AuthenticationFailed(f"that recovery code does not open {address}: "
-                                           "the password is unchanged") from None
-            return f"New password set for {address}; its recovery code stays valid."
-        return await act(request, reset, accounts_page, "/console/accounts", 422)
+    @forms.post("/accounts/reset", accounts_page, "/console/accounts", 422)
+    async def reset_password(console: ConsoleSession, form: dict[str, str]) -> str:
+        address = form.get("address", "")
+        try:
+            await app.accounts.recover(address, form.get("code", ""),
+                                       form.get("password", ""), actor=console.name)
+        except AuthenticationFailed:
+            raise AuthenticationFailed(f"that recovery code does not open {address}: "
+                                       "the password is unchanged") from None
+        return f"New password set for {address}; its recovery code stays valid."
 
-    @router.post("/accounts/disable")
-    async def disable_account(request: Request) -> Response:
-        async def switch(console: ConsoleSession, form: dict[str, str]) -> str:
-            address, off = form.get("address", ""), form.get("action") != "enable"
-            await app.accounts.set_disabled(address, off, actor=console.name)
-            return (f"Disabled {address}: its logins are refused, its mail still arrives."
-                    if off else f"Enabled {address} again.")
-        return await act(request, switch, accounts_page, "/console/accounts")
+    @forms.post("/accounts/disable", accounts_page, "/console/accounts")
+    async def disable_account(console: ConsoleSession, form: dict[str, str]) -> str:
+        address, off = form.get("address", ""), form.get("action") != "enable"
+        await app.accounts.set_disabled(address, off, actor=console.name)
+        return (f"Disabled {address}: its logins are refused, its mail still arrives."
+                if off else f"Enabled {address} again.")
 
-    @router.post("/accounts/delete")
-    async def delete_account(request: Request) -> Response:
-        async def delete(console: ConsoleSession, form: dict[str, str]) -> str:
-            address = form.get("address", "")
-            if form.get("confirm", "") != address:
-                raise InvalidInput("type the address again to delete it: nothing was "
-                                   "deleted")
-            await app.accounts.delete(address, actor=console.name)
-            return f"Deleted {address} and all its mail."
-        return await act(request, delete, accounts_page, "/console/accounts")
+    @forms.post("/accounts/delete", accounts_page, "/console/accounts")
+    async def delete_account(console: ConsoleSession, form: dict[str, str]) -> str:
+        address = form.get("address", "")
+        if form.get("confirm", "") != address:
+            raise InvalidInput("type the address again to delete it: nothing was "
+                               "deleted")
+        await app.accounts.delete(address, actor=console.name)
+        return f"Deleted {address} and all its mail."
 
-    @router.post("/accounts/quota")
-    async def set_quota(request: Request) -> Response:
-        async def limits(_console: ConsoleSession, form: dict[str, str]) -> str:
-            scope = form.get("scope", "").strip().lower()
-            storage, count = form.get("storage", "").strip(), form.get("messages", "").strip()
-            if count and not count.isdigit():
-                raise InvalidInput(f"messages: {count!r} is not a whole number")
-            quota = Quota(parse_size(storage) if storage else None,
-                          int(count) if count else None)
-            await app.quotas.set_limits(scope, quota)
-            if quota.unlimited:
-                return f"{scope}: no limits of its own."
-            size = "unlimited" if quota.storage is None else human_size(quota.storage)
-            count = "unlimited" if quota.messages is None else str(quota.messages)
-            return f"{scope}: storage {size}, messages {count}."
-        return await act(request, limits, accounts_page, "/console/accounts", 422)
+    @forms.post("/accounts/quota", accounts_page, "/console/accounts", 422)
+    async def set_quota(_console: ConsoleSession, form: dict[str, str]) -> str:
+        scope = form.get("scope", "").strip().lower()
+        storage, count = form.get("storage", "").strip(), form.get("messages", "").strip()
+        if count and not count.isdigit():
+            raise InvalidInput(f"messages: {count!r} is not a whole number")
+        quota = Quota(parse_size(storage) if storage else None,
+                      int(count) if count else None)
+        await app.quotas.set_limits(scope, quota)
+        if quota.unlimited:
+            return f"{scope}: no limits of its own."
+        size = "unlimited" if quota.storage is None else human_size(quota.storage)
+        count = "unlimited" if quota.messages is None else str(quota.messages)
+        return f"{scope}: storage {size}, messages {count}."
 
     # -- domains --------------------------------------------------------------------------
 
@@ -224,17 +188,13 @@ def install_console_admin(api: FastAPI, app: App, sessions: ConsoleSessions,
         return view("console/domains.html", console, status, title="Domains",
                     area="/console/domains", domains=rows, error=error)
 
-    @router.get("/domains")
-    async def domains(request: Request) -> Response:
-        return await domains_page(admin_only(sessions, request))
+    forms.page("/domains", domains_page)
 
-    @router.post("/domains")
-    async def add_domain(request: Request) -> Response:
-        async def add(console: ConsoleSession, form: dict[str, str]) -> str:
-            name = normalise_domain(form.get("name", ""))
-            await app.add_domain(name, actor=console.name)
-            return f"Now hosting mail for {name}. Publish its DNS records below."
-        return await act(request, add, domains_page, "/console/domains", 422)
+    @forms.post("/domains", domains_page, "/console/domains", 422)
+    async def add_domain(console: ConsoleSession, form: dict[str, str]) -> str:
+        name = normalise_domain(form.get("name", ""))
+        await app.add_domain(name, actor=console.name)
+        return f"Now hosting mail for {name}. Publish its DNS records below."
 
     @router.get("/domains/{name}/check")
     async def check_domain(request: Request, name: str) -> Response:
@@ -261,18 +221,14 @@ def install_console_admin(api: FastAPI, app: App, sessions: ConsoleSessions,
         return view("console/regions.html", console, status, title="Regions and storage",
                     area="/console/regions", regions=storage, counts=counts, error=error)
 
-    @router.get("/regions")
-    async def regions(request: Request) -> Response:
-        return await regions_page(admin_only(sessions, request))
+    forms.page("/regions", regions_page)
 
-    @router.post("/regions")
-    async def add_region(request: Request) -> Response:
-        async def add(console: ConsoleSession, form: dict[str, str]) -> str:
-            region_id, country = setup.parse_region(
-                f"{form.get('id', '').strip()}:{form.get('country', '').strip()}")
-            await app.add_region(Region(region_id, country), actor=console.name)
-            return f"Added region {region_id} ({country})."
-        return await act(request, add, regions_page, "/console/regions", 422)
+    @forms.post("/regions", regions_page, "/console/regions", 422)
+    async def add_region(console: ConsoleSession, form: dict[str, str]) -> str:
+        region_id, country = setup.parse_region(
+            f"{form.get('id', '').strip()}:{form.get('country', '').strip()}")
+        await app.add_region(Region(region_id, country), actor=console.name)
+        return f"Added region {region_id} ({country})."
 
     # -- queue ----------------------------------------------------------------------------
 
@@ -311,7 +267,7 @@ def install_console_admin(api: FastAPI, app: App, sessions: ConsoleSessions,
         try:
             entry_id = await asyncio.to_thread(run)
         except LetterlockError as exc:
-            console.say(_error(exc), "error")
+            console.say(error_text(exc), "error")
             return back("/console/queue")
         event(LogEvent.OUTBOUND_DELETED if action == "delete" else LogEvent.OUTBOUND_CHANGED,
               outbound=entry_id, action=action, operator=console.name)
@@ -338,38 +294,31 @@ def install_console_admin(api: FastAPI, app: App, sessions: ConsoleSessions,
                     area="/console/operators", operators=await app.operators.list(),
                     roles=ROLES, error=error, min_length=MIN_PASSWORD_LENGTH)
 
-    @router.get("/operators")
-    async def operators(request: Request) -> Response:
-        return await operators_page(admin_only(sessions, request))
+    forms.page("/operators", operators_page)
 
-    @router.post("/operators")
-    async def add_operator(request: Request) -> Response:
-        async def add(console: ConsoleSession, form: dict[str, str]) -> str:
-            added = await app.operators.add(form.get("name", ""), form.get("role", ""),
-                                            form.get("password", ""), actor=console.name)
-            return f"Added operator {added.name} with the role {added.role}."
-        return await act(request, add, operators_page, "/console/operators", 422)
+    @forms.post("/operators", operators_page, "/console/operators", 422)
+    async def add_operator(console: ConsoleSession, form: dict[str, str]) -> str:
+        added = await app.operators.add(form.get("name", ""), form.get("role", ""),
+                                        form.get("password", ""), actor=console.name)
+        return f"Added operator {added.name} with the role {added.role}."
 
-    @router.post("/operators/remove")
-    async def remove_operator(request: Request) -> Response:
-        async def remove(console: ConsoleSession, form: dict[str, str]) -> str:
-            name = form.get("name", "")
-            if name == console.name:
-                raise Refused("you cannot remove yourself: ask another admin")
-            await app.operators.remove(name, actor=console.name)
-            return f"Removed operator {name}; their API tokens stopped working."
-        return await act(request, remove, operators_page, "/console/operators")
+    @forms.post("/operators/remove", operators_page, "/console/operators")
+    async def remove_operator(console: ConsoleSession, form: dict[str, str]) -> str:
+        name = form.get("name", "")
+        if name == console.name:
+            raise Refused("you cannot remove yourself: ask another admin")
+        await app.operators.remove(name, actor=console.name)
+        return f"Removed operator {name}; their API tokens stopped working."
 
-    @router.post("/operators/password")
-    async def operator_password(request: Request) -> Response:
-        async def password(console: ConsoleSession, form: dict[str, str]) -> str:
-            name = form.get("name", "")
-            await app.operators.set_password(name, form.get("password", ""),
-                                             actor=console.name)
-            return f"New password set for operator {name}; their API tokens stopped working."
-        return await act(request, password, operators_page, "/console/operators", 422)
+    @forms.post("/operators/password", operators_page, "/console/operators", 422)
+    async def operator_password(console: ConsoleSession, form: dict[str, str]) -> str:
+        name = form.get("name", "")
+        await app.operators.set_password(name, form.get("password", ""),
+                                         actor=console.name)
+        return f"New password set for operator {name}; their API tokens stopped working."
 
-    install_console_addresses(router, app, sessions, view, act)
+    install_console_addresses(forms, app, view)
+    install_console_operations(forms, app, view)
     api.include_router(router)
 
 

@@ -48,6 +48,9 @@ AREAS: list[Area] = [
     Area("/console/queue", "Queue", ADMIN),
     Area("/console/certificates", "Certificates", ADMIN),
     Area("/console/operators", "Operators", ADMIN),
+    Area("/console/backups", "Backups", ADMIN),
+    Area("/console/audit", "Audit log", ADMIN),
+    Area("/console/mail", "Mail export", ADMIN),
     Area("/console/legal", "Legal matters", frozenset({"admin", "legal", "auditor"})),
 ]
 """The console's areas in navigation order, each with the roles that may open it."""

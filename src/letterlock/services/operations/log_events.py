@@ -174,6 +174,9 @@ class LogEvent(enum.StrEnum):
     """The backup is complete (``messages``, ``blobs``, ``bytes``, ``rounds``: how
     many snapshots it took, ``seconds``)."""
     BACKUP_FAILED = "backup:region:failed"
+    BACKUP_VERIFIED = "backup:region:verified"
+    """An operator checked a backup's manifest and every file's SHA-256 from the
+    console (``operator``, ``backup``, ``ok``, ``reason`` when not)."""
     RESTORE_STARTED = "backup:restore:started"
     RESTORE_FINISHED = "backup:restore:finished"
     RESTORE_REFUSED = "backup:restore:refused"
@@ -194,6 +197,9 @@ class LogEvent(enum.StrEnum):
     MANAGESIEVE_DISCONNECTED = "managesieve:session:disconnected"
     LOG_WITNESS_COSIGNED = "audit:witness:cosigned"
     """A witness cosigned the audit log's checkpoint (``witness`` key name, ``size``)."""
+    LOG_VERIFIED = "audit:log:verified"
+    """An operator recomputed the whole audit log from the console, as `letterlock
+    log verify` does (``operator``, ``events``, ``intact``, ``findings``)."""
     LOG_WITNESS_REFUSED = "audit:witness:refused"
     """A witness refused the checkpoint or could not be reached (``witness``, ``size``,
     ``reason``): a refusal with a consistency error means it saw another tree."""
@@ -258,6 +264,8 @@ LEVELS: dict[LogEvent, int] = {
     LogEvent.BACKUP_STARTED: logging.INFO,
     LogEvent.BACKUP_FINISHED: logging.INFO,
     LogEvent.BACKUP_FAILED: logging.ERROR,
+    LogEvent.BACKUP_VERIFIED: logging.INFO,
+    LogEvent.LOG_VERIFIED: logging.INFO,
     LogEvent.RESTORE_STARTED: logging.WARNING,
     LogEvent.RESTORE_FINISHED: logging.WARNING,
     LogEvent.RESTORE_REFUSED: logging.WARNING,
