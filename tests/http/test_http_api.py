@@ -49,6 +49,7 @@ ROUTES = {
     ("POST", "/api/legal/matters/{matter_id}/inform-requested"),
     ("POST", "/api/legal/matters/{matter_id}/extend-gag"),
     ("POST", "/api/legal/tick"),
+    ("POST", "/api/legal/matters/{matter_id}/enforcing-state"),
     # The matter file and letters: the order's original (the authority's document,
     # not mail), notes, letters and an export whose packages are manifests only.
     ("GET", "/api/legal/matters/{matter_id}/file"),
