@@ -2,7 +2,7 @@
 the next visit, that the log now shown extends it (an RFC 9162 consistency proof):
 a log rolled back, rewritten or shown differently to this browser is flagged.
 
-The memory is a cookie (``ll_log_seen``: tree size and root hash of the last head
+The memory is a cookie (``letterlock_log_seen``: tree size and root hash of the last head
 that checked out), kept by the browser, not by the server. A failed check keeps the
 old value, so the warning stays until the operator explains it.
 """
@@ -20,7 +20,7 @@ from letterlock.audit.verify import VerificationError, check_consistency
 from letterlock.errors import LetterlockError
 from letterlock.services.transparency.access_feed import AccessFeed
 
-COOKIE = "ll_log_seen"
+COOKIE = "letterlock_log_seen"
 MAX_AGE = 10 * 365 * 24 * 3600
 _VALUE = re.compile(r"([0-9]{1,18})-([0-9a-f]{64})")
 
