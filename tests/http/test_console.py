@@ -114,7 +114,7 @@ async def test_sign_in_wrong_password_and_sign_out(site: httpx.AsyncClient,
     assert "Signed in as" in home.text and "root" in home.text
     assert "Health of each component" in home.text and "audit log" in home.text
     for label in ("Accounts", "Addresses", "Domains", "Regions", "Queue", "Certificates",
-                  "Operators"):
+                  "Operators", "Backups", "Audit log", "Mail export"):
         assert f">{label}</a>" in home.text
     # Each component's state: both regions' stores answer, the audit head verifies,
     # no listener runs in this test, and the queue is empty.
@@ -153,8 +153,8 @@ async def test_legal_and_auditor_operators_get_no_admin_page(
     csrf = csrf_of(home.text)
     for path in ("/console/accounts", "/console/domains", "/console/regions",
                  "/console/queue", "/console/certificates", "/console/operators",
-                 "/console/addresses",
-                 "/console/domains/x/check"):
+                 "/console/addresses", "/console/backups", "/console/audit",
+                 "/console/mail", "/console/domains/x/check"):
         page = await site.get(path)
         assert page.status_code == 403, path
         assert "Not for your role" in page.text and "admin" in page.text

@@ -23,7 +23,8 @@ pytestmark = pytest.mark.skipif(
 PASSWORD = "operator password"
 DORA = "dora@example.test"
 PAGES = ("/console", "/console/accounts", "/console/addresses", "/console/domains",
-         "/console/regions", "/console/queue", "/console/certificates", "/console/operators")
+         "/console/regions", "/console/queue", "/console/certificates", "/console/operators",
+         "/console/backups", "/console/audit", "/console/mail")
 
 
 @pytest.fixture
