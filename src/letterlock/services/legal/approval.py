@@ -112,17 +112,20 @@ class FourEyes:
     # -- deciding --------------------------------------------------------------------------
 
     async def _decide_or_propose(self, row: MatterRow, decision: Decision, actor: str, *,
-                                 was: str, override: tuple[tuple[str, str], ...]) -> Matter:
+                                 was: str, override: tuple[tuple[str, str], ...],
+                                 txn: LegalTxn | None = None) -> Matter:
         """Execute ``decision`` now, or, when four-eyes asks for it, record it as a
-        proposal awaiting a second operator. ``override``: the override's outcome,
-        justification and scope (empty when the recommendation is accepted)."""
+        proposal awaiting a second operator, in one step with whatever ``txn`` holds.
+        ``override``: the override's outcome, justification and scope (empty when the
+        recommendation is accepted)."""
         needs = needs_approval(self._four_eyes, decision, bool(override))
         if not needs:
-            return await self._decided(row, decision, actor, was=was, override=override)
+            return await self._decided(row, decision, actor, was=was, override=override,
+                                       txn=txn)
         request = parse_request(json.loads(row.request))
         proposal = Proposal(0, decision, actor, self._clock(), was, needs,
                             dict(override).get("justification"), override)
-        txn = LegalTxn()
+        txn = txn or LegalTxn()
         txn.add_proposal(row.id, json.dumps(proposal.to_json()))
         txn.update_matter(replace(row, state=AWAITING), was=was)
         self._log(txn, EventType.LEGAL_DECISION_PROPOSED, actor, request, row.id,

@@ -92,7 +92,8 @@ class EnforcingStateSteps:
         raise NotImplementedError
 
     async def _decide_or_propose(self, row: MatterRow, decision: Decision, actor: str, *,
-                                 was: str, override: tuple[tuple[str, str], ...]) -> Matter:
+                                 was: str, override: tuple[tuple[str, str], ...],
+                                 txn: LegalTxn | None = None) -> Matter:
         raise NotImplementedError
 
     async def enforcing_state_answered(self, matter_id: str, actor: str, *,
@@ -147,11 +148,11 @@ class EnforcingStateSteps:
         previous = matter.decision or matter.recommendation
         if not any(f.outcome == HELD for _, _, f in previous.findings()):
             raise Refused(f"matter {matter_id} holds nothing for the enforcing state")
+        # One step: the answer (in the facts the decision's row carries), its
+        # evaluation event and the follow-up decision or proposal commit together.
         txn = LegalTxn()
         row = replace(row, facts=facts_json)
-        txn.update_matter(row, was=row.state)
         self._log(txn, EventType.LEGAL_MATTER_EVALUATED, actor, request, matter_id,
                   details=details)
-        await self._commit(txn)
         return await self._decide_or_propose(row, follow_up(previous, fresh), actor,
-                                             was=row.state, override=())
+                                             was=row.state, override=(), txn=txn)
