@@ -158,6 +158,8 @@ async def test_checkpoint_and_tiles_over_http_rebuild_the_signed_root(
     with MerkleLog(app.config.control_dir / "audit", writable=False) as log:
         assert first == [log.leaf(i) for i in range(256)]
     assert any(b'"actor":"admin0000"' in e for e in first)
+    page = (await client.get("/log")).text
+    assert 'href="/log/tlog/checkpoint"' in page and 'href="/log/tlog/key"' in page
 
 
 async def test_tiles_outside_the_tree_or_misnamed_are_not_found(
