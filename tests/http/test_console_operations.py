@@ -6,6 +6,7 @@ operator's name, and names from the browser never taken as paths."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -63,6 +64,19 @@ async def flash(site: httpx.AsyncClient, done: httpx.Response) -> str:
     return found.group(1)
 
 
+async def backup_done(site: httpx.AsyncClient) -> str:
+    """What the Backups page says of the latest backup started there, once it ended
+    (it runs in the background)."""
+    for _ in range(300):
+        page = (await site.get("/console/backups")).text
+        if "<strong>Running</strong>" not in page:
+            found = re.search(r'<section class="card job"[^>]*>\s*<p[^>]*>([^<]*)</p>', page)
+            assert found, page[:3000]
+            return found.group(1)
+        await asyncio.sleep(0.1)
+    raise AssertionError("the backup never ended")
+
+
 @pytest.mark.parametrize("name", ["lee", "ada"])
 async def test_only_admins_open_or_act(site: httpx.AsyncClient, app: App, name: str) -> None:
     await sign_in(site, name)
@@ -114,6 +128,8 @@ async def test_mail_in_a_backup_verified_and_damage_found(
     assert str(root) in page.text
     said = await flash(site, await post(site, "/console/backups", "/console/backups",
                                         region="us-east"))
+    assert said.startswith("Backing up region us-east into us-east-")
+    said = await backup_done(site)
     assert said.startswith("Backed up region us-east into us-east-")
     assert "1 account(s)" in said and "2 message(s)" in said
     [made] = [p for p in root.iterdir() if p.name.startswith("us-east-")]

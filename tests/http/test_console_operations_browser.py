@@ -70,6 +70,11 @@ async def test_a_backup_made_in_the_page_is_restored_by_the_cli(
         await page.evaluate("document.querySelector('#backup-region').value = 'us-east'")
         await page.click_and_wait('form[action="/console/backups"] button')
         assert await page.path() == "/console/backups"
+        assert "Backing up region us-east into us-east-" in await page.text()
+        for _ in range(300):  # it runs in the background; the link reloads the page
+            if not await page.evaluate("!!document.querySelector('section.job a')"):
+                break
+            await page.click_and_wait("section.job a")
         text = await page.text()
         assert "Backed up region us-east into us-east-" in text, text
         assert "2 message(s)" in text

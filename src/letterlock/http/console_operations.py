@@ -1,8 +1,11 @@
 """The operations areas of the operator console (role ``admin``): what the command
 line's ``backup``, ``restore``, ``log verify`` and ``mail import|export`` do.
 
-    GET  /console/backups          each region's last backup; the backups kept
-    POST /console/backups          back up a region into a new directory of the root
+    GET  /console/backups          each region's last backup; the backups started
+                                   here (progress, then the manifest's counts); the
+                                   backups kept under the root
+    POST /console/backups          start backing up a region (in the background) into
+                                   a new directory of the root
     POST /console/backups/verify   check a backup's manifest and every file
     GET  /console/audit            the audit log's head, size, last verification
     POST /console/audit/verify     recompute the whole log (``letterlock log verify``)
@@ -37,6 +40,7 @@ from letterlock.services.mail import folder_transfer
 from letterlock.services.mail.folder_transfer import TreeFormat
 from letterlock.services.operations import backup_root
 from letterlock.services.operations.backup import BackupService
+from letterlock.services.operations.backup_jobs import BackupJob, BackupJobs
 from letterlock.services.operations.backup_manifest import BackupDamaged
 from letterlock.services.operations.log_events import LogEvent, event
 
@@ -50,16 +54,32 @@ def restore_command(app: App, region: str, name: str) -> str:
                        region, str(app.config.backup_root / name)])
 
 
+def said(job: BackupJob) -> str:
+    """What a finished backup job did, as the page says it."""
+    if job.error is not None:
+        return f"The backup of region {job.region} failed: {job.error}"
+    if job.result is None:
+        return ""
+    manifest, counts = job.result.manifest, job.result.manifest.counts
+    return (f"Backed up region {job.region} into {job.name}: backup {manifest.backup_id}, "
+            f"{counts.get('accounts', 0)} account(s), {counts.get('mailboxes', 0)} "
+            f"mailbox(es), {counts.get('messages', 0)} message(s), {counts.get('blobs', 0)} "
+            f"sealed blob(s), {job.result.bytes} bytes in {len(manifest.files)} file(s), "
+            f"{job.result.seconds} s.")
+
+
 def install_console_operations(forms: AdminForms, app: App,
                                view: Callable[..., Response]) -> None:
     root = app.config.backup_root
+    jobs = BackupJobs()
+    history = backup_root.BackupHistory()
 
     # -- backups --------------------------------------------------------------------------
 
     async def backups_page(console: ConsoleSession, status: int = 200,
                            error: str | None = None) -> Response:
         regions = await app.control.list_regions()
-        last = await backup_root.last_backups(app.audit)
+        last = await history.latest(app.audit)
         kept = await asyncio.to_thread(backup_root.listing, root)
         backups: list[dict[str, Any]] = []
         for item in kept:
@@ -69,8 +89,10 @@ def install_console_operations(forms: AdminForms, app: App,
             backups.append({"name": item.name, "manifest": m, "problem": item.problem,
                             "restore": restore_command(app, m.region, item.name)
                             if m else None})
+        started = [{"job": j, "progress": await asyncio.to_thread(j.progress)
+                    if j.running else None, "said": said(j)} for j in jobs.list()]
         return view("console/backups.html", console, status, title="Backups",
-                    area="/console/backups", regions=regions, last=last,
+                    area="/console/backups", regions=regions, last=last, jobs=started,
                     backups=backups, root=str(root), error=error)
 
     forms.page("/backups", backups_page)
@@ -78,16 +100,14 @@ def install_console_operations(forms: AdminForms, app: App,
     @forms.post("/backups", backups_page, "/console/backups", 422)
     async def back_up(console: ConsoleSession, form: dict[str, str]) -> str:
         region = form.get("region", "")
-        target = backup_root.new_entry(root, region or "region")
+        app.cells.get(region)  # an unknown region is refused here, not in the background
+        target = backup_root.new_entry(root, region)
         service = BackupService(app.cells, app.control, app.legal, app.audit, app.peers,
                                 app.config.home)
-        result = await service.backup(region, target, actor=console.name)
-        counts = result.manifest.counts
-        return (f"Backed up region {region} into {target.name}: backup "
-                f"{result.manifest.backup_id}, {counts.get('accounts', 0)} account(s), "
-                f"{counts.get('mailboxes', 0)} mailbox(es), {counts.get('messages', 0)} "
-                f"message(s), {counts.get('blobs', 0)} sealed blob(s), {result.bytes} bytes "
-                f"in {len(result.manifest.files)} file(s), {result.seconds} s.")
+        job = jobs.start(BackupJob(region, target, console.name),
+                         lambda: service.backup(region, target, actor=console.name))
+        return (f"Backing up region {region} into {job.name}: this page shows how far it "
+                "got; reload it to follow.")
 
     @forms.post("/backups/verify", backups_page, "/console/backups", 422)
     async def verify_backup(console: ConsoleSession, form: dict[str, str]) -> str:
@@ -110,7 +130,7 @@ def install_console_operations(forms: AdminForms, app: App,
                          error: str | None = None) -> Response:
         directory = app.config.control_dir / AUDIT_DIR
         head = await app.audit.head() if isinstance(app.audit, AuditLog) else None
-        size = await asyncio.to_thread(backup_root.tree_bytes, directory)
+        _files, size = await asyncio.to_thread(backup_root.tree_usage, directory)
         last = await asyncio.to_thread(backup_root.last_verification, app.config.control_dir)
         return view("console/audit.html", console, status, title="Audit log",
                     area="/console/audit", head=head, size=size, last=last,

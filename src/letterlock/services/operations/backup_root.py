@@ -18,6 +18,7 @@ from pathlib import Path
 from letterlock.audit.check import LogReport
 from letterlock.audit.events import AuditSink, EventFinder, EventType
 from letterlock.errors import InvalidInput
+from letterlock.services.operations.backup import METADATA_DIR
 from letterlock.services.operations.backup_manifest import (
     MANIFEST,
     BackupDamaged,
@@ -80,6 +81,8 @@ def listing(root: Path) -> list[Listed]:
                 manifest = read_manifest(path)
             except BackupDamaged as exc:
                 problem = str(exc)
+        elif (path / METADATA_DIR).is_dir():
+            problem = "no manifest yet: a backup still running, or one that did not finish"
         out.append(Listed(path.name, manifest, problem))
     return out
 
@@ -101,30 +104,39 @@ class LastBackup:
     messages: str
 
 
-async def last_backups(audit: AuditSink) -> dict[str, LastBackup]:
-    """The latest ``admin:region:backed-up`` event of each region, wherever the
-    backup went (the console or ``letterlock backup``)."""
-    if not isinstance(audit, EventFinder):
-        return {}
-    out: dict[str, LastBackup] = {}
-    for e in await audit.events_since(0):
-        if e.type != EventType.ADMIN_REGION_BACKED_UP:
-            continue
-        details = dict(e.details)
-        out[details.get("region", "?")] = LastBackup(e.at, e.actor, details.get("backup", ""),
-                                                     details.get("messages", "?"))
-    return out
+class BackupHistory:
+    """The latest ``admin:region:backed-up`` event of each region, wherever the backup
+    went (the console or ``letterlock backup``). Each call reads only the events
+    logged since the one before."""
+
+    def __init__(self) -> None:
+        self._seen = 0
+        self._last: dict[str, LastBackup] = {}
+
+    async def latest(self, audit: AuditSink) -> dict[str, LastBackup]:
+        if not isinstance(audit, EventFinder):
+            return {}
+        new = await audit.events_since(self._seen)
+        self._seen += len(new)
+        for e in new:
+            if e.type == EventType.ADMIN_REGION_BACKED_UP:
+                details = dict(e.details)
+                self._last[details.get("region", "?")] = LastBackup(
+                    e.at, e.actor, details.get("backup", ""), details.get("messages", "?"))
+        return dict(self._last)
 
 
-def tree_bytes(directory: Path) -> int:
-    total = 0
-    for base, _dirs, files in os.walk(directory):
-        for name in files:
+def tree_usage(directory: Path) -> tuple[int, int]:
+    """Files and bytes under ``directory`` now (one that is being written, too)."""
+    files = size = 0
+    for base, _dirs, names in os.walk(directory):
+        for name in names:
             try:
-                total += os.lstat(os.path.join(base, name)).st_size
+                size += os.lstat(os.path.join(base, name)).st_size
             except OSError:
                 continue
-    return total
+            files += 1
+    return files, size
 
 
 @dataclass(frozen=True)
