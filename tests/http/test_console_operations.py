@@ -210,8 +210,24 @@ async def test_the_audit_log_is_verified_and_its_last_check_shown(
     assert "<strong>Intact</strong>" in page.text and "by root" in page.text
     [logged] = events(caplog, LogEvent.LOG_VERIFIED)
     assert logged["operator"] == "root" and logged["intact"] is True
-    saved = json.loads((app.config.control_dir / VERIFIED_FILE).read_text())
+    kept_file = app.config.control_dir / VERIFIED_FILE
+    saved = json.loads(kept_file.read_text())
     assert saved["intact"] is True and saved["operator"] == "root"
+    assert saved["against"] is None and saved["head"]["tree_size"] > 0
+    # The next verification checks the log still holds the head this one kept.
+    await app.accounts.create("dan@example.test", "eu-dublin", CAROL_PW)
+    said = await flash(site, await post(site, "/console/audit/verify", "/console/audit"))
+    assert f"still holding the head of {saved['head']['tree_size']} events" in said
+    again = json.loads(kept_file.read_text())
+    assert again["against"] == saved["head"]["tree_size"]
+    assert again["head"]["tree_size"] > saved["head"]["tree_size"]
+    # A log of another key than the one verified before (replaced) is reported.
+    other = {**again, "head": {**again["head"], "public_key": "ab" * 32}}
+    kept_file.write_text(json.dumps(other))
+    replaced = await post(site, "/console/audit/verify", "/console/audit")
+    assert replaced.status_code == 500 and "a different log" in replaced.text
+    assert json.loads(kept_file.read_text())["head"]["public_key"] == "ab" * 32  # not forgotten
+    kept_file.write_text(json.dumps(again))
 
     # An event rewritten on disk is found, and the page says so.
     victim = app.config.control_dir / "audit" / "events.jsonl"

@@ -8,7 +8,8 @@ line's ``backup``, ``restore``, ``log verify`` and ``mail import|export`` do.
                                    a new directory of the root
     POST /console/backups/verify   check a backup's manifest and every file
     GET  /console/audit            the audit log's head, size, last verification
-    POST /console/audit/verify     recompute the whole log (``letterlock log verify``)
+    POST /console/audit/verify     recompute the whole log (``letterlock log verify``),
+                                   with the head and key the verification before kept
     GET  /console/mail             export and import an account's mail
     POST /console/mail/export      with the owner's password, as ``mail export`` needs
     POST /console/mail/import      from a directory of the root, as ``mail import``
@@ -141,13 +142,18 @@ def install_console_operations(forms: AdminForms, app: App,
     @forms.post("/audit/verify", audit_page, "/console/audit", 500)
     async def verify_audit(console: ConsoleSession, _form: dict[str, str]) -> str:
         directory = app.config.control_dir / AUDIT_DIR
-        report = await asyncio.to_thread(verify_log, directory, [], None)
-        done = await asyncio.to_thread(backup_root.save_verification,
-                                       app.config.control_dir, report, console.name)
+        control = app.config.control_dir
+        kept = await asyncio.to_thread(backup_root.kept_head, control)
+        report = await asyncio.to_thread(verify_log, directory, [kept] if kept else [],
+                                         kept.public_key if kept else None)
+        done = await asyncio.to_thread(backup_root.save_verification, control, report,
+                                       console.name, kept)
         event(LogEvent.LOG_VERIFIED, operator=console.name, events=report.events,
               intact=report.intact, findings=len(report.findings))
         summary = (f"{report.events} events, {report.heads_checked} signed heads, "
-                   f"{report.reveals_checked} reveals checked")
+                   f"{report.reveals_checked} reveals checked"
+                   + (f", still holding the head of {kept.tree_size} events verified before"
+                      if kept else ""))
         if done.intact:
             return f"The audit log is intact: {summary}."
         raise InvalidInput(f"the audit log is NOT intact ({summary}): "

@@ -14,9 +14,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from letterlock.audit.check import LogReport
 from letterlock.audit.events import AuditSink, EventFinder, EventType
+from letterlock.audit.verify import SignedHead, VerificationError
 from letterlock.errors import InvalidInput
 from letterlock.services.operations.backup import METADATA_DIR
 from letterlock.services.operations.backup_manifest import (
@@ -148,13 +150,36 @@ class Verification:
     heads_checked: int
     reveals_checked: int
     findings: list[str]
+    against: int | None = None
+    """The size of the head kept from the verification before, which this one checked
+    the log still contains (None: there was none)."""
+    head: dict[str, Any] | None = None
+    """The latest signed head of an intact log: the next verification checks the log
+    still contains it, signed with the same key."""
 
 
-def save_verification(control_dir: Path, report: LogReport, operator: str) -> Verification:
+def kept_head(control_dir: Path) -> SignedHead | None:
+    """The head the last intact verification kept, if any (and readable)."""
+    last = last_verification(control_dir)
+    if last is None or last.head is None:
+        return None
+    try:
+        return SignedHead.from_json(last.head)
+    except VerificationError:
+        return None
+
+
+def save_verification(control_dir: Path, report: LogReport, operator: str,
+                      kept: SignedHead | None) -> Verification:
+    """Keep the result of ``report`` (checked against ``kept``); the head it keeps
+    for the next one is the log's latest if intact, else ``kept`` again."""
+    head = report.latest_head if report.intact and report.latest_head else kept
     done = Verification(datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
                         operator, report.intact, report.events, report.heads_checked,
                         report.reveals_checked,
-                        [f"{'FAIL' if f.fatal else 'warn'} {f}" for f in report.findings])
+                        [f"{'FAIL' if f.fatal else 'warn'} {f}" for f in report.findings],
+                        kept.tree_size if kept else None,
+                        head.to_json() if head else None)
     write_atomically(control_dir / VERIFIED_FILE,
                      json.dumps(done.__dict__, indent=1).encode() + b"\n", 0o600)
     return done
@@ -163,8 +188,11 @@ def save_verification(control_dir: Path, report: LogReport, operator: str) -> Ve
 def last_verification(control_dir: Path) -> Verification | None:
     try:
         doc = json.loads((control_dir / VERIFIED_FILE).read_bytes())
+        against, head = doc.get("against"), doc.get("head")
         return Verification(str(doc["at"]), str(doc["operator"]), bool(doc["intact"]),
                             int(doc["events"]), int(doc["heads_checked"]),
-                            int(doc["reveals_checked"]), [str(f) for f in doc["findings"]])
-    except (OSError, ValueError, KeyError, TypeError):
+                            int(doc["reveals_checked"]), [str(f) for f in doc["findings"]],
+                            against if isinstance(against, int) else None,
+                            head if isinstance(head, dict) else None)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
