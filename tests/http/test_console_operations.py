@@ -116,6 +116,12 @@ async def test_mail_in_a_backup_verified_and_damage_found(
         refused = await post(site, "/console/mail/import", "/console/mail",
                              address=CAROL, source=source)
         assert refused.status_code == 422 and "backup directory" in refused.text, source
+    (root / "noise").mkdir()
+    (root / "noise" / "INBOX.mbox").write_bytes(bytes(range(256)) * 4)
+    noise = await post(site, "/console/mail/import", "/console/mail", address=CAROL,
+                       source="noise")
+    assert noise.status_code == 422 and "is not an mbox file" in noise.text
+    assert await actors(app, EventType.ADMIN_MAIL_IMPORTED, CAROL) == []
     said = await flash(site, await post(site, "/console/mail/import", "/console/mail",
                                         address=CAROL, source="carol-old"))
     assert said == f"Imported 2 message(s) in 2 folder(s) from carol-old into {CAROL}."
