@@ -31,6 +31,8 @@ from letterlock.http.console_auth import ConsoleSession, ConsoleSessions, RoleRe
 from letterlock.http.console_legal_actions import ACTORS, install_console_legal_actions
 from letterlock.http.errors import status_for
 from letterlock.policy import Decision, format_time, load_jurisdictions
+from letterlock.policy.jurisdiction import Jurisdictions
+from letterlock.policy.model import REFUSAL_GROUNDS
 from letterlock.services.legal import explain
 from letterlock.services.legal.approval import AWAITING
 from letterlock.services.legal.matter import Matter
@@ -128,10 +130,26 @@ def decision_view(decision: Decision, words: explain.PolicyExplainer) -> dict[st
     }
 
 
+def _enforcing_state(matter: Matter, jurisdictions: Jurisdictions) -> dict[str, Any] | None:
+    """The enforcing state's step of a European Production Order (services/legal/
+    enforcing_state.py) while it can be recorded: the grounds it may raise."""
+    if matter.request.instrument != "eu-epoc" or matter.state not in ("evaluated", "waiting"):
+        return None
+    held = any(f.outcome == "hold-enforcing-state"
+               for _, _, f in (matter.decision or matter.recommendation).findings())
+    if matter.state == "waiting" and not held:
+        return None
+    grounds = jurisdictions.e_evidence_rules.refusal_grounds
+    return {"grounds": [{"id": g, "words": grounds[g].words if g in grounds else g,
+                         "article": grounds[g].article if g in grounds else ""}
+                        for g in REFUSAL_GROUNDS]}
+
+
 def matter_view(matter: Matter, words: explain.PolicyExplainer,
                 trail: list[TrailEntry]) -> dict[str, Any]:
     request = matter.request
-    gag = load_jurisdictions().effective_gag(request)
+    jurisdictions = load_jurisdictions()
+    gag = jurisdictions.effective_gag(request)
     p = matter.proposal
     return {
         "id": matter.id, "state": matter.state, "open": matter.open,
@@ -178,6 +196,7 @@ def matter_view(matter: Matter, words: explain.PolicyExplainer,
         and matter.decision.user_notice.when == "on-authority-request"
         and any(n.sent_at is None for n in matter.notices),
         "decidable": matter.state in DECIDABLE, "waiting": matter.state == "waiting",
+        "enforcing_state": _enforcing_state(matter, jurisdictions),
         "targets": sorted({t for t, _, _ in (matter.decision or matter.recommendation)
                            .findings()}),
         "categories": sorted({c for _, c, _ in (matter.decision or matter.recommendation)

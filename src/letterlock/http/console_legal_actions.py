@@ -10,6 +10,8 @@ is answered 403 and changes nothing).
     POST /console/legal/{id}/lift-gag         the non-disclosure order was lifted
     POST /console/legal/{id}/extend-gag       it was renewed or extended (new end date,
                                               or none)
+    POST /console/legal/{id}/enforcing-state  what a notified enforcing state did
+                                              (an EU production order, art. 10 and 12)
     POST /console/legal/{id}/inform-requested an EU order's issuing authority asked for
                                               the user to be told
     POST /console/legal/{id}/close            close the matter, releasing its holds
@@ -129,6 +131,25 @@ def install_console_legal_actions(api: FastAPI, app: App, sessions: ConsoleSessi
         return (f"{console.name} recorded the issuing authority's request: the notices of "
                 f"{matter.id} went out.")
 
+    async def enforcing_state(matter_id: str, console: ConsoleSession,
+                              form: dict[str, str]) -> str:
+        answer = form.get("answer", "")
+        grounds = [k.removeprefix("ground:") for k in form if k.startswith("ground:")]
+        if answer == "refused" and not grounds:
+            raise InvalidInput("Tick the grounds for refusal the enforcing state raised")
+        if answer != "refused" and grounds:
+            raise InvalidInput("Grounds for refusal go with the answer that it refused")
+        if answer not in ("no-grounds", "refused", "window-passed"):
+            raise InvalidInput("Choose what the enforcing state did")
+        matter = await app.legal.enforcing_state_answered(
+            matter_id, console.name, answered=answer != "window-passed",
+            refusal_grounds=grounds)
+        what = {"no-grounds": "raises no ground for refusal",
+                "refused": "raised " + ", ".join(grounds),
+                "window-passed": "let its window pass without an answer"}[answer]
+        return (f"{console.name} recorded that the enforcing state {what}; {matter.id} is "
+                f"{matter.state} now.")
+
     async def close(matter_id: str, console: ConsoleSession, _: dict[str, str]) -> str:
         matter = await app.legal.close(matter_id, console.name)
         return f"{console.name} closed {matter.id}; its holds are released."
@@ -136,7 +157,7 @@ def install_console_legal_actions(api: FastAPI, app: App, sessions: ConsoleSessi
     steps: dict[str, Step] = {
         "decide": decide, "approve": approve, "reject-approval": reject,
         "lift-gag": lift_gag, "extend-gag": extend_gag, "inform-requested": inform,
-        "close": close,
+        "enforcing-state": enforcing_state, "close": close,
     }
 
     @router.post("/{matter_id}/{step}")
@@ -150,7 +171,8 @@ def install_console_legal_actions(api: FastAPI, app: App, sessions: ConsoleSessi
             said = await chosen(matter_id, console, form)
         except LetterlockError as exc:
             kept = {k: v for k, v in form.items()
-                    if k in ("choice", "outcome", "justification", "reason", "until")}
+                    if k in ("choice", "outcome", "justification", "reason", "until",
+                             "answer")}
             status = 403 if isinstance(exc, SelfApproval) else status_for(exc)
             return await matter_page(console, matter_id, status, _error(exc), **kept)
         console.say(said)
