@@ -277,15 +277,20 @@ async def test_postings_answer_without_opening_a_body(imap: Imap, no_index: obje
     assert truth[QUERIES.index(f"BODY {SECRET}")] == b"* SEARCH 11"
 
     # New mail into a packed window and a new one: merged into the packs, no body
-    # opened, the same answers as opening every body.
-    await _delivered(imap, tmp_path, [_message(rng, n) for n in range(301, 390)])
+    # opened but that of one message with too much text for a posting (UID 390),
+    # the same answers as opening every body.
+    big = b"Subject: big\r\n\r\n" + b"alpha innerword zeta\r\n" * 1000
+    await _delivered(imap, tmp_path, [_message(rng, n) for n in range(301, 390)] + [big])
+    assert [p.uid for p in await store.get_text_postings(box, 380, 400)] == list(
+        range(380, 390))
     await client.command("n", "NOOP")
     mailboxes.bodies_opened = 0
     after = await _answers(client)
-    assert mailboxes.bodies_opened == 0
+    assert mailboxes.bodies_opened == 1
     await mailboxes.text_index.flush()
     assert [(p.first_uid, p.last_uid) for p in await store.get_text_packs(box, 1, 400)
-            ] == [(1, 128), (129, 256), (257, 384), (385, 389)]
+            ] == [(1, 128), (129, 256), (257, 384), (385, 390)]
+    assert b"390" in after[QUERIES.index("TEXT innerword")]
     assert await store.get_text_postings(box, 1, 400) == []
     no_index.on()  # type: ignore[attr-defined]
     assert after == await _answers(client)
