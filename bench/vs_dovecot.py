@@ -29,9 +29,11 @@ do by default):
   of (FLAGS BODY.PEEK[HEADER]), BODY.PEEK[], (FLAGS), (ENVELOPE), (BODYSTRUCTURE):
   messages/s, best of --fetch-rounds after one warm-up.
 - search: SEARCH SUBJECT/FROM/BODY/TEXT of a word in 1% of the messages (no Dovecot
-  FTS plugin; letterlock's sealed text index is made by its first BODY/TEXT search):
-  the first search and the best repeat, ms; then BODY and TEXT as the first command
-  of a new session, and the size of letterlock's stored text index.
+  FTS plugin; letterlock's sealed text index is made by its first search, from the
+  text postings sealed at delivery): the first search and the best repeat, ms, in
+  the order --search-keys gives (BODY first: the mailbox's first search is BODY);
+  then BODY and TEXT as the first command of a new session, and the size of
+  letterlock's stored text index.
 - mixed: imaptest (bench/imaptest_build.sh) with 10 clients logout=0 and 50 clients
   with its default logouts, 20 s each, on a separate user; FETCH and APPEND counts and
   errors. Without imaptest, an asyncio client of this file does a similar mix.
