@@ -67,7 +67,8 @@ async def test_unknown_local_user_bounces_and_foreign_is_routed(
         assert len([m for m in await world.inbox(BOB) if b"Subject: hello" in m]) == 1
         assert looked_up == []
         # A foreign address in the same kind of message is looked up (and retried).
-        await queue.submit(ref, ALICE, ["carol@remote.test"], b"From: alice@example.test\r\nSubject: x\r\n\r\nx\r\n")
+        await queue.submit(ref, ALICE, ["carol@remote.test"],
+                           b"From: alice@example.test\r\nSubject: x\r\n\r\nx\r\n")
         await queue.wait_until(lambda _entries: looked_up == ["remote.test"])
     finally:
         await world.server.close()

@@ -32,7 +32,7 @@ from support.test_ca import TestCa
 async def test_failed_verification_is_named_by_its_result_type(
     accounts: App,
     tmp_path: Path,
-    ca: TestCa,
+    ca: TestCa,  # noqa: F811
     policy_server: PolicyServer,  # noqa: F811
     caplog: pytest.LogCaptureFixture,
     certificate: str,
