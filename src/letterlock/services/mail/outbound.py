@@ -22,17 +22,15 @@ import contextlib
 import logging
 import re
 import secrets
-import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from letterlock.config import SmtpConfig
 from letterlock.crypto import keys, seal
-from letterlock.errors import ConfigError, LetterlockError, StorageError
+from letterlock.errors import LetterlockError, StorageError
 from letterlock.services.accounts.accounts import AccountRef, AccountService
 from letterlock.services.mail.dane import Dane
 from letterlock.services.mail.delivery import DeliveryService
@@ -50,6 +48,7 @@ from letterlock.services.mail.outbound_session import (
     Outcome,
     direct_address,
 )
+from letterlock.services.mail.outbound_settings import OutboundSettings
 from letterlock.services.mail.queue_entry import (
     ENTRY_ID,
     FAILED,
@@ -78,36 +77,6 @@ HELD_RECHECK_S = 60.0
 over the peer bus; this bounds the wait if that news was lost)."""
 NEWS = b"queue"
 """Peer bus kind: entry ids whose files the operator changed (letterlock queue)."""
-
-
-@dataclass(frozen=True)
-class OutboundSettings:
-    hostname: str
-    """Name given in EHLO and as the reporting MTA of bounces."""
-    smarthost: str = ""
-    """``host:port`` to relay everything through; empty means MX delivery."""
-    tls_policy: str = "opportunistic"
-    """``none``, ``opportunistic`` (STARTTLS when offered, certificate not checked)
-    or ``required`` (STARTTLS mandatory, certificate verified with ``tls_context``)."""
-    max_age_s: float = 5 * 24 * 3600
-    delay_notice_s: float = 4 * 3600
-    """Seconds a message waits before its sender is told it is delayed; 0: never."""
-    port: int = 25
-    """TCP port of MX hosts."""
-    retry_base_s: float = 300.0
-    retry_max_s: float = 4 * 3600.0
-    concurrency: int = 8
-    timeout_s: float = 60.0
-    tls_context: ssl.SSLContext | None = None
-    """Trust for verified TLS (``required``, MTA-STS); None: the system's roots."""
-
-    @classmethod
-    def from_config(cls, config: SmtpConfig, hostname: str) -> OutboundSettings:
-        if config.outbound_tls not in ("none", "opportunistic", "required"):
-            raise ConfigError(f"smtp.outbound_tls: unknown policy {config.outbound_tls!r}")
-        return cls(hostname=hostname, smarthost=config.smarthost,
-                   tls_policy=config.outbound_tls, max_age_s=config.queue_max_age_s,
-                   delay_notice_s=config.delay_notice_s)
 
 
 def _now() -> datetime:

@@ -33,10 +33,10 @@ from letterlock.services.mail.outbound_session import (
 from letterlock.services.mail.outbound_session import (
     TlsRequired as _TlsRequired,
 )
+from letterlock.services.mail.outbound_settings import OutboundSettings
 from letterlock.services.mail.queue_entry import FAILED, PENDING
 
 if TYPE_CHECKING:
-    from letterlock.services.mail.outbound import OutboundSettings
     from letterlock.services.operations.tls_reports import TlsResults
 
 MxLookup = Callable[[str], Awaitable[list[str]]]

@@ -9,15 +9,12 @@ import contextlib
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import aiosmtplib
 
 from letterlock.services.mail.dane import DaneMismatch, DaneRecords, authenticate, peer_chain
+from letterlock.services.mail.outbound_settings import OutboundSettings
 from letterlock.services.mail.queue_entry import FAILED, PENDING, SENT
-
-if TYPE_CHECKING:
-    from letterlock.services.mail.outbound import OutboundSettings
 
 AddressLookup = Callable[[str], Awaitable[str]]
 """Where to connect for a host name (the default lets the system resolve it)."""
