@@ -18,7 +18,7 @@ from letterlock.imap.reply import Reply, bad, no, ok
 from letterlock.imap.selected import SelectedMailbox, compress
 from letterlock.imap.state import State
 from letterlock.services.accounts.accounts import Session
-from letterlock.services.mail.mailbox import HIERARCHY
+from letterlock.services.mail.mailbox_folders import HIERARCHY
 from letterlock.storage.models import MailboxRecord
 
 

@@ -36,7 +36,7 @@ from letterlock.imap.parsing import commands as c
 from letterlock.imap.parsing.notify import SELECTED_FILTERS, EventGroup, NotifyNone, NotifySet
 from letterlock.imap.parsing.primitives import STAR, SeqSet
 from letterlock.imap.reply import Reply, no, ok
-from letterlock.services.mail.mailbox import HIERARCHY
+from letterlock.services.mail.mailbox_folders import HIERARCHY
 from letterlock.services.mail.notify import list_key
 from letterlock.services.operations.log_events import LogEvent, event
 

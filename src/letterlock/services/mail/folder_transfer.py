@@ -25,7 +25,8 @@ from letterlock.errors import InvalidInput
 from letterlock.services.accounts.accounts import AccountRef, Session
 from letterlock.services.mail import maildir, mbox_folders
 from letterlock.services.mail.delivery import DeliveryService
-from letterlock.services.mail.mailbox import SYSTEM_FLAGS, MailboxService, check_mailbox_name
+from letterlock.services.mail.mailbox import SYSTEM_FLAGS, MailboxService
+from letterlock.services.mail.mailbox_folders import check_mailbox_name
 from letterlock.services.mail.transfer import SourceMessage, check_message, header_date, to_crlf
 from letterlock.services.operations.log_events import LogEvent, event
 

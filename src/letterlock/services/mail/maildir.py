@@ -37,9 +37,9 @@ from pathlib import Path
 
 from letterlock.errors import InvalidInput
 from letterlock.mime import utf7
+from letterlock.services.mail.mailbox_folders import HIERARCHY
 from letterlock.services.mail.transfer import SourceMessage, to_lf
 
-HIERARCHY = "/"
 WRITE_LETTERS = (("D", "\\Draft"), ("F", "\\Flagged"), ("R", "\\Answered"), ("S", "\\Seen"),
                  ("T", "\\Deleted"))
 READ_LETTERS = {**{letter: flag for letter, flag in WRITE_LETTERS}, "P": "$Forwarded"}

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from letterlock.errors import InvalidInput
 from letterlock.mime import utf7
+from letterlock.services.mail.mailbox_folders import HIERARCHY
 from letterlock.services.mail.maildir import (
     is_keyword,
     make_private_dir,
@@ -45,7 +46,6 @@ from letterlock.services.mail.maildir import (
 )
 from letterlock.services.mail.transfer import SourceMessage, mbox_date, mbox_entry, to_crlf
 
-HIERARCHY = "/"
 SUFFIX = ".mbox"
 SUBSCRIPTIONS = "subscriptions"
 DOVECOT_SUBSCRIPTIONS = ".subscriptions"
