@@ -404,7 +404,7 @@ async def run_search(ctx: Context, program: s.SearchProgram, charset: str | None
     # The sealed text index: BODY/TEXT, and the header views it also keeps.
     texts = svc.text_reader(user, sel.id) if level >= SUMMARY else None
     body_required = _body_required(program.keys, needle) if texts is not None else []
-    selected = list(sel.uids)
+    selected = uids  # the whole selection (uids is narrowed by new lists, never in place)
     body_needles = [f for f, encoded in body_required if encoded is None]
     headers = _tests_header(program.keys) or sort_key is not None
     try:

@@ -330,7 +330,15 @@ class TextReader:
         except CryptoError as exc:
             self._damaged(window_of(chunk[0]), view.last_uid, exc)
             return None
-        return [u for u in chunk if u in hits]
+        if 4 * len(hits) >= len(chunk):
+            return [u for u in chunk if u in hits]
+        # Few hits (a rare word): look each up in the window's selection.
+        out = []
+        for uid in sorted(hits):
+            k = bisect.bisect_left(chunk, uid)
+            if k < len(chunk) and chunk[k] == uid:
+                out.append(uid)
+        return out
 
     async def narrow(self, uids: list[int],
                      required: Sequence[tuple[str, bytes | None]]) -> list[int]:
@@ -396,7 +404,7 @@ class TextReader:
         described whole is packed (and its postings deleted once the pack is
         stored); the entries of the others are kept for :meth:`get` (their bodies
         need not be opened) until a search packs them. LOAD_WINDOWS at a time."""
-        chunks = _by_window(list(selected))
+        chunks = _by_window(selected if isinstance(selected, list) else list(selected))
         for start in range(0, len(chunks), LOAD_WINDOWS):
             if start:
                 await asyncio.sleep(0)
