@@ -18,15 +18,14 @@ audit event's (``LoggedAuditLog``).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime
 
 from letterlock.audit.events import EventType
 from letterlock.errors import ConfigError, InvalidInput, Refused
-from letterlock.policy import Decision, LegalRequest, parse_request
+from letterlock.policy import Decision, parse_request
 from letterlock.services.legal.matter import Matter, Proposal
-from letterlock.storage.legal_sqlite import LegalStore, LegalTxn, MatterRow
+from letterlock.services.legal.step_base import MatterSteps
+from letterlock.storage.legal_sqlite import LegalTxn, MatterRow
 
 AWAITING = "awaiting-approval"
 KINDS = ("content", "override", "flagged")
@@ -67,31 +66,14 @@ def needs_approval(kinds: frozenset[str], decision: Decision,
     return tuple(k for k in KINDS if k in kinds and why[k])
 
 
-class FourEyes:
+class FourEyes(MatterSteps):
     """The approval steps of LegalService (its base: matters.py stays the workflow)."""
 
-    _store: LegalStore
     _four_eyes: frozenset[str]
-    _clock: Callable[[], datetime]
 
     # Provided by LegalService.
-    async def _recover(self) -> None:
-        raise NotImplementedError
-
-    async def show(self, matter_id: str) -> Matter:
-        raise NotImplementedError
-
     async def _execute(self, row: MatterRow, decision: Decision, actor: str, *, was: str,
                        txn: LegalTxn | None = None) -> Matter:
-        raise NotImplementedError
-
-    def _log(self, txn: LegalTxn, kind: EventType, actor: str, request: LegalRequest,
-             matter: str, account: str | None = None,
-             details: Sequence[tuple[str, str]] = ()) -> None:
-        raise NotImplementedError
-
-    async def _commit(self, txn: LegalTxn, *, reveal: str | None = None,
-                      reseal: str | None = None) -> None:
         raise NotImplementedError
 
     # -- reading -------------------------------------------------------------------------

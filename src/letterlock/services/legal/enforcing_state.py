@@ -21,9 +21,8 @@ decided are kept. A matter not decided yet gets the new recommendation only.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
 
 from letterlock.audit.events import EventType
 from letterlock.errors import InvalidInput, Refused
@@ -31,7 +30,6 @@ from letterlock.policy import (
     AccountFacts,
     Decision,
     LegalRequest,
-    PolicyEngine,
     format_time,
     parse_facts,
     parse_request,
@@ -40,7 +38,8 @@ from letterlock.policy.decision import transparency_bucket
 from letterlock.policy.e_evidence import window_end
 from letterlock.policy.model import REFUSAL_GROUNDS, EnforcingStateAnswer
 from letterlock.services.legal.matter import Matter
-from letterlock.storage.legal_sqlite import LegalStore, LegalTxn, MatterRow
+from letterlock.services.legal.step_base import MatterSteps
+from letterlock.storage.legal_sqlite import LegalTxn, MatterRow
 
 HELD = "hold-enforcing-state"
 
@@ -60,35 +59,16 @@ def follow_up(previous: Decision, fresh: Decision) -> Decision:
                    deadlines=deadlines, transparency=transparency_bucket(outcomes))
 
 
-class EnforcingStateSteps:
+class EnforcingStateSteps(MatterSteps):
     """What the legal team records when a notified enforcing state answers, or its
     window passes."""
 
-    _store: LegalStore
-    _engine: PolicyEngine
-    _clock: Callable[[], datetime]
-
     # Provided by LegalService.
-    async def _recover(self) -> None:
-        raise NotImplementedError
-
-    async def show(self, matter_id: str) -> Matter:
-        raise NotImplementedError
-
     async def _load(self, row: MatterRow) -> Matter:
         raise NotImplementedError
 
     async def _evaluate(self, request: LegalRequest,
                         facts: dict[str, AccountFacts]) -> Decision:
-        raise NotImplementedError
-
-    def _log(self, txn: LegalTxn, kind: EventType, actor: str, request: LegalRequest,
-             matter: str, account: str | None = None,
-             details: Sequence[tuple[str, str]] = ()) -> None:
-        raise NotImplementedError
-
-    async def _commit(self, txn: LegalTxn, *, reveal: str | None = None,
-                      reseal: str | None = None) -> None:
         raise NotImplementedError
 
     async def _decide_or_propose(self, row: MatterRow, decision: Decision, actor: str, *,

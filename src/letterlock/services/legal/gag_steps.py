@@ -6,39 +6,20 @@ issuing authority decides when the user is told: ``lift_gag``, ``extend_gag`` an
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from letterlock.audit.events import EventType
 from letterlock.errors import InvalidInput, Refused
-from letterlock.policy import Decision, LegalRequest, PolicyEngine, format_time, parse_request
+from letterlock.policy import Decision, format_time, parse_request
 from letterlock.services.legal.matter import Matter
-from letterlock.storage.legal_sqlite import LegalStore, LegalTxn
+from letterlock.services.legal.step_base import MatterSteps
+from letterlock.storage.legal_sqlite import LegalTxn
 
 
-class GagSteps:
+class GagSteps(MatterSteps):
     """What the legal team does when an order's secrecy changes."""
 
-    _store: LegalStore
-    _engine: PolicyEngine
-    _clock: Callable[[], datetime]
-
     # Provided by LegalService.
-    async def _recover(self) -> None:
-        raise NotImplementedError
-
-    async def show(self, matter_id: str) -> Matter:
-        raise NotImplementedError
-
-    def _log(self, txn: LegalTxn, kind: EventType, actor: str, request: LegalRequest,
-             matter: str, account: str | None = None,
-             details: Sequence[tuple[str, str]] = ()) -> None:
-        raise NotImplementedError
-
-    async def _commit(self, txn: LegalTxn, *, reveal: str | None = None,
-                      reseal: str | None = None) -> None:
-        raise NotImplementedError
-
     async def _send_due_notices(self, now: datetime) -> int:
         raise NotImplementedError
 
