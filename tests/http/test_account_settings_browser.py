@@ -15,10 +15,10 @@ import pytest
 from chromium_driver import Page, browser_page, find_chromium, screenshot_dir
 
 from letterlock.app import App
-from letterlock.http.server import HttpServer
 from letterlock.services.mail.filters.junk_filing import junk_choice
 from letterlock.services.mail.filters.vacation_form import OWN_SCRIPT, read_section
 from support.env import PASSWORD
+from support.http_served import served_at
 
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(
@@ -34,12 +34,8 @@ TABS = {"Addresses": "/account/addresses", "Vacation": "/account/vacation", "Jun
 async def served(app: App) -> AsyncIterator[tuple[App, str]]:
     await app.accounts.create(BOB, "eu-dublin", PASSWORD)
     await app.addresses.add_alias(ALIAS, BOB)
-    server = HttpServer(app)
-    port = await server.start("127.0.0.1", 0)
-    try:
-        yield app, f"http://127.0.0.1:{port}"
-    finally:
-        await server.close()
+    async with served_at(app) as url:
+        yield app, url
 
 
 async def fits_a_phone(page: Page) -> int:

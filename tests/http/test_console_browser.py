@@ -14,7 +14,7 @@ from test_pages_a11y import _check, axe_source  # noqa: F401 - the fixture is us
 
 from letterlock.app import App
 from letterlock.http.console_auth import COOKIE
-from letterlock.http.server import HttpServer
+from support.http_served import served_at
 
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(
@@ -30,12 +30,8 @@ PAGES = ("/console", "/console/accounts", "/console/addresses", "/console/domain
 @pytest.fixture
 async def served(app: App) -> AsyncIterator[str]:
     await app.operators.add("root", "admin", PASSWORD, actor="test")
-    server = HttpServer(app)
-    port = await server.start("127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await server.close()
+    async with served_at(app) as url:
+        yield url
 
 
 async def test_an_admin_signs_in_and_creates_an_account(served: str, app: App,

@@ -18,9 +18,9 @@ from test_pages_a11y import _check, axe_source  # noqa: F401 - the fixture is us
 
 from letterlock import config as config_mod
 from letterlock.app import App
-from letterlock.http.server import HttpServer
 from letterlock.services.legal.production import verify_package
 from support.env import make_config
+from support.http_served import served_at
 
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(
@@ -34,12 +34,8 @@ def config(home: Path) -> config_mod.Config:
 @pytest.fixture
 async def served(app: App) -> AsyncIterator[str]:
     await populate(app)
-    server = HttpServer(app)
-    port = await server.start("127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await server.close()
+    async with served_at(app) as url:
+        yield url
 
 
 async def sign_in(page: Page, base: str, name: str) -> None:

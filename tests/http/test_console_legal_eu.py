@@ -4,17 +4,21 @@ matter page, by name, with clear refusals of bad input."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-from test_console_legal import FOUR_EYES, populate, request, switch, trail_of
+from test_console_legal import (  # noqa: F401 - site is a fixture
+    FOUR_EYES,
+    request,
+    site,
+    switch,
+    trail_of,
+)
 
 from letterlock import config as config_mod
 from letterlock.app import App
 from letterlock.audit.events import EventType
-from letterlock.http.server import make_api
 from support.env import make_config
 
 
@@ -23,16 +27,9 @@ def config(home: Path) -> config_mod.Config:
     return make_config(home, LETTERLOCK_LEGAL_OPERATOR_COUNTRY="IE", **FOUR_EYES)
 
 
-@pytest.fixture
-async def site(app: App) -> AsyncIterator[httpx.AsyncClient]:
-    await populate(app)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=make_api(app)),
-                                 base_url="http://letterlock.test") as c:
-        yield c
-
 
 async def test_the_enforcing_state_answer_is_recorded_from_the_console(
-        site: httpx.AsyncClient, app: App) -> None:
+        site: httpx.AsyncClient, app: App) -> None:  # noqa: F811
     """A European Production Order for a non-resident's content waits for the
     enforcing state; its refusal is recorded from the matter page (by name), and the
     policy rejects the held content (R14)."""

@@ -18,11 +18,11 @@ from test_console_operations import CAROL, CAROL_PW, maildir
 from test_pages_a11y import _check, axe_source  # noqa: F401 - the fixture is used
 
 from letterlock.app import App, initialise, open_app
-from letterlock.http.server import HttpServer
 from letterlock.services.accounts.setup import InitOptions
 from letterlock.services.mail import folder_transfer
 from support.cli import letterlock
 from support.env import make_config
+from support.http_served import served_at
 
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(
@@ -38,12 +38,8 @@ async def served(app: App) -> AsyncIterator[str]:
     ref, _code = await app.accounts.create(CAROL, "us-east", CAROL_PW)
     source = maildir(app.config.backup_root, "carol-old")
     await folder_transfer.import_tree(app.delivery, app.mailboxes, ref, source, audit=app.audit)
-    server = HttpServer(app)
-    port = await server.start("127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await server.close()
+    async with served_at(app) as url:
+        yield url
 
 
 async def sign_in(page: Page, served: str) -> None:

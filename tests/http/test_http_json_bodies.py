@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from letterlock.app import App
-from letterlock.http.server import HttpServer
+from support.http_served import served_at
 from support.tracebacks import assert_no_traceback
 
 PASSWORD = "operator password"
@@ -34,12 +34,8 @@ ROUTES = ["/api/operators", "/api/accounts/alice@example.test/move", "/api/legal
 @pytest.fixture
 async def base_url(app: App) -> AsyncIterator[str]:
     await app.operators.add("root", "admin", PASSWORD, actor="test")
-    server = HttpServer(app)
-    port = await server.start("127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await server.close()
+    async with served_at(app) as url:
+        yield url
 
 
 @pytest.mark.parametrize("route", ROUTES)

@@ -14,8 +14,8 @@ from chromium_driver import browser_page, find_chromium, screenshot_dir
 from letterlock.app import App
 from letterlock.audit.events import AuditEvent, EventType
 from letterlock.http.log_seen import COOKIE
-from letterlock.http.server import HttpServer
 from support.env import PASSWORD
+from support.http_served import served_at
 
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(
@@ -27,12 +27,8 @@ BOB = "bob@example.test"
 @pytest.fixture
 async def served(app: App) -> AsyncIterator[tuple[App, str]]:
     await app.accounts.create(BOB, "eu-dublin", PASSWORD)
-    server = HttpServer(app)
-    port = await server.start("127.0.0.1", 0)
-    try:
-        yield app, f"http://127.0.0.1:{port}"
-    finally:
-        await server.close()
+    async with served_at(app) as url:
+        yield app, url
 
 
 async def seen_cookie(page: object) -> dict[str, object] | None:

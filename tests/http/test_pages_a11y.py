@@ -15,10 +15,10 @@ from chromium_driver import Page, browser_page, find_chromium
 from test_pages_browser import BOB, legal_request
 
 from letterlock.app import App
-from letterlock.http.server import HttpServer
 from letterlock.services.transparency.report import Period
 from support import axe
 from support.env import PASSWORD
+from support.http_served import served_at
 
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(
@@ -58,12 +58,8 @@ async def served(app: App) -> AsyncIterator[str]:
         [ref])
     matter = await app.legal.file(legal_request(BOB), "lee")
     await app.legal.decide(matter.id, "lee")
-    server = HttpServer(app)
-    port = await server.start("127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await server.close()
+    async with served_at(app) as url:
+        yield url
 
 
 async def _check(page: Page, url: str, source: str) -> list[str]:

@@ -17,10 +17,10 @@ import pytest
 from chromium_driver import browser_page, find_chromium, run_chromium, screenshot_dir
 
 from letterlock.app import App
-from letterlock.http.server import HttpServer
 from letterlock.http.web_sessions import COOKIE
 from letterlock.services.transparency.report import Period
 from support.env import PASSWORD
+from support.http_served import served_at
 
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(
@@ -53,12 +53,8 @@ async def served(app: App) -> AsyncIterator[tuple[App, str]]:
             f"Message {i}.\r\n".encode(), [ref])
     matter = await app.legal.file(legal_request(BOB), "lee")
     await app.legal.decide(matter.id, "lee")
-    server = HttpServer(app)
-    port = await server.start("127.0.0.1", 0)
-    try:
-        yield app, f"http://127.0.0.1:{port}"
-    finally:
-        await server.close()
+    async with served_at(app) as url:
+        yield app, url
 
 
 async def test_login_browse_and_logout_in_chromium(served: tuple[App, str],

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from letterlock.app import App
-from letterlock.http.server import HttpServer
 from support.env import PASSWORD
+from support.http_served import served_at
 
 W3M = shutil.which("w3m")
 pytestmark = pytest.mark.skipif(W3M is None,
@@ -38,12 +38,8 @@ async def dump(target: str, home: Path) -> str:
 async def base(app: App) -> AsyncIterator[str]:
     ref, _ = await app.accounts.create(BOB, "us-east", PASSWORD)
     await app.delivery.deliver(b"From: a@example.org\r\nSubject: hi\r\n\r\nHi.\r\n", [ref])
-    server = HttpServer(app)
-    port = await server.start("127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await server.close()
+    async with served_at(app) as url:
+        yield url
 
 
 async def test_public_pages_as_text(base: str, tmp_path: Path) -> None:

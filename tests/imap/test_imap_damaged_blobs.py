@@ -39,6 +39,20 @@ def blob_place(imap: Imap, blob_id: str) -> tuple[Path, int, int]:
     return pack, offset, length
 
 
+def swap_blobs(imap: Imap, first_id: str, second_id: str) -> None:
+    """Exchange the stored bytes of two blobs of the same sealed length in place."""
+    (pack, first, length), (_, second, other) = (blob_place(imap, first_id),
+                                                 blob_place(imap, second_id))
+    assert length == other
+    fd = os.open(pack, os.O_RDWR)
+    try:
+        a, b = os.pread(fd, length, first), os.pread(fd, length, second)
+        os.pwrite(fd, b, first)
+        os.pwrite(fd, a, second)
+    finally:
+        os.close(fd)
+
+
 def damaged_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
     return [dict(r.ll_fields) for r in caplog.records  # type: ignore[attr-defined]
             if getattr(r, "ll_event", None) is LogEvent.MESSAGE_DAMAGED]
@@ -99,16 +113,7 @@ async def test_blobs_swapped_within_an_account_are_a_no_not_the_other_body(
         imap: Imap, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, EVENTS_LOGGER)
     rows = await append_three(imap)  # "body 0" and "body 1" seal to the same length
-    (pack, first, length), (_, second, other) = (blob_place(imap, rows[0][1]),
-                                                 blob_place(imap, rows[1][1]))
-    assert length == other
-    fd = os.open(pack, os.O_RDWR)
-    try:
-        a, b = os.pread(fd, length, first), os.pread(fd, length, second)
-        os.pwrite(fd, b, first)
-        os.pwrite(fd, a, second)
-    finally:
-        os.close(fd)
+    swap_blobs(imap, rows[0][1], rows[1][1])
     c = await imap.session("INBOX")
     lines = await c.command("f", "FETCH 1:2 (BODY.PEEK[])")
     assert lines == [b"f NO [CORRUPTION] Stored data of message UID 1,2 is missing or damaged"]

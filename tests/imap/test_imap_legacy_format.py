@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import pytest
 from imap_script import Imap
-from test_imap_damaged_blobs import blob_place, damaged_lines
+from test_imap_damaged_blobs import blob_place, damaged_lines, swap_blobs
 
 from letterlock.crypto import seal
 from letterlock.imap import views
@@ -131,16 +131,7 @@ async def test_a_data_directory_of_the_earlier_format_keeps_working(
     assert [line[:11] for line in lines[:-1]] == [b"* %d FETCH (" % u for u in (1, 2, 3, 4)]
 
     # Version 1's own protection holds: swapped old bodies are a NO, not each other.
-    (pack, first, length), (_, second, other) = blob_place(imap, blobs[0]), blob_place(
-        imap, blobs[1])
-    assert length == other
-    fd = os.open(pack, os.O_RDWR)
-    try:
-        a, b = os.pread(fd, length, first), os.pread(fd, length, second)
-        os.pwrite(fd, b, first)
-        os.pwrite(fd, a, second)
-    finally:
-        os.close(fd)
+    swap_blobs(imap, blobs[0], blobs[1])
     lines = await c.command("x", "UID FETCH 1:3 (BODY.PEEK[])")
     assert lines[-1] == b"x NO [CORRUPTION] Stored data of message UID 1,2 is missing or damaged"
     assert [(d["uid"], d["part"]) for d in damaged_lines(caplog)] == [(1, "body"), (2, "body")]
